@@ -1,0 +1,12 @@
+//! Campaign ("dialer") configuration: parameters, cause table, member input, calendar, gateways, callflow.
+//!
+//! Everything here is pure data and pure functions: no IO. The engine and the store consume these types;
+//! the API and the config loader produce them.
+
+pub mod causes;
+pub mod member;
+pub mod params;
+
+pub use causes::{CauseClass, CauseTable};
+pub use member::{CommunicationInput, MemberInput};
+pub use params::{LostAttempt, MemberOrder, NumberOrder};

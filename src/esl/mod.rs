@@ -1,0 +1,1 @@
+//! The FreeSWITCH Event Socket (ESL) protocol.

@@ -1,0 +1,12 @@
+//! fsdialer: an outbound auto-dialer engine for FreeSWITCH.
+//!
+//! The crate is organised by concern, following `ARCHITECTURE.md`:
+//! - [`esl`]: the FreeSWITCH Event Socket protocol (sans-IO frame parser, event decoding, async client).
+//! - [`sim`]: a simulated FreeSWITCH that speaks real ESL, for tests, the demo and load benchmarks.
+//! - [`store`]: the member queue (Redis sorted sets + Lua, and an in-process twin).
+//! - [`campaign`]: campaign configuration, validation, calendar math, cause table, callflow AST.
+//! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
+//! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
+
+pub mod campaign;
+pub mod esl;
