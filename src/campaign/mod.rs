@@ -6,7 +6,9 @@
 pub mod causes;
 pub mod member;
 pub mod params;
+pub mod schedule;
 
 pub use causes::{CauseClass, CauseTable};
 pub use member::{CommunicationInput, MemberInput};
 pub use params::{LostAttempt, MemberOrder, NumberOrder};
+pub use schedule::Schedule;
