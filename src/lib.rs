@@ -9,4 +9,5 @@
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
 
 pub mod campaign;
+pub mod engine;
 pub mod esl;

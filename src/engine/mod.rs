@@ -1,0 +1,5 @@
+//! The dialing engine: claim → originate → track → classify → reschedule.
+//!
+//! - [`originate`]: the originate command for one attempt, with escaping member data cannot break.
+
+pub mod originate;
