@@ -3,12 +3,16 @@
 //! Everything here is pure data and pure functions: no IO. The engine and the store consume these types;
 //! the API and the config loader produce them.
 
+pub mod calendar;
 pub mod causes;
+pub mod error;
 pub mod member;
 pub mod params;
 pub mod schedule;
 
+pub use calendar::{Calendar, CalendarSchedule};
 pub use causes::{CauseClass, CauseTable};
+pub use error::{FieldError, FieldErrors};
 pub use member::{CommunicationInput, MemberInput};
 pub use params::{LostAttempt, MemberOrder, NumberOrder};
 pub use schedule::Schedule;
