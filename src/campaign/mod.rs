@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod causes;
 pub mod error;
+pub mod gateway;
 pub mod member;
 pub mod params;
 pub mod schedule;
@@ -13,6 +14,7 @@ pub mod schedule;
 pub use calendar::{Calendar, CalendarSchedule};
 pub use causes::{CauseClass, CauseTable};
 pub use error::{FieldError, FieldErrors};
+pub use gateway::{Gateway, Gateways, Route, RouteError, ValidGateway};
 pub use member::{CommunicationInput, MemberInput};
 pub use params::{LostAttempt, MemberOrder, NumberOrder};
 pub use schedule::Schedule;
