@@ -757,8 +757,11 @@ mod tests {
                 1_743_206_400i64..1_743_465_600,
                 1_761_955_200i64..1_762_214_400,
             ],
+            // Optional calendar start / end, as offsets in seconds from `at`.
+            prop::option::weighted(0.2, -3_000_000i64..3_000_000),
+            prop::option::weighted(0.2, 1i64..6_000_000),
         )
-            .prop_map(|(cal_tz, member_tz, accept, except, at)| {
+            .prop_map(|(cal_tz, member_tz, accept, except, at, start, length)| {
                 let except = except
                     .into_iter()
                     .map(|(n, repeat_yearly)| ExceptDate {
@@ -766,13 +769,19 @@ mod tests {
                         repeat_yearly,
                     })
                     .collect();
-                let c = sched(ZONES[cal_tz], accept.clone(), except);
-                (
-                    c,
-                    accept,
-                    tz(ZONES[member_tz]),
-                    DateTime::from_timestamp(at, 0).unwrap(),
-                )
+                let at = DateTime::from_timestamp(at, 0).unwrap();
+                let start = start.map(|s| at + Duration::seconds(s));
+                let end = length.map(|l| start.unwrap_or(at) + Duration::seconds(l));
+                let c = Calendar {
+                    timezone: ZONES[cal_tz].into(),
+                    accept: accept.clone(),
+                    except,
+                    start,
+                    end,
+                }
+                .compile()
+                .unwrap();
+                (c, accept, tz(ZONES[member_tz]), at)
             })
     }
 
