@@ -160,7 +160,8 @@ impl CalendarSchedule {
         let at = match self.start {
             Some(start) if start > at => start,
             _ => at,
-        };
+        }
+        .max(first_supported_instant());
         if self.end.is_some_and(|end| at >= end) {
             return None;
         }
@@ -301,6 +302,14 @@ fn find_transition(tz: Tz, lo: DateTime<Utc>, hi: DateTime<Utc>, before: i32) ->
         }
     }
     DateTime::from_timestamp(hi, 0).expect("a valid instant")
+}
+
+/// The first instant of the supported years: earlier instants are never allowed.
+fn first_supported_instant() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1)
+        .expect("a valid date")
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
 }
 
 /// A lower bound of every instant whose local date is `day` or later, whatever the timezone.
@@ -704,6 +713,10 @@ mod tests {
             .compile()
             .unwrap();
         assert_eq!(c.next_allowed(None, DateTime::<Utc>::MAX_UTC), None);
+        assert_eq!(
+            c.next_allowed(None, DateTime::<Utc>::MIN_UTC),
+            Some(t("1900-01-01T00:00:00Z"))
+        );
         assert_eq!(c.allowed_until(None, DateTime::<Utc>::MIN_UTC), None);
         assert!(!c.is_allowed_in(tz("UTC"), DateTime::<Utc>::MAX_UTC));
     }

@@ -199,9 +199,7 @@ mod tests {
 
     #[test]
     fn unknown_timezone_is_refused_with_its_name() {
-        let mut c = Calendar::always_open("Europe/Kiev2");
-        c.timezone = "Europe/Kiev2".into();
-        let err = c.compile().unwrap_err();
+        let err = Calendar::always_open("Europe/Kiev2").compile().unwrap_err();
         assert_eq!(
             err.0[0].to_string(),
             "timezone: unknown timezone \"Europe/Kiev2\" (expected an IANA name like \"Europe/Kyiv\")"
