@@ -698,6 +698,12 @@ mod tests {
     }
 
     #[test]
+    fn valid_campaign_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<ValidCampaign>();
+    }
+
+    #[test]
     fn new_ids_look_like_webitel_ids_and_validate() {
         let id = new_campaign_id();
         assert_eq!(id.len(), 24);
