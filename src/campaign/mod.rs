@@ -3,12 +3,22 @@
 //! Everything here is pure data and pure functions: no IO. The engine and the store consume these types;
 //! the API and the config loader produce them.
 
+pub mod calendar;
+pub mod callflow;
 pub mod causes;
+pub mod config;
+pub mod error;
+pub mod gateway;
 pub mod member;
 pub mod params;
 pub mod schedule;
 
-pub use causes::{CauseClass, CauseTable};
+pub use calendar::{AcceptWindow, Calendar, CalendarSchedule, ExceptDate};
+pub use callflow::{Callflow, Expr, Step, Template};
+pub use causes::{CauseClass, CauseLists, CauseTable};
+pub use config::{CampaignConfig, ConfigError, ValidCampaign, effective_class, new_campaign_id};
+pub use error::{FieldError, FieldErrors};
+pub use gateway::{Gateway, Gateways, Route, RouteError, ValidGateway};
 pub use member::{CommunicationInput, MemberInput};
 pub use params::{LostAttempt, MemberOrder, NumberOrder};
 pub use schedule::Schedule;

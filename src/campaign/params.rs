@@ -35,3 +35,15 @@ pub enum LostAttempt {
     Minus,
     Error,
 }
+
+impl LostAttempt {
+    /// The cause class an attempt lost this way counts as.
+    pub fn class(self) -> crate::campaign::CauseClass {
+        use crate::campaign::CauseClass;
+        match self {
+            LostAttempt::Retry => CauseClass::Retry,
+            LostAttempt::Minus => CauseClass::Minus,
+            LostAttempt::Error => CauseClass::Error,
+        }
+    }
+}

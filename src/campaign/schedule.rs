@@ -14,7 +14,10 @@ pub trait Schedule: Send + Sync {
     fn next_allowed(&self, tz: Option<&str>, at: DateTime<Utc>) -> Option<DateTime<Utc>>;
 
     /// If `at` is allowed for `tz`, the instant (exclusive) at which the allowed stretch containing `at` ends;
-    /// `None` if `at` is not allowed.
+    /// `None` if `at` is not allowed. Every instant in `[at, result)` is allowed. An implementation may report a
+    /// very long stretch as ending early (the campaign calendar follows a stretch for at most
+    /// [`ALLOWED_UNTIL_LOOKAHEAD_DAYS`](crate::campaign::calendar::ALLOWED_UNTIL_LOOKAHEAD_DAYS)): callers ask
+    /// again when it is reached.
     fn allowed_until(&self, tz: Option<&str>, at: DateTime<Utc>) -> Option<DateTime<Utc>>;
 }
 

@@ -1,0 +1,721 @@
+//! A whole campaign's configuration (SPEC §2): loading it from TOML or JSON and validating it into a
+//! [`ValidCampaign`].
+//!
+//! [`CampaignConfig`] is the document as written — what the API receives and returns, what a config file holds.
+//! [`CampaignConfig::validate`] checks every field and builds everything the engine needs up front (cause table,
+//! calendar schedule, compiled gateway regexes and templates, callflow tree, channel variables as strings). It
+//! either returns a complete [`ValidCampaign`] or every problem found, each with its field path
+//! (`gateways[1].pattern: invalid regex: ...`, `limit: must be >= 1`); nothing half-built escapes, so a campaign
+//! that exists in the engine is a campaign that passed validation.
+//!
+//! Unknown fields are refused at load time (a misspelt `wait_between_retry_sec` would otherwise be silently
+//! ignored and the default used); load errors carry the field path too (`gateways[0].limit: invalid type ...`).
+
+use super::calendar::{Calendar, CalendarSchedule};
+use super::callflow::{Callflow, is_channel_var_name};
+use super::causes::{CauseClass, CauseLists, CauseTable, CauseTableError};
+use super::error::{FieldError, FieldErrors};
+use super::gateway::{Gateway, Gateways};
+use super::params::{LostAttempt, MemberOrder, NumberOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Longest campaign id accepted.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Channel variables a campaign may not set: the engine owns them (attempt identity and ring time).
+pub const RESERVED_VARIABLES: &[&str] = &["origination_uuid", "originate_timeout"];
+/// Prefix of the engine's own channel variables (`dlr_campaign_id`, `dlr_member_id`, `dlr_attempt`).
+pub const RESERVED_VARIABLE_PREFIX: &str = "dlr_";
+
+fn default_limit() -> u32 {
+    10
+}
+fn default_wait_between_retries_sec() -> u64 {
+    60
+}
+fn default_max_tries() -> u32 {
+    5
+}
+fn default_originate_timeout_sec() -> u32 {
+    30
+}
+
+/// A campaign as written, with the defaults of SPEC §2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Client-visible id (`571f2e2e6ea6478aba60581a`): letters, digits, `_`, `-`. Required by
+    /// [`validate`](Self::validate); the API fills it with [`new_campaign_id`] on creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    /// Max simultaneous calls of this campaign, across all engine nodes.
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+    /// Delay before a member is tried again after Retry or Minus.
+    #[serde(default = "default_wait_between_retries_sec")]
+    pub wait_between_retries_sec: u64,
+    /// Counted attempts after which a member ends with `MAX_TRY_COUNT`.
+    #[serde(default = "default_max_tries")]
+    pub max_tries: u32,
+    /// An answered OK call counts as success only if talk time is at least this.
+    #[serde(default)]
+    pub min_success_duration_sec: u64,
+    /// Ring time before FreeSWITCH gives up (`originate_timeout`).
+    #[serde(default = "default_originate_timeout_sec")]
+    pub originate_timeout_sec: u32,
+    #[serde(default)]
+    pub causes: CauseLists,
+    /// Max new calls per second for the campaign; none = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cps: Option<f64>,
+    #[serde(default)]
+    pub member_order: MemberOrder,
+    #[serde(default)]
+    pub number_order: NumberOrder,
+    /// Count `max_tries` per number instead of per member.
+    #[serde(default)]
+    pub tries_per_number: bool,
+    /// Never complete when the queue is empty; wait for new members.
+    #[serde(default)]
+    pub eternal: bool,
+    /// Channel variables added to every call: scalars only.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
+    /// Steps run on the answered call (SPEC §7), as JSON; none = the call is parked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callflow: Option<Value>,
+    #[serde(default)]
+    pub lost_attempt: LostAttempt,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<Calendar>,
+    #[serde(default)]
+    pub gateways: Vec<Gateway>,
+}
+
+/// Why a campaign could not be loaded or validated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not valid TOML/JSON, or a field has the wrong type or an unknown name.
+    #[error("{format}: {}", FieldError::new(.path.clone(), .message.clone()))]
+    Syntax {
+        format: &'static str,
+        /// Field path, empty when the problem is not inside a field.
+        path: String,
+        message: String,
+    },
+    /// The document reads fine but some values are not acceptable.
+    #[error("{0}")]
+    Invalid(FieldErrors),
+}
+
+impl ConfigError {
+    /// Every problem as (path, message), for API error bodies.
+    pub fn problems(&self) -> Vec<FieldError> {
+        match self {
+            ConfigError::Syntax { path, message, .. } => {
+                vec![FieldError::new(path.clone(), message.clone())]
+            }
+            ConfigError::Invalid(all) => all.0.clone(),
+        }
+    }
+}
+
+fn syntax_error<E: std::fmt::Display>(
+    format: &'static str,
+    e: serde_path_to_error::Error<E>,
+) -> ConfigError {
+    let path = e.path().to_string();
+    // serde_path_to_error writes "." for the root and "?" when it could not tell.
+    let path = if path == "." || path == "?" {
+        String::new()
+    } else {
+        path
+    };
+    ConfigError::Syntax {
+        format,
+        path,
+        message: e.into_inner().to_string().trim_end().to_string(),
+    }
+}
+
+/// A fresh campaign id: 24 lowercase hex digits from a random UUID, like `571f2e2e6ea6478aba60581a`.
+pub fn new_campaign_id() -> String {
+    let mut id = uuid::Uuid::new_v4().simple().to_string();
+    id.truncate(24);
+    id
+}
+
+impl CampaignConfig {
+    /// Reads a campaign from TOML text (a config file).
+    pub fn from_toml_str(text: &str) -> Result<CampaignConfig, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+            format: "TOML",
+            path: String::new(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| syntax_error("TOML", e))
+    }
+
+    /// Reads a campaign from JSON text (an API body).
+    pub fn from_json_str(text: &str) -> Result<CampaignConfig, ConfigError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let config: CampaignConfig =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| syntax_error("JSON", e))?;
+        de.end().map_err(|e| ConfigError::Syntax {
+            format: "JSON",
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Reads a campaign from an already parsed JSON value.
+    pub fn from_json_value(value: Value) -> Result<CampaignConfig, ConfigError> {
+        serde_path_to_error::deserialize(value).map_err(|e| syntax_error("JSON", e))
+    }
+
+    /// Checks every field and builds the engine's view of the campaign. All problems are reported together.
+    pub fn validate(&self) -> Result<ValidCampaign, ConfigError> {
+        let mut errors: Vec<FieldError> = Vec::new();
+
+        match &self.id {
+            None => errors.push(FieldError::new(
+                "id",
+                "missing (a campaign needs a stable id)",
+            )),
+            Some(id) if id.is_empty() || id.len() > MAX_ID_LEN => errors.push(FieldError::new(
+                "id",
+                format!("must be 1 to {MAX_ID_LEN} characters, got {}", id.len()),
+            )),
+            Some(id)
+                if !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                errors.push(FieldError::new(
+                    "id",
+                    format!("{id:?}: only ASCII letters, digits, _ and - are allowed"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if self.name.trim().is_empty() {
+            errors.push(FieldError::new("name", "must not be empty"));
+        }
+        if self.limit < 1 {
+            errors.push(FieldError::new("limit", "must be >= 1"));
+        }
+        if self.max_tries < 1 {
+            errors.push(FieldError::new("max_tries", "must be >= 1"));
+        }
+        if !(1..=3600).contains(&self.originate_timeout_sec) {
+            errors.push(FieldError::new(
+                "originate_timeout_sec",
+                format!("must be 1 to 3600, got {}", self.originate_timeout_sec),
+            ));
+        }
+        if let Some(cps) = self.cps
+            && !(cps.is_finite() && cps > 0.0)
+        {
+            errors.push(FieldError::new(
+                "cps",
+                format!("must be a number > 0 (leave it out for unlimited), got {cps}"),
+            ));
+        }
+
+        let causes = CauseTable::new(&self.causes)
+            .map_err(|e| errors.push(cause_error(e)))
+            .ok();
+        let variables = channel_variables(&self.variables)
+            .map_err(|e| errors.extend(e.0))
+            .ok();
+        let calendar = match &self.calendar {
+            None => {
+                errors.push(FieldError::new(
+                    "calendar",
+                    "missing (give at least {timezone, accept: [{weekday, start_min, end_min}]})",
+                ));
+                None
+            }
+            Some(c) => c
+                .compile()
+                .map_err(|e| errors.extend(e.under("calendar").0))
+                .ok(),
+        };
+        let gateways = Gateways::compile(&self.gateways)
+            .map_err(|e| errors.extend(e.under("gateways").0))
+            .ok();
+        let callflow = match &self.callflow {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => Callflow::parse(v)
+                .map(Some)
+                .map_err(|e| errors.push(e.under("callflow")))
+                .ok(),
+        };
+
+        match (causes, variables, calendar, gateways, callflow) {
+            (Some(causes), Some(variables), Some(calendar), Some(gateways), Some(callflow))
+                if errors.is_empty() =>
+            {
+                Ok(ValidCampaign {
+                    config: self.clone(),
+                    causes,
+                    calendar,
+                    gateways,
+                    callflow,
+                    variables,
+                })
+            }
+            _ => Err(ConfigError::Invalid(FieldErrors(errors))),
+        }
+    }
+}
+
+fn cause_error(e: CauseTableError) -> FieldError {
+    match e {
+        CauseTableError::Unknown { list, index, name } => FieldError::new(
+            format!("causes.{list}[{index}]"),
+            format!("unknown hangup cause {name:?}"),
+        ),
+        CauseTableError::Duplicate {
+            list,
+            index,
+            name,
+            first,
+        } => FieldError::new(
+            format!("causes.{list}[{index}]"),
+            format!("{name:?} is already in causes.{first}"),
+        ),
+    }
+}
+
+/// Campaign variables as (name, value) strings: names must be channel variable names and not reserved, values
+/// scalars (numbers and booleans are written as JSON writes them).
+fn channel_variables(vars: &Map<String, Value>) -> Result<Vec<(String, String)>, FieldErrors> {
+    let mut out = Vec::with_capacity(vars.len());
+    let mut errors = Vec::new();
+    for (name, value) in vars {
+        let at = format!("variables.{name}");
+        if !is_channel_var_name(name) {
+            errors.push(FieldError::new(
+                at,
+                "bad variable name (ASCII letters, digits and _ only)",
+            ));
+            continue;
+        }
+        if RESERVED_VARIABLES.contains(&name.as_str()) || name.starts_with(RESERVED_VARIABLE_PREFIX)
+        {
+            errors.push(FieldError::new(
+                at,
+                "is set by the dialer itself (use originate_timeout_sec for the ring time)",
+            ));
+            continue;
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                };
+                errors.push(FieldError::new(
+                    at,
+                    format!("must be a string, number or boolean, got {kind}"),
+                ));
+                continue;
+            }
+        };
+        out.push((name.clone(), text));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(FieldErrors(errors))
+    }
+}
+
+/// The "ok but too short" rule of SPEC §4: an OK cause counts as OK only when the call was answered and talk
+/// time reached `min_success_duration_sec`; otherwise it is Retry. Other classes are the table's.
+pub fn effective_class(
+    table: &CauseTable,
+    cause: &str,
+    answered: bool,
+    talk_secs: u64,
+    min_success_duration_sec: u64,
+) -> CauseClass {
+    match table.classify(cause) {
+        CauseClass::Ok if answered && talk_secs >= min_success_duration_sec => CauseClass::Ok,
+        CauseClass::Ok => CauseClass::Retry,
+        other => other,
+    }
+}
+
+/// A campaign that passed validation, with everything compiled. Immutable: change the [`CampaignConfig`] and
+/// validate again.
+#[derive(Debug, Clone)]
+pub struct ValidCampaign {
+    config: CampaignConfig,
+    causes: CauseTable,
+    calendar: CalendarSchedule,
+    gateways: Gateways,
+    callflow: Option<Callflow>,
+    variables: Vec<(String, String)>,
+}
+
+impl ValidCampaign {
+    pub fn id(&self) -> &str {
+        self.config
+            .id
+            .as_deref()
+            .expect("validated campaigns have an id")
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The document as written (for the API to return, or to edit and validate again). Plain parameters
+    /// (`limit`, `max_tries`, `member_order`...) are read from here.
+    pub fn config(&self) -> &CampaignConfig {
+        &self.config
+    }
+
+    pub fn into_config(self) -> CampaignConfig {
+        self.config
+    }
+
+    pub fn causes(&self) -> &CauseTable {
+        &self.causes
+    }
+
+    /// The calendar, queried through [`Schedule`](super::Schedule).
+    pub fn calendar(&self) -> &CalendarSchedule {
+        &self.calendar
+    }
+
+    pub fn gateways(&self) -> &Gateways {
+        &self.gateways
+    }
+
+    /// The callflow, `None` when the campaign has none (calls are parked).
+    pub fn callflow(&self) -> Option<&Callflow> {
+        self.callflow.as_ref().filter(|c| !c.is_empty())
+    }
+
+    /// The campaign's channel variables, as strings, in the order written.
+    pub fn channel_variables(&self) -> &[(String, String)] {
+        &self.variables
+    }
+
+    /// The class of an attempt that ended with hangup `cause` (SPEC §4, with the "ok but too short" rule).
+    pub fn effective_class(&self, cause: &str, answered: bool, talk_secs: u64) -> CauseClass {
+        effective_class(
+            &self.causes,
+            cause,
+            answered,
+            talk_secs,
+            self.config.min_success_duration_sec,
+        )
+    }
+
+    /// The class of an attempt whose outcome can never be known (`lost_attempt`).
+    pub fn lost_attempt_class(&self) -> CauseClass {
+        self.config.lost_attempt.class()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::Schedule;
+    use serde_json::json;
+
+    fn minimal() -> Value {
+        json!({
+            "id": "571f2e2e6ea6478aba60581a",
+            "name": "Debt reminder",
+            "calendar": {"timezone": "Europe/Kyiv", "accept": [{"weekday": 1, "start_min": 540, "end_min": 1080}]},
+            "gateways": [{"name": "gw1", "pattern": "^(\\d+)$", "dial_string": "sofia/gateway/gw1/$1"}]
+        })
+    }
+
+    fn with(mut base: Value, patch: Value) -> Value {
+        for (k, v) in patch.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    }
+
+    fn invalid(v: Value) -> String {
+        CampaignConfig::from_json_value(v)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = CampaignConfig::from_json_value(minimal()).unwrap();
+        assert_eq!(c.limit, 10);
+        assert_eq!(c.wait_between_retries_sec, 60);
+        assert_eq!(c.max_tries, 5);
+        assert_eq!(c.min_success_duration_sec, 0);
+        assert_eq!(c.originate_timeout_sec, 30);
+        assert_eq!(c.causes, CauseLists::default());
+        assert_eq!(c.cps, None);
+        assert_eq!(c.member_order, MemberOrder::PriorityFirst);
+        assert_eq!(c.number_order, NumberOrder::ByPriority);
+        assert!(!c.tries_per_number && !c.eternal);
+        assert_eq!(c.lost_attempt, LostAttempt::Retry);
+        let v = c.validate().unwrap();
+        assert_eq!(v.id(), "571f2e2e6ea6478aba60581a");
+        assert!(v.callflow().is_none());
+        assert_eq!(v.lost_attempt_class(), CauseClass::Retry);
+    }
+
+    #[test]
+    fn every_parameter_reads_from_json() {
+        let v = with(
+            minimal(),
+            json!({
+                "limit": 3, "wait_between_retries_sec": 120, "max_tries": 2, "min_success_duration_sec": 10,
+                "originate_timeout_sec": 25, "cps": 2.5, "member_order": "strict_circuit",
+                "number_order": "top_down", "tries_per_number": true, "eternal": true,
+                "variables": {"campaign": "may", "n": 3, "vip": false},
+                "callflow": [{"answer": {}}], "lost_attempt": "minus",
+                "causes": {"ok": ["NORMAL_CLEARING"], "retry": [], "error": ["USER_BUSY"], "minus": []}
+            }),
+        );
+        let c = CampaignConfig::from_json_value(v)
+            .unwrap()
+            .validate()
+            .unwrap();
+        let cfg = c.config();
+        assert_eq!(
+            (cfg.limit, cfg.wait_between_retries_sec, cfg.max_tries),
+            (3, 120, 2)
+        );
+        assert_eq!(
+            (
+                cfg.min_success_duration_sec,
+                cfg.originate_timeout_sec,
+                cfg.cps
+            ),
+            (10, 25, Some(2.5))
+        );
+        assert_eq!(
+            (cfg.member_order, cfg.number_order),
+            (MemberOrder::StrictCircuit, NumberOrder::TopDown)
+        );
+        assert!(cfg.tries_per_number && cfg.eternal);
+        assert_eq!(c.lost_attempt_class(), CauseClass::Minus);
+        assert_eq!(c.causes().classify("USER_BUSY"), CauseClass::Error);
+        assert_eq!(
+            c.channel_variables(),
+            [
+                ("campaign".into(), "may".into()),
+                ("n".into(), "3".into()),
+                ("vip".into(), "false".into())
+            ]
+        );
+        assert_eq!(c.callflow().unwrap().steps().len(), 1);
+    }
+
+    #[test]
+    fn limit_below_one_is_refused() {
+        assert_eq!(
+            invalid(with(minimal(), json!({"limit": 0}))),
+            "limit: must be >= 1"
+        );
+    }
+
+    #[test]
+    fn unknown_timezone_is_refused_with_the_calendar_path() {
+        let e = invalid(with(
+            minimal(),
+            json!({"calendar": {"timezone": "Europe/Kiev2", "accept": [{"weekday": 1, "start_min": 0, "end_min": 60}]}}),
+        ));
+        assert!(
+            e.starts_with("calendar.timezone: unknown timezone \"Europe/Kiev2\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_gateway_regex_is_refused_with_its_index() {
+        let e = invalid(with(
+            minimal(),
+            json!({"gateways": [
+                {"name": "a", "pattern": "^1", "dial_string": "x/$0"},
+                {"name": "b", "pattern": "^(1", "dial_string": "x/$0"}]}),
+        ));
+        assert!(e.starts_with("gateways[1].pattern: invalid regex: "), "{e}");
+    }
+
+    #[test]
+    fn unknown_cause_is_refused_with_its_place() {
+        let e = invalid(with(
+            minimal(),
+            json!({"causes": {"error": ["UNALLOCATED_NUMBER", "NO_ROUTE", "GATEWAY_DOWN", "USER_BUSSY"]}}),
+        ));
+        assert_eq!(e, "causes.error[3]: unknown hangup cause \"USER_BUSSY\"");
+    }
+
+    #[test]
+    fn campaign_without_gateway_is_refused() {
+        let mut v = minimal();
+        v.as_object_mut().unwrap().remove("gateways");
+        assert_eq!(
+            invalid(v),
+            "gateways: no gateway: a campaign needs at least one"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together_and_nothing_is_built() {
+        let e = CampaignConfig::from_json_value(json!({
+            "limit": 0, "max_tries": 0, "originate_timeout_sec": 0, "cps": -1,
+            "variables": {"origination_uuid": "x", "dlr_member_id": "y", "bad name": 1, "obj": {}},
+            "callflow": [{"playback": {}}]
+        }))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        let paths: Vec<String> = e.problems().into_iter().map(|p| p.path).collect();
+        for want in [
+            "id",
+            "name",
+            "limit",
+            "max_tries",
+            "originate_timeout_sec",
+            "cps",
+            "variables.origination_uuid",
+            "variables.dlr_member_id",
+            "variables.bad name",
+            "variables.obj",
+            "calendar",
+            "gateways",
+            "callflow[0].playback",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "no {want} in {paths:?}");
+        }
+    }
+
+    #[test]
+    fn load_errors_name_the_field() {
+        let e = CampaignConfig::from_json_str(r#"{"name":"x","gateways":[{"name":"a","pattern":"1","dial_string":"x","limit":"many"}]}"#)
+            .unwrap_err();
+        let ConfigError::Syntax { path, message, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(path, "gateways[0].limit");
+        assert!(message.contains("invalid type"), "{message}");
+        let e = CampaignConfig::from_json_str(r#"{"name":"x","wait_between_retry_sec":5}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown field `wait_between_retry_sec`"),
+            "{e}"
+        );
+        let e = CampaignConfig::from_toml_str("name = \"x\"\nlimit = \"ten\"\n").unwrap_err();
+        let ConfigError::Syntax { path, format, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((*format, path.as_str()), ("TOML", "limit"));
+        assert!(CampaignConfig::from_toml_str("name = ").is_err());
+        assert!(CampaignConfig::from_json_str("{} x").is_err());
+    }
+
+    #[test]
+    fn json_round_trip_keeps_the_document() {
+        let c = CampaignConfig::from_json_value(with(
+            minimal(),
+            json!({"cps": 5.0, "callflow": [{"answer": {}}]}),
+        ))
+        .unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(CampaignConfig::from_json_str(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn ok_counts_only_when_answered_long_enough() {
+        let mut c = CampaignConfig::from_json_value(minimal()).unwrap();
+        c.min_success_duration_sec = 10;
+        let v = c.validate().unwrap();
+        assert_eq!(
+            v.effective_class("NORMAL_CLEARING", true, 10),
+            CauseClass::Ok
+        );
+        assert_eq!(
+            v.effective_class("NORMAL_CLEARING", true, 9),
+            CauseClass::Retry
+        );
+        assert_eq!(
+            v.effective_class("NORMAL_CLEARING", false, 0),
+            CauseClass::Retry
+        );
+        assert_eq!(v.effective_class("USER_BUSY", false, 0), CauseClass::Retry);
+        assert_eq!(
+            v.effective_class("UNALLOCATED_NUMBER", false, 0),
+            CauseClass::Error
+        );
+        assert_eq!(
+            v.effective_class("NORMAL_TEMPORARY_FAILURE", true, 100),
+            CauseClass::Minus
+        );
+    }
+
+    #[test]
+    fn with_zero_minimum_an_answered_ok_call_of_zero_seconds_is_ok() {
+        let v = CampaignConfig::from_json_value(minimal())
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(
+            v.effective_class("NORMAL_CLEARING", true, 0),
+            CauseClass::Ok
+        );
+    }
+
+    #[test]
+    fn calendar_is_queryable_as_a_schedule() {
+        let v = CampaignConfig::from_json_value(minimal())
+            .unwrap()
+            .validate()
+            .unwrap();
+        let monday_noon_kyiv = "2025-06-02T09:00:00Z".parse().unwrap();
+        assert_eq!(
+            v.calendar().next_allowed(None, monday_noon_kyiv),
+            Some(monday_noon_kyiv)
+        );
+    }
+
+    #[test]
+    fn valid_campaign_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<ValidCampaign>();
+    }
+
+    #[test]
+    fn new_ids_look_like_webitel_ids_and_validate() {
+        let id = new_campaign_id();
+        assert_eq!(id.len(), 24);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, new_campaign_id());
+        let v = with(minimal(), json!({"id": id}));
+        assert!(
+            CampaignConfig::from_json_value(v)
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+        assert!(invalid(with(minimal(), json!({"id": "a b"}))).starts_with("id:"));
+    }
+}
