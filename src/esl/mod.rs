@@ -1,1 +1,16 @@
 //! The FreeSWITCH Event Socket (ESL) protocol.
+//!
+//! - [`header`]: the `Name: value` line grammar and percent-decoding (nom, streaming).
+//! - [`frame`]: the sans-IO frame parser: bytes in, complete frames (zero-copy) or "need more" out.
+//! - [`event`]: event-plain / event-json / event-xml bodies decoded to one [`Event`] type.
+//! - [`encode`]: writing frames and events exactly as FreeSWITCH does (used by the simulated switch).
+//! - [`command`]: client commands, parsed (by the simulated switch) and written (by the client).
+
+pub mod command;
+pub mod encode;
+pub mod event;
+pub mod frame;
+pub mod header;
+
+pub use event::{Event, EventError};
+pub use frame::{ContentType, Frame, FrameError, Layout, Limits, Status};
