@@ -11,3 +11,4 @@
 
 pub mod causes;
 pub mod originate;
+pub mod scenario;
