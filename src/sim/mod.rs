@@ -10,5 +10,6 @@
 //! `cli`). The model is driven by a clock so tests run in virtual time and the server in real (or sped-up) time.
 
 pub mod causes;
+pub mod model;
 pub mod originate;
 pub mod scenario;
