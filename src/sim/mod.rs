@@ -10,6 +10,8 @@
 //! `cli`). The model is driven by a clock so tests run in virtual time and the server in real (or sped-up) time.
 
 pub mod causes;
+pub mod cli;
 pub mod model;
 pub mod originate;
 pub mod scenario;
+pub mod server;
