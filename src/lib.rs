@@ -9,5 +9,6 @@
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
 
 pub mod campaign;
+pub mod engine;
 pub mod esl;
 pub mod sim;

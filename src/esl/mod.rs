@@ -5,8 +5,10 @@
 //! - [`event`]: event-plain / event-json / event-xml bodies decoded to one [`Event`] type.
 //! - [`encode`]: writing frames and events exactly as FreeSWITCH does (used by the simulated switch).
 //! - [`command`]: client commands, parsed (by the simulated switch) and written (by the client).
+//! - [`dump`]: `fsdialer esl parse`, a capture to JSON lines.
 
 pub mod command;
+pub mod dump;
 pub mod encode;
 pub mod event;
 pub mod frame;
