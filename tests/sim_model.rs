@@ -476,3 +476,69 @@ fn sync_api_originate_replies_when_answered() {
     assert_eq!(r.len(), 1);
     assert!(r[0].1.starts_with("+OK ") && r[0].1.ends_with('\n'));
 }
+
+#[test]
+fn play_and_get_digits_presses_the_scenario_digits_and_bridge_reaches_an_agent() {
+    let scenario = Scenario::from_toml("[[rule]]\nmatch = \"^1555\"\ntalk_ms = 60000\ndigits = \"42#\"\n[[rule]]\nmatch = \"^agent\"\ntalk_ms = 5000\n").unwrap();
+    let mut sw = Switch::new(Config::default(), scenario, T0);
+    let uuid = "11111111-0000-4000-8000-000000000001";
+    sw.bgapi(
+        T0,
+        "originate",
+        &format!("{{origination_uuid={uuid}}}sofia/gateway/gw/15551234 &park"),
+        "job",
+        "",
+    );
+    let headers = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    sw.sendmsg(
+        T0 + 1000,
+        uuid,
+        &headers(&[
+            ("call-command", "execute"),
+            ("execute-app-name", "play_and_get_digits"),
+            (
+                "execute-app-arg",
+                "1 5 3 5000 # silence_stream://500 silence_stream://250 dlr_digits \\d+",
+            ),
+        ]),
+    )
+    .unwrap();
+    sw.advance(T0 + 2_000_000);
+    let ev = sw.take_events();
+    let dtmf: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("DTMF"))
+        .map(|e| e.get("DTMF-Digit").unwrap().to_string())
+        .collect();
+    assert_eq!(dtmf, vec!["4", "2", "#"]);
+    assert_eq!(sw.channel(uuid).unwrap().vars.get("dlr_digits"), Some("42"));
+    sw.sendmsg(
+        T0 + 2_000_000,
+        uuid,
+        &headers(&[
+            ("call-command", "execute"),
+            ("execute-app-name", "bridge"),
+            ("execute-app-arg", "sofia/gateway/gw/agent_7"),
+        ]),
+    )
+    .unwrap();
+    let ev = sw.take_events();
+    assert!(
+        ev.iter().any(|e| e.name() == Some("CHANNEL_BRIDGE")),
+        "bridged"
+    );
+    // The agent hangs up after 5 s: both legs end.
+    sw.advance(T0 + 8_000_000);
+    let ev = sw.take_events();
+    let hc: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .collect();
+    assert_eq!(hc.len(), 2);
+    assert_eq!(sw.channel_count(), 0);
+}

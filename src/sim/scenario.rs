@@ -500,3 +500,35 @@ mod tests {
         assert!(Scenario::from_toml("bogus = 1\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod example_file_tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_scenario_loads_and_decides() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sim/example_scenario.toml"
+        ));
+        let mut s = Scenario::from_file(path).unwrap();
+        assert!(matches!(
+            s.outcome("answer_2"),
+            Outcome::Answer {
+                talk_ms: Some(2000),
+                ..
+            }
+        ));
+        assert!(matches!(s.outcome("15551234"), Outcome::Answer { digits, .. } if digits == "1#"));
+        assert_eq!(
+            s.outcome("1666"),
+            Outcome::Reject {
+                ring_ms: 2000,
+                cause: "USER_BUSY".into()
+            }
+        );
+        assert_eq!(s.outcome("1777"), Outcome::Ring { ms: None });
+        let e = Scenario::from_file(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.toml"));
+    }
+}
