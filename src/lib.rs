@@ -11,3 +11,4 @@
 pub mod campaign;
 pub mod engine;
 pub mod esl;
+pub mod sim;

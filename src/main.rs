@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
+    Sim(fsdialer::sim::cli::SimArgs),
     /// FreeSWITCH Event Socket tools.
     Esl {
         #[command(subcommand)]
@@ -80,10 +82,17 @@ fn esl_parse(input: PathBuf, max_frame: usize) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(fsdialer::sim::cli::run(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Sim(args) => sim(args),
         Command::Esl {
             command:
                 EslCommand::Parse {

@@ -1,0 +1,654 @@
+//! Dialplan applications on simulated channels, and the api commands a dialer uses.
+//!
+//! Applications run on the answered originated channel (from `&app(args)` or `sendmsg … execute`) and on the
+//! loopback b-leg's dialplan. Each emits CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE with `Application`,
+//! `Application-Data`, `Application-UUID` (and `Application-Response` on completion) like `switch_core_session_exec`;
+//! timed ones (playback, sleep, play_and_get_digits) complete from a timer. api reply texts are the real ones
+//! from `fixtures/esl/api_replies.bin`.
+
+use super::{Activity, Call, Channel, Requester, Switch, Timer, new_uuid};
+use crate::sim::originate::atoi;
+use crate::sim::scenario::Outcome;
+
+const EXEC: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2944);
+const EXEC_DONE: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2967);
+
+impl Switch {
+    /// Starts an application on the b-leg's dialplan (or nowhere for a single-channel call).
+    pub(super) fn dialplan_app_start(
+        &mut self,
+        uuid: Option<&str>,
+        app: &str,
+        arg: &str,
+        playback: bool,
+    ) {
+        let Some(uuid) = uuid else { return };
+        let app_uuid = new_uuid();
+        self.begin_app(uuid, app, arg, &app_uuid, playback);
+    }
+
+    /// Completes the b-leg's current application.
+    pub(super) fn dialplan_app_end(&mut self, uuid: Option<&str>) {
+        if let Some(uuid) = uuid {
+            self.finish_app(uuid, "");
+        }
+    }
+
+    fn begin_app(&mut self, uuid: &str, app: &str, arg: &str, app_uuid: &str, playback: bool) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        if ch.last_app.is_none() {
+            let u = ch.uuid.clone();
+            ch.vars.add("call_uuid", &u);
+        }
+        if ch.vars.get("current_application").is_none() {
+            ch.vars.add("current_application", app);
+            ch.vars.add("current_application_data", arg);
+        } else {
+            ch.vars.add("current_application_data", arg);
+            ch.vars.add("current_application", app);
+        }
+        ch.last_app = Some((app.to_string(), arg.to_string()));
+        if app == "set"
+            && let Some((k, v)) = arg.split_once('=')
+        {
+            ch.vars.add(k, v);
+        }
+        ch.activity = Activity::Running {
+            app: app.into(),
+            arg: arg.into(),
+            app_uuid: app_uuid.into(),
+            playback,
+        };
+        let mut post = vec![("Application", app)];
+        if !arg.is_empty() {
+            post.push(("Application-Data", arg));
+        }
+        post.push(("Application-UUID", app_uuid));
+        self.fire("CHANNEL_EXECUTE", uuid, EXEC, &[], &post);
+        if playback {
+            self.fire(
+                "PLAYBACK_START",
+                uuid,
+                ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
+                &[],
+                &[("Playback-File-Path", arg)],
+            );
+        }
+    }
+
+    fn finish_app(&mut self, uuid: &str, response: &str) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        let Activity::Running {
+            app,
+            arg,
+            app_uuid,
+            playback,
+        } = std::mem::replace(&mut ch.activity, Activity::Idle)
+        else {
+            return;
+        };
+        if playback {
+            let ms = arg
+                .strip_prefix("silence_stream://")
+                .map(|m| atoi(m).max(0) as u64)
+                .unwrap_or(self.cfg.playback_ms);
+            ch.vars
+                .add("playback_last_offset_pos", &(ms * 8).to_string());
+            ch.vars.add("playback_seconds", &(ms / 1000).to_string());
+            ch.vars.add("playback_ms", &ms.to_string());
+            ch.vars.add("playback_samples", &(ms * 8).to_string());
+            self.fire(
+                "PLAYBACK_STOP",
+                uuid,
+                ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
+                &[],
+                &[("Playback-File-Path", &arg), ("Playback-Status", "done")],
+            );
+        }
+        let mut post = vec![("Application", app.as_str())];
+        if !arg.is_empty() {
+            post.push(("Application-Data", arg.as_str()));
+        }
+        let resp = if response.is_empty() {
+            "_none_"
+        } else {
+            response
+        };
+        post.push(("Application-Response", resp));
+        post.push(("Application-UUID", app_uuid.as_str()));
+        self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+    }
+
+    /// What a channel's running application does when the channel hangs up.
+    pub(super) fn teardown(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        match std::mem::replace(&mut ch.activity, Activity::Idle) {
+            Activity::Parked => {
+                self.fire(
+                    "CHANNEL_UNPARK",
+                    uuid,
+                    ("switch_ivr.c", "switch_ivr_park", 1213),
+                    &[],
+                    &[],
+                );
+                let post = [("Application", "park"), ("Application-Response", "_none_")];
+                self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+            }
+            running @ Activity::Running { .. } => {
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.activity = running;
+                }
+                self.finish_app(uuid, "");
+            }
+            Activity::Bridged { app_uuid, arg } => {
+                let post = [
+                    ("Application", "bridge"),
+                    ("Application-Data", arg.as_str()),
+                    ("Application-Response", "_none_"),
+                    ("Application-UUID", app_uuid.as_str()),
+                ];
+                self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+            }
+            Activity::Idle => {}
+        }
+    }
+
+    /// Runs an application on a live channel (`&app(args)` or `sendmsg` execute).
+    pub fn execute(&mut self, uuid: &str, app: &str, arg: &str, app_uuid: Option<&str>) {
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        if ch.hanging_up {
+            return;
+        }
+        let parked = ch.activity == Activity::Parked;
+        if matches!(
+            ch.activity,
+            Activity::Running { .. } | Activity::Bridged { .. }
+        ) {
+            // A busy channel: FreeSWITCH queues; the simulator runs it when the current app ends — keep it simple
+            // and interrupt nothing: the application is refused with an error response.
+            let au = app_uuid.map(str::to_string).unwrap_or_else(new_uuid);
+            let post = [
+                ("Application", app),
+                ("Application-Data", arg),
+                ("Application-Response", "-ERR busy"),
+                ("Application-UUID", au.as_str()),
+            ];
+            self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+            return;
+        }
+        let au = app_uuid.map(str::to_string).unwrap_or_else(new_uuid);
+        let app_l = app.to_ascii_lowercase();
+        match app_l.as_str() {
+            "park" => {
+                self.begin_app(uuid, "park", arg, &au, false);
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.activity = Activity::Parked;
+                }
+                self.fire(
+                    "CHANNEL_PARK",
+                    uuid,
+                    ("switch_ivr.c", "switch_ivr_park", 1002),
+                    &[],
+                    &[],
+                );
+            }
+            "answer" | "pre_answer" => {
+                self.begin_app(uuid, &app_l, arg, &au, false);
+                if app_l == "answer" && self.channels.get(uuid).is_some_and(|c| c.answered_us == 0)
+                {
+                    self.mark_answered(uuid);
+                }
+                self.finish_app(uuid, "");
+            }
+            "set" | "export" | "record_session" | "ring_ready" | "log" | "info" | "event" => {
+                self.begin_app(uuid, &app_l, arg, &au, false);
+                if app_l == "export"
+                    && let Some((k, v)) = arg.split_once('=')
+                    && let Some(ch) = self.channels.get_mut(uuid)
+                {
+                    ch.vars.add(k, v);
+                }
+                if app_l == "record_session" {
+                    if let Some(ch) = self.channels.get_mut(uuid) {
+                        ch.vars.add("record_session_path", arg);
+                    }
+                    self.fire(
+                        "RECORD_START",
+                        uuid,
+                        ("switch_ivr_async.c", "record_callback", 1218),
+                        &[],
+                        &[("Record-File-Path", arg)],
+                    );
+                }
+                self.finish_app(uuid, "");
+                if parked {
+                    self.reenter_park(uuid);
+                }
+            }
+            "playback" | "sleep" | "play_and_get_digits" => {
+                let ms = match app_l.as_str() {
+                    "sleep" => atoi(arg).max(0) as u64,
+                    "playback" => arg
+                        .strip_prefix("silence_stream://")
+                        .map(|m| atoi(m).max(0) as u64)
+                        .unwrap_or(self.cfg.playback_ms),
+                    _ => self.cfg.playback_ms,
+                };
+                let playback = app_l != "sleep";
+                self.begin_app(uuid, &app_l, arg, &au, playback);
+                self.schedule(
+                    ms,
+                    Timer::AppDone {
+                        uuid: uuid.into(),
+                        app_uuid: au,
+                    },
+                );
+            }
+            "hangup" => {
+                self.begin_app(uuid, "hangup", arg, &au, false);
+                let cause = if arg.is_empty() {
+                    "NORMAL_CLEARING".to_string()
+                } else {
+                    crate::sim::causes::str2cause(arg)
+                        .unwrap_or("NORMAL_CLEARING")
+                        .to_string()
+                };
+                self.hangup(uuid, &cause);
+            }
+            "transfer" => {
+                self.begin_app(uuid, "transfer", arg, &au, false);
+                let now = self.now;
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.profile.dest = arg.split_whitespace().next().unwrap_or("").to_string();
+                    ch.profile.transfer_us = now;
+                }
+                self.finish_app(uuid, "");
+                self.set_state(uuid, "CS_ROUTING", 2);
+                self.set_state(uuid, "CS_EXECUTE", 4);
+                self.execute(uuid, "park", "", None);
+            }
+            "bridge" => {
+                self.begin_app(uuid, "bridge", arg, &au, false);
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.activity = Activity::Bridged {
+                        app_uuid: au.clone(),
+                        arg: arg.into(),
+                    };
+                }
+                let seq = self.next_seq();
+                if let Err(reply) = self.originate(
+                    &format!("{arg} &park"),
+                    Some(Requester::Bridge { from: uuid.into() }),
+                    seq,
+                ) {
+                    let cause = reply.trim().trim_start_matches("-ERR ").to_string();
+                    self.bridge_result(uuid, Err(cause));
+                }
+            }
+            _ => {
+                // Unknown application: FreeSWITCH logs "Invalid Application" and hangs up the channel.
+                self.hangup(uuid, "DESTINATION_OUT_OF_ORDER");
+            }
+        }
+    }
+
+    fn reenter_park(&mut self, uuid: &str) {
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.activity = Activity::Parked;
+            ch.vars.add("current_application", "park");
+        }
+    }
+
+    /// A timed application ended.
+    pub(super) fn app_done(&mut self, uuid: &str, app_uuid: &str) {
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        let Activity::Running {
+            app,
+            arg,
+            app_uuid: current,
+            ..
+        } = &ch.activity
+        else {
+            return;
+        };
+        if current != app_uuid {
+            return;
+        }
+        let (app, arg) = (app.clone(), arg.clone());
+        let mut response = String::new();
+        if app == "play_and_get_digits" {
+            let digits = self.scripted_digits(ch);
+            let parts: Vec<&str> = arg.split_whitespace().collect();
+            let var = parts.get(7).copied().unwrap_or("");
+            let max = parts.get(1).map(|m| atoi(m).max(1) as usize).unwrap_or(128);
+            let terminators = parts.get(4).copied().unwrap_or("#");
+            let mut got = String::new();
+            for d in digits.chars() {
+                self.fire(
+                    "DTMF",
+                    uuid,
+                    ("switch_channel.c", "switch_channel_dequeue_dtmf", 687),
+                    &[],
+                    &[
+                        ("DTMF-Digit", &d.to_string()),
+                        ("DTMF-Duration", "2000"),
+                        ("DTMF-Source", "RTP"),
+                    ],
+                );
+                if terminators.contains(d) || got.len() >= max {
+                    break;
+                }
+                got.push(d);
+            }
+            if let Some(ch) = self.channels.get_mut(uuid)
+                && !var.is_empty()
+            {
+                ch.vars.add(var, &got);
+            }
+            response = got;
+        }
+        self.finish_app(uuid, &response);
+        if self
+            .channels
+            .get(uuid)
+            .is_some_and(|c| c.kind == super::LegKind::LoopA || c.kind == super::LegKind::Single)
+        {
+            // Back to park when the originated channel was parked before (sendmsg execute inside park).
+            let was_parked = self
+                .channels
+                .get(uuid)
+                .is_some_and(|c| c.vars.get("current_application") == Some("park"));
+            if was_parked {
+                self.reenter_park(uuid);
+            }
+        }
+    }
+
+    fn scripted_digits(&self, ch: &Channel) -> String {
+        self.calls
+            .get(&ch.call)
+            .map(|c: &Call| match &c.outcome {
+                Outcome::Answer { digits, .. } => digits.clone(),
+                _ => String::new(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// The agent leg of a `bridge` answered (bridge both) or failed (the caller's bridge app ends).
+    pub(super) fn bridge_result(&mut self, from: &str, result: Result<String, String>) {
+        match result {
+            Ok(agent) => {
+                let now = self.now;
+                for (x, y) in [(from, agent.as_str()), (agent.as_str(), from)] {
+                    if let Some(ch) = self.channels.get_mut(x) {
+                        ch.bridged = Some(y.to_string());
+                        ch.profile.bridged_us = now;
+                        ch.vars.add("bridge_uuid", y);
+                    }
+                }
+                // The agent leg was parked by its `&park`: move it into the bridge.
+                if let Some(ch) = self.channels.get_mut(&agent) {
+                    ch.activity = Activity::Idle;
+                }
+                self.fire(
+                    "CHANNEL_BRIDGE",
+                    from,
+                    (
+                        "switch_ivr_bridge.c",
+                        "switch_ivr_multi_threaded_bridge",
+                        1642,
+                    ),
+                    &[("Bridge-A-Unique-ID", from), ("Bridge-B-Unique-ID", &agent)],
+                    &[],
+                );
+            }
+            Err(cause) => {
+                if let Some(ch) = self.channels.get_mut(from) {
+                    ch.vars.add("originate_disposition", &cause);
+                    ch.activity = Activity::Idle;
+                }
+                let post = [
+                    ("Application", "bridge"),
+                    ("Application-Response", cause.as_str()),
+                ];
+                self.fire("CHANNEL_EXECUTE_COMPLETE", from, EXEC_DONE, &[], &post);
+                self.reenter_park(from);
+            }
+        }
+    }
+
+    /// `sendmsg <uuid>` with `call-command: execute|hangup`.
+    pub fn sendmsg(
+        &mut self,
+        now: u64,
+        uuid: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), String> {
+        self.advance(now);
+        if !self.channels.contains_key(uuid) {
+            return Err(format!("-ERR invalid session id [{uuid}]"));
+        }
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.as_str())
+        };
+        match get("call-command")
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "execute" => {
+                let app = get("execute-app-name").unwrap_or("");
+                let arg = get("execute-app-arg").unwrap_or("");
+                let loops = get("loops").map(atoi).unwrap_or(1).max(1);
+                for _ in 0..loops {
+                    self.execute(uuid, app, arg, get("Event-UUID"));
+                }
+            }
+            "hangup" => {
+                let cause = get("hangup-cause")
+                    .and_then(crate::sim::causes::str2cause)
+                    .unwrap_or("NORMAL_CLEARING")
+                    .to_string();
+                self.hangup(uuid, &cause);
+            }
+            "unicast" | "nomedia" | "xferext" => {}
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The text of an api command (everything except originate).
+pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
+    let now = sw.now;
+    let args: Vec<&str> = arg.split_whitespace().collect();
+    match cmd.to_ascii_lowercase().as_str() {
+        "status" => {
+            let up = now.saturating_sub(sw.started_us);
+            let (n, total, peak) = sw.status_counts();
+            let s = up / 1_000_000;
+            format!(
+                "UP 0 years, {} days, {} hours, {} minutes, {} seconds, {} milliseconds, {} microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n{} session(s) per Sec out of max {}, peak {}, last 5min {} \n{} session(s) max\nmin idle cpu 0.00/100.00\nCurrent Stack Size/Max 240K/8192K\n",
+                s / 86400,
+                (s / 3600) % 24,
+                (s / 60) % 60,
+                s % 60,
+                (up / 1000) % 1000,
+                up % 1000,
+                total,
+                n,
+                peak,
+                peak,
+                0,
+                sw.cfg.sessions_per_second,
+                0,
+                0,
+                sw.cfg.max_sessions
+            )
+        }
+        "version" => "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n".into(),
+        "hostname" => sw.cfg.identity.hostname.clone(),
+        "uptime" => format!("{}\n", now.saturating_sub(sw.started_us) / 1_000_000),
+        "module_exists" => if matches!(
+            arg,
+            "mod_loopback" | "mod_sofia" | "mod_commands" | "mod_dptools" | "mod_event_socket"
+        ) {
+            "true"
+        } else {
+            "false"
+        }
+        .into(),
+        "global_getvar" => sw
+            .vars_global
+            .get(arg)
+            .map(str::to_string)
+            .unwrap_or_default(),
+        "global_setvar" => {
+            if let Some((k, v)) = arg.split_once('=') {
+                sw.vars_global.add(k.trim(), v.trim());
+            }
+            "+OK\n".into()
+        }
+        "eval" => arg.replace("${hostname}", &sw.cfg.identity.hostname),
+        "uuid_exists" => (args.first().is_some_and(|u| sw.channels.contains_key(*u))).to_string(),
+        "uuid_kill" => match args
+            .first()
+            .and_then(|u| sw.channels.get(*u))
+            .map(|c| c.uuid.clone())
+        {
+            Some(u) => {
+                let cause = args
+                    .get(1)
+                    .and_then(|c| crate::sim::causes::str2cause(c))
+                    .unwrap_or("NORMAL_CLEARING")
+                    .to_string();
+                sw.hangup(&u, &cause);
+                "+OK\n".into()
+            }
+            None => "-ERR No such channel!\n".into(),
+        },
+        "uuid_getvar" => match (args.first().and_then(|u| sw.channels.get(*u)), args.get(1)) {
+            (Some(ch), Some(v)) => ch
+                .vars
+                .get(v)
+                .map(str::to_string)
+                .unwrap_or_else(|| "_undef_".into()),
+            (None, _) => "-ERR No such channel!\n".into(),
+            _ => "-USAGE: <uuid> <var>\n".into(),
+        },
+        "uuid_setvar" => {
+            let mut it = arg.splitn(3, ' ');
+            let (u, k, v) = (
+                it.next().unwrap_or(""),
+                it.next().unwrap_or(""),
+                it.next().unwrap_or(""),
+            );
+            match sw.channels.get_mut(u) {
+                Some(ch) if !k.is_empty() => {
+                    ch.vars.set_checked(k, v, false);
+                    "+OK\n".into()
+                }
+                Some(_) => "-USAGE: <uuid> <var> [value]\n".into(),
+                None => "-ERR No such channel!\n".into(),
+            }
+        }
+        "uuid_broadcast" => {
+            let (u, path) = (
+                args.first().copied().unwrap_or(""),
+                args.get(1).copied().unwrap_or(""),
+            );
+            if sw.channels.contains_key(u) {
+                let (app, app_arg) = match path.split_once("::") {
+                    Some((a, b)) => (a.to_string(), b.to_string()),
+                    None => ("playback".to_string(), path.to_string()),
+                };
+                sw.execute(u, &app, &app_arg, None);
+                "+OK Message sent\n".into()
+            } else {
+                "-ERR Cannot locate session!\n".into()
+            }
+        }
+        "hupall" => {
+            let cause = args
+                .first()
+                .and_then(|c| crate::sim::causes::str2cause(c))
+                .unwrap_or("MANAGER_REQUEST")
+                .to_string();
+            let (var, val) = (args.get(1).copied(), args.get(2).copied());
+            let targets: Vec<String> = sw
+                .channels
+                .values()
+                .filter(|c| {
+                    c.outbound
+                        && match (var, val) {
+                            (Some(k), Some(v)) => c.vars.get(k) == Some(v),
+                            _ => true,
+                        }
+                })
+                .map(|c| c.uuid.clone())
+                .collect();
+            for u in targets {
+                sw.hangup(&u, &cause);
+            }
+            "+OK hangup all channels with cause ".to_string() + &cause + "\n"
+        }
+        "show" => show(sw, &args),
+        _ => format!("-ERR {cmd} Command not found!\n"),
+    }
+}
+
+fn show(sw: &Switch, args: &[&str]) -> String {
+    let what = args
+        .first()
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let host = sw.cfg.identity.hostname.clone();
+    let mut chans: Vec<&Channel> = sw.channels.values().collect();
+    chans.sort_by(|a, b| (a.created_us, &a.name).cmp(&(b.created_us, &b.name)));
+    match what.as_str() {
+        "channels" | "calls" => {
+            if args.get(1).is_some_and(|a| a.eq_ignore_ascii_case("count")) {
+                return format!("\n{} total.\n", chans.len());
+            }
+            let as_json = args.get(1).is_some_and(|a| a.eq_ignore_ascii_case("as")) && args.get(2).is_some_and(|a| a.eq_ignore_ascii_case("json"));
+            let rows: Vec<Vec<(&'static str, String)>> = chans.iter().map(|c| c.show_row(&host)).collect();
+            if as_json {
+                if rows.is_empty() {
+                    return "{\"row_count\": 0}\n".into();
+                }
+                let list: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| serde_json::Value::Object(r.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone()))).collect()))
+                    .collect();
+                let obj = serde_json::json!({"row_count": rows.len(), "rows": list});
+                return obj.to_string();
+            }
+            if rows.is_empty() {
+                return "\n0 total.\n".into();
+            }
+            let mut out = String::new();
+            out.push_str(&rows[0].iter().map(|(k, _)| *k).collect::<Vec<_>>().join(","));
+            out.push('\n');
+            for r in &rows {
+                out.push_str(&r.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(","));
+                out.push('\n');
+            }
+            out.push_str(&format!("\n{} total.\n", rows.len()));
+            out
+        }
+        _ => "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into(),
+    }
+}

@@ -1,0 +1,455 @@
+//! One simulated channel and the way FreeSWITCH renders it into event headers.
+//!
+//! Header names and order come from the real captures (`fixtures/esl/answered_call_events.md`): the core block
+//! (`Event-Name` … `Event-Sequence`), event-specific headers, the channel block (`Channel-State` … codecs, with
+//! `Hangup-Cause` after `Answer-State` once the channel is down), the caller profile (`Caller-*`, empty fields
+//! left out) and, for the event types FreeSWITCH extends, every channel variable as `variable_*` in the order
+//! the variables were set. CDR variables (`variable_billsec` …) are added when the channel reports.
+
+use chrono::{DateTime, Utc};
+
+use crate::sim::originate::VarSet;
+
+/// Which kind of leg this is (it decides names, direction and variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegKind {
+    /// `loopback/X-a`: the originated (outbound) half of a loopback pair.
+    LoopA,
+    /// `loopback/X-b`: the inbound half that runs the dialplan.
+    LoopB,
+    /// A single outbound channel (sofia, user, null): the far end is not on this switch.
+    Single,
+}
+
+/// The caller profile (`Caller-*` headers).
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub dialplan: String,
+    pub cid_name: String,
+    pub cid_num: String,
+    pub orig_cid_name: String,
+    pub orig_cid_num: String,
+    pub callee_name: String,
+    pub callee_num: String,
+    pub ani: String,
+    pub dest: String,
+    pub source: String,
+    pub context: String,
+    pub transfer_us: u64,
+    pub bridged_us: u64,
+}
+
+/// What the channel is doing at the application level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    Idle,
+    /// Inside `park` (a new `execute` runs within it).
+    Parked,
+    /// An application that completes by itself at a timer (playback, sleep, play_and_get_digits…).
+    Running {
+        app: String,
+        arg: String,
+        app_uuid: String,
+        playback: bool,
+    },
+    /// Bridged to another channel by the `bridge` application.
+    Bridged {
+        app_uuid: String,
+        arg: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub uuid: String,
+    /// The Unique-ID of the CODEC events, fired before `origination_uuid` replaces the session's own uuid.
+    pub early_uuid: String,
+    pub name: String,
+    /// The name FreeSWITCH uses in the two CODEC events before it renames the loopback channel.
+    pub early_name: String,
+    pub kind: LegKind,
+    pub endpoint: String,
+    pub outbound: bool,
+    pub state: &'static str,
+    pub state_num: u8,
+    pub callstate: &'static str,
+    pub answer_state: &'static str,
+    pub hit_dialplan: bool,
+    pub profile: Profile,
+    pub vars: VarSet,
+    pub cause: Option<String>,
+    pub created_us: u64,
+    pub answered_us: u64,
+    pub progress_us: u64,
+    pub progress_media_us: u64,
+    pub hangup_us: u64,
+    /// The other half of a loopback pair.
+    pub partner: Option<String>,
+    /// The channel bridged to this one.
+    pub bridged: Option<String>,
+    pub call: u64,
+    pub activity: Activity,
+    pub session_id: u64,
+    pub last_app: Option<(String, String)>,
+    pub hanging_up: bool,
+}
+
+/// Static identity of the simulated switch (the `FreeSWITCH-*` headers).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub core_uuid: String,
+    pub hostname: String,
+    pub ipv4: String,
+    pub ipv6: String,
+}
+
+pub fn stamp_local(us: u64) -> String {
+    datetime(us).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn stamp_gmt(us: u64) -> String {
+    datetime(us).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn datetime(us: u64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(i64::try_from(us).unwrap_or(0)).unwrap_or_default()
+}
+
+/// The headers every event starts with.
+pub fn core_headers(
+    h: &mut Vec<(String, String)>,
+    id: &Identity,
+    name: &str,
+    now_us: u64,
+    calling: (&str, &str, u32),
+    seq: u64,
+) {
+    h.push(("Event-Name".into(), name.into()));
+    h.push(("Core-UUID".into(), id.core_uuid.clone()));
+    h.push(("FreeSWITCH-Hostname".into(), id.hostname.clone()));
+    h.push(("FreeSWITCH-Switchname".into(), id.hostname.clone()));
+    h.push(("FreeSWITCH-IPv4".into(), id.ipv4.clone()));
+    h.push(("FreeSWITCH-IPv6".into(), id.ipv6.clone()));
+    h.push(("Event-Date-Local".into(), stamp_local(now_us)));
+    h.push(("Event-Date-GMT".into(), stamp_gmt(now_us)));
+    h.push(("Event-Date-Timestamp".into(), now_us.to_string()));
+    h.push(("Event-Calling-File".into(), calling.0.into()));
+    h.push(("Event-Calling-Function".into(), calling.1.into()));
+    h.push(("Event-Calling-Line-Number".into(), calling.2.to_string()));
+    h.push(("Event-Sequence".into(), seq.to_string()));
+}
+
+/// Events whose channel data includes the variables (`switch_channel_event_set_extended_data`).
+pub fn carries_variables(event: &str) -> bool {
+    matches!(
+        event,
+        "CHANNEL_CREATE"
+            | "CHANNEL_ORIGINATE"
+            | "CHANNEL_UUID"
+            | "CHANNEL_ANSWER"
+            | "CHANNEL_PARK"
+            | "CHANNEL_UNPARK"
+            | "CHANNEL_BRIDGE"
+            | "CHANNEL_UNBRIDGE"
+            | "CHANNEL_PROGRESS"
+            | "CHANNEL_PROGRESS_MEDIA"
+            | "CHANNEL_HANGUP"
+            | "CHANNEL_HANGUP_COMPLETE"
+            | "CHANNEL_DATA"
+            | "CHANNEL_EXECUTE"
+            | "CHANNEL_EXECUTE_COMPLETE"
+            | "CHANNEL_DESTROY"
+            | "API"
+            | "RECORD_START"
+            | "RECORD_STOP"
+            | "PLAYBACK_START"
+            | "PLAYBACK_STOP"
+            | "CALL_UPDATE"
+            | "DTMF"
+    )
+}
+
+impl Channel {
+    /// The channel block, profile and (when the event type carries them) variables.
+    pub fn push_data(&self, h: &mut Vec<(String, String)>, event: &str, codec_only: bool) {
+        h.push(("Channel-State".into(), self.state.into()));
+        h.push(("Channel-Call-State".into(), self.callstate.into()));
+        h.push(("Channel-State-Number".into(), self.state_num.to_string()));
+        h.push((
+            "Channel-Name".into(),
+            if codec_only {
+                self.early_name.clone()
+            } else {
+                self.name.clone()
+            },
+        ));
+        h.push((
+            "Unique-ID".into(),
+            if codec_only {
+                self.early_uuid.clone()
+            } else {
+                self.uuid.clone()
+            },
+        ));
+        let dir = if self.outbound { "outbound" } else { "inbound" };
+        h.push(("Call-Direction".into(), dir.into()));
+        h.push(("Presence-Call-Direction".into(), dir.into()));
+        h.push(("Channel-HIT-Dialplan".into(), self.hit_dialplan.to_string()));
+        h.push((
+            "Channel-Call-UUID".into(),
+            if codec_only {
+                self.early_uuid.clone()
+            } else {
+                self.uuid.clone()
+            },
+        ));
+        h.push(("Answer-State".into(), self.answer_state.into()));
+        if let Some(c) = &self.cause
+            && self.hanging_up
+        {
+            h.push(("Hangup-Cause".into(), c.clone()));
+        }
+        for (n, v) in [
+            ("Channel-Read-Codec-Name", "L16"),
+            ("Channel-Read-Codec-Rate", "8000"),
+            ("Channel-Read-Codec-Bit-Rate", "128000"),
+            ("Channel-Write-Codec-Name", "L16"),
+            ("Channel-Write-Codec-Rate", "8000"),
+            ("Channel-Write-Codec-Bit-Rate", "128000"),
+        ] {
+            h.push((n.into(), v.into()));
+        }
+        if codec_only {
+            return;
+        }
+        self.push_profile(h);
+        if carries_variables(event) {
+            for (n, v) in self.vars.iter() {
+                h.push((format!("variable_{n}"), v.to_string()));
+            }
+        }
+    }
+
+    fn push_profile(&self, h: &mut Vec<(String, String)>) {
+        let p = &self.profile;
+        let dir = if self.outbound { "outbound" } else { "inbound" };
+        let mut put = |n: &str, v: &str| {
+            if !v.is_empty() {
+                h.push((n.into(), v.into()));
+            }
+        };
+        put("Caller-Direction", dir);
+        put("Caller-Logical-Direction", dir);
+        put("Caller-Dialplan", &p.dialplan);
+        put("Caller-Caller-ID-Name", &p.cid_name);
+        put("Caller-Caller-ID-Number", &p.cid_num);
+        put("Caller-Orig-Caller-ID-Name", &p.orig_cid_name);
+        put("Caller-Orig-Caller-ID-Number", &p.orig_cid_num);
+        put("Caller-Callee-ID-Name", &p.callee_name);
+        put("Caller-Callee-ID-Number", &p.callee_num);
+        put("Caller-ANI", &p.ani);
+        put("Caller-Destination-Number", &p.dest);
+        put("Caller-Unique-ID", &self.uuid);
+        put("Caller-Source", &p.source);
+        put("Caller-Context", &p.context);
+        put("Caller-Channel-Name", &self.name);
+        put("Caller-Profile-Index", "1");
+        let created = self.created_us.to_string();
+        put("Caller-Profile-Created-Time", &created);
+        put("Caller-Channel-Created-Time", &created);
+        put(
+            "Caller-Channel-Answered-Time",
+            &self.answered_us.to_string(),
+        );
+        put(
+            "Caller-Channel-Progress-Time",
+            &self.progress_us.to_string(),
+        );
+        put(
+            "Caller-Channel-Progress-Media-Time",
+            &self.progress_media_us.to_string(),
+        );
+        put("Caller-Channel-Hangup-Time", &self.hangup_us.to_string());
+        put("Caller-Channel-Transfer-Time", &p.transfer_us.to_string());
+        put("Caller-Channel-Resurrect-Time", "0");
+        put("Caller-Channel-Bridged-Time", &p.bridged_us.to_string());
+        put("Caller-Channel-Last-Hold", "0");
+        put("Caller-Channel-Hold-Accum", "0");
+        put("Caller-Screen-Bit", "true");
+        put("Caller-Privacy-Hide-Name", "false");
+        put("Caller-Privacy-Hide-Number", "false");
+    }
+
+    /// Adds the CDR variables FreeSWITCH computes when the channel reports (before CHANNEL_HANGUP_COMPLETE).
+    pub fn set_cdr_vars(&mut self) {
+        let cause = self
+            .cause
+            .clone()
+            .unwrap_or_else(|| "NORMAL_CLEARING".into());
+        let end = self.hangup_us.max(self.created_us);
+        let start = self.created_us;
+        let answered = self.answered_us;
+        let v = &mut self.vars;
+        v.add("hangup_cause", &cause);
+        v.add(
+            "hangup_cause_q850",
+            &crate::sim::causes::q850(&cause).to_string(),
+        );
+        v.add("digits_dialed", "none");
+        v.add("start_stamp", &stamp_local(start));
+        v.add("profile_start_stamp", &stamp_local(start));
+        if answered > 0 {
+            v.add("answer_stamp", &stamp_local(answered));
+        }
+        if self.progress_us > 0 {
+            v.add("progress_stamp", &stamp_local(self.progress_us));
+        }
+        if self.progress_media_us > 0 {
+            v.add("progress_media_stamp", &stamp_local(self.progress_media_us));
+        }
+        v.add("end_stamp", &stamp_local(end));
+        let pair = |v: &mut VarSet, name: &str, us: u64| {
+            v.add(&format!("{name}_epoch"), &(us / 1_000_000).to_string());
+            v.add(&format!("{name}_uepoch"), &us.to_string());
+        };
+        pair(v, "start", start);
+        pair(v, "profile_start", start);
+        pair(v, "answer", answered);
+        pair(v, "bridge", self.profile.bridged_us);
+        pair(v, "last_hold", 0);
+        v.add("hold_accum_seconds", "0");
+        v.add("hold_accum_usec", "0");
+        v.add("hold_accum_ms", "0");
+        pair(v, "resurrect", 0);
+        pair(v, "progress", self.progress_us);
+        pair(v, "progress_media", self.progress_media_us);
+        pair(v, "end", end);
+        if let Some((app, arg)) = &self.last_app {
+            v.add("last_app", app);
+            if !arg.is_empty() {
+                v.add("last_arg", arg);
+            }
+        }
+        v.add(
+            "caller_id",
+            &format!("\"{}\" <{}>", self.profile.cid_name, self.profile.cid_num),
+        );
+        let since = |t: u64| if t > 0 { t.saturating_sub(start) } else { 0 };
+        let dur = end - start;
+        let bill = if answered > 0 {
+            end.saturating_sub(answered)
+        } else {
+            0
+        };
+        let prog = since(self.progress_us);
+        let ans = since(answered);
+        let pmedia = since(self.progress_media_us);
+        let rows: [(&str, u64); 7] = [
+            ("duration", dur),
+            ("billsec", bill),
+            ("progresssec", prog),
+            ("answersec", ans),
+            ("waitsec", 0),
+            ("progress_mediasec", pmedia),
+            ("flow_billsec", bill),
+        ];
+        for (n, us) in rows {
+            v.add(n, &(us / 1_000_000).to_string());
+        }
+        let ms_names = [
+            "mduration",
+            "billmsec",
+            "progressmsec",
+            "answermsec",
+            "waitmsec",
+            "progress_mediamsec",
+            "flow_billmsec",
+        ];
+        for (n, (_, us)) in ms_names.iter().zip(rows) {
+            v.add(n, &(us / 1000).to_string());
+        }
+        let us_names = [
+            "uduration",
+            "billusec",
+            "progressusec",
+            "answerusec",
+            "waitusec",
+            "progress_mediausec",
+            "flow_billusec",
+        ];
+        for (n, (_, us)) in us_names.iter().zip(rows) {
+            v.add(n, &us.to_string());
+        }
+        if self.kind != LegKind::Single {
+            v.add("is_loopback", "1");
+        }
+    }
+
+    /// One row of `show channels` (column order of the real reply).
+    pub fn show_row(&self, hostname: &str) -> Vec<(&'static str, String)> {
+        let (app, data) = match &self.activity {
+            Activity::Parked => ("park".to_string(), String::new()),
+            Activity::Running { app, arg, .. } => (app.clone(), arg.clone()),
+            Activity::Bridged { arg, .. } => ("bridge".to_string(), arg.clone()),
+            Activity::Idle => (String::new(), String::new()),
+        };
+        let p = &self.profile;
+        vec![
+            ("uuid", self.uuid.clone()),
+            (
+                "direction",
+                if self.outbound { "outbound" } else { "inbound" }.into(),
+            ),
+            ("created", stamp_local(self.created_us)),
+            ("created_epoch", (self.created_us / 1_000_000).to_string()),
+            ("name", self.name.clone()),
+            ("state", self.state.into()),
+            ("cid_name", p.cid_name.clone()),
+            ("cid_num", p.cid_num.clone()),
+            ("ip_addr", String::new()),
+            ("dest", p.dest.clone()),
+            ("application", app),
+            ("application_data", data),
+            ("dialplan", p.dialplan.clone()),
+            ("context", p.context.clone()),
+            ("read_codec", "L16".into()),
+            ("read_rate", "8000".into()),
+            ("read_bit_rate", "128000".into()),
+            ("write_codec", "L16".into()),
+            ("write_rate", "8000".into()),
+            ("write_bit_rate", "128000".into()),
+            ("secure", String::new()),
+            ("hostname", hostname.into()),
+            ("presence_id", String::new()),
+            ("presence_data", String::new()),
+            ("accountcode", String::new()),
+            ("callstate", self.callstate.into()),
+            ("callee_name", p.callee_name.clone()),
+            ("callee_num", p.callee_num.clone()),
+            (
+                "callee_direction",
+                if self.outbound {
+                    "RECV".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "call_uuid",
+                if self.outbound {
+                    self.uuid.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            ("sent_callee_name", String::new()),
+            ("sent_callee_num", String::new()),
+            ("initial_cid_name", p.orig_cid_name.clone()),
+            ("initial_cid_num", p.orig_cid_num.clone()),
+            ("initial_ip_addr", String::new()),
+            ("initial_dest", p.dest.clone()),
+            ("initial_dialplan", p.dialplan.clone()),
+            ("initial_context", p.context.clone()),
+        ]
+    }
+}

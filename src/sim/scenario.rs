@@ -1,0 +1,534 @@
+//! What the far end does with each call: a TOML scenario file, or the built-in dialplan of the real captures.
+//!
+//! The built-in dialplan mirrors the one the FreeSWITCH captures in `fixtures/esl/` were made with, matched on the
+//! destination number whatever the endpoint: `answer_N` answers and hangs up NORMAL_CLEARING after N s,
+//! `early_E_answer_N` gives E s of early media first, `busy` → USER_BUSY, `noanswer` rings until the originate
+//! times out, `ring_N` rings N s then NO_ANSWER, `reject_CAUSE` hangs up with CAUSE, anything else →
+//! NO_ROUTE_DESTINATION. So one test can run against the simulator and against a real switch.
+//!
+//! A scenario file replaces it with rules (`[[rule]]`, first regex match on the destination wins) and an optional
+//! random `[default]` profile; random draws come from a seeded generator so a run reproduces.
+//!
+//! ```toml
+//! seed = 42
+//! [[rule]]
+//! match = "^1555"
+//! answer = true
+//! ring_ms = 2000
+//! talk_ms = 30000
+//! hangup_cause = "NORMAL_CLEARING"
+//! digits = "1#"
+//! [default]               # random profile for numbers no rule matches
+//! answer_rate = 0.6
+//! ring_ms = [1000, 8000]  # uniform range
+//! talk_ms = [5000, 120000]
+//! causes = { USER_BUSY = 3, NO_ANSWER = 5, CALL_REJECTED = 1 }
+//! ```
+
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use regex::Regex;
+use serde::Deserialize;
+
+/// What the callee does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No dialplan match: the callee leg hangs up NO_ROUTE_DESTINATION at once.
+    NoRoute,
+    /// Hangs up with `cause` without answering, after ringing `ring_ms` (0 = at once, no ringing).
+    Reject { ring_ms: u64, cause: String },
+    /// Rings; `None` = until the originate times out, `Some(ms)` = then NO_ANSWER.
+    Ring { ms: Option<u64> },
+    /// Answers after `ring_ms` (with `early_ms` of early media first), talks `talk_ms`, then hangs up with
+    /// `cause`; `talk_ms = None` means the callee never hangs up (the caller must).
+    Answer {
+        ring_ms: u64,
+        early_ms: Option<u64>,
+        talk_ms: Option<u64>,
+        cause: String,
+        digits: String,
+    },
+}
+
+/// A scenario file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("scenario file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("scenario rule {index}: invalid regex {pattern:?}: {message}")]
+    Regex {
+        index: usize,
+        pattern: String,
+        message: String,
+    },
+    #[error("scenario {place}: unknown hangup cause {cause:?}")]
+    Cause { place: String, cause: String },
+    #[error("scenario {place}: {message}")]
+    Invalid { place: String, message: String },
+}
+
+/// A millisecond duration: a fixed number or a `[min, max]` uniform range.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Millis {
+    Fixed(u64),
+    Range([u64; 2]),
+}
+
+impl Millis {
+    fn draw(self, rng: &mut StdRng) -> u64 {
+        match self {
+            Millis::Fixed(v) => v,
+            Millis::Range([a, b]) if a >= b => a,
+            Millis::Range([a, b]) => rng.random_range(a..=b),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(default)]
+    answer: Option<bool>,
+    #[serde(default)]
+    ring_ms: Option<Millis>,
+    #[serde(default)]
+    early_media_ms: Option<Millis>,
+    #[serde(default)]
+    talk_ms: Option<Millis>,
+    /// The callee hangs up after talk_ms (true, default) or waits for the caller (false).
+    #[serde(default)]
+    callee_hangs_up: Option<bool>,
+    #[serde(default)]
+    hangup_cause: Option<String>,
+    #[serde(default)]
+    digits: Option<String>,
+    /// Rings until the originate timeout (no answer, no reject).
+    #[serde(default)]
+    ring_forever: Option<bool>,
+    /// Use the built-in dialplan for the numbers this rule matches.
+    #[serde(default)]
+    builtin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    answer_rate: f64,
+    #[serde(default)]
+    ring_ms: Option<Millis>,
+    #[serde(default)]
+    talk_ms: Option<Millis>,
+    /// Weights of the causes used when the call is not answered (`NO_ANSWER` rings until timeout).
+    #[serde(default)]
+    causes: std::collections::BTreeMap<String, u32>,
+    #[serde(default)]
+    digits: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleFile>,
+    #[serde(default)]
+    default: Option<ProfileFile>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    regex: Regex,
+    spec: RuleFile,
+}
+
+/// Decides outcomes: a scenario file's rules and random profile, falling back to the built-in dialplan.
+#[derive(Debug)]
+pub struct Scenario {
+    rules: Vec<Rule>,
+    profile: Option<ProfileFile>,
+    rng: StdRng,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::builtin()
+    }
+}
+
+impl Scenario {
+    /// The built-in dialplan only.
+    pub fn builtin() -> Scenario {
+        Scenario {
+            rules: Vec::new(),
+            profile: None,
+            rng: StdRng::seed_from_u64(0),
+        }
+    }
+
+    /// Loads a TOML scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::from_toml(&text).map_err(|e| match e {
+            ScenarioError::Parse { message, .. } => ScenarioError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses scenario TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: "(text)".into(),
+            message: e.to_string(),
+        })?;
+        let mut rules = Vec::new();
+        for (i, spec) in file.rules.into_iter().enumerate() {
+            let regex = Regex::new(&spec.pattern).map_err(|e| ScenarioError::Regex {
+                index: i + 1,
+                pattern: spec.pattern.clone(),
+                message: e.to_string(),
+            })?;
+            if let Some(c) = &spec.hangup_cause {
+                check_cause(&format!("rule {}", i + 1), c)?;
+            }
+            rules.push(Rule { regex, spec });
+        }
+        if let Some(p) = &file.default {
+            if !(0.0..=1.0).contains(&p.answer_rate) {
+                return Err(ScenarioError::Invalid {
+                    place: "[default]".into(),
+                    message: format!("answer_rate {} is not within 0..=1", p.answer_rate),
+                });
+            }
+            for c in p.causes.keys() {
+                check_cause("[default].causes", c)?;
+            }
+        }
+        Ok(Scenario {
+            rules,
+            profile: file.default,
+            rng: StdRng::seed_from_u64(file.seed.unwrap_or(0)),
+        })
+    }
+
+    /// The outcome for a call to `destination`.
+    pub fn outcome(&mut self, destination: &str) -> Outcome {
+        let found = self
+            .rules
+            .iter()
+            .find(|r| r.regex.is_match(destination))
+            .cloned();
+        if let Some(rule) = found {
+            return self.rule_outcome(&rule.spec, destination);
+        }
+        if let Some(profile) = self.profile.clone() {
+            return self.profile_outcome(&profile);
+        }
+        builtin_outcome(destination)
+    }
+
+    fn rule_outcome(&mut self, r: &RuleFile, destination: &str) -> Outcome {
+        if r.builtin == Some(true) {
+            return builtin_outcome(destination);
+        }
+        let ring_ms = r.ring_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(0);
+        if r.ring_forever == Some(true) {
+            return Outcome::Ring { ms: None };
+        }
+        if r.answer.unwrap_or(true) {
+            let talk = r.talk_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(0);
+            Outcome::Answer {
+                ring_ms,
+                early_ms: r.early_media_ms.map(|m| m.draw(&mut self.rng)),
+                talk_ms: if r.callee_hangs_up == Some(false) {
+                    None
+                } else {
+                    Some(talk)
+                },
+                cause: r
+                    .hangup_cause
+                    .clone()
+                    .unwrap_or_else(|| "NORMAL_CLEARING".into()),
+                digits: r.digits.clone().unwrap_or_default(),
+            }
+        } else {
+            match r.hangup_cause.as_deref() {
+                None | Some("NO_ANSWER") => Outcome::Ring {
+                    ms: Some(ring_ms).filter(|m| *m > 0),
+                },
+                Some(c) => Outcome::Reject {
+                    ring_ms,
+                    cause: c.to_string(),
+                },
+            }
+        }
+    }
+
+    fn profile_outcome(&mut self, p: &ProfileFile) -> Outcome {
+        let ring_ms = p.ring_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(1000);
+        let answered = self.rng.random_bool(p.answer_rate.clamp(0.0, 1.0));
+        if answered {
+            return Outcome::Answer {
+                ring_ms,
+                early_ms: None,
+                talk_ms: Some(p.talk_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(10_000)),
+                cause: "NORMAL_CLEARING".into(),
+                digits: p.digits.clone().unwrap_or_default(),
+            };
+        }
+        let total: u32 = p.causes.values().sum();
+        if total == 0 {
+            return Outcome::Ring { ms: None };
+        }
+        let mut pick = self.rng.random_range(0..total);
+        for (cause, w) in &p.causes {
+            if pick < *w {
+                return match cause.as_str() {
+                    "NO_ANSWER" => Outcome::Ring { ms: None },
+                    "NO_ROUTE_DESTINATION" => Outcome::NoRoute,
+                    _ => Outcome::Reject {
+                        ring_ms,
+                        cause: cause.clone(),
+                    },
+                };
+            }
+            pick -= w;
+        }
+        Outcome::Ring { ms: None }
+    }
+}
+
+fn check_cause(place: &str, cause: &str) -> Result<(), ScenarioError> {
+    if crate::sim::causes::code_of(cause).is_none() {
+        return Err(ScenarioError::Cause {
+            place: place.into(),
+            cause: cause.into(),
+        });
+    }
+    Ok(())
+}
+
+/// The dialplan of the real captures, by destination number.
+pub fn builtin_outcome(dest: &str) -> Outcome {
+    let secs = |s: &str| s.parse::<u64>().ok().map(|n| n * 1000);
+    if let Some(n) = dest.strip_prefix("answer_").and_then(secs) {
+        return Outcome::Answer {
+            ring_ms: 0,
+            early_ms: None,
+            talk_ms: Some(n),
+            cause: "NORMAL_CLEARING".into(),
+            digits: String::new(),
+        };
+    }
+    if let Some(rest) = dest.strip_prefix("early_")
+        && let Some((e, n)) = rest.split_once("_answer_")
+        && let (Some(e), Some(n)) = (secs(e), secs(n))
+    {
+        return Outcome::Answer {
+            ring_ms: 0,
+            early_ms: Some(e),
+            talk_ms: Some(n),
+            cause: "NORMAL_CLEARING".into(),
+            digits: String::new(),
+        };
+    }
+    if dest == "busy" {
+        return Outcome::Reject {
+            ring_ms: 0,
+            cause: "USER_BUSY".into(),
+        };
+    }
+    if dest == "noanswer" {
+        return Outcome::Ring { ms: None };
+    }
+    if let Some(n) = dest.strip_prefix("ring_").and_then(secs) {
+        return Outcome::Ring { ms: Some(n) };
+    }
+    if let Some(c) = dest.strip_prefix("reject_")
+        && crate::sim::causes::code_of(c).is_some()
+    {
+        return Outcome::Reject {
+            ring_ms: 0,
+            cause: c.to_ascii_uppercase(),
+        };
+    }
+    Outcome::NoRoute
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_dialplan_every_pattern() {
+        assert!(matches!(
+            builtin_outcome("answer_2"),
+            Outcome::Answer {
+                talk_ms: Some(2000),
+                early_ms: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            builtin_outcome("early_1_answer_3"),
+            Outcome::Answer {
+                talk_ms: Some(3000),
+                early_ms: Some(1000),
+                ..
+            }
+        ));
+        assert_eq!(
+            builtin_outcome("busy"),
+            Outcome::Reject {
+                ring_ms: 0,
+                cause: "USER_BUSY".into()
+            }
+        );
+        assert_eq!(builtin_outcome("noanswer"), Outcome::Ring { ms: None });
+        assert_eq!(builtin_outcome("ring_4"), Outcome::Ring { ms: Some(4000) });
+        assert_eq!(
+            builtin_outcome("reject_CALL_REJECTED"),
+            Outcome::Reject {
+                ring_ms: 0,
+                cause: "CALL_REJECTED".into()
+            }
+        );
+        assert_eq!(builtin_outcome("nonexistent_999"), Outcome::NoRoute);
+        assert_eq!(builtin_outcome("reject_NOT_A_CAUSE"), Outcome::NoRoute);
+    }
+
+    #[test]
+    fn rules_match_in_order_and_fall_back_to_builtin() {
+        let mut s = Scenario::from_toml(
+            r#"
+            [[rule]]
+            match = "^1555"
+            ring_ms = 1500
+            talk_ms = 20000
+            digits = "12#"
+            [[rule]]
+            match = "^1666"
+            answer = false
+            hangup_cause = "USER_BUSY"
+            ring_ms = 500
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.outcome("15551234"),
+            Outcome::Answer {
+                ring_ms: 1500,
+                early_ms: None,
+                talk_ms: Some(20000),
+                cause: "NORMAL_CLEARING".into(),
+                digits: "12#".into()
+            }
+        );
+        assert_eq!(
+            s.outcome("1666"),
+            Outcome::Reject {
+                ring_ms: 500,
+                cause: "USER_BUSY".into()
+            }
+        );
+        assert_eq!(
+            s.outcome("busy"),
+            Outcome::Reject {
+                ring_ms: 0,
+                cause: "USER_BUSY".into()
+            }
+        );
+    }
+
+    #[test]
+    fn random_profile_reproduces_with_the_same_seed_and_respects_the_rate() {
+        let text = r#"
+            seed = 7
+            [default]
+            answer_rate = 0.5
+            ring_ms = [100, 900]
+            talk_ms = [1000, 2000]
+            causes = { USER_BUSY = 1, NO_ANSWER = 1 }
+        "#;
+        let mut a = Scenario::from_toml(text).unwrap();
+        let mut b = Scenario::from_toml(text).unwrap();
+        let xs: Vec<_> = (0..200).map(|_| a.outcome("x")).collect();
+        let ys: Vec<_> = (0..200).map(|_| b.outcome("x")).collect();
+        assert_eq!(xs, ys);
+        let answered = xs
+            .iter()
+            .filter(|o| matches!(o, Outcome::Answer { .. }))
+            .count();
+        assert!((60..140).contains(&answered), "answered {answered} of 200");
+        for o in &xs {
+            if let Outcome::Answer {
+                ring_ms,
+                talk_ms: Some(t),
+                ..
+            } = o
+            {
+                assert!((100..=900).contains(ring_ms) && (1000..=2000).contains(t));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_place() {
+        let e = Scenario::from_toml("[[rule]]\nmatch = \"(\"\n").unwrap_err();
+        assert!(e.to_string().contains("rule 1"), "{e}");
+        let e =
+            Scenario::from_toml("[[rule]]\nmatch = \"x\"\nhangup_cause = \"NOPE\"\n").unwrap_err();
+        assert!(e.to_string().contains("NOPE"), "{e}");
+        let e = Scenario::from_toml("[default]\nanswer_rate = 2.0\n").unwrap_err();
+        assert!(e.to_string().contains("answer_rate"), "{e}");
+        assert!(Scenario::from_toml("bogus = 1\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod example_file_tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_scenario_loads_and_decides() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sim/example_scenario.toml"
+        ));
+        let mut s = Scenario::from_file(path).unwrap();
+        assert!(matches!(
+            s.outcome("answer_2"),
+            Outcome::Answer {
+                talk_ms: Some(2000),
+                ..
+            }
+        ));
+        assert!(matches!(s.outcome("15551234"), Outcome::Answer { digits, .. } if digits == "1#"));
+        assert_eq!(
+            s.outcome("1666"),
+            Outcome::Reject {
+                ring_ms: 2000,
+                cause: "USER_BUSY".into()
+            }
+        );
+        assert_eq!(s.outcome("1777"), Outcome::Ring { ms: None });
+        let e = Scenario::from_file(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.toml"));
+    }
+}

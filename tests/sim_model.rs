@@ -1,0 +1,544 @@
+//! The call model against the real FreeSWITCH captures: for each captured originate scenario, the simulator's
+//! per-channel event names (in order) equal the capture's, and CHANNEL_HANGUP_COMPLETE / BACKGROUND_JOB carry the
+//! same header names. Runs in virtual time.
+
+use std::collections::{BTreeSet, HashMap};
+
+use fsdialer::esl::Event;
+use fsdialer::sim::model::{Config, Switch};
+use fsdialer::sim::scenario::Scenario;
+
+const T0: u64 = 1_795_636_943_000_000;
+
+fn captures() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/esl/answered_call_events.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Runs one bgapi originate to completion in virtual time; returns all events.
+fn run(args: &str, kill_after_ms: Option<u64>) -> Vec<Event> {
+    let mut sw = Switch::new(Config::default(), Scenario::builtin(), T0);
+    sw.bgapi(T0, "originate", args, "job-1", "");
+    let mut events = sw.take_events();
+    if let Some(ms) = kill_after_ms {
+        sw.advance(T0 + ms * 1000);
+        events.extend(sw.take_events());
+        let uuid = events
+            .iter()
+            .find(|e| e.name() == Some("CHANNEL_PARK"))
+            .and_then(|e| e.unique_id())
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            sw.api(T0 + ms * 1000, "uuid_kill", &uuid, 0).as_deref(),
+            Some("+OK\n")
+        );
+        events.extend(sw.take_events());
+    }
+    while let Some(d) = sw.next_deadline() {
+        if d > T0 + 400_000_000 {
+            break;
+        }
+        sw.advance(d);
+        events.extend(sw.take_events());
+    }
+    assert_eq!(sw.channel_count(), 0, "every channel destroyed");
+    events
+}
+
+/// Event names per channel, channels in order of first appearance (by Unique-ID).
+fn per_channel(names_ids: impl Iterator<Item = (String, Option<String>)>) -> Vec<Vec<String>> {
+    let mut order = Vec::new();
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, id) in names_ids {
+        let Some(id) = id else { continue };
+        if !map.contains_key(&id) {
+            order.push(id.clone());
+        }
+        map.entry(id).or_default().push(name);
+    }
+    order
+        .into_iter()
+        .map(|id| map.remove(&id).unwrap())
+        .collect()
+}
+
+fn sim_per_channel(events: &[Event]) -> Vec<Vec<String>> {
+    per_channel(events.iter().filter(|e| e.name() != Some("API")).map(|e| {
+        (
+            e.name().unwrap().to_string(),
+            e.unique_id().map(str::to_string),
+        )
+    }))
+}
+
+fn capture_per_channel(cap: &serde_json::Value, fmt: &str, scenario: &str) -> Vec<Vec<String>> {
+    let seq = cap[fmt][scenario]["event_sequence"].as_array().unwrap();
+    per_channel(seq.iter().filter_map(|e| {
+        let name = e.get("Event-Name")?.as_str()?.to_string();
+        Some((
+            name,
+            e.get("Unique-ID")
+                .and_then(|u| u.as_str())
+                .map(str::to_string),
+        ))
+    }))
+}
+
+/// Same per-channel sequences as at least one of the three captured formats (FreeSWITCH's own threads
+/// reorder a few events between runs).
+fn assert_matches_capture(scenario: &str, events: &[Event]) {
+    let cap = captures();
+    let sim = sim_per_channel(events);
+    let caps: Vec<_> = ["plain", "json", "xml"]
+        .iter()
+        .map(|f| capture_per_channel(&cap, f, scenario))
+        .collect();
+    let show = |v: &Vec<Vec<String>>| v.iter().map(|c| c.join(" ")).collect::<Vec<_>>().join("\n");
+    assert!(
+        caps.contains(&sim),
+        "{scenario}: simulator per-channel sequences\n{}\ncapture (json)\n{}",
+        show(&sim),
+        show(&caps[1])
+    );
+}
+
+fn bg_body(events: &[Event]) -> String {
+    let bg = events
+        .iter()
+        .find(|e| e.name() == Some("BACKGROUND_JOB"))
+        .expect("BACKGROUND_JOB");
+    bg.body_text().unwrap().into_owned()
+}
+
+#[test]
+fn answered_loopback_call_matches_capture() {
+    let ev = run(
+        "{origination_caller_id_number=1000,origination_caller_id_name=ESL_Test}loopback/answer_2/default &park",
+        None,
+    );
+    assert_matches_capture("answered", &ev);
+    assert!(bg_body(&ev).starts_with("+OK "));
+    // The whole interleaving equals the capture too (the same in all three formats).
+    let cap = captures();
+    let expected: Vec<&str> = cap["plain"]["answered"]["event_sequence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.get("Event-Name").and_then(|n| n.as_str()))
+        .filter(|n| *n != "API")
+        .collect();
+    let got: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| e.name())
+        .filter(|n| *n != "API")
+        .collect();
+    let pos = |v: &[&str], n: &str| v.iter().position(|x| *x == n);
+    assert_eq!(
+        pos(&got, "BACKGROUND_JOB"),
+        pos(&expected, "BACKGROUND_JOB"),
+        "BACKGROUND_JOB at the same place"
+    );
+}
+
+#[test]
+fn busy_loopback_call_matches_capture() {
+    let ev = run("loopback/busy/default &park", None);
+    assert_matches_capture("loopback_busy", &ev);
+    assert_eq!(bg_body(&ev), "-ERR USER_BUSY\n");
+}
+
+#[test]
+fn originate_timeout_is_no_answer_and_matches_capture() {
+    let ev = run("{originate_timeout=2}loopback/noanswer/default &park", None);
+    assert_matches_capture("timeout_noanswer", &ev);
+    assert_eq!(bg_body(&ev), "-ERR NO_ANSWER\n");
+    let hc: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .collect();
+    assert!(
+        hc.iter()
+            .all(|e| e.hangup_cause() == Some("NO_ANSWER")
+                && e.get("variable_duration") == Some("2"))
+    );
+}
+
+#[test]
+fn early_media_then_answer_with_custom_vars_matches_capture() {
+    let ev = run(
+        "{origination_uuid=4cd95b2c-3ab8-4aab-a23c-2db9377d9bb6,ignore_early_media=true,originate_timeout=5,custom_var=x}loopback/early_1_answer_1/default &park",
+        None,
+    );
+    assert_matches_capture("custom_vars_early_media", &ev);
+    assert_eq!(bg_body(&ev), "+OK 4cd95b2c-3ab8-4aab-a23c-2db9377d9bb6\n");
+    for e in ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+    {
+        assert_eq!(e.get("variable_custom_var"), Some("x"));
+        assert_eq!(e.get("variable_answersec"), Some("1"));
+        assert_eq!(e.get("variable_billsec"), Some("1"));
+        assert_eq!(e.get("variable_duration"), Some("2"));
+    }
+}
+
+#[test]
+fn uuid_kill_of_a_parked_call_matches_capture() {
+    let ev = run(
+        "{origination_uuid=45f920fc-1fc4-4167-9f7d-bde22ac98685}loopback/answer_30/default &park",
+        Some(1000),
+    );
+    assert_matches_capture("uuid_kill", &ev);
+    let hc: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .collect();
+    assert_eq!(hc.len(), 2);
+    assert!(hc.iter().all(|e| e.get("variable_billsec") == Some("1")));
+}
+
+#[test]
+fn reject_and_no_route_bodies() {
+    assert_eq!(
+        bg_body(&run("loopback/reject_CALL_REJECTED/default &park", None)),
+        "-ERR CALL_REJECTED\n"
+    );
+    let ev = run("loopback/nonexistent_999/default &park", None);
+    assert_eq!(bg_body(&ev), "-ERR NO_ROUTE_DESTINATION\n");
+    // no_route has no captured per-format sequence in the json file; its order is the plain capture's.
+    let names: Vec<_> = ev.iter().filter_map(|e| e.name()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "CHANNEL_HANGUP_COMPLETE")
+            .count(),
+        2
+    );
+    assert!(!names.contains(&"CHANNEL_EXECUTE"));
+}
+
+#[test]
+fn error_endpoint_fires_only_api_and_background_job() {
+    let ev = run("error/USER_BUSY &park", None);
+    let names: Vec<_> = ev.iter().filter_map(|e| e.name()).collect();
+    assert_eq!(names, vec!["API", "BACKGROUND_JOB"]);
+    assert_eq!(bg_body(&ev), "-ERR USER_BUSY\n");
+}
+
+#[test]
+fn sofia_single_channel_sequences_match_the_uac_leg_of_the_captures() {
+    let cap = captures();
+    for (scenario, args, body) in [
+        (
+            "sofia_sip_answered",
+            "{absolute_codec_string=PCMU,origination_caller_id_number=2000}sofia/uac/answer_2@127.0.0.1:5092 &park",
+            "+OK",
+        ),
+        (
+            "sofia_sip_noanswer_timeout",
+            "{originate_timeout=2}sofia/uac/noanswer@127.0.0.1:5092 &park",
+            "-ERR NO_ANSWER",
+        ),
+        (
+            "sofia_sip_busy",
+            "sofia/uac/busy@127.0.0.1:5092 &park",
+            "-ERR USER_BUSY",
+        ),
+    ] {
+        let ev = run(args, None);
+        assert!(bg_body(&ev).starts_with(body), "{scenario}");
+        let sim = sim_per_channel(&ev);
+        assert_eq!(sim.len(), 1, "{scenario}: one channel");
+        // The capture's uac leg (the one the originate created); CODEC events come from real SDP and are left out.
+        let uac: Vec<Vec<String>> = capture_per_channel(&cap, "json", scenario);
+        let uac = uac.into_iter().next().unwrap();
+        let strip = |v: &[String]| {
+            v.iter()
+                .filter(|n| *n != "CODEC" && *n != "HEARTBEAT" && *n != "RE_SCHEDULE")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&sim[0]), strip(&uac), "{scenario}");
+    }
+}
+
+#[test]
+fn hangup_complete_and_background_job_header_names_equal_the_capture() {
+    let cap = captures();
+    let ev = run(
+        "{origination_caller_id_number=1000,origination_caller_id_name=ESL_Test}loopback/answer_2/default &park",
+        None,
+    );
+    let hcs: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .collect();
+    for leg in cap["plain"]["answered"]["channel_hangup_complete"]
+        .as_array()
+        .unwrap()
+    {
+        let want: BTreeSet<String> = leg["header_names_in_order"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let channel = leg["Channel-Name"].as_str().unwrap();
+        let e = hcs
+            .iter()
+            .find(|e| e.get("Channel-Name") == Some(channel))
+            .expect(channel);
+        let got: BTreeSet<String> = e
+            .headers()
+            .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        let missing: Vec<_> = want.difference(&got).collect();
+        assert!(missing.is_empty(), "{channel}: missing headers {missing:?}");
+        assert_eq!(e.get_all("Hangup-Cause").count(), 2, "Hangup-Cause twice");
+        for key in [
+            "Hangup-Cause",
+            "variable_hangup_cause",
+            "variable_hangup_cause_q850",
+            "variable_billsec",
+            "variable_duration",
+            "variable_answersec",
+            "variable_endpoint_disposition",
+            "Caller-Caller-ID-Name",
+            "Caller-Caller-ID-Number",
+            "Call-Direction",
+            "Answer-State",
+            "Channel-State",
+            "Channel-Call-State",
+        ] {
+            assert_eq!(e.get(key), leg["values"][key].as_str(), "{channel}: {key}");
+        }
+        // Wire order: names in the capture's order form a subsequence of ours.
+        let ours: Vec<String> = e
+            .headers()
+            .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        let mut it = ours.iter();
+        for name in leg["header_names_in_order"].as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            assert!(it.any(|n| n == name), "{channel}: {name} out of order");
+        }
+    }
+    let bg = ev
+        .iter()
+        .find(|e| e.name() == Some("BACKGROUND_JOB"))
+        .unwrap();
+    let names: Vec<String> = bg
+        .headers()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    for want in [
+        "Event-Name",
+        "Core-UUID",
+        "FreeSWITCH-Hostname",
+        "Event-Date-Timestamp",
+        "Event-Sequence",
+        "Job-UUID",
+        "Job-Command",
+        "Job-Command-Arg",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "BACKGROUND_JOB lacks {want}"
+        );
+    }
+}
+
+#[test]
+fn capacity_sessions_per_second_lets_29_through_each_second() {
+    let cfg = Config {
+        sessions_per_second: 30,
+        ..Config::default()
+    };
+    let mut sw = Switch::new(cfg, Scenario::builtin(), T0);
+    let mut ok = 0;
+    let mut refused = 0;
+    for i in 0..40 {
+        let reply = sw.api(
+            T0 + 1000 + i,
+            "originate",
+            "sofia/gateway/gw/answer_60 &park",
+            i,
+        );
+        match reply {
+            None => ok += 1,
+            Some(r) => {
+                assert_eq!(r, "-ERR DESTINATION_OUT_OF_ORDER\n");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, refused), (29, 11));
+    // The next second refills the bucket.
+    assert_eq!(
+        sw.api(
+            T0 + 1_000_000,
+            "originate",
+            "sofia/gateway/gw/answer_60 &park",
+            99
+        ),
+        None
+    );
+}
+
+#[test]
+fn capacity_max_sessions_refuses_beyond_the_limit() {
+    let cfg = Config {
+        max_sessions: 3,
+        sessions_per_second: 1000,
+        ..Config::default()
+    };
+    let mut sw = Switch::new(cfg, Scenario::builtin(), T0);
+    assert_eq!(
+        sw.api(T0, "originate", "loopback/answer_60/default &park", 1),
+        None
+    );
+    assert_eq!(
+        sw.api(T0, "originate", "sofia/gateway/gw/answer_60 &park", 2),
+        None
+    );
+    assert_eq!(
+        sw.api(T0, "originate", "sofia/gateway/gw/answer_60 &park", 3)
+            .as_deref(),
+        Some("-ERR DESTINATION_OUT_OF_ORDER\n")
+    );
+}
+
+#[test]
+fn every_builtin_outcome_ends_with_its_cause() {
+    for (dest, body, cause) in [
+        ("answer_1", "+OK", "NORMAL_CLEARING"),
+        ("early_1_answer_1", "+OK", "NORMAL_CLEARING"),
+        ("busy", "-ERR USER_BUSY", "USER_BUSY"),
+        ("ring_2", "-ERR NO_ANSWER", "NO_ANSWER"),
+        ("noanswer", "-ERR NO_ANSWER", "NO_ANSWER"),
+        (
+            "reject_UNALLOCATED_NUMBER",
+            "-ERR UNALLOCATED_NUMBER",
+            "UNALLOCATED_NUMBER",
+        ),
+        (
+            "whatever",
+            "-ERR NO_ROUTE_DESTINATION",
+            "NO_ROUTE_DESTINATION",
+        ),
+    ] {
+        for ep in [
+            format!("loopback/{dest}/default"),
+            format!("sofia/gateway/gw/{dest}"),
+            format!("user/{dest}@example.com"),
+        ] {
+            let ev = run(&format!("{{originate_timeout=5}}{ep} &park"), None);
+            assert!(bg_body(&ev).starts_with(body), "{ep}: {}", bg_body(&ev));
+            let hc = ev
+                .iter()
+                .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+                .last()
+                .unwrap();
+            assert_eq!(hc.hangup_cause(), Some(cause), "{ep}");
+        }
+    }
+}
+
+#[test]
+fn sync_api_originate_replies_when_answered() {
+    let mut sw = Switch::new(Config::default(), Scenario::builtin(), T0);
+    assert_eq!(
+        sw.api(
+            T0,
+            "originate",
+            "{originate_timeout=1}loopback/noanswer/default &park",
+            7
+        ),
+        None
+    );
+    sw.advance(T0 + 1_100_000);
+    assert_eq!(sw.take_replies(), vec![(7, "-ERR NO_ANSWER\n".to_string())]);
+    assert_eq!(
+        sw.api(
+            T0 + 2_000_000,
+            "originate",
+            "loopback/answer_1/default &park",
+            8
+        ),
+        None
+    );
+    let r = sw.take_replies();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].1.starts_with("+OK ") && r[0].1.ends_with('\n'));
+}
+
+#[test]
+fn play_and_get_digits_presses_the_scenario_digits_and_bridge_reaches_an_agent() {
+    let scenario = Scenario::from_toml("[[rule]]\nmatch = \"^1555\"\ntalk_ms = 60000\ndigits = \"42#\"\n[[rule]]\nmatch = \"^agent\"\ntalk_ms = 5000\n").unwrap();
+    let mut sw = Switch::new(Config::default(), scenario, T0);
+    let uuid = "11111111-0000-4000-8000-000000000001";
+    sw.bgapi(
+        T0,
+        "originate",
+        &format!("{{origination_uuid={uuid}}}sofia/gateway/gw/15551234 &park"),
+        "job",
+        "",
+    );
+    let headers = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    sw.sendmsg(
+        T0 + 1000,
+        uuid,
+        &headers(&[
+            ("call-command", "execute"),
+            ("execute-app-name", "play_and_get_digits"),
+            (
+                "execute-app-arg",
+                "1 5 3 5000 # silence_stream://500 silence_stream://250 dlr_digits \\d+",
+            ),
+        ]),
+    )
+    .unwrap();
+    sw.advance(T0 + 2_000_000);
+    let ev = sw.take_events();
+    let dtmf: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("DTMF"))
+        .map(|e| e.get("DTMF-Digit").unwrap().to_string())
+        .collect();
+    assert_eq!(dtmf, vec!["4", "2", "#"]);
+    assert_eq!(sw.channel(uuid).unwrap().vars.get("dlr_digits"), Some("42"));
+    sw.sendmsg(
+        T0 + 2_000_000,
+        uuid,
+        &headers(&[
+            ("call-command", "execute"),
+            ("execute-app-name", "bridge"),
+            ("execute-app-arg", "sofia/gateway/gw/agent_7"),
+        ]),
+    )
+    .unwrap();
+    let ev = sw.take_events();
+    assert!(
+        ev.iter().any(|e| e.name() == Some("CHANNEL_BRIDGE")),
+        "bridged"
+    );
+    // The agent hangs up after 5 s: both legs end.
+    sw.advance(T0 + 8_000_000);
+    let ev = sw.take_events();
+    let hc: Vec<_> = ev
+        .iter()
+        .filter(|e| e.name() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .collect();
+    assert_eq!(hc.len(), 2);
+    assert_eq!(sw.channel_count(), 0);
+}

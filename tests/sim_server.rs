@@ -1,0 +1,466 @@
+//! The simulator's ESL server over TCP: replies compared with the real captures, events in each format, bad input,
+//! many clients, and a third-party client (greenswitch from PyPI).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fsdialer::esl::frame::Frame;
+use fsdialer::esl::{ContentType, Event, Limits};
+use fsdialer::sim::server::{self, ServerConfig, SimHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Conn {
+    sock: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    async fn open(h: &SimHandle) -> Conn {
+        let sock = TcpStream::connect(h.local_addr()).await.unwrap();
+        let mut c = Conn {
+            sock,
+            buf: BytesMut::new(),
+        };
+        let f = c.frame().await.expect("greeting");
+        assert_eq!(f.content_type(), ContentType::AuthRequest);
+        c
+    }
+
+    async fn authed(h: &SimHandle) -> Conn {
+        let mut c = Conn::open(h).await;
+        assert_eq!(c.cmd("auth ClueCon").await, "+OK accepted");
+        c
+    }
+
+    async fn send(&mut self, raw: &[u8]) {
+        self.sock.write_all(raw).await.unwrap();
+    }
+
+    /// Next frame, or None when the server closed the socket.
+    async fn frame(&mut self) -> Option<Frame> {
+        loop {
+            let bytes = Bytes::copy_from_slice(&self.buf);
+            if let Some((f, used)) = Frame::parse(&bytes, &Limits::default()).unwrap() {
+                let _ = self.buf.split_to(used);
+                return Some(f);
+            }
+            let n =
+                tokio::time::timeout(Duration::from_secs(20), self.sock.read_buf(&mut self.buf))
+                    .await
+                    .expect("read timeout")
+                    .ok()?;
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Next frame that is not an event.
+    async fn reply_frame(&mut self) -> Frame {
+        loop {
+            let f = self.frame().await.expect("frame");
+            if !f.content_type().is_event() {
+                return f;
+            }
+        }
+    }
+
+    async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n\n").as_bytes()).await;
+        let f = self.reply_frame().await;
+        text(f.header("Reply-Text").unwrap_or_default())
+    }
+
+    async fn api(&mut self, line: &str) -> String {
+        self.send(format!("api {line}\n\n").as_bytes()).await;
+        let f = self.reply_frame().await;
+        assert_eq!(f.content_type(), ContentType::ApiResponse);
+        text(&f.body())
+    }
+
+    async fn events_until(&mut self, stop: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let f = self.frame().await.expect("event");
+            if !f.content_type().is_event() {
+                continue;
+            }
+            let e = Event::from_frame(&f).unwrap();
+            let done = e.name() == Some(stop);
+            out.push(e);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn sim(speed: f64) -> SimHandle {
+    server::start(ServerConfig {
+        speed,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_password_gets_err_invalid_then_disconnect_notice_and_close() {
+    let h = sim(1.0).await;
+    let mut c = Conn::open(&h).await;
+    c.send(b"auth wrongpassword\n\n").await;
+    let f = c.frame().await.unwrap();
+    assert_eq!(f.header("Reply-Text"), Some(&b"-ERR invalid"[..]));
+    let f = c.frame().await.unwrap();
+    assert_eq!(f.content_type(), ContentType::DisconnectNotice);
+    assert_eq!(
+        text(&f.body()),
+        "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+    );
+    assert!(c.frame().await.is_none(), "socket closed");
+}
+
+/// Replays the commands of `auth_and_errors.sent.bin` and compares every reply with the capture.
+#[tokio::test]
+async fn auth_and_error_replies_equal_the_capture() {
+    let h = sim(1.0).await;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/esl/");
+    let sent = std::fs::read(format!("{root}auth_and_errors.sent.bin")).unwrap();
+    let frames: Vec<serde_json::Value> =
+        std::fs::read_to_string(format!("{root}auth_and_errors.frames.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let capture = std::fs::read(format!("{root}auth_and_errors.bin")).unwrap();
+    let mut c = Conn::open(&h).await;
+    c.send(&sent).await;
+    for f in frames.iter().skip(1) {
+        let got = c.frame().await.expect("frame");
+        let headers = f["headers"].as_array().unwrap();
+        let ct = headers.iter().find(|h| h[0] == "Content-Type").unwrap()[1]
+            .as_str()
+            .unwrap();
+        assert_eq!(got.content_type().as_str(), Some(ct));
+        if let Some(rt) = headers.iter().find(|h| h[0] == "Reply-Text") {
+            assert_eq!(
+                got.header("Reply-Text").map(text).as_deref(),
+                rt[1].as_str(),
+                "reply for frame at {}",
+                f["offset"]
+            );
+        }
+        let (off, len, blen) = (
+            f["offset"].as_u64().unwrap() as usize,
+            f["length"].as_u64().unwrap() as usize,
+            f["body_length"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            text(&got.body()),
+            text(&capture[off + len - blen..off + len]),
+            "body at {off}"
+        );
+    }
+    assert!(c.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn api_replies_match_the_captured_texts() {
+    let h = sim(1.0).await;
+    let mut c = Conn::authed(&h).await;
+    assert!(c.api("status").await.contains("is ready\n"));
+    assert_eq!(
+        c.api("version").await,
+        "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n"
+    );
+    assert_eq!(c.api("show channels as json").await, "{\"row_count\": 0}\n");
+    assert_eq!(c.api("show channels").await, "\n0 total.\n");
+    assert_eq!(c.api("show calls count").await, "\n0 total.\n");
+    assert_eq!(c.api("global_getvar switchname").await, "fsdialer-sim");
+    assert_eq!(c.api("global_getvar nothing_here").await, "-ERR no reply\n");
+    assert_eq!(
+        c.api("no_such_command foo").await,
+        "-ERR no_such_command Command not found!\n"
+    );
+    assert_eq!(c.cmd("api").await, "-ERR command not found");
+    assert_eq!(
+        c.api("uuid_kill 7c81df3c-4657-4fd9-81c4-b897b33bf691")
+            .await,
+        "-ERR No such channel!\n"
+    );
+    assert_eq!(
+        c.api("originate error/USER_BUSY &park").await,
+        "-ERR USER_BUSY\n"
+    );
+    assert_eq!(
+        c.api("originate").await,
+        "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+    );
+    let uuid = "e0983cc6-e2b6-4568-a700-700e95a27fa5";
+    c.send(format!("bgapi originate {{origination_uuid={uuid},custom_var=hello}}loopback/answer_20/default &park\nJob-UUID: 11111111-2222-3333-4444-555555555555\n\n").as_bytes()).await;
+    let f = c.reply_frame().await;
+    assert_eq!(
+        f.header("Reply-Text"),
+        Some(&b"+OK Job-UUID: 11111111-2222-3333-4444-555555555555"[..])
+    );
+    assert_eq!(
+        f.header("Job-UUID"),
+        Some(&b"11111111-2222-3333-4444-555555555555"[..])
+    );
+    assert_eq!(c.api(&format!("uuid_exists {uuid}")).await, "true");
+    assert_eq!(
+        c.api(&format!("uuid_getvar {uuid} custom_var")).await,
+        "hello"
+    );
+    assert_eq!(
+        c.api(&format!("uuid_getvar {uuid} no_such_var")).await,
+        "_undef_"
+    );
+    assert_eq!(
+        c.api(&format!("uuid_setvar {uuid} other 42")).await,
+        "+OK\n"
+    );
+    assert_eq!(c.api(&format!("uuid_getvar {uuid} other")).await, "42");
+    assert_eq!(c.api("show calls count").await, "\n2 total.\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&c.api("show channels as json").await).unwrap();
+    assert_eq!(json["row_count"], 2);
+    assert_eq!(json["rows"][0]["uuid"], uuid);
+    assert_eq!(json["rows"][0]["name"], "loopback/answer_20-a");
+    assert_eq!(c.api(&format!("uuid_kill {uuid}")).await, "+OK\n");
+    assert_eq!(
+        c.api(&format!("uuid_kill {uuid}")).await,
+        "-ERR No such channel!\n"
+    );
+    let sync = c.api("originate loopback/answer_1/default &park").await;
+    assert!(sync.starts_with("+OK ") && sync.len() == 41, "{sync:?}");
+}
+
+#[tokio::test]
+async fn events_in_each_format_and_filters() {
+    let h = sim(20.0).await;
+    for (fmt, ct) in [
+        ("plain", ContentType::EventPlain),
+        ("json", ContentType::EventJson),
+        ("xml", ContentType::EventXml),
+    ] {
+        let mut c = Conn::authed(&h).await;
+        assert_eq!(
+            c.cmd(&format!("event {fmt} ALL")).await,
+            format!("+OK event listener enabled {fmt}")
+        );
+        assert_eq!(
+            c.cmd("filter Event-Name CHANNEL_HANGUP_COMPLETE").await,
+            "+OK filter added. [Event-Name]=[CHANNEL_HANGUP_COMPLETE]"
+        );
+        assert_eq!(
+            c.cmd("filter Event-Name BACKGROUND_JOB").await,
+            "+OK filter added. [Event-Name]=[BACKGROUND_JOB]"
+        );
+        c.send(b"bgapi originate loopback/answer_1/default &park\nJob-UUID: 88a8cc56-674d-43f3-b089-73d5c0d8792d\n\n").await;
+        let mut names = Vec::new();
+        while names.len() < 3 {
+            let f = c.frame().await.unwrap();
+            if f.content_type().is_event() {
+                assert_eq!(f.content_type(), ct);
+                let e = Event::from_frame(&f).unwrap();
+                if e.name() == Some("BACKGROUND_JOB") {
+                    assert_eq!(e.job_uuid(), Some("88a8cc56-674d-43f3-b089-73d5c0d8792d"));
+                    assert!(e.body_text().unwrap().starts_with("+OK "));
+                }
+                names.push(e.name().unwrap().to_string());
+            }
+        }
+        assert_eq!(
+            names,
+            vec![
+                "BACKGROUND_JOB",
+                "CHANNEL_HANGUP_COMPLETE",
+                "CHANNEL_HANGUP_COMPLETE"
+            ],
+            "{fmt}"
+        );
+        assert_eq!(
+            c.cmd("filter delete all").await,
+            "+OK filter deleted. [all][]"
+        );
+        assert_eq!(
+            c.cmd("noevents").await,
+            "+OK no longer listening for events"
+        );
+        assert_eq!(c.cmd("noevents").await, "-ERR not listening for events");
+    }
+}
+
+#[tokio::test]
+async fn each_client_gets_only_its_subscription() {
+    let h = sim(20.0).await;
+    let mut a = Conn::authed(&h).await;
+    let mut b = Conn::authed(&h).await;
+    assert_eq!(
+        a.cmd("event plain CHANNEL_ANSWER BACKGROUND_JOB").await,
+        "+OK event listener enabled plain"
+    );
+    assert_eq!(
+        b.cmd("event json CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE")
+            .await,
+        "+OK event listener enabled json"
+    );
+    let mut other = Conn::authed(&h).await;
+    other
+        .send(b"bgapi originate loopback/answer_1/default &park\n\n")
+        .await;
+    let ea = a.events_until("BACKGROUND_JOB").await;
+    assert!(
+        ea.iter()
+            .all(|e| matches!(e.name(), Some("CHANNEL_ANSWER" | "BACKGROUND_JOB")))
+    );
+    let eb = b.events_until("CHANNEL_HANGUP_COMPLETE").await;
+    assert!(
+        eb.iter()
+            .all(|e| matches!(e.name(), Some("CHANNEL_CREATE" | "CHANNEL_HANGUP_COMPLETE")))
+    );
+    assert_eq!(eb[0].name(), Some("CHANNEL_CREATE"));
+}
+
+#[tokio::test]
+async fn sendmsg_execute_runs_an_application_with_event_lock() {
+    let h = sim(1.0).await;
+    let mut c = Conn::authed(&h).await;
+    c.cmd("event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_PARK")
+        .await;
+    let uuid = "0d7c5a20-0000-4000-8000-000000000001";
+    c.send(
+        format!("bgapi originate {{origination_uuid={uuid}}}loopback/answer_30/default &park\n\n")
+            .as_bytes(),
+    )
+    .await;
+    let _ = c.events_until("CHANNEL_PARK").await;
+    let r = c.cmd(&format!("sendmsg {uuid}\ncall-command: execute\nexecute-app-name: set\nexecute-app-arg: dlr_flag=1\nevent-lock: true")).await;
+    assert_eq!(r, "+OK");
+    let ev = c.events_until("CHANNEL_EXECUTE_COMPLETE").await;
+    let done = ev.last().unwrap();
+    assert_eq!(done.get("Application"), Some("set"));
+    assert_eq!(done.get("Application-Data"), Some("dlr_flag=1"));
+    assert_eq!(c.api(&format!("uuid_getvar {uuid} dlr_flag")).await, "1");
+    assert_eq!(
+        c.cmd("sendmsg 00000000-0000-0000-0000-000000000000\ncall-command: hangup")
+            .await,
+        "-ERR invalid session id [00000000-0000-0000-0000-000000000000]"
+    );
+    assert_eq!(c.api(&format!("uuid_kill {uuid}")).await, "+OK\n");
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_input_never_hurt_other_clients() {
+    let h = sim(1.0).await;
+    let mut good = Conn::authed(&h).await;
+    // Garbage before auth: FreeSWITCH answers "-ERR command not found" and keeps the connection.
+    let mut g = Conn::open(&h).await;
+    g.send(b"\x00\xff\xfe garbage \x01\x02\n\n").await;
+    assert_eq!(
+        g.reply_frame().await.header("Reply-Text"),
+        Some(&b"-ERR command not found"[..])
+    );
+    assert_eq!(g.cmd("api status").await, "-ERR command not found");
+    // An oversized command (over 10 MiB without a blank line) gets a clean disconnect.
+    let mut big = Conn::authed(&h).await;
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..11 {
+        if big.sock.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    loop {
+        match big.frame().await {
+            None => break,
+            Some(f) => assert_eq!(f.content_type(), ContentType::DisconnectNotice),
+        }
+    }
+    // Invalid UTF-8 in an authenticated command, a bad Content-Length, then a half command and a hang-up.
+    let mut x = Conn::authed(&h).await;
+    assert_eq!(x.cmd("api \u{fffd}\u{fffd}").await.len(), 0);
+    x.send(b"sendmsg x\ncontent-length: nope\n\n").await;
+    let mut half = Conn::authed(&h).await;
+    half.send(b"api sta").await;
+    drop(half);
+    assert!(good.api("status").await.contains("is ready"));
+    assert!(good.api("show calls count").await.contains("total."));
+}
+
+#[tokio::test]
+async fn many_clients_at_once() {
+    let h = sim(50.0).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let addr = h.local_addr();
+        tasks.push(tokio::spawn(async move {
+            let sock = TcpStream::connect(addr).await.unwrap();
+            let mut c = Conn {
+                sock,
+                buf: BytesMut::new(),
+            };
+            c.frame().await.unwrap();
+            assert_eq!(c.cmd("auth ClueCon").await, "+OK accepted");
+            c.cmd("event plain BACKGROUND_JOB").await;
+            let job = format!("00000000-0000-4000-8000-{i:012}");
+            c.send(
+                format!("bgapi originate sofia/gateway/gw/answer_1 &park\nJob-UUID: {job}\n\n")
+                    .as_bytes(),
+            )
+            .await;
+            let ev = c.events_until("BACKGROUND_JOB").await;
+            // Each client sees its own job among the jobs of all clients.
+            let mut seen = ev.iter().any(|e| e.job_uuid() == Some(job.as_str()));
+            while !seen {
+                let more = c.events_until("BACKGROUND_JOB").await;
+                seen = more.iter().any(|e| e.job_uuid() == Some(job.as_str()));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[test]
+fn greenswitch_third_party_client_originates_and_receives_events() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import greenswitch"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let install = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "greenswitch"])
+            .status();
+        match install {
+            Ok(s) if s.success() => {}
+            other => panic!(
+                "cannot install the Python package greenswitch from PyPI (python3 -m pip install greenswitch): {other:?}"
+            ),
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(sim(1.0));
+    let port = h.local_addr().port().to_string();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sim_py/greenswitch_client.py"
+    );
+    let out = std::process::Command::new("python3")
+        .args([script, &port, "ClueCon"])
+        .output()
+        .expect("run python3");
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "greenswitch client failed\nstdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    rt.block_on(h.shutdown());
+}
