@@ -27,7 +27,9 @@ pub enum CodecError {
         source: FrameError,
     },
     /// The peer closed the stream with part of a frame still unread.
-    #[error("stream ended inside a frame at stream offset {offset} ({buffered} bytes of it received)")]
+    #[error(
+        "stream ended inside a frame at stream offset {offset} ({buffered} bytes of it received)"
+    )]
     Truncated { offset: u64, buffered: usize },
     /// Reading or writing the socket failed.
     #[error("socket error: {0}")]
@@ -74,7 +76,10 @@ impl Decoder for EslCodec {
             Ok(Status::Partial) => {
                 // Blank lines before a frame are tolerated by `check`; a buffer of nothing but blank lines stays
                 // partial, so drop them here rather than let them accumulate.
-                let blank = src.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+                let blank = src
+                    .iter()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
                 if blank == src.len() && blank > 0 {
                     src.advance(blank);
                     self.offset += blank as u64;
@@ -214,7 +219,11 @@ Content-Length: 23\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\n\n"
         let frames = decode_all(&mut codec, &mut buf);
         let body = frames[2].body();
         let offset = body.as_ptr() as usize - base;
-        assert_eq!(&STREAM[offset..offset + 4], b"true", "body is a view, not a copy");
+        assert_eq!(
+            &STREAM[offset..offset + 4],
+            b"true",
+            "body is a view, not a copy"
+        );
     }
 
     #[test]
@@ -226,7 +235,13 @@ Content-Length: 23\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\n\n"
         assert!(codec.decode(&mut buf).unwrap().is_some());
         let err = codec.decode(&mut buf).unwrap_err();
         assert!(
-            matches!(err, CodecError::Frame { offset: 28, source: FrameError::BadContentLength { offset: 27, .. } }),
+            matches!(
+                err,
+                CodecError::Frame {
+                    offset: 28,
+                    source: FrameError::BadContentLength { offset: 27, .. }
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("stream offset 28"), "{err}");
@@ -241,7 +256,11 @@ Content-Length: 23\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\n\n"
             err,
             CodecError::Frame {
                 offset: 0,
-                source: FrameError::TooLarge { length: 1000, limit: 100, .. }
+                source: FrameError::TooLarge {
+                    length: 1000,
+                    limit: 100,
+                    ..
+                }
             }
         ));
     }
@@ -253,7 +272,13 @@ Content-Length: 23\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\n\n"
         assert!(codec.decode_eof(&mut buf).unwrap().is_some());
         let err = codec.decode_eof(&mut buf).unwrap_err();
         assert!(
-            matches!(err, CodecError::Truncated { offset: 28, buffered: 12 }),
+            matches!(
+                err,
+                CodecError::Truncated {
+                    offset: 28,
+                    buffered: 12
+                }
+            ),
             "{err:?}"
         );
     }
@@ -275,5 +300,88 @@ Content-Length: 23\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\n\n"
         let mut dst = BytesMut::new();
         EslCodec::default().encode(r, &mut dst).unwrap();
         assert_eq!(&dst[..], b"bgapi status\nJob-UUID: 42\n\n");
+    }
+
+    /// Real captures back to back, plus CRLF lines and a body of multi-byte UTF-8 (Content-Length counts bytes).
+    fn capture_stream() -> &'static [u8] {
+        static STREAM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        STREAM.get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/esl");
+            let mut out = Vec::new();
+            for name in [
+                "auth_and_errors",
+                "api_replies",
+                "filters_nixevent_noevents",
+                "log_data",
+                "outbound_socket",
+            ] {
+                out.extend(
+                    std::fs::read(dir.join(format!("{name}.bin"))).expect("capture present"),
+                );
+            }
+            let body = "кот 😀 café\n";
+            out.extend_from_slice(
+                format!(
+                    "Content-Type: api/response\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            out
+        })
+    }
+
+    fn frames_of(
+        chunks: impl Iterator<Item = std::ops::Range<usize>>,
+        data: &[u8],
+    ) -> Vec<(u64, Frame)> {
+        let mut codec = EslCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for range in chunks {
+            buf.extend_from_slice(&data[range]);
+            loop {
+                let offset = codec.offset();
+                match codec.decode(&mut buf).expect("valid stream") {
+                    Some(f) => out.push((offset, f)),
+                    None => break,
+                }
+            }
+        }
+        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+        assert_eq!(codec.offset(), data.len() as u64);
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Splitting a valid stream anywhere (inside a UTF-8 character, inside `\n\n`, inside a body) gives the
+        /// same frames, at the same offsets, as decoding it from one buffer.
+        #[test]
+        fn split_stream_decodes_like_one_buffer(
+            random in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..300),
+            dense_start in proptest::prelude::any::<proptest::sample::Index>(),
+            dense_step in 1usize..8,
+        ) {
+            let data = capture_stream();
+            let whole = frames_of(std::iter::once(0..data.len()), data);
+            proptest::prop_assert!(whole.len() > 250, "stream has {} frames", whole.len());
+            let start = dense_start.index(data.len());
+            let mut cuts: Vec<usize> = random.iter().map(|i| i.index(data.len() + 1)).collect();
+            cuts.extend((start..data.len().min(start + 3000)).step_by(dense_step));
+            cuts.push(data.len());
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut prev = 0;
+            let ranges: Vec<_> = cuts.into_iter().map(|c| { let r = prev..c; prev = c; r }).collect();
+            let split = frames_of(ranges.into_iter(), data);
+            proptest::prop_assert_eq!(split.len(), whole.len());
+            for ((o1, f1), (o2, f2)) in whole.iter().zip(&split) {
+                proptest::prop_assert_eq!(o1, o2);
+                proptest::prop_assert_eq!(f1.raw(), f2.raw());
+                proptest::prop_assert_eq!(f1.layout(), f2.layout());
+            }
+        }
     }
 }

@@ -96,7 +96,9 @@ fn describe(frame: &Frame) -> String {
 }
 
 fn body_text(frame: &Frame) -> String {
-    String::from_utf8_lossy(frame.body_bytes()).trim().to_owned()
+    String::from_utf8_lossy(frame.body_bytes())
+        .trim()
+        .to_owned()
 }
 
 /// Connects and authenticates (`auth/request` → `auth`/`userauth` → `+OK accepted`).
@@ -387,7 +389,14 @@ impl Supervisor {
                     None => { abandoned = true; break; }
                 },
             };
-            stage(first, generation, &fifo, &mut view, &mut closing, &mut items);
+            stage(
+                first,
+                generation,
+                &fifo,
+                &mut view,
+                &mut closing,
+                &mut items,
+            );
             while items.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(m) => stage(m, generation, &fifo, &mut view, &mut closing, &mut items),

@@ -131,7 +131,9 @@ impl EventSink {
         self.lag
             .blocked_nanos
             .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
-        self.lag.blocked_counter.increment(waited.as_micros() as u64);
+        self.lag
+            .blocked_counter
+            .increment(waited.as_micros() as u64);
         if sent.is_err() {
             self.gone();
         }
@@ -227,7 +229,10 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(30)).await;
         let lag = events.lag();
-        assert!(lag.blocked && lag.pending == 3 && lag.stalls == 1, "{lag:?}");
+        assert!(
+            lag.blocked && lag.pending == 3 && lag.stalls == 1,
+            "{lag:?}"
+        );
         for want in 1..=3 {
             match events.recv().await {
                 Some(ClientEvent::Connected { generation }) => assert_eq!(generation, want),

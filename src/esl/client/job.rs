@@ -53,7 +53,10 @@ impl Jobs {
     /// Hands a BACKGROUND_JOB event to its job. Returns the event when no job is waiting for it (not ours, or its
     /// `BackgroundJob` was dropped), so the caller can pass it on instead of losing it.
     pub(crate) fn resolve(&self, event: Event) -> Option<Event> {
-        let Some(uuid) = event.job_uuid().and_then(|u| Uuid::parse_str(u.trim()).ok()) else {
+        let Some(uuid) = event
+            .job_uuid()
+            .and_then(|u| Uuid::parse_str(u.trim()).ok())
+        else {
             return Some(event);
         };
         let Some(tx) = self.lock().remove(&uuid) else {
@@ -216,8 +219,11 @@ mod tests {
                 .is_some()
         );
         assert!(
-            jobs.resolve(job_event(&id.to_string().to_uppercase(), b"-ERR NO_ANSWER\n"))
-                .is_none()
+            jobs.resolve(job_event(
+                &id.to_string().to_uppercase(),
+                b"-ERR NO_ANSWER\n"
+            ))
+            .is_none()
         );
         let result = rx.await.unwrap().unwrap();
         assert_eq!(result.outcome(), JobOutcome::Err("NO_ANSWER"));

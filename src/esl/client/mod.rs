@@ -252,7 +252,10 @@ impl Client {
     /// and the client re-subscribes `BACKGROUND_JOB` right after.
     pub async fn nixevent(&self, names: &[&str]) -> Result<Reply, ClientError> {
         let tokens = tokens("event name", names)?;
-        if tokens.iter().any(|t| t.eq_ignore_ascii_case(BACKGROUND_JOB)) {
+        if tokens
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(BACKGROUND_JOB))
+        {
             return Err(ClientError::InvalidArgument(
                 "nixevent BACKGROUND_JOB: the client needs it to resolve bgapi jobs".into(),
             ));
@@ -272,7 +275,8 @@ impl Client {
         let header = word("filter header", header)?;
         if header.eq_ignore_ascii_case("delete") {
             return Err(ClientError::InvalidArgument(
-                "a filter on a header named `delete` reads as `filter delete`; use filter_delete".into(),
+                "a filter on a header named `delete` reads as `filter delete`; use filter_delete"
+                    .into(),
             ));
         }
         let value = text("filter value", value)?;

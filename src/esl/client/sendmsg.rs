@@ -76,7 +76,11 @@ impl SendMsg {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        Ok(Request::new(&format!("sendmsg {uuid}"), &headers, &self.body)?)
+        Ok(Request::new(
+            &format!("sendmsg {uuid}"),
+            &headers,
+            &self.body,
+        )?)
     }
 }
 
@@ -117,6 +121,11 @@ Content-Length: 15\n\nx=1\nhangup: now"
                 .request("u")
                 .is_err()
         );
-        assert!(SendMsg::execute("answer", "").header("a b", "c").request("u").is_err());
+        assert!(
+            SendMsg::execute("answer", "")
+                .header("a b", "c")
+                .request("u")
+                .is_err()
+        );
     }
 }

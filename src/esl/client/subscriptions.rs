@@ -249,7 +249,8 @@ impl ConnectionView {
             }
             Effect::FilterDelete { header, value } => {
                 self.user_filters.retain(|(h, v)| {
-                    !(h.eq_ignore_ascii_case(header) && value.as_ref().is_none_or(|value| v == value))
+                    !(h.eq_ignore_ascii_case(header)
+                        && value.as_ref().is_none_or(|value| v == value))
                 });
                 let hits_bj = header.eq_ignore_ascii_case(EVENT_NAME)
                     && value.as_deref().is_none_or(|v| v == BACKGROUND_JOB);
@@ -430,7 +431,10 @@ mod tests {
         });
         assert_eq!(lines(&post), ["filter Event-Name BACKGROUND_JOB"]);
         let (_, post) = v.plan(&Effect::FilterDeleteAll);
-        assert!(post.is_empty(), "no filters: every event passes, no guard needed");
+        assert!(
+            post.is_empty(),
+            "no filters: every event passes, no guard needed"
+        );
     }
 
     #[test]
@@ -445,7 +449,12 @@ mod tests {
             ["event xml BACKGROUND_JOB"]
         );
         assert_eq!(
-            lines(&v.plan(&Effect::Nix { tokens: tokens("all") }).1),
+            lines(
+                &v.plan(&Effect::Nix {
+                    tokens: tokens("all")
+                })
+                .1
+            ),
             ["event xml BACKGROUND_JOB"]
         );
         assert!(
