@@ -521,6 +521,28 @@ async fn in_flight_commands_and_jobs_fail_with_connection_lost_when_the_socket_d
 }
 
 #[tokio::test]
+async fn job_cut_off_by_a_reconnect_reports_its_late_result_on_the_event_channel() {
+    let server = server().await;
+    let (client, mut events) = connect(&server).await;
+    let job = client.bgapi("sleep 1000").await.unwrap();
+    let id = job.job_uuid().to_string();
+    server.drop_connections();
+    let err = within("job", job.result()).await.unwrap_err();
+    assert!(matches!(err, ClientError::ConnectionLost { .. }), "{err:?}");
+    // The job still runs on the switch; its BACKGROUND_JOB reaches the new connection, unclaimed.
+    let late = loop {
+        match next(&mut events).await {
+            ClientEvent::Event(e) => break e,
+            ClientEvent::Disconnected { generation: 1, .. } | ClientEvent::Connected { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(late.name(), Some("BACKGROUND_JOB"));
+    assert_eq!(late.job_uuid(), Some(id.as_str()));
+    assert_eq!(late.body(), Some(&b"+OK"[..]));
+}
+
+#[tokio::test]
 async fn half_open_connection_is_detected_by_the_reply_timeout() {
     let server = server().await;
     let mut config = server.client_config();

@@ -4,7 +4,8 @@
 //! It parses client commands with `esl::command` and writes every frame with `esl::encode`, answers each command
 //! with exactly one reply in order (as `mod_event_socket` does), keeps per-connection subscriptions (format, event
 //! names, `nixevent`, filters OR-ed, `myevents`), and runs `bgapi` jobs in the background, firing BACKGROUND_JOB
-//! after a random delay so results come back out of order. It is deliberately small: no call model (that is the
+//! after a random delay so results come back out of order. Like FreeSWITCH, a BACKGROUND_JOB is a global event:
+//! it goes to every connection subscribed to it, not only the one that asked. It is deliberately small: no call model (that is the
 //! simulated switch's job in `src/sim/`). Tests drive it from outside: emit events, drop every socket, refuse the
 //! next connections, hang an `api` forever, and read back what each connection received.
 //!
@@ -299,14 +300,7 @@ impl TestServer {
 
     /// Sends an event to every connection whose subscriptions and filters let it through. Returns how many.
     pub fn emit(&self, event: &Event) -> usize {
-        let conns = self.state.conns.lock().unwrap();
-        let mut n = 0;
-        for c in conns.iter() {
-            if c.authed.load(Ordering::SeqCst) && deliver(c.out.clone(), &c.subs, event) {
-                n += 1;
-            }
-        }
-        n
+        self.state.emit(event)
     }
 }
 
@@ -325,6 +319,18 @@ fn reply(text: &str) -> Out {
 }
 
 impl State {
+    /// Events are global in FreeSWITCH: every connection whose subscriptions let one through gets it.
+    fn emit(&self, event: &Event) -> usize {
+        let conns = self.conns.lock().unwrap();
+        let mut n = 0;
+        for c in conns.iter() {
+            if c.authed.load(Ordering::SeqCst) && deliver(c.out.clone(), &c.subs, event) {
+                n += 1;
+            }
+        }
+        n
+    }
+
     fn event(&self, name: &str, extra: &[(&str, &str)], body: Option<&[u8]>) -> Event {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst).to_string();
         let now = chrono::Utc::now();
@@ -611,7 +617,7 @@ impl ConnCtx {
                 ],
                 Some(body.as_bytes()),
             );
-            deliver(ctx.out.clone(), &ctx.subs, &event);
+            ctx.state.emit(&event);
         });
     }
 

@@ -674,7 +674,6 @@ async fn read_loop(
             Some(Err(e)) => return format!("read failed: {e}"),
             Some(Ok(frame)) => frame,
         };
-        last_frame = Instant::now();
         let offset = read.decoder().offset() - frame.raw().len() as u64;
         match frame.content_type() {
             ContentType::CommandReply | ContentType::ApiResponse => {
@@ -703,5 +702,94 @@ async fn read_loop(
                 ctx.sink.deliver(ClientEvent::Frame(frame)).await;
             }
         }
+        // Taken after delivery: time spent waiting for the event consumer is not FreeSWITCH being silent.
+        last_frame = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(
+        line: &str,
+        effect: Effect,
+        generation: u64,
+    ) -> (Outgoing, oneshot::Receiver<Result<Frame, ClientError>>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Outgoing {
+                request: Request::line(line).unwrap(),
+                effect,
+                generation,
+                reply: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    fn staged(fifo: &Fifo) -> Vec<String> {
+        lock(fifo)
+            .iter()
+            .map(|p| p.request.command_line().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_command_from_an_older_connection_is_never_written() {
+        let fifo: Fifo = Arc::default();
+        let mut view = ConnectionView::after_replay(&Subscriptions::default());
+        let (mut closing, mut items) = (false, Vec::new());
+        let (m, mut rx) = outgoing("api status", Effect::None, 1);
+        stage(m, 2, &fifo, &mut view, &mut closing, &mut items);
+        assert!(items.is_empty() && lock(&fifo).is_empty());
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            Err(ClientError::NotConnected { .. })
+        ));
+    }
+
+    #[test]
+    fn upkeep_commands_are_queued_in_wire_order_around_the_users() {
+        let fifo: Fifo = Arc::default();
+        let mut view = ConnectionView::after_replay(&Subscriptions::default());
+        let (mut closing, mut items) = (false, Vec::new());
+        let (m, _rx) = outgoing(
+            "filter Unique-ID u",
+            Effect::FilterAdd {
+                header: "Unique-ID".into(),
+                value: "u".into(),
+            },
+            3,
+        );
+        stage(m, 3, &fifo, &mut view, &mut closing, &mut items);
+        let (m, _rx2) = outgoing("noevents", Effect::NoEvents, 3);
+        stage(m, 3, &fifo, &mut view, &mut closing, &mut items);
+        let expected = [
+            "filter Event-Name BACKGROUND_JOB",
+            "filter Unique-ID u",
+            "noevents",
+            "event plain BACKGROUND_JOB",
+        ];
+        assert_eq!(staged(&fifo), expected);
+        let written: Vec<_> = items.iter().map(|r| r.command_line()).collect();
+        assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn nothing_is_written_after_exit() {
+        let fifo: Fifo = Arc::default();
+        let mut view = ConnectionView::after_replay(&Subscriptions::default());
+        let (mut closing, mut items) = (false, Vec::new());
+        let (m, _rx) = outgoing("exit", Effect::Exit, 1);
+        stage(m, 1, &fifo, &mut view, &mut closing, &mut items);
+        assert!(closing);
+        let (m, mut rx) = outgoing("api status", Effect::None, 1);
+        stage(m, 1, &fifo, &mut view, &mut closing, &mut items);
+        assert_eq!(staged(&fifo), ["exit"]);
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            Err(ClientError::Closed { .. })
+        ));
     }
 }

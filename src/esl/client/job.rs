@@ -4,6 +4,10 @@
 //! (FreeSWITCH may run the job and fire the event before the command's reply is read). A registration that
 //! never reaches the wire (the caller's future was dropped, or the command was refused) is removed again by
 //! [`JobGuard`], and a lost connection fails every pending job with `ConnectionLost` so no future waits forever.
+//!
+//! BACKGROUND_JOB is a global event: FreeSWITCH sends it to every connection subscribed to it. So a job failed
+//! by a lost connection may still finish, and its event then arrives on the next connection with no job waiting:
+//! like any event no job claims, it is passed on to the event channel, where the engine can use it to reconcile.
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -87,7 +91,7 @@ impl Jobs {
 
 /// Removes a job registration unless disarmed (the command was written and accepted).
 pub(crate) struct JobGuard {
-    pub(crate) jobs: Arc<super::conn::Shared>,
+    pub(crate) shared: Arc<super::conn::Shared>,
     pub(crate) uuid: Uuid,
     pub(crate) armed: bool,
 }
@@ -95,7 +99,7 @@ pub(crate) struct JobGuard {
 impl Drop for JobGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.jobs.jobs.forget(&self.uuid);
+            self.shared.jobs.forget(&self.uuid);
         }
     }
 }
@@ -178,7 +182,8 @@ impl BackgroundJob {
         &self.reply
     }
 
-    /// Waits for the BACKGROUND_JOB event. Fails with `ConnectionLost` if the connection dies first.
+    /// Waits for the BACKGROUND_JOB event. Fails with `ConnectionLost` if the connection dies first (the job may
+    /// still run on the switch; a late BACKGROUND_JOB then comes on the event channel).
     pub async fn result(self) -> Result<JobResult, ClientError> {
         self.rx.await.unwrap_or_else(|_| {
             Err(ClientError::ConnectionLost {

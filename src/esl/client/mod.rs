@@ -221,7 +221,7 @@ impl Client {
         let request = Request::new(&line, &[("Job-UUID", &uuid_text)], b"")?;
         let rx = self.shared.jobs.register(job_uuid)?;
         let mut guard = JobGuard {
-            jobs: self.shared.clone(),
+            shared: self.shared.clone(),
             uuid: job_uuid,
             armed: true,
         };
