@@ -6,7 +6,11 @@
 //! - [`encode`]: writing frames and events exactly as FreeSWITCH does (used by the simulated switch).
 //! - [`command`]: client commands, parsed (by the simulated switch) and written (by the client).
 //! - [`dump`]: `fsdialer esl parse`, a capture to JSON lines.
+//! - [`codec`]: the tokio-util codec (frames in, encoded commands out) over those.
+//! - [`client`]: the inbound-mode client: auth, api, bgapi with Job-UUID, events, reconnect.
 
+pub mod client;
+pub mod codec;
 pub mod command;
 pub mod dump;
 pub mod encode;
