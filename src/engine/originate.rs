@@ -1,15 +1,17 @@
 //! Building the `originate` command for one attempt, so that member data can never change its meaning.
 //!
 //! FreeSWITCH 1.10 parses `{name=value,...}` with quirks (measured on a real switch, see
-//! `fixtures/esl/README.md`): a comma splits even inside quotes unless escaped as `\,`; a space splits the whole
-//! api argument list unless the value is single-quoted; `'` must be balanced (`\'` inside quotes is a literal
-//! quote); `{`/`}` anywhere break the originate; `${...}` is expanded; a newline ends the command; leading and
-//! trailing spaces are trimmed; an empty value unsets the variable.
+//! `fixtures/esl/README.md`, and reproduced by the simulator's port of its parser, which
+//! `tests/originate_escaping.rs` uses as the judge): a comma splits even inside quotes unless escaped as `\,`; a
+//! space splits the whole api argument list unless the value is single-quoted; quote handling spans the whole
+//! block and strips quote pairs again after unescaping; a backslash is eaten before some characters; `{`/`}`
+//! anywhere break the originate; a `${...}` value is refused; `:_:` splits enterprise branches; a newline ends the
+//! command; leading and trailing spaces are trimmed; an empty value unsets the variable.
 //!
 //! So every value goes one of three ways, recorded per variable in [`Originate::vars`]:
-//! - **sent** as is, with `,` escaped as `\,` and, when it holds a space or a quote, wrapped in `'…'` with `\'`;
+//! - **sent** as is, with `,` escaped as `\,` and, when it holds a space or tab, wrapped in `'…'`;
 //! - **url-encoded**: a value that FreeSWITCH cannot carry (braces, `${`, control characters other than tab,
-//!   leading/trailing white space, a backslash before a quote or comma or at the end) is sent percent-encoded
+//!   leading/trailing white space, a `'`, `:_:`, a backslash) is sent percent-encoded
 //!   (RFC 3986 unreserved characters stay), and its name is listed in the channel variable
 //!   `dlr_urlencoded_vars` (`;`-separated) so a dialplan can decode it with `${url_decode(${name})}`. FreeSWITCH
 //!   never decodes `%XX` in originate variables, so the encoded text arrives exactly as sent. The callflow,
@@ -120,31 +122,33 @@ fn carriable(value: &str) -> bool {
     if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
         return false;
     }
-    if value.contains(['{', '}']) || value.contains("${") {
+    // `:_:` splits the dial string into enterprise branches before `{…}` is read.
+    if value.contains(['{', '}']) || value.contains("${") || value.contains(":_:") {
+        return false;
+    }
+    // FreeSWITCH's quote handling spans the whole `{…}` block and strips quote pairs again after unescaping
+    // (`'\'a\''` gives `a`; two variables each holding an escaped quote corrupt each other): no `'` is sent raw.
+    if value.contains('\'') {
         return false;
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return false;
     }
-    // A backslash would combine with the escapes we add, or escape the closing quote.
-    let b = value.as_bytes();
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'\\' && matches!(b.get(i + 1), None | Some(b'\'') | Some(b',') | Some(b'\\')) {
-            return false;
-        }
+    // FreeSWITCH's unescaping eats a backslash before some characters and keeps it before others.
+    if value.contains('\\') {
+        return false;
     }
     true
 }
 
 fn push_escaped(out: &mut String, value: &str) {
-    let quote = value.contains([' ', '\'', '\t']);
+    let quote = value.contains([' ', '\t']);
     if quote {
         out.push('\'');
     }
     for c in value.chars() {
         match c {
             ',' => out.push_str("\\,"),
-            '\'' => out.push_str("\\'"),
             c => out.push(c),
         }
     }
@@ -273,8 +277,12 @@ mod tests {
         let m = v(&[("a", "x,y"), ("b", "O'Brien"), ("c", "two words")]);
         let o = build(&spec(&[], &m));
         assert!(o.args.contains(r"a=x\,y,"), "{}", o.args);
-        assert!(o.args.contains(r"b='O\'Brien',"), "{}", o.args);
-        assert!(o.args.contains("c='two words'}"), "{}", o.args);
+        assert!(o.args.contains("b=O%27Brien,"), "{}", o.args);
+        assert!(
+            o.args.contains("c='two words',dlr_urlencoded_vars=b}"),
+            "{}",
+            o.args
+        );
     }
 
     #[test]
