@@ -10,3 +10,4 @@
 
 pub mod campaign;
 pub mod esl;
+pub mod store;
