@@ -25,7 +25,12 @@ async fn add1(s: &Store, m: fsdialer::campaign::member::MemberInput) -> MemberId
     s.add(C, &[m], t(9, 0)).await.unwrap()[0].id()
 }
 
-async fn claim(s: &Store, p: &QueuePolicy, now: chrono::DateTime<chrono::Utc>, n: usize) -> ClaimBatch {
+async fn claim(
+    s: &Store,
+    p: &QueuePolicy,
+    now: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> ClaimBatch {
     s.claim(C, p, &Always, now, n, NODE, LEASE).await.unwrap()
 }
 
@@ -41,8 +46,17 @@ fn result(c: &Claim, cause: &str, class: CauseClass) -> AttemptResult {
     }
 }
 
-async fn complete(s: &Store, p: &QueuePolicy, c: &Claim, cause: &str, class: CauseClass, now: chrono::DateTime<chrono::Utc>) -> CompleteOutcome {
-    s.complete(C, p, &Always, &result(c, cause, class), now).await.unwrap()
+async fn complete(
+    s: &Store,
+    p: &QueuePolicy,
+    c: &Claim,
+    cause: &str,
+    class: CauseClass,
+    now: chrono::DateTime<chrono::Utc>,
+) -> CompleteOutcome {
+    s.complete(C, p, &Always, &result(c, cause, class), now)
+        .await
+        .unwrap()
 }
 
 async fn added_member_is_waiting_with_its_data(s: &Store) {
@@ -141,7 +155,11 @@ async fn retries_first_claims_retried_members_before_fresh_ones(s: &Store) {
     complete(s, &p, &first, "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
     let b = claim(s, &p, t(10, 2), 10).await;
     let order: Vec<&str> = b.claims.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(order, ["a", "fresh"], "the retried member first despite priority");
+    assert_eq!(
+        order,
+        ["a", "fresh"],
+        "the retried member first despite priority"
+    );
 }
 
 async fn strict_circuit_gives_nobody_a_second_try_before_everyone_had_one(s: &Store) {
@@ -169,7 +187,10 @@ async fn ok_result_ends_member_with_success_and_the_hangup_cause(s: &Store) {
     r.answered_at = Some(t(10, 0) + CDuration::seconds(5));
     r.hangup_at = Some(t(10, 1));
     r.talk_secs = 55;
-    let out = s.complete(C, &policy(), &Always, &r, t(10, 1)).await.unwrap();
+    let out = s
+        .complete(C, &policy(), &Always, &r, t(10, 1))
+        .await
+        .unwrap();
     assert_eq!(
         out,
         CompleteOutcome::Applied(MemberFate::Ended {
@@ -182,17 +203,38 @@ async fn ok_result_ends_member_with_success_and_the_hangup_cause(s: &Store) {
     assert!(m.success);
     assert_eq!(m.end_cause.as_deref(), Some("NORMAL_CLEARING"));
     let cnt = s.counts(C).await.unwrap();
-    assert_eq!((cnt.ended, cnt.success, cnt.calls, cnt.answered, cnt.ok, cnt.active), (1, 1, 1, 1, 1, 0));
+    assert_eq!(
+        (
+            cnt.ended,
+            cnt.success,
+            cnt.calls,
+            cnt.answered,
+            cnt.ok,
+            cnt.active
+        ),
+        (1, 1, 1, 1, 1, 0)
+    );
     assert_eq!(cnt.ended_by_cause.get("NORMAL_CLEARING"), Some(&1));
     let log = s.attempts(C, id).await.unwrap();
     assert_eq!(log.len(), 1);
     let a = &log[0];
     assert_eq!(a.attempt_id, c.attempt_id);
-    assert_eq!((a.attempt_no, a.comm_index, a.number.as_str(), a.node.as_str()), (1, 0, "1", NODE));
+    assert_eq!(
+        (
+            a.attempt_no,
+            a.comm_index,
+            a.number.as_str(),
+            a.node.as_str()
+        ),
+        (1, 0, "1", NODE)
+    );
     assert_eq!(a.originate_at, t(10, 0));
     assert_eq!(a.answer_at, r.answered_at);
     assert_eq!(a.hangup_at, Some(t(10, 1)));
-    assert_eq!((a.talk_secs, a.cause.as_str(), a.class), (55, "NORMAL_CLEARING", CauseClass::Ok));
+    assert_eq!(
+        (a.talk_secs, a.cause.as_str(), a.class),
+        (55, "NORMAL_CLEARING", CauseClass::Ok)
+    );
     assert_eq!(a.completed_at, t(10, 1));
 }
 
@@ -203,23 +245,47 @@ async fn completing_an_attempt_twice_changes_nothing_and_says_so(s: &Store) {
         ..policy()
     };
     let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
-    assert!(matches!(complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await, CompleteOutcome::Applied(_)));
+    assert!(matches!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await,
+        CompleteOutcome::Applied(_)
+    ));
     let before = (s.get(C, id).await.unwrap(), s.counts(C).await.unwrap());
-    assert_eq!(complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 2)).await, CompleteOutcome::Duplicate);
-    assert_eq!(complete(s, &p, &c, "NORMAL_CLEARING", CauseClass::Ok, t(10, 2)).await, CompleteOutcome::Duplicate);
-    assert_eq!(before, (s.get(C, id).await.unwrap(), s.counts(C).await.unwrap()));
+    assert_eq!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 2)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        complete(s, &p, &c, "NORMAL_CLEARING", CauseClass::Ok, t(10, 2)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        before,
+        (s.get(C, id).await.unwrap(), s.counts(C).await.unwrap())
+    );
     // An attempt that never was the member's.
     let mut stranger = c.clone();
     stranger.attempt_id = uuid::Uuid::new_v4();
-    assert_eq!(complete(s, &p, &stranger, "USER_BUSY", CauseClass::Retry, t(10, 2)).await, CompleteOutcome::NotCurrent);
+    assert_eq!(
+        complete(s, &p, &stranger, "USER_BUSY", CauseClass::Retry, t(10, 2)).await,
+        CompleteOutcome::NotCurrent
+    );
     // The second attempt is current; the first stays a duplicate.
     let c2 = claim(s, &p, t(10, 3), 1).await.claims.remove(0);
     assert_eq!(c2.attempt_no, 2);
-    assert_eq!(complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 4)).await, CompleteOutcome::Duplicate);
-    assert_eq!(s.get(C, id).await.unwrap().unwrap().current_attempt, Some(c2.attempt_id));
+    assert_eq!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 4)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().current_attempt,
+        Some(c2.attempt_id)
+    );
     let mut gone = c.clone();
     gone.member_id = MemberId(77);
-    assert_eq!(complete(s, &p, &gone, "USER_BUSY", CauseClass::Retry, t(10, 4)).await, CompleteOutcome::NotCurrent);
+    assert_eq!(
+        complete(s, &p, &gone, "USER_BUSY", CauseClass::Retry, t(10, 4)).await,
+        CompleteOutcome::NotCurrent
+    );
 }
 
 async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
@@ -234,7 +300,10 @@ async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
         complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await,
         CompleteOutcome::Applied(MemberFate::Due(t(10, 2)))
     );
-    assert!(claim(s, &p, t(10, 1), 1).await.claims.is_empty(), "not before the wait");
+    assert!(
+        claim(s, &p, t(10, 1), 1).await.claims.is_empty(),
+        "not before the wait"
+    );
     let m = s.get(C, id).await.unwrap().unwrap();
     assert_eq!((m.tries, m.next_due), (1, Some(t(10, 2))));
     let c = claim(s, &p, t(10, 2), 1).await.claims.remove(0);
@@ -246,7 +315,10 @@ async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
         })
     );
     let cnt = s.counts(C).await.unwrap();
-    assert_eq!((cnt.retry, cnt.ended_by_cause.get("MAX_TRY_COUNT").copied()), (2, Some(1)));
+    assert_eq!(
+        (cnt.retry, cnt.ended_by_cause.get("MAX_TRY_COUNT").copied()),
+        (2, Some(1))
+    );
 }
 
 async fn error_marks_the_number_done_and_the_next_number_is_due_at_once(s: &Store) {
@@ -260,11 +332,22 @@ async fn error_marks_the_number_done_and_the_next_number_is_due_at_once(s: &Stor
     );
     let m = s.get(C, id).await.unwrap().unwrap();
     assert_eq!(m.communications[0].state, CommState::Done);
-    assert_eq!(m.communications[0].last_cause.as_deref(), Some("UNALLOCATED_NUMBER"));
+    assert_eq!(
+        m.communications[0].last_cause.as_deref(),
+        Some("UNALLOCATED_NUMBER")
+    );
     let c = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
     assert_eq!(c.number, "good");
     assert_eq!(
-        complete(s, &p, &c, "INVALID_NUMBER_FORMAT", CauseClass::Error, t(10, 2)).await,
+        complete(
+            s,
+            &p,
+            &c,
+            "INVALID_NUMBER_FORMAT",
+            CauseClass::Error,
+            t(10, 2)
+        )
+        .await,
         CompleteOutcome::Applied(MemberFate::Ended {
             cause: "INVALID_NUMBER_FORMAT".into(),
             success: false
@@ -282,7 +365,15 @@ async fn minus_does_not_count_a_try(s: &Store) {
     let mut now = t(10, 0);
     for _ in 0..3 {
         let c = claim(s, &p, now, 1).await.claims.remove(0);
-        let out = complete(s, &p, &c, "NORMAL_TEMPORARY_FAILURE", CauseClass::Minus, now).await;
+        let out = complete(
+            s,
+            &p,
+            &c,
+            "NORMAL_TEMPORARY_FAILURE",
+            CauseClass::Minus,
+            now,
+        )
+        .await;
         now += CDuration::seconds(30);
         assert_eq!(out, CompleteOutcome::Applied(MemberFate::Due(now)));
     }
@@ -358,13 +449,31 @@ async fn member_is_claimed_only_inside_its_own_local_window(s: &Store) {
     let ny = add1(s, ny).await;
     let kyiv = add1(s, member("kyiv", &["2"])).await;
     let p = policy();
-    let b = s.claim(C, &p, &cal, t(10, 0), 5, NODE, LEASE).await.unwrap();
-    assert_eq!(b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(), vec![kyiv]);
+    let b = s
+        .claim(C, &p, &cal, t(10, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(),
+        vec![kyiv]
+    );
     let m = s.get(C, ny).await.unwrap().unwrap();
     assert_eq!(m.next_due, Some(t(14, 0)), "moved to 09:00 New York");
-    assert!(s.claim(C, &p, &cal, t(13, 59), 5, NODE, LEASE).await.unwrap().claims.is_empty());
-    let b = s.claim(C, &p, &cal, t(14, 0), 5, NODE, LEASE).await.unwrap();
-    assert_eq!(b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(), vec![ny]);
+    assert!(
+        s.claim(C, &p, &cal, t(13, 59), 5, NODE, LEASE)
+            .await
+            .unwrap()
+            .claims
+            .is_empty()
+    );
+    let b = s
+        .claim(C, &p, &cal, t(14, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(),
+        vec![ny]
+    );
 }
 
 async fn retry_is_rescheduled_into_the_next_window(s: &Store) {
@@ -375,21 +484,38 @@ async fn retry_is_rescheduled_into_the_next_window(s: &Store) {
         wait_between_retries_sec: 3600,
         ..policy()
     };
-    let c = s.claim(C, &p, &cal, t(15, 30), 1, NODE, LEASE).await.unwrap().claims.remove(0);
+    let c = s
+        .claim(C, &p, &cal, t(15, 30), 1, NODE, LEASE)
+        .await
+        .unwrap()
+        .claims
+        .remove(0);
     let out = s
-        .complete(C, &p, &cal, &result(&c, "USER_BUSY", CauseClass::Retry), t(15, 30))
+        .complete(
+            C,
+            &p,
+            &cal,
+            &result(&c, "USER_BUSY", CauseClass::Retry),
+            t(15, 30),
+        )
         .await
         .unwrap();
     let next_morning = day(5, 7);
     assert_eq!(out, CompleteOutcome::Applied(MemberFate::Due(next_morning)));
-    assert_eq!(s.get(C, id).await.unwrap().unwrap().next_due, Some(next_morning));
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().next_due,
+        Some(next_morning)
+    );
 }
 
 async fn member_ends_queue_expire_when_the_calendar_is_over(s: &Store) {
     let mut cal = Hours::new("Europe/Kyiv", 9, 18);
     cal.end = Some(t(12, 0));
     let id = add1(s, member("a", &["1"])).await;
-    let b = s.claim(C, &policy(), &cal, t(17, 0), 5, NODE, LEASE).await.unwrap();
+    let b = s
+        .claim(C, &policy(), &cal, t(17, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
     assert!(b.claims.is_empty());
     assert_eq!(b.ended, vec![(id, "QUEUE_EXPIRE".to_string())]);
 }
@@ -402,35 +528,53 @@ async fn release_undoes_a_claim_without_counting(s: &Store) {
     assert_eq!(c.member_id, id);
     let before = s.counts(C).await.unwrap();
     assert_eq!(
-        s.release(C, id, c.attempt_id, None, t(10, 0)).await.unwrap(),
+        s.release(C, id, c.attempt_id, None, t(10, 0))
+            .await
+            .unwrap(),
         ReleaseOutcome::Released
     );
     assert_eq!(
-        s.release(C, id, c.attempt_id, None, t(10, 0)).await.unwrap(),
+        s.release(C, id, c.attempt_id, None, t(10, 0))
+            .await
+            .unwrap(),
         ReleaseOutcome::NotCurrent
     );
     let m = s.get(C, id).await.unwrap().unwrap();
     assert_eq!((m.state, m.attempts, m.tries), (MemberState::Waiting, 0, 0));
     let after = s.counts(C).await.unwrap();
-    assert_eq!((after.waiting, after.active, after.calls), (before.waiting + 1, 0, 0));
+    assert_eq!(
+        (after.waiting, after.active, after.calls),
+        (before.waiting + 1, 0, 0)
+    );
     // It keeps its place: claimed first again, with the same attempt number.
     let again = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
     assert_eq!((again.member_id, again.attempt_no), (id, 1));
     // Released with a delay, it waits.
-    s.release(C, id, again.attempt_id, Some(t(10, 5)), t(10, 0)).await.unwrap();
+    s.release(C, id, again.attempt_id, Some(t(10, 5)), t(10, 0))
+        .await
+        .unwrap();
     let next = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
     assert_ne!(next.member_id, id);
-    assert_eq!(s.get(C, id).await.unwrap().unwrap().next_due, Some(t(10, 5)));
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().next_due,
+        Some(t(10, 5))
+    );
 }
 
 async fn update_and_delete_are_refused_while_in_a_call(s: &Store) {
     let id = add1(s, member("a", &["1", "2"])).await;
     let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
     let changed = member("a2", &["3"]);
-    assert_eq!(s.update(C, id, &changed, t(10, 0)).await.unwrap(), ChangeOutcome::InCall);
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 0)).await.unwrap(),
+        ChangeOutcome::InCall
+    );
     assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::InCall);
     complete(s, &policy(), &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
-    assert_eq!(s.update(C, id, &changed, t(10, 1)).await.unwrap(), ChangeOutcome::Done);
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 1)).await.unwrap(),
+        ChangeOutcome::Done
+    );
     let m = s.get(C, id).await.unwrap().unwrap();
     assert_eq!(m.name, "a2");
     assert_eq!(m.communications.len(), 1);
@@ -439,7 +583,10 @@ async fn update_and_delete_are_refused_while_in_a_call(s: &Store) {
     assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::Done);
     assert_eq!(s.get(C, id).await.unwrap(), None);
     assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::NotFound);
-    assert_eq!(s.update(C, id, &changed, t(10, 1)).await.unwrap(), ChangeOutcome::NotFound);
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 1)).await.unwrap(),
+        ChangeOutcome::NotFound
+    );
     assert_eq!(s.counts(C).await.unwrap().waiting, 0);
 }
 
@@ -455,14 +602,23 @@ async fn update_keeps_number_state_when_numbers_are_unchanged_and_reorders(s: &S
     complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 0)).await;
     let mut up = member("b!", &["2"]);
     up.priority = 50;
-    assert_eq!(s.update(C, b, &up, t(10, 0)).await.unwrap(), ChangeOutcome::Done);
+    assert_eq!(
+        s.update(C, b, &up, t(10, 0)).await.unwrap(),
+        ChangeOutcome::Done
+    );
     let c = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
     assert_eq!(c.member_id, b, "the raised priority applies at once");
     let mut up = member("a!", &["1"]);
     up.communications[0].priority = 3;
-    assert_eq!(s.update(C, a, &up, t(10, 1)).await.unwrap(), ChangeOutcome::Done);
+    assert_eq!(
+        s.update(C, a, &up, t(10, 1)).await.unwrap(),
+        ChangeOutcome::Done
+    );
     let m = s.get(C, a).await.unwrap().unwrap();
-    assert_eq!((m.communications[0].attempts, m.communications[0].priority), (1, 3));
+    assert_eq!(
+        (m.communications[0].attempts, m.communications[0].priority),
+        (1, 3)
+    );
 }
 
 async fn external_id_upserts_instead_of_duplicating(s: &Store) {
@@ -473,15 +629,33 @@ async fn external_id_upserts_instead_of_duplicating(s: &Store) {
     m.name = "a (renamed)".into();
     let mut other = member("b", &["2"]);
     other.external_id = Some("crm-2".into());
-    let out = s.add(C, &[m.clone(), other.clone()], t(9, 0)).await.unwrap();
-    assert_eq!(out, vec![AddOutcome::Updated(MemberId(1)), AddOutcome::Added(MemberId(2))]);
-    assert_eq!(s.get(C, MemberId(1)).await.unwrap().unwrap().name, "a (renamed)");
+    let out = s
+        .add(C, &[m.clone(), other.clone()], t(9, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            AddOutcome::Updated(MemberId(1)),
+            AddOutcome::Added(MemberId(2))
+        ]
+    );
+    assert_eq!(
+        s.get(C, MemberId(1)).await.unwrap().unwrap().name,
+        "a (renamed)"
+    );
     assert_eq!(s.counts(C).await.unwrap().waiting, 2);
     claim(s, &policy(), t(10, 0), 1).await;
-    assert_eq!(s.add(C, &[m.clone()], t(10, 0)).await.unwrap(), vec![AddOutcome::InCall(MemberId(1))]);
+    assert_eq!(
+        s.add(C, &[m.clone()], t(10, 0)).await.unwrap(),
+        vec![AddOutcome::InCall(MemberId(1))]
+    );
     // An update may not steal another member's external id.
     let err = s.update(C, MemberId(2), &m, t(10, 0)).await.unwrap_err();
-    assert!(matches!(err, StoreError::ExternalIdTaken { owner: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::ExternalIdTaken { owner: 1, .. }),
+        "{err}"
+    );
 }
 
 async fn terminate_ends_a_waiting_member_and_flags_a_call_to_kill(s: &Store) {
@@ -489,9 +663,18 @@ async fn terminate_ends_a_waiting_member_and_flags_a_call_to_kill(s: &Store) {
     let b = add1(s, member("b", &["2"])).await;
     let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
     assert_eq!(c.member_id, a);
-    assert_eq!(s.terminate(C, b).await.unwrap(), TerminateOutcome::Terminated);
-    assert_eq!(s.terminate(C, b).await.unwrap(), TerminateOutcome::AlreadyEnded);
-    assert_eq!(s.terminate(C, MemberId(9)).await.unwrap(), TerminateOutcome::NotFound);
+    assert_eq!(
+        s.terminate(C, b).await.unwrap(),
+        TerminateOutcome::Terminated
+    );
+    assert_eq!(
+        s.terminate(C, b).await.unwrap(),
+        TerminateOutcome::AlreadyEnded
+    );
+    assert_eq!(
+        s.terminate(C, MemberId(9)).await.unwrap(),
+        TerminateOutcome::NotFound
+    );
     assert_eq!(
         s.terminate(C, a).await.unwrap(),
         TerminateOutcome::KillCall {
@@ -501,13 +684,28 @@ async fn terminate_ends_a_waiting_member_and_flags_a_call_to_kill(s: &Store) {
     );
     assert!(s.get(C, a).await.unwrap().unwrap().terminate_pending);
     assert_eq!(
-        complete(s, &policy(), &c, "ORIGINATOR_CANCEL", CauseClass::Retry, t(10, 1)).await,
+        complete(
+            s,
+            &policy(),
+            &c,
+            "ORIGINATOR_CANCEL",
+            CauseClass::Retry,
+            t(10, 1)
+        )
+        .await,
         CompleteOutcome::Applied(MemberFate::Ended {
             cause: "MANAGER_REQUEST".into(),
             success: false
         })
     );
-    assert_eq!(s.counts(C).await.unwrap().ended_by_cause.get("MANAGER_REQUEST"), Some(&2));
+    assert_eq!(
+        s.counts(C)
+            .await
+            .unwrap()
+            .ended_by_cause
+            .get("MANAGER_REQUEST"),
+        Some(&2)
+    );
 }
 
 async fn reset_revives_ended_unsuccessful_members_only(s: &Store) {
@@ -522,9 +720,15 @@ async fn reset_revives_ended_unsuccessful_members_only(s: &Store) {
     complete(s, &p, &b2[1], "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
     assert_eq!(s.reset(C, t(11, 0)).await.unwrap(), 1);
     let mb = s.get(C, b).await.unwrap().unwrap();
-    assert_eq!((mb.state, mb.tries, mb.end_cause.clone(), mb.next_due), (MemberState::Waiting, 0, None, Some(t(11, 0))));
+    assert_eq!(
+        (mb.state, mb.tries, mb.end_cause.clone(), mb.next_due),
+        (MemberState::Waiting, 0, None, Some(t(11, 0)))
+    );
     assert_eq!(mb.communications[0].attempts, 0);
-    assert_eq!(s.get(C, a).await.unwrap().unwrap().state, MemberState::Ended);
+    assert_eq!(
+        s.get(C, a).await.unwrap().unwrap().state,
+        MemberState::Ended
+    );
     let cnt = s.counts(C).await.unwrap();
     assert_eq!((cnt.waiting, cnt.ended), (1, 1));
     assert_eq!(cnt.ended_by_cause.get("MAX_TRY_COUNT"), None);
@@ -556,17 +760,42 @@ async fn list_pages_through_members_with_filters(s: &Store) {
         ..policy()
     };
     let b = claim(s, &p, t(10, 0), 3).await;
-    complete(s, &p, &b.claims[0], "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
+    complete(
+        s,
+        &p,
+        &b.claims[0],
+        "USER_BUSY",
+        CauseClass::Retry,
+        t(10, 1),
+    )
+    .await;
     let active = s
-        .list(C, &ListQuery { state: Some(MemberState::Active), limit: 50, ..ListQuery::default() })
+        .list(
+            C,
+            &ListQuery {
+                state: Some(MemberState::Active),
+                limit: 50,
+                ..ListQuery::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(active.members.len(), 2);
     let ended = s
-        .list(C, &ListQuery { end_cause: Some("MAX_TRY_COUNT".into()), limit: 50, ..ListQuery::default() })
+        .list(
+            C,
+            &ListQuery {
+                end_cause: Some("MAX_TRY_COUNT".into()),
+                limit: 50,
+                ..ListQuery::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(ended.members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![b.claims[0].member_id]);
+    assert_eq!(
+        ended.members.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b.claims[0].member_id]
+    );
 }
 
 async fn expired_leases_are_recovered_per_lost_attempt_and_free_their_slots(s: &Store) {
@@ -579,31 +808,100 @@ async fn expired_leases_are_recovered_per_lost_attempt_and_free_their_slots(s: &
     for i in 0..3 {
         add1(s, member(&format!("m{i}"), &["1"])).await;
     }
-    let dead = s.claim(C, &p, &Always, t(10, 0), 1, "dead-node", Duration::from_secs(30)).await.unwrap().claims;
-    let live = s.claim(C, &p, &Always, t(10, 0), 1, "live-node", Duration::from_secs(30)).await.unwrap().claims;
+    let dead = s
+        .claim(
+            C,
+            &p,
+            &Always,
+            t(10, 0),
+            1,
+            "dead-node",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .claims;
+    let live = s
+        .claim(
+            C,
+            &p,
+            &Always,
+            t(10, 0),
+            1,
+            "live-node",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .claims;
     assert_eq!(s.slots_in_use(C, t(10, 0)).await.unwrap(), 2);
     // The live node renews; the dead one does not.
-    let lost = s.renew(C, "live-node", &[live[0].attempt_id], t(10, 0) + CDuration::seconds(20), Duration::from_secs(30)).await.unwrap();
+    let lost = s
+        .renew(
+            C,
+            "live-node",
+            &[live[0].attempt_id],
+            t(10, 0) + CDuration::seconds(20),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     assert!(lost.is_empty());
-    let lost = s.renew(C, "live-node", &[dead[0].attempt_id], t(10, 0) + CDuration::seconds(20), Duration::from_secs(30)).await.unwrap();
+    let lost = s
+        .renew(
+            C,
+            "live-node",
+            &[dead[0].attempt_id],
+            t(10, 0) + CDuration::seconds(20),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     assert_eq!(lost, vec![dead[0].attempt_id], "not this node's attempt");
     let after = t(10, 0) + CDuration::seconds(31);
-    assert_eq!(s.slots_in_use(C, after).await.unwrap(), 1, "the dead node's slot is free once its lease expired");
+    assert_eq!(
+        s.slots_in_use(C, after).await.unwrap(),
+        1,
+        "the dead node's slot is free once its lease expired"
+    );
     let rec = s.recover_expired(C, &p, &Always, after, 100).await.unwrap();
     assert_eq!(rec.len(), 1);
-    assert_eq!((rec[0].attempt_id, rec[0].member_id, rec[0].node.as_str()), (dead[0].attempt_id, dead[0].member_id, "dead-node"));
+    assert_eq!(
+        (rec[0].attempt_id, rec[0].member_id, rec[0].node.as_str()),
+        (dead[0].attempt_id, dead[0].member_id, "dead-node")
+    );
     assert_eq!(rec[0].fate, MemberFate::Due(after));
     let m = s.get(C, dead[0].member_id).await.unwrap().unwrap();
     assert_eq!((m.state, m.tries), (MemberState::Waiting, 1));
     let log = s.attempts(C, dead[0].member_id).await.unwrap();
-    assert_eq!((log[0].cause.as_str(), log[0].class), (LOST_ATTEMPT_CAUSE, CauseClass::Retry));
+    assert_eq!(
+        (log[0].cause.as_str(), log[0].class),
+        (LOST_ATTEMPT_CAUSE, CauseClass::Retry)
+    );
     let cnt = s.counts(C).await.unwrap();
     assert_eq!((cnt.lost, cnt.retry, cnt.active), (1, 1, 1));
     // The dead node wakes up and reports: too late, nothing changes.
-    assert_eq!(complete(s, &p, &dead[0], "NORMAL_CLEARING", CauseClass::Ok, after).await, CompleteOutcome::Duplicate);
-    assert!(s.recover_expired(C, &p, &Always, after, 100).await.unwrap().is_empty());
+    assert_eq!(
+        complete(s, &p, &dead[0], "NORMAL_CLEARING", CauseClass::Ok, after).await,
+        CompleteOutcome::Duplicate
+    );
+    assert!(
+        s.recover_expired(C, &p, &Always, after, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Its renew now reports the attempt lost.
-    let lost = s.renew(C, "dead-node", &[dead[0].attempt_id], after, Duration::from_secs(30)).await.unwrap();
+    let lost = s
+        .renew(
+            C,
+            "dead-node",
+            &[dead[0].attempt_id],
+            after,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     assert_eq!(lost, vec![dead[0].attempt_id]);
 }
 
@@ -614,16 +912,29 @@ async fn lost_attempt_minus_and_error_are_applied_as_configured(s: &Store) {
         wait_between_retries_sec: 10,
         ..policy()
     };
-    s.claim(C, &p, &Always, t(10, 0), 1, NODE, Duration::from_secs(5)).await.unwrap();
-    let rec = s.recover_expired(C, &p, &Always, t(10, 1), 10).await.unwrap();
-    assert_eq!(rec[0].fate, MemberFate::Due(t(10, 1) + CDuration::seconds(10)));
+    s.claim(C, &p, &Always, t(10, 0), 1, NODE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rec = s
+        .recover_expired(C, &p, &Always, t(10, 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec[0].fate,
+        MemberFate::Due(t(10, 1) + CDuration::seconds(10))
+    );
     assert_eq!(s.get(C, a).await.unwrap().unwrap().tries, 0);
     let p = QueuePolicy {
         lost_attempt: LostAttempt::Error,
         ..p
     };
-    s.claim(C, &p, &Always, t(10, 2), 1, NODE, Duration::from_secs(5)).await.unwrap();
-    let rec = s.recover_expired(C, &p, &Always, t(10, 3), 10).await.unwrap();
+    s.claim(C, &p, &Always, t(10, 2), 1, NODE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rec = s
+        .recover_expired(C, &p, &Always, t(10, 3), 10)
+        .await
+        .unwrap();
     assert_eq!(
         rec[0].fate,
         MemberFate::Ended {
@@ -634,19 +945,57 @@ async fn lost_attempt_minus_and_error_are_applied_as_configured(s: &Store) {
 }
 
 async fn gateway_slots_are_limited_shared_and_freed_by_expiry(s: &Store) {
-    let (a1, a2, a3) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (a1, a2, a3) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
     let until = t(10, 1);
-    assert!(s.acquire_gateway_slot("gw1", 2, a1, until, t(10, 0)).await.unwrap());
-    assert!(s.acquire_gateway_slot("gw1", 2, a2, until, t(10, 0)).await.unwrap());
-    assert!(!s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0)).await.unwrap());
-    assert!(s.acquire_gateway_slot("gw2", 2, a3, until, t(10, 0)).await.unwrap(), "gateways are separate");
-    assert!(s.acquire_gateway_slot("gw1", 2, a1, t(10, 2), t(10, 0)).await.unwrap(), "re-acquiring extends");
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a1, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a2, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_gateway_slot("gw2", 2, a3, until, t(10, 0))
+            .await
+            .unwrap(),
+        "gateways are separate"
+    );
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a1, t(10, 2), t(10, 0))
+            .await
+            .unwrap(),
+        "re-acquiring extends"
+    );
     s.release_gateway_slot("gw1", a2).await.unwrap();
     assert_eq!(s.gateway_slots_in_use("gw1", t(10, 0)).await.unwrap(), 1);
-    assert!(s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0)).await.unwrap());
-    let lost = s.renew_gateway_slots("gw1", &[a1, a3], t(10, 3), t(10, 1, )).await.unwrap();
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    let lost = s
+        .renew_gateway_slots("gw1", &[a1, a3], t(10, 3), t(10, 1))
+        .await
+        .unwrap();
     assert_eq!(lost, vec![a3], "a3's slot expired at 10:01");
-    assert!(s.acquire_gateway_slot("gw1", 2, a2, t(10, 5), t(10, 1)).await.unwrap(), "expired slots are free");
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a2, t(10, 5), t(10, 1))
+            .await
+            .unwrap(),
+        "expired slots are free"
+    );
     assert_eq!(s.gateway_slots_in_use("gw1", t(10, 1)).await.unwrap(), 2);
 }
 
@@ -655,9 +1004,24 @@ async fn token_buckets_grant_a_burst_then_the_rate(s: &Store) {
     let now = t(10, 0);
     assert_eq!(s.take_tokens(&k, 10.0, 5.0, 8, now).await.unwrap(), 5);
     assert_eq!(s.take_tokens(&k, 10.0, 5.0, 8, now).await.unwrap(), 0);
-    assert_eq!(s.take_tokens(&k, 10.0, 5.0, 8, now + CDuration::milliseconds(250)).await.unwrap(), 2);
-    assert_eq!(s.take_tokens(&k, 10.0, 5.0, 1, now + CDuration::milliseconds(300)).await.unwrap(), 1);
-    assert_eq!(s.take_tokens(&k, 10.0, 5.0, 9, now + CDuration::seconds(10)).await.unwrap(), 5);
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 8, now + CDuration::milliseconds(250))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 1, now + CDuration::milliseconds(300))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 9, now + CDuration::seconds(10))
+            .await
+            .unwrap(),
+        5
+    );
     let g = LimitKey::Gateway("gw1".into());
     assert_eq!(s.take_tokens(&g, 1.0, 1.0, 3, now).await.unwrap(), 1);
     assert!(s.take_tokens(&g, 0.0, 1.0, 1, now).await.is_err());
@@ -668,17 +1032,34 @@ async fn bad_input_is_refused_with_a_clear_error_and_nothing_stored(s: &Store) {
     let mut bad = member("bad", &["2"]);
     bad.timezone = Some("Nowhere/City".into());
     let err = s.add(C, &[good, bad], t(9, 0)).await.unwrap_err();
-    assert_eq!(err.to_string(), "member #1: timezone: unknown IANA timezone \"Nowhere/City\"");
+    assert_eq!(
+        err.to_string(),
+        "member #1: timezone: unknown IANA timezone \"Nowhere/City\""
+    );
     assert_eq!(s.counts(C).await.unwrap().waiting, 0);
-    assert!(s.add("bad{tag}", &[member("a", &["1"])], t(9, 0)).await.is_err());
+    assert!(
+        s.add("bad{tag}", &[member("a", &["1"])], t(9, 0))
+            .await
+            .is_err()
+    );
     add1(s, member("a", &["1"])).await;
     let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
     let err = s
-        .complete(C, &policy(), &Always, &result(&c, "BAD,CAUSE", CauseClass::Retry), t(10, 1))
+        .complete(
+            C,
+            &policy(),
+            &Always,
+            &result(&c, "BAD,CAUSE", CauseClass::Retry),
+            t(10, 1),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().starts_with("cause:"), "{err}");
-    assert!(s.claim(C, &policy(), &Always, t(10, 0), 1, "", LEASE).await.is_err());
+    assert!(
+        s.claim(C, &policy(), &Always, t(10, 0), 1, "", LEASE)
+            .await
+            .is_err()
+    );
 }
 
 async fn drop_campaign_removes_everything(s: &Store) {

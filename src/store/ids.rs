@@ -9,22 +9,17 @@ use std::sync::Mutex;
 use uuid::{Builder, Uuid};
 
 /// A source of attempt ids (UUID v4).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum AttemptIds {
+    #[default]
     Random,
-    Seeded(Mutex<StdRng>),
-}
-
-impl Default for AttemptIds {
-    fn default() -> Self {
-        AttemptIds::Random
-    }
+    Seeded(Box<Mutex<StdRng>>),
 }
 
 impl AttemptIds {
     /// A reproducible sequence: two sources with the same seed give the same ids.
     pub fn seeded(seed: u64) -> AttemptIds {
-        AttemptIds::Seeded(Mutex::new(StdRng::seed_from_u64(seed)))
+        AttemptIds::Seeded(Box::new(Mutex::new(StdRng::seed_from_u64(seed))))
     }
 
     /// `n` fresh ids.

@@ -18,7 +18,9 @@ pub enum LocalRedisError {
     Missing(std::io::Error),
     #[error("local redis-server: {0}")]
     Io(#[from] std::io::Error),
-    #[error("local redis-server on port {port} did not accept connections within {secs} s; its log: {log}")]
+    #[error(
+        "local redis-server on port {port} did not accept connections within {secs} s; its log: {log}"
+    )]
     NotReady { port: u16, secs: u64, log: String },
 }
 
@@ -84,7 +86,9 @@ impl LocalRedis {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 LocalRedisError::Missing(e)

@@ -100,7 +100,12 @@ impl Store {
 
     /// Adds members; a member whose `external_id` is already known updates that member instead (refused while it
     /// is in a call). Every member is validated first: one invalid member refuses the whole batch.
-    pub async fn add(&self, campaign: &str, members: &[MemberInput], now: DateTime<Utc>) -> StoreResult<Vec<AddOutcome>> {
+    pub async fn add(
+        &self,
+        campaign: &str,
+        members: &[MemberInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<AddOutcome>> {
         dispatch!(self, add(campaign, members, now))
     }
 
@@ -115,7 +120,13 @@ impl Store {
 
     /// Replaces a member's data. Refused while it is in a call. Number state is kept when the numbers are the
     /// same (in the same order), else reset.
-    pub async fn update(&self, campaign: &str, id: MemberId, m: &MemberInput, now: DateTime<Utc>) -> StoreResult<ChangeOutcome> {
+    pub async fn update(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        m: &MemberInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChangeOutcome> {
         dispatch!(self, update(campaign, id, m, now))
     }
 
@@ -155,7 +166,10 @@ impl Store {
         node: &str,
         lease: Duration,
     ) -> StoreResult<ClaimBatch> {
-        dispatch!(self, claim(campaign, policy, schedule, now, max_n, node, lease))
+        dispatch!(
+            self,
+            claim(campaign, policy, schedule, now, max_n, node, lease)
+        )
     }
 
     /// Applies an attempt's final result (SPEC §4), exactly once.
@@ -222,7 +236,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        dispatch!(self, acquire_gateway_slot(gateway, limit, attempt, until, now))
+        dispatch!(
+            self,
+            acquire_gateway_slot(gateway, limit, attempt, until, now)
+        )
     }
 
     pub async fn release_gateway_slot(&self, gateway: &str, attempt: AttemptId) -> StoreResult<()> {
@@ -240,12 +257,23 @@ impl Store {
         dispatch!(self, renew_gateway_slots(gateway, attempts, until, now))
     }
 
-    pub async fn gateway_slots_in_use(&self, gateway: &str, now: DateTime<Utc>) -> StoreResult<u32> {
+    pub async fn gateway_slots_in_use(
+        &self,
+        gateway: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
         dispatch!(self, gateway_slots_in_use(gateway, now))
     }
 
     /// Token bucket shared across nodes: refills at `rate_per_sec` up to `burst`; grants up to `n` whole tokens.
-    pub async fn take_tokens(&self, key: &LimitKey, rate_per_sec: f64, burst: f64, n: u32, now: DateTime<Utc>) -> StoreResult<u32> {
+    pub async fn take_tokens(
+        &self,
+        key: &LimitKey,
+        rate_per_sec: f64,
+        burst: f64,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
         dispatch!(self, take_tokens(key, rate_per_sec, burst, n, now))
     }
 
@@ -257,5 +285,56 @@ impl Store {
     /// Deletes a campaign's members, queue, counters and buckets.
     pub async fn drop_campaign(&self, campaign: &str) -> StoreResult<()> {
         dispatch!(self, drop_campaign(campaign))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::schedule::Always;
+
+    fn is_send<T: Send>(_: T) {}
+
+    #[test]
+    fn store_futures_are_send_so_the_engine_can_spawn_them() {
+        let s = Store::memory();
+        let now = Utc::now();
+        let p = QueuePolicy::default();
+        let r = AttemptResult {
+            attempt_id: uuid::Uuid::nil(),
+            member_id: MemberId(1),
+            cause: "NO_ANSWER".into(),
+            class: crate::campaign::causes::CauseClass::Retry,
+            answered_at: None,
+            hangup_at: None,
+            talk_secs: 0,
+        };
+        is_send(s.add("c", &[], now));
+        is_send(s.claim("c", &p, &Always, now, 1, "n", Duration::from_secs(1)));
+        is_send(s.complete("c", &p, &Always, &r, now));
+        is_send(s.recover_expired("c", &p, &Always, now, 1));
+        is_send(s.list("c", &ListQuery::default()));
+        is_send(s.reset("c", now));
+        is_send(s.take_tokens(&LimitKey::Campaign("c".into()), 1.0, 1.0, 1, now));
+    }
+
+    #[tokio::test]
+    async fn unknown_store_urls_are_refused_naming_the_url() {
+        let e = Store::open("postgres://x").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "store url \"postgres://x\": expected memory:// or redis://host:port"
+        );
+        assert!(matches!(
+            Store::open("memory://").await,
+            Ok(Store::Memory(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_clear_error() {
+        // Port 1 is never a redis-server.
+        let e = Store::open("redis://127.0.0.1:1").await.unwrap_err();
+        assert!(e.to_string().starts_with("redis connect:"), "{e}");
     }
 }

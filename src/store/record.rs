@@ -140,7 +140,8 @@ pub fn unpack_nums(s: &str) -> Result<Vec<NumState>, String> {
         .map(|entry| {
             let mut f = entry.split(',');
             let prio = f.next().unwrap_or("0");
-            let prio: i64 = parse_int(prio).ok_or_else(|| format!("bad number priority {prio:?}"))?;
+            let prio: i64 =
+                parse_int(prio).ok_or_else(|| format!("bad number priority {prio:?}"))?;
             let state = match f.next().unwrap_or("i") {
                 "i" | "" => CommState::Idle,
                 "a" => CommState::Active,
@@ -218,7 +219,11 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
         None => None,
         Some(t) => {
             if t.parse::<chrono_tz::Tz>().is_err() {
-                return Err(bad(index, "timezone", format!("unknown IANA timezone {t:?}")));
+                return Err(bad(
+                    index,
+                    "timezone",
+                    format!("unknown IANA timezone {t:?}"),
+                ));
             }
             Some(t.clone())
         }
@@ -241,7 +246,11 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
         }
     }
     if m.communications.is_empty() {
-        return Err(bad(index, "communications", "at least one number is required"));
+        return Err(bad(
+            index,
+            "communications",
+            "at least one number is required",
+        ));
     }
     let mut comms = Vec::with_capacity(m.communications.len());
     let mut nums = Vec::with_capacity(m.communications.len());
@@ -259,7 +268,10 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
             return Err(bad(
                 index,
                 "communications",
-                format!("number #{i}: priority {} is outside ±{MAX_ABS_PRIORITY}", c.priority),
+                format!(
+                    "number #{i}: priority {} is outside ±{MAX_ABS_PRIORITY}",
+                    c.priority
+                ),
             ));
         }
         comms.push(StaticComm {
@@ -282,7 +294,8 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
         v: m.variables.clone(),
         c: comms,
     };
-    let data_json = serde_json::to_string(&data).map_err(|e| bad(index, "member", e.to_string()))?;
+    let data_json =
+        serde_json::to_string(&data).map_err(|e| bad(index, "member", e.to_string()))?;
     Ok(Prepared {
         data,
         data_json,
@@ -327,9 +340,7 @@ pub fn check_cause(cause: &str) -> StoreResult<()> {
     } else {
         Err(StoreError::InvalidArgument {
             what: "cause",
-            reason: format!(
-                "{cause:?}: must be 1..64 characters of A-Z a-z 0-9 _ - . : or space"
-            ),
+            reason: format!("{cause:?}: must be 1..64 characters of A-Z a-z 0-9 _ - . : or space"),
         })
     }
 }
@@ -428,14 +439,22 @@ mod tests {
         let mut m = input();
         m.communications.clear();
         let e = prepare(4, &m).unwrap_err().to_string();
-        assert_eq!(e, "member #4: communications: at least one number is required");
+        assert_eq!(
+            e,
+            "member #4: communications: at least one number is required"
+        );
         let mut m = input();
         m.timezone = Some("Mars/Base".into());
         assert!(prepare(0, &m).unwrap_err().to_string().contains("timezone"));
         let mut m = input();
         m.variables
             .insert("x".into(), serde_json::json!({"nested": 1}));
-        assert!(prepare(0, &m).unwrap_err().to_string().contains("variables"));
+        assert!(
+            prepare(0, &m)
+                .unwrap_err()
+                .to_string()
+                .contains("variables")
+        );
         let mut m = input();
         m.priority = 1 << 50;
         assert!(prepare(0, &m).unwrap_err().to_string().contains("priority"));

@@ -51,7 +51,11 @@ pub fn id_token(id: u64) -> String {
 /// The number to dial next: index into `nums`, or `None` when every number is done.
 ///
 /// `last_index` is the index of the number used by the previous completed attempt (for `top_down`).
-pub fn choose_number(order: NumberOrder, nums: &[NumState], last_index: Option<usize>) -> Option<usize> {
+pub fn choose_number(
+    order: NumberOrder,
+    nums: &[NumState],
+    last_index: Option<usize>,
+) -> Option<usize> {
     let usable = |n: &NumState| n.state != CommState::Done;
     match order {
         NumberOrder::ByPriority => {
@@ -98,7 +102,9 @@ pub struct TzPoint {
 pub fn evaluate(schedule: &dyn Schedule, tz: &str, now_ms: i64, wait_ms: i64) -> TzPoint {
     let tz_opt = (!tz.is_empty()).then_some(tz);
     let now = super::types::from_ms(now_ms);
-    let later = now.checked_add_signed(Duration::milliseconds(wait_ms)).unwrap_or(now);
+    let later = now
+        .checked_add_signed(Duration::milliseconds(wait_ms))
+        .unwrap_or(now);
     TzPoint {
         open: schedule.allowed_until(tz_opt, now).is_some(),
         next_now: schedule.next_allowed(tz_opt, now).map(super::types::ms),

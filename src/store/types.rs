@@ -176,7 +176,10 @@ pub enum TerminateOutcome {
     /// The member ended with MANAGER_REQUEST.
     Terminated,
     /// The member is in a call: kill this attempt's channel; the member ends with MANAGER_REQUEST when it completes.
-    KillCall { attempt_id: AttemptId, node: String },
+    KillCall {
+        attempt_id: AttemptId,
+        node: String,
+    },
     AlreadyEnded,
     NotFound,
 }
@@ -358,13 +361,11 @@ pub fn ms(t: DateTime<Utc>) -> i64 {
 
 /// The instant of epoch milliseconds (clamped to chrono's range).
 pub fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v)
-        .single()
-        .unwrap_or(if v < 0 {
-            DateTime::<Utc>::MIN_UTC
-        } else {
-            DateTime::<Utc>::MAX_UTC
-        })
+    Utc.timestamp_millis_opt(v).single().unwrap_or(if v < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 pub(crate) fn class_code(c: CauseClass) -> &'static str {

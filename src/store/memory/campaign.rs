@@ -87,6 +87,9 @@ pub(super) struct Lease {
     pub expiry: i64,
 }
 
+/// What one claim did: (member, attempt, number index) claimed, and members ended on the way.
+pub(super) type ClaimedAndEnded = (Vec<(u64, Uuid, usize)>, Vec<(MemberId, String)>);
+
 /// One campaign's state.
 #[derive(Debug, Default)]
 pub(super) struct Camp {
@@ -152,7 +155,11 @@ impl Camp {
     }
 
     fn bump_end(&mut self, cause: &str, delta: i64) {
-        let e = self.cnt.ended_by_cause.entry(cause.to_string()).or_insert(0);
+        let e = self
+            .cnt
+            .ended_by_cause
+            .entry(cause.to_string())
+            .or_insert(0);
         *e = e.saturating_add_signed(delta);
         if *e == 0 {
             self.cnt.ended_by_cause.remove(cause);
@@ -317,7 +324,7 @@ impl Camp {
         node: &str,
         lease_ms: i64,
         ids: &[Uuid],
-    ) -> (Vec<(u64, Uuid, usize)>, Vec<(MemberId, String)>) {
+    ) -> ClaimedAndEnded {
         self.prepare_ready(policy.member_order, now);
         let free = (policy.limit as usize).saturating_sub(self.slots_in_use(now));
         let want = max_n.min(free).min(ids.len());
@@ -560,7 +567,12 @@ impl Camp {
         now: i64,
         max: usize,
     ) -> Vec<Recovered> {
-        let expired: Vec<(i64, Uuid)> = self.leases.range(..(now + 1, Uuid::nil())).take(max).copied().collect();
+        let expired: Vec<(i64, Uuid)> = self
+            .leases
+            .range(..(now + 1, Uuid::nil()))
+            .take(max)
+            .copied()
+            .collect();
         let class = lost_class(policy.lost_attempt);
         let mut out = Vec::new();
         for (expiry, attempt) in expired {
@@ -579,7 +591,17 @@ impl Camp {
             }
             let point = point_for(tz, &self.members[&lease.member].tz);
             self.cnt.lost += 1;
-            let fate = self.apply(policy, point, lease.member, LOST_ATTEMPT_CAUSE, class, None, None, 0, now);
+            let fate = self.apply(
+                policy,
+                point,
+                lease.member,
+                LOST_ATTEMPT_CAUSE,
+                class,
+                None,
+                None,
+                0,
+                now,
+            );
             out.push(Recovered {
                 attempt_id: attempt,
                 member_id: MemberId(lease.member),
@@ -605,7 +627,13 @@ impl Camp {
         lost
     }
 
-    pub fn release(&mut self, member: u64, attempt: Uuid, not_before: Option<i64>, now: i64) -> ReleaseOutcome {
+    pub fn release(
+        &mut self,
+        member: u64,
+        attempt: Uuid,
+        not_before: Option<i64>,
+        now: i64,
+    ) -> ReleaseOutcome {
         let Some(rec) = self.members.get_mut(&member) else {
             return ReleaseOutcome::NotCurrent;
         };
@@ -723,9 +751,11 @@ impl Camp {
 }
 
 fn point_for(tz: &HashMap<String, TzPoint>, member_tz: &Option<String>) -> TzPoint {
-    tz.get(rules::tz_key(member_tz)).copied().unwrap_or(TzPoint {
-        open: false,
-        next_now: None,
-        next_wait: None,
-    })
+    tz.get(rules::tz_key(member_tz))
+        .copied()
+        .unwrap_or(TzPoint {
+            open: false,
+            next_now: None,
+            next_wait: None,
+        })
 }

@@ -36,7 +36,12 @@ pub struct MemoryStore {
     ids: AttemptIds,
 }
 
-fn tz_points(camp: &Camp, schedule: &dyn Schedule, now: i64, wait_ms: i64) -> HashMap<String, TzPoint> {
+fn tz_points(
+    camp: &Camp,
+    schedule: &dyn Schedule,
+    now: i64,
+    wait_ms: i64,
+) -> HashMap<String, TzPoint> {
     let mut m: HashMap<String, TzPoint> = camp
         .tzs
         .iter()
@@ -114,7 +119,12 @@ impl MemoryStore {
         Ok(f(g.camps.entry(campaign.to_string()).or_default()))
     }
 
-    fn with_existing<T>(&self, campaign: &str, none: T, f: impl FnOnce(&mut Camp) -> T) -> StoreResult<T> {
+    fn with_existing<T>(
+        &self,
+        campaign: &str,
+        none: T,
+        f: impl FnOnce(&mut Camp) -> T,
+    ) -> StoreResult<T> {
         record::check_campaign(campaign)?;
         let mut g = self.lock();
         Ok(match g.camps.get_mut(campaign) {
@@ -123,7 +133,12 @@ impl MemoryStore {
         })
     }
 
-    pub fn add(&self, campaign: &str, members: &[MemberInput], now: DateTime<Utc>) -> StoreResult<Vec<AddOutcome>> {
+    pub fn add(
+        &self,
+        campaign: &str,
+        members: &[MemberInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<AddOutcome>> {
         let prepared = members
             .iter()
             .enumerate()
@@ -151,7 +166,13 @@ impl MemoryStore {
         })
     }
 
-    pub fn update(&self, campaign: &str, id: MemberId, m: &MemberInput, now: DateTime<Utc>) -> StoreResult<ChangeOutcome> {
+    pub fn update(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        m: &MemberInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChangeOutcome> {
         let p = record::prepare(0, m)?;
         let taken = self.with_existing(campaign, None, |c| {
             p.ext
@@ -166,7 +187,9 @@ impl MemoryStore {
                 owner,
             });
         }
-        self.with_existing(campaign, ChangeOutcome::NotFound, |c| c.replace(id.0, p, ms(now)))
+        self.with_existing(campaign, ChangeOutcome::NotFound, |c| {
+            c.replace(id.0, p, ms(now))
+        })
     }
 
     pub fn delete(&self, campaign: &str, id: MemberId) -> StoreResult<ChangeOutcome> {
@@ -181,7 +204,8 @@ impl MemoryStore {
         let mut total = 0;
         let mut after = 0;
         loop {
-            let (n, next) = self.with_existing(campaign, (0, None), |c| c.reset(after, SCAN_SPAN, ms(now)))?;
+            let (n, next) =
+                self.with_existing(campaign, (0, None), |c| c.reset(after, SCAN_SPAN, ms(now)))?;
             total += n;
             match next {
                 Some(a) => after = a,
@@ -203,7 +227,10 @@ impl MemoryStore {
             q.limit -= got.len();
             members.append(&mut got);
             if !more {
-                return Ok(ListPage { members, next: None });
+                return Ok(ListPage {
+                    members,
+                    next: None,
+                });
             }
             q.after = Some(MemberId(last));
             if q.limit == 0 {
@@ -293,7 +320,9 @@ impl MemoryStore {
         lease: Duration,
     ) -> StoreResult<Vec<AttemptId>> {
         let lease = lease_ms(lease)?;
-        self.with_existing(campaign, attempts.to_vec(), |c| c.renew(node, attempts, ms(now), lease))
+        self.with_existing(campaign, attempts.to_vec(), |c| {
+            c.renew(node, attempts, ms(now), lease)
+        })
     }
 
     pub fn recover_expired(
@@ -328,15 +357,18 @@ impl MemoryStore {
         let pool = g.gw_slots.entry(gateway.to_string()).or_default();
         let now = ms(now);
         pool.retain(|_, exp| *exp > now);
-        if pool.contains_key(&attempt) {
-            pool.insert(attempt, ms(until));
-            return Ok(true);
+        let full = pool.len() >= limit as usize;
+        match pool.entry(attempt) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                e.insert(ms(until));
+                Ok(true)
+            }
+            std::collections::btree_map::Entry::Vacant(_) if full => Ok(false),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(ms(until));
+                Ok(true)
+            }
         }
-        if pool.len() >= limit as usize {
-            return Ok(false);
-        }
-        pool.insert(attempt, ms(until));
-        Ok(true)
     }
 
     pub fn release_gateway_slot(&self, gateway: &str, attempt: AttemptId) -> StoreResult<()> {
@@ -378,7 +410,14 @@ impl MemoryStore {
             .map_or(0, |p| p.values().filter(|e| **e > now).count() as u32))
     }
 
-    pub fn take_tokens(&self, key: &LimitKey, rate_per_sec: f64, burst: f64, n: u32, now: DateTime<Utc>) -> StoreResult<u32> {
+    pub fn take_tokens(
+        &self,
+        key: &LimitKey,
+        rate_per_sec: f64,
+        burst: f64,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
         check_bucket(rate_per_sec, burst)?;
         let name = match key {
             LimitKey::Campaign(c) => {

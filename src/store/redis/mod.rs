@@ -280,7 +280,12 @@ impl RedisStore {
 
     /// Adds members (upsert by external id), in pipelined chunks of [`ADD_CHUNK`]. Each chunk is atomic; if Redis
     /// fails mid-way, the chunks before the failure are stored (re-adding with external ids is idempotent).
-    pub async fn add(&self, campaign: &str, members: &[MemberInput], now: DateTime<Utc>) -> StoreResult<Vec<AddOutcome>> {
+    pub async fn add(
+        &self,
+        campaign: &str,
+        members: &[MemberInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<AddOutcome>> {
         record::check_campaign(campaign)?;
         let prepared = members
             .iter()
@@ -294,38 +299,14 @@ impl RedisStore {
         self.remember_tzs(campaign, prepared.iter().map(|p| rules::tz_key(&p.tz)));
         let now = ms(now);
         let prefix = keys::campaign_prefix(campaign);
-        let chunks: Vec<&[Prepared]> = prepared.chunks(ADD_CHUNK).collect();
-        let results: Vec<StoreResult<Vec<AddOutcome>>> = futures::stream::iter(chunks)
+        let futures: Vec<_> = prepared
+            .chunks(ADD_CHUNK)
             .map(|chunk| {
-                let mut inv = self.scripts.add.key(&prefix);
-                inv.arg(now);
-                for p in chunk {
-                    for a in Self::member_args(p) {
-                        inv.arg(a);
-                    }
-                }
-                let mut conn = self.conn();
-                async move {
-                    let out: String = inv.invoke_async(&mut conn).await.map_err(StoreError::redis("add"))?;
-                    #[derive(Deserialize)]
-                    struct R {
-                        #[serde(deserialize_with = "list")]
-                        v: Vec<(String, u64)>,
-                    }
-                    let r: R = parse("add", &out)?;
-                    r.v.into_iter()
-                        .map(|(code, id)| match code.as_str() {
-                            "a" => Ok(AddOutcome::Added(MemberId(id))),
-                            "u" => Ok(AddOutcome::Updated(MemberId(id))),
-                            "c" => Ok(AddOutcome::InCall(MemberId(id))),
-                            other => Err(StoreError::Corrupt {
-                                op: "add",
-                                detail: format!("unknown add outcome {other:?}"),
-                            }),
-                        })
-                        .collect()
-                }
+                let args: Vec<String> = chunk.iter().flat_map(Self::member_args).collect();
+                self.add_chunk(prefix.clone(), now, args)
             })
+            .collect();
+        let results: Vec<StoreResult<Vec<AddOutcome>>> = futures::stream::iter(futures)
             .buffered(ADD_IN_FLIGHT)
             .collect()
             .await;
@@ -336,7 +317,46 @@ impl RedisStore {
         Ok(out)
     }
 
-    async fn get_raw(&self, campaign: &str, id: MemberId, with_log: bool) -> StoreResult<Option<(Member, record::StaticData, Option<String>)>> {
+    async fn add_chunk(
+        &self,
+        prefix: String,
+        now: i64,
+        args: Vec<String>,
+    ) -> StoreResult<Vec<AddOutcome>> {
+        let mut inv = self.scripts.add.key(prefix);
+        inv.arg(now);
+        for a in args {
+            inv.arg(a);
+        }
+        let out: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::redis("add"))?;
+        #[derive(Deserialize)]
+        struct R {
+            #[serde(deserialize_with = "list")]
+            v: Vec<(String, u64)>,
+        }
+        let r: R = parse("add", &out)?;
+        r.v.into_iter()
+            .map(|(code, id)| match code.as_str() {
+                "a" => Ok(AddOutcome::Added(MemberId(id))),
+                "u" => Ok(AddOutcome::Updated(MemberId(id))),
+                "c" => Ok(AddOutcome::InCall(MemberId(id))),
+                other => Err(StoreError::Corrupt {
+                    op: "add",
+                    detail: format!("unknown add outcome {other:?}"),
+                }),
+            })
+            .collect()
+    }
+
+    async fn get_raw(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        with_log: bool,
+    ) -> StoreResult<Option<(Member, record::StaticData, Option<String>)>> {
         record::check_campaign(campaign)?;
         let out: String = self
             .scripts
@@ -361,7 +381,8 @@ impl RedisStore {
             op: "get",
             detail: "reply without member".into(),
         })?;
-        let (m, data) = reply::member_view(mid, &fields).map_err(|detail| StoreError::Corrupt { op: "get", detail })?;
+        let (m, data) = reply::member_view(mid, &fields)
+            .map_err(|detail| StoreError::Corrupt { op: "get", detail })?;
         let h = match r.h {
             Some(serde_json::Value::String(s)) => Some(s),
             _ => None,
@@ -380,7 +401,13 @@ impl RedisStore {
         }
     }
 
-    pub async fn update(&self, campaign: &str, id: MemberId, m: &MemberInput, now: DateTime<Utc>) -> StoreResult<ChangeOutcome> {
+    pub async fn update(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        m: &MemberInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChangeOutcome> {
         record::check_campaign(campaign)?;
         let p = record::prepare(0, m)?;
         self.remember_tzs(campaign, [rules::tz_key(&p.tz)]);
@@ -389,7 +416,10 @@ impl RedisStore {
         for a in Self::member_args(&p) {
             inv.arg(a);
         }
-        let out: String = inv.invoke_async(&mut self.conn()).await.map_err(StoreError::redis("update"))?;
+        let out: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::redis("update"))?;
         #[derive(Deserialize)]
         struct R {
             taken: Option<u64>,
@@ -444,7 +474,9 @@ impl RedisStore {
             ("terminated", _, _) => TerminateOutcome::Terminated,
             ("ended", _, _) => TerminateOutcome::AlreadyEnded,
             ("not_found", _, _) => TerminateOutcome::NotFound,
-            ("kill", Some(attempt_id), Some(node)) => TerminateOutcome::KillCall { attempt_id, node },
+            ("kill", Some(attempt_id), Some(node)) => {
+                TerminateOutcome::KillCall { attempt_id, node }
+            }
             _ => {
                 return Err(StoreError::Corrupt {
                     op: "terminate",
@@ -552,12 +584,16 @@ impl RedisStore {
             }
             let r: R = parse("list", &out)?;
             for (id, f) in r.v {
-                let (m, _) = reply::member_view(id, &f).map_err(|detail| StoreError::Corrupt { op: "list", detail })?;
+                let (m, _) = reply::member_view(id, &f)
+                    .map_err(|detail| StoreError::Corrupt { op: "list", detail })?;
                 members.push(m);
             }
             limit = q.limit - members.len();
             if r.more == 0 {
-                return Ok(ListPage { members, next: None });
+                return Ok(ListPage {
+                    members,
+                    next: None,
+                });
             }
             after = r.last;
             if limit == 0 {
@@ -616,14 +652,14 @@ impl RedisStore {
         let mut claims = Vec::with_capacity(r.c.len());
         for (attempt_id, id, attempt_no, k, d, z, priority) in r.c {
             let data: record::StaticData = parse("claim", &d)?;
-            let number = data
-                .c
-                .get(k)
-                .map(|c| c.number.clone())
-                .ok_or_else(|| StoreError::Corrupt {
-                    op: "claim",
-                    detail: format!("member {id}: no number #{k}"),
-                })?;
+            let number =
+                data.c
+                    .get(k)
+                    .map(|c| c.number.clone())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        op: "claim",
+                        detail: format!("member {id}: no number #{k}"),
+                    })?;
             claims.push(Claim {
                 attempt_id,
                 member_id: MemberId(id),
@@ -745,7 +781,10 @@ impl RedisStore {
         for a in attempts {
             inv.arg(a.to_string());
         }
-        let out: String = inv.invoke_async(&mut self.conn()).await.map_err(StoreError::redis("renew"))?;
+        let out: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::redis("renew"))?;
         #[derive(Deserialize)]
         struct R {
             #[serde(deserialize_with = "list")]
@@ -771,7 +810,10 @@ impl RedisStore {
                     script: &self.scripts.recover,
                     campaign,
                     before: vec![now.to_string(), policy_json(policy)],
-                    after: vec![max.to_string(), class_code(lost_class(policy.lost_attempt)).to_string()],
+                    after: vec![
+                        max.to_string(),
+                        class_code(lost_class(policy.lost_attempt)).to_string(),
+                    ],
                 },
                 schedule,
                 now,
@@ -800,7 +842,11 @@ impl RedisStore {
         record::check_campaign(campaign)?;
         let n: u64 = self
             .conn()
-            .zcount(keys::campaign_key(campaign, "lease"), format!("({}", ms(now)), "+inf")
+            .zcount(
+                keys::campaign_key(campaign, "lease"),
+                format!("({}", ms(now)),
+                "+inf",
+            )
             .await
             .map_err(StoreError::redis("slots_in_use"))?;
         Ok(n as u32)
@@ -869,17 +915,32 @@ impl RedisStore {
             .collect()
     }
 
-    pub async fn gateway_slots_in_use(&self, gateway: &str, now: DateTime<Utc>) -> StoreResult<u32> {
+    pub async fn gateway_slots_in_use(
+        &self,
+        gateway: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
         record::check_campaign(gateway)?;
         let n: u64 = self
             .conn()
-            .zcount(keys::gateway_slots(gateway), format!("({}", ms(now)), "+inf")
+            .zcount(
+                keys::gateway_slots(gateway),
+                format!("({}", ms(now)),
+                "+inf",
+            )
             .await
             .map_err(StoreError::redis("gateway_slots_in_use"))?;
         Ok(n as u32)
     }
 
-    pub async fn take_tokens(&self, key: &LimitKey, rate_per_sec: f64, burst: f64, n: u32, now: DateTime<Utc>) -> StoreResult<u32> {
+    pub async fn take_tokens(
+        &self,
+        key: &LimitKey,
+        rate_per_sec: f64,
+        burst: f64,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
         check_bucket(rate_per_sec, burst)?;
         let k = match key {
             LimitKey::Campaign(c) => {
@@ -918,7 +979,13 @@ impl RedisStore {
     /// Deletes every key of the campaign (in steps: not atomic; meant for removing a finished campaign).
     pub async fn drop_campaign(&self, campaign: &str) -> StoreResult<()> {
         record::check_campaign(campaign)?;
-        let pattern = format!("{}*", keys::campaign_prefix(campaign).replace('[', "\\[").replace('?', "\\?").replace('*', "\\*"));
+        let pattern = format!(
+            "{}*",
+            keys::campaign_prefix(campaign)
+                .replace('[', "\\[")
+                .replace('?', "\\?")
+                .replace('*', "\\*")
+        );
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
         loop {
@@ -947,13 +1014,23 @@ impl RedisStore {
             .srem(keys::CAMPAIGNS, campaign)
             .await
             .map_err(StoreError::redis("drop_campaign"))?;
-        self.tzs.lock().unwrap_or_else(|p| p.into_inner()).remove(campaign);
-        self.registered.lock().unwrap_or_else(|p| p.into_inner()).remove(campaign);
+        self.tzs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign);
+        self.registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign);
         Ok(())
     }
 
     /// `MEMORY USAGE` of one member's hash (for benchmarks and capacity planning).
-    pub async fn member_memory_usage(&self, campaign: &str, id: MemberId) -> StoreResult<Option<u64>> {
+    pub async fn member_memory_usage(
+        &self,
+        campaign: &str,
+        id: MemberId,
+    ) -> StoreResult<Option<u64>> {
         redis::cmd("MEMORY")
             .arg("USAGE")
             .arg(keys::member_key(campaign, id.0))

@@ -145,10 +145,11 @@ pub fn log_lines(
         .filter(|l| !l.is_empty())
         .map(|l| {
             let e: record::LogEntry = parse("attempts", l)?;
-            e.to_record(member, data).map_err(|detail| StoreError::Corrupt {
-                op: "attempts",
-                detail,
-            })
+            e.to_record(member, data)
+                .map_err(|detail| StoreError::Corrupt {
+                    op: "attempts",
+                    detail,
+                })
         })
         .collect()
 }
