@@ -1,8 +1,7 @@
 //! A member as both backends store it: input validation, the compact static record, per-number state.
 //!
 //! The static part of a member (name, variables, numbers with description and type) never changes between updates
-//! and the store's logic never reads it, so it is kept as one compact JSON string (`d` in Redis) that the scripts
-//! return untouched. Everything the queue logic reads (priority, timezone, expire, per-number priority and state)
+//! and the store's logic barely reads it, so it is kept as compact JSON strings that the scripts return untouched. Everything the queue logic reads (priority, timezone, expire, per-number priority and state)
 //! is kept beside it in small fields, see [`NumState`].
 
 use super::error::{StoreError, StoreResult};
@@ -15,7 +14,8 @@ pub const MAX_ABS_PRIORITY: i64 = 1 << 39;
 /// Longest accepted name, number, variable value, external id (bytes).
 const MAX_TEXT: usize = 4096;
 
-/// The static part of a member, serialized with short keys to keep Redis memory flat.
+/// The static part of a member. Redis keeps its three parts in separate short hash fields (`n`, `v`, `c`) so a
+/// typical member's hash stays within Redis's compact listpack encoding (values up to 64 bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaticData {
     /// name
@@ -178,8 +178,10 @@ pub(crate) fn parse_int(s: &str) -> Option<i64> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     pub data: StaticData,
-    /// `data` as stored (JSON).
-    pub data_json: String,
+    /// The variables as stored in Redis (JSON object, `""` when there are none).
+    pub vars_json: String,
+    /// The numbers as stored in Redis (JSON array of `[number, description?, type?]`).
+    pub comms_json: String,
     pub prio: i64,
     pub tz: Option<String>,
     pub expire: Option<i64>,
@@ -294,11 +296,17 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
         v: m.variables.clone(),
         c: comms,
     };
-    let data_json =
-        serde_json::to_string(&data).map_err(|e| bad(index, "member", e.to_string()))?;
+    let vars_json = if data.v.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&data.v).map_err(|e| bad(index, "variables", e.to_string()))?
+    };
+    let comms_json =
+        serde_json::to_string(&data.c).map_err(|e| bad(index, "communications", e.to_string()))?;
     Ok(Prepared {
         data,
-        data_json,
+        vars_json,
+        comms_json,
         prio: m.priority,
         tz,
         expire: m.expire.map(ms),
@@ -409,12 +417,10 @@ mod tests {
     #[test]
     fn static_data_is_compact_json_that_round_trips() {
         let p = prepare(0, &input()).unwrap();
-        assert_eq!(
-            p.data_json,
-            r#"{"n":"Ann","v":{"a":"1","b":2,"c":true},"c":[["+380441234567"],["+380501234567","mobile"]]}"#
-        );
-        let back: StaticData = serde_json::from_str(&p.data_json).unwrap();
-        assert_eq!(back, p.data);
+        assert_eq!(p.vars_json, r#"{"a":"1","b":2,"c":true}"#);
+        assert_eq!(p.comms_json, r#"[["+380441234567"],["+380501234567","mobile"]]"#);
+        let back: Vec<StaticComm> = serde_json::from_str(&p.comms_json).unwrap();
+        assert_eq!(back, p.data.c);
     }
 
     #[test]

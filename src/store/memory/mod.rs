@@ -298,6 +298,31 @@ impl MemoryStore {
         })
     }
 
+    pub fn complete_many(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        results: &[AttemptResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CompleteOutcome>> {
+        for r in results {
+            record::check_cause(&r.cause)?;
+        }
+        let now = ms(now);
+        self.with_existing(
+            campaign,
+            vec![CompleteOutcome::NotCurrent; results.len()],
+            |c| {
+                let tz = tz_points(c, schedule, now, policy.wait_ms());
+                results
+                    .iter()
+                    .map(|r| c.complete(policy, &tz, r, now))
+                    .collect()
+            },
+        )
+    }
+
     pub fn release(
         &self,
         campaign: &str,

@@ -6,7 +6,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `dlr:{C}:m:<id>` | hash | one member: `d` static JSON (name, variables, numbers), `p` priority, `z` timezone, `x` expire ms, `e` external id, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `n` attempts, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1; while active `a` attempt id, `g` node, `k` number index, `m` claim ms; `q` terminate pending, `c` end cause, `o` success, `h` attempt log (one JSON line per attempt) |
+//! | `dlr:{C}:m:<id>` | hash | one member: `n` name, `v` variables (JSON), `c` numbers (JSON `[[number, description?, type?]…]`), `p` priority, `z` timezone, `x` expire ms, `e` external id, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `b` attempts, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1; while active `a` attempt id, `g` node, `k` number index, `m` claim ms; `q` terminate pending, `y` end cause, `o` success. Fields at their default are omitted; short values keep a typical member in Redis's compact listpack encoding |
+//! | `dlr:{C}:l:<id>` | string | the member's attempt log: one JSON line per attempt (SPEC §10), appended |
 //! | `dlr:{C}:ready` | zset | due members in claim order: score = order primary (see `rules::primary`), member = `hex11(due_ms) hex10(id)` (ties sort by due, then id) |
 //! | `dlr:{C}:wait` | zset | members due later: score = due ms, member = id |
 //! | `dlr:{C}:lease` | zset | active attempts: score = lease expiry ms, member = attempt id (the campaign's slots in use) |
@@ -52,6 +53,8 @@ use std::time::Duration;
 /// Members per `add` script call, and how many such calls are in flight at once.
 const ADD_CHUNK: usize = 1000;
 const ADD_IN_FLIGHT: usize = 4;
+/// Results per `complete` script call.
+pub const COMPLETE_CHUNK: usize = 500;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 const REPLACE: &str = include_str!("lua/replace.lua");
@@ -267,9 +270,11 @@ impl RedisStore {
         Ok(())
     }
 
-    fn member_args(p: &Prepared) -> [String; 6] {
+    fn member_args(p: &Prepared) -> [String; 8] {
         [
-            p.data_json.clone(),
+            p.data.n.clone(),
+            p.vars_json.clone(),
+            p.comms_json.clone(),
             p.prio.to_string(),
             p.tz.clone().unwrap_or_default(),
             p.expire.map(|x| x.to_string()).unwrap_or_default(),
@@ -642,24 +647,26 @@ impl RedisStore {
             )
             .await?;
         #[derive(Deserialize)]
+        #[allow(clippy::type_complexity)]
         struct R {
             #[serde(deserialize_with = "list")]
-            c: Vec<(uuid::Uuid, u64, u32, usize, String, String, i64)>,
+            c: Vec<(uuid::Uuid, u64, u32, usize, String, String, String, String, i64)>,
             #[serde(deserialize_with = "list")]
             e: Vec<(u64, String)>,
         }
         let r: R = parse("claim", &out)?;
         let mut claims = Vec::with_capacity(r.c.len());
-        for (attempt_id, id, attempt_no, k, d, z, priority) in r.c {
-            let data: record::StaticData = parse("claim", &d)?;
-            let number =
-                data.c
-                    .get(k)
-                    .map(|c| c.number.clone())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        op: "claim",
-                        detail: format!("member {id}: no number #{k}"),
-                    })?;
+        for (attempt_id, id, attempt_no, k, name, vars, comms, z, priority) in r.c {
+            let data = reply::static_data(name, Some(&vars), &comms)
+                .map_err(|detail| StoreError::Corrupt { op: "claim", detail })?;
+            let number = data
+                .c
+                .get(k)
+                .map(|c| c.number.clone())
+                .ok_or_else(|| StoreError::Corrupt {
+                    op: "claim",
+                    detail: format!("member {id}: no number #{k}"),
+                })?;
             claims.push(Claim {
                 attempt_id,
                 member_id: MemberId(id),
@@ -687,48 +694,89 @@ impl RedisStore {
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> StoreResult<CompleteOutcome> {
-        record::check_campaign(campaign)?;
-        record::check_cause(&result.cause)?;
-        let now = ms(now);
-        let out = self
-            .eval_tz(
-                TzCall {
-                    op: "complete",
-                    script: &self.scripts.complete,
-                    campaign,
-                    before: vec![now.to_string(), policy_json(policy)],
-                    after: vec![
-                        result.attempt_id.to_string(),
-                        result.member_id.0.to_string(),
-                        result.cause.clone(),
-                        class_code(result.class).to_string(),
-                        opt_ms(result.answered_at).to_string(),
-                        opt_ms(result.hangup_at).to_string(),
-                        result.talk_secs.to_string(),
-                    ],
-                },
-                schedule,
-                now,
-                policy.wait_ms(),
-            )
+        let mut v = self
+            .complete_many(campaign, policy, schedule, std::slice::from_ref(result), now)
             .await?;
-        #[derive(Deserialize)]
-        struct R {
-            r: String,
-            f: Option<FateReply>,
+        v.pop().ok_or_else(|| StoreError::Corrupt {
+            op: "complete",
+            detail: "no outcome".into(),
+        })
+    }
+
+    /// Completes many attempts, in order, [`COMPLETE_CHUNK`] per script call (each call atomic).
+    pub async fn complete_many(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        results: &[AttemptResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CompleteOutcome>> {
+        record::check_campaign(campaign)?;
+        for r in results {
+            record::check_cause(&r.cause)?;
         }
-        let r: R = parse("complete", &out)?;
-        Ok(match (r.r.as_str(), r.f) {
-            ("applied", Some(f)) => CompleteOutcome::Applied(f.into_fate()?),
-            ("duplicate", _) => CompleteOutcome::Duplicate,
-            ("not_current", _) => CompleteOutcome::NotCurrent,
-            _ => {
+        let now = ms(now);
+        let mut outcomes = Vec::with_capacity(results.len());
+        for chunk in results.chunks(COMPLETE_CHUNK) {
+            let mut after = Vec::with_capacity(chunk.len() * 7);
+            for r in chunk {
+                after.extend([
+                    r.attempt_id.to_string(),
+                    r.member_id.0.to_string(),
+                    r.cause.clone(),
+                    class_code(r.class).to_string(),
+                    opt_ms(r.answered_at).to_string(),
+                    opt_ms(r.hangup_at).to_string(),
+                    r.talk_secs.to_string(),
+                ]);
+            }
+            let out = self
+                .eval_tz(
+                    TzCall {
+                        op: "complete",
+                        script: &self.scripts.complete,
+                        campaign,
+                        before: vec![now.to_string(), policy_json(policy)],
+                        after,
+                    },
+                    schedule,
+                    now,
+                    policy.wait_ms(),
+                )
+                .await?;
+            #[derive(Deserialize)]
+            struct One {
+                r: String,
+                f: Option<FateReply>,
+            }
+            #[derive(Deserialize)]
+            struct R {
+                #[serde(deserialize_with = "list")]
+                v: Vec<One>,
+            }
+            let r: R = parse("complete", &out)?;
+            if r.v.len() != chunk.len() {
                 return Err(StoreError::Corrupt {
                     op: "complete",
-                    detail: out,
+                    detail: format!("{} outcomes for {} results", r.v.len(), chunk.len()),
                 });
             }
-        })
+            for one in r.v {
+                outcomes.push(match (one.r.as_str(), one.f) {
+                    ("applied", Some(f)) => CompleteOutcome::Applied(f.into_fate()?),
+                    ("duplicate", _) => CompleteOutcome::Duplicate,
+                    ("not_current", _) => CompleteOutcome::NotCurrent,
+                    (other, _) => {
+                        return Err(StoreError::Corrupt {
+                            op: "complete",
+                            detail: format!("unknown outcome {other:?}"),
+                        });
+                    }
+                });
+            }
+        }
+        Ok(outcomes)
     }
 
     pub async fn release(

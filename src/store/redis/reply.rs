@@ -42,8 +42,8 @@ fn truncate(s: &str) -> String {
 }
 
 /// A member's fields as `get.lua`/`list.lua` return them, in this order.
-pub const VIEW_FIELDS: [&str; 14] = [
-    "d", "p", "z", "x", "e", "s", "w", "t", "n", "u", "a", "q", "c", "o",
+pub const VIEW_FIELDS: [&str; 16] = [
+    "n", "v", "c", "p", "z", "x", "e", "s", "w", "t", "b", "u", "a", "q", "y", "o",
 ];
 
 fn field(fields: &[Value], name: &str) -> Option<String> {
@@ -65,10 +65,23 @@ fn int_field(fields: &[Value], name: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// A member's static data from its `n`, `v` and `c` fields.
+pub fn static_data(name: String, vars: Option<&str>, comms: &str) -> Result<StaticData, String> {
+    let v = match vars {
+        None | Some("") => serde_json::Map::new(),
+        Some(v) => serde_json::from_str(v).map_err(|e| format!("member variables: {e}"))?,
+    };
+    let c = serde_json::from_str(comms).map_err(|e| format!("member numbers: {e}"))?;
+    Ok(StaticData { n: name, v, c })
+}
+
 /// Builds the API view of a member from its stored fields; also returns its static data.
 pub fn member_view(id: u64, fields: &[Value]) -> Result<(Member, StaticData), String> {
-    let d = field(fields, "d").ok_or("member without data")?;
-    let data: StaticData = serde_json::from_str(&d).map_err(|e| format!("member data: {e}"))?;
+    let data = static_data(
+        field(fields, "n").ok_or("member without a name")?,
+        field(fields, "v").as_deref(),
+        &field(fields, "c").ok_or("member without numbers")?,
+    )?;
     let nums = record::unpack_nums(&field(fields, "u").unwrap_or_default())?;
     let s = field(fields, "s").unwrap_or_else(|| "r".into());
     let state = match s.as_str() {
@@ -97,9 +110,9 @@ pub fn member_view(id: u64, fields: &[Value]) -> Result<(Member, StaticData), St
             None
         },
         tries: int_field(fields, "t")?.unwrap_or(0) as u32,
-        attempts: int_field(fields, "n")?.unwrap_or(0) as u32,
+        attempts: int_field(fields, "b")?.unwrap_or(0) as u32,
         end_cause: if state == MemberState::Ended {
-            field(fields, "c")
+            field(fields, "y")
         } else {
             None
         },

@@ -1,7 +1,7 @@
 -- delete: ARGV id. Refused while the member is in a call.
 local id = tonumber(ARGV[1])
 local key = mkey(id)
-local f = redis.call('HMGET', key, 's', 'w', 'c', 'e', 'd')
+local f = redis.call('HMGET', key, 's', 'w', 'y', 'e', 'n')
 if f[5] == false then return cjson.encode({ r = 'not_found' }) end
 if f[1] == 'a' then return cjson.encode({ r = 'in_call' }) end
 if f[1] == 'e' then
@@ -12,5 +12,6 @@ else
   cnt('waiting', -1)
 end
 if f[4] ~= false then redis.call('HDEL', K_EXT, f[4]) end
-redis.call('DEL', key)
+redis.call('DEL', key, lkey(id))
+flush()
 return cjson.encode({ r = 'done' })

@@ -1,5 +1,5 @@
 -- list: ARGV after, span, limit, state filter ('' | waiting | active | ended), end cause filter ('' = any).
--- Returns members (their fields, see VIEW_FIELDS in redis/mod.rs), the last id examined and whether more remain.
+-- Returns members (their fields, see VIEW_FIELDS in redis/reply.rs), the last id examined and whether more remain.
 local after, span, limit, state, cause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local seq = num(redis.call('GET', K_SEQ), 0)
 local hi = math.min(after + span, seq)
@@ -7,11 +7,11 @@ local out, last = {}, after
 local states = { r = 'waiting', w = 'waiting', a = 'active', e = 'ended' }
 for id = after + 1, hi do
   local key = mkey(id)
-  local f = redis.call('HMGET', key, 'd', 'p', 'z', 'x', 'e', 's', 'w', 't', 'n', 'u', 'a', 'q', 'c', 'o')
+  local f = redis.call('HMGET', key, 'n', 'v', 'c', 'p', 'z', 'x', 'e', 's', 'w', 't', 'b', 'u', 'a', 'q', 'y', 'o')
   if f[1] ~= false then
     if #out >= limit then return cjson.encode({ v = out, last = last, more = 1 }) end
     last = id
-    if (state == '' or states[f[6]] == state) and (cause == '' or f[13] == cause) then
+    if (state == '' or states[f[8]] == state) and (cause == '' or f[15] == cause) then
       out[#out + 1] = { id, f }
     end
   end

@@ -1,6 +1,6 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
 -- a script touches starts with it, so all of them live in the campaign's hash slot. Mirrors store/rules.rs and
--- store/memory/campaign.rs; keep the three in step.
+-- store/memory/campaign.rs; keep the three in step. Member hash fields: see the layout table in redis/mod.rs.
 local P = KEYS[1]
 local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
 local K_LEASE, K_ACT, K_EXT = P .. 'lease', P .. 'act', P .. 'ext'
@@ -11,6 +11,7 @@ local PROMOTE_CAP, EXAMINE_EXTRA, MAX_DUE = 5000, 1000, 17592186044415
 local function fint(x) return string.format('%d', x) end
 local function idt(id) return string.format('%010x', id) end
 local function mkey(id) return P .. 'm:' .. idt(id) end
+local function lkey(id) return P .. 'l:' .. idt(id) end
 local function clamp_due(d)
   if d < 0 then return 0 end
   if d > MAX_DUE then return MAX_DUE end
@@ -103,24 +104,44 @@ local function choose(order, nums, last)
   return nil
 end
 
-local function cnt(field, delta) redis.call('HINCRBY', K_CNT, field, delta) end
-
-local function stored_order()
-  local o = redis.call('HGET', K_META, 'order')
-  if o == false then return 'priority_first' end
-  return o
+-- Counter deltas are gathered and written once per script run (flush).
+local CNT = {}
+local function cnt(field, delta) CNT[field] = (CNT[field] or 0) + delta end
+local function flush()
+  for k, v in pairs(CNT) do
+    if v ~= 0 then redis.call('HINCRBY', K_CNT, k, v) end
+  end
+  CNT = {}
 end
 
--- Puts member `id` due at `due` into the ready order (due now) or the wait set (later).
-local function schedule(key, id, due, now, order, prio, tries, att)
+local ORDER = nil
+local function stored_order()
+  if ORDER == nil then
+    ORDER = redis.call('HGET', K_META, 'order')
+    if ORDER == false then ORDER = 'priority_first' end
+  end
+  return ORDER
+end
+
+-- Puts member `id` due at `due` into the ready order (due now) or the wait set (later). The state fields go into
+-- `sets` (an HSET argument list) when given, else are written at once.
+local function schedule(key, id, due, now, order, prio, tries, att, sets)
   due = clamp_due(due)
+  local s
   if due <= now then
-    redis.call('HSET', key, 's', 'r', 'w', fint(due))
+    s = 'r'
     redis.call('ZADD', K_READY, fint(primary(order, prio, tries, att)), tok(due, id))
   else
-    redis.call('HSET', key, 's', 'w', 'w', fint(due))
+    s = 'w'
     redis.call('ZADD', K_WAIT, fint(due), idt(id))
   end
+  if sets then
+    sets[#sets + 1] = 's'; sets[#sets + 1] = s
+    sets[#sets + 1] = 'w'; sets[#sets + 1] = fint(due)
+  else
+    redis.call('HSET', key, 's', s, 'w', fint(due))
+  end
+  return due
 end
 
 local function unqueue(id, s, w)
@@ -132,15 +153,21 @@ local function unqueue(id, s, w)
 end
 
 -- Ends a member (the caller already took it off its state gauge).
-local function finish(key, cause, success)
-  redis.call('HSET', key, 's', 'e', 'c', cause)
-  redis.call('HDEL', key, 'q')
+local function finish(key, cause, success, sets)
+  local own = sets == nil
+  if own then sets = {} end
+  sets[#sets + 1] = 's'; sets[#sets + 1] = 'e'
+  sets[#sets + 1] = 'y'; sets[#sets + 1] = cause
   if success then
-    redis.call('HSET', key, 'o', '1')
+    sets[#sets + 1] = 'o'; sets[#sets + 1] = '1'
     cnt('success', 1)
   end
   cnt('ended', 1)
   cnt('end:' .. cause, 1)
+  if own then
+    redis.call('HSET', key, unpack(sets))
+    redis.call('HDEL', key, 'q')
+  end
 end
 
 -- The timezones of the campaign that the caller did not evaluate (nil when all are there).
@@ -166,15 +193,15 @@ local function some(v)
 end
 
 -- Applies a final result to the member's current attempt; returns the fate {e=cause, s=0|1} or {d=due}.
-local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap)
-  local f = redis.call('HMGET', key, 'a', 'g', 'k', 'm', 'u', 't', 'n', 'x', 'q', 'z', 'p', 'h')
+-- Lease entries are left to the caller (`gone` collects the attempt ids to drop).
+local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap, gone)
+  local f = redis.call('HMGET', key, 'a', 'g', 'k', 'm', 'u', 't', 'b', 'x', 'q', 'z', 'p')
   local attempt, node, k, claimed = f[1], f[2], tonumber(f[3]), tonumber(f[4])
   local nums = unpack_nums(f[5])
   local tries, n, x, q = num(f[6], 0), num(f[7], 0), num(f[8], nil), f[9] == '1'
   local point = point_of(tzmap, f[10])
   local prio = num(f[11], 0)
-  redis.call('ZREM', K_LEASE, attempt)
-  redis.call('HDEL', K_ACT, attempt)
+  gone[#gone + 1] = attempt
   cnt('active', -1)
   cnt('calls', 1)
   if ans then cnt('answered', 1) end
@@ -226,23 +253,31 @@ local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap)
       end_cause = 'MEMBER_EXPIRED'
     end
   end
-  redis.call('HDEL', key, 'a', 'g', 'k', 'm')
-  redis.call('HSET', key, 'u', pack_nums(nums), 'r', fint(k + 1))
-  if tries > 0 then redis.call('HSET', key, 't', fint(tries)) end
+  local sets = { 'u', pack_nums(nums), 'r', fint(k + 1) }
+  if tries > 0 then sets[#sets + 1] = 't'; sets[#sets + 1] = fint(tries) end
   local entry = { i = attempt, no = n, k = k, g = node, m = claimed, an = ans, hu = hup, ts = talk, c = cause, cl = class, at = now }
   local fate
   if end_cause then
-    finish(key, end_cause, success)
+    finish(key, end_cause, success, sets)
     entry.fe = end_cause
     if success then entry.fs = 1 end
     fate = { e = end_cause, s = entry.fs or 0 }
   else
     cnt('waiting', 1)
-    due = clamp_due(due)
-    schedule(key, id, due, now, stored_order(), prio, tries, n)
+    due = schedule(key, id, due, now, stored_order(), prio, tries, n, sets)
     entry.fd = due
     fate = { d = due }
   end
-  redis.call('HSET', key, 'h', str(f[12]) .. cjson.encode(entry) .. '\n')
+  redis.call('HDEL', key, 'a', 'g', 'k', 'm', 'q')
+  redis.call('HSET', key, unpack(sets))
+  redis.call('APPEND', lkey(id), cjson.encode(entry) .. '\n')
   return fate
+end
+
+-- Drops the leases of attempts that ended (one ZREM and one HDEL for all).
+local function drop_leases(gone)
+  if #gone > 0 then
+    redis.call('ZREM', K_LEASE, unpack(gone))
+    redis.call('HDEL', K_ACT, unpack(gone))
+  end
 end

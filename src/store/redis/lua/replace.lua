@@ -1,8 +1,8 @@
 -- Replaces a member's data (update / upsert); number state survives when the numbers are unchanged.
 -- Returns 'done', 'in_call' or 'not_found'.
-local function replace(id, d, p, z, x, u, e, now)
+local function replace(id, nm, v, c, p, z, x, u, e, now)
   local key = mkey(id)
-  local f = redis.call('HMGET', key, 's', 'w', 'd', 'e', 't', 'n', 'u')
+  local f = redis.call('HMGET', key, 's', 'w', 'c', 'e', 't', 'b', 'u')
   if f[3] == false then return 'not_found' end
   if f[1] == 'a' then return 'in_call' end
   redis.call('SADD', K_TZS, z)
@@ -13,7 +13,7 @@ local function replace(id, d, p, z, x, u, e, now)
     if old_e ~= '' then redis.call('HDEL', K_EXT, old_e) end
     if e ~= '' then redis.call('HSET', K_EXT, e, idt(id)) end
   end
-  local oc, nc = cjson.decode(f[3]).c, cjson.decode(d).c
+  local oc, nc = cjson.decode(f[3]), cjson.decode(c)
   local same = #oc == #nc
   if same then
     for i = 1, #oc do
@@ -27,13 +27,13 @@ local function replace(id, d, p, z, x, u, e, now)
   else
     redis.call('HDEL', key, 'r')
   end
-  redis.call('HSET', key, 'd', d, 'u', u)
-  local fields = { p = p, z = z, x = x, e = e }
-  for name, v in pairs(fields) do
-    if v == '' or (name == 'p' and v == '0') then
+  redis.call('HSET', key, 'n', nm, 'c', c, 'u', u)
+  local fields = { v = v, p = p, z = z, x = x, e = e }
+  for name, val in pairs(fields) do
+    if val == '' or (name == 'p' and val == '0') then
       redis.call('HDEL', key, name)
     else
-      redis.call('HSET', key, name, v)
+      redis.call('HSET', key, name, val)
     end
   end
   if queued then

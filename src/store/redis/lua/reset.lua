@@ -6,14 +6,14 @@ local order = stored_order()
 local revived = 0
 for id = after + 1, hi do
   local key = mkey(id)
-  local f = redis.call('HMGET', key, 's', 'o', 'c', 'u', 'p', 'n')
+  local f = redis.call('HMGET', key, 's', 'o', 'y', 'u', 'p', 'b')
   if f[1] == 'e' and f[2] ~= '1' then
     local nums = unpack_nums(f[4])
     for _, n in ipairs(nums) do
       n.st = 'i'
       n.att = 0
     end
-    redis.call('HDEL', key, 'c', 't', 'q')
+    redis.call('HDEL', key, 'y', 't', 'q')
     redis.call('HSET', key, 'u', pack_nums(nums))
     cnt('ended', -1)
     cnt('end:' .. str(f[3]), -1)
@@ -22,6 +22,7 @@ for id = after + 1, hi do
     revived = revived + 1
   end
 end
+flush()
 local next = -1
 if hi < seq then next = hi end
 return cjson.encode({ n = revived, next = next })
