@@ -12,3 +12,4 @@ pub mod campaign;
 pub mod engine;
 pub mod esl;
 pub mod sim;
+pub mod store;

@@ -1,0 +1,191 @@
+//! Member-queue benchmarks against a private local redis-server (started by the bench, killed at the end):
+//! - `queue/claim_complete`: claim a batch, complete every claim (pipelined), members per second;
+//! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
+//! - memory per member: `MEMORY USAGE` of a member's hash (2 numbers, 3 variables) and `used_memory` per member
+//!   including the ready queue, printed.
+//!
+//! Run: `cargo bench --bench queue -- --warm-up-time 1 --measurement-time 3`
+
+use chrono::{DateTime, Duration as CDuration, TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::campaign::member::{CommunicationInput, MemberInput};
+use fsdialer::campaign::schedule::Always;
+use fsdialer::store::local_redis::{LocalRedis, LocalRedisOptions};
+use fsdialer::store::*;
+use std::time::{Duration, Instant};
+
+fn bench_member(i: usize) -> MemberInput {
+    let mut variables = serde_json::Map::new();
+    variables.insert("city".into(), "Kyiv".into());
+    variables.insert("amount".into(), "1250.00".into());
+    variables.insert("lang".into(), "uk".into());
+    MemberInput {
+        name: format!("Member {i}"),
+        priority: 0,
+        timezone: None,
+        expire: None,
+        variables,
+        communications: vec![
+            CommunicationInput {
+                number: format!("+38044{:07}", i % 10_000_000),
+                priority: 0,
+                description: None,
+                kind: None,
+            },
+            CommunicationInput {
+                number: format!("+38050{:07}", i % 10_000_000),
+                priority: 1,
+                description: None,
+                kind: None,
+            },
+        ],
+        external_id: None,
+    }
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap()
+}
+
+async fn import(store: &Store, campaign: &str, n: usize) {
+    let now = start();
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(50_000);
+        let batch: Vec<MemberInput> = (i..i + k).map(bench_member).collect();
+        store.add(campaign, &batch, now).await.expect("import");
+        i += k;
+    }
+}
+
+async fn used_memory(store: &RedisStore) -> u64 {
+    let info: String = ::redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut store.connection())
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+fn queue(c: &mut Criterion) {
+    let server = LocalRedis::start(LocalRedisOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(Store::open(&server.url())).unwrap();
+    let Store::Redis(redis_store) = &store else {
+        unreachable!()
+    };
+
+    // Memory per member.
+    rt.block_on(async {
+        let before = used_memory(redis_store).await;
+        import(&store, "mem", 100_000).await;
+        let after = used_memory(redis_store).await;
+        let mut total = 0;
+        for id in 1..=1000u64 {
+            total += redis_store
+                .member_memory_usage("mem", MemberId(id * 100))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        eprintln!(
+            "memory per member (2 numbers, 3 variables): MEMORY USAGE of its hash = {} bytes; \
+             used_memory per member incl. ready queue = {} bytes",
+            total / 1000,
+            (after - before) / 100_000
+        );
+        store.drop_campaign("mem").await.unwrap();
+    });
+
+    // One-off: import 1,000,000 members.
+    rt.block_on(async {
+        let t0 = Instant::now();
+        import(&store, "million", 1_000_000).await;
+        let took = t0.elapsed();
+        eprintln!(
+            "bulk import of 1,000,000 members: {:.2} s ({:.0} members/s)",
+            took.as_secs_f64(),
+            1_000_000.0 / took.as_secs_f64()
+        );
+        store.drop_campaign("million").await.unwrap();
+    });
+
+    let mut g = c.benchmark_group("queue");
+    g.sample_size(10);
+
+    const IMPORT_BATCH: usize = 20_000;
+    g.throughput(Throughput::Elements(IMPORT_BATCH as u64));
+    g.bench_function("import", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    import(&store, "import", IMPORT_BATCH).await;
+                }
+                let took = t0.elapsed();
+                store.drop_campaign("import").await.unwrap();
+                took
+            })
+        })
+    });
+
+    // Claim + complete: members come back at once (minus, no wait), so the queue never drains.
+    const BATCH: usize = 500;
+    let policy = QueuePolicy {
+        limit: 100_000,
+        wait_between_retries_sec: 0,
+        ..QueuePolicy::default()
+    };
+    rt.block_on(import(&store, "cycle", 20_000));
+    let mut now = start();
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("claim_complete", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    now += CDuration::milliseconds(1);
+                    let batch = store
+                        .claim("cycle", &policy, &Always, now, BATCH, "bench", Duration::from_secs(60))
+                        .await
+                        .unwrap();
+                    assert_eq!(batch.claims.len(), BATCH);
+                    let results: Vec<AttemptResult> = batch
+                        .claims
+                        .iter()
+                        .map(|c| AttemptResult {
+                            attempt_id: c.attempt_id,
+                            member_id: c.member_id,
+                            cause: "NORMAL_TEMPORARY_FAILURE".into(),
+                            class: CauseClass::Minus,
+                            answered_at: None,
+                            hangup_at: None,
+                            talk_secs: 0,
+                        })
+                        .collect();
+                    let done = store
+                        .complete_many("cycle", &policy, &Always, &results, now)
+                        .await
+                        .unwrap();
+                    for d in done {
+                        assert!(matches!(d, CompleteOutcome::Applied(_)));
+                    }
+                }
+                t0.elapsed()
+            })
+        })
+    });
+    g.finish();
+    drop(server);
+}
+
+criterion_group!(benches, queue);
+criterion_main!(benches);

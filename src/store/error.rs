@@ -1,0 +1,48 @@
+//! The store's error type: what went wrong, and where, for every operation of either backend.
+//!
+//! Redis failures keep the operation's name so a log line says which step failed; bad input names the member
+//! (its position in the batch) and the field.
+
+/// An error from a [`crate::store::Store`] operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A member submitted for add/update is not valid; nothing of the batch was stored.
+    #[error("member #{index}: {field}: {reason}")]
+    InvalidMember {
+        /// Position of the member in the submitted batch (0 for single-member operations).
+        index: usize,
+        field: &'static str,
+        reason: String,
+    },
+    /// A campaign name the store cannot use as a key part.
+    #[error("campaign name {name:?}: {reason}")]
+    InvalidCampaign { name: String, reason: String },
+    /// A store URL that is neither `memory://` nor `redis://host:port`.
+    #[error("store url {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// A parameter of a call is out of range.
+    #[error("{what}: {reason}")]
+    InvalidArgument { what: &'static str, reason: String },
+    /// Redis refused or failed the command (connection lost, script error, out of memory...).
+    #[error("redis {op}: {source}")]
+    Redis {
+        op: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis answered something this version of the store cannot read (a different layout or a bug).
+    #[error("redis {op}: unexpected reply: {detail}")]
+    Corrupt { op: &'static str, detail: String },
+    /// The external_id of an update already belongs to another member.
+    #[error("external_id {external_id:?} already belongs to member {owner}")]
+    ExternalIdTaken { external_id: String, owner: u64 },
+}
+
+impl StoreError {
+    pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+        move |source| StoreError::Redis { op, source }
+    }
+}
+
+/// Result alias of the store.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,158 @@
+//! A private `redis-server` process for tests, benchmarks and local runs: started on a free port in its own
+//! temporary directory, killed when dropped.
+//!
+//! The binary comes from `PATH`; when it is missing the error says how to install it rather than letting a test
+//! silently skip.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a local redis-server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalRedisError {
+    #[error(
+        "redis-server not found on PATH ({0}); install it with `apt-get install redis-server` (scripts/test does this)"
+    )]
+    Missing(std::io::Error),
+    #[error("local redis-server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "local redis-server on port {port} did not accept connections within {secs} s; its log: {log}"
+    )]
+    NotReady { port: u16, secs: u64, log: String },
+}
+
+/// Options of the local server.
+#[derive(Debug, Clone, Default)]
+pub struct LocalRedisOptions {
+    /// `appendonly yes` with `appendfsync always`: every acknowledged write is on disk.
+    pub durable: bool,
+}
+
+/// A running redis-server; killed on drop, and its directory removed.
+#[derive(Debug)]
+pub struct LocalRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    options: LocalRedisOptions,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalRedis {
+    /// Starts a server in a fresh temporary directory.
+    pub fn start(options: LocalRedisOptions) -> Result<LocalRedis, LocalRedisError> {
+        let port = free_port()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "fsdialer-redis-{}-{port}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut r = LocalRedis {
+            child: None,
+            port,
+            dir,
+            options,
+        };
+        r.spawn()?;
+        Ok(r)
+    }
+
+    fn spawn(&mut self) -> Result<(), LocalRedisError> {
+        let log = self.dir.join("redis.log");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .arg("--save")
+            .arg("")
+            .arg("--protected-mode")
+            .arg("no");
+        if self.options.durable {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LocalRedisError::Missing(e)
+            } else {
+                LocalRedisError::Io(e)
+            }
+        })?;
+        self.child = Some(child);
+        self.wait_ready(&log)
+    }
+
+    fn wait_ready(&mut self, log: &Path) -> Result<(), LocalRedisError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = s.read(&mut buf)
+                        && buf[..n].starts_with(b"+PONG")
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(LocalRedisError::NotReady {
+                    port: self.port,
+                    secs: 10,
+                    log: std::fs::read_to_string(log).unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server abruptly (SIGKILL): no shutdown save, like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (it reloads its append-only file if durable).
+    pub fn restart(&mut self) -> Result<(), LocalRedisError> {
+        self.kill();
+        self.spawn()
+    }
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,353 @@
+//! The member store: every member's state, the due queue, leases, attempt results, counters, shared limits
+//! (SPEC §1–§5, §10).
+//!
+//! Two backends behave identically (one contract test-suite runs against both, and a property test holds them to
+//! the same results on random operation sequences):
+//! - [`RedisStore`]: production, shared by many engine nodes; one Lua script per operation (atomic, one round trip).
+//!   The key layout is documented in [`redis`].
+//! - [`MemoryStore`]: in-process, for the demo and single-node runs.
+//!
+//! [`Store`] holds either, chosen at run time from a URL (`memory://` or `redis://host:port`).
+//!
+//! # How the engine uses it
+//! 1. `take_tokens(Campaign)` for the CPS budget, then [`Store::claim`] up to that many members: the store applies the
+//!    campaign `limit` (slots = unexpired leases), the member order, the calendar (per member timezone), expiry and
+//!    the number order, and returns everything needed to originate.
+//! 2. Per claim, pick a gateway: `acquire_gateway_slot` + `take_tokens(Gateway)`; if none has room,
+//!    [`Store::release`] undoes the claim without counting it.
+//! 3. [`Store::renew`] the leases of calls in progress; [`Store::complete`] each attempt exactly once with its final
+//!    class; `release_gateway_slot`.
+//! 4. Periodically [`Store::recover_expired`]: attempts of vanished nodes count as `lost_attempt` says.
+//!
+//! # Calendar
+//! The store is calendar-agnostic: it keeps per member the instant it is due and asks the
+//! [`Schedule`](crate::campaign::schedule::Schedule) where it may be called. A due member whose timezone is closed
+//! now is moved to its next opening when a claim meets it (lazily, so claiming stays O(log n)). A member whose
+//! timezone has no allowed instant left (`next_allowed` = None) can never be called: it ends with `QUEUE_EXPIRE`
+//! (reset revives it if the calendar is extended). Rescheduling lands on `next_allowed(tz, now + wait)`; an
+//! error-class result with numbers left is due at `next_allowed(tz, now)`.
+//!
+//! # Deviations worth knowing
+//! - One claim promotes at most [`rules::PROMOTE_CAP`] members from "due later" to the ready order and examines at
+//!   most `max_n + `[`rules::EXAMINE_EXTRA`] members, bounding each script's run time; with more members becoming
+//!   due at once, the order among them is exact only within each promoted batch.
+//! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
+//! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
+
+mod error;
+mod ids;
+pub mod local_redis;
+mod memory;
+mod record;
+pub mod redis;
+mod rules;
+mod types;
+
+pub use error::{StoreError, StoreResult};
+pub use ids::AttemptIds;
+pub use memory::MemoryStore;
+pub use record::MAX_ABS_PRIORITY;
+pub use redis::RedisStore;
+pub use rules::{EXAMINE_EXTRA, PROMOTE_CAP};
+pub use types::*;
+
+use crate::campaign::member::MemberInput;
+use crate::campaign::schedule::Schedule;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A member store, either backend. Cheap to clone (clones share the backend).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory(Arc<MemoryStore>),
+    Redis(RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $m:ident ( $($a:expr),* )) => {
+        match $self {
+            Store::Memory(s) => s.$m($($a),*),
+            Store::Redis(s) => s.$m($($a),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens a store from a URL: `memory://` or `redis://host:port[/db]`.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        Store::open_with_ids(url, AttemptIds::Random).await
+    }
+
+    /// Like [`open`](Self::open), with attempt ids from the given source (seeded ids make runs reproducible).
+    pub async fn open_with_ids(url: &str, ids: AttemptIds) -> StoreResult<Store> {
+        if url == "memory://" || url == "memory" {
+            return Ok(Store::Memory(Arc::new(MemoryStore::with_attempt_ids(ids))));
+        }
+        if url.starts_with("redis://") {
+            return Ok(Store::Redis(RedisStore::connect_with_ids(url, ids).await?));
+        }
+        Err(StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason: "expected memory:// or redis://host:port".into(),
+        })
+    }
+
+    /// A fresh in-process store.
+    pub fn memory() -> Store {
+        Store::Memory(Arc::new(MemoryStore::new()))
+    }
+
+    /// Adds members; a member whose `external_id` is already known updates that member instead (refused while it
+    /// is in a call). Every member is validated first: one invalid member refuses the whole batch.
+    pub async fn add(
+        &self,
+        campaign: &str,
+        members: &[MemberInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<AddOutcome>> {
+        dispatch!(self, add(campaign, members, now))
+    }
+
+    pub async fn get(&self, campaign: &str, id: MemberId) -> StoreResult<Option<Member>> {
+        dispatch!(self, get(campaign, id))
+    }
+
+    /// The member's attempts, oldest first.
+    pub async fn attempts(&self, campaign: &str, id: MemberId) -> StoreResult<Vec<AttemptRecord>> {
+        dispatch!(self, attempts(campaign, id))
+    }
+
+    /// Replaces a member's data. Refused while it is in a call. Number state is kept when the numbers are the
+    /// same (in the same order), else reset.
+    pub async fn update(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        m: &MemberInput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChangeOutcome> {
+        dispatch!(self, update(campaign, id, m, now))
+    }
+
+    /// Deletes a member. Refused while it is in a call.
+    pub async fn delete(&self, campaign: &str, id: MemberId) -> StoreResult<ChangeOutcome> {
+        dispatch!(self, delete(campaign, id))
+    }
+
+    /// Ends a member with MANAGER_REQUEST; for a member in a call, says which call to kill.
+    pub async fn terminate(&self, campaign: &str, id: MemberId) -> StoreResult<TerminateOutcome> {
+        dispatch!(self, terminate(campaign, id))
+    }
+
+    /// Revives every ended, unsuccessful member: due now, tries and number attempts back to 0. Returns how many.
+    pub async fn reset(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        dispatch!(self, reset(campaign, now))
+    }
+
+    pub async fn counts(&self, campaign: &str) -> StoreResult<Counters> {
+        dispatch!(self, counts(campaign))
+    }
+
+    /// Members in id order, filtered, one page at a time.
+    pub async fn list(&self, campaign: &str, q: &ListQuery) -> StoreResult<ListPage> {
+        dispatch!(self, list(campaign, q))
+    }
+
+    /// Claims up to `max_n` due members for `node`, each under a lease of `lease`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        now: DateTime<Utc>,
+        max_n: usize,
+        node: &str,
+        lease: Duration,
+    ) -> StoreResult<ClaimBatch> {
+        dispatch!(
+            self,
+            claim(campaign, policy, schedule, now, max_n, node, lease)
+        )
+    }
+
+    /// Applies an attempt's final result (SPEC §4), exactly once.
+    pub async fn complete(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CompleteOutcome> {
+        dispatch!(self, complete(campaign, policy, schedule, result, now))
+    }
+
+    /// Applies many results at once, in order (fewer round trips for an engine that batches its hangups).
+    pub async fn complete_many(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        results: &[AttemptResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<CompleteOutcome>> {
+        dispatch!(self, complete_many(campaign, policy, schedule, results, now))
+    }
+
+    /// Undoes a claim without counting it (no gateway had room, a local throttle...). The member is due again at
+    /// its old due instant, or at `not_before` if later.
+    pub async fn release(
+        &self,
+        campaign: &str,
+        member: MemberId,
+        attempt: AttemptId,
+        not_before: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReleaseOutcome> {
+        dispatch!(self, release(campaign, member, attempt, not_before, now))
+    }
+
+    /// Extends the leases of `node`'s attempts to `now + lease`; returns the attempts that are no longer this
+    /// node's (completed, recovered after expiry): their calls should be dropped.
+    pub async fn renew(
+        &self,
+        campaign: &str,
+        node: &str,
+        attempts: &[AttemptId],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<AttemptId>> {
+        dispatch!(self, renew(campaign, node, attempts, now, lease))
+    }
+
+    /// Applies `lost_attempt` to up to `max` attempts whose lease expired.
+    pub async fn recover_expired(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<Recovered>> {
+        dispatch!(self, recover_expired(campaign, policy, schedule, now, max))
+    }
+
+    /// The campaign's slots in use (unexpired leases), across all nodes.
+    pub async fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
+        dispatch!(self, slots_in_use(campaign, now))
+    }
+
+    /// Takes a slot of `gateway` for `attempt` until `until` if fewer than `limit` are held (expired ones freed).
+    pub async fn acquire_gateway_slot(
+        &self,
+        gateway: &str,
+        limit: u32,
+        attempt: AttemptId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        dispatch!(
+            self,
+            acquire_gateway_slot(gateway, limit, attempt, until, now)
+        )
+    }
+
+    pub async fn release_gateway_slot(&self, gateway: &str, attempt: AttemptId) -> StoreResult<()> {
+        dispatch!(self, release_gateway_slot(gateway, attempt))
+    }
+
+    /// Extends gateway slots; returns the attempts whose slot had expired (not renewed).
+    pub async fn renew_gateway_slots(
+        &self,
+        gateway: &str,
+        attempts: &[AttemptId],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<AttemptId>> {
+        dispatch!(self, renew_gateway_slots(gateway, attempts, until, now))
+    }
+
+    pub async fn gateway_slots_in_use(
+        &self,
+        gateway: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
+        dispatch!(self, gateway_slots_in_use(gateway, now))
+    }
+
+    /// Token bucket shared across nodes: refills at `rate_per_sec` up to `burst`; grants up to `n` whole tokens.
+    pub async fn take_tokens(
+        &self,
+        key: &LimitKey,
+        rate_per_sec: f64,
+        burst: f64,
+        n: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u32> {
+        dispatch!(self, take_tokens(key, rate_per_sec, burst, n, now))
+    }
+
+    /// Campaigns that have (had) members.
+    pub async fn campaigns(&self) -> StoreResult<Vec<String>> {
+        dispatch!(self, campaigns())
+    }
+
+    /// Deletes a campaign's members, queue, counters and buckets.
+    pub async fn drop_campaign(&self, campaign: &str) -> StoreResult<()> {
+        dispatch!(self, drop_campaign(campaign))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::schedule::Always;
+
+    fn is_send<T: Send>(_: T) {}
+
+    #[test]
+    fn store_futures_are_send_so_the_engine_can_spawn_them() {
+        let s = Store::memory();
+        let now = Utc::now();
+        let p = QueuePolicy::default();
+        let r = AttemptResult {
+            attempt_id: uuid::Uuid::nil(),
+            member_id: MemberId(1),
+            cause: "NO_ANSWER".into(),
+            class: crate::campaign::causes::CauseClass::Retry,
+            answered_at: None,
+            hangup_at: None,
+            talk_secs: 0,
+        };
+        is_send(s.add("c", &[], now));
+        is_send(s.claim("c", &p, &Always, now, 1, "n", Duration::from_secs(1)));
+        is_send(s.complete("c", &p, &Always, &r, now));
+        is_send(s.complete_many("c", &p, &Always, std::slice::from_ref(&r), now));
+        is_send(s.recover_expired("c", &p, &Always, now, 1));
+        is_send(s.list("c", &ListQuery::default()));
+        is_send(s.reset("c", now));
+        is_send(s.take_tokens(&LimitKey::Campaign("c".into()), 1.0, 1.0, 1, now));
+    }
+
+    #[tokio::test]
+    async fn unknown_store_urls_are_refused_naming_the_url() {
+        let e = Store::open("postgres://x").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "store url \"postgres://x\": expected memory:// or redis://host:port"
+        );
+        assert!(matches!(
+            Store::open("memory://").await,
+            Ok(Store::Memory(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_clear_error() {
+        // Port 1 is never a redis-server.
+        let e = Store::open("redis://127.0.0.1:1").await.unwrap_err();
+        assert!(e.to_string().starts_with("redis connect:"), "{e}");
+    }
+}

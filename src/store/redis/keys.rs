@@ -1,0 +1,48 @@
+//! Redis key names. Every key of a campaign starts with `dlr:{<campaign>}:`; the braces are a Redis Cluster hash
+//! tag, so a campaign's keys share one slot and its scripts may touch them all. Gateways are shared by campaigns
+//! and get their own tag, `dlr:{gw:<name>}:`.
+
+/// The prefix of a campaign's keys; scripts get it as `KEYS[1]` and derive every key from it.
+pub fn campaign_prefix(campaign: &str) -> String {
+    format!("dlr:{{{campaign}}}:")
+}
+
+/// A key of the campaign (`tzs`, `cnt`, `lease`...).
+pub fn campaign_key(campaign: &str, name: &str) -> String {
+    format!("dlr:{{{campaign}}}:{name}")
+}
+
+/// A member's hash.
+pub fn member_key(campaign: &str, id: u64) -> String {
+    format!("dlr:{{{campaign}}}:m:{}", crate::store::rules::id_token(id))
+}
+
+/// A gateway's slot pool (ZSET attempt → lease expiry).
+pub fn gateway_slots(gateway: &str) -> String {
+    format!("dlr:{{gw:{gateway}}}:slots")
+}
+
+/// A gateway's calls-per-second bucket.
+pub fn gateway_bucket(gateway: &str) -> String {
+    format!("dlr:{{gw:{gateway}}}:cps")
+}
+
+/// A campaign's calls-per-second bucket.
+pub fn campaign_bucket(campaign: &str) -> String {
+    campaign_key(campaign, "cps")
+}
+
+/// The set of known campaign names (global, outside any campaign's slot).
+pub const CAMPAIGNS: &str = "dlr:campaigns";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaign_keys_share_the_hash_tag() {
+        assert_eq!(campaign_prefix("c1"), "dlr:{c1}:");
+        assert_eq!(member_key("c1", 42), "dlr:{c1}:m:000000002a");
+        assert_eq!(gateway_slots("gw1"), "dlr:{gw:gw1}:slots");
+    }
+}

@@ -1,0 +1,67 @@
+-- add: ARGV now, then per member 8 values: n, v, c, p, z, x, u, e ('' = absent). Returns one code per member:
+-- {'a', id} added, {'u', id} updated (same external id), {'c', id} refused, in a call.
+local now = tonumber(ARGV[1])
+local nowstr = ARGV[1]
+local W = 8
+local order = stored_order()
+local out = {}
+-- First pass: which members are upserts of a known external id (or of one added earlier in this batch).
+local existing = {}
+local batch_ext = {}
+local fresh = 0
+for i = 2, #ARGV, W do
+  local e = ARGV[i + 7]
+  local known = false
+  if e ~= '' then
+    known = redis.call('HGET', K_EXT, e)
+    if not known and batch_ext[e] then known = 'batch' end
+    batch_ext[e] = true
+  end
+  existing[i] = known
+  if not known then fresh = fresh + 1 end
+end
+local next_id = 0
+if fresh > 0 then next_id = redis.call('INCRBY', K_SEQ, fresh) - fresh end
+local ready, tzs = {}, {}
+for i = 2, #ARGV, W do
+  local nm, v, c, p, z, x, u, e = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
+      ARGV[i + 7]
+  local known = existing[i]
+  if known == 'batch' then
+    -- The member was added earlier in this batch: put it in the ready order before changing it.
+    if #ready > 0 then
+      redis.call('ZADD', K_READY, unpack(ready))
+      ready = {}
+    end
+    known = redis.call('HGET', K_EXT, e)
+  end
+  if known then
+    local id = tonumber(known, 16)
+    local r = replace(id, nm, v, c, p, z, x, u, e, now)
+    if r == 'in_call' then out[#out + 1] = { 'c', id } else out[#out + 1] = { 'u', id } end
+  else
+    tzs[z] = true
+    next_id = next_id + 1
+    local id = next_id
+    local args = { 'HSET', mkey(id), 'n', nm, 'c', c, 'u', u, 's', 'r', 'w', nowstr }
+    if v ~= '' then args[#args + 1] = 'v'; args[#args + 1] = v end
+    if p ~= '0' then args[#args + 1] = 'p'; args[#args + 1] = p end
+    if z ~= '' then args[#args + 1] = 'z'; args[#args + 1] = z end
+    if x ~= '' then args[#args + 1] = 'x'; args[#args + 1] = x end
+    if e ~= '' then
+      args[#args + 1] = 'e'; args[#args + 1] = e
+      redis.call('HSET', K_EXT, e, idt(id))
+    end
+    redis.call(unpack(args))
+    ready[#ready + 1] = fint(primary(order, tonumber(p), 0, 0))
+    ready[#ready + 1] = tok(now, id)
+    cnt('waiting', 1)
+    out[#out + 1] = { 'a', id }
+  end
+end
+if #ready > 0 then redis.call('ZADD', K_READY, unpack(ready)) end
+local tzlist = {}
+for z, _ in pairs(tzs) do tzlist[#tzlist + 1] = z end
+if #tzlist > 0 then redis.call('SADD', K_TZS, unpack(tzlist)) end
+flush()
+return cjson.encode({ v = out })

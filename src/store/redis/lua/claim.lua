@@ -1,0 +1,92 @@
+-- claim: ARGV now, max_n, node, lease_ms, policy json, tz json, attempt ids...
+local now, max_n, node, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local pol, tzmap = cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
+local missing = tz_missing(tzmap)
+if missing then return cjson.encode({ need = missing }) end
+local order = pol.o
+-- Re-rank the ready order when the campaign's member order changed.
+ORDER = redis.call('HGET', K_META, 'order')
+if ORDER ~= order then
+  redis.call('HSET', K_META, 'order', order)
+  local all = redis.call('ZRANGE', K_READY, 0, -1)
+  for _, t in ipairs(all) do
+    local f = redis.call('HMGET', mkey(id_of_tok(t)), 'p', 't', 'b')
+    redis.call('ZADD', K_READY, fint(primary(order, num(f[1], 0), num(f[2], 0), num(f[3], 0))), t)
+  end
+end
+ORDER = order
+-- Promote waiting members whose due passed.
+local due = redis.call('ZRANGEBYSCORE', K_WAIT, '-inf', now, 'WITHSCORES', 'LIMIT', 0, PROMOTE_CAP)
+if #due > 0 then
+  local gone = {}
+  for i = 1, #due, 2 do
+    local id = tonumber(due[i], 16)
+    gone[#gone + 1] = due[i]
+    local key = mkey(id)
+    local f = redis.call('HMGET', key, 'p', 't', 'b')
+    schedule(key, id, tonumber(due[i + 1]), now, order, num(f[1], 0), num(f[2], 0), num(f[3], 0))
+  end
+  redis.call('ZREM', K_WAIT, unpack(gone))
+end
+local free = pol.l - redis.call('ZCOUNT', K_LEASE, '(' .. fint(now), '+inf')
+local want = math.min(max_n, free, #ARGV - 6)
+local claims, ended = {}, {}
+local leases, acts = {}, {}
+local examined = 0
+local expiry = fint(now + lease)
+while #claims < want and examined < want + EXAMINE_EXTRA do
+  local heads = redis.call('ZPOPMIN', K_READY, math.min(want - #claims, want + EXAMINE_EXTRA - examined))
+  if #heads == 0 then break end
+  for h = 1, #heads, 2 do
+    examined = examined + 1
+    local id = id_of_tok(heads[h])
+    local key = mkey(id)
+    local f = redis.call('HMGET', key, 'x', 'z', 'u', 'r', 'b', 'n', 'v', 'c', 'p')
+    local x = num(f[1], nil)
+    if x ~= nil and x <= now then
+      cnt('waiting', -1)
+      finish(key, 'MEMBER_EXPIRED', false)
+      ended[#ended + 1] = { id, 'MEMBER_EXPIRED' }
+    else
+      local point = point_of(tzmap, f[2])
+      if point[1] ~= 1 then
+        if point[2] < 0 then
+          cnt('waiting', -1)
+          finish(key, 'QUEUE_EXPIRE', false)
+          ended[#ended + 1] = { id, 'QUEUE_EXPIRE' }
+        else
+          schedule(key, id, math.max(point[2], now + 1), now, order, 0, 0, 0)
+        end
+      else
+        local nums = unpack_nums(f[3])
+        local last = num(f[4], 0)
+        if last == 0 then last = nil else last = last - 1 end
+        local k = choose(pol.no, nums, last)
+        if k == nil then
+          cnt('waiting', -1)
+          finish(key, 'NO_COMMUNICATIONS', false)
+          ended[#ended + 1] = { id, 'NO_COMMUNICATIONS' }
+        else
+          local attempt = ARGV[7 + #claims]
+          local n = num(f[5], 0) + 1
+          nums[k + 1].st = 'a'
+          redis.call('HSET', key, 's', 'a', 'b', fint(n), 'u', pack_nums(nums), 'a', attempt, 'g', node, 'k', fint(k),
+            'm', fint(now))
+          leases[#leases + 1] = expiry
+          leases[#leases + 1] = attempt
+          acts[#acts + 1] = attempt
+          acts[#acts + 1] = idt(id) .. '|' .. node
+          claims[#claims + 1] = { attempt, id, n, k, f[6], str(f[7]), f[8], str(f[2]), num(f[9], 0) }
+        end
+      end
+    end
+  end
+end
+if #claims > 0 then
+  redis.call('ZADD', K_LEASE, unpack(leases))
+  redis.call('HSET', K_ACT, unpack(acts))
+  cnt('waiting', -#claims)
+  cnt('active', #claims)
+end
+flush()
+return cjson.encode({ c = claims, e = ended })

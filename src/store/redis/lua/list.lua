@@ -1,0 +1,21 @@
+-- list: ARGV after, span, limit, state filter ('' | waiting | active | ended), end cause filter ('' = any).
+-- Returns members (their fields, see VIEW_FIELDS in redis/reply.rs), the last id examined and whether more remain.
+local after, span, limit, state, cause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local seq = num(redis.call('GET', K_SEQ), 0)
+local hi = math.min(after + span, seq)
+local out, last = {}, after
+local states = { r = 'waiting', w = 'waiting', a = 'active', e = 'ended' }
+for id = after + 1, hi do
+  local key = mkey(id)
+  local f = redis.call('HMGET', key, 'n', 'v', 'c', 'p', 'z', 'x', 'e', 's', 'w', 't', 'b', 'u', 'a', 'q', 'y', 'o')
+  if f[1] ~= false then
+    if #out >= limit then return cjson.encode({ v = out, last = last, more = 1 }) end
+    last = id
+    if (state == '' or states[f[8]] == state) and (cause == '' or f[15] == cause) then
+      out[#out + 1] = { id, f }
+    end
+  end
+end
+local more = 0
+if hi < seq then more = 1 end
+return cjson.encode({ v = out, last = hi, more = more })

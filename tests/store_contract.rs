@@ -1,0 +1,1127 @@
+//! The store contract: every scenario runs against the memory backend and against a real redis-server.
+
+mod store_support;
+
+use chrono::Duration as CDuration;
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::campaign::params::{LostAttempt, MemberOrder, NumberOrder};
+use fsdialer::campaign::schedule::Always;
+use fsdialer::store::*;
+use std::time::Duration;
+use store_support::*;
+
+const C: &str = "camp1";
+const NODE: &str = "node-a";
+const LEASE: Duration = Duration::from_secs(60);
+
+fn policy() -> QueuePolicy {
+    QueuePolicy {
+        limit: 100,
+        ..QueuePolicy::default()
+    }
+}
+
+async fn add1(s: &Store, m: fsdialer::campaign::member::MemberInput) -> MemberId {
+    s.add(C, &[m], t(9, 0)).await.unwrap()[0].id()
+}
+
+async fn claim(
+    s: &Store,
+    p: &QueuePolicy,
+    now: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> ClaimBatch {
+    s.claim(C, p, &Always, now, n, NODE, LEASE).await.unwrap()
+}
+
+fn result(c: &Claim, cause: &str, class: CauseClass) -> AttemptResult {
+    AttemptResult {
+        attempt_id: c.attempt_id,
+        member_id: c.member_id,
+        cause: cause.to_string(),
+        class,
+        answered_at: None,
+        hangup_at: None,
+        talk_secs: 0,
+    }
+}
+
+async fn complete(
+    s: &Store,
+    p: &QueuePolicy,
+    c: &Claim,
+    cause: &str,
+    class: CauseClass,
+    now: chrono::DateTime<chrono::Utc>,
+) -> CompleteOutcome {
+    s.complete(C, p, &Always, &result(c, cause, class), now)
+        .await
+        .unwrap()
+}
+
+async fn added_member_is_waiting_with_its_data(s: &Store) {
+    let mut m = member("Ann", &["+380441234567", "+380501234567"]);
+    m.priority = 7;
+    m.timezone = Some("Europe/Kyiv".into());
+    m.variables.insert("city".into(), "Kyiv".into());
+    m.communications[1].description = Some("mobile".into());
+    let id = add1(s, m).await;
+    assert_eq!(id, MemberId(1));
+    let got = s.get(C, id).await.unwrap().expect("member stored");
+    assert_eq!(got.name, "Ann");
+    assert_eq!(got.priority, 7);
+    assert_eq!(got.timezone.as_deref(), Some("Europe/Kyiv"));
+    assert_eq!(got.variables["city"], "Kyiv");
+    assert_eq!(got.state, MemberState::Waiting);
+    assert_eq!(got.next_due, Some(t(9, 0)));
+    assert_eq!(got.communications.len(), 2);
+    assert_eq!(got.communications[1].description.as_deref(), Some("mobile"));
+    assert_eq!(got.communications[0].state, CommState::Idle);
+    assert_eq!(s.counts(C).await.unwrap().waiting, 1);
+    assert_eq!(s.get(C, MemberId(99)).await.unwrap(), None);
+    assert_eq!(s.campaigns().await.unwrap(), vec![C.to_string()]);
+}
+
+async fn claim_returns_everything_needed_to_originate(s: &Store) {
+    let mut m = member("Bob", &["100", "200"]);
+    m.communications[1].priority = 5;
+    m.variables.insert("lang".into(), "uk".into());
+    m.timezone = Some("Europe/Berlin".into());
+    let id = add1(s, m).await;
+    let b = claim(s, &policy(), t(10, 0), 5).await;
+    assert_eq!(b.claims.len(), 1);
+    let c = &b.claims[0];
+    assert_eq!(c.member_id, id);
+    assert_eq!(c.attempt_no, 1);
+    assert_eq!(c.comm_index, 1, "the higher-priority number");
+    assert_eq!(c.number, "200");
+    assert_eq!(c.name, "Bob");
+    assert_eq!(c.timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(c.variables["lang"], "uk");
+    assert_eq!(c.attempt_id.get_version_num(), 4);
+    assert_eq!(c.lease_until, t(10, 1));
+    let got = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!(got.state, MemberState::Active);
+    assert_eq!(got.current_attempt, Some(c.attempt_id));
+    assert_eq!(got.communications[1].state, CommState::Active);
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.waiting, cnt.active), (0, 1));
+    // Nothing else to claim.
+    assert!(claim(s, &policy(), t(10, 0), 5).await.claims.is_empty());
+}
+
+async fn claims_never_exceed_the_campaign_limit_and_complete_frees_a_slot(s: &Store) {
+    for i in 0..5 {
+        add1(s, member(&format!("m{i}"), &["1"])).await;
+    }
+    let p = QueuePolicy {
+        limit: 2,
+        ..policy()
+    };
+    let b = claim(s, &p, t(10, 0), 10).await;
+    assert_eq!(b.claims.len(), 2);
+    assert_eq!(s.slots_in_use(C, t(10, 0)).await.unwrap(), 2);
+    assert!(claim(s, &p, t(10, 0), 10).await.claims.is_empty());
+    let soon = t(10, 0) + CDuration::seconds(30);
+    complete(s, &p, &b.claims[0], "NORMAL_CLEARING", CauseClass::Ok, soon).await;
+    assert_eq!(s.slots_in_use(C, soon).await.unwrap(), 1);
+    assert_eq!(claim(s, &p, soon, 10).await.claims.len(), 1);
+}
+
+async fn priority_first_claims_higher_priority_then_insertion_order(s: &Store) {
+    let mut ids = Vec::new();
+    for (name, prio) in [("a", 0), ("b", 5), ("c", 0), ("d", 5)] {
+        let mut m = member(name, &["1"]);
+        m.priority = prio;
+        ids.push(add1(s, m).await);
+    }
+    let b = claim(s, &policy(), t(10, 0), 10).await;
+    let order: Vec<&str> = b.claims.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(order, ["b", "d", "a", "c"]);
+}
+
+async fn retries_first_claims_retried_members_before_fresh_ones(s: &Store) {
+    let p = QueuePolicy {
+        member_order: MemberOrder::RetriesFirst,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let a = add1(s, member("a", &["1"])).await;
+    let first = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(first.member_id, a);
+    let mut fresh = member("fresh", &["2"]);
+    fresh.priority = 100;
+    add1(s, fresh).await;
+    complete(s, &p, &first, "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
+    let b = claim(s, &p, t(10, 2), 10).await;
+    let order: Vec<&str> = b.claims.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        order,
+        ["a", "fresh"],
+        "the retried member first despite priority"
+    );
+}
+
+async fn strict_circuit_gives_nobody_a_second_try_before_everyone_had_one(s: &Store) {
+    let p = QueuePolicy {
+        member_order: MemberOrder::StrictCircuit,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let mut hi = member("hi", &["1"]);
+    hi.priority = 9;
+    add1(s, hi).await;
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(c.name, "hi");
+    add1(s, member("lo", &["2"])).await;
+    complete(s, &p, &c, "NO_ANSWER", CauseClass::Retry, t(10, 1)).await;
+    let b = claim(s, &p, t(10, 2), 10).await;
+    let order: Vec<&str> = b.claims.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(order, ["lo", "hi"]);
+}
+
+async fn ok_result_ends_member_with_success_and_the_hangup_cause(s: &Store) {
+    let id = add1(s, member("a", &["1"])).await;
+    let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
+    let mut r = result(&c, "NORMAL_CLEARING", CauseClass::Ok);
+    r.answered_at = Some(t(10, 0) + CDuration::seconds(5));
+    r.hangup_at = Some(t(10, 1));
+    r.talk_secs = 55;
+    let out = s
+        .complete(C, &policy(), &Always, &r, t(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "NORMAL_CLEARING".into(),
+            success: true
+        })
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!(m.state, MemberState::Ended);
+    assert!(m.success);
+    assert_eq!(m.end_cause.as_deref(), Some("NORMAL_CLEARING"));
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!(
+        (
+            cnt.ended,
+            cnt.success,
+            cnt.calls,
+            cnt.answered,
+            cnt.ok,
+            cnt.active
+        ),
+        (1, 1, 1, 1, 1, 0)
+    );
+    assert_eq!(cnt.ended_by_cause.get("NORMAL_CLEARING"), Some(&1));
+    let log = s.attempts(C, id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    let a = &log[0];
+    assert_eq!(a.attempt_id, c.attempt_id);
+    assert_eq!(
+        (
+            a.attempt_no,
+            a.comm_index,
+            a.number.as_str(),
+            a.node.as_str()
+        ),
+        (1, 0, "1", NODE)
+    );
+    assert_eq!(a.originate_at, t(10, 0));
+    assert_eq!(a.answer_at, r.answered_at);
+    assert_eq!(a.hangup_at, Some(t(10, 1)));
+    assert_eq!(
+        (a.talk_secs, a.cause.as_str(), a.class),
+        (55, "NORMAL_CLEARING", CauseClass::Ok)
+    );
+    assert_eq!(a.completed_at, t(10, 1));
+}
+
+async fn completing_an_attempt_twice_changes_nothing_and_says_so(s: &Store) {
+    let id = add1(s, member("a", &["1"])).await;
+    let p = QueuePolicy {
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert!(matches!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await,
+        CompleteOutcome::Applied(_)
+    ));
+    let before = (s.get(C, id).await.unwrap(), s.counts(C).await.unwrap());
+    assert_eq!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 2)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        complete(s, &p, &c, "NORMAL_CLEARING", CauseClass::Ok, t(10, 2)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        before,
+        (s.get(C, id).await.unwrap(), s.counts(C).await.unwrap())
+    );
+    // An attempt that never was the member's.
+    let mut stranger = c.clone();
+    stranger.attempt_id = uuid::Uuid::new_v4();
+    assert_eq!(
+        complete(s, &p, &stranger, "USER_BUSY", CauseClass::Retry, t(10, 2)).await,
+        CompleteOutcome::NotCurrent
+    );
+    // The second attempt is current; the first stays a duplicate.
+    let c2 = claim(s, &p, t(10, 3), 1).await.claims.remove(0);
+    assert_eq!(c2.attempt_no, 2);
+    assert_eq!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 4)).await,
+        CompleteOutcome::Duplicate
+    );
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().current_attempt,
+        Some(c2.attempt_id)
+    );
+    let mut gone = c.clone();
+    gone.member_id = MemberId(77);
+    assert_eq!(
+        complete(s, &p, &gone, "USER_BUSY", CauseClass::Retry, t(10, 4)).await,
+        CompleteOutcome::NotCurrent
+    );
+}
+
+async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
+    let id = add1(s, member("a", &["1"])).await;
+    let p = QueuePolicy {
+        max_tries: 2,
+        wait_between_retries_sec: 60,
+        ..policy()
+    };
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(
+        complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await,
+        CompleteOutcome::Applied(MemberFate::Due(t(10, 2)))
+    );
+    assert!(
+        claim(s, &p, t(10, 1), 1).await.claims.is_empty(),
+        "not before the wait"
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!((m.tries, m.next_due), (1, Some(t(10, 2))));
+    let c = claim(s, &p, t(10, 2), 1).await.claims.remove(0);
+    assert_eq!(
+        complete(s, &p, &c, "NO_ANSWER", CauseClass::Retry, t(10, 3)).await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "MAX_TRY_COUNT".into(),
+            success: false
+        })
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!(
+        (cnt.retry, cnt.ended_by_cause.get("MAX_TRY_COUNT").copied()),
+        (2, Some(1))
+    );
+}
+
+async fn error_marks_the_number_done_and_the_next_number_is_due_at_once(s: &Store) {
+    let id = add1(s, member("a", &["bad", "good"])).await;
+    let p = policy();
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(c.number, "bad");
+    assert_eq!(
+        complete(s, &p, &c, "UNALLOCATED_NUMBER", CauseClass::Error, t(10, 1)).await,
+        CompleteOutcome::Applied(MemberFate::Due(t(10, 1)))
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!(m.communications[0].state, CommState::Done);
+    assert_eq!(
+        m.communications[0].last_cause.as_deref(),
+        Some("UNALLOCATED_NUMBER")
+    );
+    let c = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
+    assert_eq!(c.number, "good");
+    assert_eq!(
+        complete(
+            s,
+            &p,
+            &c,
+            "INVALID_NUMBER_FORMAT",
+            CauseClass::Error,
+            t(10, 2)
+        )
+        .await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "INVALID_NUMBER_FORMAT".into(),
+            success: false
+        })
+    );
+}
+
+async fn minus_does_not_count_a_try(s: &Store) {
+    let id = add1(s, member("a", &["1"])).await;
+    let p = QueuePolicy {
+        max_tries: 1,
+        wait_between_retries_sec: 30,
+        ..policy()
+    };
+    let mut now = t(10, 0);
+    for _ in 0..3 {
+        let c = claim(s, &p, now, 1).await.claims.remove(0);
+        let out = complete(
+            s,
+            &p,
+            &c,
+            "NORMAL_TEMPORARY_FAILURE",
+            CauseClass::Minus,
+            now,
+        )
+        .await;
+        now += CDuration::seconds(30);
+        assert_eq!(out, CompleteOutcome::Applied(MemberFate::Due(now)));
+    }
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!((m.tries, m.attempts, m.state), (0, 3, MemberState::Waiting));
+    assert_eq!(s.counts(C).await.unwrap().minus, 3);
+}
+
+async fn tries_per_number_counts_max_tries_on_each_number(s: &Store) {
+    let p = QueuePolicy {
+        max_tries: 2,
+        tries_per_number: true,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let id = add1(s, member("a", &["1", "2"])).await;
+    let mut numbers = Vec::new();
+    let mut last = None;
+    for i in 0..4 {
+        let c = claim(s, &p, t(10, i), 1).await.claims.remove(0);
+        numbers.push(c.number.clone());
+        last = Some(complete(s, &p, &c, "NO_ANSWER", CauseClass::Retry, t(10, i)).await);
+    }
+    assert_eq!(numbers.len(), 4, "four tries: two per number");
+    assert_eq!(numbers.iter().filter(|n| *n == "1").count(), 2);
+    assert_eq!(
+        last.unwrap(),
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "MAX_TRY_COUNT".into(),
+            success: false
+        })
+    );
+    assert_eq!(s.get(C, id).await.unwrap().unwrap().tries, 4);
+}
+
+async fn top_down_rotates_through_the_numbers(s: &Store) {
+    let p = QueuePolicy {
+        number_order: NumberOrder::TopDown,
+        wait_between_retries_sec: 0,
+        max_tries: 10,
+        ..policy()
+    };
+    let mut m = member("a", &["1", "2", "3"]);
+    m.communications[2].priority = 99;
+    add1(s, m).await;
+    let mut seen = Vec::new();
+    for i in 0..4 {
+        let c = claim(s, &p, t(10, i), 1).await.claims.remove(0);
+        seen.push(c.number.clone());
+        complete(s, &p, &c, "NO_ANSWER", CauseClass::Retry, t(10, i)).await;
+    }
+    assert_eq!(seen, ["1", "2", "3", "1"]);
+}
+
+async fn expired_member_ends_member_expired_instead_of_being_claimed(s: &Store) {
+    let mut m = member("old", &["1"]);
+    m.expire = Some(t(9, 30));
+    let old = add1(s, m).await;
+    add1(s, member("new", &["2"])).await;
+    let b = claim(s, &policy(), t(10, 0), 5).await;
+    assert_eq!(b.claims.len(), 1);
+    assert_eq!(b.claims[0].name, "new");
+    assert_eq!(b.ended, vec![(old, "MEMBER_EXPIRED".to_string())]);
+    let m = s.get(C, old).await.unwrap().unwrap();
+    assert_eq!(m.end_cause.as_deref(), Some("MEMBER_EXPIRED"));
+}
+
+async fn member_is_claimed_only_inside_its_own_local_window(s: &Store) {
+    // 09:00-18:00 local. At 2024-03-04 10:00 UTC: Kyiv (UTC+2) is 12:00 (open), New York (UTC-5) is 05:00.
+    let cal = Hours::new("Europe/Kyiv", 9, 18);
+    let mut ny = member("ny", &["1"]);
+    ny.timezone = Some("America/New_York".into());
+    let ny = add1(s, ny).await;
+    let kyiv = add1(s, member("kyiv", &["2"])).await;
+    let p = policy();
+    let b = s
+        .claim(C, &p, &cal, t(10, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(),
+        vec![kyiv]
+    );
+    let m = s.get(C, ny).await.unwrap().unwrap();
+    assert_eq!(m.next_due, Some(t(14, 0)), "moved to 09:00 New York");
+    assert!(
+        s.claim(C, &p, &cal, t(13, 59), 5, NODE, LEASE)
+            .await
+            .unwrap()
+            .claims
+            .is_empty()
+    );
+    let b = s
+        .claim(C, &p, &cal, t(14, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(),
+        vec![ny]
+    );
+}
+
+async fn retry_is_rescheduled_into_the_next_window(s: &Store) {
+    // Kyiv window 09:00-18:00 local = 07:00-16:00 UTC in March (UTC+2).
+    let cal = Hours::new("Europe/Kyiv", 9, 18);
+    let id = add1(s, member("a", &["1"])).await;
+    let p = QueuePolicy {
+        wait_between_retries_sec: 3600,
+        ..policy()
+    };
+    let c = s
+        .claim(C, &p, &cal, t(15, 30), 1, NODE, LEASE)
+        .await
+        .unwrap()
+        .claims
+        .remove(0);
+    let out = s
+        .complete(
+            C,
+            &p,
+            &cal,
+            &result(&c, "USER_BUSY", CauseClass::Retry),
+            t(15, 30),
+        )
+        .await
+        .unwrap();
+    let next_morning = day(5, 7);
+    assert_eq!(out, CompleteOutcome::Applied(MemberFate::Due(next_morning)));
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().next_due,
+        Some(next_morning)
+    );
+}
+
+async fn member_ends_queue_expire_when_the_calendar_is_over(s: &Store) {
+    let mut cal = Hours::new("Europe/Kyiv", 9, 18);
+    cal.end = Some(t(12, 0));
+    let id = add1(s, member("a", &["1"])).await;
+    let b = s
+        .claim(C, &policy(), &cal, t(17, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert!(b.claims.is_empty());
+    assert_eq!(b.ended, vec![(id, "QUEUE_EXPIRE".to_string())]);
+}
+
+async fn release_undoes_a_claim_without_counting(s: &Store) {
+    let id = add1(s, member("a", &["1"])).await;
+    add1(s, member("b", &["2"])).await;
+    let p = policy();
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(c.member_id, id);
+    let before = s.counts(C).await.unwrap();
+    assert_eq!(
+        s.release(C, id, c.attempt_id, None, t(10, 0))
+            .await
+            .unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(
+        s.release(C, id, c.attempt_id, None, t(10, 0))
+            .await
+            .unwrap(),
+        ReleaseOutcome::NotCurrent
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!((m.state, m.attempts, m.tries), (MemberState::Waiting, 0, 0));
+    let after = s.counts(C).await.unwrap();
+    assert_eq!(
+        (after.waiting, after.active, after.calls),
+        (before.waiting + 1, 0, 0)
+    );
+    // It keeps its place: claimed first again, with the same attempt number.
+    let again = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    assert_eq!((again.member_id, again.attempt_no), (id, 1));
+    // Released with a delay, it waits.
+    s.release(C, id, again.attempt_id, Some(t(10, 5)), t(10, 0))
+        .await
+        .unwrap();
+    let next = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
+    assert_ne!(next.member_id, id);
+    assert_eq!(
+        s.get(C, id).await.unwrap().unwrap().next_due,
+        Some(t(10, 5))
+    );
+}
+
+async fn update_and_delete_are_refused_while_in_a_call(s: &Store) {
+    let id = add1(s, member("a", &["1", "2"])).await;
+    let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
+    let changed = member("a2", &["3"]);
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 0)).await.unwrap(),
+        ChangeOutcome::InCall
+    );
+    assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::InCall);
+    complete(s, &policy(), &c, "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 1)).await.unwrap(),
+        ChangeOutcome::Done
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!(m.name, "a2");
+    assert_eq!(m.communications.len(), 1);
+    assert_eq!(m.communications[0].attempts, 0, "new numbers start fresh");
+    assert_eq!(m.tries, 1);
+    assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::Done);
+    assert_eq!(s.get(C, id).await.unwrap(), None);
+    assert_eq!(s.delete(C, id).await.unwrap(), ChangeOutcome::NotFound);
+    assert_eq!(
+        s.update(C, id, &changed, t(10, 1)).await.unwrap(),
+        ChangeOutcome::NotFound
+    );
+    assert_eq!(s.counts(C).await.unwrap().waiting, 0);
+}
+
+async fn update_keeps_number_state_when_numbers_are_unchanged_and_reorders(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    let b = add1(s, member("b", &["2"])).await;
+    let p = QueuePolicy {
+        max_tries: 9,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let c = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    complete(s, &p, &c, "USER_BUSY", CauseClass::Retry, t(10, 0)).await;
+    let mut up = member("b!", &["2"]);
+    up.priority = 50;
+    assert_eq!(
+        s.update(C, b, &up, t(10, 0)).await.unwrap(),
+        ChangeOutcome::Done
+    );
+    let c = claim(s, &p, t(10, 1), 1).await.claims.remove(0);
+    assert_eq!(c.member_id, b, "the raised priority applies at once");
+    let mut up = member("a!", &["1"]);
+    up.communications[0].priority = 3;
+    assert_eq!(
+        s.update(C, a, &up, t(10, 1)).await.unwrap(),
+        ChangeOutcome::Done
+    );
+    let m = s.get(C, a).await.unwrap().unwrap();
+    assert_eq!(
+        (m.communications[0].attempts, m.communications[0].priority),
+        (1, 3)
+    );
+}
+
+async fn external_id_upserts_instead_of_duplicating(s: &Store) {
+    let mut m = member("a", &["1"]);
+    m.external_id = Some("crm-1".into());
+    let out = s.add(C, &[m.clone()], t(9, 0)).await.unwrap();
+    assert_eq!(out, vec![AddOutcome::Added(MemberId(1))]);
+    m.name = "a (renamed)".into();
+    let mut other = member("b", &["2"]);
+    other.external_id = Some("crm-2".into());
+    let out = s
+        .add(C, &[m.clone(), other.clone()], t(9, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            AddOutcome::Updated(MemberId(1)),
+            AddOutcome::Added(MemberId(2))
+        ]
+    );
+    assert_eq!(
+        s.get(C, MemberId(1)).await.unwrap().unwrap().name,
+        "a (renamed)"
+    );
+    assert_eq!(s.counts(C).await.unwrap().waiting, 2);
+    claim(s, &policy(), t(10, 0), 1).await;
+    assert_eq!(
+        s.add(C, &[m.clone()], t(10, 0)).await.unwrap(),
+        vec![AddOutcome::InCall(MemberId(1))]
+    );
+    // An update may not steal another member's external id.
+    let err = s.update(C, MemberId(2), &m, t(10, 0)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ExternalIdTaken { owner: 1, .. }),
+        "{err}"
+    );
+}
+
+async fn terminate_ends_a_waiting_member_and_flags_a_call_to_kill(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    let b = add1(s, member("b", &["2"])).await;
+    let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
+    assert_eq!(c.member_id, a);
+    assert_eq!(
+        s.terminate(C, b).await.unwrap(),
+        TerminateOutcome::Terminated
+    );
+    assert_eq!(
+        s.terminate(C, b).await.unwrap(),
+        TerminateOutcome::AlreadyEnded
+    );
+    assert_eq!(
+        s.terminate(C, MemberId(9)).await.unwrap(),
+        TerminateOutcome::NotFound
+    );
+    assert_eq!(
+        s.terminate(C, a).await.unwrap(),
+        TerminateOutcome::KillCall {
+            attempt_id: c.attempt_id,
+            node: NODE.into()
+        }
+    );
+    assert!(s.get(C, a).await.unwrap().unwrap().terminate_pending);
+    assert_eq!(
+        complete(
+            s,
+            &policy(),
+            &c,
+            "ORIGINATOR_CANCEL",
+            CauseClass::Retry,
+            t(10, 1)
+        )
+        .await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "MANAGER_REQUEST".into(),
+            success: false
+        })
+    );
+    assert_eq!(
+        s.counts(C)
+            .await
+            .unwrap()
+            .ended_by_cause
+            .get("MANAGER_REQUEST"),
+        Some(&2)
+    );
+}
+
+async fn reset_revives_ended_unsuccessful_members_only(s: &Store) {
+    let p = QueuePolicy {
+        max_tries: 1,
+        ..policy()
+    };
+    let a = add1(s, member("a", &["1"])).await;
+    let b = add1(s, member("b", &["2"])).await;
+    let b2 = claim(s, &p, t(10, 0), 2).await.claims;
+    complete(s, &p, &b2[0], "NORMAL_CLEARING", CauseClass::Ok, t(10, 1)).await;
+    complete(s, &p, &b2[1], "USER_BUSY", CauseClass::Retry, t(10, 1)).await;
+    assert_eq!(s.reset(C, t(11, 0)).await.unwrap(), 1);
+    let mb = s.get(C, b).await.unwrap().unwrap();
+    assert_eq!(
+        (mb.state, mb.tries, mb.end_cause.clone(), mb.next_due),
+        (MemberState::Waiting, 0, None, Some(t(11, 0)))
+    );
+    assert_eq!(mb.communications[0].attempts, 0);
+    assert_eq!(
+        s.get(C, a).await.unwrap().unwrap().state,
+        MemberState::Ended
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.waiting, cnt.ended), (1, 1));
+    assert_eq!(cnt.ended_by_cause.get("MAX_TRY_COUNT"), None);
+    assert_eq!(claim(s, &p, t(11, 0), 5).await.claims[0].member_id, b);
+}
+
+async fn list_pages_through_members_with_filters(s: &Store) {
+    let members: Vec<_> = (0..25).map(|i| member(&format!("m{i}"), &["1"])).collect();
+    s.add(C, &members, t(9, 0)).await.unwrap();
+    s.delete(C, MemberId(3)).await.unwrap();
+    let mut seen = Vec::new();
+    let mut q = ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = s.list(C, &q).await.unwrap();
+        assert!(page.members.len() <= 10);
+        seen.extend(page.members.iter().map(|m| m.id.0));
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => break,
+        }
+    }
+    let expected: Vec<u64> = (1..=25).filter(|i| *i != 3).collect();
+    assert_eq!(seen, expected);
+    let p = QueuePolicy {
+        max_tries: 1,
+        ..policy()
+    };
+    let b = claim(s, &p, t(10, 0), 3).await;
+    complete(
+        s,
+        &p,
+        &b.claims[0],
+        "USER_BUSY",
+        CauseClass::Retry,
+        t(10, 1),
+    )
+    .await;
+    let active = s
+        .list(
+            C,
+            &ListQuery {
+                state: Some(MemberState::Active),
+                limit: 50,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(active.members.len(), 2);
+    let ended = s
+        .list(
+            C,
+            &ListQuery {
+                end_cause: Some("MAX_TRY_COUNT".into()),
+                limit: 50,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.members.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b.claims[0].member_id]
+    );
+}
+
+async fn expired_leases_are_recovered_per_lost_attempt_and_free_their_slots(s: &Store) {
+    let p = QueuePolicy {
+        limit: 2,
+        lost_attempt: LostAttempt::Retry,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    for i in 0..3 {
+        add1(s, member(&format!("m{i}"), &["1"])).await;
+    }
+    let dead = s
+        .claim(
+            C,
+            &p,
+            &Always,
+            t(10, 0),
+            1,
+            "dead-node",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .claims;
+    let live = s
+        .claim(
+            C,
+            &p,
+            &Always,
+            t(10, 0),
+            1,
+            "live-node",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(s.slots_in_use(C, t(10, 0)).await.unwrap(), 2);
+    // The live node renews; the dead one does not.
+    let lost = s
+        .renew(
+            C,
+            "live-node",
+            &[live[0].attempt_id],
+            t(10, 0) + CDuration::seconds(20),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+    let lost = s
+        .renew(
+            C,
+            "live-node",
+            &[dead[0].attempt_id],
+            t(10, 0) + CDuration::seconds(20),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![dead[0].attempt_id], "not this node's attempt");
+    let after = t(10, 0) + CDuration::seconds(31);
+    assert_eq!(
+        s.slots_in_use(C, after).await.unwrap(),
+        1,
+        "the dead node's slot is free once its lease expired"
+    );
+    let rec = s.recover_expired(C, &p, &Always, after, 100).await.unwrap();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(
+        (rec[0].attempt_id, rec[0].member_id, rec[0].node.as_str()),
+        (dead[0].attempt_id, dead[0].member_id, "dead-node")
+    );
+    assert_eq!(rec[0].fate, MemberFate::Due(after));
+    let m = s.get(C, dead[0].member_id).await.unwrap().unwrap();
+    assert_eq!((m.state, m.tries), (MemberState::Waiting, 1));
+    let log = s.attempts(C, dead[0].member_id).await.unwrap();
+    assert_eq!(
+        (log[0].cause.as_str(), log[0].class),
+        (LOST_ATTEMPT_CAUSE, CauseClass::Retry)
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.lost, cnt.retry, cnt.active), (1, 1, 1));
+    // The dead node wakes up and reports: too late, nothing changes.
+    assert_eq!(
+        complete(s, &p, &dead[0], "NORMAL_CLEARING", CauseClass::Ok, after).await,
+        CompleteOutcome::Duplicate
+    );
+    assert!(
+        s.recover_expired(C, &p, &Always, after, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Its renew now reports the attempt lost.
+    let lost = s
+        .renew(
+            C,
+            "dead-node",
+            &[dead[0].attempt_id],
+            after,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![dead[0].attempt_id]);
+}
+
+async fn lost_attempt_minus_and_error_are_applied_as_configured(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    let p = QueuePolicy {
+        lost_attempt: LostAttempt::Minus,
+        wait_between_retries_sec: 10,
+        ..policy()
+    };
+    s.claim(C, &p, &Always, t(10, 0), 1, NODE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rec = s
+        .recover_expired(C, &p, &Always, t(10, 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec[0].fate,
+        MemberFate::Due(t(10, 1) + CDuration::seconds(10))
+    );
+    assert_eq!(s.get(C, a).await.unwrap().unwrap().tries, 0);
+    let p = QueuePolicy {
+        lost_attempt: LostAttempt::Error,
+        ..p
+    };
+    s.claim(C, &p, &Always, t(10, 2), 1, NODE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rec = s
+        .recover_expired(C, &p, &Always, t(10, 3), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec[0].fate,
+        MemberFate::Ended {
+            cause: LOST_ATTEMPT_CAUSE.into(),
+            success: false
+        }
+    );
+}
+
+async fn gateway_slots_are_limited_shared_and_freed_by_expiry(s: &Store) {
+    let (a1, a2, a3) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    let until = t(10, 1);
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a1, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a2, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_gateway_slot("gw2", 2, a3, until, t(10, 0))
+            .await
+            .unwrap(),
+        "gateways are separate"
+    );
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a1, t(10, 2), t(10, 0))
+            .await
+            .unwrap(),
+        "re-acquiring extends"
+    );
+    s.release_gateway_slot("gw1", a2).await.unwrap();
+    assert_eq!(s.gateway_slots_in_use("gw1", t(10, 0)).await.unwrap(), 1);
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a3, until, t(10, 0))
+            .await
+            .unwrap()
+    );
+    let lost = s
+        .renew_gateway_slots("gw1", &[a1, a3], t(10, 3), t(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![a3], "a3's slot expired at 10:01");
+    assert!(
+        s.acquire_gateway_slot("gw1", 2, a2, t(10, 5), t(10, 1))
+            .await
+            .unwrap(),
+        "expired slots are free"
+    );
+    assert_eq!(s.gateway_slots_in_use("gw1", t(10, 1)).await.unwrap(), 2);
+}
+
+async fn token_buckets_grant_a_burst_then_the_rate(s: &Store) {
+    let k = LimitKey::Campaign(C.into());
+    let now = t(10, 0);
+    assert_eq!(s.take_tokens(&k, 10.0, 5.0, 8, now).await.unwrap(), 5);
+    assert_eq!(s.take_tokens(&k, 10.0, 5.0, 8, now).await.unwrap(), 0);
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 8, now + CDuration::milliseconds(250))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 1, now + CDuration::milliseconds(300))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.take_tokens(&k, 10.0, 5.0, 9, now + CDuration::seconds(10))
+            .await
+            .unwrap(),
+        5
+    );
+    let g = LimitKey::Gateway("gw1".into());
+    assert_eq!(s.take_tokens(&g, 1.0, 1.0, 3, now).await.unwrap(), 1);
+    assert!(s.take_tokens(&g, 0.0, 1.0, 1, now).await.is_err());
+}
+
+async fn bad_input_is_refused_with_a_clear_error_and_nothing_stored(s: &Store) {
+    let good = member("ok", &["1"]);
+    let mut bad = member("bad", &["2"]);
+    bad.timezone = Some("Nowhere/City".into());
+    let err = s.add(C, &[good, bad], t(9, 0)).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "member #1: timezone: unknown IANA timezone \"Nowhere/City\""
+    );
+    assert_eq!(s.counts(C).await.unwrap().waiting, 0);
+    assert!(
+        s.add("bad{tag}", &[member("a", &["1"])], t(9, 0))
+            .await
+            .is_err()
+    );
+    add1(s, member("a", &["1"])).await;
+    let c = claim(s, &policy(), t(10, 0), 1).await.claims.remove(0);
+    let err = s
+        .complete(
+            C,
+            &policy(),
+            &Always,
+            &result(&c, "BAD,CAUSE", CauseClass::Retry),
+            t(10, 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("cause:"), "{err}");
+    assert!(
+        s.claim(C, &policy(), &Always, t(10, 0), 1, "", LEASE)
+            .await
+            .is_err()
+    );
+}
+
+async fn drop_campaign_removes_everything(s: &Store) {
+    add1(s, member("a", &["1"])).await;
+    s.drop_campaign(C).await.unwrap();
+    assert_eq!(s.get(C, MemberId(1)).await.unwrap(), None);
+    assert_eq!(s.counts(C).await.unwrap(), Counters::default());
+    assert!(s.campaigns().await.unwrap().is_empty());
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = fsdialer::store::Store::memory();
+                    super::$name(&s).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (s, _server) = super::redis_store(fsdialer::store::AttemptIds::Random).await;
+                    super::$name(&s).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    added_member_is_waiting_with_its_data,
+    claim_returns_everything_needed_to_originate,
+    claims_never_exceed_the_campaign_limit_and_complete_frees_a_slot,
+    priority_first_claims_higher_priority_then_insertion_order,
+    retries_first_claims_retried_members_before_fresh_ones,
+    strict_circuit_gives_nobody_a_second_try_before_everyone_had_one,
+    ok_result_ends_member_with_success_and_the_hangup_cause,
+    completing_an_attempt_twice_changes_nothing_and_says_so,
+    retry_waits_between_tries_and_ends_with_max_try_count,
+    error_marks_the_number_done_and_the_next_number_is_due_at_once,
+    minus_does_not_count_a_try,
+    tries_per_number_counts_max_tries_on_each_number,
+    top_down_rotates_through_the_numbers,
+    expired_member_ends_member_expired_instead_of_being_claimed,
+    member_is_claimed_only_inside_its_own_local_window,
+    retry_is_rescheduled_into_the_next_window,
+    member_ends_queue_expire_when_the_calendar_is_over,
+    release_undoes_a_claim_without_counting,
+    update_and_delete_are_refused_while_in_a_call,
+    update_keeps_number_state_when_numbers_are_unchanged_and_reorders,
+    external_id_upserts_instead_of_duplicating,
+    terminate_ends_a_waiting_member_and_flags_a_call_to_kill,
+    reset_revives_ended_unsuccessful_members_only,
+    list_pages_through_members_with_filters,
+    expired_leases_are_recovered_per_lost_attempt_and_free_their_slots,
+    lost_attempt_minus_and_error_are_applied_as_configured,
+    gateway_slots_are_limited_shared_and_freed_by_expiry,
+    token_buckets_grant_a_burst_then_the_rate,
+    bad_input_is_refused_with_a_clear_error_and_nothing_stored,
+    drop_campaign_removes_everything,
+);
