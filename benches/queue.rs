@@ -154,7 +154,15 @@ fn queue(c: &mut Criterion) {
                 for _ in 0..iters {
                     now += CDuration::milliseconds(1);
                     let batch = store
-                        .claim("cycle", &policy, &Always, now, BATCH, "bench", Duration::from_secs(60))
+                        .claim(
+                            "cycle",
+                            &policy,
+                            &Always,
+                            now,
+                            BATCH,
+                            "bench",
+                            Duration::from_secs(60),
+                        )
                         .await
                         .unwrap();
                     assert_eq!(batch.claims.len(), BATCH);

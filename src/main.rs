@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the sample campaign end to end with nothing installed: memory queue, in-process simulated switch.
+    Demo(DemoArgs),
     /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
     Sim(fsdialer::sim::cli::SimArgs),
     /// FreeSWITCH Event Socket tools.
@@ -25,6 +27,28 @@ enum Command {
         #[command(subcommand)]
         command: EslCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Member store: `memory://` or `redis://host:port`.
+    #[arg(long, default_value = "memory://")]
+    store: String,
+    /// An external switch's event socket (a real FreeSWITCH, or `fsdialer sim`), instead of the in-process one.
+    #[arg(long)]
+    esl: Option<String>,
+    /// Its ESL password.
+    #[arg(long, default_value = "ClueCon")]
+    password: String,
+    /// Simulated seconds per real second (the engine runs at the same speed).
+    #[arg(long, default_value_t = 100.0)]
+    speed: f64,
+    /// The campaign file.
+    #[arg(long)]
+    campaign: Option<PathBuf>,
+    /// The members file (a JSON array).
+    #[arg(long)]
+    members: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -48,11 +72,11 @@ enum DumpFormat {
     Json,
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -88,11 +112,38 @@ fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = fsdialer::engine::demo::DemoOptions {
+        store: args.store,
+        esl: args.esl.map(|addr| (addr, args.password)),
+        speed: args.speed,
+        ..Default::default()
+    };
+    if let Some(c) = args.campaign {
+        opts.campaign = c;
+    }
+    if let Some(m) = args.members {
+        opts.members = m;
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let report = rt.block_on(fsdialer::engine::demo::run(
+        opts,
+        fsdialer::engine::default_callflow(),
+    ))?;
+    println!("{}", report.table());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
+    init_logging(match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Demo(args) => demo(args),
         Command::Esl {
             command:
                 EslCommand::Parse {

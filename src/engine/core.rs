@@ -92,9 +92,15 @@ pub enum Input {
     /// New members were added: claim again now.
     Wake(String),
     /// The answer to [`Action::Claim`].
-    Claimed { campaign: String, batch: ClaimBatch },
+    Claimed {
+        campaign: String,
+        batch: ClaimBatch,
+    },
     /// [`Action::Claim`] failed (store error): retry later.
-    ClaimFailed { campaign: String, error: String },
+    ClaimFailed {
+        campaign: String,
+        error: String,
+    },
     /// [`Action::Originate`] could not be carried out. `sent` says whether the command may have reached the
     /// switch (connection lost after the write): then the call is reconciled, else the claim is released.
     OriginateFailed {
@@ -103,13 +109,22 @@ pub enum Input {
         error: String,
     },
     /// The shell could not take a shared gateway slot or token for this attempt.
-    GatewayBusy { attempt: AttemptId },
+    GatewayBusy {
+        attempt: AttemptId,
+    },
     /// A BACKGROUND_JOB for one of our Job-UUIDs: `+OK <uuid>` or `-ERR <CAUSE>`.
-    JobResult { job: Uuid, body: String },
+    JobResult {
+        job: Uuid,
+        body: String,
+    },
     /// Any channel event for the uuid (CHANNEL_CREATE and the like): the channel exists.
-    ChannelSeen { uuid: Uuid },
+    ChannelSeen {
+        uuid: Uuid,
+    },
     /// CHANNEL_ANSWER.
-    Answered { uuid: Uuid },
+    Answered {
+        uuid: Uuid,
+    },
     /// CHANNEL_HANGUP_COMPLETE.
     Hangup {
         uuid: Uuid,
@@ -129,11 +144,19 @@ pub enum Input {
         outcome: Result<CompleteOutcome, String>,
     },
     /// The answer to [`Action::CheckExists`].
-    Exists { attempt: AttemptId, exists: bool },
+    Exists {
+        attempt: AttemptId,
+        exists: bool,
+    },
     /// Attempts the store says are no longer ours (terminated, recovered): drop and hang up their calls.
-    Revoked { attempts: Vec<AttemptId> },
+    Revoked {
+        attempts: Vec<AttemptId>,
+    },
     /// The answer to [`Action::CheckExhausted`]: members that may still be called.
-    QueueState { campaign: String, waiting: u64 },
+    QueueState {
+        campaign: String,
+        waiting: u64,
+    },
     /// A switch connected (again) or was lost.
     SwitchUp(usize),
     SwitchDown(usize),
@@ -273,12 +296,13 @@ fn dur(d: Duration) -> ChronoDuration {
     ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
 }
 
-fn policy_of(v: &ValidCampaign) -> QueuePolicy {
+/// The store policy of a campaign.
+pub fn policy_of(v: &ValidCampaign) -> QueuePolicy {
     let c = v.config();
     QueuePolicy {
         limit: c.limit,
         max_tries: c.max_tries,
-        wait_between_retries_sec: c.wait_between_retries_sec,
+        wait_between_retries_sec: u32::try_from(c.wait_between_retries_sec).unwrap_or(u32::MAX),
         member_order: c.member_order,
         number_order: c.number_order,
         tries_per_number: c.tries_per_number,
@@ -565,13 +589,11 @@ impl Core {
                 continue;
             };
             let state = c.sm.state();
-            if state.is_active() || state == CampaignState::Idle || state == CampaignState::Done {
-                if let Some(end) = c.valid.calendar().end()
-                    && now >= end
-                {
-                    self.state_input(now, id, StateInput::CalendarEnded);
-                    continue;
-                }
+            if (state.is_active() || state == CampaignState::Idle || state == CampaignState::Done)
+                && c.valid.calendar().end().is_some_and(|end| now >= end)
+            {
+                self.state_input(now, id, StateInput::CalendarEnded);
+                continue;
             }
             let budget = self.switch_budget(now);
             let c = self.campaigns.get_mut(id).expect("present");
@@ -776,8 +798,8 @@ impl Core {
             return;
         };
         let gw_idx = route.index;
-        let gateway = route.gateway;
         let dial_string = route.dial_string.clone();
+        let gateway = valid.gateways().get(gw_idx).expect("routed gateway exists");
         let caller_id = gateway.next_caller_id().map(str::to_owned);
         let member_vars: Vec<(String, String)> = claim
             .variables
@@ -848,9 +870,8 @@ impl Core {
             .get(id)
             .map_or(30, |c| c.valid.config().originate_timeout_sec);
         let attempt = claim.attempt_id;
-        let deadline = now
-            + ChronoDuration::seconds(i64::from(timeout))
-            + dur(self.cfg.originate_grace);
+        let deadline =
+            now + ChronoDuration::seconds(i64::from(timeout)) + dur(self.cfg.originate_grace);
         self.calls.insert(
             attempt,
             Call {
@@ -880,7 +901,13 @@ impl Core {
         }
     }
 
-    fn on_originate_failed(&mut self, now: DateTime<Utc>, attempt: AttemptId, sent: bool, error: &str) {
+    fn on_originate_failed(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        sent: bool,
+        error: &str,
+    ) {
         let Some(call) = self.calls.get(&attempt) else {
             return;
         };
@@ -977,7 +1004,10 @@ impl Core {
         };
         let text = body.trim_end();
         if let Some(rest) = text.strip_prefix("-ERR") {
-            let cause = rest.trim().split_whitespace().next().unwrap_or("NORMAL_UNSPECIFIED");
+            let cause = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("NORMAL_UNSPECIFIED");
             let cause = cause.to_owned();
             let Some(call) = self.calls.get(&attempt) else {
                 return;
@@ -1012,6 +1042,17 @@ impl Core {
             }
             // The originate returns when the call is answered.
             self.on_answered(now, attempt);
+        } else {
+            // Neither +OK nor -ERR (a -USAGE reply): the command was refused as written. Count it, so a member
+            // whose data keeps producing it ends with MAX_TRY_COUNT instead of spinning.
+            tracing::error!(%attempt, reply = text, "originate refused");
+            self.complete(
+                now,
+                attempt,
+                "NORMAL_UNSPECIFIED".into(),
+                CauseClass::Retry,
+                0,
+            );
         }
     }
 
@@ -1040,7 +1081,14 @@ impl Core {
         }
     }
 
-    fn on_hangup(&mut self, now: DateTime<Utc>, uuid: Uuid, cause: String, answered: bool, billsec: u32) {
+    fn on_hangup(
+        &mut self,
+        now: DateTime<Utc>,
+        uuid: Uuid,
+        cause: String,
+        answered: bool,
+        billsec: u32,
+    ) {
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };
@@ -1087,10 +1135,18 @@ impl Core {
                 CauseClass::Retry
             };
         }
-        c.valid.effective_class(cause, answered, u64::from(talk_secs))
+        c.valid
+            .effective_class(cause, answered, u64::from(talk_secs))
     }
 
-    fn complete(&mut self, now: DateTime<Utc>, attempt: AttemptId, cause: String, class: CauseClass, talk: u32) {
+    fn complete(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        cause: String,
+        class: CauseClass,
+        talk: u32,
+    ) {
         let Some(call) = self.calls.get_mut(&attempt) else {
             return;
         };
@@ -1133,7 +1189,12 @@ impl Core {
         });
     }
 
-    fn on_completed(&mut self, now: DateTime<Utc>, attempt: AttemptId, outcome: Result<CompleteOutcome, String>) {
+    fn on_completed(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        outcome: Result<CompleteOutcome, String>,
+    ) {
         match outcome {
             Ok(_) => self.drop_call(now, attempt),
             Err(e) => {

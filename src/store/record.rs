@@ -418,7 +418,10 @@ mod tests {
     fn static_data_is_compact_json_that_round_trips() {
         let p = prepare(0, &input()).unwrap();
         assert_eq!(p.vars_json, r#"{"a":"1","b":2,"c":true}"#);
-        assert_eq!(p.comms_json, r#"[["+380441234567"],["+380501234567","mobile"]]"#);
+        assert_eq!(
+            p.comms_json,
+            r#"[["+380441234567"],["+380501234567","mobile"]]"#
+        );
         let back: Vec<StaticComm> = serde_json::from_str(&p.comms_json).unwrap();
         assert_eq!(back, p.data.c);
     }

@@ -650,23 +650,37 @@ impl RedisStore {
         #[allow(clippy::type_complexity)]
         struct R {
             #[serde(deserialize_with = "list")]
-            c: Vec<(uuid::Uuid, u64, u32, usize, String, String, String, String, i64)>,
+            c: Vec<(
+                uuid::Uuid,
+                u64,
+                u32,
+                usize,
+                String,
+                String,
+                String,
+                String,
+                i64,
+            )>,
             #[serde(deserialize_with = "list")]
             e: Vec<(u64, String)>,
         }
         let r: R = parse("claim", &out)?;
         let mut claims = Vec::with_capacity(r.c.len());
         for (attempt_id, id, attempt_no, k, name, vars, comms, z, priority) in r.c {
-            let data = reply::static_data(name, Some(&vars), &comms)
-                .map_err(|detail| StoreError::Corrupt { op: "claim", detail })?;
-            let number = data
-                .c
-                .get(k)
-                .map(|c| c.number.clone())
-                .ok_or_else(|| StoreError::Corrupt {
+            let data = reply::static_data(name, Some(&vars), &comms).map_err(|detail| {
+                StoreError::Corrupt {
                     op: "claim",
-                    detail: format!("member {id}: no number #{k}"),
-                })?;
+                    detail,
+                }
+            })?;
+            let number =
+                data.c
+                    .get(k)
+                    .map(|c| c.number.clone())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        op: "claim",
+                        detail: format!("member {id}: no number #{k}"),
+                    })?;
             claims.push(Claim {
                 attempt_id,
                 member_id: MemberId(id),
@@ -695,7 +709,13 @@ impl RedisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<CompleteOutcome> {
         let mut v = self
-            .complete_many(campaign, policy, schedule, std::slice::from_ref(result), now)
+            .complete_many(
+                campaign,
+                policy,
+                schedule,
+                std::slice::from_ref(result),
+                now,
+            )
             .await?;
         v.pop().ok_or_else(|| StoreError::Corrupt {
             op: "complete",
