@@ -36,6 +36,9 @@ use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome,
 /// Cause recorded when the switch refused to create a session (capacity): FreeSWITCH's loopback and sofia
 /// endpoints answer `-ERR DESTINATION_OUT_OF_ORDER` without ever creating the channel.
 const CAPACITY_CAUSE: &str = "DESTINATION_OUT_OF_ORDER";
+/// How often a sleeping campaign looks at its queue (members in other timezones may open earlier than the
+/// calendar's own).
+const SLEEP_POLL: ChronoDuration = ChronoDuration::seconds(30);
 /// Cause of an attempt whose end was never seen and whose channel is gone.
 pub const LOST_CAUSE: &str = "LOST_ATTEMPT";
 
@@ -382,7 +385,11 @@ impl Core {
         let mut next: Option<DateTime<Utc>> = None;
         let mut at = |t: DateTime<Utc>| next = Some(next.map_or(t, |n| n.min(t)));
         for c in self.campaigns.values() {
-            if c.sm.state().dials() && !c.claim_pending {
+            let looks = matches!(
+                c.sm.state(),
+                CampaignState::Running | CampaignState::Sleeping
+            );
+            if looks && !c.claim_pending {
                 at(c.next_claim_at);
             }
             if c.sm.state().is_active() {
@@ -597,7 +604,11 @@ impl Core {
             }
             let budget = self.switch_budget(now);
             let c = self.campaigns.get_mut(id).expect("present");
-            if !c.sm.state().dials() || c.claim_pending || now < c.next_claim_at {
+            let looks = matches!(
+                c.sm.state(),
+                CampaignState::Running | CampaignState::Sleeping
+            );
+            if !looks || c.claim_pending || now < c.next_claim_at {
                 continue;
             }
             let room = c.valid.config().limit.saturating_sub(c.active);
@@ -698,6 +709,15 @@ impl Core {
                 c.exhausted_check_pending = true;
             }
             if !calendar_open {
+                // Sleeping: look again when the calendar's own timezone opens, and at least every
+                // SLEEP_POLL so members in earlier timezones are not missed.
+                let cal = c.valid.calendar();
+                let opens = cal.next_allowed_in(cal.member_timezone(None), now);
+                let mut next = now + SLEEP_POLL;
+                if let Some(o) = opens {
+                    next = next.min(o.max(now));
+                }
+                c.next_claim_at = c.next_claim_at.max(next);
                 self.state_input(now, id, StateInput::WindowClosed);
             }
             if check {
