@@ -4,7 +4,8 @@
 //!
 //! What it checks, per member:
 //! - ended, with an end cause; its log has exactly `attempts` entries numbered 1, 2, 3…, in time order;
-//! - every entry but the last rescheduled the member, the next attempt started no earlier than that due instant,
+//! - every entry but the last rescheduled the member, the next attempt started no earlier than that due instant
+//!   (give or take [`Rules::skew`]),
 //!   and (with `wait` given, an always-open calendar) the due instant is exactly `completed + wait` after a retry
 //!   or minus and `completed` after an error;
 //! - the last entry ended it with the member's end cause (or the member ended at a later claim: expired, no
@@ -68,6 +69,11 @@ pub struct Rules {
     pub max_tries: u32,
     /// `wait_between_retries_sec`, when the calendar is always open (due instants are then exact).
     pub wait: Option<Duration>,
+    /// How much earlier than its due instant a next attempt may start. Each store request carries the `now` its
+    /// node read just before sending it, so an operation that promoted the member with a later `now` can run
+    /// first, and a claim in flight then takes the member up to one round trip "early" on its own clock (seen:
+    /// ~1.5 ms of real time with two nodes). Production clocks of different nodes differ by more than that.
+    pub skew: Duration,
 }
 
 /// Reads every member and attempt of `campaign` and checks the accounting; panics naming the member and rule.
@@ -175,7 +181,10 @@ fn check_member(h: &History, rules: Rules) {
         h.outline()
     );
     assert_eq!(m.state, MemberState::Ended, "not ended: {ctx}");
-    let end_cause = m.end_cause.clone().unwrap_or_else(|| panic!("no end cause: {ctx}"));
+    let end_cause = m
+        .end_cause
+        .clone()
+        .unwrap_or_else(|| panic!("no end cause: {ctx}"));
     assert_eq!(
         h.attempts.len(),
         m.attempts as usize,
@@ -190,7 +199,9 @@ fn check_member(h: &History, rules: Rules) {
             a.attempt_no
         );
         assert_eq!(
-            m.communications.get(a.comm_index).map(|c| c.number.as_str()),
+            m.communications
+                .get(a.comm_index)
+                .map(|c| c.number.as_str()),
             Some(a.number.as_str()),
             "attempt {} names a number the member does not have at that index: {ctx}",
             a.attempt_no
@@ -199,8 +210,9 @@ fn check_member(h: &History, rules: Rules) {
         match &a.fate {
             MemberFate::Due(due) => {
                 if let Some(next) = h.attempts.get(i + 1) {
+                    let skew = chrono::Duration::from_std(rules.skew).expect("skew");
                     assert!(
-                        next.originate_at >= *due,
+                        next.originate_at + skew >= *due,
                         "attempt {} started at {} before the member was due at {due}: {ctx}",
                         next.attempt_no,
                         next.originate_at
@@ -229,18 +241,30 @@ fn check_member(h: &History, rules: Rules) {
                 }
             }
             MemberFate::Ended { cause, success } => {
-                assert!(last, "attempt {} ended the member but more followed: {ctx}", a.attempt_no);
+                assert!(
+                    last,
+                    "attempt {} ended the member but more followed: {ctx}",
+                    a.attempt_no
+                );
                 assert_eq!(cause, &end_cause, "end cause: {ctx}");
                 assert_eq!(*success, m.success, "success flag: {ctx}");
             }
         }
         if a.class == CauseClass::Ok {
-            assert!(last && m.success, "an ok attempt must end the member with success: {ctx}");
-            assert_eq!(a.cause, end_cause, "success ends with the hangup cause: {ctx}");
+            assert!(
+                last && m.success,
+                "an ok attempt must end the member with success: {ctx}"
+            );
+            assert_eq!(
+                a.cause, end_cause,
+                "success ends with the hangup cause: {ctx}"
+            );
         }
         if a.class == CauseClass::Error {
             assert!(
-                h.attempts[i + 1..].iter().all(|b| b.comm_index != a.comm_index),
+                h.attempts[i + 1..]
+                    .iter()
+                    .all(|b| b.comm_index != a.comm_index),
                 "number {} got an error result and was dialled again: {ctx}",
                 a.comm_index
             );
@@ -259,10 +283,19 @@ fn check_member(h: &History, rules: Rules) {
     }
     let counted = |a: &&AttemptRecord| matches!(a.class, CauseClass::Retry | CauseClass::Error);
     let tries = h.attempts.iter().filter(counted).count() as u32;
-    assert_eq!(m.tries, tries, "counted tries = retry + error attempts: {ctx}");
-    assert!(tries <= rules.max_tries, "more counted tries than max_tries: {ctx}");
+    assert_eq!(
+        m.tries, tries,
+        "counted tries = retry + error attempts: {ctx}"
+    );
+    assert!(
+        tries <= rules.max_tries,
+        "more counted tries than max_tries: {ctx}"
+    );
     if end_cause == MAX_TRY_COUNT {
-        assert_eq!(tries, rules.max_tries, "MAX_TRY_COUNT before max_tries: {ctx}");
+        assert_eq!(
+            tries, rules.max_tries,
+            "MAX_TRY_COUNT before max_tries: {ctx}"
+        );
     }
     for (k, c) in m.communications.iter().enumerate() {
         let on_k = h

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod observer;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
@@ -178,7 +179,10 @@ impl Node {
             .upsert(campaign.clone())
             .await
             .expect("engine running");
-        self.handle.run(campaign.id()).await.expect("engine running");
+        self.handle
+            .run(campaign.id())
+            .await
+            .expect("engine running");
     }
 
     /// The campaign's state and calls in progress here (`None` once the node is gone).

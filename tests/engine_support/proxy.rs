@@ -75,7 +75,8 @@ impl CutProxy {
     /// Cuts every proxied connection and refuses new ones until [`restore`](Self::restore).
     pub fn cut(&self) {
         self.inner.up.store(false, Ordering::SeqCst);
-        let conns = std::mem::take(&mut *self.inner.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        let conns =
+            std::mem::take(&mut *self.inner.conns.lock().unwrap_or_else(|p| p.into_inner()));
         for c in conns {
             c.abort();
         }
