@@ -299,7 +299,10 @@ mod tests {
         let e = transfer(&t("${flag}"), None, None, &lookup).unwrap_err();
         assert_eq!(e.variable.as_deref(), Some("flag"));
         // Inside a path a dash is just a character.
-        assert_eq!(playback(&t("ivr/${flag}.wav"), &lookup).unwrap().arg, "ivr/-both.wav");
+        assert_eq!(
+            playback(&t("ivr/${flag}.wav"), &lookup).unwrap().arg,
+            "ivr/-both.wav"
+        );
         let e = record_session(&t("^^:a"), &lookup).unwrap_err();
         assert!(e.message.contains("custom delimiter"), "{e}");
     }
