@@ -63,6 +63,11 @@ impl Harness {
         let sim = server::start(ServerConfig {
             scenario: Some(fixture_path("sim_scenario.toml")),
             speed: SPEED,
+            // Tests originate dozens of calls at once; FreeSWITCH's default 30 sessions/s would refuse some.
+            switch: fsdialer::sim::model::Config {
+                sessions_per_second: 100_000,
+                ..Default::default()
+            },
             ..ServerConfig::default()
         })
         .await
