@@ -426,3 +426,70 @@ async fn events_that_stop_arriving_end_the_flow_with_a_connection_error() {
     assert_eq!(out.error.unwrap().kind, StepErrorKind::Connection);
     h.wait_for(call.uuid, "CHANNEL_HANGUP_COMPLETE").await;
 }
+
+fn demo_campaign_flow() -> fsdialer::campaign::callflow::Callflow {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/campaigns/demo.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let campaign = fsdialer::campaign::CampaignConfig::from_toml_str(&text)
+        .unwrap()
+        .validate()
+        .unwrap();
+    campaign
+        .callflow()
+        .expect("the demo campaign has a callflow")
+        .clone()
+}
+
+#[tokio::test]
+async fn the_demo_campaign_flow_confirms_on_1_and_hands_over_otherwise() {
+    let h = Harness::start().await;
+    let f = demo_campaign_flow();
+    let mut call = h.call("press_1").await;
+    let out = h
+        .run(&mut call, &f, &member("A", "press_1", json!({})))
+        .await;
+    assert_eq!(
+        (out.result, out.ended),
+        (
+            Some(true),
+            Ended::FlowHangup {
+                cause: "NORMAL_CLEARING".into()
+            }
+        )
+    );
+    let mut call = h.call("silent").await;
+    let out = h
+        .run(&mut call, &f, &member("B", "silent", json!({})))
+        .await;
+    assert_eq!(out.result, None);
+    assert_eq!(
+        out.ended,
+        Ended::Transferred {
+            destination: "operator XML default".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_error_response_from_the_application_fails_the_step() {
+    let h = Harness::start().await;
+    let mut call = h.call("plain").await;
+    // Something else keeps the channel busy: the simulated switch answers the flow's step with `-ERR busy`.
+    let busy = fsdialer::esl::client::SendMsg::execute("sleep", "3600000");
+    h.client
+        .sendmsg(&call.uuid.to_string(), &busy)
+        .await
+        .unwrap();
+    let f = flow(json!([{"set": {"a": "1"}}, {"hangup": {}}]));
+    let out = h.run(&mut call, &f, &member("X", "plain", json!({}))).await;
+    assert_eq!(out.ended, Ended::Error);
+    let error = out.error.unwrap();
+    assert_eq!(
+        (error.path.as_str(), error.kind),
+        ("callflow[0].set", StepErrorKind::Failed)
+    );
+    assert_eq!(error.message, "set a=1: -ERR busy");
+    assert_eq!(out.variables, []);
+    h.wait_for(call.uuid, "CHANNEL_HANGUP_COMPLETE").await;
+}

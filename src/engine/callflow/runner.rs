@@ -482,7 +482,7 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Executes one command; a stop becomes the step's ending.
+    /// Executes one command; a stop, or an `-ERR …` application response, becomes the step's ending.
     async fn exec<'f>(
         &mut self,
         path: &str,
@@ -493,7 +493,18 @@ impl Run<'_, '_> {
             .link
             .execute(&mut self.scope, cmd.app, &cmd.arg, limit, false)
             .await;
-        done.map_err(|stop| self.stopped(path, stop))
+        match done {
+            Ok(Done::Completed(event)) => match response(&event) {
+                Some(r) if r.starts_with("-ERR") => Err(failed(
+                    path,
+                    StepErrorKind::Failed,
+                    format!("{} {}: {r}", cmd.app, cmd.arg),
+                )),
+                _ => Ok(Done::Completed(event)),
+            },
+            Ok(other) => Ok(other),
+            Err(stop) => Err(self.stopped(path, stop)),
+        }
     }
 
     fn stopped<'f>(&mut self, path: &str, stop: Stop) -> Next<'f> {
