@@ -40,13 +40,13 @@ pub(super) enum Stop {
     EventsClosed,
 }
 
-/// What an executed application came to.
+/// How a `bridge` came out.
 #[derive(Debug)]
-pub(super) enum Done {
-    /// Its CHANNEL_EXECUTE_COMPLETE.
-    Completed(Event),
-    /// CHANNEL_BRIDGE for the call (only when asked for, by `bridge`).
-    Bridged,
+pub(super) enum Bridge {
+    /// CHANNEL_BRIDGE for the call: connected.
+    Connected,
+    /// The bridge application completed without connecting: its CHANNEL_EXECUTE_COMPLETE.
+    Failed(Event),
 }
 
 pub(super) struct Link<'a> {
@@ -89,16 +89,39 @@ impl<'a> Link<'a> {
         Ok(())
     }
 
-    /// Executes `app arg` with event-lock and waits for its completion (or, with `until_bridge`, for the call to
-    /// be bridged), at most `limit`.
+    /// Executes `app arg` with event-lock and waits, at most `limit`, for its CHANNEL_EXECUTE_COMPLETE.
     pub async fn execute(
         &mut self,
         scope: &mut Scope<'_>,
         app: &str,
         arg: &str,
         limit: Duration,
-        until_bridge: bool,
-    ) -> Result<Done, Stop> {
+    ) -> Result<Event, Stop> {
+        let app_uuid = self.send(scope, app, arg).await?;
+        self.wait(scope, limit, |e| completes(&e, &app_uuid).then_some(e))
+            .await
+    }
+
+    /// Executes `bridge endpoint` and waits, at most `limit`, for the call to be bridged or the bridge to fail.
+    pub async fn bridge(
+        &mut self,
+        scope: &mut Scope<'_>,
+        endpoint: &str,
+        limit: Duration,
+    ) -> Result<Bridge, Stop> {
+        let app_uuid = self.send(scope, "bridge", endpoint).await?;
+        self.wait(scope, limit, |e| {
+            if completes(&e, &app_uuid) {
+                Some(Bridge::Failed(e))
+            } else {
+                (e.name() == Some("CHANNEL_BRIDGE")).then_some(Bridge::Connected)
+            }
+        })
+        .await
+    }
+
+    /// Sends `sendmsg execute` with event-lock and a fresh `Event-UUID`, which it returns.
+    async fn send(&mut self, scope: &mut Scope<'_>, app: &str, arg: &str) -> Result<String, Stop> {
         self.settle(scope)?;
         let app_uuid = Uuid::new_v4().hyphenated().to_string();
         let message = SendMsg::execute(app, arg)
@@ -109,19 +132,31 @@ impl<'a> Link<'a> {
         let sent = self
             .drive(async move { client.sendmsg(&uuid, &message).await })
             .await;
-        if let Err(e) = sent {
-            // A hangup that raced the command explains the refusal best.
-            self.settle(scope)?;
-            return Err(match e {
-                ClientError::CommandFailed { reply, .. } if is_no_channel(&reply) => {
-                    Stop::Gone { reply }
-                }
-                ClientError::CommandFailed { reply, .. } => Stop::Rejected { reply },
-                other => Stop::Connection {
-                    error: other.to_string(),
-                },
-            });
+        match sent {
+            Ok(_) => Ok(app_uuid),
+            Err(e) => {
+                // A hangup that raced the command explains the refusal best.
+                self.settle(scope)?;
+                Err(match e {
+                    ClientError::CommandFailed { reply, .. } if is_no_channel(&reply) => {
+                        Stop::Gone { reply }
+                    }
+                    ClientError::CommandFailed { reply, .. } => Stop::Rejected { reply },
+                    other => Stop::Connection {
+                        error: other.to_string(),
+                    },
+                })
+            }
         }
+    }
+
+    /// Takes the call's events until `pick` returns something, the call hangs up, or `limit` passes.
+    async fn wait<T>(
+        &mut self,
+        scope: &mut Scope<'_>,
+        limit: Duration,
+        mut pick: impl FnMut(Event) -> Option<T>,
+    ) -> Result<T, Stop> {
         let started = Instant::now();
         let deadline = started + limit;
         loop {
@@ -129,19 +164,10 @@ impl<'a> Link<'a> {
             if let Some(stop) = self.observe(scope, &event) {
                 return Err(stop);
             }
-            if !self.is_ours(&event) {
-                continue;
-            }
-            match event.name() {
-                Some("CHANNEL_EXECUTE_COMPLETE")
-                    if event
-                        .get("Application-UUID")
-                        .is_some_and(|u| u.eq_ignore_ascii_case(&app_uuid)) =>
-                {
-                    return Ok(Done::Completed(event));
-                }
-                Some("CHANNEL_BRIDGE") if until_bridge => return Ok(Done::Bridged),
-                _ => {}
+            if self.is_ours(&event)
+                && let Some(found) = pick(event)
+            {
+                return Ok(found);
             }
         }
     }
@@ -218,6 +244,14 @@ impl<'a> Link<'a> {
             _ => None,
         }
     }
+}
+
+/// Whether `event` is the CHANNEL_EXECUTE_COMPLETE of the application sent with `app_uuid`.
+fn completes(event: &Event, app_uuid: &str) -> bool {
+    event.name() == Some("CHANNEL_EXECUTE_COMPLETE")
+        && event
+            .get("Application-UUID")
+            .is_some_and(|u| u.eq_ignore_ascii_case(app_uuid))
 }
 
 /// FreeSWITCH's ways of saying the channel does not exist: `-ERR invalid session id [..]` (sendmsg),

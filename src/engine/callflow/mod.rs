@@ -33,6 +33,7 @@ mod link;
 pub mod outcome;
 pub mod render;
 mod runner;
+mod steps;
 
 pub use context::CallContext;
 pub use outcome::{CallflowOutcome, DigitsInput, Ended, StepError, StepErrorKind, StepRun};
