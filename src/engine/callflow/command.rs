@@ -1,6 +1,6 @@
 //! The application and argument each step sends, built from the step and the call's variables. Pure: no IO.
 //!
-//! Every argument goes through [`render`](super::render::render) (which refuses member data that would change
+//! Every argument goes through [`render()`](super::render::render) (which refuses member data that would change
 //! the argument's structure) and, whole, through [`fs_literal`] (so FreeSWITCH's `${…}` expansion gives back
 //! exactly what fsdialer rendered). Per application:
 //!
@@ -15,6 +15,10 @@
 //! | `bridge` | `bridge <endpoint>` | Endpoint | 1 |
 //! | `record_session` | `record_session <path>` | TokenFile | 1 |
 //! | `hangup` | `hangup <cause>` | — (a validated cause name) | — |
+//!
+//! The pass counts assume FreeSWITCH's default (`app_disable_expand_variables` unset). A channel that disables
+//! expansion gets one pass fewer: text holding `$` or `\` would then keep one level of escaping, a visible
+//! corruption of that text, never an expansion.
 //!
 //! `play_and_get_digits` without `invalid_file` plays `silence_stream://250` after a bad entry (FreeSWITCH needs
 //! the field to read the ones after it); its terminator is `#`. The regex, written by the flow author, is

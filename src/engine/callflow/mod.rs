@@ -24,7 +24,8 @@
 //!
 //! Layout: [`context`] (the call's variables and their lookup order), [`render`] (fields and what member data
 //! may hold in each), [`expand`] (surviving `${…}` expansion), [`command`] (each step's application and
-//! argument), `link` (commands out, events in), `runner` (the step walk), [`outcome`] (the record).
+//! argument), `link` (commands out, events in), `runner` (the walk, its limits and ending), `steps` (one step
+//! at a time), [`outcome`] (the record).
 
 pub mod command;
 pub mod context;
