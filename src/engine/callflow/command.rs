@@ -325,4 +325,30 @@ mod tests {
         p.regex = None;
         assert_eq!(accept_digits(&p, "*9").as_deref(), Some("*9"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_member_value_either_is_refused_or_stays_inside_its_field(
+            value in "[a-zA-Zа-я0-9 '\"\\$%{}(),|&^:!@#*+=._/-]{0,16}",
+        ) {
+            let lookup = |name: &str| (name == "v").then(|| value.clone());
+            if let Ok(c) = play_and_get_digits(&pagd("ivr/${v}.wav"), &lookup) {
+                let read = split_blank(&expand_once(&c.arg));
+                proptest::prop_assert_eq!(read.len(), 9, "{:?}", read);
+                proptest::prop_assert_eq!(&read[5], &format!("ivr/{value}.wav"));
+            }
+            if let Ok((c, _)) = transfer(&t("${v}"), None, Some(&t("default")), &lookup) {
+                let read = split_blank(&expand_once(&c.arg));
+                proptest::prop_assert_eq!(read, vec![value.clone(), "XML".to_string(), "default".to_string()]);
+            }
+            if let Ok((c, _)) = bridge(&t("sofia/gateway/gw/${v}"), &lookup) {
+                let sent = expand_once(&c.arg);
+                let tail = sent.strip_prefix("sofia/gateway/gw/").unwrap_or("");
+                proptest::prop_assert!(!tail.contains([',', '|', '{', '}', '[', ']', '<', '>', ':', '^', '/', ' ']), "{}", sent);
+            }
+            let (c, rendered) = set("note", &t("${v}"), &lookup).unwrap();
+            proptest::prop_assert_eq!(&rendered, &value);
+            proptest::prop_assert_eq!(expand_once(&expand_once(&c.arg)), format!("note={value}"));
+        }
+    }
 }
