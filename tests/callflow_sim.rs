@@ -493,3 +493,26 @@ async fn an_error_response_from_the_application_fails_the_step() {
     assert_eq!(out.variables, []);
     h.wait_for(call.uuid, "CHANNEL_HANGUP_COMPLETE").await;
 }
+
+#[tokio::test]
+async fn a_member_variable_cannot_redirect_what_the_flow_reads_from_the_channel() {
+    let h = Harness::start().await;
+    let mut call = h.call("press_1").await;
+    // The member's record names the busy queue; the flow reads the queue from the channel.
+    let mut ctx = debtor("press_1", 1500.0);
+    ctx.variables
+        .insert("operator_queue".into(), json!("operator_busy"));
+    let out = h
+        .run(&mut call, &flow_fixture("debt_reminder.json"), &ctx)
+        .await;
+    assert_eq!(
+        out.ended,
+        Ended::Bridged {
+            endpoint: "loopback/operator/default".into()
+        }
+    );
+    h.client
+        .api(&format!("uuid_kill {}", call.uuid))
+        .await
+        .unwrap();
+}

@@ -11,6 +11,11 @@
 //! The flow's own variables come first so that a member variable can never pre-seed an answer (a member variable
 //! `choice=1` must not count as the callee pressing 1). Member data comes before the channel because the channel
 //! copy of a member variable may be the encoded form the originate had to use (see `engine::originate`).
+//!
+//! Because member data shadows the channel, a flow that means a channel variable can say so:
+//! `${channel.domain_name}` reads only what the flow wrote and the channel's variables (a member variable named
+//! `domain_name` cannot redirect `user/operator@${channel.domain_name}`), and `${member.debt}` reads only the
+//! member's variables.
 
 use std::collections::HashMap;
 
@@ -101,6 +106,16 @@ impl<'c> Scope<'c> {
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
+        if let Some(var) = name.strip_prefix("channel.") {
+            return self
+                .flow
+                .get(var)
+                .or_else(|| self.channel.get(var))
+                .cloned();
+        }
+        if let Some(var) = name.strip_prefix("member.") {
+            return self.ctx.variables.get(var).and_then(scalar_text);
+        }
         if let Some(v) = self.flow.get(name) {
             return Some(v.clone());
         }
@@ -153,6 +168,21 @@ mod tests {
         assert_eq!(s.get("choice").as_deref(), Some("1"));
         s.flow.insert("choice".into(), String::new());
         assert_eq!(s.get("choice").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn namespaced_names_read_only_the_channel_or_only_the_member() {
+        let mut c = ctx();
+        c.variables
+            .insert("domain_name".into(), json!("evil.example"));
+        let mut s = Scope::new(&c);
+        assert_eq!(s.get("domain_name").as_deref(), Some("evil.example"));
+        assert_eq!(s.get("channel.domain_name").as_deref(), Some("192.0.2.2"));
+        assert_eq!(s.get("member.debt").as_deref(), Some("1500.5"));
+        assert_eq!(s.get("member.number"), None);
+        s.flow.insert("choice".into(), "2".into());
+        assert_eq!(s.get("channel.choice").as_deref(), Some("2"));
+        assert_eq!(s.get("member.choice").as_deref(), Some("1"));
     }
 
     #[test]
