@@ -50,6 +50,7 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
     "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE",
     "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_BRIDGE",
     "DTMF",
     "BACKGROUND_JOB",
 ];
@@ -450,7 +451,7 @@ impl Runner {
                 let Some(claim) = self.core.calls().get(&attempt).map(|c| c.claim.clone()) else {
                     return;
                 };
-                let (etx, erx) = mpsc::channel(64);
+                let (etx, erx) = mpsc::channel(1024);
                 lock(&self.shared.flows).insert(attempt, etx);
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
