@@ -193,7 +193,10 @@ impl Store {
         results: &[AttemptResult],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<CompleteOutcome>> {
-        dispatch!(self, complete_many(campaign, policy, schedule, results, now))
+        dispatch!(
+            self,
+            complete_many(campaign, policy, schedule, results, now)
+        )
     }
 
     /// Undoes a claim without counting it (no gateway had room, a local throttle...). The member is due again at

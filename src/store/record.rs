@@ -418,7 +418,10 @@ mod tests {
     fn static_data_is_compact_json_that_round_trips() {
         let p = prepare(0, &input()).unwrap();
         assert_eq!(p.vars_json, r#"{"a":"1","b":2,"c":true}"#);
-        assert_eq!(p.comms_json, r#"[["+380441234567"],["+380501234567","mobile"]]"#);
+        assert_eq!(
+            p.comms_json,
+            r#"[["+380441234567"],["+380501234567","mobile"]]"#
+        );
         let back: Vec<StaticComm> = serde_json::from_str(&p.comms_json).unwrap();
         assert_eq!(back, p.data.c);
     }
@@ -483,7 +486,7 @@ mod tests {
     }
 }
 
-/// One attempt as both backends record it (short keys: Redis keeps these lines in the member's hash).
+/// One attempt as both backends record it (Redis keeps it as one `|`-separated line, see [`LogEntry::parse_line`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// attempt id
@@ -522,6 +525,47 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// Reads one line of a member's attempt log as the Redis scripts write it:
+    /// `attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|node` (empty = absent; the node
+    /// comes last because it is the only free-form part).
+    pub fn parse_line(line: &str) -> Result<LogEntry, String> {
+        let f: Vec<&str> = line.splitn(14, '|').collect();
+        if f.len() != 14 {
+            return Err(format!(
+                "attempt log line with {} fields: {line:?}",
+                f.len()
+            ));
+        }
+        let int = |i: usize| -> Result<i64, String> {
+            parse_int(f[i])
+                .ok_or_else(|| format!("attempt log field {i}: not an integer: {:?}", f[i]))
+        };
+        let opt = |i: usize| -> Result<Option<i64>, String> {
+            if f[i].is_empty() {
+                Ok(None)
+            } else {
+                int(i).map(Some)
+            }
+        };
+        Ok(LogEntry {
+            i: uuid::Uuid::parse_str(f[0])
+                .map_err(|e| format!("attempt log id {:?}: {e}", f[0]))?,
+            no: int(1)? as u32,
+            k: int(2)? as usize,
+            m: int(3)?,
+            an: opt(4)?,
+            hu: opt(5)?,
+            ts: int(6)? as u32,
+            c: f[7].to_string(),
+            cl: f[8].to_string(),
+            fe: (!f[9].is_empty()).then(|| f[9].to_string()),
+            fs: int(10)? as u8,
+            fd: opt(11)?,
+            at: int(12)?,
+            g: f[13].to_string(),
+        })
+    }
+
     /// The API view, given the member it belongs to.
     pub fn to_record(
         &self,

@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use reply::{FateReply, list, parse};
+use reply::{list, parse, resp};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -134,11 +134,6 @@ fn opt_ms(v: Option<DateTime<Utc>>) -> i64 {
     v.map_or(-1, ms)
 }
 
-#[derive(Deserialize)]
-struct Need {
-    need: Vec<String>,
-}
-
 /// Arguments of one script call: the ARGV before and after the timezone map.
 struct TzCall<'a> {
     op: &'static str,
@@ -222,7 +217,7 @@ impl RedisStore {
         schedule: &dyn Schedule,
         now: i64,
         wait_ms: i64,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<redis::Value> {
         for _ in 0..4 {
             let tz = self.tz_json(call.campaign, schedule, now, wait_ms);
             let mut inv = call.script.key(keys::campaign_prefix(call.campaign));
@@ -233,13 +228,12 @@ impl RedisStore {
             for a in &call.after {
                 inv.arg(a);
             }
-            let out: String = inv
+            let out: redis::Value = inv
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(StoreError::redis(call.op))?;
-            if out.starts_with("{\"need\":") {
-                let need: Need = parse(call.op, &out)?;
-                self.remember_tzs(call.campaign, need.need.iter().map(String::as_str));
+            if let Some(need) = resp::need(&out) {
+                self.remember_tzs(call.campaign, need.iter().map(String::as_str));
                 continue;
             }
             return Ok(out);
@@ -646,44 +640,56 @@ impl RedisStore {
                 policy.wait_ms(),
             )
             .await?;
-        #[derive(Deserialize)]
-        #[allow(clippy::type_complexity)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            c: Vec<(uuid::Uuid, u64, u32, usize, String, String, String, String, i64)>,
-            #[serde(deserialize_with = "list")]
-            e: Vec<(u64, String)>,
-        }
-        let r: R = parse("claim", &out)?;
-        let mut claims = Vec::with_capacity(r.c.len());
-        for (attempt_id, id, attempt_no, k, name, vars, comms, z, priority) in r.c {
-            let data = reply::static_data(name, Some(&vars), &comms)
-                .map_err(|detail| StoreError::Corrupt { op: "claim", detail })?;
-            let number = data
-                .c
-                .get(k)
-                .map(|c| c.number.clone())
-                .ok_or_else(|| StoreError::Corrupt {
-                    op: "claim",
-                    detail: format!("member {id}: no number #{k}"),
-                })?;
+        const OP: &str = "claim";
+        let top = resp::array(OP, &out)?;
+        let (claimed, ended) = (resp::at(OP, top, 0)?, resp::at(OP, top, 1)?);
+        let claimed = resp::array(OP, &claimed)?;
+        let mut claims = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let c = resp::array(OP, c)?;
+            let f = |i| resp::at(OP, c, i);
+            let id = resp::int(OP, &f(1)?)? as u64;
+            let k = resp::int(OP, &f(3)?)? as usize;
+            let vars = resp::string(OP, &f(5)?)?;
+            let data = reply::static_data(
+                resp::string(OP, &f(4)?)?,
+                Some(&vars),
+                &resp::string(OP, &f(6)?)?,
+            )
+            .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
+            let number =
+                data.c
+                    .get(k)
+                    .map(|c| c.number.clone())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        op: OP,
+                        detail: format!("member {id}: no number #{k}"),
+                    })?;
+            let z = resp::string(OP, &f(7)?)?;
             claims.push(Claim {
-                attempt_id,
+                attempt_id: resp::uuid(OP, &f(0)?)?,
                 member_id: MemberId(id),
-                attempt_no,
+                attempt_no: resp::int(OP, &f(2)?)? as u32,
                 comm_index: k,
                 number,
                 name: data.n,
                 timezone: (!z.is_empty()).then_some(z),
                 variables: data.v,
-                priority,
+                priority: resp::int(OP, &f(8)?)?,
                 lease_until: from_ms(now + lease),
             });
         }
-        Ok(ClaimBatch {
-            claims,
-            ended: r.e.into_iter().map(|(id, c)| (MemberId(id), c)).collect(),
-        })
+        let ended = resp::array(OP, &ended)?
+            .iter()
+            .map(|e| {
+                let e = resp::array(OP, e)?;
+                Ok((
+                    MemberId(resp::int(OP, &resp::at(OP, e, 0)?)? as u64),
+                    resp::string(OP, &resp::at(OP, e, 1)?)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(ClaimBatch { claims, ended })
     }
 
     pub async fn complete(
@@ -695,7 +701,13 @@ impl RedisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<CompleteOutcome> {
         let mut v = self
-            .complete_many(campaign, policy, schedule, std::slice::from_ref(result), now)
+            .complete_many(
+                campaign,
+                policy,
+                schedule,
+                std::slice::from_ref(result),
+                now,
+            )
             .await?;
         v.pop().ok_or_else(|| StoreError::Corrupt {
             op: "complete",
@@ -726,8 +738,8 @@ impl RedisStore {
                     r.member_id.0.to_string(),
                     r.cause.clone(),
                     class_code(r.class).to_string(),
-                    opt_ms(r.answered_at).to_string(),
-                    opt_ms(r.hangup_at).to_string(),
+                    r.answered_at.map(|t| ms(t).to_string()).unwrap_or_default(),
+                    r.hangup_at.map(|t| ms(t).to_string()).unwrap_or_default(),
                     r.talk_secs.to_string(),
                 ]);
             }
@@ -745,34 +757,20 @@ impl RedisStore {
                     policy.wait_ms(),
                 )
                 .await?;
-            #[derive(Deserialize)]
-            struct One {
-                r: String,
-                f: Option<FateReply>,
-            }
-            #[derive(Deserialize)]
-            struct R {
-                #[serde(deserialize_with = "list")]
-                v: Vec<One>,
-            }
-            let r: R = parse("complete", &out)?;
-            if r.v.len() != chunk.len() {
+            const OP: &str = "complete";
+            let v = resp::array(OP, &out)?;
+            if v.len() != chunk.len() {
                 return Err(StoreError::Corrupt {
-                    op: "complete",
-                    detail: format!("{} outcomes for {} results", r.v.len(), chunk.len()),
+                    op: OP,
+                    detail: format!("{} outcomes for {} results", v.len(), chunk.len()),
                 });
             }
-            for one in r.v {
-                outcomes.push(match (one.r.as_str(), one.f) {
-                    ("applied", Some(f)) => CompleteOutcome::Applied(f.into_fate()?),
-                    ("duplicate", _) => CompleteOutcome::Duplicate,
-                    ("not_current", _) => CompleteOutcome::NotCurrent,
-                    (other, _) => {
-                        return Err(StoreError::Corrupt {
-                            op: "complete",
-                            detail: format!("unknown outcome {other:?}"),
-                        });
-                    }
+            for one in v {
+                let code = resp::string(OP, &resp::at(OP, resp::array(OP, one)?, 0)?)?;
+                outcomes.push(match code.as_str() {
+                    "dup" => CompleteOutcome::Duplicate,
+                    "nc" => CompleteOutcome::NotCurrent,
+                    _ => CompleteOutcome::Applied(resp::fate(OP, one)?),
                 });
             }
         }
@@ -868,19 +866,16 @@ impl RedisStore {
                 policy.wait_ms(),
             )
             .await?;
-        #[derive(Deserialize)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            v: Vec<(uuid::Uuid, u64, String, FateReply)>,
-        }
-        let r: R = parse("recover", &out)?;
-        r.v.into_iter()
-            .map(|(attempt_id, id, node, f)| {
+        const OP: &str = "recover";
+        resp::array(OP, &out)?
+            .iter()
+            .map(|r| {
+                let r = resp::array(OP, r)?;
                 Ok(Recovered {
-                    attempt_id,
-                    member_id: MemberId(id),
-                    node,
-                    fate: f.into_fate()?,
+                    attempt_id: resp::uuid(OP, &resp::at(OP, r, 0)?)?,
+                    member_id: MemberId(resp::int(OP, &resp::at(OP, r, 1)?)? as u64),
+                    node: resp::string(OP, &resp::at(OP, r, 2)?)?,
+                    fate: resp::fate(OP, &resp::at(OP, r, 3)?)?,
                 })
             })
             .collect()

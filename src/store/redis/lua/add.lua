@@ -3,6 +3,8 @@
 local now = tonumber(ARGV[1])
 local nowstr = ARGV[1]
 local W = 8
+-- A campaign's ready order starts ranked by the default member order (a claim with another order re-ranks it).
+if redis.call('HSETNX', K_META, 'order', 'priority_first') == 1 then ORDER = 'priority_first' end
 local order = stored_order()
 local out = {}
 -- First pass: which members are upserts of a known external id (or of one added earlier in this batch).
