@@ -1,5 +1,6 @@
 //! Member-queue benchmarks against a private local redis-server (started by the bench, killed at the end):
-//! - `queue/claim_complete`: claim a batch, complete every claim (pipelined), members per second;
+//! - `queue/claim_complete`: claim a batch of 500, complete them with one `complete_many`, members per second;
+//! - `queue/claim_complete_overlapped`: the same with the next claim running while the previous batch completes;
 //! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
 //! - memory per member: `MEMORY USAGE` of a member's hash (2 numbers, 3 variables) and `used_memory` per member
 //!   including the ready queue, printed.
@@ -41,6 +42,19 @@ fn bench_member(i: usize) -> MemberInput {
             },
         ],
         external_id: None,
+    }
+}
+
+/// A result that brings the member straight back (minus, no wait), so the queue never drains.
+fn minus(c: &Claim) -> AttemptResult {
+    AttemptResult {
+        attempt_id: c.attempt_id,
+        member_id: c.member_id,
+        cause: "NORMAL_TEMPORARY_FAILURE".into(),
+        class: CauseClass::Minus,
+        answered_at: None,
+        hangup_at: None,
+        talk_secs: 0,
     }
 }
 
@@ -173,19 +187,7 @@ fn queue(c: &mut Criterion) {
                         .await
                         .unwrap();
                     assert_eq!(batch.claims.len(), BATCH);
-                    let results: Vec<AttemptResult> = batch
-                        .claims
-                        .iter()
-                        .map(|c| AttemptResult {
-                            attempt_id: c.attempt_id,
-                            member_id: c.member_id,
-                            cause: "NORMAL_TEMPORARY_FAILURE".into(),
-                            class: CauseClass::Minus,
-                            answered_at: None,
-                            hangup_at: None,
-                            talk_secs: 0,
-                        })
-                        .collect();
+                    let results: Vec<AttemptResult> = batch.claims.iter().map(minus).collect();
                     let done = store
                         .complete_many("cycle", &policy, &Always, &results, now)
                         .await
@@ -198,8 +200,72 @@ fn queue(c: &mut Criterion) {
             })
         })
     });
+    // The same work with the next claim overlapping the previous batch's completion (two engine flows at once,
+    // as in production): Redis never waits for the client.
+    rt.block_on(import(&store, "overlap", 20_000));
+    g.bench_function("claim_complete_overlapped", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let claim = |now| {
+                    store.claim(
+                        "overlap",
+                        &policy,
+                        &Always,
+                        now,
+                        BATCH,
+                        "bench",
+                        Duration::from_secs(60),
+                    )
+                };
+                let t0 = Instant::now();
+                now += CDuration::milliseconds(1);
+                let mut pending = claim(now).await.unwrap().claims;
+                for _ in 0..iters {
+                    now += CDuration::milliseconds(1);
+                    let results: Vec<AttemptResult> = pending.iter().map(|c| minus(c)).collect();
+                    let (next, done) = tokio::join!(
+                        claim(now),
+                        store.complete_many("overlap", &policy, &Always, &results, now)
+                    );
+                    assert!(
+                        done.unwrap()
+                            .iter()
+                            .all(|d| matches!(d, CompleteOutcome::Applied(_)))
+                    );
+                    pending = next.unwrap().claims;
+                    assert_eq!(pending.len(), BATCH);
+                }
+                let results: Vec<AttemptResult> = pending.iter().map(|c| minus(c)).collect();
+                store
+                    .complete_many("overlap", &policy, &Always, &results, now)
+                    .await
+                    .unwrap();
+                t0.elapsed()
+            })
+        })
+    });
     g.finish();
-    // Where the time goes inside Redis (script CPU per call).
+    // Memory of a member after many attempts (its hash and its attempt log).
+    rt.block_on(async {
+        let id = MemberId(7);
+        let hash = redis_store
+            .member_memory_usage("cycle", id)
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        let log: Option<u64> = ::redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(format!("dlr:{{cycle}}:l:{:010x}", id.0))
+            .query_async(&mut redis_store.connection())
+            .await
+            .unwrap();
+        let attempts = store.attempts("cycle", id).await.unwrap().len();
+        eprintln!(
+            "member after {attempts} attempts: hash {hash} bytes, attempt log {} bytes",
+            log.unwrap_or(0)
+        );
+    });
+    // Where the time goes inside Redis (script time per call).
     rt.block_on(async {
         let stats: String = ::redis::cmd("INFO")
             .arg("commandstats")

@@ -313,11 +313,19 @@ async fn complete_many_applies_results_in_order_exactly_once(s: &Store) {
             CompleteOutcome::NotCurrent,
         ]
     );
-    assert_eq!(s.get(C, a).await.unwrap().unwrap().state, MemberState::Ended);
+    assert_eq!(
+        s.get(C, a).await.unwrap().unwrap().state,
+        MemberState::Ended
+    );
     let cnt = s.counts(C).await.unwrap();
     assert_eq!((cnt.calls, cnt.active, cnt.waiting), (2, 0, 1));
     assert_eq!(s.slots_in_use(C, t(10, 1)).await.unwrap(), 0);
-    assert!(s.complete_many(C, &p, &Always, &[], t(10, 1)).await.unwrap().is_empty());
+    assert!(
+        s.complete_many(C, &p, &Always, &[], t(10, 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {

@@ -327,23 +327,33 @@ impl RedisStore {
         for a in args {
             inv.arg(a);
         }
-        let out: String = inv
+        let out: redis::Value = inv
             .invoke_async(&mut self.conn())
             .await
             .map_err(StoreError::redis("add"))?;
-        #[derive(Deserialize)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            v: Vec<(String, u64)>,
-        }
-        let r: R = parse("add", &out)?;
-        r.v.into_iter()
-            .map(|(code, id)| match code.as_str() {
-                "a" => Ok(AddOutcome::Added(MemberId(id))),
-                "u" => Ok(AddOutcome::Updated(MemberId(id))),
-                "c" => Ok(AddOutcome::InCall(MemberId(id))),
+        const OP: &str = "add";
+        let v = resp::array(OP, &out)?;
+        let mut next_new = resp::int(OP, &resp::at(OP, v, 0)?)? as u64;
+        let codes = resp::string(OP, &resp::at(OP, v, 1)?)?;
+        let mut upserts = v[2..].iter();
+        let mut upsert = || -> StoreResult<MemberId> {
+            let id = upserts.next().ok_or_else(|| StoreError::Corrupt {
+                op: OP,
+                detail: "fewer upsert ids than upserts".into(),
+            })?;
+            Ok(MemberId(resp::int(OP, id)? as u64))
+        };
+        codes
+            .chars()
+            .map(|code| match code {
+                'a' => {
+                    next_new += 1;
+                    Ok(AddOutcome::Added(MemberId(next_new - 1)))
+                }
+                'u' => Ok(AddOutcome::Updated(upsert()?)),
+                'c' => Ok(AddOutcome::InCall(upsert()?)),
                 other => Err(StoreError::Corrupt {
-                    op: "add",
+                    op: OP,
                     detail: format!("unknown add outcome {other:?}"),
                 }),
             })
