@@ -516,6 +516,16 @@ async fn member_is_claimed_only_inside_its_own_local_window(s: &Store) {
     );
 }
 
+async fn member_expiring_before_its_window_opens_ends_at_once(s: &Store) {
+    let cal = Hours::new("Europe/Kyiv", 9, 18);
+    let mut ny = member("ny", &["1"]);
+    ny.timezone = Some("America/New_York".into());
+    ny.expire = Some(t(12, 0));
+    let id = add1(s, ny).await;
+    let b = s.claim(C, &policy(), &cal, t(10, 0), 5, NODE, LEASE).await.unwrap();
+    assert_eq!(b.ended, vec![(id, "MEMBER_EXPIRED".to_string())], "New York opens at 14:00 UTC, after it expires");
+}
+
 async fn retry_is_rescheduled_into_the_next_window(s: &Store) {
     // Kyiv window 09:00-18:00 local = 07:00-16:00 UTC in March (UTC+2).
     let cal = Hours::new("Europe/Kyiv", 9, 18);
@@ -1151,6 +1161,7 @@ contract!(
     expired_member_ends_member_expired_instead_of_being_claimed,
     member_is_claimed_only_inside_its_own_local_window,
     retry_is_rescheduled_into_the_next_window,
+    member_expiring_before_its_window_opens_ends_at_once,
     member_ends_queue_expire_when_the_calendar_is_over,
     release_undoes_a_claim_without_counting,
     update_and_delete_are_refused_while_in_a_call,

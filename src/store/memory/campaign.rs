@@ -363,6 +363,12 @@ impl Camp {
                         self.finish(id, QUEUE_EXPIRE, false);
                         ended.push((MemberId(id), QUEUE_EXPIRE.to_string()));
                     }
+                    // It would only be callable after it expires.
+                    Some(at) if rec.expire.is_some_and(|x| x <= at) => {
+                        self.cnt.waiting -= 1;
+                        self.finish(id, MEMBER_EXPIRED, false);
+                        ended.push((MemberId(id), MEMBER_EXPIRED.to_string()));
+                    }
                     Some(at) => self.schedule(id, at, now),
                 }
                 continue;

@@ -56,7 +56,15 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
           finish(key, 'QUEUE_EXPIRE', false)
           ended[#ended + 1] = { id, 'QUEUE_EXPIRE' }
         else
-          schedule(key, id, math.max(point[2], now + 1), now, order, 0, 0, 0)
+          local at = math.max(point[2], now + 1)
+          if x ~= nil and x <= at then
+            -- It would only be callable after it expires.
+            cnt('waiting', -1)
+            finish(key, 'MEMBER_EXPIRED', false)
+            ended[#ended + 1] = { id, 'MEMBER_EXPIRED' }
+          else
+            schedule(key, id, at, now, order, 0, 0, 0)
+          end
         end
       else
         local last = num(f[4], 0)
