@@ -522,8 +522,15 @@ async fn member_expiring_before_its_window_opens_ends_at_once(s: &Store) {
     ny.timezone = Some("America/New_York".into());
     ny.expire = Some(t(12, 0));
     let id = add1(s, ny).await;
-    let b = s.claim(C, &policy(), &cal, t(10, 0), 5, NODE, LEASE).await.unwrap();
-    assert_eq!(b.ended, vec![(id, "MEMBER_EXPIRED".to_string())], "New York opens at 14:00 UTC, after it expires");
+    let b = s
+        .claim(C, &policy(), &cal, t(10, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.ended,
+        vec![(id, "MEMBER_EXPIRED".to_string())],
+        "New York opens at 14:00 UTC, after it expires"
+    );
 }
 
 async fn retry_is_rescheduled_into_the_next_window(s: &Store) {

@@ -470,6 +470,22 @@ mod tests {
     }
 
     #[test]
+    fn attempt_log_lines_parse_with_absent_fields_and_a_node_last() {
+        let line = "e502fd8a-80a1-4395-92fc-e387f1436cf9|3|1|1709546400040||1709546401000|0|USER_BUSY|retry||0|1709546460000|1709546401000|node-a";
+        let e = LogEntry::parse_line(line).unwrap();
+        assert_eq!(
+            (e.no, e.k, e.m, e.an, e.hu),
+            (3, 1, 1_709_546_400_040, None, Some(1_709_546_401_000))
+        );
+        assert_eq!(
+            (e.c.as_str(), e.cl.as_str(), e.fe.clone(), e.fd),
+            ("USER_BUSY", "retry", None, Some(1_709_546_460_000))
+        );
+        assert_eq!(e.g, "node-a");
+        assert!(LogEntry::parse_line("too|few|fields").is_err());
+    }
+
+    #[test]
     fn campaign_names_with_braces_are_refused() {
         assert!(check_campaign("c{1}").is_err());
         assert!(check_campaign("").is_err());
