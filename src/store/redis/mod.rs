@@ -28,6 +28,11 @@
 //! timezone it was not given changes nothing and names it; the call is repeated with it (once per new timezone).
 //! Scripts address member keys they derive from `KEYS[1]` (the campaign prefix); all share the hash tag, so this
 //! works on Redis Cluster too.
+//!
+//! Scripts start with `#!lua`, so a Redis that is out of memory refuses a writing script before it runs rather than
+//! at its first write; read-only scripts carry `flags=no-writes`. Each script reads and checks what it needs before
+//! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a field no version of
+//! this store wrote) could leave a batch partly applied.
 
 pub mod keys;
 mod reply;
@@ -79,8 +84,13 @@ struct Scripts {
 
 impl Scripts {
     fn new() -> Scripts {
-        let with = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
-        let with_replace = |body: &str| Script::new(&format!("{PRELUDE}\n{REPLACE}\n{body}"));
+        // `#!lua` makes Redis check memory before the script runs: out of memory, a writing script is refused
+        // whole instead of failing at its first write. Read-only scripts say so and still run.
+        let with = |body: &str| Script::new(&format!("#!lua\n{PRELUDE}\n{body}"));
+        let read_only =
+            |body: &str| Script::new(&format!("#!lua flags=no-writes\n{PRELUDE}\n{body}"));
+        let with_replace =
+            |body: &str| Script::new(&format!("#!lua\n{PRELUDE}\n{REPLACE}\n{body}"));
         Scripts {
             claim: with(include_str!("lua/claim.lua")),
             complete: with(include_str!("lua/complete.lua")),
@@ -92,8 +102,8 @@ impl Scripts {
             delete: with(include_str!("lua/delete.lua")),
             terminate: with(include_str!("lua/terminate.lua")),
             reset: with(include_str!("lua/reset.lua")),
-            list: with(include_str!("lua/list.lua")),
-            get: with(include_str!("lua/get.lua")),
+            list: read_only(include_str!("lua/list.lua")),
+            get: read_only(include_str!("lua/get.lua")),
             gw_acquire: Script::new(include_str!("lua/gw_acquire.lua")),
             gw_renew: Script::new(include_str!("lua/gw_renew.lua")),
             bucket: Script::new(include_str!("lua/bucket.lua")),
