@@ -243,6 +243,11 @@ impl RedisStore {
                 .await
                 .map_err(StoreError::redis(call.op))?;
             if let Some(need) = resp::need(&out) {
+                tracing::debug!(
+                    campaign = call.campaign,
+                    ?need,
+                    "script asked for more timezones"
+                );
                 self.remember_tzs(call.campaign, need.iter().map(String::as_str));
                 continue;
             }
@@ -1045,7 +1050,9 @@ impl RedisStore {
         let pattern = format!(
             "{}*",
             keys::campaign_prefix(campaign)
+                .replace('\\', "\\\\")
                 .replace('[', "\\[")
+                .replace(']', "\\]")
                 .replace('?', "\\?")
                 .replace('*', "\\*")
         );
