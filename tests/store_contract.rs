@@ -288,6 +288,46 @@ async fn completing_an_attempt_twice_changes_nothing_and_says_so(s: &Store) {
     );
 }
 
+async fn complete_many_applies_results_in_order_exactly_once(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    add1(s, member("b", &["2"])).await;
+    let p = policy();
+    let b = claim(s, &p, t(10, 0), 2).await;
+    let ok = result(&b.claims[0], "NORMAL_CLEARING", CauseClass::Ok);
+    let busy = result(&b.claims[1], "USER_BUSY", CauseClass::Retry);
+    let mut stranger = busy.clone();
+    stranger.attempt_id = uuid::Uuid::new_v4();
+    let out = s
+        .complete_many(C, &p, &Always, &[ok.clone(), busy, ok, stranger], t(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            CompleteOutcome::Applied(MemberFate::Ended {
+                cause: "NORMAL_CLEARING".into(),
+                success: true
+            }),
+            CompleteOutcome::Applied(MemberFate::Due(t(10, 2))),
+            CompleteOutcome::Duplicate,
+            CompleteOutcome::NotCurrent,
+        ]
+    );
+    assert_eq!(
+        s.get(C, a).await.unwrap().unwrap().state,
+        MemberState::Ended
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.calls, cnt.active, cnt.waiting), (2, 0, 1));
+    assert_eq!(s.slots_in_use(C, t(10, 1)).await.unwrap(), 0);
+    assert!(
+        s.complete_many(C, &p, &Always, &[], t(10, 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
     let id = add1(s, member("a", &["1"])).await;
     let p = QueuePolicy {
@@ -473,6 +513,23 @@ async fn member_is_claimed_only_inside_its_own_local_window(s: &Store) {
     assert_eq!(
         b.claims.iter().map(|c| c.member_id).collect::<Vec<_>>(),
         vec![ny]
+    );
+}
+
+async fn member_expiring_before_its_window_opens_ends_at_once(s: &Store) {
+    let cal = Hours::new("Europe/Kyiv", 9, 18);
+    let mut ny = member("ny", &["1"]);
+    ny.timezone = Some("America/New_York".into());
+    ny.expire = Some(t(12, 0));
+    let id = add1(s, ny).await;
+    let b = s
+        .claim(C, &policy(), &cal, t(10, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.ended,
+        vec![(id, "MEMBER_EXPIRED".to_string())],
+        "New York opens at 14:00 UTC, after it expires"
     );
 }
 
@@ -1102,6 +1159,7 @@ contract!(
     strict_circuit_gives_nobody_a_second_try_before_everyone_had_one,
     ok_result_ends_member_with_success_and_the_hangup_cause,
     completing_an_attempt_twice_changes_nothing_and_says_so,
+    complete_many_applies_results_in_order_exactly_once,
     retry_waits_between_tries_and_ends_with_max_try_count,
     error_marks_the_number_done_and_the_next_number_is_due_at_once,
     minus_does_not_count_a_try,
@@ -1110,6 +1168,7 @@ contract!(
     expired_member_ends_member_expired_instead_of_being_claimed,
     member_is_claimed_only_inside_its_own_local_window,
     retry_is_rescheduled_into_the_next_window,
+    member_expiring_before_its_window_opens_ends_at_once,
     member_ends_queue_expire_when_the_calendar_is_over,
     release_undoes_a_claim_without_counting,
     update_and_delete_are_refused_while_in_a_call,

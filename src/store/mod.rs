@@ -31,6 +31,8 @@
 //! - One claim promotes at most [`rules::PROMOTE_CAP`] members from "due later" to the ready order and examines at
 //!   most `max_n + `[`rules::EXAMINE_EXTRA`] members, bounding each script's run time; with more members becoming
 //!   due at once, the order among them is exact only within each promoted batch.
+//! - A claim whose `member_order` differs from the one the ready order is ranked by re-ranks every due member in
+//!   that one script (O(due members)); a campaign should keep its order, or change it while few members are due.
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
@@ -166,10 +168,14 @@ impl Store {
         node: &str,
         lease: Duration,
     ) -> StoreResult<ClaimBatch> {
-        dispatch!(
+        let batch = dispatch!(
             self,
             claim(campaign, policy, schedule, now, max_n, node, lease)
-        )
+        )?;
+        for (member, cause) in &batch.ended {
+            tracing::debug!(campaign, member = member.0, cause, "member ended at claim");
+        }
+        Ok(batch)
     }
 
     /// Applies an attempt's final result (SPEC §4), exactly once.
@@ -234,7 +240,18 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<Recovered>> {
-        dispatch!(self, recover_expired(campaign, policy, schedule, now, max))
+        let recovered = dispatch!(self, recover_expired(campaign, policy, schedule, now, max))?;
+        for r in &recovered {
+            tracing::info!(
+                campaign,
+                attempt = %r.attempt_id,
+                member = r.member_id.0,
+                node = %r.node,
+                fate = ?r.fate,
+                "attempt lease expired: counted as lost_attempt"
+            );
+        }
+        Ok(recovered)
     }
 
     /// The campaign's slots in use (unexpired leases), across all nodes.

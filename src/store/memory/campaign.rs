@@ -55,6 +55,10 @@ pub(super) struct Rec {
 
 impl Rec {
     pub fn view(&self) -> Member {
+        let mut communications = crate::store::record::communications(&self.data, &self.nums);
+        if let Some(c) = self.cur.as_ref().and_then(|c| communications.get_mut(c.k)) {
+            c.state = CommState::Active;
+        }
         Member {
             id: MemberId(self.id),
             name: self.data.n.clone(),
@@ -62,7 +66,7 @@ impl Rec {
             timezone: self.tz.clone(),
             expire: self.expire.map(from_ms),
             variables: self.data.v.clone(),
-            communications: crate::store::record::communications(&self.data, &self.nums),
+            communications,
             external_id: self.ext.clone(),
             state: match self.st {
                 St::Ready | St::Waiting => MemberState::Waiting,
@@ -182,6 +186,8 @@ impl Camp {
     }
 
     pub fn add(&mut self, items: Vec<Prepared>, now: i64) -> Vec<AddOutcome> {
+        // The ready order starts ranked by the default member order (a claim with another order re-ranks it).
+        self.order.get_or_insert_default();
         let mut out = Vec::with_capacity(items.len());
         for p in items {
             if let Some(tz) = &p.tz {
@@ -357,6 +363,12 @@ impl Camp {
                         self.finish(id, QUEUE_EXPIRE, false);
                         ended.push((MemberId(id), QUEUE_EXPIRE.to_string()));
                     }
+                    // It would only be callable after it expires.
+                    Some(at) if rec.expire.is_some_and(|x| x <= at) => {
+                        self.cnt.waiting -= 1;
+                        self.finish(id, MEMBER_EXPIRED, false);
+                        ended.push((MemberId(id), MEMBER_EXPIRED.to_string()));
+                    }
                     Some(at) => self.schedule(id, at, now),
                 }
                 continue;
@@ -371,7 +383,6 @@ impl Camp {
             let rec = self.members.get_mut(&id).expect("ready member exists");
             rec.st = St::Active;
             rec.attempts += 1;
-            rec.nums[k].state = CommState::Active;
             rec.cur = Some(Current {
                 attempt,
                 node: node.to_string(),
@@ -637,11 +648,10 @@ impl Camp {
         let Some(rec) = self.members.get_mut(&member) else {
             return ReleaseOutcome::NotCurrent;
         };
-        let Some(cur) = rec.cur.take_if(|c| c.attempt == attempt) else {
+        let Some(_) = rec.cur.take_if(|c| c.attempt == attempt) else {
             return ReleaseOutcome::NotCurrent;
         };
         rec.attempts -= 1;
-        rec.nums[cur.k].state = CommState::Idle;
         let due = not_before.map_or(rec.due, |nb| nb.max(rec.due));
         let q = rec.q;
         self.drop_lease(&attempt);
