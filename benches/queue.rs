@@ -55,6 +55,7 @@ fn minus(c: &Claim) -> AttemptResult {
         answered_at: None,
         hangup_at: None,
         talk_secs: 0,
+        note: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn result(c: &Claim, cause: &str, class: CauseClass) -> AttemptResult {
         answered_at: None,
         hangup_at: None,
         talk_secs: 0,
+        note: None,
     }
 }
 
@@ -1150,7 +1151,22 @@ macro_rules! contract {
     };
 }
 
+async fn the_result_note_is_recorded_with_the_attempt_whatever_it_contains(s: &Store) {
+    let id = add1(s, member("Ann", &["+380441234567"])).await;
+    let b = claim(s, &policy(), t(9, 0), 1).await;
+    let mut r = result(&b.claims[0], "NORMAL_CLEARING", CauseClass::Ok);
+    let note = r#"{"result":true,"ended":"flow|hangup","text":"line1\nline2 100% done"}"#;
+    r.note = Some(note.to_string());
+    s.complete(C, &policy(), &Always, &r, t(9, 1))
+        .await
+        .unwrap();
+    let log = s.attempts(C, id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].note.as_deref(), Some(note));
+}
+
 contract!(
+    the_result_note_is_recorded_with_the_attempt_whatever_it_contains,
     added_member_is_waiting_with_its_data,
     claim_returns_everything_needed_to_originate,
     claims_never_exceed_the_campaign_limit_and_complete_frees_a_slot,

@@ -115,6 +115,7 @@ async fn redis_killed_and_restarted_mid_run_loses_nothing_acknowledged() {
                     answered_at: None,
                     hangup_at: None,
                     talk_secs: 0,
+                    note: None,
                 };
                 match store.complete(C, &policy, &Always, &r, Utc::now()).await {
                     Ok(CompleteOutcome::Applied(_)) => {
@@ -253,6 +254,7 @@ async fn redis_out_of_memory_refuses_whole_operations_and_changes_nothing() {
             answered_at: None,
             hangup_at: None,
             talk_secs: 0,
+            note: None,
         })
         .collect();
     let err = store

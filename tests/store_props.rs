@@ -267,6 +267,8 @@ async fn run(url: &str, setup: &Setup, ops: &[Op]) -> Result<(), String> {
                     answered_at: answered.then_some(now),
                     hangup_at: Some(now),
                     talk_secs: if *answered { 12 } else { 0 },
+                    // A note with the characters the Redis log line must escape.
+                    note: answered.then(|| r#"{"ended":"a|b","x":"100%\n"}"#.to_string()),
                 };
                 both!(s => s.complete(&campaign, &p, &cal, &r, now).await);
             }
@@ -287,6 +289,7 @@ async fn run(url: &str, setup: &Setup, ops: &[Op]) -> Result<(), String> {
                             answered_at: None,
                             hangup_at: Some(now),
                             talk_secs: 0,
+                            note: None,
                         }
                     })
                     .collect();

@@ -135,11 +135,13 @@ pub enum Input {
         answered: bool,
         billsec: u32,
     },
-    /// The callflow of a call ended; `result` is its `result {success}` if it ran one.
+    /// The callflow of a call ended; `result` is its `result {success}` if it ran one, `note` its summary
+    /// (recorded with the attempt).
     CallflowDone {
         uuid: Uuid,
         result: Option<bool>,
         error: Option<String>,
+        note: Option<String>,
     },
     /// The answer to [`Action::Complete`].
     Completed {
@@ -243,6 +245,8 @@ pub struct Call {
     pub reconciling: bool,
     /// The result once decided (cause, class, talk seconds): re-sent as is if the store failed to take it.
     pub result: Option<(String, CauseClass, u32)>,
+    /// The callflow's summary, recorded with the attempt.
+    pub note: Option<String>,
     /// When the core looks at this call again if nothing happens.
     pub deadline: Option<DateTime<Utc>>,
 }
@@ -456,12 +460,14 @@ impl Core {
                 uuid,
                 result,
                 error,
+                note,
             } => {
                 if let Some(call) = self.calls.get_mut(&uuid) {
                     if let Some(e) = error {
                         tracing::info!(attempt = %uuid, error = e, "callflow ended with an error");
                     }
                     call.callflow = CallflowState::Done(result);
+                    call.note = note;
                     if call.hangup.is_some() {
                         self.finish(now, uuid);
                     }
@@ -908,6 +914,7 @@ impl Core {
                 completing: false,
                 reconciling: false,
                 result: None,
+                note: None,
                 deadline: Some(deadline),
             },
         );
@@ -1201,6 +1208,7 @@ impl Core {
             answered_at: call.answered_at,
             hangup_at: Some(hangup_at),
             talk_secs: talk,
+            note: call.note.clone(),
         };
         self.out.push(Action::Complete {
             campaign: call.campaign.clone(),

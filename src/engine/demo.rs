@@ -60,6 +60,9 @@ pub struct DemoReport {
     pub counters: Counters,
     pub elapsed: Duration,
     pub final_state: Option<CampaignState>,
+    /// The campaign's id and the store it ran on (to read member and attempt records afterwards).
+    pub campaign: String,
+    pub store: Store,
 }
 
 impl DemoReport {
@@ -260,5 +263,7 @@ pub async fn run(
         counters,
         elapsed,
         final_state,
+        campaign: id,
+        store,
     })
 }

@@ -24,14 +24,18 @@ pub fn default_callflow() -> Option<shell::CallflowStarter> {
     let starter: shell::CallflowStarter = std::sync::Arc::new(|job: shell::CallflowJob| {
         Box::pin(async move {
             let Some(flow) = job.campaign.callflow() else {
-                return (None, None);
+                return shell::CallflowReport::default();
             };
             let ctx = callflow::CallContext::new(job.claim.name.clone(), job.claim.number.clone())
                 .with_variables(job.claim.variables.clone());
             let mut events = job.events;
             let outcome = callflow::run(&job.client, job.uuid, flow, &ctx, &mut events).await;
             tracing::debug!(attempt = %job.uuid, ended = ?outcome.ended, result = ?outcome.result, "callflow ended");
-            (outcome.result, outcome.error.map(|e| format!("{e:?}")))
+            shell::CallflowReport {
+                result: outcome.result,
+                error: outcome.error.as_ref().map(|e| format!("{e:?}")),
+                note: serde_json::to_string(&outcome).ok(),
+            }
         })
     });
     Some(starter)

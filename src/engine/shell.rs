@@ -61,12 +61,20 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Runs a campaign's callflow on an answered call and reports its `result` (see `engine::callflow`).
-pub type CallflowStarter = Arc<
-    dyn Fn(CallflowJob) -> futures::future::BoxFuture<'static, (Option<bool>, Option<String>)>
-        + Send
-        + Sync,
->;
+/// Runs a campaign's callflow on an answered call and reports on it (see `engine::callflow`).
+pub type CallflowStarter =
+    Arc<dyn Fn(CallflowJob) -> futures::future::BoxFuture<'static, CallflowReport> + Send + Sync>;
+
+/// What a callflow runner reports when the flow is over.
+#[derive(Debug, Clone, Default)]
+pub struct CallflowReport {
+    /// The flow's `result {success}`, if it ran one: it decides the attempt's class.
+    pub result: Option<bool>,
+    /// The failing step, if one failed.
+    pub error: Option<String>,
+    /// A summary recorded with the attempt (compact JSON).
+    pub note: Option<String>,
+}
 
 /// What a callflow runner gets for one call.
 pub struct CallflowJob {
@@ -445,6 +453,7 @@ impl Runner {
                         uuid: attempt,
                         result: None,
                         error: Some("no callflow runner or switch".into()),
+                        note: None,
                     }));
                     return;
                 };
@@ -455,7 +464,7 @@ impl Runner {
                 lock(&self.shared.flows).insert(attempt, etx);
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
-                    let (result, error) = starter(CallflowJob {
+                    let report = starter(CallflowJob {
                         client,
                         uuid: attempt,
                         campaign: valid,
@@ -467,8 +476,9 @@ impl Runner {
                     let _ = tx
                         .send(Msg::Input(Input::CallflowDone {
                             uuid: attempt,
-                            result,
-                            error,
+                            result: report.result,
+                            error: report.error,
+                            note: report.note,
                         }))
                         .await;
                 });

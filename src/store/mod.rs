@@ -340,6 +340,7 @@ mod tests {
             answered_at: None,
             hangup_at: None,
             talk_secs: 0,
+            note: None,
         };
         is_send(s.add("c", &[], now));
         is_send(s.claim("c", &p, &Always, now, 1, "n", Duration::from_secs(1)));

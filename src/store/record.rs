@@ -538,15 +538,43 @@ pub struct LogEntry {
     pub fd: Option<i64>,
     /// applied at, ms
     pub at: i64,
+    /// the result's note (callflow outcome), if any
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nt: Option<String>,
+}
+
+/// Escapes a note for the `|`-separated attempt log line: `%`, `|`, `\r` and `\n` become `%25`, `%7C`, `%0D`,
+/// `%0A`.
+pub fn escape_note(note: &str) -> String {
+    let mut out = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            '\n' => out.push_str("%0A"),
+            '\r' => out.push_str("%0D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reverses [`escape_note`].
+pub fn unescape_note(text: &str) -> String {
+    text.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%7C", "|")
+        .replace("%25", "%")
 }
 
 impl LogEntry {
     /// Reads one line of a member's attempt log as the Redis scripts write it:
-    /// `attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|node` (empty = absent; the node
-    /// comes last because it is the only free-form part).
+    /// `attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node` (empty = absent; the
+    /// note is escaped with [`escape_note`] so it holds no `|` or line break; the node comes last because it is the
+    /// only other free-form part). Lines written before notes existed have 14 fields and no note.
     pub fn parse_line(line: &str) -> Result<LogEntry, String> {
-        let f: Vec<&str> = line.splitn(14, '|').collect();
-        if f.len() != 14 {
+        let f: Vec<&str> = line.splitn(15, '|').collect();
+        if f.len() != 14 && f.len() != 15 {
             return Err(format!(
                 "attempt log line with {} fields: {line:?}",
                 f.len()
@@ -578,7 +606,12 @@ impl LogEntry {
             fs: int(10)? as u8,
             fd: opt(11)?,
             at: int(12)?,
-            g: f[13].to_string(),
+            nt: if f.len() == 15 && !f[13].is_empty() {
+                Some(unescape_note(f[13]))
+            } else {
+                None
+            },
+            g: f[f.len() - 1].to_string(),
         })
     }
 
@@ -617,6 +650,7 @@ impl LogEntry {
                 .ok_or_else(|| format!("attempt {}: unknown class {:?}", self.i, self.cl))?,
             fate,
             completed_at: from_ms(self.at),
+            note: self.nt.clone(),
         })
     }
 }

@@ -424,6 +424,7 @@ impl Camp {
         answered: Option<i64>,
         hangup: Option<i64>,
         talk: u32,
+        note: Option<&str>,
         now: i64,
     ) -> MemberFate {
         let rec = self.members.get_mut(&id).expect("caller checked");
@@ -514,6 +515,7 @@ impl Camp {
             fs: 0,
             fd: None,
             at: now,
+            nt: note.map(str::to_owned),
         };
         match end {
             Some((c, success)) => {
@@ -567,6 +569,7 @@ impl Camp {
             r.answered_at.map(ms),
             r.hangup_at.map(ms),
             r.talk_secs,
+            r.note.as_deref(),
             now,
         ))
     }
@@ -611,6 +614,7 @@ impl Camp {
                 None,
                 None,
                 0,
+                None,
                 now,
             );
             out.push(Recovered {

@@ -756,7 +756,7 @@ impl RedisStore {
         let now = ms(now);
         let mut outcomes = Vec::with_capacity(results.len());
         for chunk in results.chunks(COMPLETE_CHUNK) {
-            let mut after = Vec::with_capacity(chunk.len() * 7);
+            let mut after = Vec::with_capacity(chunk.len() * 8);
             for r in chunk {
                 after.extend([
                     r.attempt_id.to_string(),
@@ -766,6 +766,10 @@ impl RedisStore {
                     r.answered_at.map(|t| ms(t).to_string()).unwrap_or_default(),
                     r.hangup_at.map(|t| ms(t).to_string()).unwrap_or_default(),
                     r.talk_secs.to_string(),
+                    r.note
+                        .as_deref()
+                        .map(record::escape_note)
+                        .unwrap_or_default(),
                 ]);
             }
             let out = self

@@ -1,11 +1,12 @@
--- complete: ARGV now, policy json, tz json, then per result 7 values:
--- attempt, member id, cause, class, answered_ms|'', hangup_ms|'', talk. Results are applied in order.
+-- complete: ARGV now, policy json, tz json, then per result 8 values:
+-- attempt, member id, cause, class, answered_ms|'', hangup_ms|'', talk, note ('' = none; escaped: no '|' or newline).
+-- Results are applied in order.
 -- Reply: one entry per result: {'d', due} / {'e', cause, success} applied, {'dup'} duplicate, {'nc'} not current.
 local now, pol, tzmap = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
 local missing = tz_missing(tzmap)
 if missing then return missing end
 local out, gone = {}, {}
-for i = 4, #ARGV, 7 do
+for i = 4, #ARGV, 8 do
   local attempt, id, cause, class = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local key = mkey(id)
   local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
@@ -17,7 +18,7 @@ for i = 4, #ARGV, 7 do
       out[#out + 1] = { 'nc' }
     end
   else
-    out[#out + 1] = apply(key, id, f, cause, class, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], now, pol, tzmap, gone)
+    out[#out + 1] = apply(key, id, f, cause, class, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, pol, tzmap, gone)
   end
 end
 end_batch(gone)

@@ -253,7 +253,7 @@ end
 -- Lease entries are left to the caller (`gone` collects the attempt ids to drop).
 -- `f` are the member's fields `a u t b x q z p` (as read by the caller).
 -- `ans`, `hup`, `talk` are the strings as received ('' = absent); NOW is ARGV[1], the string of `now`.
-local function apply(key, id, f, cause, class, ans, hup, talk, now, pol, tzmap, gone)
+local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, tzmap, gone)
   local attempt, k, claimed, node, kstr, mstr = active_of(f[1])
   local entries = num_entries(f[2])
   local tries, n, x, q = num(f[3], 0), num(f[4], 0), num(f[5], nil), f[6] == '1'
@@ -326,9 +326,10 @@ local function apply(key, id, f, cause, class, ans, hup, talk, now, pol, tzmap, 
   end
   if q then redis.call('HDEL', key, 'q') end
   redis.call('HSET', key, unpack(sets))
-  -- Log line (see LogEntry::parse_line): attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|node
+  -- Log line (see LogEntry::parse_line):
+  -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
   redis.call('APPEND', lkey(id), table.concat({ attempt, f[4], kstr, mstr, ans or '', hup or '', talk, cause, class,
-    fe, fs, fd, NOW, node }, '|') .. '\n')
+    fe, fs, fd, NOW, note or '', node }, '|') .. '\n')
   return fate
 end
 

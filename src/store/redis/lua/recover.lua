@@ -20,7 +20,7 @@ for _, attempt in ipairs(expired) do
       gone[#gone + 1] = attempt
     else
       cnt('lost', 1)
-      local fate = apply(key, id, f, 'LOST_ATTEMPT', class, '', '', '0', now, pol, tzmap, gone)
+      local fate = apply(key, id, f, 'LOST_ATTEMPT', class, '', '', '0', '', now, pol, tzmap, gone)
       out[#out + 1] = { attempt, id, node, fate }
     end
   end
