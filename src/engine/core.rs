@@ -692,12 +692,7 @@ impl Core {
         let Some(c) = self.campaigns.get_mut(id) else {
             // The campaign is gone: give every claim back.
             for claim in batch.claims {
-                self.out.push(Action::Release {
-                    campaign: id.to_owned(),
-                    attempt: claim.attempt_id,
-                    member: claim.member_id,
-                    not_before: None,
-                });
+                self.release_claim(id, &claim, None);
             }
             return;
         };
@@ -744,16 +739,21 @@ impl Core {
         }
     }
 
+    /// Gives an untracked claim back to the store, uncounted.
+    fn release_claim(&mut self, id: &str, claim: &Claim, not_before: Option<DateTime<Utc>>) {
+        self.out.push(Action::Release {
+            campaign: id.to_owned(),
+            attempt: claim.attempt_id,
+            member: claim.member_id,
+            not_before,
+        });
+    }
+
     /// Picks a gateway and a switch for a claim and emits the originate, or releases the claim.
     fn place(&mut self, now: DateTime<Utc>, id: &str, claim: Claim) {
         let c = self.campaigns.get_mut(id).expect("campaign present");
         if !c.sm.state().dials() {
-            self.out.push(Action::Release {
-                campaign: id.to_owned(),
-                attempt: claim.attempt_id,
-                member: claim.member_id,
-                not_before: None,
-            });
+            self.release_claim(id, &claim, None);
             return;
         }
         let valid = c.valid.clone();
@@ -787,12 +787,7 @@ impl Core {
                     }
                     // Every matching gateway is busy or paused: ours, not the callee's.
                     RouteError::Unavailable { .. } => {
-                        self.out.push(Action::Release {
-                            campaign: id.to_owned(),
-                            attempt: claim.attempt_id,
-                            member: claim.member_id,
-                            not_before: Some(now + ChronoDuration::seconds(1)),
-                        });
+                        self.release_claim(id, &claim, Some(now + ChronoDuration::seconds(1)));
                         return;
                     }
                 }
@@ -815,12 +810,7 @@ impl Core {
             }
         }
         let Some(sw_i) = best else {
-            self.out.push(Action::Release {
-                campaign: id.to_owned(),
-                attempt: claim.attempt_id,
-                member: claim.member_id,
-                not_before: None,
-            });
+            self.release_claim(id, &claim, None);
             return;
         };
         let gw_idx = route.index;
