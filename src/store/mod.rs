@@ -34,7 +34,9 @@
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
+mod docs;
 mod error;
+mod health;
 mod ids;
 pub mod local_redis;
 mod memory;
