@@ -29,6 +29,7 @@
 //!
 //! [sim]                                   # optional: an in-process simulated switch (added to the switches)
 //! speed = 1.0
+//! scenario = "scenario.toml"              # optional (see `sim::scenario`); default: answer_N, busy, ring_N... numbers
 //!
 //! [[campaigns]]                           # campaigns from files (TOML or JSON, by extension) ...
 //! file = "campaigns/debt.toml"
@@ -166,6 +167,9 @@ pub struct SimSection {
     pub max_sessions: u32,
     #[serde(default = "default_sps")]
     pub sessions_per_second: u32,
+    /// A scenario file (see `sim::scenario`); none = the built-in dialplan of the captures (`answer_N`, `busy`...).
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
 }
 
 /// `[[campaigns]]`: a file or an inline configuration.
@@ -234,6 +238,7 @@ impl RunConfig {
                 speed: 1.0,
                 max_sessions: default_max_sessions(),
                 sessions_per_second: default_sps(),
+                scenario: None,
             }),
             campaigns: Vec::new(),
         }
@@ -251,6 +256,12 @@ impl RunConfig {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(sim) = &mut cfg.sim
+            && let Some(f) = &sim.scenario
+            && f.is_relative()
+        {
+            sim.scenario = Some(base.join(f));
+        }
         for c in &mut cfg.campaigns {
             if let Some(f) = &c.file
                 && f.is_relative()
@@ -533,7 +544,7 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
         let e = RunConfig::from_toml("[[switches]]\nname = \"a\"\nadress = \"x\"\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("switches[0]: unknown field `adress`"),
+                .starts_with("switches[0].adress (line 3): unknown field `adress`"),
             "{e}"
         );
         let cfg = RunConfig::from_toml(

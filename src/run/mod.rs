@@ -90,6 +90,7 @@ pub async fn start(
     if let Some(s) = &cfg.sim {
         let handle = sim::server::start(sim::server::ServerConfig {
             speed: s.speed,
+            scenario: s.scenario.clone(),
             switch: sim::model::Config {
                 max_sessions: s.max_sessions,
                 sessions_per_second: s.sessions_per_second,
