@@ -2,8 +2,9 @@
 //! Windows-1251).
 //!
 //! - Delimiter: whichever of `,` and `;` occurs more often in the header line outside quotes (`,` on a tie).
-//! - Encoding: UTF-8 if the sample is valid UTF-8 (a sequence cut by the end of the sample is fine), else
-//!   Windows-1251. A file that starts in one encoding and changes later is caught row by row (see `rows`).
+//! - Encoding: UTF-8 or Windows-1251, whichever most lines with non-ASCII bytes of the sample are in (see
+//!   [`encoding`]). Rows that do not fit the chosen encoding are caught one by one (see `rows`): a file that mixes
+//!   both gets its minority rows reported as "mixed encodings".
 
 /// How many bytes are examined.
 pub const SAMPLE: usize = 64 * 1024;
@@ -65,13 +66,32 @@ pub fn delimiter(sample: &[u8]) -> u8 {
 }
 
 /// The encoding of a sample; `complete` says whether the sample is the whole file (then a cut sequence at its
-/// end is invalid rather than cut).
+/// end is invalid rather than cut). Lines are judged one by one: each line with non-ASCII bytes is either valid
+/// UTF-8 or not; the majority decides (on a tie, the first such line), so in a file that mixes both the minority
+/// rows are the ones reported.
 pub fn encoding(sample: &[u8], complete: bool) -> Encoding {
-    match std::str::from_utf8(sample) {
-        Ok(_) => Encoding::Utf8,
-        // `error_len() == None`: the sample ends inside a sequence that may continue after it.
-        Err(e) if e.error_len().is_none() && !complete => Encoding::Utf8,
-        Err(_) => Encoding::Windows1251,
+    let (mut utf8, mut other, mut first) = (0usize, 0usize, None);
+    let mut lines = sample.split(|b| *b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.is_ascii() {
+            continue;
+        }
+        let kind = match std::str::from_utf8(line) {
+            Ok(_) => Encoding::Utf8,
+            // The sample ends inside a sequence that may continue after it: not evidence either way.
+            Err(e) if e.error_len().is_none() && !complete && lines.peek().is_none() => continue,
+            Err(_) => Encoding::Windows1251,
+        };
+        first.get_or_insert(kind);
+        match kind {
+            Encoding::Utf8 => utf8 += 1,
+            Encoding::Windows1251 => other += 1,
+        }
+    }
+    match utf8.cmp(&other) {
+        std::cmp::Ordering::Greater => Encoding::Utf8,
+        std::cmp::Ordering::Less => Encoding::Windows1251,
+        std::cmp::Ordering::Equal => first.unwrap_or(Encoding::Utf8),
     }
 }
 
@@ -85,6 +105,18 @@ mod tests {
         assert_eq!(delimiter(b"name,number_1\n"), b',');
         assert_eq!(delimiter(b"\"a;b;c\",number_1\n"), b',');
         assert_eq!(delimiter(b"name\n"), b',');
+    }
+
+    #[test]
+    fn in_a_mixed_sample_the_majority_of_lines_decides() {
+        let mut s = "a\nАнна\n".as_bytes().to_vec();
+        s.extend(encoding_rs::WINDOWS_1251.encode("Борис\n").0.iter());
+        s.extend("Віра\n".as_bytes());
+        assert_eq!(encoding(&s, true), Encoding::Utf8);
+        let mut s = encoding_rs::WINDOWS_1251.encode("a\nАнна\n").0.to_vec();
+        s.extend("Борис\n".as_bytes());
+        s.extend(encoding_rs::WINDOWS_1251.encode("Віра\n").0.iter());
+        assert_eq!(encoding(&s, true), Encoding::Windows1251);
     }
 
     #[test]

@@ -166,8 +166,9 @@ impl<R: Read> Rows<R> {
                 None => String::new(),
             };
             return Err(bad(format!(
-                "{} fields, the header has {}{hint}",
+                "{} field{}, the header has {}{hint}",
                 rec.len(),
+                if rec.len() == 1 { "" } else { "s" },
                 cols.len()
             )));
         }
