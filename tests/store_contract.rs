@@ -716,6 +716,62 @@ async fn external_id_upserts_instead_of_duplicating(s: &Store) {
     );
 }
 
+async fn renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    let b = add1(s, member("b", &["2"])).await;
+    let batch = claim(s, &policy(), t(10, 0), 2).await;
+    let (ca, cb) = (&batch.claims[0], &batch.claims[1]);
+    assert!(matches!(
+        s.terminate(C, a).await.unwrap(),
+        TerminateOutcome::KillCall { .. }
+    ));
+    let drop = s
+        .renew(
+            C,
+            NODE,
+            &[ca.attempt_id, cb.attempt_id],
+            t(10, 0) + CDuration::seconds(30),
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(drop, vec![ca.attempt_id]);
+    let m = s.get(C, a).await.unwrap().unwrap();
+    assert_eq!(m.state, MemberState::Ended);
+    assert_eq!(m.end_cause.as_deref(), Some("MANAGER_REQUEST"));
+    let log = s.attempts(C, a).await.unwrap();
+    assert_eq!(log[0].cause, "MANAGER_REQUEST");
+    assert_eq!(log[0].class, CauseClass::Minus);
+    assert_eq!(
+        s.get(C, b).await.unwrap().unwrap().state,
+        MemberState::Active
+    );
+    let c = s.counts(C).await.unwrap();
+    assert_eq!((c.active, c.ended, c.minus), (1, 1, 1));
+    assert_eq!(
+        s.slots_in_use(C, t(10, 0) + CDuration::seconds(40))
+            .await
+            .unwrap(),
+        1
+    );
+    // The late hangup of the dropped call changes nothing.
+    assert_ne!(
+        complete(
+            s,
+            &policy(),
+            ca,
+            "NORMAL_CLEARING",
+            CauseClass::Ok,
+            t(10, 2)
+        )
+        .await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "NORMAL_CLEARING".into(),
+            success: true
+        })
+    );
+}
+
 async fn terminate_ends_a_waiting_member_and_flags_a_call_to_kill(s: &Store) {
     let a = add1(s, member("a", &["1"])).await;
     let b = add1(s, member("b", &["2"])).await;
@@ -1191,6 +1247,7 @@ contract!(
     update_keeps_number_state_when_numbers_are_unchanged_and_reorders,
     external_id_upserts_instead_of_duplicating,
     terminate_ends_a_waiting_member_and_flags_a_call_to_kill,
+    renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request,
     reset_revives_ended_unsuccessful_members_only,
     list_pages_through_members_with_filters,
     expired_leases_are_recovered_per_lost_attempt_and_free_their_slots,

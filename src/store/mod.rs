@@ -36,7 +36,9 @@
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
+mod docs;
 mod error;
+mod health;
 mod ids;
 pub mod local_redis;
 mod memory;
@@ -218,8 +220,10 @@ impl Store {
         dispatch!(self, release(campaign, member, attempt, not_before, now))
     }
 
-    /// Extends the leases of `node`'s attempts to `now + lease`; returns the attempts that are no longer this
-    /// node's (completed, recovered after expiry): their calls should be dropped.
+    /// Extends the leases of `node`'s attempts to `now + lease`; returns the attempts whose calls should be
+    /// dropped (hung up and forgotten): those no longer this node's (completed, recovered after expiry), and those
+    /// whose member was terminated through the API while in the call — completed here with cause
+    /// `MANAGER_REQUEST`, class minus, so the member ends with MANAGER_REQUEST at the engine's next renewal.
     pub async fn renew(
         &self,
         campaign: &str,

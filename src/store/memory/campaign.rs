@@ -627,16 +627,47 @@ impl Camp {
         out
     }
 
+    /// Extends this node's leases; returns the calls to drop: attempts no longer this node's, and attempts whose
+    /// member was terminated while in the call (completed here with MANAGER_REQUEST, class minus).
     pub fn renew(&mut self, node: &str, attempts: &[Uuid], now: i64, lease_ms: i64) -> Vec<Uuid> {
         let mut lost = Vec::new();
         for a in attempts {
-            match self.active.get_mut(a) {
-                Some(l) if l.node == node && l.expiry > now => {
-                    self.leases.remove(&(l.expiry, *a));
-                    l.expiry = now + lease_ms;
-                    self.leases.insert((l.expiry, *a));
-                }
-                _ => lost.push(*a),
+            let (member, valid) = match self.active.get(a) {
+                Some(l) if l.node == node && l.expiry > now => (l.member, true),
+                _ => (0, false),
+            };
+            if !valid {
+                lost.push(*a);
+                continue;
+            }
+            let terminated = self
+                .members
+                .get(&member)
+                .is_some_and(|r| r.q && r.cur.as_ref().is_some_and(|c| c.attempt == *a));
+            if terminated {
+                let closed = TzPoint {
+                    open: false,
+                    next_now: None,
+                    next_wait: None,
+                };
+                self.apply(
+                    &QueuePolicy::default(),
+                    closed,
+                    member,
+                    MANAGER_REQUEST,
+                    CauseClass::Minus,
+                    None,
+                    Some(now),
+                    0,
+                    now,
+                );
+                lost.push(*a);
+                continue;
+            }
+            if let Some(l) = self.active.get_mut(a) {
+                self.leases.remove(&(l.expiry, *a));
+                l.expiry = now + lease_ms;
+                self.leases.insert((l.expiry, *a));
             }
         }
         lost

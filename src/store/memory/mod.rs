@@ -34,6 +34,8 @@ struct Inner {
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     ids: AttemptIds,
+    /// Campaign documents (see `store::docs`): id → JSON.
+    pub(in crate::store) docs: Mutex<BTreeMap<String, String>>,
 }
 
 fn tz_points(
@@ -104,6 +106,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Mutex::default(),
             ids,
+            docs: Mutex::default(),
         }
     }
 

@@ -20,6 +20,7 @@
 //! | `dlr:{C}:cps` | hash | the campaign's calls-per-second bucket (`t` tokens, `ts` last ms) |
 //! | `dlr:{gw:G}:slots` / `:cps` | zset / hash | a gateway's slots (attempt → lease expiry) and bucket |
 //! | `dlr:campaigns` | set | campaign names |
+//! | `dlr:campaign_docs` | hash | campaign id → the campaign document the API saved (`store::docs`) |
 //!
 //! # Operations
 //! Every operation is one Lua script (`lua/*.lua`, each prefixed by `lua/prelude.lua`), hence atomic and one round
