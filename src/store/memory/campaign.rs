@@ -659,6 +659,7 @@ impl Camp {
                     None,
                     Some(now),
                     0,
+                    None,
                     now,
                 );
                 lost.push(*a);

@@ -13,9 +13,10 @@ for i = 4, #ARGV do
     if string.sub(act, bar + 1) == node and exp ~= false and tonumber(exp) > now then
       local id = tonumber(string.sub(act, 1, bar - 1), 16)
       local key = mkey(id)
-      local f = redis.call('HMGET', key, 'a', 'q')
-      if f[1] == attempt and f[2] == '1' then
-        apply(key, id, 'MANAGER_REQUEST', 'minus', nil, now, 0, now, {}, {}, gone)
+      local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
+      local cur = active_of(f[1])
+      if cur == attempt and f[6] == '1' then
+        apply(key, id, f, 'MANAGER_REQUEST', 'minus', '', NOW, '0', '', now, {}, {}, gone)
       else
         redis.call('ZADD', K_LEASE, fint(now + lease), attempt)
         ok = true
