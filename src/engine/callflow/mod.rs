@@ -2,7 +2,7 @@
 //!
 //! The engine calls [`run`] once per answered call, after the originate's `&park()` has parked the channel:
 //!
-//! ```ignore
+//! ```text
 //! let (tx, mut rx) = tokio::sync::mpsc::channel(64);
 //! // the engine's event dispatcher: for every ESL event whose Unique-ID is the call's uuid,
 //! //     if callflow::wants(&event) { let _ = tx.send(event).await; }   // Err = the flow has ended
