@@ -90,6 +90,15 @@ impl Registry {
         Ok(out)
     }
 
+    /// 404 unless the campaign exists (one store lookup, no parsing: member routes call it on every request).
+    pub async fn require(&self, id: &str) -> Result<(), ApiError> {
+        match self.store.campaign_doc(id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(StoreError::InvalidCampaign { .. }) => Err(not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One campaign, or 404.
     pub async fn get(&self, id: &str) -> Result<CampaignDoc, ApiError> {
         let text = self
