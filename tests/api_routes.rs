@@ -263,6 +263,36 @@ async fn members_are_added_listed_paged_counted_read_changed_and_deleted() {
     assert_eq!(put.json["data"]["name"], "M2 renamed");
     assert_eq!(put.json["data"]["priority"], 5);
     assert_eq!(put.json["data"]["communications"][0]["type"], "mobile");
+    // A partial PUT changes only the fields given (Webitel's update).
+    let partial = api
+        .call(
+            "PUT",
+            &format!("/api/v2/dialer/{id}/members/3"),
+            Some(json!({"priority": 9})),
+        )
+        .await;
+    assert_eq!(partial.status, 200, "{}", partial.text);
+    assert_eq!(partial.json["data"]["priority"], 9);
+    assert_eq!(partial.json["data"]["name"], "M3");
+    assert_eq!(partial.json["data"]["communications"][0]["number"], "103");
+    let invalid = api
+        .call(
+            "PUT",
+            &format!("/api/v2/dialer/{id}/members/3"),
+            Some(json!({"communications": []})),
+        )
+        .await;
+    assert_eq!(invalid.status, 422);
+    assert_eq!(
+        invalid.json["info"],
+        "communications: empty (at least one number is required)"
+    );
+    assert_eq!(
+        api.get(&format!("/api/v2/dialer/{id}/members/3"))
+            .await
+            .json["data"]["communications"][0]["number"],
+        "103"
+    );
     // The changed member read back can be PUT again as is.
     let again = api
         .call(

@@ -74,14 +74,20 @@ pub struct KeyConfigError {
 }
 
 /// Constant-time equality of an offered value with an expected one: runs over every byte of `expected` whatever
-/// `offered` holds (missing bytes compare as a mismatch), and folds the length check in without branching.
+/// `offered` holds — past the end of `offered` it keeps reading its first byte, selected without a branch — and
+/// folds the length check in, so the work depends only on the expected length.
 pub fn ct_equal(expected: &[u8], offered: &[u8]) -> Choice {
+    const EMPTY: &[u8] = &[0];
+    let src = if offered.is_empty() { EMPTY } else { offered };
+    let n = offered.len() as u64;
     let mut diff = 0u8;
     for (i, e) in expected.iter().enumerate() {
-        let o = offered.get(i).copied().unwrap_or(!*e);
-        diff |= e ^ o;
+        // 1 while i < n, then 0 (the sign bit of i - n; both are far below 2^63), so j = i, then 0.
+        let inside = (i as u64).wrapping_sub(n) >> 63;
+        let j = (i as u64 * inside) as usize;
+        diff |= e ^ src[j];
     }
-    diff.ct_eq(&0u8) & (expected.len() as u64).ct_eq(&(offered.len() as u64))
+    diff.ct_eq(&0u8) & (expected.len() as u64).ct_eq(&n)
 }
 
 impl Keys {

@@ -90,6 +90,15 @@ impl Registry {
         Ok(out)
     }
 
+    /// 404 unless the campaign exists (one store lookup, no parsing: member routes call it on every request).
+    pub async fn require(&self, id: &str) -> Result<(), ApiError> {
+        match self.store.campaign_doc(id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(StoreError::InvalidCampaign { .. }) => Err(not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One campaign, or 404.
     pub async fn get(&self, id: &str) -> Result<CampaignDoc, ApiError> {
         let text = self
@@ -236,19 +245,21 @@ impl Registry {
         Ok(changed)
     }
 
-    /// Sets the operator's run/stop command.
+    /// Sets the operator's run/stop command. Running a campaign whose stored command already is "run" (an
+    /// `autoRun` with every added member) does not rewrite the document: this node's engine is told to run (a
+    /// done campaign with new members starts again) and the other nodes keep what they have.
     pub async fn set_run(&self, id: &str, run: bool) -> Result<CampaignDoc, ApiError> {
         let mut doc = self.get(id).await?;
+        if run && doc.run {
+            self.engine.run(id).await?;
+            return Ok(doc);
+        }
         doc.run = run;
         doc.updated_at = Utc::now();
         let valid = doc.config.validate()?;
         let text = to_text(&doc)?;
         let mut applied = self.applied.lock().await;
         self.store.put_campaign_doc(id, &text).await?;
-        // Run even when the document already said so: a done campaign with new members starts again.
-        if run {
-            applied.remove(id);
-        }
         self.apply(&mut applied, id, text, &doc, valid)
             .await
             .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))?;

@@ -349,6 +349,7 @@ impl Runner {
             } => {
                 let client = self.client(switch);
                 lock(&self.shared.gateway_of).insert(attempt, gateway.clone());
+                metrics::counter!("fsdialer_originates_total").increment(1);
                 tokio::spawn(async move {
                     if let Some(limit) = gateway_limit {
                         let now = clock.now();
@@ -424,6 +425,12 @@ impl Runner {
                     return;
                 };
                 let gw = lock(&self.shared.gateway_of).remove(&result.attempt_id);
+                metrics::counter!(
+                    "fsdialer_hangups_total",
+                    "cause" => result.cause.clone(),
+                    "class" => result.class.as_str()
+                )
+                .increment(1);
                 tokio::spawn(async move {
                     let policy = policy_of(&valid);
                     let attempt = result.attempt_id;

@@ -599,6 +599,21 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
     }
 
     #[test]
+    fn the_example_configuration_file_loads_and_checks() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/api/fsdialer.example.toml");
+        let cfg = RunConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.switches.len(), 2);
+        assert_eq!(cfg.switches[1].max_sessions, 1000);
+        let loaded = cfg.check().unwrap();
+        let ids: Vec<_> = loaded
+            .iter()
+            .map(|c| c.config.id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["571f2e2e6ea6478aba60581a", "sales-2025"]);
+        assert_eq!(cfg.keys(|_| None, false).unwrap().1.len(), 3);
+    }
+
+    #[test]
     fn the_embedded_default_checks() {
         assert!(RunConfig::embedded().check().unwrap().is_empty());
     }

@@ -1,8 +1,8 @@
 //! CSV import of members (SPEC §9), shared by `POST /api/v2/dialer/{id}/members/import` and `fsdialer import`.
 //!
 //! The file is read as a stream ([`rows::Rows`]): a blocking task parses rows and hands batches of
-//! [`BATCH`] members over a small bounded channel to the async side, which adds them to the store (two batches in
-//! flight). Memory therefore stays bounded by a few batches whatever the file's size. Bad rows are reported with
+//! [`BATCH`] members over a small bounded channel to the async side, which adds them to the store ([`IN_FLIGHT`]
+//! batches at once). Memory therefore stays bounded by a few batches whatever the file's size. Bad rows are reported with
 //! their line number and reason (the first [`MAX_ERRORS`] are kept, all are counted); good rows are imported —
 //! or, with `all_or_nothing`, a first pass validates the whole file and nothing is written unless every row is
 //! good (then a second pass imports it). Both passes read the file again rather than keeping it in memory.
@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Members per store call.
-pub const BATCH: usize = 10_000;
+pub const BATCH: usize = 5_000;
+/// Batches being added to the store at once (each is sent as several pipelined script calls by the store).
+pub const IN_FLIGHT: usize = 4;
 /// Row errors kept in a report (all are counted).
 pub const MAX_ERRORS: usize = 1000;
 
@@ -246,7 +248,7 @@ pub async fn import_file(
             }));
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(IN_FLIGHT);
     let p = path.to_path_buf();
     let format = opts.format;
     let producer = tokio::task::spawn_blocking(move || {

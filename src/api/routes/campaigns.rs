@@ -117,7 +117,7 @@ pub async fn set_state(State(st): St, ApiPath((id, state)): ApiPath<(String, Str
 
 /// `GET /api/v2/dialer/{id}/stats`: counters (SPEC §10) and the state on this node.
 pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let counters = st.store.counts(&id).await?;
     let state = st.engine().state(&id).await?;
     let mut v = serde_json::to_value(&counters).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -130,6 +130,6 @@ pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
 
 /// `GET /api/v2/dialer/{id}/history`: the campaign's state transitions seen by this node (time, from, to, reason).
 pub async fn history(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     Ok(ok(st.engine().history(&id)))
 }

@@ -101,7 +101,7 @@ pub async fn import(
         .map_err(|e| ApiError::bad_request(format!("encoding: {e}")))?;
     let all_or_nothing = parse_bool("all_or_nothing", q.all_or_nothing.as_deref())?;
     let auto_run = parse_bool("autoRun", q.auto_run.as_deref())?;
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let (file, size) = spool(&headers, body, st.config.max_import_bytes).await?;
     if size == 0 {
         return Err(ApiError::bad_request(
@@ -270,7 +270,7 @@ pub async fn export_members(
     State(st): St,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let store = st.store.clone();
     // First pass: the columns (most numbers of a member, every variable name).
     let shape = Arc::new(std::sync::Mutex::new((1usize, BTreeSet::<String>::new())));
@@ -346,7 +346,7 @@ pub async fn export_attempts(
     State(st): St,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let store = st.store.clone();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let name = format!("{id}-attempts.csv");

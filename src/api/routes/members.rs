@@ -81,7 +81,7 @@ pub async fn add(
     body: Body,
 ) -> Res {
     let auto_run = parse_bool("autoRun", q.auto_run.as_deref())?;
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
     let value = parse_json(&bytes)?;
     let (members, array) = validate::members(&value).map_err(|errors| {
@@ -134,7 +134,7 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let limit = parse_usize("limit", q.limit.as_deref(), DEFAULT_PAGE)?;
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(format!(
@@ -206,7 +206,7 @@ pub async fn count(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CountParams>,
 ) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let state = parse_state(q.state.as_deref())?;
     let c = st.store.counts(&id).await?;
     let n = match (state, q.end_cause.as_deref().filter(|s| !s.is_empty())) {
@@ -224,7 +224,7 @@ pub async fn count(
 
 /// `GET /api/v2/dialer/{id}/members/{mid}`
 pub async fn get(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     let m = st
         .store
@@ -234,23 +234,55 @@ pub async fn get(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>) -
     Ok(ok(views::member(&id, &m)))
 }
 
-/// `PUT /api/v2/dialer/{id}/members/{mid}`: replaces the member's data (409 while it is in a call).
+/// A stored member in the input form (what a PUT body is merged onto).
+fn input_form(m: &crate::store::Member) -> Value {
+    let comms: Vec<Value> = m
+        .communications
+        .iter()
+        .map(|c| json!({"number": c.number, "priority": c.priority, "description": c.description, "type": c.kind}))
+        .collect();
+    json!({
+        "name": m.name,
+        "priority": m.priority,
+        "timezone": m.timezone,
+        "expire": m.expire.map(|t| t.to_rfc3339()),
+        "variables": m.variables,
+        "communications": comms,
+        "external_id": m.external_id,
+    })
+}
+
+/// `PUT /api/v2/dialer/{id}/members/{mid}`: the fields given replace the member's (Webitel's partial update; a
+/// whole member, or a member read with GET, works too); the result is validated as a whole. 409 while the member
+/// is in a call.
 pub async fn update(
     State(st): St,
     ApiPath((id, mid)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let value = parse_json(&bytes)?;
-    if value.is_array() {
-        return Err(ApiError::unprocessable(
-            "body: expected one member object, got an array",
-        ));
+    let patch = match parse_json(&bytes)? {
+        Value::Object(o) => o,
+        Value::Array(_) => {
+            return Err(ApiError::unprocessable(
+                "body: expected one member object, got an array",
+            ));
+        }
+        _ => return Err(ApiError::unprocessable("body: expected a member object")),
+    };
+    let current = st
+        .store
+        .get(&id, mid)
+        .await?
+        .ok_or_else(|| member_not_found(&id, mid))?;
+    let mut merged = input_form(&current);
+    for (k, v) in patch {
+        merged[k] = v;
     }
-    let m = validate::member("", &value)
+    let m = validate::member("", &merged)
         .map_err(|errors| ApiError::unprocessable(validate::join(&errors)))?;
     match st.store.update(&id, mid, &m, st.now()).await? {
         ChangeOutcome::Done => {}
@@ -272,7 +304,7 @@ pub async fn update(
 
 /// `DELETE /api/v2/dialer/{id}/members/{mid}` (409 while it is in a call).
 pub async fn delete(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     match st.store.delete(&id, mid).await? {
         ChangeOutcome::Done => Ok(ok(json!({"_id": mid.to_string(), "deleted": true}))),
@@ -286,7 +318,7 @@ pub async fn delete(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>
 /// `PUT /api/v2/dialer/{id}/members/{mid}/terminate`: ends the member with MANAGER_REQUEST. A call in progress
 /// is hung up by the engine that holds it (at its next lease renewal); the member ends when that call completes.
 pub async fn terminate(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     let v = match st.store.terminate(&id, mid).await? {
         TerminateOutcome::Terminated => json!({"_id": mid.to_string(), "result": "terminated"}),
@@ -303,7 +335,7 @@ pub async fn terminate(State(st): St, ApiPath((id, mid)): ApiPath<(String, Strin
 
 /// `PUT /api/v2/dialer/{id}/members/reset`: revives every ended, unsuccessful member; answers how many.
 pub async fn reset(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let n = st.store.reset(&id, st.now()).await?;
     st.engine().wake(&id).await?;
     Ok(ok_info(n))
@@ -311,7 +343,7 @@ pub async fn reset(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
 
 /// `GET /api/v2/dialer/{id}/members/{mid}/attempts`: the member's attempts, oldest first (SPEC §10).
 pub async fn attempts(State(st): St, ApiPath((id, mid)): ApiPath<(String, String)>) -> Res {
-    st.registry.get(&id).await?;
+    st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     if st.store.get(&id, mid).await?.is_none() {
         return Err(member_not_found(&id, mid));

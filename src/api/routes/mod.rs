@@ -332,5 +332,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
