@@ -1113,6 +1113,11 @@ impl Core {
             return;
         }
         call.channel_seen = true;
+        if answered && call.answered_at.is_none() {
+            // The answer was never seen (it happened while the ESL socket was down): it was `billsec` before the
+            // hangup. Without this the attempt is recorded ok yet unanswered, and `answered` undercounts.
+            call.answered_at = Some(now - ChronoDuration::seconds(i64::from(billsec)));
+        }
         call.hangup = Some((cause, answered || call.answered_at.is_some(), billsec, now));
         if call.callflow == CallflowState::Running {
             call.deadline = Some(now + dur(self.cfg.callflow_grace));
