@@ -3,7 +3,8 @@
 
 Numbers name their outcome in the simulated switch's built-in dialplan (the same dialplan as the real captures):
 answer_N answers for N s, early_E_answer_N gives early media first, busy -> USER_BUSY, noanswer rings until the
-originate timeout, ring_N rings N s then NO_ANSWER, reject_CAUSE hangs up with CAUSE.
+originate timeout, ring_N rings N s then NO_ANSWER, reject_CAUSE hangs up with CAUSE; and, from
+fixtures/sim/demo.toml, confirm_X / decline_X / silent_X answer and press 1 / 2 / nothing at the callflow's prompt.
 """
 import json
 import random
@@ -15,6 +16,12 @@ zones = ["Europe/Kyiv", "Europe/Warsaw", "Europe/Berlin", "America/New_York", No
 
 def number():
     r = rng.random()
+    if r < 0.25:
+        return f"confirm_{rng.randint(1, 9999):04d}"
+    if r < 0.33:
+        return f"decline_{rng.randint(1, 9999):04d}"
+    if r < 0.38:
+        return f"silent_{rng.randint(1, 9999):04d}"
     if r < 0.50:
         return f"answer_{rng.randint(3, 40)}"
     if r < 0.56:

@@ -7,9 +7,12 @@
 //! - [`campaign`]: campaign configuration, validation, calendar math, cause table, callflow AST.
 //! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
+//! - [`run`]: `fsdialer run`: the production configuration file and start-up.
 
+pub mod api;
 pub mod campaign;
 pub mod engine;
 pub mod esl;
+pub mod run;
 pub mod sim;
 pub mod store;

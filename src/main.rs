@@ -22,6 +22,10 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
     Sim(fsdialer::sim::cli::SimArgs),
+    /// Serve the REST API with the engine: production from a configuration file, or the embedded default.
+    Run(RunArgs),
+    /// Import members from a CSV file straight into the store (SPEC §9).
+    Import(ImportArgs),
     /// FreeSWITCH Event Socket tools.
     Esl {
         #[command(subcommand)]
@@ -49,6 +53,38 @@ struct DemoArgs {
     /// The members file (a JSON array).
     #[arg(long)]
     members: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The configuration file (TOML). Without it: memory store, in-process simulated switch, API on
+    /// 127.0.0.1:8080, admin key from FSDIALER_API_KEY + FSDIALER_API_TOKEN or generated and printed.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The campaign to add the members to (it must exist in the store).
+    #[arg(long)]
+    campaign: String,
+    /// Member store: `redis://host:port` (or `memory://`, only useful for checking a file).
+    #[arg(long, conflicts_with = "config")]
+    store: Option<String>,
+    /// Take the store URL from this `fsdialer run` configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// `,`, `;` or `tab`; detected when absent.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// `utf-8` or `windows-1251`; detected when absent.
+    #[arg(long)]
+    encoding: Option<String>,
+    /// Import nothing unless every row is valid.
+    #[arg(long)]
+    all_or_nothing: bool,
+    /// The CSV file.
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -134,16 +170,121 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (cfg, generate) = match &args.config {
+        Some(path) => (fsdialer::run::config::RunConfig::from_file(path)?, false),
+        None => (fsdialer::run::config::RunConfig::embedded(), true),
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(async {
+        let running = fsdialer::run::start(cfg, |k| std::env::var(k).ok(), generate).await?;
+        print!("{}", running.banner());
+        running.wait().await.context("api server")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    use fsdialer::api::import::{self, Phase, detect};
+    let store_url = match (&args.store, &args.config) {
+        (Some(s), _) => s.clone(),
+        (None, Some(path)) => fsdialer::run::config::RunConfig::from_file(path)?.store,
+        (None, None) => anyhow::bail!("give --store redis://host:port or --config FILE"),
+    };
+    let format = import::rows::Format {
+        delimiter: detect::parse_delimiter(args.delimiter.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("--delimiter: {e}"))?,
+        encoding: detect::Encoding::parse(args.encoding.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("--encoding: {e}"))?,
+    };
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let progress_bar = bar.clone();
+    let progress: import::Progress = std::sync::Arc::new(move |phase, bytes, _rows| {
+        progress_bar.set_message(match phase {
+            Phase::Validating => "validating",
+            Phase::Importing => "importing",
+        });
+        progress_bar.set_position(bytes);
+    });
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let result = rt.block_on(async {
+        let store = fsdialer::store::Store::open(&store_url).await?;
+        if store.campaign_doc(&args.campaign).await?.is_none() {
+            anyhow::bail!(
+                "campaign {:?} is not known to the store at {store_url}; create it first (POST /api/v2/dialer or [[campaigns]] in the configuration file)",
+                args.campaign
+            );
+        }
+        let opts = import::ImportOptions {
+            format,
+            all_or_nothing: args.all_or_nothing,
+        };
+        let now = chrono::Utc::now();
+        Ok(import::import_file(&store, &args.campaign, &args.file, opts, now, Some(progress)).await)
+    })?;
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(import::ImportError::Rejected(r)) => {
+            for e in &r.errors {
+                eprintln!("{}: {e}", args.file.display());
+            }
+            eprintln!(
+                "{} of {} rows are invalid; nothing was imported (--all-or-nothing)",
+                r.rejected, r.rows
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for e in &report.errors {
+        eprintln!("{}: {e}", args.file.display());
+    }
+    if report.errors_truncated {
+        eprintln!("… {} rows refused in all", report.rejected);
+    }
+    println!(
+        "{} rows: {} added, {} updated, {} in a call (unchanged), {} refused ({}, {})",
+        report.rows,
+        report.added,
+        report.updated,
+        report.in_call,
+        report.rejected,
+        report.encoding,
+        match report.delimiter.as_str() {
+            "tab" => "tab-separated".to_string(),
+            d => format!("'{d}'-separated"),
+        }
+    );
+    Ok(if report.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
     init_logging(match cli.command {
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Import(_) => "warn",
         _ => "info",
     });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
         Command::Demo(args) => demo(args),
+        Command::Run(args) => run(args),
+        Command::Import(args) => import(args),
         Command::Esl {
             command:
                 EslCommand::Parse {

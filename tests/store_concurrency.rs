@@ -88,6 +88,7 @@ async fn eight_claimers(stores: Vec<Store>) {
                         answered_at: None,
                         hangup_at: None,
                         talk_secs: 0,
+                        note: None,
                     };
                     match store.complete(C, &policy, &Always, &r, now).await.unwrap() {
                         CompleteOutcome::Applied(f) => fates.push((c.member_id, f)),

@@ -43,6 +43,7 @@ fn result(c: &Claim, cause: &str, class: CauseClass) -> AttemptResult {
         answered_at: None,
         hangup_at: None,
         talk_secs: 0,
+        note: None,
     }
 }
 
@@ -288,6 +289,46 @@ async fn completing_an_attempt_twice_changes_nothing_and_says_so(s: &Store) {
     );
 }
 
+async fn complete_many_applies_results_in_order_exactly_once(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    add1(s, member("b", &["2"])).await;
+    let p = policy();
+    let b = claim(s, &p, t(10, 0), 2).await;
+    let ok = result(&b.claims[0], "NORMAL_CLEARING", CauseClass::Ok);
+    let busy = result(&b.claims[1], "USER_BUSY", CauseClass::Retry);
+    let mut stranger = busy.clone();
+    stranger.attempt_id = uuid::Uuid::new_v4();
+    let out = s
+        .complete_many(C, &p, &Always, &[ok.clone(), busy, ok, stranger], t(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            CompleteOutcome::Applied(MemberFate::Ended {
+                cause: "NORMAL_CLEARING".into(),
+                success: true
+            }),
+            CompleteOutcome::Applied(MemberFate::Due(t(10, 2))),
+            CompleteOutcome::Duplicate,
+            CompleteOutcome::NotCurrent,
+        ]
+    );
+    assert_eq!(
+        s.get(C, a).await.unwrap().unwrap().state,
+        MemberState::Ended
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.calls, cnt.active, cnt.waiting), (2, 0, 1));
+    assert_eq!(s.slots_in_use(C, t(10, 1)).await.unwrap(), 0);
+    assert!(
+        s.complete_many(C, &p, &Always, &[], t(10, 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn retry_waits_between_tries_and_ends_with_max_try_count(s: &Store) {
     let id = add1(s, member("a", &["1"])).await;
     let p = QueuePolicy {
@@ -476,6 +517,23 @@ async fn member_is_claimed_only_inside_its_own_local_window(s: &Store) {
     );
 }
 
+async fn member_expiring_before_its_window_opens_ends_at_once(s: &Store) {
+    let cal = Hours::new("Europe/Kyiv", 9, 18);
+    let mut ny = member("ny", &["1"]);
+    ny.timezone = Some("America/New_York".into());
+    ny.expire = Some(t(12, 0));
+    let id = add1(s, ny).await;
+    let b = s
+        .claim(C, &policy(), &cal, t(10, 0), 5, NODE, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.ended,
+        vec![(id, "MEMBER_EXPIRED".to_string())],
+        "New York opens at 14:00 UTC, after it expires"
+    );
+}
+
 async fn retry_is_rescheduled_into_the_next_window(s: &Store) {
     // Kyiv window 09:00-18:00 local = 07:00-16:00 UTC in March (UTC+2).
     let cal = Hours::new("Europe/Kyiv", 9, 18);
@@ -655,6 +713,62 @@ async fn external_id_upserts_instead_of_duplicating(s: &Store) {
     assert!(
         matches!(err, StoreError::ExternalIdTaken { owner: 1, .. }),
         "{err}"
+    );
+}
+
+async fn renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request(s: &Store) {
+    let a = add1(s, member("a", &["1"])).await;
+    let b = add1(s, member("b", &["2"])).await;
+    let batch = claim(s, &policy(), t(10, 0), 2).await;
+    let (ca, cb) = (&batch.claims[0], &batch.claims[1]);
+    assert!(matches!(
+        s.terminate(C, a).await.unwrap(),
+        TerminateOutcome::KillCall { .. }
+    ));
+    let drop = s
+        .renew(
+            C,
+            NODE,
+            &[ca.attempt_id, cb.attempt_id],
+            t(10, 0) + CDuration::seconds(30),
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(drop, vec![ca.attempt_id]);
+    let m = s.get(C, a).await.unwrap().unwrap();
+    assert_eq!(m.state, MemberState::Ended);
+    assert_eq!(m.end_cause.as_deref(), Some("MANAGER_REQUEST"));
+    let log = s.attempts(C, a).await.unwrap();
+    assert_eq!(log[0].cause, "MANAGER_REQUEST");
+    assert_eq!(log[0].class, CauseClass::Minus);
+    assert_eq!(
+        s.get(C, b).await.unwrap().unwrap().state,
+        MemberState::Active
+    );
+    let c = s.counts(C).await.unwrap();
+    assert_eq!((c.active, c.ended, c.minus), (1, 1, 1));
+    assert_eq!(
+        s.slots_in_use(C, t(10, 0) + CDuration::seconds(40))
+            .await
+            .unwrap(),
+        1
+    );
+    // The late hangup of the dropped call changes nothing.
+    assert_ne!(
+        complete(
+            s,
+            &policy(),
+            ca,
+            "NORMAL_CLEARING",
+            CauseClass::Ok,
+            t(10, 2)
+        )
+        .await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "NORMAL_CLEARING".into(),
+            success: true
+        })
     );
 }
 
@@ -1093,7 +1207,22 @@ macro_rules! contract {
     };
 }
 
+async fn the_result_note_is_recorded_with_the_attempt_whatever_it_contains(s: &Store) {
+    let id = add1(s, member("Ann", &["+380441234567"])).await;
+    let b = claim(s, &policy(), t(9, 0), 1).await;
+    let mut r = result(&b.claims[0], "NORMAL_CLEARING", CauseClass::Ok);
+    let note = r#"{"result":true,"ended":"flow|hangup","text":"line1\nline2 100% done"}"#;
+    r.note = Some(note.to_string());
+    s.complete(C, &policy(), &Always, &r, t(9, 1))
+        .await
+        .unwrap();
+    let log = s.attempts(C, id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].note.as_deref(), Some(note));
+}
+
 contract!(
+    the_result_note_is_recorded_with_the_attempt_whatever_it_contains,
     added_member_is_waiting_with_its_data,
     claim_returns_everything_needed_to_originate,
     claims_never_exceed_the_campaign_limit_and_complete_frees_a_slot,
@@ -1102,6 +1231,7 @@ contract!(
     strict_circuit_gives_nobody_a_second_try_before_everyone_had_one,
     ok_result_ends_member_with_success_and_the_hangup_cause,
     completing_an_attempt_twice_changes_nothing_and_says_so,
+    complete_many_applies_results_in_order_exactly_once,
     retry_waits_between_tries_and_ends_with_max_try_count,
     error_marks_the_number_done_and_the_next_number_is_due_at_once,
     minus_does_not_count_a_try,
@@ -1110,12 +1240,14 @@ contract!(
     expired_member_ends_member_expired_instead_of_being_claimed,
     member_is_claimed_only_inside_its_own_local_window,
     retry_is_rescheduled_into_the_next_window,
+    member_expiring_before_its_window_opens_ends_at_once,
     member_ends_queue_expire_when_the_calendar_is_over,
     release_undoes_a_claim_without_counting,
     update_and_delete_are_refused_while_in_a_call,
     update_keeps_number_state_when_numbers_are_unchanged_and_reorders,
     external_id_upserts_instead_of_duplicating,
     terminate_ends_a_waiting_member_and_flags_a_call_to_kill,
+    renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request,
     reset_revives_ended_unsuccessful_members_only,
     list_pages_through_members_with_filters,
     expired_leases_are_recovered_per_lost_attempt_and_free_their_slots,

@@ -1,5 +1,6 @@
 //! Redis is killed (SIGKILL) and restarted mid-run with `appendonly yes` / `appendfsync always`: nothing that was
-//! acknowledged is lost, and the store keeps working after the restart without being rebuilt.
+//! acknowledged is lost, and the store keeps working after the restart without being rebuilt. A Redis that runs out
+//! of memory refuses whole operations: nothing is half-applied.
 
 mod store_support;
 
@@ -114,6 +115,7 @@ async fn redis_killed_and_restarted_mid_run_loses_nothing_acknowledged() {
                     answered_at: None,
                     hangup_at: None,
                     talk_secs: 0,
+                    note: None,
                 };
                 match store.complete(C, &policy, &Always, &r, Utc::now()).await {
                     Ok(CompleteOutcome::Applied(_)) => {
@@ -204,4 +206,84 @@ async fn redis_killed_and_restarted_mid_run_loses_nothing_acknowledged() {
         added.len() as u64,
         "{cnt:?}"
     );
+}
+
+#[tokio::test]
+async fn redis_out_of_memory_refuses_whole_operations_and_changes_nothing() {
+    let server = redis_server(false);
+    let store = Store::open(&server.url()).await.unwrap();
+    let policy = QueuePolicy::default();
+    let now = t(10, 0);
+    let members: Vec<_> = (0..50).map(|i| member(&format!("m{i}"), &["1"])).collect();
+    store.add(C, &members, now).await.unwrap();
+    let claims = store
+        .claim(C, &policy, &Always, now, 5, "n1", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .claims;
+    let before = (
+        store.counts(C).await.unwrap(),
+        store
+            .list(
+                C,
+                &ListQuery {
+                    limit: 100,
+                    ..ListQuery::default()
+                },
+            )
+            .await
+            .unwrap(),
+    );
+    let Store::Redis(r) = &store else {
+        unreachable!()
+    };
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut r.connection())
+        .await
+        .unwrap();
+    let results: Vec<AttemptResult> = claims
+        .iter()
+        .map(|c| AttemptResult {
+            attempt_id: c.attempt_id,
+            member_id: c.member_id,
+            cause: "USER_BUSY".into(),
+            class: CauseClass::Retry,
+            answered_at: None,
+            hangup_at: None,
+            talk_secs: 0,
+            note: None,
+        })
+        .collect();
+    let err = store
+        .complete_many(C, &policy, &Always, &results, now)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("redis complete:") && err.to_string().contains("OOM"),
+        "{err}"
+    );
+    let err = store.add(C, &members, now).await.unwrap_err();
+    assert!(err.to_string().contains("OOM"), "{err}");
+    let err = store
+        .claim(C, &policy, &Always, now, 5, "n1", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("OOM"), "{err}");
+    let after = (
+        store.counts(C).await.unwrap(),
+        store
+            .list(
+                C,
+                &ListQuery {
+                    limit: 100,
+                    ..ListQuery::default()
+                },
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before, after, "a refused operation changed nothing");
 }

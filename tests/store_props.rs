@@ -34,6 +34,9 @@ enum Op {
         class: u8,
         answered: bool,
     },
+    CompleteMany {
+        picks: Vec<(usize, u8)>,
+    },
     Release {
         pick: usize,
         delay_s: Option<u16>,
@@ -92,6 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prop::collection::vec(new_member(), 1..5).prop_map(Op::Add),
         4 => (1usize..5, 0u8..2, 10u16..600).prop_map(|(n, node, lease_s)| Op::Claim { n, node, lease_s }),
         4 => (0usize..8, 0u8..4, any::<bool>()).prop_map(|(pick, class, answered)| Op::Complete { pick, class, answered }),
+        2 => prop::collection::vec((0usize..8, 0u8..4), 1..6).prop_map(|picks| Op::CompleteMany { picks }),
         1 => (0usize..8, prop::option::of(1u16..900)).prop_map(|(pick, delay_s)| Op::Release { pick, delay_s }),
         1 => (0u8..2).prop_map(|node| Op::Renew { node }),
         1 => Just(Op::Recover),
@@ -141,6 +145,13 @@ fn setup() -> impl Strategy<Value = Setup> {
             },
         )
 }
+
+const CLASSES: [(&str, CauseClass); 4] = [
+    ("NORMAL_CLEARING", CauseClass::Ok),
+    ("USER_BUSY", CauseClass::Retry),
+    ("UNALLOCATED_NUMBER", CauseClass::Error),
+    ("NORMAL_TEMPORARY_FAILURE", CauseClass::Minus),
+];
 
 const TZS: [Option<&str>; 3] = [None, Some("America/New_York"), Some("Asia/Tokyo")];
 
@@ -247,12 +258,7 @@ async fn run(url: &str, setup: &Setup, ops: &[Op]) -> Result<(), String> {
                     continue;
                 }
                 let c = claims[pick % claims.len()].clone();
-                let (cause, class) = [
-                    ("NORMAL_CLEARING", CauseClass::Ok),
-                    ("USER_BUSY", CauseClass::Retry),
-                    ("UNALLOCATED_NUMBER", CauseClass::Error),
-                    ("NORMAL_TEMPORARY_FAILURE", CauseClass::Minus),
-                ][*class as usize];
+                let (cause, class) = CLASSES[*class as usize];
                 let r = AttemptResult {
                     attempt_id: c.attempt_id,
                     member_id: c.member_id,
@@ -261,8 +267,33 @@ async fn run(url: &str, setup: &Setup, ops: &[Op]) -> Result<(), String> {
                     answered_at: answered.then_some(now),
                     hangup_at: Some(now),
                     talk_secs: if *answered { 12 } else { 0 },
+                    // A note with the characters the Redis log line must escape.
+                    note: answered.then(|| r#"{"ended":"a|b","x":"100%\n"}"#.to_string()),
                 };
                 both!(s => s.complete(&campaign, &p, &cal, &r, now).await);
+            }
+            Op::CompleteMany { picks } => {
+                if claims.is_empty() {
+                    continue;
+                }
+                let results: Vec<AttemptResult> = picks
+                    .iter()
+                    .map(|(pick, class)| {
+                        let c = &claims[pick % claims.len()];
+                        let (cause, class) = CLASSES[*class as usize];
+                        AttemptResult {
+                            attempt_id: c.attempt_id,
+                            member_id: c.member_id,
+                            cause: cause.into(),
+                            class,
+                            answered_at: None,
+                            hangup_at: Some(now),
+                            talk_secs: 0,
+                            note: None,
+                        }
+                    })
+                    .collect();
+                both!(s => s.complete_many(&campaign, &p, &cal, &results, now).await);
             }
             Op::Release { pick, delay_s } => {
                 if claims.is_empty() {

@@ -135,11 +135,13 @@ pub enum Input {
         answered: bool,
         billsec: u32,
     },
-    /// The callflow of a call ended; `result` is its `result {success}` if it ran one.
+    /// The callflow of a call ended; `result` is its `result {success}` if it ran one, `note` its summary
+    /// (recorded with the attempt).
     CallflowDone {
         uuid: Uuid,
         result: Option<bool>,
         error: Option<String>,
+        note: Option<String>,
     },
     /// The answer to [`Action::Complete`].
     Completed {
@@ -243,6 +245,8 @@ pub struct Call {
     pub reconciling: bool,
     /// The result once decided (cause, class, talk seconds): re-sent as is if the store failed to take it.
     pub result: Option<(String, CauseClass, u32)>,
+    /// The callflow's summary, recorded with the attempt.
+    pub note: Option<String>,
     /// When the core looks at this call again if nothing happens.
     pub deadline: Option<DateTime<Utc>>,
 }
@@ -456,12 +460,14 @@ impl Core {
                 uuid,
                 result,
                 error,
+                note,
             } => {
                 if let Some(call) = self.calls.get_mut(&uuid) {
                     if let Some(e) = error {
                         tracing::info!(attempt = %uuid, error = e, "callflow ended with an error");
                     }
                     call.callflow = CallflowState::Done(result);
+                    call.note = note;
                     if call.hangup.is_some() {
                         self.finish(now, uuid);
                     }
@@ -686,12 +692,7 @@ impl Core {
         let Some(c) = self.campaigns.get_mut(id) else {
             // The campaign is gone: give every claim back.
             for claim in batch.claims {
-                self.out.push(Action::Release {
-                    campaign: id.to_owned(),
-                    attempt: claim.attempt_id,
-                    member: claim.member_id,
-                    not_before: None,
-                });
+                self.release_claim(id, &claim, None);
             }
             return;
         };
@@ -738,16 +739,21 @@ impl Core {
         }
     }
 
+    /// Gives an untracked claim back to the store, uncounted.
+    fn release_claim(&mut self, id: &str, claim: &Claim, not_before: Option<DateTime<Utc>>) {
+        self.out.push(Action::Release {
+            campaign: id.to_owned(),
+            attempt: claim.attempt_id,
+            member: claim.member_id,
+            not_before,
+        });
+    }
+
     /// Picks a gateway and a switch for a claim and emits the originate, or releases the claim.
     fn place(&mut self, now: DateTime<Utc>, id: &str, claim: Claim) {
         let c = self.campaigns.get_mut(id).expect("campaign present");
         if !c.sm.state().dials() {
-            self.out.push(Action::Release {
-                campaign: id.to_owned(),
-                attempt: claim.attempt_id,
-                member: claim.member_id,
-                not_before: None,
-            });
+            self.release_claim(id, &claim, None);
             return;
         }
         let valid = c.valid.clone();
@@ -781,12 +787,7 @@ impl Core {
                     }
                     // Every matching gateway is busy or paused: ours, not the callee's.
                     RouteError::Unavailable { .. } => {
-                        self.out.push(Action::Release {
-                            campaign: id.to_owned(),
-                            attempt: claim.attempt_id,
-                            member: claim.member_id,
-                            not_before: Some(now + ChronoDuration::seconds(1)),
-                        });
+                        self.release_claim(id, &claim, Some(now + ChronoDuration::seconds(1)));
                         return;
                     }
                 }
@@ -809,12 +810,7 @@ impl Core {
             }
         }
         let Some(sw_i) = best else {
-            self.out.push(Action::Release {
-                campaign: id.to_owned(),
-                attempt: claim.attempt_id,
-                member: claim.member_id,
-                not_before: None,
-            });
+            self.release_claim(id, &claim, None);
             return;
         };
         let gw_idx = route.index;
@@ -908,6 +904,7 @@ impl Core {
                 completing: false,
                 reconciling: false,
                 result: None,
+                note: None,
                 deadline: Some(deadline),
             },
         );
@@ -1206,6 +1203,7 @@ impl Core {
             answered_at: call.answered_at,
             hangup_at: Some(hangup_at),
             talk_secs: talk,
+            note: call.note.clone(),
         };
         self.out.push(Action::Complete {
             campaign: call.campaign.clone(),

@@ -27,6 +27,8 @@ pub struct DemoOptions {
     pub esl: Option<(String, String)>,
     pub campaign: PathBuf,
     pub members: PathBuf,
+    /// Scenario of the in-process simulated switch.
+    pub scenario: Option<PathBuf>,
     /// Simulated seconds per real second (the engine's clock runs at the same speed).
     pub speed: f64,
     /// Show a live progress line on stderr.
@@ -43,6 +45,7 @@ impl Default for DemoOptions {
             esl: None,
             campaign: root.join("fixtures/campaigns/demo.toml"),
             members: root.join("fixtures/demo/members.json"),
+            scenario: Some(root.join("fixtures/sim/demo.toml")),
             speed: 100.0,
             progress: true,
             timeout: Duration::from_secs(300),
@@ -57,6 +60,9 @@ pub struct DemoReport {
     pub counters: Counters,
     pub elapsed: Duration,
     pub final_state: Option<CampaignState>,
+    /// The campaign's id and the store it ran on (to read member and attempt records afterwards).
+    pub campaign: String,
+    pub store: Store,
 }
 
 impl DemoReport {
@@ -149,6 +155,7 @@ pub async fn run(
         None => {
             let cfg = sim::server::ServerConfig {
                 speed: opts.speed,
+                scenario: opts.scenario.clone(),
                 switch: sim::model::Config {
                     max_sessions: 10_000,
                     sessions_per_second: 1000,
@@ -256,5 +263,7 @@ pub async fn run(
         counters,
         elapsed,
         final_state,
+        campaign: id,
+        store,
     })
 }

@@ -1,5 +1,6 @@
 //! The dialing engine: claim → originate → track → classify → reschedule.
 //!
+//! - [`callflow`]: running a campaign's callflow on an answered call, injection-safe.
 //! - [`originate`]: the originate command for one attempt, with escaping member data cannot break.
 //! - [`state`]: campaign states and their history.
 //! - [`pacing`]: local token buckets.
@@ -8,6 +9,7 @@
 //! - [`clock`]: real or sped-up time.
 //! - [`demo`]: `fsdialer demo`, the embedded default end to end.
 
+pub mod callflow;
 pub mod clock;
 pub mod core;
 pub mod demo;
@@ -16,7 +18,25 @@ pub mod pacing;
 pub mod shell;
 pub mod state;
 
-/// The callflow runner the engine uses for answered calls (none until `engine::callflow` lands).
+/// The callflow runner the engine uses for answered calls: [`callflow::run`] with the member's name, number and
+/// variables; the flow's `result {success}` decides the attempt's class.
 pub fn default_callflow() -> Option<shell::CallflowStarter> {
-    None
+    let starter: shell::CallflowStarter = std::sync::Arc::new(|job: shell::CallflowJob| {
+        Box::pin(async move {
+            let Some(flow) = job.campaign.callflow() else {
+                return shell::CallflowReport::default();
+            };
+            let ctx = callflow::CallContext::new(job.claim.name.clone(), job.claim.number.clone())
+                .with_variables(job.claim.variables.clone());
+            let mut events = job.events;
+            let outcome = callflow::run(&job.client, job.uuid, flow, &ctx, &mut events).await;
+            tracing::debug!(attempt = %job.uuid, ended = ?outcome.ended, result = ?outcome.result, "callflow ended");
+            shell::CallflowReport {
+                result: outcome.result,
+                error: outcome.error.as_ref().map(|e| format!("{e:?}")),
+                note: serde_json::to_string(&outcome).ok(),
+            }
+        })
+    });
+    Some(starter)
 }

@@ -50,6 +50,7 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
     "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE",
     "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_BRIDGE",
     "DTMF",
     "BACKGROUND_JOB",
 ];
@@ -60,12 +61,20 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Runs a campaign's callflow on an answered call and reports its `result` (see `engine::callflow`).
-pub type CallflowStarter = Arc<
-    dyn Fn(CallflowJob) -> futures::future::BoxFuture<'static, (Option<bool>, Option<String>)>
-        + Send
-        + Sync,
->;
+/// Runs a campaign's callflow on an answered call and reports on it (see `engine::callflow`).
+pub type CallflowStarter =
+    Arc<dyn Fn(CallflowJob) -> futures::future::BoxFuture<'static, CallflowReport> + Send + Sync>;
+
+/// What a callflow runner reports when the flow is over.
+#[derive(Debug, Clone, Default)]
+pub struct CallflowReport {
+    /// The flow's `result {success}`, if it ran one: it decides the attempt's class.
+    pub result: Option<bool>,
+    /// The failing step, if one failed.
+    pub error: Option<String>,
+    /// A summary recorded with the attempt (compact JSON).
+    pub note: Option<String>,
+}
 
 /// What a callflow runner gets for one call.
 pub struct CallflowJob {
@@ -340,6 +349,7 @@ impl Runner {
             } => {
                 let client = self.client(switch);
                 lock(&self.shared.gateway_of).insert(attempt, gateway.clone());
+                metrics::counter!("fsdialer_originates_total").increment(1);
                 tokio::spawn(async move {
                     if let Some(limit) = gateway_limit {
                         let now = clock.now();
@@ -415,6 +425,12 @@ impl Runner {
                     return;
                 };
                 let gw = lock(&self.shared.gateway_of).remove(&result.attempt_id);
+                metrics::counter!(
+                    "fsdialer_hangups_total",
+                    "cause" => result.cause.clone(),
+                    "class" => result.class.as_str()
+                )
+                .increment(1);
                 tokio::spawn(async move {
                     let policy = policy_of(&valid);
                     let attempt = result.attempt_id;
@@ -444,17 +460,18 @@ impl Runner {
                         uuid: attempt,
                         result: None,
                         error: Some("no callflow runner or switch".into()),
+                        note: None,
                     }));
                     return;
                 };
                 let Some(claim) = self.core.calls().get(&attempt).map(|c| c.claim.clone()) else {
                     return;
                 };
-                let (etx, erx) = mpsc::channel(64);
+                let (etx, erx) = mpsc::channel(1024);
                 lock(&self.shared.flows).insert(attempt, etx);
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
-                    let (result, error) = starter(CallflowJob {
+                    let report = starter(CallflowJob {
                         client,
                         uuid: attempt,
                         campaign: valid,
@@ -466,8 +483,9 @@ impl Runner {
                     let _ = tx
                         .send(Msg::Input(Input::CallflowDone {
                             uuid: attempt,
-                            result,
-                            error,
+                            result: report.result,
+                            error: report.error,
+                            note: report.note,
                         }))
                         .await;
                 });

@@ -18,6 +18,7 @@
 //! talk_ms = 30000
 //! hangup_cause = "NORMAL_CLEARING"
 //! digits = "1#"
+//! missing_files = "^/nonexistent/"  # playback of a matching path answers FILE NOT FOUND
 //! [default]               # random profile for numbers no rule matches
 //! answer_rate = 0.6
 //! ring_ms = [1000, 8000]  # uniform range
@@ -140,6 +141,9 @@ struct ProfileFile {
 struct ScenarioFile {
     #[serde(default)]
     seed: Option<u64>,
+    /// Regex of `playback` paths that do not exist (FreeSWITCH answers `FILE NOT FOUND`).
+    #[serde(default)]
+    missing_files: Option<String>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -156,6 +160,7 @@ struct Rule {
 #[derive(Debug)]
 pub struct Scenario {
     rules: Vec<Rule>,
+    missing_files: Option<Regex>,
     profile: Option<ProfileFile>,
     rng: StdRng,
 }
@@ -171,6 +176,7 @@ impl Scenario {
     pub fn builtin() -> Scenario {
         Scenario {
             rules: Vec::new(),
+            missing_files: None,
             profile: None,
             rng: StdRng::seed_from_u64(0),
         }
@@ -220,11 +226,26 @@ impl Scenario {
                 check_cause("[default].causes", c)?;
             }
         }
+        let missing_files = match &file.missing_files {
+            None => None,
+            Some(pattern) => Some(Regex::new(pattern).map_err(|e| ScenarioError::Invalid {
+                place: "missing_files".into(),
+                message: format!("invalid regex {pattern:?}: {e}"),
+            })?),
+        };
         Ok(Scenario {
             rules,
+            missing_files,
             profile: file.default,
             rng: StdRng::seed_from_u64(file.seed.unwrap_or(0)),
         })
+    }
+
+    /// Whether a `playback` of `path` finds no file.
+    pub fn file_missing(&self, path: &str) -> bool {
+        self.missing_files
+            .as_ref()
+            .is_some_and(|r| r.is_match(path))
     }
 
     /// The outcome for a call to `destination`.
@@ -453,6 +474,20 @@ mod tests {
                 ring_ms: 0,
                 cause: "USER_BUSY".into()
             }
+        );
+    }
+
+    #[test]
+    fn missing_files_name_the_playbacks_that_find_no_file() {
+        let s = Scenario::from_toml("missing_files = \"^/nonexistent/\"").unwrap();
+        assert!(s.file_missing("/nonexistent/a.wav"));
+        assert!(!s.file_missing("ivr/hello.wav"));
+        assert!(!Scenario::builtin().file_missing("/nonexistent/a.wav"));
+        let e = Scenario::from_toml("missing_files = \"(\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("scenario missing_files: invalid regex"),
+            "{e}"
         );
     }
 

@@ -31,10 +31,14 @@
 //! - One claim promotes at most [`rules::PROMOTE_CAP`] members from "due later" to the ready order and examines at
 //!   most `max_n + `[`rules::EXAMINE_EXTRA`] members, bounding each script's run time; with more members becoming
 //!   due at once, the order among them is exact only within each promoted batch.
+//! - A claim whose `member_order` differs from the one the ready order is ranked by re-ranks every due member in
+//!   that one script (O(due members)); a campaign should keep its order, or change it while few members are due.
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
+mod docs;
 mod error;
+mod health;
 mod ids;
 pub mod local_redis;
 mod memory;
@@ -166,10 +170,14 @@ impl Store {
         node: &str,
         lease: Duration,
     ) -> StoreResult<ClaimBatch> {
-        dispatch!(
+        let batch = dispatch!(
             self,
             claim(campaign, policy, schedule, now, max_n, node, lease)
-        )
+        )?;
+        for (member, cause) in &batch.ended {
+            tracing::debug!(campaign, member = member.0, cause, "member ended at claim");
+        }
+        Ok(batch)
     }
 
     /// Applies an attempt's final result (SPEC §4), exactly once.
@@ -212,8 +220,10 @@ impl Store {
         dispatch!(self, release(campaign, member, attempt, not_before, now))
     }
 
-    /// Extends the leases of `node`'s attempts to `now + lease`; returns the attempts that are no longer this
-    /// node's (completed, recovered after expiry): their calls should be dropped.
+    /// Extends the leases of `node`'s attempts to `now + lease`; returns the attempts whose calls should be
+    /// dropped (hung up and forgotten): those no longer this node's (completed, recovered after expiry), and those
+    /// whose member was terminated through the API while in the call — completed here with cause
+    /// `MANAGER_REQUEST`, class minus, so the member ends with MANAGER_REQUEST at the engine's next renewal.
     pub async fn renew(
         &self,
         campaign: &str,
@@ -234,7 +244,18 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<Recovered>> {
-        dispatch!(self, recover_expired(campaign, policy, schedule, now, max))
+        let recovered = dispatch!(self, recover_expired(campaign, policy, schedule, now, max))?;
+        for r in &recovered {
+            tracing::info!(
+                campaign,
+                attempt = %r.attempt_id,
+                member = r.member_id.0,
+                node = %r.node,
+                fate = ?r.fate,
+                "attempt lease expired: counted as lost_attempt"
+            );
+        }
+        Ok(recovered)
     }
 
     /// The campaign's slots in use (unexpired leases), across all nodes.
@@ -323,6 +344,7 @@ mod tests {
             answered_at: None,
             hangup_at: None,
             talk_secs: 0,
+            note: None,
         };
         is_send(s.add("c", &[], now));
         is_send(s.claim("c", &p, &Always, now, 1, "n", Duration::from_secs(1)));

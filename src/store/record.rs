@@ -470,6 +470,22 @@ mod tests {
     }
 
     #[test]
+    fn attempt_log_lines_parse_with_absent_fields_and_a_node_last() {
+        let line = "e502fd8a-80a1-4395-92fc-e387f1436cf9|3|1|1709546400040||1709546401000|0|USER_BUSY|retry||0|1709546460000|1709546401000|node-a";
+        let e = LogEntry::parse_line(line).unwrap();
+        assert_eq!(
+            (e.no, e.k, e.m, e.an, e.hu),
+            (3, 1, 1_709_546_400_040, None, Some(1_709_546_401_000))
+        );
+        assert_eq!(
+            (e.c.as_str(), e.cl.as_str(), e.fe.clone(), e.fd),
+            ("USER_BUSY", "retry", None, Some(1_709_546_460_000))
+        );
+        assert_eq!(e.g, "node-a");
+        assert!(LogEntry::parse_line("too|few|fields").is_err());
+    }
+
+    #[test]
     fn campaign_names_with_braces_are_refused() {
         assert!(check_campaign("c{1}").is_err());
         assert!(check_campaign("").is_err());
@@ -486,7 +502,7 @@ mod tests {
     }
 }
 
-/// One attempt as both backends record it (short keys: Redis keeps these lines in the member's hash).
+/// One attempt as both backends record it (Redis keeps it as one `|`-separated line, see [`LogEntry::parse_line`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// attempt id
@@ -522,9 +538,83 @@ pub struct LogEntry {
     pub fd: Option<i64>,
     /// applied at, ms
     pub at: i64,
+    /// the result's note (callflow outcome), if any
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nt: Option<String>,
+}
+
+/// Escapes a note for the `|`-separated attempt log line: `%`, `|`, `\r` and `\n` become `%25`, `%7C`, `%0D`,
+/// `%0A`.
+pub fn escape_note(note: &str) -> String {
+    let mut out = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            '\n' => out.push_str("%0A"),
+            '\r' => out.push_str("%0D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reverses [`escape_note`].
+pub fn unescape_note(text: &str) -> String {
+    text.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%7C", "|")
+        .replace("%25", "%")
 }
 
 impl LogEntry {
+    /// Reads one line of a member's attempt log as the Redis scripts write it:
+    /// `attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node` (empty = absent; the
+    /// note is escaped with [`escape_note`] so it holds no `|` or line break; the node comes last because it is the
+    /// only other free-form part). Lines written before notes existed have 14 fields and no note.
+    pub fn parse_line(line: &str) -> Result<LogEntry, String> {
+        let f: Vec<&str> = line.splitn(15, '|').collect();
+        if f.len() != 14 && f.len() != 15 {
+            return Err(format!(
+                "attempt log line with {} fields: {line:?}",
+                f.len()
+            ));
+        }
+        let int = |i: usize| -> Result<i64, String> {
+            parse_int(f[i])
+                .ok_or_else(|| format!("attempt log field {i}: not an integer: {:?}", f[i]))
+        };
+        let opt = |i: usize| -> Result<Option<i64>, String> {
+            if f[i].is_empty() {
+                Ok(None)
+            } else {
+                int(i).map(Some)
+            }
+        };
+        Ok(LogEntry {
+            i: uuid::Uuid::parse_str(f[0])
+                .map_err(|e| format!("attempt log id {:?}: {e}", f[0]))?,
+            no: int(1)? as u32,
+            k: int(2)? as usize,
+            m: int(3)?,
+            an: opt(4)?,
+            hu: opt(5)?,
+            ts: int(6)? as u32,
+            c: f[7].to_string(),
+            cl: f[8].to_string(),
+            fe: (!f[9].is_empty()).then(|| f[9].to_string()),
+            fs: int(10)? as u8,
+            fd: opt(11)?,
+            at: int(12)?,
+            nt: if f.len() == 15 && !f[13].is_empty() {
+                Some(unescape_note(f[13]))
+            } else {
+                None
+            },
+            g: f[f.len() - 1].to_string(),
+        })
+    }
+
     /// The API view, given the member it belongs to.
     pub fn to_record(
         &self,
@@ -560,6 +650,7 @@ impl LogEntry {
                 .ok_or_else(|| format!("attempt {}: unknown class {:?}", self.i, self.cl))?,
             fate,
             completed_at: from_ms(self.at),
+            note: self.nt.clone(),
         })
     }
 }

@@ -105,6 +105,9 @@ pub struct AttemptResult {
     pub answered_at: Option<DateTime<Utc>>,
     pub hangup_at: Option<DateTime<Utc>>,
     pub talk_secs: u32,
+    /// What happened on the answered call beyond its cause (the callflow's result, how it ended, a failing
+    /// step), as compact JSON; recorded with the attempt.
+    pub note: Option<String>,
 }
 
 /// Where a member stands after an applied result.
@@ -258,6 +261,8 @@ pub struct AttemptRecord {
     pub answer_at: Option<DateTime<Utc>>,
     pub hangup_at: Option<DateTime<Utc>>,
     pub talk_secs: u32,
+    /// The note given with the result (see [`AttemptResult::note`]).
+    pub note: Option<String>,
     pub cause: String,
     pub class: CauseClass,
     /// What it did to the member.

@@ -233,6 +233,13 @@ impl Switch {
                     self.reenter_park(uuid);
                 }
             }
+            "playback" if self.scenario.file_missing(arg) => {
+                self.begin_app(uuid, "playback", arg, &au, false);
+                self.finish_app(uuid, "FILE NOT FOUND");
+                if parked {
+                    self.reenter_park(uuid);
+                }
+            }
             "playback" | "sleep" | "play_and_get_digits" => {
                 let ms = match app_l.as_str() {
                     "sleep" => atoi(arg).max(0) as u64,
@@ -326,6 +333,9 @@ impl Switch {
         }
         let (app, arg) = (app.clone(), arg.clone());
         let mut response = String::new();
+        if app == "playback" {
+            response = "FILE PLAYED".into();
+        }
         if app == "play_and_get_digits" {
             let digits = self.scripted_digits(ch);
             let parts: Vec<&str> = arg.split_whitespace().collect();
@@ -413,14 +423,25 @@ impl Switch {
                 );
             }
             Err(cause) => {
+                let mut running = (String::new(), String::new());
                 if let Some(ch) = self.channels.get_mut(from) {
                     ch.vars.add("originate_disposition", &cause);
-                    ch.activity = Activity::Idle;
+                    ch.vars.add("originate_failed_cause", &cause);
+                    if let Activity::Bridged { app_uuid, arg } =
+                        std::mem::replace(&mut ch.activity, Activity::Idle)
+                    {
+                        running = (app_uuid, arg);
+                    }
                 }
-                let post = [
-                    ("Application", "bridge"),
-                    ("Application-Response", cause.as_str()),
-                ];
+                let (app_uuid, arg) = running;
+                let mut post = vec![("Application", "bridge")];
+                if !arg.is_empty() {
+                    post.push(("Application-Data", arg.as_str()));
+                }
+                post.push(("Application-Response", cause.as_str()));
+                if !app_uuid.is_empty() {
+                    post.push(("Application-UUID", app_uuid.as_str()));
+                }
                 self.fire("CHANNEL_EXECUTE_COMPLETE", from, EXEC_DONE, &[], &post);
                 self.reenter_park(from);
             }

@@ -55,6 +55,10 @@ pub(super) struct Rec {
 
 impl Rec {
     pub fn view(&self) -> Member {
+        let mut communications = crate::store::record::communications(&self.data, &self.nums);
+        if let Some(c) = self.cur.as_ref().and_then(|c| communications.get_mut(c.k)) {
+            c.state = CommState::Active;
+        }
         Member {
             id: MemberId(self.id),
             name: self.data.n.clone(),
@@ -62,7 +66,7 @@ impl Rec {
             timezone: self.tz.clone(),
             expire: self.expire.map(from_ms),
             variables: self.data.v.clone(),
-            communications: crate::store::record::communications(&self.data, &self.nums),
+            communications,
             external_id: self.ext.clone(),
             state: match self.st {
                 St::Ready | St::Waiting => MemberState::Waiting,
@@ -182,6 +186,8 @@ impl Camp {
     }
 
     pub fn add(&mut self, items: Vec<Prepared>, now: i64) -> Vec<AddOutcome> {
+        // The ready order starts ranked by the default member order (a claim with another order re-ranks it).
+        self.order.get_or_insert_default();
         let mut out = Vec::with_capacity(items.len());
         for p in items {
             if let Some(tz) = &p.tz {
@@ -357,6 +363,12 @@ impl Camp {
                         self.finish(id, QUEUE_EXPIRE, false);
                         ended.push((MemberId(id), QUEUE_EXPIRE.to_string()));
                     }
+                    // It would only be callable after it expires.
+                    Some(at) if rec.expire.is_some_and(|x| x <= at) => {
+                        self.cnt.waiting -= 1;
+                        self.finish(id, MEMBER_EXPIRED, false);
+                        ended.push((MemberId(id), MEMBER_EXPIRED.to_string()));
+                    }
                     Some(at) => self.schedule(id, at, now),
                 }
                 continue;
@@ -371,7 +383,6 @@ impl Camp {
             let rec = self.members.get_mut(&id).expect("ready member exists");
             rec.st = St::Active;
             rec.attempts += 1;
-            rec.nums[k].state = CommState::Active;
             rec.cur = Some(Current {
                 attempt,
                 node: node.to_string(),
@@ -413,6 +424,7 @@ impl Camp {
         answered: Option<i64>,
         hangup: Option<i64>,
         talk: u32,
+        note: Option<&str>,
         now: i64,
     ) -> MemberFate {
         let rec = self.members.get_mut(&id).expect("caller checked");
@@ -503,6 +515,7 @@ impl Camp {
             fs: 0,
             fd: None,
             at: now,
+            nt: note.map(str::to_owned),
         };
         match end {
             Some((c, success)) => {
@@ -556,6 +569,7 @@ impl Camp {
             r.answered_at.map(ms),
             r.hangup_at.map(ms),
             r.talk_secs,
+            r.note.as_deref(),
             now,
         ))
     }
@@ -600,6 +614,7 @@ impl Camp {
                 None,
                 None,
                 0,
+                None,
                 now,
             );
             out.push(Recovered {
@@ -612,16 +627,48 @@ impl Camp {
         out
     }
 
+    /// Extends this node's leases; returns the calls to drop: attempts no longer this node's, and attempts whose
+    /// member was terminated while in the call (completed here with MANAGER_REQUEST, class minus).
     pub fn renew(&mut self, node: &str, attempts: &[Uuid], now: i64, lease_ms: i64) -> Vec<Uuid> {
         let mut lost = Vec::new();
         for a in attempts {
-            match self.active.get_mut(a) {
-                Some(l) if l.node == node && l.expiry > now => {
-                    self.leases.remove(&(l.expiry, *a));
-                    l.expiry = now + lease_ms;
-                    self.leases.insert((l.expiry, *a));
-                }
-                _ => lost.push(*a),
+            let (member, valid) = match self.active.get(a) {
+                Some(l) if l.node == node && l.expiry > now => (l.member, true),
+                _ => (0, false),
+            };
+            if !valid {
+                lost.push(*a);
+                continue;
+            }
+            let terminated = self
+                .members
+                .get(&member)
+                .is_some_and(|r| r.q && r.cur.as_ref().is_some_and(|c| c.attempt == *a));
+            if terminated {
+                let closed = TzPoint {
+                    open: false,
+                    next_now: None,
+                    next_wait: None,
+                };
+                self.apply(
+                    &QueuePolicy::default(),
+                    closed,
+                    member,
+                    MANAGER_REQUEST,
+                    CauseClass::Minus,
+                    None,
+                    Some(now),
+                    0,
+                    None,
+                    now,
+                );
+                lost.push(*a);
+                continue;
+            }
+            if let Some(l) = self.active.get_mut(a) {
+                self.leases.remove(&(l.expiry, *a));
+                l.expiry = now + lease_ms;
+                self.leases.insert((l.expiry, *a));
             }
         }
         lost
@@ -637,11 +684,10 @@ impl Camp {
         let Some(rec) = self.members.get_mut(&member) else {
             return ReleaseOutcome::NotCurrent;
         };
-        let Some(cur) = rec.cur.take_if(|c| c.attempt == attempt) else {
+        let Some(_) = rec.cur.take_if(|c| c.attempt == attempt) else {
             return ReleaseOutcome::NotCurrent;
         };
         rec.attempts -= 1;
-        rec.nums[cur.k].state = CommState::Idle;
         let due = not_before.map_or(rec.due, |nb| nb.max(rec.due));
         let q = rec.q;
         self.drop_lease(&attempt);

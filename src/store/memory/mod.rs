@@ -34,6 +34,8 @@ struct Inner {
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     ids: AttemptIds,
+    /// Campaign documents (see `store::docs`): id → JSON.
+    pub(in crate::store) docs: Mutex<BTreeMap<String, String>>,
 }
 
 fn tz_points(
@@ -104,6 +106,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Mutex::default(),
             ids,
+            docs: Mutex::default(),
         }
     }
 
@@ -473,5 +476,30 @@ impl MemoryStore {
         g.camps.remove(campaign);
         g.buckets.remove(&format!("c:{campaign}"));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_starts_full_refills_at_the_rate_and_never_exceeds_the_burst() {
+        let (st, got) = bucket_step(None, 2.0, 3.0, 5, 1_000);
+        assert_eq!(got, 3);
+        let (st, got) = bucket_step(Some(st), 2.0, 3.0, 5, 1_400);
+        assert_eq!(got, 0, "0.8 tokens is not a whole one");
+        let (st, got) = bucket_step(Some(st), 2.0, 3.0, 5, 1_500);
+        assert_eq!(got, 1);
+        let (_, got) = bucket_step(Some(st), 2.0, 3.0, 5, 60_000);
+        assert_eq!(got, 3, "capped at the burst");
+    }
+
+    #[test]
+    fn a_clock_going_backwards_does_not_mint_tokens() {
+        let (st, _) = bucket_step(None, 1.0, 1.0, 1, 10_000);
+        let (st2, got) = bucket_step(Some(st), 1.0, 1.0, 1, 5_000);
+        assert_eq!(got, 0);
+        assert_eq!(st2.1, 10_000);
     }
 }

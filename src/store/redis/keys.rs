@@ -35,6 +35,9 @@ pub fn campaign_bucket(campaign: &str) -> String {
 /// The set of known campaign names (global, outside any campaign's slot).
 pub const CAMPAIGNS: &str = "dlr:campaigns";
 
+/// Campaign documents saved by the API (hash: campaign id → JSON; see `store::docs`).
+pub const CAMPAIGN_DOCS: &str = "dlr:campaign_docs";
+
 #[cfg(test)]
 mod tests {
     use super::*;

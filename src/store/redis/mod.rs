@@ -20,6 +20,7 @@
 //! | `dlr:{C}:cps` | hash | the campaign's calls-per-second bucket (`t` tokens, `ts` last ms) |
 //! | `dlr:{gw:G}:slots` / `:cps` | zset / hash | a gateway's slots (attempt → lease expiry) and bucket |
 //! | `dlr:campaigns` | set | campaign names |
+//! | `dlr:campaign_docs` | hash | campaign id → the campaign document the API saved (`store::docs`) |
 //!
 //! # Operations
 //! Every operation is one Lua script (`lua/*.lua`, each prefixed by `lua/prelude.lua`), hence atomic and one round
@@ -28,6 +29,11 @@
 //! timezone it was not given changes nothing and names it; the call is repeated with it (once per new timezone).
 //! Scripts address member keys they derive from `KEYS[1]` (the campaign prefix); all share the hash tag, so this
 //! works on Redis Cluster too.
+//!
+//! Scripts start with `#!lua`, so a Redis that is out of memory refuses a writing script before it runs rather than
+//! at its first write; read-only scripts carry `flags=no-writes`. Each script reads and checks what it needs before
+//! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a field no version of
+//! this store wrote) could leave a batch partly applied.
 
 pub mod keys;
 mod reply;
@@ -44,7 +50,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use reply::{FateReply, list, parse};
+use reply::{list, parse, resp};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -79,8 +85,13 @@ struct Scripts {
 
 impl Scripts {
     fn new() -> Scripts {
-        let with = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
-        let with_replace = |body: &str| Script::new(&format!("{PRELUDE}\n{REPLACE}\n{body}"));
+        // `#!lua` makes Redis check memory before the script runs: out of memory, a writing script is refused
+        // whole instead of failing at its first write. Read-only scripts say so and still run.
+        let with = |body: &str| Script::new(&format!("#!lua\n{PRELUDE}\n{body}"));
+        let read_only =
+            |body: &str| Script::new(&format!("#!lua flags=no-writes\n{PRELUDE}\n{body}"));
+        let with_replace =
+            |body: &str| Script::new(&format!("#!lua\n{PRELUDE}\n{REPLACE}\n{body}"));
         Scripts {
             claim: with(include_str!("lua/claim.lua")),
             complete: with(include_str!("lua/complete.lua")),
@@ -92,8 +103,8 @@ impl Scripts {
             delete: with(include_str!("lua/delete.lua")),
             terminate: with(include_str!("lua/terminate.lua")),
             reset: with(include_str!("lua/reset.lua")),
-            list: with(include_str!("lua/list.lua")),
-            get: with(include_str!("lua/get.lua")),
+            list: read_only(include_str!("lua/list.lua")),
+            get: read_only(include_str!("lua/get.lua")),
             gw_acquire: Script::new(include_str!("lua/gw_acquire.lua")),
             gw_renew: Script::new(include_str!("lua/gw_renew.lua")),
             bucket: Script::new(include_str!("lua/bucket.lua")),
@@ -132,11 +143,6 @@ fn policy_json(p: &QueuePolicy) -> String {
 
 fn opt_ms(v: Option<DateTime<Utc>>) -> i64 {
     v.map_or(-1, ms)
-}
-
-#[derive(Deserialize)]
-struct Need {
-    need: Vec<String>,
 }
 
 /// Arguments of one script call: the ARGV before and after the timezone map.
@@ -222,7 +228,7 @@ impl RedisStore {
         schedule: &dyn Schedule,
         now: i64,
         wait_ms: i64,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<redis::Value> {
         for _ in 0..4 {
             let tz = self.tz_json(call.campaign, schedule, now, wait_ms);
             let mut inv = call.script.key(keys::campaign_prefix(call.campaign));
@@ -233,13 +239,17 @@ impl RedisStore {
             for a in &call.after {
                 inv.arg(a);
             }
-            let out: String = inv
+            let out: redis::Value = inv
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(StoreError::redis(call.op))?;
-            if out.starts_with("{\"need\":") {
-                let need: Need = parse(call.op, &out)?;
-                self.remember_tzs(call.campaign, need.need.iter().map(String::as_str));
+            if let Some(need) = resp::need(&out) {
+                tracing::debug!(
+                    campaign = call.campaign,
+                    ?need,
+                    "script asked for more timezones"
+                );
+                self.remember_tzs(call.campaign, need.iter().map(String::as_str));
                 continue;
             }
             return Ok(out);
@@ -333,23 +343,33 @@ impl RedisStore {
         for a in args {
             inv.arg(a);
         }
-        let out: String = inv
+        let out: redis::Value = inv
             .invoke_async(&mut self.conn())
             .await
             .map_err(StoreError::redis("add"))?;
-        #[derive(Deserialize)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            v: Vec<(String, u64)>,
-        }
-        let r: R = parse("add", &out)?;
-        r.v.into_iter()
-            .map(|(code, id)| match code.as_str() {
-                "a" => Ok(AddOutcome::Added(MemberId(id))),
-                "u" => Ok(AddOutcome::Updated(MemberId(id))),
-                "c" => Ok(AddOutcome::InCall(MemberId(id))),
+        const OP: &str = "add";
+        let v = resp::array(OP, &out)?;
+        let mut next_new = resp::int(OP, &resp::at(OP, v, 0)?)? as u64;
+        let codes = resp::string(OP, &resp::at(OP, v, 1)?)?;
+        let mut upserts = v[2..].iter();
+        let mut upsert = || -> StoreResult<MemberId> {
+            let id = upserts.next().ok_or_else(|| StoreError::Corrupt {
+                op: OP,
+                detail: "fewer upsert ids than upserts".into(),
+            })?;
+            Ok(MemberId(resp::int(OP, id)? as u64))
+        };
+        codes
+            .chars()
+            .map(|code| match code {
+                'a' => {
+                    next_new += 1;
+                    Ok(AddOutcome::Added(MemberId(next_new - 1)))
+                }
+                'u' => Ok(AddOutcome::Updated(upsert()?)),
+                'c' => Ok(AddOutcome::InCall(upsert()?)),
                 other => Err(StoreError::Corrupt {
-                    op: "add",
+                    op: OP,
                     detail: format!("unknown add outcome {other:?}"),
                 }),
             })
@@ -646,58 +666,56 @@ impl RedisStore {
                 policy.wait_ms(),
             )
             .await?;
-        #[derive(Deserialize)]
-        #[allow(clippy::type_complexity)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            c: Vec<(
-                uuid::Uuid,
-                u64,
-                u32,
-                usize,
-                String,
-                String,
-                String,
-                String,
-                i64,
-            )>,
-            #[serde(deserialize_with = "list")]
-            e: Vec<(u64, String)>,
-        }
-        let r: R = parse("claim", &out)?;
-        let mut claims = Vec::with_capacity(r.c.len());
-        for (attempt_id, id, attempt_no, k, name, vars, comms, z, priority) in r.c {
-            let data = reply::static_data(name, Some(&vars), &comms).map_err(|detail| {
-                StoreError::Corrupt {
-                    op: "claim",
-                    detail,
-                }
-            })?;
+        const OP: &str = "claim";
+        let top = resp::array(OP, &out)?;
+        let (claimed, ended) = (resp::at(OP, top, 0)?, resp::at(OP, top, 1)?);
+        let claimed = resp::array(OP, &claimed)?;
+        let mut claims = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let c = resp::array(OP, c)?;
+            let f = |i| resp::at(OP, c, i);
+            let id = resp::int(OP, &f(1)?)? as u64;
+            let k = resp::int(OP, &f(3)?)? as usize;
+            let vars = resp::string(OP, &f(5)?)?;
+            let data = reply::static_data(
+                resp::string(OP, &f(4)?)?,
+                Some(&vars),
+                &resp::string(OP, &f(6)?)?,
+            )
+            .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
             let number =
                 data.c
                     .get(k)
                     .map(|c| c.number.clone())
                     .ok_or_else(|| StoreError::Corrupt {
-                        op: "claim",
+                        op: OP,
                         detail: format!("member {id}: no number #{k}"),
                     })?;
+            let z = resp::string(OP, &f(7)?)?;
             claims.push(Claim {
-                attempt_id,
+                attempt_id: resp::uuid(OP, &f(0)?)?,
                 member_id: MemberId(id),
-                attempt_no,
+                attempt_no: resp::int(OP, &f(2)?)? as u32,
                 comm_index: k,
                 number,
                 name: data.n,
                 timezone: (!z.is_empty()).then_some(z),
                 variables: data.v,
-                priority,
+                priority: resp::int(OP, &f(8)?)?,
                 lease_until: from_ms(now + lease),
             });
         }
-        Ok(ClaimBatch {
-            claims,
-            ended: r.e.into_iter().map(|(id, c)| (MemberId(id), c)).collect(),
-        })
+        let ended = resp::array(OP, &ended)?
+            .iter()
+            .map(|e| {
+                let e = resp::array(OP, e)?;
+                Ok((
+                    MemberId(resp::int(OP, &resp::at(OP, e, 0)?)? as u64),
+                    resp::string(OP, &resp::at(OP, e, 1)?)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(ClaimBatch { claims, ended })
     }
 
     pub async fn complete(
@@ -739,16 +757,20 @@ impl RedisStore {
         let now = ms(now);
         let mut outcomes = Vec::with_capacity(results.len());
         for chunk in results.chunks(COMPLETE_CHUNK) {
-            let mut after = Vec::with_capacity(chunk.len() * 7);
+            let mut after = Vec::with_capacity(chunk.len() * 8);
             for r in chunk {
                 after.extend([
                     r.attempt_id.to_string(),
                     r.member_id.0.to_string(),
                     r.cause.clone(),
                     class_code(r.class).to_string(),
-                    opt_ms(r.answered_at).to_string(),
-                    opt_ms(r.hangup_at).to_string(),
+                    r.answered_at.map(|t| ms(t).to_string()).unwrap_or_default(),
+                    r.hangup_at.map(|t| ms(t).to_string()).unwrap_or_default(),
                     r.talk_secs.to_string(),
+                    r.note
+                        .as_deref()
+                        .map(record::escape_note)
+                        .unwrap_or_default(),
                 ]);
             }
             let out = self
@@ -765,34 +787,20 @@ impl RedisStore {
                     policy.wait_ms(),
                 )
                 .await?;
-            #[derive(Deserialize)]
-            struct One {
-                r: String,
-                f: Option<FateReply>,
-            }
-            #[derive(Deserialize)]
-            struct R {
-                #[serde(deserialize_with = "list")]
-                v: Vec<One>,
-            }
-            let r: R = parse("complete", &out)?;
-            if r.v.len() != chunk.len() {
+            const OP: &str = "complete";
+            let v = resp::array(OP, &out)?;
+            if v.len() != chunk.len() {
                 return Err(StoreError::Corrupt {
-                    op: "complete",
-                    detail: format!("{} outcomes for {} results", r.v.len(), chunk.len()),
+                    op: OP,
+                    detail: format!("{} outcomes for {} results", v.len(), chunk.len()),
                 });
             }
-            for one in r.v {
-                outcomes.push(match (one.r.as_str(), one.f) {
-                    ("applied", Some(f)) => CompleteOutcome::Applied(f.into_fate()?),
-                    ("duplicate", _) => CompleteOutcome::Duplicate,
-                    ("not_current", _) => CompleteOutcome::NotCurrent,
-                    (other, _) => {
-                        return Err(StoreError::Corrupt {
-                            op: "complete",
-                            detail: format!("unknown outcome {other:?}"),
-                        });
-                    }
+            for one in v {
+                let code = resp::string(OP, &resp::at(OP, resp::array(OP, one)?, 0)?)?;
+                outcomes.push(match code.as_str() {
+                    "dup" => CompleteOutcome::Duplicate,
+                    "nc" => CompleteOutcome::NotCurrent,
+                    _ => CompleteOutcome::Applied(resp::fate(OP, one)?),
                 });
             }
         }
@@ -888,19 +896,16 @@ impl RedisStore {
                 policy.wait_ms(),
             )
             .await?;
-        #[derive(Deserialize)]
-        struct R {
-            #[serde(deserialize_with = "list")]
-            v: Vec<(uuid::Uuid, u64, String, FateReply)>,
-        }
-        let r: R = parse("recover", &out)?;
-        r.v.into_iter()
-            .map(|(attempt_id, id, node, f)| {
+        const OP: &str = "recover";
+        resp::array(OP, &out)?
+            .iter()
+            .map(|r| {
+                let r = resp::array(OP, r)?;
                 Ok(Recovered {
-                    attempt_id,
-                    member_id: MemberId(id),
-                    node,
-                    fate: f.into_fate()?,
+                    attempt_id: resp::uuid(OP, &resp::at(OP, r, 0)?)?,
+                    member_id: MemberId(resp::int(OP, &resp::at(OP, r, 1)?)? as u64),
+                    node: resp::string(OP, &resp::at(OP, r, 2)?)?,
+                    fate: resp::fate(OP, &resp::at(OP, r, 3)?)?,
                 })
             })
             .collect()
@@ -1050,7 +1055,9 @@ impl RedisStore {
         let pattern = format!(
             "{}*",
             keys::campaign_prefix(campaign)
+                .replace('\\', "\\\\")
                 .replace('[', "\\[")
+                .replace(']', "\\]")
                 .replace('?', "\\?")
                 .replace('*', "\\*")
         );

@@ -90,10 +90,23 @@ pub fn member_view(id: u64, fields: &[Value]) -> Result<(Member, StaticData), St
         "e" => MemberState::Ended,
         other => return Err(format!("unknown state {other:?}")),
     };
-    let current_attempt = match field(fields, "a") {
-        Some(a) => Some(uuid::Uuid::parse_str(&a).map_err(|e| format!("attempt id {a:?}: {e}"))?),
-        None => None,
+    let (current_attempt, active_k) = match field(fields, "a").filter(|a| !a.is_empty()) {
+        Some(a) => {
+            let mut parts = a.split('|');
+            let id = parts.next().unwrap_or_default();
+            let k: usize = parts
+                .next()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| format!("active attempt {a:?}: no number index"))?;
+            let id = uuid::Uuid::parse_str(id).map_err(|e| format!("attempt id {id:?}: {e}"))?;
+            (Some(id), Some(k))
+        }
+        None => (None, None),
     };
+    let mut communications = record::communications(&data, &nums);
+    if let Some(c) = active_k.and_then(|k| communications.get_mut(k)) {
+        c.state = CommState::Active;
+    }
     let member = Member {
         id: MemberId(id),
         name: data.n.clone(),
@@ -101,7 +114,7 @@ pub fn member_view(id: u64, fields: &[Value]) -> Result<(Member, StaticData), St
         timezone: field(fields, "z").filter(|z| !z.is_empty()),
         expire: int_field(fields, "x")?.map(from_ms),
         variables: data.v.clone(),
-        communications: record::communications(&data, &nums),
+        communications,
         external_id: field(fields, "e").filter(|e| !e.is_empty()),
         state,
         next_due: if state == MemberState::Waiting {
@@ -123,32 +136,7 @@ pub fn member_view(id: u64, fields: &[Value]) -> Result<(Member, StaticData), St
     Ok((member, data))
 }
 
-/// `{"e": cause, "s": 0|1}` or `{"d": due_ms}` as written by `apply` in the prelude.
-#[derive(Debug, Deserialize)]
-pub struct FateReply {
-    e: Option<String>,
-    #[serde(default)]
-    s: u8,
-    d: Option<i64>,
-}
-
-impl FateReply {
-    pub fn into_fate(self) -> Result<MemberFate, StoreError> {
-        match (self.e, self.d) {
-            (Some(cause), _) => Ok(MemberFate::Ended {
-                cause,
-                success: self.s == 1,
-            }),
-            (None, Some(d)) => Ok(MemberFate::Due(from_ms(d))),
-            _ => Err(StoreError::Corrupt {
-                op: "complete",
-                detail: "fate without end or due".into(),
-            }),
-        }
-    }
-}
-
-/// Parses attempt log lines (one JSON object per line).
+/// Parses attempt log lines (see [`record::LogEntry::parse_line`]).
 pub fn log_lines(
     member: MemberId,
     data: &StaticData,
@@ -157,12 +145,101 @@ pub fn log_lines(
     h.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let e: record::LogEntry = parse("attempts", l)?;
-            e.to_record(member, data)
+            record::LogEntry::parse_line(l)
+                .and_then(|e| e.to_record(member, data))
                 .map_err(|detail| StoreError::Corrupt {
                     op: "attempts",
                     detail,
                 })
         })
         .collect()
+}
+
+/// Reading the scripts' table replies (RESP arrays of strings and integers).
+pub mod resp {
+    use crate::store::error::StoreError;
+    use redis::Value;
+
+    pub fn bad(op: &'static str, what: &str, v: &Value) -> StoreError {
+        StoreError::Corrupt {
+            op,
+            detail: format!("{what}: {v:?}"),
+        }
+    }
+
+    pub fn array<'a>(op: &'static str, v: &'a Value) -> Result<&'a [Value], StoreError> {
+        match v {
+            Value::Array(a) => Ok(a),
+            other => Err(bad(op, "expected an array", other)),
+        }
+    }
+
+    pub fn string(op: &'static str, v: &Value) -> Result<String, StoreError> {
+        match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|e| StoreError::Corrupt {
+                op,
+                detail: e.to_string(),
+            }),
+            Value::SimpleString(s) => Ok(s.clone()),
+            Value::Int(i) => Ok(i.to_string()),
+            other => Err(bad(op, "expected a string", other)),
+        }
+    }
+
+    pub fn int(op: &'static str, v: &Value) -> Result<i64, StoreError> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            Value::BulkString(_) | Value::SimpleString(_) => {
+                let s = string(op, v)?;
+                crate::store::record::parse_int(&s).ok_or_else(|| bad(op, "expected an integer", v))
+            }
+            other => Err(bad(op, "expected an integer", other)),
+        }
+    }
+
+    pub fn uuid(op: &'static str, v: &Value) -> Result<uuid::Uuid, StoreError> {
+        let s = string(op, v)?;
+        uuid::Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt {
+            op,
+            detail: format!("attempt id {s:?}: {e}"),
+        })
+    }
+
+    pub fn at(op: &'static str, a: &[Value], i: usize) -> Result<Value, StoreError> {
+        a.get(i).cloned().ok_or_else(|| StoreError::Corrupt {
+            op,
+            detail: format!("reply too short: no element {i}"),
+        })
+    }
+
+    /// `{'need', tz...}`: the timezones a script asked for.
+    pub fn need(v: &Value) -> Option<Vec<String>> {
+        let Value::Array(a) = v else { return None };
+        match a.first() {
+            Some(Value::BulkString(b)) if b == b"need" => Some(
+                a[1..]
+                    .iter()
+                    .filter_map(|x| string("need", x).ok())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A fate as `apply` returns it: `{'d', due}` or `{'e', cause, success}`.
+    pub fn fate(
+        op: &'static str,
+        v: &Value,
+    ) -> Result<crate::store::types::MemberFate, StoreError> {
+        use crate::store::types::{MemberFate, from_ms};
+        let a = array(op, v)?;
+        match string(op, &at(op, a, 0)?)?.as_str() {
+            "d" => Ok(MemberFate::Due(from_ms(int(op, &at(op, a, 1)?)?))),
+            "e" => Ok(MemberFate::Ended {
+                cause: string(op, &at(op, a, 1)?)?,
+                success: int(op, &at(op, a, 2)?)? == 1,
+            }),
+            _ => Err(bad(op, "unknown fate", v)),
+        }
+    }
 }

@@ -1,10 +1,13 @@
--- add: ARGV now, then per member 8 values: n, v, c, p, z, x, u, e ('' = absent). Returns one code per member:
--- {'a', id} added, {'u', id} updated (same external id), {'c', id} refused, in a call.
+-- add: ARGV now, then per member 8 values: n, v, c, p, z, x, u, e ('' = absent).
+-- Reply: {first new id, codes, ids of upserts...}: one code per member, `a` added (new ids are consecutive from the
+-- first), `u` updated (same external id), `c` refused (that member is in a call); upserts' ids follow in order.
 local now = tonumber(ARGV[1])
 local nowstr = ARGV[1]
 local W = 8
+-- A campaign's ready order starts ranked by the default member order (a claim with another order re-ranks it).
+if redis.call('HSETNX', K_META, 'order', 'priority_first') == 1 then ORDER = 'priority_first' end
 local order = stored_order()
-local out = {}
+local codes, upserts = {}, {}
 -- First pass: which members are upserts of a known external id (or of one added earlier in this batch).
 local existing = {}
 local batch_ext = {}
@@ -38,7 +41,8 @@ for i = 2, #ARGV, W do
   if known then
     local id = tonumber(known, 16)
     local r = replace(id, nm, v, c, p, z, x, u, e, now)
-    if r == 'in_call' then out[#out + 1] = { 'c', id } else out[#out + 1] = { 'u', id } end
+    if r == 'in_call' then codes[#codes + 1] = 'c' else codes[#codes + 1] = 'u' end
+    upserts[#upserts + 1] = id
   else
     tzs[z] = true
     next_id = next_id + 1
@@ -55,13 +59,17 @@ for i = 2, #ARGV, W do
     redis.call(unpack(args))
     ready[#ready + 1] = fint(primary(order, tonumber(p), 0, 0))
     ready[#ready + 1] = tok(now, id)
-    cnt('waiting', 1)
-    out[#out + 1] = { 'a', id }
+    codes[#codes + 1] = 'a'
   end
 end
 if #ready > 0 then redis.call('ZADD', K_READY, unpack(ready)) end
 local tzlist = {}
 for z, _ in pairs(tzs) do tzlist[#tzlist + 1] = z end
 if #tzlist > 0 then redis.call('SADD', K_TZS, unpack(tzlist)) end
+cnt('waiting', fresh)
 flush()
-return cjson.encode({ v = out })
+local first = 0
+if fresh > 0 then first = next_id - fresh + 1 end
+local reply = { first, table.concat(codes) }
+for _, id in ipairs(upserts) do reply[#reply + 1] = id end
+return reply

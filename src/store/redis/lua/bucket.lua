@@ -1,3 +1,4 @@
+#!lua
 -- token bucket: KEYS[1] hash {t = tokens, ts = last ms}; ARGV rate_per_sec, burst, n, now. Returns tokens granted.
 -- Same arithmetic, in the same order, as memory::bucket_step.
 local rate, burst, n, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])

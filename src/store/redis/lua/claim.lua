@@ -1,8 +1,9 @@
 -- claim: ARGV now, max_n, node, lease_ms, policy json, tz json, attempt ids...
+-- Reply: { {claim...}, {ended...} }, each claim {attempt, id, attempt_no, k, name, vars, numbers, tz, priority}.
 local now, max_n, node, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local pol, tzmap = cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
 local missing = tz_missing(tzmap)
-if missing then return cjson.encode({ need = missing }) end
+if missing then return missing end
 local order = pol.o
 -- Re-rank the ready order when the campaign's member order changed.
 ORDER = redis.call('HGET', K_META, 'order')
@@ -55,13 +56,31 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
           finish(key, 'QUEUE_EXPIRE', false)
           ended[#ended + 1] = { id, 'QUEUE_EXPIRE' }
         else
-          schedule(key, id, math.max(point[2], now + 1), now, order, 0, 0, 0)
+          local at = math.max(point[2], now + 1)
+          if x ~= nil and x <= at then
+            -- It would only be callable after it expires.
+            cnt('waiting', -1)
+            finish(key, 'MEMBER_EXPIRED', false)
+            ended[#ended + 1] = { id, 'MEMBER_EXPIRED' }
+          else
+            schedule(key, id, at, now, order, 0, 0, 0)
+          end
         end
       else
-        local nums = unpack_nums(f[3])
         local last = num(f[4], 0)
         if last == 0 then last = nil else last = last - 1 end
-        local k = choose(pol.no, nums, last)
+        local k
+        if pol.no == 'by_priority' and not string.find(f[3], ',', 1, true) then
+          -- Fast path: no number called yet, so the highest priority wins (the first on ties).
+          local best, i = nil, 0
+          for p in string.gmatch(f[3], '[^;]+') do
+            p = tonumber(p)
+            if best == nil or p > best then best, k = p, i end
+            i = i + 1
+          end
+        else
+          k = choose(pol.no, unpack_nums(f[3]), last)
+        end
         if k == nil then
           cnt('waiting', -1)
           finish(key, 'NO_COMMUNICATIONS', false)
@@ -69,9 +88,7 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
         else
           local attempt = ARGV[7 + #claims]
           local n = num(f[5], 0) + 1
-          nums[k + 1].st = 'a'
-          redis.call('HSET', key, 's', 'a', 'b', fint(n), 'u', pack_nums(nums), 'a', attempt, 'g', node, 'k', fint(k),
-            'm', fint(now))
+          redis.call('HSET', key, 's', 'a', 'b', fint(n), 'a', attempt .. '|' .. fint(k) .. '|' .. fint(now) .. '|' .. node)
           leases[#leases + 1] = expiry
           leases[#leases + 1] = attempt
           acts[#acts + 1] = attempt
@@ -89,4 +106,4 @@ if #claims > 0 then
   cnt('active', #claims)
 end
 flush()
-return cjson.encode({ c = claims, e = ended })
+return { claims, ended }

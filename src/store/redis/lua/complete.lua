@@ -1,28 +1,25 @@
--- complete: ARGV now, policy json, tz json, then per result 7 values:
--- attempt, member id, cause, class, answered_ms|-1, hangup_ms|-1, talk. Results are applied in order.
+-- complete: ARGV now, policy json, tz json, then per result 8 values:
+-- attempt, member id, cause, class, answered_ms|'', hangup_ms|'', talk, note ('' = none; escaped: no '|' or newline).
+-- Results are applied in order.
+-- Reply: one entry per result: {'d', due} / {'e', cause, success} applied, {'dup'} duplicate, {'nc'} not current.
 local now, pol, tzmap = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
 local missing = tz_missing(tzmap)
-if missing then return cjson.encode({ need = missing }) end
+if missing then return missing end
 local out, gone = {}, {}
-for i = 4, #ARGV, 7 do
+for i = 4, #ARGV, 8 do
   local attempt, id, cause, class = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local key = mkey(id)
-  local f = redis.call('HMGET', key, 'a', 'n')
-  if f[2] == false then
-    out[#out + 1] = { r = 'not_current' }
-  elseif f[1] ~= attempt then
+  local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
+  if not is_current(f[1], attempt) then
     local log = redis.call('GET', lkey(id))
-    if log ~= false and string.find(log, attempt, 1, true) then
-      out[#out + 1] = { r = 'duplicate' }
+    if log ~= false and string.find(log, attempt .. '|', 1, true) then
+      out[#out + 1] = { 'dup' }
     else
-      out[#out + 1] = { r = 'not_current' }
+      out[#out + 1] = { 'nc' }
     end
   else
-    local fate = apply(key, id, cause, class, some(tonumber(ARGV[i + 4])), some(tonumber(ARGV[i + 5])),
-      tonumber(ARGV[i + 6]), now, pol, tzmap, gone)
-    out[#out + 1] = { r = 'applied', f = fate }
+    out[#out + 1] = apply(key, id, f, cause, class, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, pol, tzmap, gone)
   end
 end
-drop_leases(gone)
-flush()
-return cjson.encode({ v = out })
+end_batch(gone)
+return out

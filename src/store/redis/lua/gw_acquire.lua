@@ -1,3 +1,4 @@
+#!lua
 -- gateway slot acquire: KEYS[1] slot zset; ARGV now, limit, attempt, until
 local now, limit, attempt, untl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)

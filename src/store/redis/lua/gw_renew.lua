@@ -1,3 +1,4 @@
+#!lua
 -- gateway slot renew: KEYS[1] slot zset; ARGV now, until, attempts...; returns the attempts not renewed
 local now = tonumber(ARGV[1])
 local lost = {}

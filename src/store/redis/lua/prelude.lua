@@ -2,6 +2,7 @@
 -- a script touches starts with it, so all of them live in the campaign's hash slot. Mirrors store/rules.rs and
 -- store/memory/campaign.rs; keep the three in step. Member hash fields: see the layout table in redis/mod.rs.
 local P = KEYS[1]
+local NOW = ARGV[1]
 local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
 local K_LEASE, K_ACT, K_EXT = P .. 'lease', P .. 'act', P .. 'ext'
 local K_TZS, K_CNT, K_META = P .. 'tzs', P .. 'cnt', P .. 'meta'
@@ -50,29 +51,56 @@ local function split(s, sep)
   end
 end
 
--- Number state: `prio,state,attempts,last_ms,cause` per number, `;` between numbers (see record.rs).
+-- Number state: `prio,state,attempts,last_ms,cause` per number, `;` between numbers, trailing defaults omitted
+-- (see record.rs). The number in a call is not marked here: the member's `a` field names it.
 local function unpack_nums(s)
   local out = {}
   if s == false or s == nil or s == '' then return out end
-  for _, entry in ipairs(split(s, ';')) do
-    local f = split(entry, ',')
-    local st = f[2]
-    if st == nil or st == '' then st = 'i' end
-    out[#out + 1] = { prio = num(f[1], 0), st = st, att = num(f[3], 0), last = num(f[4], 0), cause = f[5] or '' }
+  for entry in string.gmatch(s, '[^;]+') do
+    local p, st, att, last, cause = string.match(entry, '^([^,]*),?([^,]*),?([^,]*),?([^,]*),?(.*)$')
+    if st == '' then st = 'i' end
+    out[#out + 1] = { prio = tonumber(p) or 0, st = st, att = tonumber(att) or 0, last = tonumber(last) or 0, cause = cause }
   end
   return out
 end
 
+local function pack_num(n)
+  if n.cause ~= '' then
+    return fint(n.prio) .. ',' .. n.st .. ',' .. fint(n.att) .. ',' .. fint(n.last) .. ',' .. n.cause
+  elseif n.last ~= 0 then
+    return fint(n.prio) .. ',' .. n.st .. ',' .. fint(n.att) .. ',' .. fint(n.last)
+  elseif n.att ~= 0 then
+    return fint(n.prio) .. ',' .. n.st .. ',' .. fint(n.att)
+  elseif n.st ~= 'i' then
+    return fint(n.prio) .. ',' .. n.st
+  end
+  return fint(n.prio)
+end
+
 local function pack_nums(nums)
   local parts = {}
-  for i, n in ipairs(nums) do
-    local f = { fint(n.prio), n.st, fint(n.att), fint(n.last), n.cause }
-    local d = { '0', 'i', '0', '0', '' }
-    local keep = 5
-    while keep > 1 and f[keep] == d[keep] do keep = keep - 1 end
-    parts[i] = table.concat(f, ',', 1, keep)
-  end
+  for i, n in ipairs(nums) do parts[i] = pack_num(n) end
   return table.concat(parts, ';')
+end
+
+local function parse_num(entry)
+  local p, st, att, last, cause = string.match(entry, '^([^,]*),?([^,]*),?([^,]*),?([^,]*),?(.*)$')
+  if st == '' then st = 'i' end
+  return { prio = tonumber(p) or 0, st = st, att = tonumber(att) or 0, last = tonumber(last) or 0, cause = cause }
+end
+
+local function num_entries(s)
+  local out = {}
+  for entry in string.gmatch(s, '[^;]+') do out[#out + 1] = entry end
+  return out
+end
+
+-- Every number done? (entries as num_entries returns them)
+local function all_done(entries)
+  for _, e in ipairs(entries) do
+    if string.match(e, '^[^,]*,([^,]*)') ~= 'd' then return false end
+  end
+  return true
 end
 
 -- Index (0-based) of the number to dial, or nil when every number is done.
@@ -123,17 +151,31 @@ local function stored_order()
   return ORDER
 end
 
--- Puts member `id` due at `due` into the ready order (due now) or the wait set (later). The state fields go into
--- `sets` (an HSET argument list) when given, else are written at once.
+-- Queue entries gathered by `schedule` in batch mode, written by flush_queue.
+local READY_ADD, WAIT_ADD = {}, {}
+local function flush_queue()
+  if #READY_ADD > 0 then redis.call('ZADD', K_READY, unpack(READY_ADD)) end
+  if #WAIT_ADD > 0 then redis.call('ZADD', K_WAIT, unpack(WAIT_ADD)) end
+  READY_ADD, WAIT_ADD = {}, {}
+end
+
+-- Puts member `id` due at `due` into the ready order (due now) or the wait set (later). In batch mode (`sets`, an
+-- HSET argument list, given) the state fields go into `sets` and the queue entries wait for flush_queue.
 local function schedule(key, id, due, now, order, prio, tries, att, sets)
   due = clamp_due(due)
-  local s
+  local s, zkey, score, member
   if due <= now then
-    s = 'r'
-    redis.call('ZADD', K_READY, fint(primary(order, prio, tries, att)), tok(due, id))
+    s, zkey, score, member = 'r', K_READY, fint(primary(order, prio, tries, att)), tok(due, id)
   else
-    s = 'w'
-    redis.call('ZADD', K_WAIT, fint(due), idt(id))
+    s, zkey, score, member = 'w', K_WAIT, fint(due), idt(id)
+  end
+  if sets then
+    local batch = READY_ADD
+    if s == 'w' then batch = WAIT_ADD end
+    batch[#batch + 1] = score
+    batch[#batch + 1] = member
+  else
+    redis.call('ZADD', zkey, score, member)
   end
   if sets then
     sets[#sets + 1] = 's'; sets[#sets + 1] = s
@@ -170,14 +212,18 @@ local function finish(key, cause, success, sets)
   end
 end
 
--- The timezones of the campaign that the caller did not evaluate (nil when all are there).
+-- The timezones of the campaign that the caller did not evaluate, as the reply {'need', tz...} (nil when all are
+-- there).
 local function tz_missing(tzmap)
   local missing = {}
   for _, t in ipairs(redis.call('SMEMBERS', K_TZS)) do
     if tzmap[t] == nil then missing[#missing + 1] = t end
   end
   if tzmap[''] == nil then missing[#missing + 1] = '' end
-  if #missing > 0 then return missing end
+  if #missing > 0 then
+    table.insert(missing, 1, 'need')
+    return missing
+  end
   return nil
 end
 
@@ -187,26 +233,38 @@ local function point_of(tzmap, z)
   return p
 end
 
+-- The active attempt field `a`: `attempt|k|claimed_ms|node`.
+local function active_of(a)
+  if a == false or a == nil or a == '' then return nil end
+  local attempt, k, m, node = string.match(a, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return attempt, tonumber(k), tonumber(m), node, k, m
+end
+
+local function is_current(a, attempt)
+  return a ~= false and a ~= nil and string.sub(a, 1, #attempt + 1) == attempt .. '|'
+end
+
 local function some(v)
   if v == nil or v < 0 then return nil end
   return v
 end
 
--- Applies a final result to the member's current attempt; returns the fate {e=cause, s=0|1} or {d=due}.
+-- Applies a final result to the member's current attempt; returns the fate {'e', cause, 0|1} or {'d', due}.
 -- Lease entries are left to the caller (`gone` collects the attempt ids to drop).
-local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap, gone)
-  local f = redis.call('HMGET', key, 'a', 'g', 'k', 'm', 'u', 't', 'b', 'x', 'q', 'z', 'p')
-  local attempt, node, k, claimed = f[1], f[2], tonumber(f[3]), tonumber(f[4])
-  local nums = unpack_nums(f[5])
-  local tries, n, x, q = num(f[6], 0), num(f[7], 0), num(f[8], nil), f[9] == '1'
-  local point = point_of(tzmap, f[10])
-  local prio = num(f[11], 0)
+-- `f` are the member's fields `a u t b x q z p` (as read by the caller).
+-- `ans`, `hup`, `talk` are the strings as received ('' = absent); NOW is ARGV[1], the string of `now`.
+local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, tzmap, gone)
+  local attempt, k, claimed, node, kstr, mstr = active_of(f[1])
+  local entries = num_entries(f[2])
+  local tries, n, x, q = num(f[3], 0), num(f[4], 0), num(f[5], nil), f[6] == '1'
+  local point = point_of(tzmap, f[7])
+  local prio = num(f[8], 0)
   gone[#gone + 1] = attempt
   cnt('active', -1)
   cnt('calls', 1)
-  if ans then cnt('answered', 1) end
+  if ans ~= '' then cnt('answered', 1) end
   cnt(class, 1)
-  local nm = nums[k + 1]
+  local nm = parse_num(entries[k + 1])
   nm.st = 'i'
   nm.last = claimed
   nm.cause = cause
@@ -220,9 +278,8 @@ local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap, gon
     nm.att = nm.att + 1
     if pol.tpn then
       if nm.att >= max then nm.st = 'd' end
-      local all_done = true
-      for _, o in ipairs(nums) do if o.st ~= 'd' then all_done = false end end
-      if all_done then end_cause = 'MAX_TRY_COUNT' end
+      entries[k + 1] = pack_num(nm)
+      if all_done(entries) then end_cause = 'MAX_TRY_COUNT' end
     elseif tries >= max then
       end_cause = 'MAX_TRY_COUNT'
     end
@@ -231,9 +288,8 @@ local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap, gon
     tries = tries + 1
     nm.att = nm.att + 1
     nm.st = 'd'
-    local all_done = true
-    for _, o in ipairs(nums) do if o.st ~= 'd' then all_done = false end end
-    if all_done then
+    entries[k + 1] = pack_num(nm)
+    if all_done(entries) then
       end_cause = cause
     elseif (not pol.tpn) and tries >= max then
       end_cause = 'MAX_TRY_COUNT'
@@ -253,24 +309,27 @@ local function apply(key, id, cause, class, ans, hup, talk, now, pol, tzmap, gon
       end_cause = 'MEMBER_EXPIRED'
     end
   end
-  local sets = { 'u', pack_nums(nums), 'r', fint(k + 1) }
+  entries[k + 1] = pack_num(nm)
+  local sets = { 'u', table.concat(entries, ';'), 'r', fint(k + 1), 'a', '' }
   if tries > 0 then sets[#sets + 1] = 't'; sets[#sets + 1] = fint(tries) end
-  local entry = { i = attempt, no = n, k = k, g = node, m = claimed, an = ans, hu = hup, ts = talk, c = cause, cl = class, at = now }
-  local fate
+  local fate, fe, fs, fd
   if end_cause then
     finish(key, end_cause, success, sets)
-    entry.fe = end_cause
-    if success then entry.fs = 1 end
-    fate = { e = end_cause, s = entry.fs or 0 }
+    fe, fs, fd = end_cause, '0', ''
+    if success then fs = '1' end
+    fate = { 'e', end_cause, tonumber(fs) }
   else
     cnt('waiting', 1)
     due = schedule(key, id, due, now, stored_order(), prio, tries, n, sets)
-    entry.fd = due
-    fate = { d = due }
+    fe, fs, fd = '', '0', fint(due)
+    fate = { 'd', due }
   end
-  redis.call('HDEL', key, 'a', 'g', 'k', 'm', 'q')
+  if q then redis.call('HDEL', key, 'q') end
   redis.call('HSET', key, unpack(sets))
-  redis.call('APPEND', lkey(id), cjson.encode(entry) .. '\n')
+  -- Log line (see LogEntry::parse_line):
+  -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
+  redis.call('APPEND', lkey(id), table.concat({ attempt, f[4], kstr, mstr, ans or '', hup or '', talk, cause, class,
+    fe, fs, fd, NOW, note or '', node }, '|') .. '\n')
   return fate
 end
 
@@ -280,4 +339,11 @@ local function drop_leases(gone)
     redis.call('ZREM', K_LEASE, unpack(gone))
     redis.call('HDEL', K_ACT, unpack(gone))
   end
+end
+
+-- Ends a batch of `apply` calls: leases, queue entries, counters.
+local function end_batch(gone)
+  drop_leases(gone)
+  flush_queue()
+  flush()
 end

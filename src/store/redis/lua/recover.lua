@@ -1,8 +1,9 @@
 -- recover: ARGV now, policy json, tz json, max, lost class
+-- Reply: one entry per recovered attempt: {attempt, member id, node, fate} (fate as apply returns it).
 local now, pol, tzmap, max, class = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3]), tonumber(ARGV[4]),
     ARGV[5]
 local missing = tz_missing(tzmap)
-if missing then return cjson.encode({ need = missing }) end
+if missing then return missing end
 local out, gone = {}, {}
 local expired = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', now, 'LIMIT', 0, max)
 for _, attempt in ipairs(expired) do
@@ -14,15 +15,15 @@ for _, attempt in ipairs(expired) do
     local id = tonumber(string.sub(act, 1, bar - 1), 16)
     local node = string.sub(act, bar + 1)
     local key = mkey(id)
-    if redis.call('HGET', key, 'a') ~= attempt then
+    local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
+    if not is_current(f[1], attempt) then
       gone[#gone + 1] = attempt
     else
       cnt('lost', 1)
-      local fate = apply(key, id, 'LOST_ATTEMPT', class, nil, nil, 0, now, pol, tzmap, gone)
+      local fate = apply(key, id, f, 'LOST_ATTEMPT', class, '', '', '0', '', now, pol, tzmap, gone)
       out[#out + 1] = { attempt, id, node, fate }
     end
   end
 end
-drop_leases(gone)
-flush()
-return cjson.encode({ v = out })
+end_batch(gone)
+return out

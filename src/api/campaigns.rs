@@ -1,0 +1,276 @@
+//! The campaigns the API manages: their documents in the store, and keeping this node's engine in step with them.
+//!
+//! A campaign created or changed through the API is saved in the store ([`Store::put_campaign_doc`]: on Redis
+//! one hash shared by every node), then applied to the local engine at once. Other nodes sharing the store pick
+//! the change up with [`Registry::sync`], which `fsdialer run` calls every few seconds; a restarted node finds its
+//! campaigns the same way. The document is `{"config": <campaign as in SPEC §2>, "run": bool, "updated_at": ...}`;
+//! `run` is the operator's last command (run = 1 / stop = 3, or `autoRun`), so every node runs or stops the
+//! campaign alike and a restarted node resumes what was running.
+
+use super::error::ApiError;
+use crate::campaign::config::{CampaignConfig, ValidCampaign};
+use crate::engine::shell::EngineHandle;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A campaign as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignDoc {
+    pub config: CampaignConfig,
+    /// The operator's last command: run (true) or stop (false).
+    #[serde(default)]
+    pub run: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CampaignDoc {
+    pub fn id(&self) -> &str {
+        self.config.id.as_deref().unwrap_or_default()
+    }
+}
+
+/// Why a stored document could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the engine is not running")]
+    Engine,
+}
+
+struct Applied {
+    text: String,
+    run: bool,
+}
+
+/// The campaign registry of one node.
+pub struct Registry {
+    store: Store,
+    engine: EngineHandle,
+    /// What this node's engine was last given, per campaign. Held while writing and applying so two changes of
+    /// the same node cannot interleave.
+    applied: tokio::sync::Mutex<HashMap<String, Applied>>,
+}
+
+fn parse_doc(id: &str, text: &str) -> Result<(CampaignDoc, ValidCampaign), String> {
+    let doc: CampaignDoc =
+        serde_json::from_str(text).map_err(|e| format!("campaign {id}: stored document: {e}"))?;
+    let valid = doc
+        .config
+        .validate()
+        .map_err(|e| format!("campaign {id}: stored configuration: {e}"))?;
+    Ok((doc, valid))
+}
+
+impl Registry {
+    pub fn new(store: Store, engine: EngineHandle) -> Registry {
+        Registry {
+            store,
+            engine,
+            applied: tokio::sync::Mutex::default(),
+        }
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// Every campaign, by id. Documents that no longer validate are skipped with a warning.
+    pub async fn list(&self) -> Result<Vec<CampaignDoc>, ApiError> {
+        let mut out = Vec::new();
+        for (id, text) in self.store.campaign_docs().await? {
+            match parse_doc(&id, &text) {
+                Ok((doc, _)) => out.push(doc),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable campaign"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// 404 unless the campaign exists (one store lookup, no parsing: member routes call it on every request).
+    pub async fn require(&self, id: &str) -> Result<(), ApiError> {
+        match self.store.campaign_doc(id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(StoreError::InvalidCampaign { .. }) => Err(not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One campaign, or 404.
+    pub async fn get(&self, id: &str) -> Result<CampaignDoc, ApiError> {
+        let text = self
+            .store
+            .campaign_doc(id)
+            .await
+            .map_err(|e| match e {
+                StoreError::InvalidCampaign { .. } => not_found(id),
+                e => e.into(),
+            })?
+            .ok_or_else(|| not_found(id))?;
+        parse_doc(id, &text)
+            .map(|(d, _)| d)
+            .map_err(ApiError::internal)
+    }
+
+    /// Creates a campaign (409 if the id exists) and gives it to the engine.
+    pub async fn create(&self, config: CampaignConfig) -> Result<CampaignDoc, ApiError> {
+        let valid = config.validate()?;
+        let id = valid.id().to_owned();
+        let doc = CampaignDoc {
+            config,
+            run: false,
+            updated_at: Utc::now(),
+        };
+        let text = to_text(&doc)?;
+        let mut applied = self.applied.lock().await;
+        if !self.store.insert_campaign_doc(&id, &text).await? {
+            return Err(ApiError::conflict(format!(
+                "campaign {id:?} already exists"
+            )));
+        }
+        self.apply(&mut applied, &id, text, &doc, valid)
+            .await
+            .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))?;
+        Ok(doc)
+    }
+
+    /// Saves a campaign (new or replacing its document, as a configuration file does) and applies it.
+    pub async fn put(&self, doc: CampaignDoc) -> Result<(), ApiError> {
+        let valid = doc.config.validate()?;
+        let id = valid.id().to_owned();
+        let text = to_text(&doc)?;
+        let mut applied = self.applied.lock().await;
+        self.store.put_campaign_doc(&id, &text).await?;
+        self.apply(&mut applied, &id, text, &doc, valid)
+            .await
+            .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))
+    }
+
+    /// Changes a campaign's document with `f` (read, change, validate, save, apply).
+    pub async fn modify(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut CampaignDoc) -> Result<(), ApiError>,
+    ) -> Result<CampaignDoc, ApiError> {
+        let mut doc = self.get(id).await?;
+        f(&mut doc)?;
+        if doc.id() != id {
+            return Err(ApiError::unprocessable(format!(
+                "id: {:?} differs from the campaign in the path ({id:?}); a campaign's id cannot change",
+                doc.id()
+            )));
+        }
+        doc.updated_at = Utc::now();
+        self.put(doc.clone()).await?;
+        Ok(doc)
+    }
+
+    /// Deletes a campaign: refused (409) while it has calls in progress; its members and results go too.
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        self.get(id).await?;
+        let counts = self.store.counts(id).await?;
+        if counts.active > 0 {
+            return Err(ApiError::conflict(format!(
+                "campaign {id:?} has {} calls in progress; stop it (PUT /api/v2/dialer/{id}/state/3) and retry when they end",
+                counts.active
+            )));
+        }
+        let mut applied = self.applied.lock().await;
+        self.store.delete_campaign_doc(id).await?;
+        applied.remove(id);
+        self.engine.stop(id).await?;
+        self.store.drop_campaign(id).await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        applied: &mut HashMap<String, Applied>,
+        id: &str,
+        text: String,
+        doc: &CampaignDoc,
+        valid: ValidCampaign,
+    ) -> Result<(), SyncError> {
+        let prev = applied.get(id);
+        let changed = prev.is_none_or(|p| p.text != text);
+        let was_running = prev.is_some_and(|p| p.run);
+        if changed {
+            self.engine
+                .upsert(Arc::new(valid))
+                .await
+                .map_err(|_| SyncError::Engine)?;
+        }
+        if doc.run && (!was_running || prev.is_none()) {
+            self.engine.run(id).await.map_err(|_| SyncError::Engine)?;
+        } else if !doc.run && was_running {
+            self.engine.stop(id).await.map_err(|_| SyncError::Engine)?;
+        }
+        applied.insert(id.to_string(), Applied { text, run: doc.run });
+        Ok(())
+    }
+
+    /// Brings this node's engine in step with the stored documents: new and changed campaigns are given to it,
+    /// run/stop commands of other nodes are followed, deleted campaigns are stopped. Returns how many campaigns
+    /// changed.
+    pub async fn sync(&self) -> Result<usize, SyncError> {
+        let mut applied = self.applied.lock().await;
+        let docs = self.store.campaign_docs().await?;
+        let mut changed = 0;
+        for (id, text) in &docs {
+            if applied.get(id).is_some_and(|a| &a.text == text) {
+                continue;
+            }
+            match parse_doc(id, text) {
+                Ok((doc, valid)) => {
+                    self.apply(&mut applied, id, text.clone(), &doc, valid)
+                        .await?;
+                    changed += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, "not applying an unreadable campaign"),
+            }
+        }
+        let gone: Vec<String> = applied
+            .keys()
+            .filter(|id| !docs.iter().any(|(d, _)| d == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            applied.remove(&id);
+            self.engine.stop(&id).await.map_err(|_| SyncError::Engine)?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Sets the operator's run/stop command. Running a campaign whose stored command already is "run" (an
+    /// `autoRun` with every added member) does not rewrite the document: this node's engine is told to run (a
+    /// done campaign with new members starts again) and the other nodes keep what they have.
+    pub async fn set_run(&self, id: &str, run: bool) -> Result<CampaignDoc, ApiError> {
+        let mut doc = self.get(id).await?;
+        if run && doc.run {
+            self.engine.run(id).await?;
+            return Ok(doc);
+        }
+        doc.run = run;
+        doc.updated_at = Utc::now();
+        let valid = doc.config.validate()?;
+        let text = to_text(&doc)?;
+        let mut applied = self.applied.lock().await;
+        self.store.put_campaign_doc(id, &text).await?;
+        self.apply(&mut applied, id, text, &doc, valid)
+            .await
+            .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))?;
+        Ok(doc)
+    }
+}
+
+fn to_text(doc: &CampaignDoc) -> Result<String, ApiError> {
+    serde_json::to_string(doc).map_err(|e| ApiError::internal(format!("campaign document: {e}")))
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("campaign {id:?} not found"))
+}

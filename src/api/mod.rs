@@ -1,0 +1,99 @@
+//! The REST API (SPEC §8–§10): Webitel v3's `/api/v2/dialer` routes, so a client written for Webitel works
+//! unchanged, plus CSV import, exports, `/healthz`, `/metrics` and the OpenAPI document.
+//!
+//! - [`routes`]: the route table. Each entry is both the axum handler and its documentation (method, path,
+//!   required role, parameters, body, answers): the router and `/api/v2/openapi.json` ([`openapi`]) are built
+//!   from the same table, so they cannot disagree.
+//! - [`auth`]: keys, roles, constant-time checks (401 vs 403).
+//! - [`validate`]: member validation with field paths; [`import`]: streaming CSV import (also used by
+//!   `fsdialer import`).
+//! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
+//! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
+//! - [`error`] / [`reply`] / [`views`]: the answer shapes.
+//!
+//! [`serve`] runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
+//! configuration.
+
+pub mod auth;
+pub mod campaigns;
+pub mod error;
+pub mod extract;
+pub mod import;
+pub mod metrics;
+pub mod openapi;
+pub mod reply;
+pub mod routes;
+pub mod validate;
+pub mod views;
+
+use crate::engine::shell::EngineHandle;
+use crate::store::Store;
+use auth::Keys;
+use std::sync::Arc;
+
+/// Default largest JSON body (members, campaigns): 16 MiB.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+/// Default largest CSV import body: 2 GiB (it is streamed to a temporary file, not held in memory).
+pub const DEFAULT_MAX_IMPORT: u64 = 2 << 30;
+
+/// API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub keys: Keys,
+    /// Largest JSON body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest CSV import accepted (413 beyond).
+    pub max_import_bytes: u64,
+    /// Serve `/metrics` without a key (for scrapers that cannot send one).
+    pub metrics_public: bool,
+}
+
+impl ApiConfig {
+    pub fn new(keys: Keys) -> ApiConfig {
+        ApiConfig {
+            keys,
+            max_body_bytes: DEFAULT_MAX_BODY,
+            max_import_bytes: DEFAULT_MAX_IMPORT,
+            metrics_public: false,
+        }
+    }
+}
+
+/// What every handler gets.
+pub struct ApiState {
+    pub store: Store,
+    pub registry: campaigns::Registry,
+    pub config: ApiConfig,
+    pub metrics: metrics::Metrics,
+}
+
+impl ApiState {
+    pub fn new(store: Store, engine: EngineHandle, config: ApiConfig) -> Arc<ApiState> {
+        Arc::new(ApiState {
+            registry: campaigns::Registry::new(store.clone(), engine),
+            store,
+            config,
+            metrics: metrics::Metrics::install(),
+        })
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        self.registry.engine()
+    }
+
+    /// "Now" on the engine's clock (real time in production).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine().clock().now()
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,545 @@
+//! `/api/v2/openapi.json`: an OpenAPI 3.1 document built from the route table ([`super::routes::table`]) — paths,
+//! methods, parameters, bodies, answers, required roles and error statuses come from the same entries the router
+//! is built from — and from the schemas below.
+//!
+//! The schemas are written here, next to the tests that hold them to the Rust types: each test serializes a real
+//! value (a campaign configuration, a stored member, counters, an import report...) and checks that every field
+//! it has is described, so adding a field to a type without describing it fails the build's tests.
+
+use super::routes::{Location, Route};
+use serde_json::{Map, Value, json};
+
+fn obj(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn ok_of(data: Value) -> Value {
+    obj(
+        json!({"status": {"const": "OK"}, "data": data}),
+        &["status", "data"],
+    )
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+const INSTANT: &str = "date-time";
+
+/// Input of one number.
+fn communication_input() -> Value {
+    obj(
+        json!({
+            "number": {"type": "string", "description": "letters, digits and + * # . - _ (a JSON integer is taken as its digits)"},
+            "priority": {"type": "integer", "default": 0, "description": "higher first"},
+            "description": {"type": ["string", "null"]},
+            "type": {"type": ["string", "null"]},
+        }),
+        &["number"],
+    )
+}
+
+/// Input of one member (SPEC §1).
+fn member_input() -> Value {
+    obj(
+        json!({
+            "name": {"type": "string", "minLength": 1},
+            "priority": {"type": "integer", "default": 0, "description": "higher first"},
+            "timezone": {"type": ["string", "null"], "description": "IANA name (Europe/Kyiv); empty or absent = the calendar's"},
+            "expire": {"description": "after it the member is never called: epoch milliseconds or RFC 3339",
+                       "oneOf": [{"type": "integer"}, {"type": "string", "format": INSTANT}, {"type": "null"}]},
+            "variables": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "communications": {"type": "array", "minItems": 1, "items": r("CommunicationInput")},
+            "external_id": {"type": ["string", "null"], "description": "client key: a second insert with it updates"},
+        }),
+        &["name", "communications"],
+    )
+}
+
+fn communication_view() -> Value {
+    obj(
+        json!({
+            "number": {"type": "string"},
+            "priority": {"type": "integer"},
+            "description": {"type": ["string", "null"]},
+            "type": {"type": ["string", "null"]},
+            "state": {"enum": ["idle", "active", "done"]},
+            "attempts": {"type": "integer"},
+            "last_call_at": {"type": ["string", "null"], "format": INSTANT},
+            "last_cause": {"type": ["string", "null"]},
+        }),
+        &["number", "priority", "state", "attempts"],
+    )
+}
+
+fn member_view() -> Value {
+    obj(
+        json!({
+            "_id": {"type": "string", "description": "the id as a string (Webitel clients read `_id`)"},
+            "id": {"type": "integer"},
+            "dialer": {"type": "string", "description": "campaign id"},
+            "name": {"type": "string"},
+            "priority": {"type": "integer"},
+            "timezone": {"type": ["string", "null"]},
+            "expire": {"type": ["string", "null"], "format": INSTANT},
+            "variables": {"type": "object"},
+            "communications": {"type": "array", "items": r("Communication")},
+            "external_id": {"type": ["string", "null"]},
+            "state": {"enum": ["waiting", "active", "ended"]},
+            "next_due": {"type": ["string", "null"], "format": INSTANT},
+            "tries": {"type": "integer", "description": "counted tries"},
+            "attempts": {"type": "integer", "description": "all attempts"},
+            "end_cause": {"type": ["string", "null"]},
+            "success": {"type": "boolean"},
+            "current_attempt": {"type": ["string", "null"], "format": "uuid"},
+            "terminate_pending": {"type": "boolean"},
+        }),
+        &["_id", "id", "name", "state", "communications"],
+    )
+}
+
+/// The campaign configuration (SPEC §2); nested parts are described in SPEC §1, §2, §5, §7.
+fn campaign_config() -> Value {
+    obj(
+        json!({
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "generated when absent on creation"},
+            "name": {"type": "string"},
+            "limit": {"type": "integer", "minimum": 1, "default": 10},
+            "wait_between_retries_sec": {"type": "integer", "default": 60},
+            "max_tries": {"type": "integer", "default": 5},
+            "min_success_duration_sec": {"type": "integer", "default": 0},
+            "originate_timeout_sec": {"type": "integer", "default": 30},
+            "causes": {"type": "object", "description": "{ok, retry, error, minus}: lists of hangup cause names",
+                       "properties": {"ok": {"type": "array", "items": {"type": "string"}},
+                                      "retry": {"type": "array", "items": {"type": "string"}},
+                                      "error": {"type": "array", "items": {"type": "string"}},
+                                      "minus": {"type": "array", "items": {"type": "string"}}}},
+            "cps": {"type": ["number", "null"], "description": "new calls per second; absent = unlimited"},
+            "member_order": {"enum": ["priority_first", "retries_first", "strict_circuit"]},
+            "number_order": {"enum": ["by_priority", "top_down"]},
+            "tries_per_number": {"type": "boolean"},
+            "eternal": {"type": "boolean"},
+            "variables": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "callflow": {"type": ["array", "null"], "description": "steps run on the answered call (SPEC §7)"},
+            "lost_attempt": {"enum": ["retry", "minus", "error"]},
+            "calendar": {"type": ["object", "null"], "description": "{timezone, accept: [{weekday, start_min, end_min}], except: [{date, repeat_yearly}], start, end}"},
+            "gateways": {"type": "array", "minItems": 1, "items": {"type": "object",
+                "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, enabled}"}},
+        }),
+        &["gateways"],
+    )
+}
+
+fn campaign_view() -> Value {
+    let mut v = campaign_config();
+    let props = v["properties"].as_object_mut().expect("properties");
+    for (k, s) in [
+        ("_id", json!({"type": "string"})),
+        (
+            "state",
+            json!({"type": "integer", "description": "Webitel code: 0 idle, 1 running/sleeping, 2 stopping, 3 stopped, 4 done/expired"}),
+        ),
+        (
+            "state_name",
+            json!({"enum": ["idle", "running", "sleeping", "stopping", "stopped", "done", "expired"]}),
+        ),
+        (
+            "active_calls",
+            json!({"type": "integer", "description": "on this node"}),
+        ),
+        (
+            "run",
+            json!({"type": "boolean", "description": "the operator's last command"}),
+        ),
+        ("updated_at", json!({"type": "string", "format": INSTANT})),
+    ] {
+        props.insert(k.into(), s);
+    }
+    v["required"] = json!(["_id", "id", "state", "state_name", "gateways"]);
+    v
+}
+
+fn counters() -> Value {
+    let n = json!({"type": "integer"});
+    obj(
+        json!({
+            "waiting": n, "active": n, "ended": n,
+            "ended_by_cause": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "calls": n, "answered": n, "success": n, "ok": n, "retry": n, "error": n, "minus": n, "lost": n,
+            "state": n, "state_name": {"type": "string"}, "active_calls": n,
+        }),
+        &["waiting", "active", "ended", "calls"],
+    )
+}
+
+fn attempt() -> Value {
+    obj(
+        json!({
+            "attempt_id": {"type": "string", "format": "uuid"},
+            "member_id": {"type": "integer"},
+            "attempt_no": {"type": "integer"},
+            "comm_index": {"type": "integer"},
+            "number": {"type": "string"},
+            "node": {"type": "string"},
+            "originate_at": {"type": "string", "format": INSTANT},
+            "answer_at": {"type": ["string", "null"], "format": INSTANT},
+            "hangup_at": {"type": ["string", "null"], "format": INSTANT},
+            "talk_secs": {"type": "integer"},
+            "cause": {"type": "string"},
+            "class": {"enum": ["ok", "retry", "error", "minus"]},
+            "fate": {"type": "object", "description": "{ended: CAUSE, success} or {due: instant}"},
+            "completed_at": {"type": "string", "format": INSTANT},
+        }),
+        &["attempt_id", "member_id", "cause", "class"],
+    )
+}
+
+fn import_report() -> Value {
+    let n = json!({"type": "integer"});
+    obj(
+        json!({
+            "rows": n, "added": n, "updated": n, "in_call": n, "rejected": n,
+            "errors": {"type": "array", "items": obj(json!({"line": n, "error": {"type": "string"}}), &["line", "error"])},
+            "errors_truncated": {"type": "boolean"},
+            "delimiter": {"type": "string"},
+            "encoding": {"enum": ["utf-8", "windows-1251"]},
+            "written": {"type": "boolean"},
+        }),
+        &["rows", "added", "rejected", "errors"],
+    )
+}
+
+fn add_result() -> Value {
+    obj(
+        json!({"_id": {"type": "string"}, "id": {"type": "integer"}, "result": {"enum": ["added", "updated", "in_call"]}}),
+        &["_id", "id", "result"],
+    )
+}
+
+/// Every named schema.
+pub fn schemas() -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    put(
+        "Error",
+        obj(
+            json!({"status": {"const": "error"}, "info": {"type": "string", "description": "what is wrong, and where"},
+                   "errors": {"description": "details: [{path, error}] for members, [{line, error}] for CSV rows"}}),
+            &["status", "info"],
+        ),
+    );
+    put("Ok", ok_of(json!({})));
+    put("Any", json!({}));
+    put("Text", json!({"type": "string"}));
+    put(
+        "Csv",
+        json!({"type": "string", "description": "CSV text (SPEC §9 columns)"}),
+    );
+    put("CommunicationInput", communication_input());
+    put("MemberInput", member_input());
+    put(
+        "MemberInputOrArray",
+        json!({"oneOf": [r("MemberInput"), {"type": "array", "minItems": 1, "items": r("MemberInput")}]}),
+    );
+    put("Communication", communication_view());
+    put("Member", member_view());
+    put("MemberAnswer", ok_of(r("Member")));
+    put(
+        "MemberList",
+        obj(
+            json!({"status": {"const": "OK"}, "data": {"type": "array", "items": r("Member")},
+                   "next": {"type": ["integer", "null"], "description": "cursor for `after`; null on the last page"}}),
+            &["status", "data", "next"],
+        ),
+    );
+    put("AddResult", add_result());
+    put(
+        "AddAnswer",
+        ok_of(json!({"oneOf": [r("AddResult"), {"type": "array", "items": r("AddResult")}]})),
+    );
+    put("CountAnswer", ok_of(json!({"type": "integer"})));
+    put(
+        "ResetAnswer",
+        obj(
+            json!({"status": {"const": "OK"}, "info": {"type": "integer"}, "data": {"type": "integer"}}),
+            &["status", "info"],
+        ),
+    );
+    put(
+        "TerminateAnswer",
+        ok_of(obj(
+            json!({"_id": {"type": "string"}, "result": {"enum": ["terminated", "call_ending", "already_ended"]},
+                   "attempt_id": {"type": "string"}, "node": {"type": "string"}}),
+            &["_id", "result"],
+        )),
+    );
+    put(
+        "Deleted",
+        ok_of(obj(
+            json!({"_id": {"type": "string"}, "deleted": {"type": "boolean"}}),
+            &["_id", "deleted"],
+        )),
+    );
+    put("CampaignConfig", campaign_config());
+    put("Campaign", campaign_view());
+    put("CampaignAnswer", ok_of(r("Campaign")));
+    put(
+        "CampaignList",
+        ok_of(json!({"type": "array", "items": r("Campaign")})),
+    );
+    put("Stats", counters());
+    put("StatsAnswer", ok_of(r("Stats")));
+    put(
+        "Transition",
+        obj(
+            json!({"at": {"type": "string", "format": INSTANT}, "from": {"type": "string"}, "to": {"type": "string"}, "reason": {"type": "string"}}),
+            &["at", "from", "to", "reason"],
+        ),
+    );
+    put(
+        "HistoryAnswer",
+        ok_of(json!({"type": "array", "items": r("Transition")})),
+    );
+    put("Attempt", attempt());
+    put(
+        "AttemptList",
+        ok_of(json!({"type": "array", "items": r("Attempt")})),
+    );
+    put("ImportReport", import_report());
+    put("ImportAnswer", ok_of(r("ImportReport")));
+    put(
+        "Health",
+        obj(
+            json!({"status": {"const": "OK"}, "store": {"enum": ["memory", "redis"]}, "store_ping_ms": {"type": "number"}}),
+            &["status", "store"],
+        ),
+    );
+    m
+}
+
+fn status_text(code: u16) -> &'static str {
+    match code {
+        400 => "the request cannot be read (bad JSON, CSV or parameter)",
+        401 => "no valid key (X-Key + X-Access-Token, or x_key + access_token)",
+        403 => "the key's role lacks this right",
+        404 => "no such campaign or member",
+        409 => "conflict: the member is in a call, or the id is taken",
+        413 => "body larger than the limit",
+        422 => {
+            "the body reads fine but its values are not acceptable (each problem with its field path)"
+        }
+        503 => "the store is unreachable",
+        _ => "error",
+    }
+}
+
+fn operation(route: &Route) -> Value {
+    let params: Vec<Value> = route
+        .params
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "in": match p.location { Location::Path => "path", Location::Query => "query" },
+                "required": p.required,
+                "description": p.description,
+                "schema": {"type": p.ty},
+            })
+        })
+        .collect();
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "OK", "content": {route.answer.media: {"schema": r(route.answer.schema)}}}),
+    );
+    let mut errors = route.errors.clone();
+    if route.role.is_some() {
+        errors.extend([401, 403]);
+    }
+    errors.sort_unstable();
+    errors.dedup();
+    for code in errors {
+        responses.insert(
+            code.to_string(),
+            json!({"description": status_text(code), "content": {"application/json": {"schema": r("Error")}}}),
+        );
+    }
+    let mut op = json!({
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": params,
+        "responses": responses,
+    });
+    match route.role {
+        Some(role) => {
+            op["security"] =
+                json!([{"key": [], "token": []}, {"key_query": [], "token_query": []}]);
+            op["x-required-role"] = json!(role.as_str());
+        }
+        None => op["security"] = json!([]),
+    }
+    if let Some(b) = route.body {
+        op["requestBody"] =
+            json!({"required": true, "content": {b.media: {"schema": r(b.schema)}}});
+    }
+    op
+}
+
+/// The OpenAPI document of the given routes.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[route.method.to_ascii_lowercase()] = operation(route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fsdialer API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Outbound dialer for FreeSWITCH; routes compatible with Webitel v3's /api/v2/dialer. \
+                            Answers are {\"status\":\"OK\",\"data\":...}; errors {\"status\":\"error\",\"info\":...}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "key": {"type": "apiKey", "in": "header", "name": "X-Key"},
+                "token": {"type": "apiKey", "in": "header", "name": "X-Access-Token"},
+                "key_query": {"type": "apiKey", "in": "query", "name": "x_key"},
+                "token_query": {"type": "apiKey", "in": "query", "name": "access_token"},
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::Keys;
+    use crate::api::{ApiConfig, import::ImportReport};
+    use crate::campaign::config::CampaignConfig;
+    use crate::store::{CommState, Communication, Counters, Member, MemberId, MemberState};
+
+    fn keys_of(v: &Value) -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn assert_described(schema: &Value, value: &Value, what: &str) {
+        let props = &schema["properties"];
+        for k in keys_of(value) {
+            assert!(
+                props.get(&k).is_some(),
+                "{what}: field {k:?} is not described in the schema"
+            );
+        }
+    }
+
+    #[test]
+    fn every_campaign_config_field_is_described() {
+        let mut c: CampaignConfig =
+            serde_json::from_str(include_str!("../../fixtures/campaigns/debt_reminder.json"))
+                .unwrap();
+        c.cps = Some(1.0);
+        assert_described(
+            &campaign_config(),
+            &serde_json::to_value(&c).unwrap(),
+            "CampaignConfig",
+        );
+    }
+
+    #[test]
+    fn every_member_view_field_is_described() {
+        let m = Member {
+            id: MemberId(1),
+            name: "a".into(),
+            priority: 0,
+            timezone: None,
+            expire: None,
+            variables: Default::default(),
+            communications: vec![Communication {
+                number: "1".into(),
+                priority: 0,
+                description: None,
+                kind: None,
+                state: CommState::Idle,
+                attempts: 0,
+                last_call_at: None,
+                last_cause: None,
+            }],
+            external_id: None,
+            state: MemberState::Waiting,
+            next_due: None,
+            tries: 0,
+            attempts: 0,
+            end_cause: None,
+            success: false,
+            current_attempt: None,
+            terminate_pending: false,
+        };
+        let v = crate::api::views::member("c", &m);
+        assert_described(&member_view(), &v, "Member");
+        assert_described(
+            &communication_view(),
+            &v["communications"][0],
+            "Communication",
+        );
+        assert_described(
+            &counters(),
+            &serde_json::to_value(Counters::default()).unwrap(),
+            "Stats",
+        );
+        let report = ImportReport {
+            rows: 0,
+            added: 0,
+            updated: 0,
+            in_call: 0,
+            rejected: 0,
+            errors: vec![],
+            errors_truncated: false,
+            delimiter: ",".into(),
+            encoding: "utf-8",
+            written: false,
+        };
+        assert_described(
+            &import_report(),
+            &serde_json::to_value(report).unwrap(),
+            "ImportReport",
+        );
+    }
+
+    #[test]
+    fn the_document_has_every_route_with_its_role_and_resolvable_refs() {
+        let cfg = ApiConfig::new(Keys::default());
+        let routes = crate::api::routes::table(&cfg);
+        let doc = document(&routes);
+        for route in &routes {
+            let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            assert_eq!(
+                op["operationId"], route.operation_id,
+                "{} {}",
+                route.method, route.path
+            );
+            assert_eq!(
+                op["x-required-role"].as_str(),
+                route.role.map(|r| r.as_str())
+            );
+        }
+        let text = doc.to_string();
+        let schemas = schemas();
+        for piece in text.split("#/components/schemas/").skip(1) {
+            let name: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            assert!(schemas.contains_key(&name), "dangling $ref {name}");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The route table: every route of the API with its handler and its documentation in one entry.
+//!
+//! [`table`] lists the routes; [`router`] builds the axum router from it (with the role check of each entry) and
+//! [`crate::api::openapi::document`] builds `/api/v2/openapi.json` from the same entries, so a route cannot exist
+//! without being documented, nor be documented with another role than the one enforced.
+
+pub mod campaigns;
+pub mod files;
+pub mod members;
+pub mod system;
+
+use super::auth::{Role, credentials};
+use super::{ApiConfig, ApiState};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where a parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Path,
+    Query,
+}
+
+/// One documented parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: &'static str,
+    pub location: Location,
+    pub required: bool,
+    /// JSON Schema type: `string`, `integer` or `boolean`.
+    pub ty: &'static str,
+    pub description: &'static str,
+}
+
+/// A body or an answer: media type and schema name (see `openapi::schemas`).
+#[derive(Debug, Clone, Copy)]
+pub struct Content {
+    pub media: &'static str,
+    pub schema: &'static str,
+}
+
+pub const JSON: &str = "application/json";
+pub const CSV: &str = "text/csv";
+pub const TEXT: &str = "text/plain";
+
+/// One route: handler and documentation.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// `None`: no key needed.
+    pub role: Option<Role>,
+    pub params: Vec<Param>,
+    pub body: Option<Content>,
+    pub answer: Content,
+    /// Error statuses the route may answer (besides 401/403 for keyed routes).
+    pub errors: Vec<u16>,
+    pub handler: MethodRouter<Arc<ApiState>>,
+}
+
+impl Route {
+    fn new(
+        method: &'static str,
+        path: &'static str,
+        operation_id: &'static str,
+        handler: MethodRouter<Arc<ApiState>>,
+    ) -> Route {
+        let params = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| Param {
+                name,
+                location: Location::Path,
+                required: true,
+                ty: "string",
+                description: match name {
+                    "id" => "campaign id",
+                    "mid" => "member id",
+                    "state" => "1 = run, 3 = stop",
+                    _ => "",
+                },
+            })
+            .collect();
+        Route {
+            method,
+            path,
+            operation_id,
+            summary: "",
+            tag: "dialer",
+            role: Some(Role::ReadOnly),
+            params,
+            body: None,
+            answer: Content {
+                media: JSON,
+                schema: "Ok",
+            },
+            errors: vec![404],
+            handler,
+        }
+    }
+    fn summary(mut self, s: &'static str) -> Route {
+        self.summary = s;
+        self
+    }
+    fn tag(mut self, t: &'static str) -> Route {
+        self.tag = t;
+        self
+    }
+    fn role(mut self, r: Option<Role>) -> Route {
+        self.role = r;
+        self
+    }
+    fn query(mut self, name: &'static str, ty: &'static str, description: &'static str) -> Route {
+        self.params.push(Param {
+            name,
+            location: Location::Query,
+            required: false,
+            ty,
+            description,
+        });
+        self
+    }
+    fn body(mut self, media: &'static str, schema: &'static str) -> Route {
+        self.body = Some(Content { media, schema });
+        self
+    }
+    fn answer(mut self, media: &'static str, schema: &'static str) -> Route {
+        self.answer = Content { media, schema };
+        self
+    }
+    fn errors(mut self, e: &[u16]) -> Route {
+        self.errors = e.to_vec();
+        self
+    }
+}
+
+const D: &str = "/api/v2/dialer";
+
+/// Every route of the API.
+pub fn table(cfg: &ApiConfig) -> Vec<Route> {
+    use Role::*;
+    let w = Some(MembersWriter);
+    let a = Some(Admin);
+    vec![
+        Route::new("GET", D, "listCampaigns", get(campaigns::list))
+            .summary("List campaigns")
+            .answer(JSON, "CampaignList")
+            .errors(&[]),
+        Route::new("POST", D, "createCampaign", post(campaigns::create))
+            .summary("Create a campaign (id generated when absent)")
+            .role(a)
+            .body(JSON, "CampaignConfig")
+            .answer(JSON, "CampaignAnswer")
+            .errors(&[400, 409, 413, 422]),
+        Route::new("GET", "/api/v2/dialer/{id}", "getCampaign", get(campaigns::get))
+            .summary("Read a campaign")
+            .answer(JSON, "CampaignAnswer"),
+        Route::new("PUT", "/api/v2/dialer/{id}", "updateCampaign", put(campaigns::update))
+            .summary("Change a campaign: the fields given replace the current ones")
+            .role(a)
+            .body(JSON, "CampaignConfig")
+            .answer(JSON, "CampaignAnswer")
+            .errors(&[400, 404, 413, 422]),
+        Route::new("DELETE", "/api/v2/dialer/{id}", "deleteCampaign", delete(campaigns::delete))
+            .summary("Delete a campaign with its members and results (409 while calls are in progress)")
+            .role(a)
+            .answer(JSON, "Deleted")
+            .errors(&[404, 409]),
+        Route::new("PUT", "/api/v2/dialer/{id}/state/{state}", "setCampaignState", put(campaigns::set_state))
+            .summary("Run (1) or stop (3) a campaign")
+            .role(a)
+            .answer(JSON, "CampaignAnswer")
+            .errors(&[400, 404]),
+        Route::new("GET", "/api/v2/dialer/{id}/stats", "campaignStats", get(campaigns::stats))
+            .summary("Campaign counters and state")
+            .answer(JSON, "StatsAnswer"),
+        Route::new("GET", "/api/v2/dialer/{id}/history", "campaignHistory", get(campaigns::history))
+            .summary("Campaign state transitions seen by this node")
+            .answer(JSON, "HistoryAnswer"),
+        Route::new("POST", "/api/v2/dialer/{id}/members", "addMembers", post(members::add))
+            .summary("Add one member or an array of members; every member is validated before anything is written")
+            .tag("members")
+            .role(w)
+            .query("autoRun", "boolean", "run the campaign after adding")
+            .body(JSON, "MemberInputOrArray")
+            .answer(JSON, "AddAnswer")
+            .errors(&[400, 404, 413, 422]),
+        Route::new("GET", "/api/v2/dialer/{id}/members", "listMembers", get(members::list))
+            .summary("List members in id order")
+            .tag("members")
+            .query("limit", "integer", "page size (1 to 10000, default 100)")
+            .query("page", "integer", "page number from 1")
+            .query("after", "integer", "cursor: the previous answer's `next`")
+            .query("sort", "string", "only `id` (ascending) is supported")
+            .query("state", "string", "waiting, active or ended")
+            .query("end_cause", "string", "only members that ended with this cause")
+            .answer(JSON, "MemberList")
+            .errors(&[400, 404]),
+        Route::new("GET", "/api/v2/dialer/{id}/members/count", "countMembers", get(members::count))
+            .summary("Count members")
+            .tag("members")
+            .query("state", "string", "waiting, active or ended")
+            .query("end_cause", "string", "only members that ended with this cause")
+            .answer(JSON, "CountAnswer")
+            .errors(&[400, 404]),
+        Route::new("PUT", "/api/v2/dialer/{id}/members/reset", "resetMembers", put(members::reset))
+            .summary("Revive every ended, unsuccessful member")
+            .tag("members")
+            .role(w)
+            .answer(JSON, "ResetAnswer"),
+        Route::new("POST", "/api/v2/dialer/{id}/members/import", "importMembers", post(files::import))
+            .summary("Import members from CSV (SPEC §9)")
+            .tag("members")
+            .role(w)
+            .query("delimiter", "string", "`,`, `;` or `tab` (detected when absent)")
+            .query("encoding", "string", "utf-8 or windows-1251 (detected when absent)")
+            .query("all_or_nothing", "boolean", "import nothing unless every row is valid")
+            .query("autoRun", "boolean", "run the campaign after importing")
+            .body(CSV, "Csv")
+            .answer(JSON, "ImportAnswer")
+            .errors(&[400, 404, 413, 422, 503]),
+        Route::new("GET", "/api/v2/dialer/{id}/members/export.csv", "exportMembers", get(files::export_members))
+            .summary("Export members as CSV (re-importable)")
+            .tag("members")
+            .answer(CSV, "Csv"),
+        Route::new("GET", "/api/v2/dialer/{id}/attempts/export.csv", "exportAttempts", get(files::export_attempts))
+            .summary("Export every attempt of the campaign as CSV")
+            .tag("members")
+            .answer(CSV, "Csv"),
+        Route::new("GET", "/api/v2/dialer/{id}/members/{mid}", "getMember", get(members::get))
+            .summary("Read a member")
+            .tag("members")
+            .answer(JSON, "MemberAnswer")
+            .errors(&[400, 404]),
+        Route::new("PUT", "/api/v2/dialer/{id}/members/{mid}", "updateMember", put(members::update))
+            .summary("Replace a member's data (409 while it is in a call)")
+            .tag("members")
+            .role(w)
+            .body(JSON, "MemberInput")
+            .answer(JSON, "MemberAnswer")
+            .errors(&[400, 404, 409, 413, 422]),
+        Route::new("DELETE", "/api/v2/dialer/{id}/members/{mid}", "deleteMember", delete(members::delete))
+            .summary("Delete a member (409 while it is in a call)")
+            .tag("members")
+            .role(w)
+            .answer(JSON, "Deleted")
+            .errors(&[400, 404, 409]),
+        Route::new("PUT", "/api/v2/dialer/{id}/members/{mid}/terminate", "terminateMember", put(members::terminate))
+            .summary("End a member with MANAGER_REQUEST (a call in progress is hung up)")
+            .tag("members")
+            .role(w)
+            .answer(JSON, "TerminateAnswer")
+            .errors(&[400, 404]),
+        Route::new("GET", "/api/v2/dialer/{id}/members/{mid}/attempts", "memberAttempts", get(members::attempts))
+            .summary("A member's attempts, oldest first")
+            .tag("members")
+            .answer(JSON, "AttemptList")
+            .errors(&[400, 404]),
+        Route::new("GET", "/healthz", "healthz", get(system::healthz))
+            .summary("Liveness and store reachability")
+            .tag("service")
+            .role(None)
+            .answer(JSON, "Health")
+            .errors(&[503]),
+        Route::new("GET", "/metrics", "metrics", get(system::metrics))
+            .summary("Prometheus metrics")
+            .tag("service")
+            .role(if cfg.metrics_public { None } else { Some(ReadOnly) })
+            .answer(TEXT, "Text")
+            .errors(&[]),
+        Route::new("GET", "/api/v2/openapi.json", "openapi", get(system::openapi_json))
+            .summary("This document")
+            .tag("service")
+            .role(None)
+            .answer(JSON, "Any")
+            .errors(&[]),
+    ]
+}
+
+struct Guard {
+    state: Arc<ApiState>,
+    roles: HashMap<(String, String), Option<Role>>,
+}
+
+async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let role = g
+        .roles
+        .get(&(req.method().as_str().to_string(), path))
+        .copied()
+        .flatten();
+    if let Some(required) = role {
+        let (key, token) = credentials(req.headers(), req.uri().query());
+        if let Err(e) = g
+            .state
+            .config
+            .keys
+            .check(key.as_deref(), token.as_deref(), required)
+        {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The API router.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let routes = table(&state.config);
+    let guard = Arc::new(Guard {
+        state: state.clone(),
+        roles: routes
+            .iter()
+            .map(|r| ((r.method.to_string(), r.path.to_string()), r.role))
+            .collect(),
+    });
+    let mut router: Router<Arc<ApiState>> = Router::new();
+    for r in routes {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,620 @@
+//! The production configuration file of `fsdialer run` (TOML), and the embedded default used without one.
+//!
+//! ```toml
+//! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: fsdialer-<pid>
+//! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted)
+//!
+//! [api]
+//! listen = "0.0.0.0:8080"
+//! max_body_bytes = 16777216               # JSON bodies (413 beyond)
+//! max_import_bytes = 2147483648           # CSV uploads (413 beyond; streamed to a temporary file)
+//! metrics_public = false                  # true: /metrics without a key
+//! [[api.keys]]
+//! id = "ops"                              # sent as X-Key
+//! secret = "a long random secret"         # sent as X-Access-Token (at least 16 bytes)
+//! role = "admin"                          # admin | members-writer | read-only
+//!
+//! [engine]
+//! lease_sec = 60                          # lease of a claimed attempt
+//! claim_batch = 100
+//! sync_interval_sec = 5                   # how often campaigns changed on other nodes are picked up
+//!
+//! [[switches]]                            # FreeSWITCH nodes (event socket)
+//! name = "fs1"
+//! address = "10.0.0.5:8021"
+//! password = "ClueCon"
+//! max_sessions = 1000
+//! sessions_per_second = 30
+//! sessions_per_call = 1                   # 2 for loopback/ dial strings
+//!
+//! [sim]                                   # optional: an in-process simulated switch (added to the switches)
+//! speed = 1.0
+//! scenario = "scenario.toml"              # optional (see `sim::scenario`); default: answer_N, busy, ring_N... numbers
+//!
+//! [[campaigns]]                           # campaigns from files (TOML or JSON, by extension) ...
+//! file = "campaigns/debt.toml"
+//! run = true                              # optional: run/stop at start-up; absent = keep the stored command
+//! [[campaigns]]                           # ... or inline
+//! [campaigns.config]
+//! id = "sales"
+//! gateways = [{ name = "gw", pattern = "^(.*)$", dial_string = "sofia/gateway/gw/$1" }]
+//! ```
+//!
+//! Campaigns of the file are written to the store at start-up (replacing a stored campaign with the same id), so
+//! the file is their source of truth; campaigns created through the API live in the store only. Relative paths
+//! are relative to the configuration file. Every problem is reported with its path (`campaigns[1].config.limit:
+//! ...`, `switches[0].address: ...`).
+
+use crate::api::auth::{ApiKey, Keys, Role};
+use crate::campaign::config::CampaignConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Environment variables that give the admin key (both or neither).
+pub const ENV_KEY: &str = "FSDIALER_API_KEY";
+pub const ENV_TOKEN: &str = "FSDIALER_API_TOKEN";
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_store() -> String {
+    "memory://".into()
+}
+fn default_max_body() -> usize {
+    crate::api::DEFAULT_MAX_BODY
+}
+fn default_max_import() -> u64 {
+    crate::api::DEFAULT_MAX_IMPORT
+}
+fn default_lease() -> u64 {
+    60
+}
+fn default_claim_batch() -> u32 {
+    100
+}
+fn default_sync() -> u64 {
+    5
+}
+fn default_max_sessions() -> u32 {
+    1000
+}
+fn default_sps() -> u32 {
+    30
+}
+fn default_spc() -> u32 {
+    1
+}
+fn default_password() -> String {
+    "ClueCon".into()
+}
+fn default_speed() -> f64 {
+    1.0
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_max_import")]
+    pub max_import_bytes: u64,
+    #[serde(default)]
+    pub metrics_public: bool,
+    #[serde(default)]
+    pub keys: Vec<ApiKey>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            max_import_bytes: default_max_import(),
+            metrics_public: false,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    #[serde(default = "default_lease")]
+    pub lease_sec: u64,
+    #[serde(default = "default_claim_batch")]
+    pub claim_batch: u32,
+    #[serde(default = "default_sync")]
+    pub sync_interval_sec: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            lease_sec: default_lease(),
+            claim_batch: default_claim_batch(),
+            sync_interval_sec: default_sync(),
+        }
+    }
+}
+
+/// `[[switches]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSection {
+    pub name: String,
+    pub address: String,
+    #[serde(default = "default_password")]
+    pub password: String,
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
+    #[serde(default = "default_sps")]
+    pub sessions_per_second: u32,
+    #[serde(default = "default_spc")]
+    pub sessions_per_call: u32,
+}
+
+/// `[sim]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
+    #[serde(default = "default_sps")]
+    pub sessions_per_second: u32,
+    /// A scenario file (see `sim::scenario`); none = the built-in dialplan of the captures (`answer_N`, `busy`...).
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
+}
+
+/// `[[campaigns]]`: a file or an inline configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignEntry {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub config: Option<CampaignConfig>,
+    /// Run (true) or stop (false) at start-up; absent = keep the stored command.
+    #[serde(default)]
+    pub run: Option<bool>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default = "default_store")]
+    pub store: String,
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub switches: Vec<SwitchSection>,
+    #[serde(default)]
+    pub sim: Option<SimSection>,
+    #[serde(default)]
+    pub campaigns: Vec<CampaignEntry>,
+}
+
+/// A campaign of the file, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct LoadedCampaign {
+    pub config: CampaignConfig,
+    pub run: Option<bool>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct RunConfigError(pub Vec<String>);
+
+/// Where a generated key came from (for the start-up banner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    File,
+    Environment,
+    Generated,
+}
+
+impl RunConfig {
+    /// The embedded default: memory store, in-process simulated switch, API on 127.0.0.1:8080.
+    pub fn embedded() -> RunConfig {
+        RunConfig {
+            node_id: None,
+            store: default_store(),
+            api: ApiSection::default(),
+            engine: EngineSection::default(),
+            switches: Vec::new(),
+            sim: Some(SimSection {
+                speed: 1.0,
+                max_sessions: default_max_sessions(),
+                sessions_per_second: default_sps(),
+                scenario: None,
+            }),
+            campaigns: Vec::new(),
+        }
+    }
+
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<RunConfig, RunConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RunConfigError(vec![format!("{}: {e}", path.display())]))?;
+        let mut cfg = RunConfig::from_toml(&text).map_err(|e| {
+            RunConfigError(
+                e.0.into_iter()
+                    .map(|m| format!("{}: {m}", path.display()))
+                    .collect(),
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(sim) = &mut cfg.sim
+            && let Some(f) = &sim.scenario
+            && f.is_relative()
+        {
+            sim.scenario = Some(base.join(f));
+        }
+        for c in &mut cfg.campaigns {
+            if let Some(f) = &c.file
+                && f.is_relative()
+            {
+                c.file = Some(base.join(f));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses configuration text.
+    pub fn from_toml(text: &str) -> Result<RunConfig, RunConfigError> {
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| RunConfigError(vec![e.to_string().trim_end().to_string()]))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = match (path.as_str(), line) {
+                (".", Some(l)) => format!("line {l}: "),
+                (".", None) => String::new(),
+                (p, Some(l)) => format!("{p} (line {l}): "),
+                (p, None) => format!("{p}: "),
+            };
+            RunConfigError(vec![format!("{at}{}", inner.message())])
+        })
+    }
+
+    /// The API keys: the file's, plus the admin key of [`ENV_KEY`] + [`ENV_TOKEN`]; with none at all and
+    /// `generate`, an admin key is generated. `env` reads a variable (the process environment in production).
+    pub fn keys(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        generate: bool,
+    ) -> Result<(Keys, Vec<(ApiKey, KeySource)>), RunConfigError> {
+        let mut keys: Vec<(ApiKey, KeySource)> = self
+            .api
+            .keys
+            .iter()
+            .cloned()
+            .map(|k| (k, KeySource::File))
+            .collect();
+        match (env(ENV_KEY), env(ENV_TOKEN)) {
+            (Some(id), Some(secret)) => keys.push((
+                ApiKey {
+                    id,
+                    secret,
+                    role: Role::Admin,
+                },
+                KeySource::Environment,
+            )),
+            (None, None) => {}
+            _ => {
+                return Err(RunConfigError(vec![format!(
+                    "{ENV_KEY} and {ENV_TOKEN} must be set together"
+                )]));
+            }
+        }
+        if keys.is_empty() {
+            if !generate {
+                return Err(RunConfigError(vec![format!(
+                    "api.keys: no key configured; add [[api.keys]] or set {ENV_KEY} and {ENV_TOKEN}"
+                )]));
+            }
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            keys.push((
+                ApiKey {
+                    id: "admin".into(),
+                    secret,
+                    role: Role::Admin,
+                },
+                KeySource::Generated,
+            ));
+        }
+        let set = Keys::new(keys.iter().map(|(k, _)| k.clone()).collect()).map_err(|e| {
+            let k = &keys[e.index];
+            let mut m = e.to_string();
+            if k.1 == KeySource::Environment {
+                m = format!("{ENV_KEY}/{ENV_TOKEN}: {}: {}", e.field, e.reason);
+            }
+            RunConfigError(vec![m])
+        })?;
+        Ok((set, keys))
+    }
+
+    /// Checks everything that can be checked without the network and loads the campaigns.
+    pub fn check(&self) -> Result<Vec<LoadedCampaign>, RunConfigError> {
+        let mut problems = Vec::new();
+        if let Some(n) = &self.node_id
+            && (n.is_empty() || n.len() > 128 || n.chars().any(|c| c.is_control() || c == '|'))
+        {
+            problems.push("node_id: 1 to 128 characters, no control characters or '|'".to_string());
+        }
+        if !(self.store.starts_with("redis://")
+            || self.store == "memory://"
+            || self.store == "memory")
+        {
+            problems.push(format!(
+                "store: {:?}: expected memory:// or redis://host:port",
+                self.store
+            ));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "api.listen: {:?} is not an address like 127.0.0.1:8080",
+                self.api.listen
+            ));
+        }
+        if self.engine.lease_sec == 0 {
+            problems.push("engine.lease_sec: must be at least 1".into());
+        }
+        if self.engine.claim_batch == 0 {
+            problems.push("engine.claim_batch: must be at least 1".into());
+        }
+        if self.engine.sync_interval_sec == 0 {
+            problems.push("engine.sync_interval_sec: must be at least 1".into());
+        }
+        if self.switches.is_empty() && self.sim.is_none() {
+            problems.push(
+                "switches: none configured (add [[switches]], or [sim] for a simulated switch)"
+                    .into(),
+            );
+        }
+        for (i, s) in self.switches.iter().enumerate() {
+            if s.name.is_empty() {
+                problems.push(format!("switches[{i}].name: empty"));
+            }
+            if self.switches[..i].iter().any(|o| o.name == s.name) {
+                problems.push(format!(
+                    "switches[{i}].name: {:?} is used by another switch",
+                    s.name
+                ));
+            }
+            if !s.address.contains(':') {
+                problems.push(format!(
+                    "switches[{i}].address: {:?} is not host:port",
+                    s.address
+                ));
+            }
+            if s.max_sessions == 0 || s.sessions_per_second == 0 || s.sessions_per_call == 0 {
+                problems.push(format!(
+                    "switches[{i}]: max_sessions, sessions_per_second and sessions_per_call must be at least 1"
+                ));
+            }
+        }
+        if let Some(sim) = &self.sim
+            && !(sim.speed.is_finite() && sim.speed > 0.0)
+        {
+            problems.push("sim.speed: must be a positive number".into());
+        }
+        let mut loaded = Vec::new();
+        for (i, c) in self.campaigns.iter().enumerate() {
+            let at = format!("campaigns[{i}]");
+            let config = match (&c.file, &c.config) {
+                (Some(_), Some(_)) => {
+                    problems.push(format!("{at}: give either file or config, not both"));
+                    continue;
+                }
+                (None, None) => {
+                    problems.push(format!(
+                        "{at}: needs file = \"...\" or a [campaigns.config] table"
+                    ));
+                    continue;
+                }
+                (None, Some(cfg)) => cfg.clone(),
+                (Some(f), None) => {
+                    let text = match std::fs::read_to_string(f) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            problems.push(format!("{at}.file: {}: {e}", f.display()));
+                            continue;
+                        }
+                    };
+                    let parsed = if f.extension().is_some_and(|e| e == "json") {
+                        CampaignConfig::from_json_str(&text)
+                    } else {
+                        CampaignConfig::from_toml_str(&text)
+                    };
+                    match parsed {
+                        Ok(c) => c,
+                        Err(e) => {
+                            problems.push(format!("{at}.file: {}: {e}", f.display()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            match config.validate() {
+                Ok(v) => {
+                    if loaded
+                        .iter()
+                        .any(|l: &LoadedCampaign| l.config.id.as_deref() == Some(v.id()))
+                    {
+                        problems.push(format!("{at}: campaign id {:?} appears twice", v.id()));
+                    }
+                    loaded.push(LoadedCampaign { config, run: c.run });
+                }
+                Err(e) => {
+                    let where_ = match &c.file {
+                        Some(f) => format!("{at}.file: {}", f.display()),
+                        None => format!("{at}.config"),
+                    };
+                    for p in e.problems() {
+                        problems.push(format!("{where_}: {p}"));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(RunConfigError(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+node_id = "node-a"
+store = "redis://127.0.0.1:6379"
+[api]
+listen = "0.0.0.0:8080"
+metrics_public = true
+[[api.keys]]
+id = "ops"
+secret = "0123456789abcdef0123"
+role = "admin"
+[[api.keys]]
+id = "crm"
+secret = "0123456789abcdef-crm"
+role = "members-writer"
+[engine]
+lease_sec = 30
+[[switches]]
+name = "fs1"
+address = "10.0.0.5:8021"
+password = "secret"
+max_sessions = 500
+sessions_per_second = 20
+sessions_per_call = 1
+[[campaigns]]
+run = true
+[campaigns.config]
+id = "sales"
+name = "Sales"
+gateways = [{ name = "gw", pattern = "^(.*)$", dial_string = "sofia/gateway/gw/$1" }]
+calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540, end_min = 1080 }] }
+"#;
+
+    #[test]
+    fn a_full_configuration_loads_and_checks() {
+        let cfg = RunConfig::from_toml(FULL).unwrap();
+        assert_eq!(cfg.switches[0].max_sessions, 500);
+        assert_eq!(cfg.engine.lease_sec, 30);
+        assert_eq!(cfg.engine.claim_batch, 100);
+        let loaded = cfg.check().unwrap();
+        assert_eq!(loaded[0].config.id.as_deref(), Some("sales"));
+        assert_eq!(loaded[0].run, Some(true));
+        let (keys, sources) = cfg.keys(|_| None, false).unwrap();
+        assert!(!keys.is_empty());
+        assert_eq!(sources.len(), 2);
+    }
+
+    #[test]
+    fn problems_are_reported_with_their_paths() {
+        let e = RunConfig::from_toml("[api]\nlisten = 8080\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "api.listen (line 2): invalid type: integer `8080`, expected a string"
+        );
+        let e = RunConfig::from_toml("[[switches]]\nname = \"a\"\nadress = \"x\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("switches[0].adress (line 3): unknown field `adress`"),
+            "{e}"
+        );
+        let cfg = RunConfig::from_toml(
+            "store = \"postgres://x\"\n[[campaigns]]\n[campaigns.config]\nid = \"c\"\nlimit = 0\n",
+        )
+        .unwrap();
+        let e = cfg.check().unwrap_err().to_string();
+        assert!(
+            e.contains("store: \"postgres://x\": expected memory:// or redis://host:port"),
+            "{e}"
+        );
+        assert!(e.contains("switches: none configured"), "{e}");
+        assert!(
+            e.contains("campaigns[0].config: limit: must be >= 1")
+                || e.contains("campaigns[0].config: limit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keys_come_from_the_file_the_environment_or_are_generated() {
+        let cfg = RunConfig::embedded();
+        let env = |k: &str| match k {
+            ENV_KEY => Some("me".to_string()),
+            ENV_TOKEN => Some("0123456789abcdef-me".to_string()),
+            _ => None,
+        };
+        let (_, s) = cfg.keys(env, true).unwrap();
+        assert_eq!(s[0].1, KeySource::Environment);
+        let (_, s) = cfg.keys(|_| None, true).unwrap();
+        assert_eq!(s[0].1, KeySource::Generated);
+        assert!(s[0].0.secret.len() >= 32);
+        assert!(
+            cfg.keys(|_| None, false)
+                .unwrap_err()
+                .to_string()
+                .starts_with("api.keys: no key")
+        );
+        let half = |k: &str| (k == ENV_KEY).then(|| "x".to_string());
+        assert!(cfg.keys(half, true).is_err());
+        let short = |k: &str| {
+            Some(if k == ENV_KEY {
+                "a".into()
+            } else {
+                "short".into()
+            })
+        };
+        assert_eq!(
+            cfg.keys(short, true).unwrap_err().to_string(),
+            "FSDIALER_API_KEY/FSDIALER_API_TOKEN: secret: must be at least 16 bytes"
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_file_loads_and_checks() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/api/fsdialer.example.toml");
+        let cfg = RunConfig::from_file(&path).unwrap();
+        assert_eq!(cfg.switches.len(), 2);
+        assert_eq!(cfg.switches[1].max_sessions, 1000);
+        let loaded = cfg.check().unwrap();
+        let ids: Vec<_> = loaded
+            .iter()
+            .map(|c| c.config.id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["571f2e2e6ea6478aba60581a", "sales-2025"]);
+        assert_eq!(cfg.keys(|_| None, false).unwrap().1.len(), 3);
+    }
+
+    #[test]
+    fn the_embedded_default_checks() {
+        assert!(RunConfig::embedded().check().unwrap().is_empty());
+    }
+}

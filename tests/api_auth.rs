@@ -1,0 +1,183 @@
+//! The auth matrix over real HTTP: every route of the route table, with no key, a wrong secret, an unknown key,
+//! each role (in headers and in the query string). 401 for missing or bad credentials, 403 for a role that lacks
+//! the right, and a refused request changes nothing.
+
+mod api_support;
+
+use api_support::*;
+use fsdialer::api::auth::Role;
+use fsdialer::api::routes::table;
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "auth")
+        .replace("{mid}", "1")
+        .replace("{state}", "3")
+}
+
+fn role_of(key: (&str, &str)) -> Role {
+    match key.0 {
+        "admin" => Role::Admin,
+        "crm" => Role::MembersWriter,
+        _ => Role::ReadOnly,
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_role() {
+    let api = start().await;
+    api.create_campaign("auth").await;
+    api.call(
+        "POST",
+        "/api/v2/dialer/auth/members",
+        Some(member("a", "busy")),
+    )
+    .await;
+    let routes = table(&api.running.state.config);
+    let mut checked = 0;
+    for r in &routes {
+        let path = concrete(r.path);
+        let Some(required) = r.role else {
+            // Public routes answer without a key.
+            let a = api.raw(r.method, &path, None, None).await;
+            assert_eq!(a.status, 200, "{} {}", r.method, r.path);
+            continue;
+        };
+        let none = api.raw(r.method, &path, None, None).await;
+        assert_eq!(none.status, 401, "{} {} without a key", r.method, r.path);
+        assert_eq!(none.json["status"], "error");
+        assert!(
+            none.json["info"]
+                .as_str()
+                .unwrap()
+                .starts_with("missing credentials")
+        );
+        let wrong = api
+            .raw(
+                r.method,
+                &path,
+                Some((ADMIN.0, "0123456789abcdef-admiN")),
+                None,
+            )
+            .await;
+        assert_eq!(
+            wrong.status, 401,
+            "{} {} with a wrong secret",
+            r.method, r.path
+        );
+        assert_eq!(wrong.json["info"], "unknown key or wrong secret");
+        let prefix = api
+            .raw(
+                r.method,
+                &path,
+                Some((ADMIN.0, "0123456789abcdef-admin-and-more")),
+                None,
+            )
+            .await;
+        assert_eq!(prefix.status, 401, "a secret that only starts right");
+        let short = api
+            .raw(r.method, &path, Some((ADMIN.0, "0123456789abcdef")), None)
+            .await;
+        assert_eq!(short.status, 401, "a prefix of the secret");
+        let unknown = api
+            .raw(r.method, &path, Some(("nobody", ADMIN.1)), None)
+            .await;
+        assert_eq!(
+            unknown.status, 401,
+            "{} {} with an unknown key",
+            r.method, r.path
+        );
+        let other = api
+            .raw(r.method, &path, Some((READER.0, WRITER.1)), None)
+            .await;
+        assert_eq!(other.status, 401, "another key's secret");
+        for key in [READER, WRITER] {
+            let a = api.raw(r.method, &path, Some(key), None).await;
+            if role_of(key) < required {
+                assert_eq!(
+                    a.status, 403,
+                    "{} {} as {}: {}",
+                    r.method, r.path, key.0, a.text
+                );
+                assert_eq!(
+                    a.json["info"],
+                    format!(
+                        "key {:?} has role {}; this route needs {}",
+                        key.0,
+                        role_of(key).as_str(),
+                        required.as_str()
+                    )
+                );
+            } else {
+                assert!(
+                    ![401, 403].contains(&a.status),
+                    "{} {} as {}: {}",
+                    r.method,
+                    r.path,
+                    key.0,
+                    a.text
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} keyed routes checked");
+    // Nothing the refused requests asked for happened: the campaign (which only admin may delete or run) is
+    // still there and was never run. (The members-writer key was allowed to delete the member.)
+    let c = api.get("/api/v2/dialer/auth").await;
+    assert_eq!(c.status, 200);
+    assert_eq!(c.json["data"]["run"], false);
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn keys_in_the_query_string_work_like_the_headers() {
+    let api = start().await;
+    api.create_campaign("q").await;
+    let url = |key: &str, token: &str| {
+        format!("/api/v2/dialer/q/members?x_key={key}&access_token={token}")
+    };
+    let a = api
+        .raw(
+            "POST",
+            &url(WRITER.0, WRITER.1),
+            None,
+            Some((
+                member("a", "1").to_string().into_bytes(),
+                "application/json",
+            )),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let ro = api
+        .raw(
+            "POST",
+            &url(READER.0, READER.1),
+            None,
+            Some((
+                member("b", "1").to_string().into_bytes(),
+                "application/json",
+            )),
+        )
+        .await;
+    assert_eq!(ro.status, 403);
+    let bad = api.raw("GET", &url(READER.0, "nope"), None, None).await;
+    assert_eq!(bad.status, 401);
+    let ok = api.raw("GET", &url(READER.0, READER.1), None, None).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json["data"].as_array().unwrap().len(), 1);
+    // Percent-encoded secrets are decoded.
+    let enc = api
+        .raw(
+            "GET",
+            &format!(
+                "/api/v2/dialer/q?x_key=ro&access_token={}",
+                READER.1.replace('-', "%2D")
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(enc.status, 200);
+    assert_eq!(api.member_count("q").await, 1);
+    api.shutdown().await;
+}

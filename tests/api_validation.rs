@@ -1,0 +1,306 @@
+//! Malformed input corpus over real HTTP against a real Redis: every malformed member body and CSV file of
+//! `fixtures/api/` gets its precise error, and nothing partial is stored.
+
+mod api_support;
+
+use api_support::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+struct JsonCases {
+    case: Vec<JsonCase>,
+}
+
+#[derive(Deserialize)]
+struct JsonCase {
+    name: String,
+    body: String,
+    status: u16,
+    info: String,
+}
+
+#[tokio::test]
+async fn every_malformed_member_body_gets_its_precise_error_and_nothing_is_stored() {
+    let api = start().await;
+    api.create_campaign("bad-json").await;
+    let cases: JsonCases =
+        toml::from_str(include_str!("../fixtures/api/bad_members.toml")).expect("fixture parses");
+    assert!(cases.case.len() >= 20);
+    for c in &cases.case {
+        let a = api
+            .raw(
+                "POST",
+                "/api/v2/dialer/bad-json/members",
+                Some(WRITER),
+                Some((c.body.clone().into_bytes(), "application/json")),
+            )
+            .await;
+        assert_eq!(a.status, c.status, "{}: {}", c.name, a.text);
+        assert_eq!(a.json["status"], "error", "{}", c.name);
+        assert_eq!(a.json["info"], c.info.as_str(), "{}", c.name);
+        assert_eq!(
+            api.member_count("bad-json").await,
+            0,
+            "{}: something was stored",
+            c.name
+        );
+    }
+    // Per-member problems also come as a list of {path, error}.
+    let a = api
+        .call(
+            "POST",
+            "/api/v2/dialer/bad-json/members",
+            Some(json!([{"name": "a", "communications": [{"number": ""}]}])),
+        )
+        .await;
+    assert_eq!(
+        a.json["errors"],
+        json!([{"path": "[0].communications[0].number", "error": "empty"}])
+    );
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_large_batch_with_one_bad_member_at_the_end_writes_nothing() {
+    let api = start().await;
+    api.create_campaign("big").await;
+    let mut batch: Vec<Value> = (0..500)
+        .map(|i| member(&format!("m{i}"), &format!("{}", 1000 + i)))
+        .collect();
+    batch.push(json!({"name": "x".repeat(5000), "communications": [{"number": "1"}]}));
+    let a = api
+        .call(
+            "POST",
+            "/api/v2/dialer/big/members",
+            Some(Value::Array(batch)),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.json["info"], "[500].name: longer than 4096 bytes");
+    assert_eq!(api.member_count("big").await, 0);
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413_and_nothing_stored() {
+    let api = start().await;
+    api.create_campaign("huge").await;
+    let many: Vec<Value> = (0..3000)
+        .map(|i| member(&format!("member {i}"), "380931234567"))
+        .collect();
+    let body = Value::Array(many).to_string();
+    assert!(body.len() > MAX_BODY);
+    let a = api
+        .raw(
+            "POST",
+            "/api/v2/dialer/huge/members",
+            Some(ADMIN),
+            Some((body.into_bytes(), "application/json")),
+        )
+        .await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert_eq!(
+        a.json,
+        json!({"status": "error", "info": format!("body: larger than the limit of {MAX_BODY} bytes")})
+    );
+    // A campaign body too.
+    let big_campaign = format!("{{\"name\": \"{}\"}}", "x".repeat(MAX_BODY));
+    let c = api
+        .raw(
+            "POST",
+            "/api/v2/dialer",
+            Some(ADMIN),
+            Some((big_campaign.into_bytes(), "application/json")),
+        )
+        .await;
+    assert_eq!(c.status, 413);
+    // A CSV upload over its own limit.
+    let mut csv = String::from("name,number_1\n");
+    while csv.len() as u64 <= MAX_IMPORT {
+        csv.push_str("Some Member With A Long Name,380931234567\n");
+    }
+    let i = api
+        .csv("/api/v2/dialer/huge/members/import", csv.as_bytes())
+        .await;
+    assert_eq!(i.status, 413, "{}", i.text);
+    assert_eq!(
+        i.json["info"],
+        format!("body: larger than the limit of {MAX_IMPORT} bytes")
+    );
+    assert_eq!(api.member_count("huge").await, 0);
+    api.shutdown().await;
+}
+
+#[derive(Deserialize)]
+struct CsvCases {
+    case: Vec<CsvCase>,
+}
+
+#[derive(Deserialize)]
+struct CsvCase {
+    file: String,
+    #[serde(default)]
+    query: String,
+    status: u16,
+    #[serde(default)]
+    added: Option<u64>,
+    stored: u64,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    delimiter: Option<String>,
+    #[serde(default)]
+    errors: Vec<(u64, String)>,
+    #[serde(default)]
+    info: Option<String>,
+    #[serde(default)]
+    info_starts: Option<String>,
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/api/csv")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn every_csv_of_the_corpus_is_imported_or_refused_exactly_as_expected() {
+    let api = start().await;
+    let cases: CsvCases =
+        toml::from_str(include_str!("../fixtures/api/csv/cases.toml")).expect("fixture parses");
+    for (n, c) in cases.case.iter().enumerate() {
+        let id = format!("csv-{n}");
+        api.create_campaign(&id).await;
+        let q = if c.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", c.query)
+        };
+        let a = api
+            .raw(
+                "POST",
+                &format!("/api/v2/dialer/{id}/members/import{q}"),
+                Some(WRITER),
+                Some((fixture(&c.file), "text/csv")),
+            )
+            .await;
+        let what = format!("{} {}", c.file, c.query);
+        assert_eq!(a.status, c.status, "{what}: {}", a.text);
+        let errors: Vec<(u64, String)> = if a.status == 200 {
+            &a.json["data"]["errors"]
+        } else {
+            &a.json["errors"]
+        }
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|e| {
+                    (
+                        e["line"].as_u64().unwrap(),
+                        e["error"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+        assert_eq!(errors, c.errors, "{what}");
+        if let Some(added) = c.added {
+            assert_eq!(a.json["data"]["added"], added, "{what}");
+            assert_eq!(a.json["data"]["rejected"], c.errors.len() as u64, "{what}");
+        }
+        if let Some(e) = &c.encoding {
+            assert_eq!(a.json["data"]["encoding"], e.as_str(), "{what}");
+        }
+        if let Some(d) = &c.delimiter {
+            assert_eq!(a.json["data"]["delimiter"], d.as_str(), "{what}");
+        }
+        if let Some(info) = &c.info {
+            assert_eq!(a.json["info"], info.as_str(), "{what}");
+        }
+        if let Some(start) = &c.info_starts {
+            assert!(
+                a.json["info"].as_str().unwrap().starts_with(start.as_str()),
+                "{what}: {}",
+                a.text
+            );
+        }
+        assert_eq!(
+            api.member_count(&id).await,
+            c.stored,
+            "{what}: members stored"
+        );
+    }
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn windows_1251_and_utf8_with_bom_are_decoded_faithfully() {
+    let api = start().await;
+    api.create_campaign("cp").await;
+    let a = api
+        .csv(
+            "/api/v2/dialer/cp/members/import",
+            &fixture("good_semicolon_cp1251.csv"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let m1 = api.get("/api/v2/dialer/cp/members/1").await.json["data"].clone();
+    assert_eq!(m1["name"], "Ірина Петренко");
+    assert_eq!(m1["priority"], 1);
+    assert_eq!(m1["timezone"], "Europe/Kyiv");
+    assert_eq!(m1["variables"], json!({"language": "uk", "debt": "20000"}));
+    assert_eq!(m1["communications"][0]["number"], "+380931234567");
+    assert_eq!(m1["communications"][0]["priority"], 1);
+    assert_eq!(m1["communications"][1]["description"], "домашній");
+    let m3 = api.get("/api/v2/dialer/cp/members/3").await.json["data"].clone();
+    assert_eq!(m3["name"], "Олег; Коваль");
+    assert_eq!(m3["variables"], json!({"language": "uk"}));
+
+    api.create_campaign("bom").await;
+    let a = api
+        .csv(
+            "/api/v2/dialer/bom/members/import",
+            &fixture("good_comma_utf8_bom_crlf.csv"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let m1 = api.get("/api/v2/dialer/bom/members/1").await.json["data"].clone();
+    assert_eq!(m1["name"], "Igor");
+    assert_eq!(m1["expire"], "2030-01-01T00:00:00Z");
+    assert_eq!(m1["external_id"], "crm-1");
+    assert_eq!(m1["communications"][0]["type"], "mobile");
+    let m2 = api.get("/api/v2/dialer/bom/members/2").await.json["data"].clone();
+    assert_eq!(m2["name"], "Smith, John");
+    assert_eq!(m2["variables"]["productID"], "a \"quoted\" id");
+    // Importing again updates through external_id instead of duplicating.
+    let again = api
+        .csv(
+            "/api/v2/dialer/bom/members/import",
+            &fixture("good_comma_utf8_bom_crlf.csv"),
+        )
+        .await;
+    assert_eq!(again.json["data"]["updated"], 2, "{}", again.text);
+    assert_eq!(api.member_count("bom").await, 2);
+    // autoRun starts the campaign after the import.
+    let run = api
+        .csv(
+            "/api/v2/dialer/bom/members/import?autoRun=true",
+            &fixture("good_comma_utf8_bom_crlf.csv"),
+        )
+        .await;
+    assert_eq!(run.status, 200);
+    assert_eq!(
+        api.get("/api/v2/dialer/bom").await.json["data"]["run"],
+        true
+    );
+    // Empty upload.
+    let empty = api.csv("/api/v2/dialer/bom/members/import", b"").await;
+    assert_eq!(empty.status, 400);
+    assert_eq!(
+        empty.json["info"],
+        "body: empty; a CSV file with a header row is expected"
+    );
+    api.shutdown().await;
+}
