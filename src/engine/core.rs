@@ -21,7 +21,8 @@
 //! - **campaign states** via [`StateMachine`], with history.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -297,6 +298,9 @@ pub struct Core {
     jobs: HashMap<Uuid, AttemptId>,
     switches: Vec<Sw>,
     out: Vec<Action>,
+    /// Every call deadline ever set, earliest first, so time costs O(log n) per call instead of a scan of every
+    /// call on each input. An entry whose call is gone or whose deadline changed since is skipped when it pops.
+    deadlines: BinaryHeap<Reverse<(DateTime<Utc>, AttemptId)>>,
 }
 
 fn dur(d: Duration) -> ChronoDuration {
@@ -340,6 +344,7 @@ impl Core {
             jobs: HashMap::new(),
             switches,
             out: Vec::new(),
+            deadlines: BinaryHeap::new(),
         }
     }
 
@@ -403,10 +408,9 @@ impl Core {
                 at(c.next_renew);
             }
         }
-        for call in self.calls.values() {
-            if let Some(d) = call.deadline {
-                at(d);
-            }
+        // The earliest entry may be stale (its call gone or re-armed): an early wake-up that pops it.
+        if let Some(Reverse((d, _))) = self.deadlines.peek() {
+            at(*d);
         }
         next
     }
@@ -664,16 +668,23 @@ impl Core {
             }
         }
         // Call deadlines.
-        let due: Vec<AttemptId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
-            .map(|(a, _)| *a)
-            .collect();
+        let mut due: Vec<AttemptId> = Vec::new();
+        while let Some(Reverse((at, a))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.calls.get(&a).is_some_and(|c| c.deadline == Some(at)) {
+                due.push(a);
+            }
+        }
         for a in due {
             let Some(call) = self.calls.get_mut(&a) else {
                 continue;
             };
+            if call.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
             call.deadline = None;
             if let Some((cause, class, talk)) = call.result.clone() {
                 // A completion the store refused: send the same result again.
@@ -908,6 +919,7 @@ impl Core {
                 deadline: Some(deadline),
             },
         );
+        self.deadlines.push(Reverse((deadline, attempt)));
         if let Some(c) = self.campaigns.get_mut(id) {
             c.active += 1;
             let n = c.active;
@@ -1001,7 +1013,9 @@ impl Core {
         call.reconciling = false;
         if exists {
             // Still up: keep tracking; look again later if the originate stays silent.
-            call.deadline = Some(now + dur(self.cfg.originate_grace));
+            let at = now + dur(self.cfg.originate_grace);
+            call.deadline = Some(at);
+            self.deadlines.push(Reverse((at, attempt)));
             return;
         }
         if call.hangup.is_some() || call.completing {
@@ -1120,7 +1134,9 @@ impl Core {
         }
         call.hangup = Some((cause, answered || call.answered_at.is_some(), billsec, now));
         if call.callflow == CallflowState::Running {
-            call.deadline = Some(now + dur(self.cfg.callflow_grace));
+            let at = now + dur(self.cfg.callflow_grace);
+            call.deadline = Some(at);
+            self.deadlines.push(Reverse((at, uuid)));
             return;
         }
         self.finish(now, uuid);
@@ -1225,7 +1241,9 @@ impl Core {
                 tracing::warn!(%attempt, error = e, "completing the attempt failed; retrying");
                 if let Some(call) = self.calls.get_mut(&attempt) {
                     call.completing = false;
-                    call.deadline = Some(now + ChronoDuration::seconds(1));
+                    let at = now + ChronoDuration::seconds(1);
+                    call.deadline = Some(at);
+                    self.deadlines.push(Reverse((at, attempt)));
                 }
             }
         }
