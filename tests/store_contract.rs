@@ -1221,7 +1221,34 @@ async fn the_result_note_is_recorded_with_the_attempt_whatever_it_contains(s: &S
     assert_eq!(log[0].note.as_deref(), Some(note));
 }
 
+async fn a_late_renewal_of_an_unrecovered_lease_keeps_the_call(s: &Store) {
+    let p = policy();
+    add1(s, member("Ann", &["+380441234567"])).await;
+    let c = claim(s, &p, t(10, 0), 1).await.claims;
+    // The renewal comes after the lease expired, but nobody recovered the attempt yet: it is still ours.
+    let late = t(10, 0) + CDuration::seconds(LEASE.as_secs() as i64 + 5);
+    let lost = s
+        .renew(C, NODE, &[c[0].attempt_id], late, LEASE)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "a healthy call must not be dropped");
+    assert!(
+        s.recover_expired(C, &p, &Always, late, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        complete(s, &p, &c[0], "NORMAL_CLEARING", CauseClass::Ok, late).await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "NORMAL_CLEARING".into(),
+            success: true
+        })
+    );
+}
+
 contract!(
+    a_late_renewal_of_an_unrecovered_lease_keeps_the_call,
     the_result_note_is_recorded_with_the_attempt_whatever_it_contains,
     added_member_is_waiting_with_its_data,
     claim_returns_everything_needed_to_originate,

@@ -633,7 +633,9 @@ impl Camp {
         let mut lost = Vec::new();
         for a in attempts {
             let (member, valid) = match self.active.get(a) {
-                Some(l) if l.node == node && l.expiry > now => (l.member, true),
+                // A lease that expired but was not recovered yet is still this node's: renewing it keeps a
+                // healthy call (recovery and renewal are atomic, so whichever comes first wins).
+                Some(l) if l.node == node => (l.member, true),
                 _ => (0, false),
             };
             if !valid {

@@ -10,7 +10,9 @@ for i = 4, #ARGV do
   if act ~= false then
     local bar = string.find(act, '|', 1, true)
     local exp = redis.call('ZSCORE', K_LEASE, attempt)
-    if string.sub(act, bar + 1) == node and exp ~= false and tonumber(exp) > now then
+    -- A lease that expired but was not recovered yet is still this node's: renew it (recovery and renewal are
+    -- atomic, so whichever runs first wins).
+    if string.sub(act, bar + 1) == node and exp ~= false then
       local id = tonumber(string.sub(act, 1, bar - 1), 16)
       local key = mkey(id)
       local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
