@@ -319,6 +319,8 @@ async fn a_killed_engine_loses_nothing_and_its_calls_are_recovered_per_lost_atte
     let lease = Duration::from_secs(40);
     let redis = redis_server();
     let sim = start_sim(&SimSpec::roomy(SPEED)).await;
+    // Ground truth from the switch: when each channel was created and hung up.
+    let observer = Observer::start(sim.local_addr(), Clock::scaled(SPEED)).await;
     let store = Store::open(&redis.url()).await.unwrap();
     let clock = Clock::scaled(SPEED);
     // The gateway has a shared limit too: the victim's gateway slots must expire with its leases, or the
@@ -411,6 +413,20 @@ async fn a_killed_engine_loses_nothing_and_its_calls_are_recovered_per_lost_atte
             l.completed_at > killed_at + half_lease,
             "recovered before its lease could expire: {l:?}"
         );
+        // A recovered call still up on the switch is hung up, so the member is never in two calls at once
+        // (the sample's answer_90 calls outlive the 40 s lease).
+        let seen = observer.get(l.attempt_id);
+        if seen.created.is_some() {
+            let hangup = seen
+                .hangup
+                .unwrap_or_else(|| panic!("the lost call {} is still up", l.attempt_id));
+            assert!(
+                hangup <= l.completed_at + chrono::Duration::seconds(15),
+                "the lost call {} outlived its recovery: hung up {hangup}, recovered {}",
+                l.attempt_id,
+                l.completed_at
+            );
+        }
     }
     // Every attempt the victim had in flight is accounted for: lost, unless it was the survivor's.
     let by_id: BTreeMap<_, _> = audit.attempts().map(|a| (a.attempt_id, a)).collect();

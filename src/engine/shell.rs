@@ -559,6 +559,11 @@ impl Runner {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;
                 };
+                let clients: Vec<Client> = lock(&self.shared.clients)
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
                 tokio::spawn(async move {
                     let policy = policy_of(&valid);
                     match store
@@ -571,6 +576,15 @@ impl Runner {
                                 recovered = rec.len(),
                                 "recovered attempts of vanished nodes"
                             );
+                            // The vanished node's calls may still be up on a switch: hang them up, so a member
+                            // is never called again while its first call still runs.
+                            for r in &rec {
+                                for client in &clients {
+                                    let _ = client
+                                        .api(&format!("uuid_kill {} LOSE_RACE", r.attempt_id))
+                                        .await;
+                                }
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(campaign, error = %e, "recovery failed"),
