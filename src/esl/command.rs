@@ -170,17 +170,8 @@ pub fn write(
     }
     out.extend_from_slice(line.as_bytes());
     out.push(b'\n');
-    for (n, v) in headers {
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.push(b'\n');
-    }
-    if !body.is_empty() {
-        out.extend_from_slice(format!("Content-Length: {}\n", body.len()).as_bytes());
-    }
-    out.push(b'\n');
-    out.extend_from_slice(body);
+    // After the command line, a command is laid out like a frame: headers, Content-Length, blank line, body.
+    super::encode::frame_into(out, headers, body);
     Ok(())
 }
 
