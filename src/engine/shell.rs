@@ -324,7 +324,7 @@ impl Runner {
                                 now,
                                 max as usize,
                                 &node,
-                                clock.to_real(lease).max(lease),
+                                lease,
                             )
                             .await
                         {
@@ -680,9 +680,4 @@ async fn switch_task(i: usize, sw: SwitchEndpoint, tx: mpsc::Sender<Msg>, shared
             return;
         }
     }
-}
-
-/// Drives a core with virtual time and no IO (tests): the caller plays the store and the switches.
-pub fn now_plus(now: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
-    now + chrono::Duration::milliseconds(ms)
 }
