@@ -6,7 +6,6 @@
 //! events a dialer needs and turns them into inputs; callflow runners get the events of their own channel.
 //! Time comes from a [`Clock`], real or sped up.
 
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
