@@ -328,8 +328,9 @@ local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, t
   redis.call('HSET', key, unpack(sets))
   -- Log line (see LogEntry::parse_line):
   -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
-  redis.call('APPEND', lkey(id), table.concat({ attempt, f[4], kstr, mstr, ans or '', hup or '', talk, cause, class,
-    fe, fs, fd, NOW, note or '', node }, '|') .. '\n')
+  redis.call('APPEND', lkey(id), attempt .. '|' .. f[4] .. '|' .. kstr .. '|' .. mstr .. '|' .. (ans or '') .. '|'
+    .. (hup or '') .. '|' .. talk .. '|' .. cause .. '|' .. class .. '|' .. fe .. '|' .. fs .. '|' .. fd .. '|' .. NOW
+    .. '|' .. (note or '') .. '|' .. node .. '\n')
   return fate
 end
 
