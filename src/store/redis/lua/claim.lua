@@ -35,13 +35,15 @@ local claims, ended = {}, {}
 local leases, acts = {}, {}
 local examined = 0
 local expiry = fint(now + lease)
+local a_tail, act_tail = '|' .. fint(now) .. '|' .. node, '|' .. node
 while #claims < want and examined < want + EXAMINE_EXTRA do
   local heads = redis.call('ZPOPMIN', K_READY, math.min(want - #claims, want + EXAMINE_EXTRA - examined))
   if #heads == 0 then break end
   for h = 1, #heads, 2 do
     examined = examined + 1
-    local id = id_of_tok(heads[h])
-    local key = mkey(id)
+    local hid = string.sub(heads[h], 12)
+    local id = tonumber(hid, 16)
+    local key = P .. 'm:' .. hid
     local f = redis.call('HMGET', key, 'x', 'z', 'u', 'r', 'b', 'n', 'v', 'c', 'p')
     local x = num(f[1], nil)
     if x ~= nil and x <= now then
@@ -88,11 +90,11 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
         else
           local attempt = ARGV[7 + #claims]
           local n = num(f[5], 0) + 1
-          redis.call('HSET', key, 's', 'a', 'b', fint(n), 'a', attempt .. '|' .. fint(k) .. '|' .. fint(now) .. '|' .. node)
+          redis.call('HSET', key, 's', 'a', 'b', fint(n), 'a', attempt .. '|' .. fint(k) .. a_tail)
           leases[#leases + 1] = expiry
           leases[#leases + 1] = attempt
           acts[#acts + 1] = attempt
-          acts[#acts + 1] = idt(id) .. '|' .. node
+          acts[#acts + 1] = hid .. act_tail
           claims[#claims + 1] = { attempt, id, n, k, f[6], str(f[7]), f[8], str(f[2]), num(f[9], 0) }
         end
       end

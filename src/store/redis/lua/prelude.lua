@@ -240,8 +240,9 @@ local function active_of(a)
   return attempt, tonumber(k), tonumber(m), node, k, m
 end
 
+-- (Compares in place: no new Lua string, as Redis's Lua hashes every byte of each one it makes.)
 local function is_current(a, attempt)
-  return a ~= false and a ~= nil and string.sub(a, 1, #attempt + 1) == attempt .. '|'
+  return a ~= false and a ~= nil and string.byte(a, #attempt + 1) == 124 and string.find(a, attempt, 1, true) == 1
 end
 
 local function some(v)
@@ -328,8 +329,9 @@ local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, t
   redis.call('HSET', key, unpack(sets))
   -- Log line (see LogEntry::parse_line):
   -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
-  redis.call('APPEND', lkey(id), table.concat({ attempt, f[4], kstr, mstr, ans or '', hup or '', talk, cause, class,
-    fe, fs, fd, NOW, note or '', node }, '|') .. '\n')
+  redis.call('APPEND', lkey(id), attempt .. '|' .. f[4] .. '|' .. kstr .. '|' .. mstr .. '|' .. (ans or '') .. '|'
+    .. (hup or '') .. '|' .. talk .. '|' .. cause .. '|' .. class .. '|' .. fe .. '|' .. fs .. '|' .. fd .. '|' .. NOW
+    .. '|' .. (note or '') .. '|' .. node .. '\n')
   return fate
 end
 
