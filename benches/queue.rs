@@ -3,7 +3,9 @@
 //! - `queue/claim_complete_overlapped`: the same with the next claim running while the previous batch completes;
 //! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
 //! - memory per member: `MEMORY USAGE` of a member's hash (2 numbers, 3 variables) and `used_memory` per member
-//!   including the ready queue, printed.
+//!   including the ready queue, printed;
+//! - Redis time per member of the claim and the complete script (from Redis's slow log) and Redis CPU per member,
+//!   printed: what bounds every engine node together, whatever the client machine does.
 //!
 //! Run: `cargo bench --bench queue -- --warm-up-time 1 --measurement-time 3`
 
@@ -102,6 +104,42 @@ async fn used_memory(store: &RedisStore) -> u64 {
         .unwrap()
 }
 
+/// Median run time per member of the claim and the complete script calls in Redis's slow log, in µs.
+async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64) {
+    let entries: Vec<Vec<::redis::Value>> = ::redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100_000)
+        .query_async(&mut store.connection())
+        .await
+        .unwrap();
+    let (mut claim, mut complete) = (Vec::new(), Vec::new());
+    for e in entries {
+        let micros: i64 = ::redis::from_redis_value(e[2].clone()).unwrap();
+        let args: Vec<String> = ::redis::from_redis_value(e[3].clone()).unwrap();
+        if !args[0].eq_ignore_ascii_case("evalsha") {
+            continue;
+        }
+        // A long command is logged as its first 31 arguments and "... (N more arguments)".
+        let more: usize = args
+            .last()
+            .and_then(|l| l.strip_prefix("... ("))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let total = args.len() - 1 + more;
+        if total >= 10 * batch {
+            complete.push(micros);
+        } else if total >= batch {
+            claim.push(micros);
+        }
+    }
+    let median = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).map_or(0.0, |m| *m as f64 / batch as f64)
+    };
+    (median(claim), median(complete))
+}
+
 fn queue(c: &mut Criterion) {
     let server = LocalRedis::start(LocalRedisOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,6 +226,24 @@ fn queue(c: &mut Criterion) {
         cpu_start = redis_cpu(redis_store).await;
         let _: () = ::redis::cmd("CONFIG")
             .arg("RESETSTAT")
+            .query_async(&mut redis_store.connection())
+            .await
+            .unwrap();
+        // Every script call of the cycles below takes milliseconds: the slow log keeps each one's own duration.
+        for (name, value) in [
+            ("slowlog-log-slower-than", "1000"),
+            ("slowlog-max-len", "100000"),
+        ] {
+            let _: () = ::redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut redis_store.connection())
+                .await
+                .unwrap();
+        }
+        let _: () = ::redis::cmd("SLOWLOG")
+            .arg("RESET")
             .query_async(&mut redis_store.connection())
             .await
             .unwrap();
@@ -301,6 +357,14 @@ fn queue(c: &mut Criterion) {
             "redis-server CPU per claim+complete member: {:.1} us ({n} members; a dedicated core would allow ≈ {:.0} members/s)",
             cpu * 1e6 / n as f64,
             n as f64 / cpu
+        );
+    });
+    // Redis time per member of each script, from the slow log (claim: one argument per attempt id; the
+    // completion fast path: twelve per result).
+    rt.block_on(async {
+        let (claim, complete) = script_time_per_member(redis_store, BATCH).await;
+        eprintln!(
+            "redis time per member: claim {claim:.1} us, complete {complete:.1} us (script run time, median call)"
         );
     });
     // Where the time goes inside Redis (script time per call).

@@ -1284,3 +1284,83 @@ contract!(
     bad_input_is_refused_with_a_clear_error_and_nothing_stored,
     drop_campaign_removes_everything,
 );
+
+/// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw
+/// the claim, decides in Lua. Twin members given the same results must end up identical either way.
+#[tokio::test]
+async fn results_applied_by_the_claiming_node_or_another_node_leave_identical_members() {
+    let (here, server) = redis_store(AttemptIds::Random).await;
+    let elsewhere = Store::open(&server.url()).await.unwrap();
+    let p = QueuePolicy {
+        max_tries: 3,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let twins = [
+        add1(&here, member("twin", &["100", "200"])).await,
+        add1(&here, member("twin", &["100", "200"])).await,
+    ];
+    let script = [
+        ("NO_ANSWER", CauseClass::Retry),
+        ("NORMAL_TEMPORARY_FAILURE", CauseClass::Minus),
+        ("UNALLOCATED_NUMBER", CauseClass::Error),
+        ("USER_BUSY", CauseClass::Retry),
+        ("NORMAL_CLEARING", CauseClass::Ok),
+    ];
+    for (step, (cause, class)) in script.iter().enumerate() {
+        let now = t(10, step as u32);
+        let b = claim(&here, &p, now, 2).await;
+        if b.claims.is_empty() {
+            break;
+        }
+        assert_eq!(b.claims.len(), 2, "step {step}: both twins are due");
+        let mut r: Vec<AttemptResult> = b.claims.iter().map(|c| result(c, cause, *class)).collect();
+        r.sort_by_key(|r| r.member_id);
+        let done = now + CDuration::seconds(20);
+        let fast = here.complete(C, &p, &Always, &r[0], done).await.unwrap();
+        let slow = elsewhere
+            .complete(C, &p, &Always, &r[1], done)
+            .await
+            .unwrap();
+        assert_eq!(fast, slow, "step {step}: {cause}");
+    }
+    let a = here.get(C, twins[0]).await.unwrap().unwrap();
+    let b = here.get(C, twins[1]).await.unwrap().unwrap();
+    assert_eq!(a.state, MemberState::Ended);
+    assert_eq!(
+        (
+            a.tries,
+            a.attempts,
+            &a.end_cause,
+            a.success,
+            &a.communications
+        ),
+        (
+            b.tries,
+            b.attempts,
+            &b.end_cause,
+            b.success,
+            &b.communications
+        )
+    );
+    let strip = |log: Vec<AttemptRecord>| {
+        log.into_iter()
+            .map(|mut r| {
+                r.attempt_id = uuid::Uuid::nil();
+                r.member_id = MemberId(0);
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    let (la, lb) = (
+        strip(here.attempts(C, twins[0]).await.unwrap()),
+        strip(here.attempts(C, twins[1]).await.unwrap()),
+    );
+    assert_eq!(
+        la.len(),
+        4,
+        "retry, minus, error on the first number, then busy ends at max tries"
+    );
+    assert_eq!(la, lb);
+    assert_eq!(here.counts(C).await.unwrap().ended, 2);
+}

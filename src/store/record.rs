@@ -486,6 +486,20 @@ mod tests {
     }
 
     #[test]
+    fn attempt_log_lines_written_by_rust_read_back_the_same_entry() {
+        let line = "e502fd8a-80a1-4395-92fc-e387f1436cf9|3|1|1709546400040||1709546401000|0|USER_BUSY|retry||0|1709546460000|1709546401000|a%7Cb%0A|node-a";
+        let e = LogEntry::parse_line(line).unwrap();
+        assert_eq!(e.nt.as_deref(), Some("a|b\n"));
+        assert_eq!(e.to_line(), format!("{line}\n"));
+        let mut ended = e.clone();
+        (ended.fe, ended.fs, ended.fd, ended.nt) = (Some("NORMAL_CLEARING".into()), 1, None, None);
+        assert_eq!(
+            LogEntry::parse_line(ended.to_line().trim_end()).unwrap(),
+            ended
+        );
+    }
+
+    #[test]
     fn campaign_names_with_braces_are_refused() {
         assert!(check_campaign("c{1}").is_err());
         assert!(check_campaign("").is_err());
@@ -613,6 +627,29 @@ impl LogEntry {
             },
             g: f[f.len() - 1].to_string(),
         })
+    }
+
+    /// The line [`parse_line`](Self::parse_line) reads, with its trailing newline (as `complete.lua` appends it).
+    pub fn to_line(&self) -> String {
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n",
+            self.i,
+            self.no,
+            self.k,
+            self.m,
+            opt(self.an),
+            opt(self.hu),
+            self.ts,
+            self.c,
+            self.cl,
+            self.fe.as_deref().unwrap_or(""),
+            self.fs,
+            opt(self.fd),
+            self.at,
+            self.nt.as_deref().map(escape_note).unwrap_or_default(),
+            self.g
+        )
     }
 
     /// The API view, given the member it belongs to.

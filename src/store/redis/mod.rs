@@ -6,12 +6,12 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `dlr:{C}:m:<id>` | hash | one member: `n` name, `v` variables (JSON), `c` numbers (JSON `[[number, description?, type?]…]`), `p` priority, `z` timezone, `x` expire ms, `e` external id, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `b` attempts, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1; while active `a` attempt id, `g` node, `k` number index, `m` claim ms; `q` terminate pending, `y` end cause, `o` success. Fields at their default are omitted; short values keep a typical member in Redis's compact listpack encoding |
-//! | `dlr:{C}:l:<id>` | string | the member's attempt log: one JSON line per attempt (SPEC §10), appended |
+//! | `dlr:{C}:m:<id>` | hash | one member: `n` name, `v` variables (JSON), `c` numbers (JSON `[[number, description?, type?]…]`), `p` priority, `z` timezone, `x` expire ms, `e` external id, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `b` attempts, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1, `h` the next number under each number order (`by_priority,top_down`, written with `u` by the completion fast path, emptied by every other writer of `u`); while active `a` = `attempt\|number index\|claim ms\|node`; `q` terminate pending, `y` end cause, `o` success. Fields at their default are omitted; short values keep a typical member in Redis's compact listpack encoding |
+//! | `dlr:{C}:l:<id>` | string | the member's attempt log: one `\|`-separated line per attempt (SPEC §10, see `record::LogEntry::parse_line`), appended |
 //! | `dlr:{C}:ready` | zset | due members in claim order: score = order primary (see `rules::primary`), member = `hex11(due_ms) hex10(id)` (ties sort by due, then id) |
 //! | `dlr:{C}:wait` | zset | members due later: score = due ms, member = id |
 //! | `dlr:{C}:lease` | zset | active attempts: score = lease expiry ms, member = attempt id (the campaign's slots in use) |
-//! | `dlr:{C}:act` | hash | attempt id → `<member id>|<node>` for active attempts |
+//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts |
 //! | `dlr:{C}:ext` | hash | external id → member id |
 //! | `dlr:{C}:seq` | string | last member id |
 //! | `dlr:{C}:tzs` | set | the timezones members use (`""` = the calendar's) |
@@ -30,11 +30,16 @@
 //! Scripts address member keys they derive from `KEYS[1]` (the campaign prefix); all share the hash tag, so this
 //! works on Redis Cluster too.
 //!
+//! Completing attempts has a fast path (`redis/fast.rs`): the Rust side decides each result from what the claim saw and
+//! `complete_fast.lua` only checks that nothing changed since and writes; `complete.lua` decides in Lua whenever
+//! that check fails or the claim was not this process's.
+//!
 //! Scripts start with `#!lua`, so a Redis that is out of memory refuses a writing script before it runs rather than
 //! at its first write; read-only scripts carry `flags=no-writes`. Each script reads and checks what it needs before
 //! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a field no version of
 //! this store wrote) could leave a batch partly applied.
 
+mod fast;
 pub mod keys;
 mod reply;
 
@@ -45,6 +50,7 @@ use super::record::{self, Prepared};
 use super::rules;
 use super::types::*;
 use crate::campaign::member::MemberInput;
+use crate::campaign::params::MemberOrder;
 use crate::campaign::schedule::Schedule;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -68,6 +74,7 @@ const REPLACE: &str = include_str!("lua/replace.lua");
 struct Scripts {
     claim: Script,
     complete: Script,
+    complete_fast: Script,
     recover: Script,
     renew: Script,
     release: Script,
@@ -95,6 +102,7 @@ impl Scripts {
         Scripts {
             claim: with(include_str!("lua/claim.lua")),
             complete: with(include_str!("lua/complete.lua")),
+            complete_fast: with(include_str!("lua/complete_fast.lua")),
             recover: with(include_str!("lua/recover.lua")),
             renew: with(include_str!("lua/renew.lua")),
             release: with(include_str!("lua/release.lua")),
@@ -122,6 +130,8 @@ pub struct RedisStore {
     tzs: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
     /// Campaigns already registered in `dlr:campaigns` by this process.
     registered: Arc<Mutex<HashSet<String>>>,
+    /// What this store's claims saw of their members, for the completion fast path (`fast.rs`).
+    snapshots: Arc<fast::Snapshots>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -139,6 +149,15 @@ fn policy_json(p: &QueuePolicy) -> String {
         "tpn": p.tries_per_number,
     })
     .to_string()
+}
+
+/// The name the scripts use for a member order (as `policy_json` writes it).
+fn member_order_name(o: MemberOrder) -> &'static str {
+    match o {
+        MemberOrder::PriorityFirst => "priority_first",
+        MemberOrder::RetriesFirst => "retries_first",
+        MemberOrder::StrictCircuit => "strict_circuit",
+    }
 }
 
 fn opt_ms(v: Option<DateTime<Utc>>) -> i64 {
@@ -180,6 +199,7 @@ impl RedisStore {
             ids: Arc::new(ids),
             tzs: Arc::default(),
             registered: Arc::default(),
+            snapshots: Arc::default(),
         })
     }
 
@@ -692,16 +712,45 @@ impl RedisStore {
                         detail: format!("member {id}: no number #{k}"),
                     })?;
             let z = resp::string(OP, &f(7)?)?;
+            let attempt_id = resp::uuid(OP, &f(0)?)?;
+            let attempt_no = resp::int(OP, &f(2)?)? as u32;
+            let priority = resp::int(OP, &f(8)?)?;
+            let opt_int = |v: String| -> StoreResult<Option<i64>> {
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                record::parse_int(&v)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        op: OP,
+                        detail: format!("member {id}: not an integer: {v:?}"),
+                    })
+            };
+            self.snapshots.insert(
+                attempt_id,
+                fast::Snapshot {
+                    member: id,
+                    k,
+                    claimed: now,
+                    node: node.to_string(),
+                    attempts: attempt_no,
+                    tries: opt_int(resp::string(OP, &f(10)?)?)?.unwrap_or(0) as u32,
+                    nums: resp::string(OP, &f(9)?)?,
+                    expire: opt_int(resp::string(OP, &f(11)?)?)?,
+                    tz: z.clone(),
+                    prio: priority,
+                },
+            );
             claims.push(Claim {
-                attempt_id: resp::uuid(OP, &f(0)?)?,
+                attempt_id,
                 member_id: MemberId(id),
-                attempt_no: resp::int(OP, &f(2)?)? as u32,
+                attempt_no,
                 comm_index: k,
                 number,
                 name: data.n,
                 timezone: (!z.is_empty()).then_some(z),
                 variables: data.v,
-                priority: resp::int(OP, &f(8)?)?,
+                priority,
                 lease_until: from_ms(now + lease),
             });
         }
@@ -757,6 +806,13 @@ impl RedisStore {
         let now = ms(now);
         let mut outcomes = Vec::with_capacity(results.len());
         for chunk in results.chunks(COMPLETE_CHUNK) {
+            if let Some(fates) = self
+                .complete_fast(campaign, policy, schedule, chunk, now)
+                .await?
+            {
+                outcomes.extend(fates.into_iter().map(CompleteOutcome::Applied));
+                continue;
+            }
             let mut after = Vec::with_capacity(chunk.len() * 8);
             for r in chunk {
                 after.extend([
@@ -807,6 +863,75 @@ impl RedisStore {
         Ok(outcomes)
     }
 
+    /// The fast path of [`complete_many`](Self::complete_many) for one chunk: `None` when the chunk must take
+    /// the slow path (see `fast.rs`). The chunk's snapshots are used up either way.
+    async fn complete_fast(
+        &self,
+        campaign: &str,
+        policy: &QueuePolicy,
+        schedule: &dyn Schedule,
+        chunk: &[AttemptResult],
+        now: i64,
+    ) -> StoreResult<Option<Vec<MemberFate>>> {
+        const OP: &str = "complete";
+        let snaps: Vec<Option<fast::Snapshot>> = chunk
+            .iter()
+            .map(|r| self.snapshots.take(&r.attempt_id))
+            .collect();
+        let mut members = HashSet::with_capacity(chunk.len());
+        let mut fits = Vec::with_capacity(chunk.len());
+        for (r, s) in chunk.iter().zip(snaps) {
+            match s {
+                Some(s) if s.member == r.member_id.0 && members.insert(s.member) => fits.push(s),
+                _ => return Ok(None),
+            }
+        }
+        let order = policy.member_order;
+        let mut points: HashMap<String, rules::TzPoint> = HashMap::new();
+        let mut deltas = fast::Deltas::new();
+        let mut args = Vec::with_capacity(chunk.len() * 12);
+        let mut fates = Vec::with_capacity(chunk.len());
+        for (r, s) in chunk.iter().zip(&fits) {
+            let point = *points
+                .entry(s.tz.clone())
+                .or_insert_with(|| rules::evaluate(schedule, &s.tz, now, policy.wait_ms()));
+            match fast::decide(s, r, policy, point, order, now, &mut deltas) {
+                Ok(d) => {
+                    args.extend(d.args);
+                    fates.push(d.fate);
+                }
+                Err(detail) => {
+                    tracing::warn!(campaign, member = s.member, %detail, "completion snapshot unusable");
+                    return Ok(None);
+                }
+            }
+        }
+        let deltas = serde_json::to_string(&deltas).map_err(|e| StoreError::Corrupt {
+            op: OP,
+            detail: e.to_string(),
+        })?;
+        let mut inv = self
+            .scripts
+            .complete_fast
+            .key(keys::campaign_prefix(campaign));
+        inv.arg(now).arg(member_order_name(order)).arg(deltas);
+        for a in args {
+            inv.arg(a);
+        }
+        let out: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::redis(OP))?;
+        match out.as_str() {
+            "ok" => Ok(Some(fates)),
+            "conflict" => Ok(None),
+            other => Err(StoreError::Corrupt {
+                op: OP,
+                detail: format!("unknown fast-path reply {other:?}"),
+            }),
+        }
+    }
+
     pub async fn release(
         &self,
         campaign: &str,
@@ -816,6 +941,7 @@ impl RedisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ReleaseOutcome> {
         record::check_campaign(campaign)?;
+        self.snapshots.take(&attempt);
         let out: String = self
             .scripts
             .release

@@ -1,5 +1,6 @@
 -- claim: ARGV now, max_n, node, lease_ms, policy json, tz json, attempt ids...
--- Reply: { {claim...}, {ended...} }, each claim {attempt, id, attempt_no, k, name, vars, numbers, tz, priority}.
+-- Reply: { {claim...}, {ended...} }, each claim {attempt, id, attempt_no, k, name, vars, numbers, tz, priority,
+-- number state, tries, expire} (the last three as stored: the completion fast path decides from them, see fast.rs).
 local now, max_n, node, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local pol, tzmap = cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
 local missing = tz_missing(tzmap)
@@ -44,7 +45,7 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
     local hid = string.sub(heads[h], 12)
     local id = tonumber(hid, 16)
     local key = P .. 'm:' .. hid
-    local f = redis.call('HMGET', key, 'x', 'z', 'u', 'r', 'b', 'n', 'v', 'c', 'p')
+    local f = redis.call('HMGET', key, 'x', 'z', 'u', 'r', 'b', 'n', 'v', 'c', 'p', 't', 'h')
     local x = num(f[1], nil)
     if x ~= nil and x <= now then
       cnt('waiting', -1)
@@ -72,7 +73,13 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
         local last = num(f[4], 0)
         if last == 0 then last = nil else last = last - 1 end
         local k
-        if pol.no == 'by_priority' and not string.find(f[3], ',', 1, true) then
+        local hint = f[11]
+        if hint and hint ~= '' then
+          -- The choice made when the number state was last written (`kp,kt`: by_priority, top_down; empty =
+          -- none left), see redis/fast.rs.
+          local kp, kt = string.match(hint, '^(%d*),(%d*)$')
+          if pol.no == 'by_priority' then k = tonumber(kp) else k = tonumber(kt) end
+        elseif pol.no == 'by_priority' and not string.find(f[3], ',', 1, true) then
           -- Fast path: no number called yet, so the highest priority wins (the first on ties).
           local best, i = nil, 0
           for p in string.gmatch(f[3], '[^;]+') do
@@ -95,7 +102,7 @@ while #claims < want and examined < want + EXAMINE_EXTRA do
           leases[#leases + 1] = attempt
           acts[#acts + 1] = attempt
           acts[#acts + 1] = hid .. act_tail
-          claims[#claims + 1] = { attempt, id, n, k, f[6], str(f[7]), f[8], str(f[2]), num(f[9], 0) }
+          claims[#claims + 1] = { attempt, id, n, k, f[6], str(f[7]), f[8], str(f[2]), num(f[9], 0), f[3], str(f[10]), str(f[1]) }
         end
       end
     end

@@ -27,7 +27,7 @@ local function replace(id, nm, v, c, p, z, x, u, e, now)
   else
     redis.call('HDEL', key, 'r')
   end
-  redis.call('HSET', key, 'n', nm, 'c', c, 'u', u)
+  redis.call('HSET', key, 'n', nm, 'c', c, 'u', u, 'h', '')
   local fields = { v = v, p = p, z = z, x = x, e = e }
   for name, val in pairs(fields) do
     if val == '' or (name == 'p' and val == '0') then

@@ -14,7 +14,7 @@ for id = after + 1, hi do
       n.att = 0
     end
     redis.call('HDEL', key, 'y', 't', 'q')
-    redis.call('HSET', key, 'u', pack_nums(nums))
+    redis.call('HSET', key, 'u', pack_nums(nums), 'h', '')
     cnt('ended', -1)
     cnt('end:' .. str(f[3]), -1)
     cnt('waiting', 1)

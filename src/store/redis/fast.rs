@@ -1,0 +1,419 @@
+//! The completion fast path: Rust decides, Lua checks and writes.
+//!
+//! Why: Redis runs Lua slowly next to its native commands. Deciding a result in `complete.lua` (read eight
+//! fields, parse the number state, apply SPEC §4, repack, build the log line) cost ≈ 44 µs of Redis time per
+//! member on the bench machine, more than the claim that preceded it; the same writes with the decision already
+//! made cost ≈ 19 µs. Redis is the one part every engine node shares, so its time per call is what bounds the
+//! whole cluster's call rate.
+//!
+//! How: a claim reply carries, besides what the engine needs, the member's number state, tries and expiry as
+//! stored; [`Snapshots`] keeps them per attempt this store claimed. When a batch of results comes back and each
+//! has its snapshot, [`decide`] applies the rules here (the same steps as `apply` in `lua/prelude.lua` and
+//! `Camp::apply` in `memory/campaign.rs`; the property test holds all three to the same results) and
+//! `lua/complete_fast.lua` writes the outcome, all or nothing, after checking that every member is still in that
+//! very attempt (its `a` field, `attempt|k|claimed|node`, unchanged) with no terminate pending. That check is
+//! enough: while a member is in a call nothing else may change it (update, delete and upsert are refused, reset
+//! touches ended members only, a terminate sets `q`), and the `a` field changes on every completion, release and
+//! recovery. Whatever does not fit (no snapshot, a member twice in one batch, a failed check) goes through
+//! `complete.lua`, which decides in Lua as before.
+
+use crate::campaign::causes::CauseClass;
+use crate::campaign::params::{MemberOrder, NumberOrder};
+use crate::store::record::{self, LogEntry, NumState};
+use crate::store::rules::{self, TzPoint};
+use crate::store::types::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// At most this many snapshots are kept; past it the oldest half of the map is dropped (their results then take
+/// the slow path, nothing else changes).
+const MAX_SNAPSHOTS: usize = 200_000;
+
+/// A claimed member as it was stored when the claim wrote its `a` field.
+#[derive(Debug, Clone)]
+pub(super) struct Snapshot {
+    pub member: u64,
+    pub k: usize,
+    pub claimed: i64,
+    pub node: String,
+    /// `b` after the claim (this attempt's number).
+    pub attempts: u32,
+    pub tries: u32,
+    /// `u` as stored.
+    pub nums: String,
+    pub expire: Option<i64>,
+    /// `z` as stored (`""` = the calendar's timezone).
+    pub tz: String,
+    pub prio: i64,
+}
+
+impl Snapshot {
+    /// The member's `a` field while it is in this attempt (as `claim.lua` writes it).
+    pub fn active_field(&self, attempt: &Uuid) -> String {
+        format!("{attempt}|{}|{}|{}", self.k, self.claimed, self.node)
+    }
+}
+
+/// Snapshots by attempt, each with its insertion number (for trimming), and the last number given.
+#[derive(Debug, Default)]
+struct Kept {
+    seq: u64,
+    map: HashMap<Uuid, (u64, Snapshot)>,
+}
+
+/// The snapshots of this store's attempts in flight.
+#[derive(Debug, Default)]
+pub(super) struct Snapshots {
+    inner: Mutex<Kept>,
+}
+
+impl Snapshots {
+    pub fn insert(&self, attempt: Uuid, s: Snapshot) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Kept { seq, map } = &mut *g;
+        *seq += 1;
+        if map.len() >= MAX_SNAPSHOTS {
+            // Attempts whose results never came here (recovered by another node, say): forget the oldest half.
+            let cut = seq.saturating_sub(MAX_SNAPSHOTS as u64 / 2);
+            map.retain(|_, (at, _)| *at >= cut);
+        }
+        map.insert(attempt, (*seq, s));
+    }
+
+    pub fn take(&self, attempt: &Uuid) -> Option<Snapshot> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.map.remove(attempt).map(|(_, s)| s)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+}
+
+/// Counter deltas of a batch, as `complete_fast.lua` adds them (field → delta).
+pub(super) type Deltas = BTreeMap<String, i64>;
+
+fn bump(d: &mut Deltas, field: &str, by: i64) {
+    *d.entry(field.to_string()).or_insert(0) += by;
+}
+
+/// One decided result: the script's 12 arguments for it and the fate to report.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Decided {
+    pub args: [String; 12],
+    pub fate: MemberFate,
+}
+
+/// Applies `r` to the member as `snap` holds it (SPEC §4, step for step as `apply` in `lua/prelude.lua`).
+/// Fails (and the caller takes the slow path) only when the snapshot does not fit the result.
+pub(super) fn decide(
+    snap: &Snapshot,
+    r: &AttemptResult,
+    policy: &QueuePolicy,
+    point: TzPoint,
+    order: MemberOrder,
+    now: i64,
+    deltas: &mut Deltas,
+) -> Result<Decided, String> {
+    let mut nums = record::unpack_nums(&snap.nums)?;
+    let k = snap.k;
+    if k >= nums.len() {
+        return Err(format!("number #{k} of {}", nums.len()));
+    }
+    let cause = r.cause.as_str();
+    let class = r.class;
+    let mut tries = snap.tries;
+    let max = policy.max_tries;
+    {
+        let n = &mut nums[k];
+        n.state = CommState::Idle;
+        n.last = snap.claimed;
+        n.cause = cause.to_string();
+    }
+    let all_done = |nums: &[NumState]| nums.iter().all(|n| n.state == CommState::Done);
+    // None = reschedule at the chosen instant (None inside: the calendar has none); Some = end.
+    let mut end: Option<(&str, bool)> = None;
+    let mut due_at: Option<Option<i64>> = None;
+    match class {
+        CauseClass::Ok => end = Some((cause, true)),
+        CauseClass::Retry => {
+            tries += 1;
+            nums[k].att += 1;
+            if policy.tries_per_number {
+                if nums[k].att >= max {
+                    nums[k].state = CommState::Done;
+                }
+                if all_done(&nums) {
+                    end = Some((MAX_TRY_COUNT, false));
+                }
+            } else if tries >= max {
+                end = Some((MAX_TRY_COUNT, false));
+            }
+            if end.is_none() {
+                due_at = Some(point.next_wait);
+            }
+        }
+        CauseClass::Error => {
+            tries += 1;
+            nums[k].att += 1;
+            nums[k].state = CommState::Done;
+            if all_done(&nums) {
+                end = Some((cause, false));
+            } else if !policy.tries_per_number && tries >= max {
+                end = Some((MAX_TRY_COUNT, false));
+            } else {
+                due_at = Some(point.next_now);
+            }
+        }
+        CauseClass::Minus => due_at = Some(point.next_wait),
+    }
+    if let Some(next) = due_at {
+        match next {
+            None => end = Some((QUEUE_EXPIRE, false)),
+            Some(d) if snap.expire.is_some_and(|x| x <= d) => end = Some((MEMBER_EXPIRED, false)),
+            Some(_) => {}
+        }
+    }
+    bump(deltas, "active", -1);
+    bump(deltas, "calls", 1);
+    if r.answered_at.is_some() {
+        bump(deltas, "answered", 1);
+    }
+    bump(deltas, class.as_str(), 1);
+    let hid = rules::id_token(snap.member);
+    let (s, w_or_y, score, token, fate) = match end {
+        Some((c, success)) => {
+            if success {
+                bump(deltas, "success", 1);
+            }
+            bump(deltas, "ended", 1);
+            bump(deltas, &format!("end:{c}"), 1);
+            let fate = MemberFate::Ended {
+                cause: c.to_string(),
+                success,
+            };
+            let o = if success { "1" } else { "" };
+            ("e", c.to_string(), o.to_string(), String::new(), fate)
+        }
+        None => {
+            bump(deltas, "waiting", 1);
+            let due = rules::clamp_due(due_at.flatten().expect("rescheduled with a due"));
+            let fate = MemberFate::Due(from_ms(due));
+            if due <= now {
+                let score = rules::primary(order, snap.prio, tries, snap.attempts);
+                let token = format!("{due:011x}{hid}");
+                ("r", due.to_string(), score.to_string(), token, fate)
+            } else {
+                ("w", due.to_string(), String::new(), String::new(), fate)
+            }
+        }
+    };
+    let (fe, fs, fd) = match &fate {
+        MemberFate::Ended { cause, success } => (Some(cause.clone()), u8::from(*success), None),
+        MemberFate::Due(d) => (None, 0, Some(ms(*d))),
+    };
+    let line = LogEntry {
+        i: r.attempt_id,
+        no: snap.attempts,
+        k,
+        g: snap.node.clone(),
+        m: snap.claimed,
+        an: r.answered_at.map(ms),
+        hu: r.hangup_at.map(ms),
+        ts: r.talk_secs,
+        c: cause.to_string(),
+        cl: class.as_str().to_string(),
+        fe,
+        fs,
+        fd,
+        at: now,
+        nt: r.note.clone(),
+    }
+    .to_line();
+    // The next claim's number choice under either number order (`h`, read by `claim.lua`).
+    let pick = |order| {
+        rules::choose_number(order, &nums, Some(k)).map_or(String::new(), |i| i.to_string())
+    };
+    let hint = format!(
+        "{},{}",
+        pick(NumberOrder::ByPriority),
+        pick(NumberOrder::TopDown)
+    );
+    Ok(Decided {
+        args: [
+            hid,
+            r.attempt_id.to_string(),
+            snap.active_field(&r.attempt_id),
+            record::pack_nums(&nums),
+            (k + 1).to_string(),
+            if tries > 0 {
+                tries.to_string()
+            } else {
+                String::new()
+            },
+            s.to_string(),
+            w_or_y,
+            score,
+            token,
+            line,
+            hint,
+        ],
+        fate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            member: 42,
+            k: 1,
+            claimed: 1_000,
+            node: "n1".into(),
+            attempts: 3,
+            tries: 2,
+            nums: "5;7,i,1,500,USER_BUSY".into(),
+            expire: None,
+            tz: String::new(),
+            prio: 4,
+        }
+    }
+
+    /// Decides `class`/`cause` for `s` at 2,000 ms with max_tries `max`, due-now at 2,000 and after the wait at
+    /// `next_wait`.
+    fn run(
+        s: &Snapshot,
+        class: CauseClass,
+        cause: &str,
+        max: u32,
+        next_wait: i64,
+    ) -> Result<(Decided, Deltas), String> {
+        let r = AttemptResult {
+            attempt_id: Uuid::from_u128(9),
+            member_id: MemberId(42),
+            cause: cause.into(),
+            class,
+            answered_at: None,
+            hangup_at: Some(from_ms(1_500)),
+            talk_secs: 0,
+            note: Some("a|b".into()),
+        };
+        let policy = QueuePolicy {
+            max_tries: max,
+            ..QueuePolicy::default()
+        };
+        let point = TzPoint {
+            open: true,
+            next_now: Some(2_000),
+            next_wait: Some(next_wait),
+        };
+        let mut d = Deltas::new();
+        let out = decide(
+            s,
+            &r,
+            &policy,
+            point,
+            MemberOrder::PriorityFirst,
+            2_000,
+            &mut d,
+        )?;
+        Ok((out, d))
+    }
+
+    fn ended(cause: &str) -> MemberFate {
+        MemberFate::Ended {
+            cause: cause.into(),
+            success: false,
+        }
+    }
+
+    #[test]
+    fn a_retry_is_rescheduled_after_the_wait_with_its_try_counted() {
+        let (out, d) = run(&snap(), CauseClass::Retry, "NO_ANSWER", 5, 61_000).unwrap();
+        assert_eq!(out.fate, MemberFate::Due(from_ms(61_000)));
+        assert_eq!(out.args[0], "000000002a");
+        assert_eq!(
+            out.args[2],
+            "00000000-0000-0000-0000-000000000009|1|1000|n1"
+        );
+        assert_eq!(out.args[3], "5;7,i,2,1000,NO_ANSWER");
+        assert_eq!((out.args[4].as_str(), out.args[5].as_str()), ("2", "3"));
+        assert_eq!((out.args[6].as_str(), out.args[7].as_str()), ("w", "61000"));
+        let entry = LogEntry::parse_line(out.args[10].trim_end()).unwrap();
+        assert_eq!(entry.fd, Some(61_000));
+        assert_eq!(entry.nt.as_deref(), Some("a|b"));
+        assert_eq!(out.args[11], "1,0");
+        assert_eq!((d["retry"], d["waiting"], d["active"]), (1, 1, -1));
+    }
+
+    #[test]
+    fn a_due_now_member_goes_to_the_ready_order_with_its_rank_and_token() {
+        let (out, _) = run(
+            &snap(),
+            CauseClass::Minus,
+            "NORMAL_TEMPORARY_FAILURE",
+            5,
+            2_000,
+        )
+        .unwrap();
+        assert_eq!(out.args[6], "r");
+        assert_eq!(out.args[8], "-4");
+        assert_eq!(out.args[9], format!("{:011x}000000002a", 2_000));
+        // Minus: no try counted, the stored tries stay.
+        assert_eq!(out.args[5], "2");
+    }
+
+    #[test]
+    fn the_last_allowed_retry_ends_the_member_with_max_try_count() {
+        let (out, d) = run(&snap(), CauseClass::Retry, "NO_ANSWER", 3, 61_000).unwrap();
+        assert_eq!(out.fate, ended(MAX_TRY_COUNT));
+        assert_eq!(
+            (out.args[6].as_str(), out.args[7].as_str()),
+            ("e", MAX_TRY_COUNT)
+        );
+        assert_eq!(d["end:MAX_TRY_COUNT"], 1);
+    }
+
+    #[test]
+    fn an_error_on_the_last_usable_number_ends_with_its_own_cause() {
+        let mut s = snap();
+        s.nums = "5,d,1,500,UNALLOCATED_NUMBER;7".into();
+        let (out, _) = run(&s, CauseClass::Error, "INVALID_NUMBER_FORMAT", 10, 61_000).unwrap();
+        assert_eq!(out.fate, ended("INVALID_NUMBER_FORMAT"));
+        assert_eq!(out.args[11], ",", "no number left under either order");
+    }
+
+    #[test]
+    fn a_member_that_would_be_due_after_its_expiry_ends_expired() {
+        let mut s = snap();
+        s.expire = Some(30_000);
+        let (out, _) = run(&s, CauseClass::Retry, "NO_ANSWER", 5, 61_000).unwrap();
+        assert_eq!(out.fate, ended(MEMBER_EXPIRED));
+    }
+
+    #[test]
+    fn a_snapshot_naming_a_missing_number_is_refused() {
+        let mut s = snap();
+        s.k = 5;
+        assert!(run(&s, CauseClass::Ok, "NORMAL_CLEARING", 5, 0).is_err());
+    }
+
+    #[test]
+    fn the_snapshot_map_forgets_its_oldest_half_when_full() {
+        let s = Snapshots::default();
+        for i in 0..MAX_SNAPSHOTS as u128 + 1 {
+            s.insert(Uuid::from_u128(i), snap());
+        }
+        assert!(s.len() <= MAX_SNAPSHOTS / 2 + 1);
+        assert!(s.take(&Uuid::from_u128(MAX_SNAPSHOTS as u128)).is_some());
+        assert!(s.take(&Uuid::from_u128(0)).is_none());
+    }
+}
