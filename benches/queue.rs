@@ -1,6 +1,9 @@
 //! Member-queue benchmarks against a private local redis-server (started by the bench, killed at the end):
 //! - `queue/claim_complete`: claim a batch of 500, complete them with one `complete_many`, members per second;
 //! - `queue/claim_complete_overlapped`: the same with the next claim running while the previous batch completes;
+//! - `queue/claim_complete_other_node`: the first, with the results completed through a second store (as when
+//!   another engine node completes them): no claim snapshot, so every result is decided in Lua (`complete.lua`).
+//!   The baseline, in the same run, for the completion fast path;
 //! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
 //! - memory per member: `MEMORY USAGE` of a member's hash (2 numbers, 3 variables) and `used_memory` per member
 //!   including the ready queue, printed;
@@ -76,6 +79,32 @@ async fn import(store: &Store, campaign: &str, n: usize) {
     }
 }
 
+/// One claim of `n` through `claimer`, all completed (minus) through `completer`.
+async fn cycle(
+    claimer: &Store,
+    completer: &Store,
+    campaign: &str,
+    policy: &QueuePolicy,
+    now: DateTime<Utc>,
+    n: usize,
+) {
+    let lease = Duration::from_secs(60);
+    let batch = claimer
+        .claim(campaign, policy, &Always, now, n, "bench", lease)
+        .await
+        .unwrap();
+    assert_eq!(batch.claims.len(), n);
+    let results: Vec<AttemptResult> = batch.claims.iter().map(minus).collect();
+    let done = completer
+        .complete_many(campaign, policy, &Always, &results, now)
+        .await
+        .unwrap();
+    assert!(
+        done.iter()
+            .all(|d| matches!(d, CompleteOutcome::Applied(_)))
+    );
+}
+
 /// CPU seconds (user + system) the redis-server process used so far.
 async fn redis_cpu(store: &RedisStore) -> f64 {
     let info: String = ::redis::cmd("INFO")
@@ -105,14 +134,15 @@ async fn used_memory(store: &RedisStore) -> u64 {
 }
 
 /// Median run time per member of the claim and the complete script calls in Redis's slow log, in µs.
-async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64) {
+/// Returns (claim, complete fast path, complete in Lua).
+async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, f64) {
     let entries: Vec<Vec<::redis::Value>> = ::redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(100_000)
         .query_async(&mut store.connection())
         .await
         .unwrap();
-    let (mut claim, mut complete) = (Vec::new(), Vec::new());
+    let (mut claim, mut fast, mut lua) = (Vec::new(), Vec::new(), Vec::new());
     for e in entries {
         let micros: i64 = ::redis::from_redis_value(e[2].clone()).unwrap();
         let args: Vec<String> = ::redis::from_redis_value(e[3].clone()).unwrap();
@@ -127,8 +157,11 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64) 
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let total = args.len() - 1 + more;
+        // Claim: one per attempt id; complete_fast.lua: twelve per result; complete.lua: eight.
         if total >= 10 * batch {
-            complete.push(micros);
+            fast.push(micros);
+        } else if total >= 5 * batch {
+            lua.push(micros);
         } else if total >= batch {
             claim.push(micros);
         }
@@ -137,7 +170,7 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64) 
         v.sort_unstable();
         v.get(v.len() / 2).map_or(0.0, |m| *m as f64 / batch as f64)
     };
-    (median(claim), median(complete))
+    (median(claim), median(fast), median(lua))
 }
 
 fn queue(c: &mut Criterion) {
@@ -256,28 +289,8 @@ fn queue(c: &mut Criterion) {
                 let t0 = Instant::now();
                 for _ in 0..iters {
                     now += CDuration::milliseconds(1);
-                    let batch = store
-                        .claim(
-                            "cycle",
-                            &policy,
-                            &Always,
-                            now,
-                            BATCH,
-                            "bench",
-                            Duration::from_secs(60),
-                        )
-                        .await
-                        .unwrap();
-                    assert_eq!(batch.claims.len(), BATCH);
+                    cycle(&store, &store, "cycle", &policy, now, BATCH).await;
                     cycled.fetch_add(BATCH as u64, std::sync::atomic::Ordering::Relaxed);
-                    let results: Vec<AttemptResult> = batch.claims.iter().map(minus).collect();
-                    let done = store
-                        .complete_many("cycle", &policy, &Always, &results, now)
-                        .await
-                        .unwrap();
-                    for d in done {
-                        assert!(matches!(d, CompleteOutcome::Applied(_)));
-                    }
                 }
                 t0.elapsed()
             })
@@ -328,6 +341,23 @@ fn queue(c: &mut Criterion) {
             })
         })
     });
+    // Redis CPU of the two fast-path groups (taken before the baseline runs).
+    let cpu_fast = rt.block_on(redis_cpu(redis_store)) - cpu_start;
+    // Baseline: the same cycle, completed through another store (no snapshots: every result decided in Lua).
+    let other = rt.block_on(Store::open(&server.url())).unwrap();
+    rt.block_on(import(&store, "other", 20_000));
+    g.bench_function("claim_complete_other_node", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    now += CDuration::milliseconds(1);
+                    cycle(&store, &other, "other", &policy, now, BATCH).await;
+                }
+                t0.elapsed()
+            })
+        })
+    });
     g.finish();
     // Memory of a member after many attempts (its hash and its attempt log).
     rt.block_on(async {
@@ -349,22 +379,21 @@ fn queue(c: &mut Criterion) {
             log.unwrap_or(0)
         );
     });
-    // Redis CPU per claimed-and-completed member (includes the overlapped group's own 20,000-member import).
-    rt.block_on(async {
-        let cpu = redis_cpu(redis_store).await - cpu_start;
-        let n = cycled.load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!(
-            "redis-server CPU per claim+complete member: {:.1} us ({n} members; a dedicated core would allow ≈ {:.0} members/s)",
-            cpu * 1e6 / n as f64,
-            n as f64 / cpu
-        );
-    });
+    // Redis CPU per claimed-and-completed member of the two fast-path groups (includes the overlapped group's own
+    // 20,000-member import).
+    let n = cycled.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "redis-server CPU per claim+complete member: {:.1} us ({n} members; a dedicated core would allow ≈ {:.0} members/s)",
+        cpu_fast * 1e6 / n as f64,
+        n as f64 / cpu_fast
+    );
     // Redis time per member of each script, from the slow log (claim: one argument per attempt id; the
     // completion fast path: twelve per result).
     rt.block_on(async {
-        let (claim, complete) = script_time_per_member(redis_store, BATCH).await;
+        let (claim, fast, lua) = script_time_per_member(redis_store, BATCH).await;
         eprintln!(
-            "redis time per member: claim {claim:.1} us, complete {complete:.1} us (script run time, median call)"
+            "redis time per member (script run time, median call): claim {claim:.1} us, complete {fast:.1} us \
+             (fast path), complete {lua:.1} us (decided in Lua: other node)"
         );
     });
     // Where the time goes inside Redis (script time per call).

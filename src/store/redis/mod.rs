@@ -369,8 +369,8 @@ impl RedisStore {
             .map_err(StoreError::redis("add"))?;
         const OP: &str = "add";
         let v = resp::array(OP, &out)?;
-        let mut next_new = resp::int(OP, &resp::at(OP, v, 0)?)? as u64;
-        let codes = resp::string(OP, &resp::at(OP, v, 1)?)?;
+        let mut next_new = resp::int(OP, resp::at(OP, v, 0)?)? as u64;
+        let codes = resp::string(OP, resp::at(OP, v, 1)?)?;
         let mut upserts = v[2..].iter();
         let mut upsert = || -> StoreResult<MemberId> {
             let id = upserts.next().ok_or_else(|| StoreError::Corrupt {
@@ -689,18 +689,18 @@ impl RedisStore {
         const OP: &str = "claim";
         let top = resp::array(OP, &out)?;
         let (claimed, ended) = (resp::at(OP, top, 0)?, resp::at(OP, top, 1)?);
-        let claimed = resp::array(OP, &claimed)?;
+        let claimed = resp::array(OP, claimed)?;
         let mut claims = Vec::with_capacity(claimed.len());
         for c in claimed {
             let c = resp::array(OP, c)?;
             let f = |i| resp::at(OP, c, i);
-            let id = resp::int(OP, &f(1)?)? as u64;
-            let k = resp::int(OP, &f(3)?)? as usize;
-            let vars = resp::string(OP, &f(5)?)?;
+            let id = resp::int(OP, f(1)?)? as u64;
+            let k = resp::int(OP, f(3)?)? as usize;
+            let vars = resp::string(OP, f(5)?)?;
             let data = reply::static_data(
-                resp::string(OP, &f(4)?)?,
+                resp::string(OP, f(4)?)?,
                 Some(&vars),
-                &resp::string(OP, &f(6)?)?,
+                &resp::string(OP, f(6)?)?,
             )
             .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
             let number =
@@ -711,10 +711,10 @@ impl RedisStore {
                         op: OP,
                         detail: format!("member {id}: no number #{k}"),
                     })?;
-            let z = resp::string(OP, &f(7)?)?;
-            let attempt_id = resp::uuid(OP, &f(0)?)?;
-            let attempt_no = resp::int(OP, &f(2)?)? as u32;
-            let priority = resp::int(OP, &f(8)?)?;
+            let z = resp::string(OP, f(7)?)?;
+            let attempt_id = resp::uuid(OP, f(0)?)?;
+            let attempt_no = resp::int(OP, f(2)?)? as u32;
+            let priority = resp::int(OP, f(8)?)?;
             let opt_int = |v: String| -> StoreResult<Option<i64>> {
                 if v.is_empty() {
                     return Ok(None);
@@ -734,9 +734,9 @@ impl RedisStore {
                     claimed: now,
                     node: node.to_string(),
                     attempts: attempt_no,
-                    tries: opt_int(resp::string(OP, &f(10)?)?)?.unwrap_or(0) as u32,
-                    nums: resp::string(OP, &f(9)?)?,
-                    expire: opt_int(resp::string(OP, &f(11)?)?)?,
+                    tries: opt_int(resp::string(OP, f(10)?)?)?.unwrap_or(0) as u32,
+                    nums: resp::string(OP, f(9)?)?,
+                    expire: opt_int(resp::string(OP, f(11)?)?)?,
                     tz: z.clone(),
                     prio: priority,
                 },
@@ -754,13 +754,13 @@ impl RedisStore {
                 lease_until: from_ms(now + lease),
             });
         }
-        let ended = resp::array(OP, &ended)?
+        let ended = resp::array(OP, ended)?
             .iter()
             .map(|e| {
                 let e = resp::array(OP, e)?;
                 Ok((
-                    MemberId(resp::int(OP, &resp::at(OP, e, 0)?)? as u64),
-                    resp::string(OP, &resp::at(OP, e, 1)?)?,
+                    MemberId(resp::int(OP, resp::at(OP, e, 0)?)? as u64),
+                    resp::string(OP, resp::at(OP, e, 1)?)?,
                 ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -852,7 +852,7 @@ impl RedisStore {
                 });
             }
             for one in v {
-                let code = resp::string(OP, &resp::at(OP, resp::array(OP, one)?, 0)?)?;
+                let code = resp::string(OP, resp::at(OP, resp::array(OP, one)?, 0)?)?;
                 outcomes.push(match code.as_str() {
                     "dup" => CompleteOutcome::Duplicate,
                     "nc" => CompleteOutcome::NotCurrent,
@@ -1028,10 +1028,10 @@ impl RedisStore {
             .map(|r| {
                 let r = resp::array(OP, r)?;
                 Ok(Recovered {
-                    attempt_id: resp::uuid(OP, &resp::at(OP, r, 0)?)?,
-                    member_id: MemberId(resp::int(OP, &resp::at(OP, r, 1)?)? as u64),
-                    node: resp::string(OP, &resp::at(OP, r, 2)?)?,
-                    fate: resp::fate(OP, &resp::at(OP, r, 3)?)?,
+                    attempt_id: resp::uuid(OP, resp::at(OP, r, 0)?)?,
+                    member_id: MemberId(resp::int(OP, resp::at(OP, r, 1)?)? as u64),
+                    node: resp::string(OP, resp::at(OP, r, 2)?)?,
+                    fate: resp::fate(OP, resp::at(OP, r, 3)?)?,
                 })
             })
             .collect()

@@ -205,8 +205,8 @@ pub mod resp {
         })
     }
 
-    pub fn at(op: &'static str, a: &[Value], i: usize) -> Result<Value, StoreError> {
-        a.get(i).cloned().ok_or_else(|| StoreError::Corrupt {
+    pub fn at<'a>(op: &'static str, a: &'a [Value], i: usize) -> Result<&'a Value, StoreError> {
+        a.get(i).ok_or_else(|| StoreError::Corrupt {
             op,
             detail: format!("reply too short: no element {i}"),
         })
@@ -233,11 +233,11 @@ pub mod resp {
     ) -> Result<crate::store::types::MemberFate, StoreError> {
         use crate::store::types::{MemberFate, from_ms};
         let a = array(op, v)?;
-        match string(op, &at(op, a, 0)?)?.as_str() {
-            "d" => Ok(MemberFate::Due(from_ms(int(op, &at(op, a, 1)?)?))),
+        match string(op, at(op, a, 0)?)?.as_str() {
+            "d" => Ok(MemberFate::Due(from_ms(int(op, at(op, a, 1)?)?))),
             "e" => Ok(MemberFate::Ended {
-                cause: string(op, &at(op, a, 1)?)?,
-                success: int(op, &at(op, a, 2)?)? == 1,
+                cause: string(op, at(op, a, 1)?)?,
+                success: int(op, at(op, a, 2)?)? == 1,
             }),
             _ => Err(bad(op, "unknown fate", v)),
         }
