@@ -11,6 +11,7 @@
 
 pub mod callflow;
 pub mod clock;
+mod completer;
 pub mod core;
 pub mod demo;
 pub mod originate;

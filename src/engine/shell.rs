@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::clock::Clock;
+use super::completer::{self, Completion};
 use super::core::{Action, Core, CoreConfig, Input, SwitchConfig, policy_of};
 use super::state::{CampaignState, Transition};
 use crate::campaign::config::ValidCampaign;
@@ -54,7 +55,7 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
     "BACKGROUND_JOB",
 ];
 
-enum Msg {
+pub(super) enum Msg {
     Input(Input),
     State(String, oneshot::Sender<Option<(CampaignState, u32)>>),
     Shutdown(oneshot::Sender<()>),
@@ -195,6 +196,13 @@ pub fn start(
         shared: shared.clone(),
         clock: cfg.clock,
     };
+    let (completions, completions_rx) = mpsc::unbounded_channel();
+    tokio::spawn(completer::run(
+        store.clone(),
+        cfg.clock,
+        completions_rx,
+        tx.clone(),
+    ));
     let runner = Runner {
         core,
         store,
@@ -203,6 +211,7 @@ pub fn start(
         shared,
         campaigns: HashMap::new(),
         callflow,
+        completions,
     };
     let join = tokio::spawn(runner.run(rx));
     (handle, join)
@@ -216,6 +225,8 @@ struct Runner {
     shared: Arc<Shared>,
     campaigns: HashMap<String, Arc<ValidCampaign>>,
     callflow: Option<CallflowStarter>,
+    /// Results on their way to the store, batched by [`completer`].
+    completions: mpsc::UnboundedSender<Completion>,
 }
 
 impl Runner {
@@ -423,26 +434,17 @@ impl Runner {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;
                 };
-                let gw = lock(&self.shared.gateway_of).remove(&result.attempt_id);
+                let gateway = lock(&self.shared.gateway_of).remove(&result.attempt_id);
                 metrics::counter!(
                     "fsdialer_hangups_total",
                     "cause" => result.cause.clone(),
                     "class" => result.class.as_str()
                 )
                 .increment(1);
-                tokio::spawn(async move {
-                    let policy = policy_of(&valid);
-                    let attempt = result.attempt_id;
-                    let outcome = store
-                        .complete(&campaign, &policy, valid.calendar(), &result, clock.now())
-                        .await
-                        .map_err(|e| e.to_string());
-                    if let Some(gw) = gw {
-                        let _ = store.release_gateway_slot(&gw, attempt).await;
-                    }
-                    let _ = tx
-                        .send(Msg::Input(Input::Completed { attempt, outcome }))
-                        .await;
+                let _ = self.completions.send(Completion {
+                    campaign: valid,
+                    result,
+                    gateway,
                 });
             }
             Action::StartCallflow {
