@@ -311,6 +311,7 @@ local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, t
     end
   end
   entries[k + 1] = pack_num(nm)
+  -- `h` (the next-number hint) is emptied: only the completion fast path (redis/fast.rs) writes it, with `u`.
   local sets = { 'u', table.concat(entries, ';'), 'r', fint(k + 1), 'a', '', 'h', '' }
   if tries > 0 then sets[#sets + 1] = 't'; sets[#sets + 1] = fint(tries) end
   local fate, fe, fs, fd
