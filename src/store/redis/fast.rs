@@ -69,16 +69,19 @@ pub(super) struct Snapshots {
 }
 
 impl Snapshots {
-    pub fn insert(&self, attempt: Uuid, s: Snapshot) {
+    /// Keeps a claim batch's snapshots.
+    pub fn insert_all(&self, batch: Vec<(Uuid, Snapshot)>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Kept { seq, map } = &mut *g;
-        *seq += 1;
-        if map.len() >= MAX_SNAPSHOTS {
-            // Attempts whose results never came here (recovered by another node, say): forget the oldest half.
-            let cut = seq.saturating_sub(MAX_SNAPSHOTS as u64 / 2);
-            map.retain(|_, (at, _)| *at >= cut);
+        for (attempt, s) in batch {
+            *seq += 1;
+            if map.len() >= MAX_SNAPSHOTS {
+                // Attempts whose results never came here (recovered by another node, say): forget the oldest half.
+                let cut = seq.saturating_sub(MAX_SNAPSHOTS as u64 / 2);
+                map.retain(|_, (at, _)| *at >= cut);
+            }
+            map.insert(attempt, (*seq, s));
         }
-        map.insert(attempt, (*seq, s));
     }
 
     pub fn take(&self, attempt: &Uuid) -> Option<Snapshot> {
@@ -409,9 +412,11 @@ mod tests {
     #[test]
     fn the_snapshot_map_forgets_its_oldest_half_when_full() {
         let s = Snapshots::default();
-        for i in 0..MAX_SNAPSHOTS as u128 + 1 {
-            s.insert(Uuid::from_u128(i), snap());
-        }
+        s.insert_all(
+            (0..MAX_SNAPSHOTS as u128 + 1)
+                .map(|i| (Uuid::from_u128(i), snap()))
+                .collect(),
+        );
         assert!(s.len() <= MAX_SNAPSHOTS / 2 + 1);
         assert!(s.take(&Uuid::from_u128(MAX_SNAPSHOTS as u128)).is_some());
         assert!(s.take(&Uuid::from_u128(0)).is_none());

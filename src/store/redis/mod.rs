@@ -50,7 +50,6 @@ use super::record::{self, Prepared};
 use super::rules;
 use super::types::*;
 use crate::campaign::member::MemberInput;
-use crate::campaign::params::MemberOrder;
 use crate::campaign::schedule::Schedule;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -149,15 +148,6 @@ fn policy_json(p: &QueuePolicy) -> String {
         "tpn": p.tries_per_number,
     })
     .to_string()
-}
-
-/// The name the scripts use for a member order (as `policy_json` writes it).
-fn member_order_name(o: MemberOrder) -> &'static str {
-    match o {
-        MemberOrder::PriorityFirst => "priority_first",
-        MemberOrder::RetriesFirst => "retries_first",
-        MemberOrder::StrictCircuit => "strict_circuit",
-    }
 }
 
 fn opt_ms(v: Option<DateTime<Utc>>) -> i64 {
@@ -691,6 +681,7 @@ impl RedisStore {
         let (claimed, ended) = (resp::at(OP, top, 0)?, resp::at(OP, top, 1)?);
         let claimed = resp::array(OP, claimed)?;
         let mut claims = Vec::with_capacity(claimed.len());
+        let mut snapshots = Vec::with_capacity(claimed.len());
         for c in claimed {
             let c = resp::array(OP, c)?;
             let f = |i| resp::at(OP, c, i);
@@ -726,7 +717,7 @@ impl RedisStore {
                         detail: format!("member {id}: not an integer: {v:?}"),
                     })
             };
-            self.snapshots.insert(
+            snapshots.push((
                 attempt_id,
                 fast::Snapshot {
                     member: id,
@@ -740,7 +731,7 @@ impl RedisStore {
                     tz: z.clone(),
                     prio: priority,
                 },
-            );
+            ));
             claims.push(Claim {
                 attempt_id,
                 member_id: MemberId(id),
@@ -764,6 +755,7 @@ impl RedisStore {
                 ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        self.snapshots.insert_all(snapshots);
         Ok(ClaimBatch { claims, ended })
     }
 
@@ -892,9 +884,14 @@ impl RedisStore {
         let mut args = Vec::with_capacity(chunk.len() * 12);
         let mut fates = Vec::with_capacity(chunk.len());
         for (r, s) in chunk.iter().zip(&fits) {
-            let point = *points
-                .entry(s.tz.clone())
-                .or_insert_with(|| rules::evaluate(schedule, &s.tz, now, policy.wait_ms()));
+            let point = match points.get(&s.tz) {
+                Some(p) => *p,
+                None => {
+                    let p = rules::evaluate(schedule, &s.tz, now, policy.wait_ms());
+                    points.insert(s.tz.clone(), p);
+                    p
+                }
+            };
             match fast::decide(s, r, policy, point, order, now, &mut deltas) {
                 Ok(d) => {
                     args.extend(d.args);
@@ -906,6 +903,16 @@ impl RedisStore {
                 }
             }
         }
+        // The order's name as `policy_json` writes it for the other scripts.
+        let order_name = match serde_json::to_value(order) {
+            Ok(serde_json::Value::String(name)) => name,
+            other => {
+                return Err(StoreError::Corrupt {
+                    op: OP,
+                    detail: format!("member order {order:?} serialized as {other:?}"),
+                });
+            }
+        };
         let deltas = serde_json::to_string(&deltas).map_err(|e| StoreError::Corrupt {
             op: OP,
             detail: e.to_string(),
@@ -914,7 +921,7 @@ impl RedisStore {
             .scripts
             .complete_fast
             .key(keys::campaign_prefix(campaign));
-        inv.arg(now).arg(member_order_name(order)).arg(deltas);
+        inv.arg(now).arg(&order_name).arg(deltas);
         for a in args {
             inv.arg(a);
         }
