@@ -1364,3 +1364,108 @@ async fn results_applied_by_the_claiming_node_or_another_node_leave_identical_me
     assert_eq!(la, lb);
     assert_eq!(here.counts(C).await.unwrap().ended, 2);
 }
+
+/// A terminate while the member is in a call marks the attempt, so the claiming node's completion cannot take the
+/// fast path (decided from what the claim saw, before the terminate): the member ends with MANAGER_REQUEST.
+#[tokio::test]
+async fn a_terminate_during_the_call_wins_over_the_claiming_nodes_fast_completion() {
+    let (s, _server) = redis_store(AttemptIds::Random).await;
+    let p = QueuePolicy {
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let ids = [
+        add1(&s, member("stays", &["100"])).await,
+        add1(&s, member("terminated", &["200"])).await,
+    ];
+    let b = claim(&s, &p, t(10, 0), 2).await;
+    assert_eq!(b.claims.len(), 2);
+    assert!(matches!(
+        s.terminate(C, ids[1]).await.unwrap(),
+        TerminateOutcome::KillCall { .. }
+    ));
+    let results: Vec<AttemptResult> = b
+        .claims
+        .iter()
+        .map(|c| result(c, "NO_ANSWER", CauseClass::Retry))
+        .collect();
+    let done = s
+        .complete_many(C, &p, &Always, &results, t(10, 1))
+        .await
+        .unwrap();
+    let fate = |id: MemberId| {
+        let i = b.claims.iter().position(|c| c.member_id == id).unwrap();
+        done[i].clone()
+    };
+    assert!(matches!(
+        fate(ids[0]),
+        CompleteOutcome::Applied(MemberFate::Due(_))
+    ));
+    assert_eq!(
+        fate(ids[1]),
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "MANAGER_REQUEST".into(),
+            success: false
+        })
+    );
+    let m = s.get(C, ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.end_cause.as_deref(), m.terminate_pending),
+        (MemberState::Ended, Some("MANAGER_REQUEST"), false)
+    );
+}
+
+/// A campaign whose members an older build stored as hashes is refused whole by a claim: nothing is taken off its
+/// ready queue (a claim reading those members as records would lose them).
+#[tokio::test]
+async fn a_campaign_in_the_old_member_layout_is_refused_and_left_untouched() {
+    let (s, _server) = redis_store(AttemptIds::Random).await;
+    let Store::Redis(r) = &s else { unreachable!() };
+    let mut conn = r.connection();
+    let prefix = "dlr:{old}:";
+    let _: () = ::redis::pipe()
+        .cmd("HSET")
+        .arg(format!("{prefix}m:0000000001"))
+        .arg(&[
+            "n",
+            "Ann",
+            "c",
+            r#"[["100"]]"#,
+            "u",
+            "0",
+            "s",
+            "r",
+            "w",
+            "0",
+        ])
+        .ignore()
+        .cmd("SET")
+        .arg(format!("{prefix}seq"))
+        .arg(1)
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{prefix}ready"))
+        .arg(0)
+        .arg(format!("{:011x}0000000001", 0))
+        .ignore()
+        .cmd("HSET")
+        .arg(format!("{prefix}meta"))
+        .arg("order")
+        .arg("priority_first")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = s
+        .claim("old", &policy(), &Always, t(10, 0), 10, NODE, LEASE)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("older fsdialer"), "{err}");
+    let ready: u64 = ::redis::cmd("ZCARD")
+        .arg(format!("{prefix}ready"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ready, 1, "the old member is still queued");
+}

@@ -14,8 +14,8 @@ pub const MAX_ABS_PRIORITY: i64 = 1 << 39;
 /// Longest accepted name, number, variable value, external id (bytes).
 const MAX_TEXT: usize = 4096;
 
-/// The static part of a member. Redis keeps its three parts in separate short hash fields (`n`, `v`, `c`) so a
-/// typical member's hash stays within Redis's compact listpack encoding (values up to 64 bytes).
+/// The static part of a member. Redis keeps its three parts as lines of the member's record (`redis/packed.rs`),
+/// which the scripts pass along without parsing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaticData {
     /// name

@@ -6,17 +6,18 @@
 //! made cost ≈ 19 µs. Redis is the one part every engine node shares, so its time per call is what bounds the
 //! whole cluster's call rate.
 //!
-//! How: a claim reply carries, besides what the engine needs, the member's number state, tries and expiry as
-//! stored; [`Snapshots`] keeps them per attempt this store claimed. When a batch of results comes back and each
-//! has its snapshot, [`decide`] applies the rules here (the same steps as `apply` in `lua/prelude.lua` and
-//! `Camp::apply` in `memory/campaign.rs`; the property test holds all three to the same results) and
-//! `lua/complete_fast.lua` writes the outcome, all or nothing, after checking that every member is still in that
-//! very attempt (its `a` field, `attempt|k|claimed|node`, unchanged) with no terminate pending. That check is
-//! enough: while a member is in a call nothing else may change it (update, delete and upsert are refused, reset
-//! touches ended members only, a terminate sets `q`), and the `a` field changes on every completion, release and
-//! recovery. Whatever does not fit (no snapshot, a member twice in one batch, a failed check) goes through
-//! `complete.lua`, which decides in Lua as before.
+//! How: a claim reply carries each member's record as the claim wrote it (`packed.rs`); [`Snapshots`] keeps it,
+//! with the fields the rules read, per attempt this store claimed. When a batch of results comes back and each has
+//! its snapshot, [`decide`] applies the rules here (the same steps as `apply` in `lua/prelude.lua` and
+//! `Camp::apply` in `memory/campaign.rs`; the property test holds all three to the same results) and builds the
+//! member's new record from the claimed one, and `lua/complete_fast.lua` writes them, all or nothing, after checking
+//! that each attempt's `act` entry is still `<member>|<node>` as the claim wrote it. That check is enough: while a
+//! member is in a call nothing else may change its record (update, delete and upsert are refused, reset touches
+//! ended members only), a terminate marks the `act` entry as well as setting `q`, and every completion, release and
+//! recovery drops the entry. Whatever does not fit (no snapshot, a member twice in one batch, a failed check) goes
+//! through `complete.lua`, which decides in Lua as before.
 
+use super::packed::Record;
 use crate::campaign::causes::CauseClass;
 use crate::campaign::params::{MemberOrder, NumberOrder};
 use crate::store::record::{self, LogEntry, NumState};
@@ -30,10 +31,12 @@ use uuid::Uuid;
 /// the slow path, nothing else changes).
 const MAX_SNAPSHOTS: usize = 200_000;
 
-/// A claimed member as it was stored when the claim wrote its `a` field.
+/// A claimed member as the claim wrote it.
 #[derive(Debug, Clone)]
 pub(super) struct Snapshot {
     pub member: u64,
+    /// The member's record as the claim wrote it (`packed.rs`): the base of the record the completion writes.
+    pub record: String,
     pub k: usize,
     pub claimed: i64,
     pub node: String,
@@ -46,13 +49,6 @@ pub(super) struct Snapshot {
     /// `z` as stored (`""` = the calendar's timezone).
     pub tz: String,
     pub prio: i64,
-}
-
-impl Snapshot {
-    /// The member's `a` field while it is in this attempt (as `claim.lua` writes it).
-    pub fn active_field(&self, attempt: &Uuid) -> String {
-        format!("{attempt}|{}|{}|{}", self.k, self.claimed, self.node)
-    }
 }
 
 /// Snapshots by attempt, each with its insertion number (for trimming), and the last number given.
@@ -106,11 +102,52 @@ fn bump(d: &mut Deltas, field: &str, by: i64) {
     *d.entry(field.to_string()).or_insert(0) += by;
 }
 
-/// One decided result: the script's 12 arguments for it and the fate to report.
+/// Where a decided member goes in the campaign's queues.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Queue {
+    /// The ready order: score, entry.
+    Ready(String, String),
+    /// The wait set: due ms, entry.
+    Wait(String, String),
+    /// Neither: the member ended.
+    None,
+}
+
+/// One decided result: what `complete_fast.lua` writes for it and the fate to report.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Decided {
-    pub args: [String; 12],
+    /// The member id as its keys spell it.
+    pub hid: String,
+    /// The member's new record.
+    pub record: String,
+    pub queue: Queue,
+    /// The attempt's field in the campaign's log hash (`hid.attempt no`) and its log line.
+    pub log_field: String,
+    pub line: String,
     pub fate: MemberFate,
+}
+
+impl Decided {
+    /// The script's nine arguments for this result (see `complete_fast.lua`); `node` made the claim.
+    pub fn args(self, attempt: &Uuid, node: &str) -> [String; 9] {
+        let (kind, score, entry) = match self.queue {
+            Queue::Ready(score, entry) => ("r", score, entry),
+            Queue::Wait(due, entry) => ("w", due, entry),
+            Queue::None => ("", String::new(), String::new()),
+        };
+        let act = format!("{}|{node}", self.hid);
+        [
+            self.hid,
+            attempt.to_string(),
+            act,
+            self.record,
+            kind.to_string(),
+            score,
+            entry,
+            self.log_field,
+            self.line,
+        ]
+    }
 }
 
 /// Applies `r` to the member as `snap` holds it (SPEC §4, step for step as `apply` in `lua/prelude.lua`).
@@ -190,7 +227,8 @@ pub(super) fn decide(
     }
     bump(deltas, class.as_str(), 1);
     let hid = rules::id_token(snap.member);
-    let (s, w_or_y, score, token, fate) = match end {
+    let base = Record::parse(&snap.record)?;
+    let (due, queue, fate) = match end {
         Some((c, success)) => {
             if success {
                 bump(deltas, "success", 1);
@@ -201,20 +239,19 @@ pub(super) fn decide(
                 cause: c.to_string(),
                 success,
             };
-            let o = if success { "1" } else { "" };
-            ("e", c.to_string(), o.to_string(), String::new(), fate)
+            (None, Queue::None, fate)
         }
         None => {
             bump(deltas, "waiting", 1);
             let due = rules::clamp_due(due_at.flatten().expect("rescheduled with a due"));
             let fate = MemberFate::Due(from_ms(due));
-            if due <= now {
+            let queue = if due <= now {
                 let score = rules::primary(order, snap.prio, tries, snap.attempts);
-                let token = format!("{due:011x}{hid}");
-                ("r", due.to_string(), score.to_string(), token, fate)
+                Queue::Ready(score.to_string(), format!("{due:011x}{hid}"))
             } else {
-                ("w", due.to_string(), String::new(), String::new(), fate)
-            }
+                Queue::Wait(due.to_string(), hid.clone())
+            };
+            (Some(due.to_string()), queue, fate)
         }
     };
     let (fe, fs, fd) = match &fate {
@@ -248,25 +285,42 @@ pub(super) fn decide(
         pick(NumberOrder::ByPriority),
         pick(NumberOrder::TopDown)
     );
-    Ok(Decided {
-        args: [
-            hid,
-            r.attempt_id.to_string(),
-            snap.active_field(&r.attempt_id),
-            record::pack_nums(&nums),
-            (k + 1).to_string(),
-            if tries > 0 {
-                tries.to_string()
+    // What `apply` in `lua/prelude.lua` writes, field for field (and the hint, which only this path writes).
+    let packed = record::pack_nums(&nums);
+    let (t, r_field) = (tries.to_string(), (k + 1).to_string());
+    let record = match &fate {
+        MemberFate::Ended { cause, success } => Record {
+            s: "e",
+            y: cause,
+            o: if *success { "1" } else { base.o },
+            ..base.clone()
+        },
+        MemberFate::Due(_) => Record {
+            s: if matches!(queue, Queue::Ready(..)) {
+                "r"
             } else {
-                String::new()
+                "w"
             },
-            s.to_string(),
-            w_or_y,
-            score,
-            token,
-            line,
-            hint,
-        ],
+            w: due.as_deref().unwrap_or(base.w),
+            ..base.clone()
+        },
+    };
+    let record = Record {
+        t: if tries > 0 { &t } else { base.t },
+        u: &packed,
+        r: &r_field,
+        h: &hint,
+        q: "",
+        a: "",
+        ..record
+    }
+    .pack();
+    Ok(Decided {
+        log_field: format!("{hid}.{}", snap.attempts),
+        hid,
+        record,
+        queue,
+        line,
         fate,
     })
 }
@@ -275,9 +329,35 @@ pub(super) fn decide(
 mod tests {
     use super::*;
 
+    const ATTEMPT: Uuid = Uuid::from_u128(9);
+
     fn snap() -> Snapshot {
+        let active = format!("{ATTEMPT}|1|1000|n1");
+        let record = Record {
+            s: "a",
+            w: "900",
+            t: "2",
+            b: "3",
+            u: "5;7,i,1,500,USER_BUSY",
+            r: "",
+            h: "",
+            q: "",
+            y: "",
+            o: "",
+            x: "",
+            p: "4",
+            z: "",
+            a: &active,
+            tail: "\n[[\"+1\"],[\"+2\"]]\n\n\nAnn",
+            c: "[[\"+1\"],[\"+2\"]]",
+            v: "",
+            e: "",
+            n: "Ann",
+        }
+        .pack();
         Snapshot {
             member: 42,
+            record,
             k: 1,
             claimed: 1_000,
             node: "n1".into(),
@@ -300,7 +380,7 @@ mod tests {
         next_wait: i64,
     ) -> Result<(Decided, Deltas), String> {
         let r = AttemptResult {
-            attempt_id: Uuid::from_u128(9),
+            attempt_id: ATTEMPT,
             member_id: MemberId(42),
             cause: cause.into(),
             class,
@@ -340,21 +420,25 @@ mod tests {
 
     #[test]
     fn a_retry_is_rescheduled_after_the_wait_with_its_try_counted() {
-        let (out, d) = run(&snap(), CauseClass::Retry, "NO_ANSWER", 5, 61_000).unwrap();
+        let s = snap();
+        let (out, d) = run(&s, CauseClass::Retry, "NO_ANSWER", 5, 61_000).unwrap();
         assert_eq!(out.fate, MemberFate::Due(from_ms(61_000)));
-        assert_eq!(out.args[0], "000000002a");
-        assert_eq!(
-            out.args[2],
-            "00000000-0000-0000-0000-000000000009|1|1000|n1"
-        );
-        assert_eq!(out.args[3], "5;7,i,2,1000,NO_ANSWER");
-        assert_eq!((out.args[4].as_str(), out.args[5].as_str()), ("2", "3"));
-        assert_eq!((out.args[6].as_str(), out.args[7].as_str()), ("w", "61000"));
-        let entry = LogEntry::parse_line(out.args[10].trim_end()).unwrap();
+        assert_eq!(out.hid, "000000002a");
+        let rec = Record::parse(&out.record).unwrap();
+        assert_eq!(rec.u, "5;7,i,2,1000,NO_ANSWER");
+        assert_eq!((rec.r, rec.t, rec.b), ("2", "3", "3"));
+        assert_eq!((rec.s, rec.w, rec.a), ("w", "61000", ""));
+        assert_eq!(rec.h, "1,0");
+        assert_eq!(rec.tail, Record::parse(&s.record).unwrap().tail);
+        assert_eq!(out.queue, Queue::Wait("61000".into(), "000000002a".into()));
+        let entry = LogEntry::parse_line(out.line.trim_end()).unwrap();
         assert_eq!(entry.fd, Some(61_000));
         assert_eq!(entry.nt.as_deref(), Some("a|b"));
-        assert_eq!(out.args[11], "1,0");
         assert_eq!((d["retry"], d["waiting"], d["active"]), (1, 1, -1));
+        let args = out.args(&ATTEMPT, &s.node);
+        assert_eq!(args[2], "000000002a|n1");
+        assert_eq!(args[4], "w");
+        assert_eq!(args[7], "000000002a.3");
     }
 
     #[test]
@@ -367,22 +451,34 @@ mod tests {
             2_000,
         )
         .unwrap();
-        assert_eq!(out.args[6], "r");
-        assert_eq!(out.args[8], "-4");
-        assert_eq!(out.args[9], format!("{:011x}000000002a", 2_000));
+        assert_eq!(
+            out.queue,
+            Queue::Ready("-4".into(), format!("{:011x}000000002a", 2_000))
+        );
+        let rec = Record::parse(&out.record).unwrap();
         // Minus: no try counted, the stored tries stay.
-        assert_eq!(out.args[5], "2");
+        assert_eq!((rec.s, rec.w, rec.t), ("r", "2000", "2"));
     }
 
     #[test]
     fn the_last_allowed_retry_ends_the_member_with_max_try_count() {
         let (out, d) = run(&snap(), CauseClass::Retry, "NO_ANSWER", 3, 61_000).unwrap();
         assert_eq!(out.fate, ended(MAX_TRY_COUNT));
+        let rec = Record::parse(&out.record).unwrap();
         assert_eq!(
-            (out.args[6].as_str(), out.args[7].as_str()),
-            ("e", MAX_TRY_COUNT)
+            (rec.s, rec.y, rec.o, rec.w),
+            ("e", MAX_TRY_COUNT, "", "900")
         );
+        assert_eq!(out.queue, Queue::None);
         assert_eq!(d["end:MAX_TRY_COUNT"], 1);
+    }
+
+    #[test]
+    fn a_success_ends_the_member_marked_successful() {
+        let (out, d) = run(&snap(), CauseClass::Ok, "NORMAL_CLEARING", 3, 61_000).unwrap();
+        let rec = Record::parse(&out.record).unwrap();
+        assert_eq!((rec.s, rec.y, rec.o), ("e", "NORMAL_CLEARING", "1"));
+        assert_eq!(d["success"], 1);
     }
 
     #[test]
@@ -391,7 +487,8 @@ mod tests {
         s.nums = "5,d,1,500,UNALLOCATED_NUMBER;7".into();
         let (out, _) = run(&s, CauseClass::Error, "INVALID_NUMBER_FORMAT", 10, 61_000).unwrap();
         assert_eq!(out.fate, ended("INVALID_NUMBER_FORMAT"));
-        assert_eq!(out.args[11], ",", "no number left under either order");
+        let rec = Record::parse(&out.record).unwrap();
+        assert_eq!(rec.h, ",", "no number left under either order");
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub fn campaign_key(campaign: &str, name: &str) -> String {
     format!("dlr:{{{campaign}}}:{name}")
 }
 
-/// A member's hash.
+/// A member's record (see `redis/packed.rs`).
 pub fn member_key(campaign: &str, id: u64) -> String {
     format!("dlr:{{{campaign}}}:m:{}", crate::store::rules::id_token(id))
 }

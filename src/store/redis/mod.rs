@@ -6,17 +6,17 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `dlr:{C}:m:<id>` | hash | one member: `n` name, `v` variables (JSON), `c` numbers (JSON `[[number, description?, type?]…]`), `p` priority, `z` timezone, `x` expire ms, `e` external id, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `b` attempts, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1, `h` the next number under each number order (`by_priority,top_down`, written with `u` by the completion fast path, emptied by every other writer of `u`); while active `a` = `attempt\|number index\|claim ms\|node`; `q` terminate pending, `y` end cause, `o` success. Fields at their default are omitted; short values keep a typical member in Redis's compact listpack encoding |
-//! | `dlr:{C}:l:<id>` | string | the member's attempt log: one `\|`-separated line per attempt (SPEC §10, see `record::LogEntry::parse_line`), appended |
+//! | `dlr:{C}:m:<id>` | string | one member, one line of state then its data (`packed.rs`): `h\|x\|z\|b\|s\|w\|t\|u\|r\|q\|y\|o\|p\|a` = `h` the next number under each number order (`by_priority,top_down`, written by `add` and the completion fast path, emptied by every other writer of `u`), `x` expire ms, `z` timezone, `b` attempts, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1, `q` terminate pending, `y` end cause, `o` success, `p` priority, while active `a` = `attempt\|number index\|claim ms\|node` (`""` = a field's default); then a line each for the numbers (JSON `[[number, description?, type?]…]`), the variables (JSON) and the external id (JSON string), and the name to the end |
+//! | `dlr:{C}:log` | hash | the attempt log: field `<id>.<attempt no>` → that attempt's `\|`-separated line (SPEC §10, see `record::LogEntry::parse_line`) |
 //! | `dlr:{C}:ready` | zset | due members in claim order: score = order primary (see `rules::primary`), member = `hex11(due_ms) hex10(id)` (ties sort by due, then id) |
 //! | `dlr:{C}:wait` | zset | members due later: score = due ms, member = id |
 //! | `dlr:{C}:lease` | zset | active attempts: score = lease expiry ms, member = attempt id (the campaign's slots in use) |
-//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts |
+//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts (`\|q` appended once the member was terminated in the call) |
 //! | `dlr:{C}:ext` | hash | external id → member id |
 //! | `dlr:{C}:seq` | string | last member id |
 //! | `dlr:{C}:tzs` | set | the timezones members use (`""` = the calendar's) |
 //! | `dlr:{C}:cnt` | hash | counters: `waiting active ended calls answered success ok retry error minus lost end:<CAUSE>` |
-//! | `dlr:{C}:meta` | hash | `order`: the member order the ready zset is ranked by |
+//! | `dlr:{C}:meta` | hash | `order`: the member order the ready zset is ranked by; `layout`: `2`, this member layout (a campaign with members and no mark was written by a build that kept members as hashes, and is refused) |
 //! | `dlr:{C}:cps` | hash | the campaign's calls-per-second bucket (`t` tokens, `ts` last ms) |
 //! | `dlr:{gw:G}:slots` / `:cps` | zset / hash | a gateway's slots (attempt → lease expiry) and bucket |
 //! | `dlr:campaigns` | set | campaign names |
@@ -30,17 +30,26 @@
 //! Scripts address member keys they derive from `KEYS[1]` (the campaign prefix); all share the hash tag, so this
 //! works on Redis Cluster too.
 //!
-//! Completing attempts has a fast path (`redis/fast.rs`): the Rust side decides each result from what the claim saw and
-//! `complete_fast.lua` only checks that nothing changed since and writes; `complete.lua` decides in Lua whenever
+//! Why a member is one string: the claim and the completion each touch a whole batch of members, and with one
+//! string per member that is one `MGET` and one `MSET` for the batch. A hash per member cost one `HMGET` and one
+//! `HSET` per member, and Redis charges more for each call from Lua, and for each field looked up in a listpack,
+//! than for the member's own logic. For the same reason the attempt log is one campaign hash written with one `HSET`
+//! per batch rather than one `APPEND` per member, and the claim keeps Lua's slow number-to-string conversions out of
+//! its loop.
+//!
+//! Completing attempts has a fast path (`redis/fast.rs`): the Rust side decides each result from the record the
+//! claim wrote, and `complete_fast.lua` only checks that each attempt's `act` entry is still the one the claim wrote
+//! (whatever changes an active member drops or marks that entry) and writes; `complete.lua` decides in Lua whenever
 //! that check fails or the claim was not this process's.
 //!
 //! Scripts start with `#!lua`, so a Redis that is out of memory refuses a writing script before it runs rather than
 //! at its first write; read-only scripts carry `flags=no-writes`. Each script reads and checks what it needs before
-//! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a field no version of
+//! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a record no version of
 //! this store wrote) could leave a batch partly applied.
 
 mod fast;
 pub mod keys;
+mod packed;
 mod reply;
 
 use super::error::{StoreError, StoreResult};
@@ -50,6 +59,7 @@ use super::record::{self, Prepared};
 use super::rules;
 use super::types::*;
 use crate::campaign::member::MemberInput;
+use crate::campaign::params::NumberOrder;
 use crate::campaign::schedule::Schedule;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -290,7 +300,12 @@ impl RedisStore {
         Ok(())
     }
 
-    fn member_args(p: &Prepared) -> [String; 8] {
+    /// A member's arguments to `add.lua`/`update.lua`: its fields, then the number each number order would dial
+    /// first (the claim's hint, see `claim.lua`).
+    fn member_args(p: &Prepared) -> [String; 9] {
+        let first = |order| {
+            rules::choose_number(order, &p.nums, None).map_or(String::new(), |i| i.to_string())
+        };
         [
             p.data.n.clone(),
             p.vars_json.clone(),
@@ -300,6 +315,11 @@ impl RedisStore {
             p.expire.map(|x| x.to_string()).unwrap_or_default(),
             record::pack_nums(&p.nums),
             p.ext.clone().unwrap_or_default(),
+            format!(
+                "{},{}",
+                first(NumberOrder::ByPriority),
+                first(NumberOrder::TopDown)
+            ),
         ]
     }
 
@@ -682,68 +702,17 @@ impl RedisStore {
         let claimed = resp::array(OP, claimed)?;
         let mut claims = Vec::with_capacity(claimed.len());
         let mut snapshots = Vec::with_capacity(claimed.len());
-        for c in claimed {
-            let c = resp::array(OP, c)?;
-            let f = |i| resp::at(OP, c, i);
-            let id = resp::int(OP, f(1)?)? as u64;
-            let k = resp::int(OP, f(3)?)? as usize;
-            let vars = resp::string(OP, f(5)?)?;
-            let data = reply::static_data(
-                resp::string(OP, f(4)?)?,
-                Some(&vars),
-                &resp::string(OP, f(6)?)?,
-            )
-            .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
-            let number =
-                data.c
-                    .get(k)
-                    .map(|c| c.number.clone())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        op: OP,
-                        detail: format!("member {id}: no number #{k}"),
-                    })?;
-            let z = resp::string(OP, f(7)?)?;
-            let attempt_id = resp::uuid(OP, f(0)?)?;
-            let attempt_no = resp::int(OP, f(2)?)? as u32;
-            let priority = resp::int(OP, f(8)?)?;
-            let opt_int = |v: String| -> StoreResult<Option<i64>> {
-                if v.is_empty() {
-                    return Ok(None);
-                }
-                record::parse_int(&v)
-                    .map(Some)
-                    .ok_or_else(|| StoreError::Corrupt {
-                        op: OP,
-                        detail: format!("member {id}: not an integer: {v:?}"),
-                    })
-            };
-            snapshots.push((
-                attempt_id,
-                fast::Snapshot {
-                    member: id,
-                    k,
-                    claimed: now,
-                    node: node.to_string(),
-                    attempts: attempt_no,
-                    tries: opt_int(resp::string(OP, f(10)?)?)?.unwrap_or(0) as u32,
-                    nums: resp::string(OP, f(9)?)?,
-                    expire: opt_int(resp::string(OP, f(11)?)?)?,
-                    tz: z.clone(),
-                    prio: priority,
-                },
-            ));
-            claims.push(Claim {
-                attempt_id,
-                member_id: MemberId(id),
-                attempt_no,
-                comm_index: k,
-                number,
-                name: data.n,
-                timezone: (!z.is_empty()).then_some(z),
-                variables: data.v,
-                priority,
-                lease_until: from_ms(now + lease),
-            });
+        for pair in claimed.chunks(2) {
+            let hid = resp::string(OP, resp::at(OP, pair, 0)?)?;
+            let id = u64::from_str_radix(&hid, 16).map_err(|e| StoreError::Corrupt {
+                op: OP,
+                detail: format!("member id {hid:?}: {e}"),
+            })?;
+            let record = resp::string(OP, resp::at(OP, pair, 1)?)?;
+            let (claim, snapshot) = claimed_member(id, record, lease)
+                .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
+            snapshots.push((claim.attempt_id, snapshot));
+            claims.push(claim);
         }
         let ended = resp::array(OP, ended)?
             .iter()
@@ -881,7 +850,7 @@ impl RedisStore {
         let order = policy.member_order;
         let mut points: HashMap<String, rules::TzPoint> = HashMap::new();
         let mut deltas = fast::Deltas::new();
-        let mut args = Vec::with_capacity(chunk.len() * 12);
+        let mut args = Vec::with_capacity(chunk.len() * 9);
         let mut fates = Vec::with_capacity(chunk.len());
         for (r, s) in chunk.iter().zip(&fits) {
             let point = match points.get(&s.tz) {
@@ -894,8 +863,8 @@ impl RedisStore {
             };
             match fast::decide(s, r, policy, point, order, now, &mut deltas) {
                 Ok(d) => {
-                    args.extend(d.args);
-                    fates.push(d.fate);
+                    fates.push(d.fate.clone());
+                    args.extend(d.args(&r.attempt_id, &s.node));
                 }
                 Err(detail) => {
                     tracing::warn!(campaign, member = s.member, %detail, "completion snapshot unusable");
@@ -1233,7 +1202,7 @@ impl RedisStore {
         Ok(())
     }
 
-    /// `MEMORY USAGE` of one member's hash (for benchmarks and capacity planning).
+    /// `MEMORY USAGE` of one member's record (for benchmarks and capacity planning).
     pub async fn member_memory_usage(
         &self,
         campaign: &str,
@@ -1253,6 +1222,62 @@ impl RedisStore {
     pub fn connection(&self) -> ConnectionManager {
         self.conn()
     }
+}
+
+/// A claimed member from the record the claim wrote (see `packed.rs`): what the engine needs to place the call,
+/// and what the completion fast path needs to decide its result.
+fn claimed_member(id: u64, record: String, lease: i64) -> Result<(Claim, fast::Snapshot), String> {
+    let r = packed::Record::parse(&record)?;
+    let active = r
+        .active()?
+        .ok_or_else(|| format!("member {id}: claimed without an active attempt"))?;
+    let attempt_id = uuid::Uuid::parse_str(active.attempt)
+        .map_err(|e| format!("attempt id {:?}: {e}", active.attempt))?;
+    let int = |name: &str, v: &str| -> Result<Option<i64>, String> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        record::parse_int(v)
+            .map(Some)
+            .ok_or_else(|| format!("member {id}: field {name} is not an integer: {v:?}"))
+    };
+    let data = reply::static_data(r.n.to_string(), Some(r.v), r.c)?;
+    let k = active.k;
+    let number = data
+        .c
+        .get(k)
+        .map(|c| c.number.clone())
+        .ok_or_else(|| format!("member {id}: no number #{k}"))?;
+    let attempt_no = int("b", r.b)?.unwrap_or(0) as u32;
+    let priority = int("p", r.p)?.unwrap_or(0);
+    let (tries, expire) = (int("t", r.t)?.unwrap_or(0) as u32, int("x", r.x)?);
+    let (nums, tz, node) = (r.u.to_string(), r.z.to_string(), active.node.to_string());
+    let claim = Claim {
+        attempt_id,
+        member_id: MemberId(id),
+        attempt_no,
+        comm_index: k,
+        number,
+        name: data.n,
+        timezone: (!tz.is_empty()).then(|| tz.clone()),
+        variables: data.v,
+        priority,
+        lease_until: from_ms(active.claimed + lease),
+    };
+    let snapshot = fast::Snapshot {
+        member: id,
+        k,
+        claimed: active.claimed,
+        node,
+        attempts: attempt_no,
+        tries,
+        nums,
+        expire,
+        tz,
+        prio: priority,
+        record,
+    };
+    Ok((claim, snapshot))
 }
 
 fn change_outcome(op: &'static str, r: Option<&str>) -> StoreResult<ChangeOutcome> {

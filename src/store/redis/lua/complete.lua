@@ -8,17 +8,17 @@ if missing then return missing end
 local out, gone = {}, {}
 for i = 4, #ARGV, 8 do
   local attempt, id, cause, class = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-  local key = mkey(id)
-  local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
-  if not is_current(f[1], attempt) then
-    local log = redis.call('GET', lkey(id))
-    if log ~= false and string.find(log, attempt .. '|', 1, true) then
+  local m = load(id)
+  if m == nil or not is_current(m.a, attempt) then
+    local log = ''
+    if m ~= nil then log = log_of(id, m.b) end
+    if string.find(log, attempt .. '|', 1, true) then
       out[#out + 1] = { 'dup' }
     else
       out[#out + 1] = { 'nc' }
     end
   else
-    out[#out + 1] = apply(key, id, f, cause, class, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, pol, tzmap, gone)
+    out[#out + 1] = apply(id, m, cause, class, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, pol, tzmap, gone)
   end
 end
 end_batch(gone)

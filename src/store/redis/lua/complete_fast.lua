@@ -1,40 +1,38 @@
--- complete_fast: applies outcomes the Rust side already decided (see redis/fast.rs), all or nothing.
--- ARGV now, member order assumed, counter deltas (JSON object), then per result 12 values:
---   hid, attempt, expected `a`, u, r, t ('' = leave), s (r|w|e), due ms (r|w) or end cause (e),
---   ready score (r) or success '1'|'' (e) or '' (w), ready token (r) or '', log line, number hint `h`.
--- Each member must still be in the attempt the decision was made for (its `a` field unchanged since the claim,
--- so nothing else about it changed: update, delete and upsert are refused while in a call) with no terminate
--- pending, and the ready order must be ranked by the assumed order. Otherwise nothing is written and the reply
--- is 'conflict' (the caller falls back to `complete`, which decides in Lua). Reply: 'ok'.
-local W = 12
+-- complete_fast: writes outcomes the Rust side already decided (see redis/fast.rs), all or nothing.
+-- ARGV now, member order assumed, counter deltas (JSON object), then per result 9 values:
+--   hid, attempt, the attempt's `act` entry as the claim wrote it (`hid|node`), the member's new record, queue
+--   ('r' ready, 'w' wait, '' none), queue score, queue entry, log field (`hid.attempt no`), log line.
+-- Each attempt must still have the `act` entry its claim wrote: every script that changes an active member's record
+-- drops the entry (completion, recovery, release) or changes it (a terminate marks it), so the record is still the
+-- one the claim wrote and the decision made from it stands. The ready order must be ranked by the assumed order.
+-- Otherwise nothing is written and the reply is 'conflict' (the caller falls back to `complete`, which decides in
+-- Lua). Reply: 'ok'.
+local W = 9
 if stored_order() ~= ARGV[2] then return 'conflict' end
-for i = 4, #ARGV, W do
-  local f = redis.call('HMGET', P .. 'm:' .. ARGV[i], 'a', 'q')
-  if f[1] ~= ARGV[i + 2] or f[2] == '1' then return 'conflict' end
+local attempts = {}
+for i = 5, #ARGV, W do attempts[#attempts + 1] = ARGV[i] end
+local cur = redis.call('HMGET', K_ACT, unpack(attempts))
+for j = 1, #attempts do
+  if cur[j] ~= ARGV[W * j - 3] then return 'conflict' end
 end
-local gone = {}
-for i = 4, #ARGV, W do
-  local hid, s = ARGV[i], ARGV[i + 6]
-  local key = P .. 'm:' .. hid
-  local sets = { 'u', ARGV[i + 3], 'r', ARGV[i + 4], 'a', '', 's', s, 'h', ARGV[i + 11] }
-  if ARGV[i + 5] ~= '' then sets[#sets + 1] = 't'; sets[#sets + 1] = ARGV[i + 5] end
-  if s == 'e' then
-    sets[#sets + 1] = 'y'; sets[#sets + 1] = ARGV[i + 7]
-    if ARGV[i + 8] == '1' then sets[#sets + 1] = 'o'; sets[#sets + 1] = '1' end
-  else
-    sets[#sets + 1] = 'w'; sets[#sets + 1] = ARGV[i + 7]
-    if s == 'r' then
-      READY_ADD[#READY_ADD + 1] = ARGV[i + 8]
-      READY_ADD[#READY_ADD + 1] = ARGV[i + 9]
-    else
-      WAIT_ADD[#WAIT_ADD + 1] = ARGV[i + 7]
-      WAIT_ADD[#WAIT_ADD + 1] = hid
-    end
+local sets, logs = {}, {}
+for j = 1, #attempts do
+  local i = W * j - 5
+  sets[#sets + 1] = P .. 'm:' .. ARGV[i]
+  sets[#sets + 1] = ARGV[i + 3]
+  local z = ARGV[i + 4]
+  if z == 'r' then
+    READY_ADD[#READY_ADD + 1] = ARGV[i + 5]
+    READY_ADD[#READY_ADD + 1] = ARGV[i + 6]
+  elseif z == 'w' then
+    WAIT_ADD[#WAIT_ADD + 1] = ARGV[i + 5]
+    WAIT_ADD[#WAIT_ADD + 1] = ARGV[i + 6]
   end
-  redis.call('HSET', key, unpack(sets))
-  redis.call('APPEND', P .. 'l:' .. hid, ARGV[i + 10])
-  gone[#gone + 1] = ARGV[i + 1]
+  logs[#logs + 1] = ARGV[i + 7]
+  logs[#logs + 1] = ARGV[i + 8]
 end
+redis.call('MSET', unpack(sets))
+redis.call('HSET', K_LOG, unpack(logs))
 for k, v in pairs(cjson.decode(ARGV[3])) do cnt(k, v) end
-end_batch(gone)
+end_batch(attempts)
 return 'ok'

@@ -6,13 +6,12 @@ local hi = math.min(after + span, seq)
 local out, last = {}, after
 local states = { r = 'waiting', w = 'waiting', a = 'active', e = 'ended' }
 for id = after + 1, hi do
-  local key = mkey(id)
-  local f = redis.call('HMGET', key, 'n', 'v', 'c', 'p', 'z', 'x', 'e', 's', 'w', 't', 'b', 'u', 'a', 'q', 'y', 'o')
-  if f[1] ~= false then
+  local m = load(id)
+  if m ~= nil then
     if #out >= limit then return cjson.encode({ v = out, last = last, more = 1 }) end
     last = id
-    if (state == '' or states[f[8]] == state) and (cause == '' or f[15] == cause) then
-      out[#out + 1] = { id, f }
+    if (state == '' or states[m.s] == state) and (cause == '' or m.y == cause) then
+      out[#out + 1] = { id, view(m) }
     end
   end
 end

@@ -5,14 +5,13 @@ local P = KEYS[1]
 local NOW = ARGV[1]
 local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
 local K_LEASE, K_ACT, K_EXT = P .. 'lease', P .. 'act', P .. 'ext'
-local K_TZS, K_CNT, K_META = P .. 'tzs', P .. 'cnt', P .. 'meta'
+local K_TZS, K_CNT, K_META, K_LOG = P .. 'tzs', P .. 'cnt', P .. 'meta', P .. 'log'
 local TIER = 1099511627776 -- 2^40
 local PROMOTE_CAP, EXAMINE_EXTRA, MAX_DUE = 5000, 1000, 17592186044415
 
 local function fint(x) return string.format('%d', x) end
 local function idt(id) return string.format('%010x', id) end
 local function mkey(id) return P .. 'm:' .. idt(id) end
-local function lkey(id) return P .. 'l:' .. idt(id) end
 local function clamp_due(d)
   if d < 0 then return 0 end
   if d > MAX_DUE then return MAX_DUE end
@@ -27,6 +26,42 @@ end
 local function str(v)
   if v == false or v == nil then return '' end
   return v
+end
+
+-- A member is one string (see the layout in redis/mod.rs and redis/packed.rs):
+--   h|x|z|b|s|w|t|u|r|q|y|o|p|a  NL  c  NL  v  NL  e  NL  n
+-- The first line holds what the queue logic reads and writes, `|`-separated ('' = the field's default); `a`, the
+-- active attempt `attempt|k|claimed|node`, is last because it holds `|` itself. Then the numbers and variables
+-- (JSON, no newline), the external id (JSON string, '' = none) and the name (raw, to the end). What a claim reads
+-- (`h`, `x`, `z`) and rewrites (`b`, `s`) comes first, so it matches only the start of the line.
+local REC = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
+  .. '([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$'
+local function parse_rec(id, rec)
+  local h, x, z, b, s, w, t, u, r, q, y, o, p, a, c, v, e, n = string.match(rec, REC)
+  if s == nil then error('member ' .. (id and idt(id) or '?') .. ': corrupt record') end
+  return { s = s, w = w, t = t, b = b, u = u, r = r, h = h, q = q, y = y, o = o, x = x, p = p, z = z, a = a, c = c,
+    v = v, e = e, n = n }
+end
+local function pack_rec(m)
+  return m.h .. '|' .. m.x .. '|' .. m.z .. '|' .. m.b .. '|' .. m.s .. '|' .. m.w .. '|' .. m.t .. '|' .. m.u .. '|'
+    .. m.r .. '|' .. m.q .. '|' .. m.y .. '|' .. m.o .. '|' .. m.p .. '|' .. m.a .. '\n' .. m.c .. '\n' .. m.v .. '\n'
+    .. m.e .. '\n' .. m.n
+end
+-- The member's fields, or nil when there is no such member.
+local function load(id)
+  local rec = redis.call('GET', mkey(id))
+  if rec == false then return nil end
+  return parse_rec(id, rec)
+end
+local function save(id, m) redis.call('SET', mkey(id), pack_rec(m)) end
+-- The member's external id ('' = none); `m.e` holds it as a JSON string.
+local function ext_of(m)
+  if m.e == '' then return '' end
+  return cjson.decode(m.e)
+end
+-- What get.lua and list.lua return of a member: VIEW_FIELDS in redis/reply.rs, in that order.
+local function view(m)
+  return { m.n, m.v, m.c, m.p, m.z, m.x, ext_of(m), m.s, m.w, m.t, m.b, m.u, m.a, m.q, m.y, m.o }
 end
 
 local function primary(order, prio, tries, att)
@@ -135,7 +170,7 @@ end
 -- Counter deltas are gathered and written once per script run (flush).
 local CNT = {}
 local function cnt(field, delta) CNT[field] = (CNT[field] or 0) + delta end
-local function flush()
+local function flush_cnt()
   for k, v in pairs(CNT) do
     if v ~= 0 then redis.call('HINCRBY', K_CNT, k, v) end
   end
@@ -151,7 +186,16 @@ local function stored_order()
   return ORDER
 end
 
--- Queue entries gathered by `schedule` in batch mode, written by flush_queue.
+-- The member layout this code reads and writes (`meta` field `layout`, set when a campaign is first added to). A
+-- campaign written by a build that kept members as hashes has members but no mark: refuse it rather than misread it.
+local LAYOUT = '2'
+local function check_layout()
+  if redis.call('HGET', K_META, 'layout') ~= LAYOUT and redis.call('EXISTS', K_SEQ) == 1 then
+    error('campaign ' .. P .. ' was written by an older fsdialer (member hashes, layout 1): re-import its members')
+  end
+end
+
+-- Queue entries gathered by `schedule`, written by flush_queue (every script that schedules ends with flush).
 local READY_ADD, WAIT_ADD = {}, {}
 local function flush_queue()
   if #READY_ADD > 0 then redis.call('ZADD', K_READY, unpack(READY_ADD)) end
@@ -159,34 +203,32 @@ local function flush_queue()
   READY_ADD, WAIT_ADD = {}, {}
 end
 
--- Puts member `id` due at `due` into the ready order (due now) or the wait set (later). In batch mode (`sets`, an
--- HSET argument list, given) the state fields go into `sets` and the queue entries wait for flush_queue.
-local function schedule(key, id, due, now, order, prio, tries, att, sets)
+-- Writes what the script gathered: queue entries and counter deltas.
+local function flush()
+  flush_queue()
+  flush_cnt()
+end
+
+-- Puts member `id` (fields `m`, whose `p`, `t` and `b` rank it) due at `due` into the ready order (due now) or the
+-- wait set (later): sets `m.s` and `m.w` (the caller saves `m`) and gathers the queue entry. Returns the due.
+local function schedule(m, id, due, now, order)
   due = clamp_due(due)
-  local s, zkey, score, member
   if due <= now then
-    s, zkey, score, member = 'r', K_READY, fint(primary(order, prio, tries, att)), tok(due, id)
+    m.s = 'r'
+    READY_ADD[#READY_ADD + 1] = fint(primary(order, num(m.p, 0), num(m.t, 0), num(m.b, 0)))
+    READY_ADD[#READY_ADD + 1] = tok(due, id)
   else
-    s, zkey, score, member = 'w', K_WAIT, fint(due), idt(id)
+    m.s = 'w'
+    WAIT_ADD[#WAIT_ADD + 1] = fint(due)
+    WAIT_ADD[#WAIT_ADD + 1] = idt(id)
   end
-  if sets then
-    local batch = READY_ADD
-    if s == 'w' then batch = WAIT_ADD end
-    batch[#batch + 1] = score
-    batch[#batch + 1] = member
-  else
-    redis.call('ZADD', zkey, score, member)
-  end
-  if sets then
-    sets[#sets + 1] = 's'; sets[#sets + 1] = s
-    sets[#sets + 1] = 'w'; sets[#sets + 1] = fint(due)
-  else
-    redis.call('HSET', key, 's', s, 'w', fint(due))
-  end
+  m.w = fint(due)
   return due
 end
 
+-- Takes member `id` (state `s`, due `w`) out of the ready order or the wait set.
 local function unqueue(id, s, w)
+  flush_queue()
   if s == 'r' then
     redis.call('ZREM', K_READY, tok(tonumber(w), id))
   elseif s == 'w' then
@@ -194,22 +236,15 @@ local function unqueue(id, s, w)
   end
 end
 
--- Ends a member (the caller already took it off its state gauge).
-local function finish(key, cause, success, sets)
-  local own = sets == nil
-  if own then sets = {} end
-  sets[#sets + 1] = 's'; sets[#sets + 1] = 'e'
-  sets[#sets + 1] = 'y'; sets[#sets + 1] = cause
+-- Ends a member (the caller already took it off its state gauge, and saves `m`).
+local function finish(m, cause, success)
+  m.s, m.y, m.q = 'e', cause, ''
   if success then
-    sets[#sets + 1] = 'o'; sets[#sets + 1] = '1'
+    m.o = '1'
     cnt('success', 1)
   end
   cnt('ended', 1)
   cnt('end:' .. cause, 1)
-  if own then
-    redis.call('HSET', key, unpack(sets))
-    redis.call('HDEL', key, 'q')
-  end
 end
 
 -- The timezones of the campaign that the caller did not evaluate, as the reply {'need', tz...} (nil when all are
@@ -240,6 +275,35 @@ local function active_of(a)
   return attempt, tonumber(k), tonumber(m), node, k, m
 end
 
+-- The attempt log: one field `<hid>.<attempt no>` per attempt in the campaign's `log` hash, its line as the value.
+-- The member's log lines in attempt order ('' when none), from its attempts count `b`.
+local function log_of(id, b)
+  local n = num(b, 0)
+  if n == 0 then return '' end
+  local fields, hid = {}, idt(id)
+  for i = 1, n do fields[i] = hid .. '.' .. i end
+  local out = {}
+  for _, l in ipairs(redis.call('HMGET', K_LOG, unpack(fields))) do
+    if l then out[#out + 1] = l end
+  end
+  return table.concat(out)
+end
+
+-- Removes the member's attempt log.
+local function drop_log(id, b)
+  local n = num(b, 0)
+  if n == 0 then return end
+  local fields, hid = {}, idt(id)
+  for i = 1, n do fields[i] = hid .. '.' .. i end
+  redis.call('HDEL', K_LOG, unpack(fields))
+end
+
+-- An `act` entry `hid|node` (`|q` follows once the member was terminated in the call): member id and node.
+local function act_of(act)
+  local hid, node = string.match(act, '^([^|]*)|([^|]*)')
+  return tonumber(hid, 16), node
+end
+
 -- (Compares in place: no new Lua string, as Redis's Lua hashes every byte of each one it makes.)
 local function is_current(a, attempt)
   return a ~= false and a ~= nil and string.byte(a, #attempt + 1) == 124 and string.find(a, attempt, 1, true) == 1
@@ -250,16 +314,15 @@ local function some(v)
   return v
 end
 
--- Applies a final result to the member's current attempt; returns the fate {'e', cause, 0|1} or {'d', due}.
--- Lease entries are left to the caller (`gone` collects the attempt ids to drop).
--- `f` are the member's fields `a u t b x q z p` (as read by the caller).
--- `ans`, `hup`, `talk` are the strings as received ('' = absent); NOW is ARGV[1], the string of `now`.
-local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, tzmap, gone)
-  local attempt, k, claimed, node, kstr, mstr = active_of(f[1])
-  local entries = num_entries(f[2])
-  local tries, n, x, q = num(f[3], 0), num(f[4], 0), num(f[5], nil), f[6] == '1'
-  local point = point_of(tzmap, f[7])
-  local prio = num(f[8], 0)
+-- Applies a final result to member `id` (fields `m`) in its current attempt, saves it and appends the attempt to its
+-- log; returns the fate {'e', cause, 0|1} or {'d', due}. Lease entries are left to the caller (`gone` collects the
+-- attempt ids to drop). `ans`, `hup`, `talk` are the strings as received ('' = absent); NOW is ARGV[1], the string
+-- of `now`.
+local function apply(id, m, cause, class, ans, hup, talk, note, now, pol, tzmap, gone)
+  local attempt, k, claimed, node, kstr, mstr = active_of(m.a)
+  local entries = num_entries(m.u)
+  local tries, x, q = num(m.t, 0), num(m.x, nil), m.q == '1'
+  local point = point_of(tzmap, m.z)
   gone[#gone + 1] = attempt
   cnt('active', -1)
   cnt('calls', 1)
@@ -312,25 +375,24 @@ local function apply(key, id, f, cause, class, ans, hup, talk, note, now, pol, t
   end
   entries[k + 1] = pack_num(nm)
   -- `h` (the next-number hint) is emptied: only the completion fast path (redis/fast.rs) writes it, with `u`.
-  local sets = { 'u', table.concat(entries, ';'), 'r', fint(k + 1), 'a', '', 'h', '' }
-  if tries > 0 then sets[#sets + 1] = 't'; sets[#sets + 1] = fint(tries) end
+  m.u, m.r, m.a, m.h, m.q = table.concat(entries, ';'), fint(k + 1), '', '', ''
+  if tries > 0 then m.t = fint(tries) end
   local fate, fe, fs, fd
   if end_cause then
-    finish(key, end_cause, success, sets)
+    finish(m, end_cause, success)
     fe, fs, fd = end_cause, '0', ''
     if success then fs = '1' end
     fate = { 'e', end_cause, tonumber(fs) }
   else
     cnt('waiting', 1)
-    due = schedule(key, id, due, now, stored_order(), prio, tries, n, sets)
+    due = schedule(m, id, due, now, stored_order())
     fe, fs, fd = '', '0', fint(due)
     fate = { 'd', due }
   end
-  if q then redis.call('HDEL', key, 'q') end
-  redis.call('HSET', key, unpack(sets))
+  save(id, m)
   -- Log line (see LogEntry::parse_line):
   -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
-  redis.call('APPEND', lkey(id), attempt .. '|' .. f[4] .. '|' .. kstr .. '|' .. mstr .. '|' .. (ans or '') .. '|'
+  redis.call('HSET', K_LOG, idt(id) .. '.' .. m.b, attempt .. '|' .. m.b .. '|' .. kstr .. '|' .. mstr .. '|' .. (ans or '') .. '|'
     .. (hup or '') .. '|' .. talk .. '|' .. cause .. '|' .. class .. '|' .. fe .. '|' .. fs .. '|' .. fd .. '|' .. NOW
     .. '|' .. (note or '') .. '|' .. node .. '\n')
   return fate
@@ -347,6 +409,5 @@ end
 -- Ends a batch of `apply` calls: leases, queue entries, counters.
 local function end_batch(gone)
   drop_leases(gone)
-  flush_queue()
   flush()
 end

@@ -11,16 +11,13 @@ for _, attempt in ipairs(expired) do
   if act == false then
     gone[#gone + 1] = attempt
   else
-    local bar = string.find(act, '|', 1, true)
-    local id = tonumber(string.sub(act, 1, bar - 1), 16)
-    local node = string.sub(act, bar + 1)
-    local key = mkey(id)
-    local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
-    if not is_current(f[1], attempt) then
+    local id, node = act_of(act)
+    local m = load(id)
+    if m == nil or not is_current(m.a, attempt) then
       gone[#gone + 1] = attempt
     else
       cnt('lost', 1)
-      local fate = apply(key, id, f, 'LOST_ATTEMPT', class, '', '', '0', '', now, pol, tzmap, gone)
+      local fate = apply(id, m, 'LOST_ATTEMPT', class, '', '', '0', '', now, pol, tzmap, gone)
       out[#out + 1] = { attempt, id, node, fate }
     end
   end

@@ -8,17 +8,14 @@ for i = 4, #ARGV do
   local act = redis.call('HGET', K_ACT, attempt)
   local ok = false
   if act ~= false then
-    local bar = string.find(act, '|', 1, true)
+    local id, owner = act_of(act)
     local exp = redis.call('ZSCORE', K_LEASE, attempt)
     -- A lease that expired but was not recovered yet is still this node's: renew it (recovery and renewal are
     -- atomic, so whichever runs first wins).
-    if string.sub(act, bar + 1) == node and exp ~= false then
-      local id = tonumber(string.sub(act, 1, bar - 1), 16)
-      local key = mkey(id)
-      local f = redis.call('HMGET', key, 'a', 'u', 't', 'b', 'x', 'q', 'z', 'p')
-      local cur = active_of(f[1])
-      if cur == attempt and f[6] == '1' then
-        apply(key, id, f, 'MANAGER_REQUEST', 'minus', '', NOW, '0', '', now, {}, {}, gone)
+    if owner == node and exp ~= false then
+      local m = load(id)
+      if m ~= nil and active_of(m.a) == attempt and m.q == '1' then
+        apply(id, m, 'MANAGER_REQUEST', 'minus', '', NOW, '0', '', now, {}, {}, gone)
       else
         redis.call('ZADD', K_LEASE, fint(now + lease), attempt)
         ok = true
@@ -27,6 +24,5 @@ for i = 4, #ARGV do
   end
   if not ok then lost[#lost + 1] = attempt end
 end
-drop_leases(gone)
-flush()
+end_batch(gone)
 return cjson.encode({ v = lost })

@@ -5,20 +5,19 @@ local hi = math.min(after + span, seq)
 local order = stored_order()
 local revived = 0
 for id = after + 1, hi do
-  local key = mkey(id)
-  local f = redis.call('HMGET', key, 's', 'o', 'y', 'u', 'p', 'b')
-  if f[1] == 'e' and f[2] ~= '1' then
-    local nums = unpack_nums(f[4])
+  local m = load(id)
+  if m ~= nil and m.s == 'e' and m.o ~= '1' then
+    local nums = unpack_nums(m.u)
     for _, n in ipairs(nums) do
       n.st = 'i'
       n.att = 0
     end
-    redis.call('HDEL', key, 'y', 't', 'q')
-    redis.call('HSET', key, 'u', pack_nums(nums), 'h', '')
     cnt('ended', -1)
-    cnt('end:' .. str(f[3]), -1)
+    cnt('end:' .. m.y, -1)
     cnt('waiting', 1)
-    schedule(key, id, now, now, order, num(f[5], 0), 0, num(f[6], 0))
+    m.y, m.t, m.q, m.u, m.h = '', '', '', pack_nums(nums), ''
+    schedule(m, id, now, now, order)
+    save(id, m)
     revived = revived + 1
   end
 end

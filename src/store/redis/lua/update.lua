@@ -8,4 +8,5 @@ if e ~= '' then
   end
 end
 local r = replace(id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], e, now)
+flush()
 return cjson.encode({ r = r })
