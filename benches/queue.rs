@@ -5,7 +5,7 @@
 //!   another engine node completes them): no claim snapshot, so every result is decided in Lua (`complete.lua`).
 //!   The baseline, in the same run, for the completion fast path;
 //! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
-//! - memory per member: `MEMORY USAGE` of a member's hash (2 numbers, 3 variables) and `used_memory` per member
+//! - memory per member: `MEMORY USAGE` of a member's record (2 numbers, 3 variables) and `used_memory` per member
 //!   including the ready queue, printed;
 //! - Redis time per member of the claim and the complete script (from Redis's slow log) and Redis CPU per member,
 //!   printed: what bounds every engine node together, whatever the client machine does.
@@ -157,10 +157,10 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let total = args.len() - 1 + more;
-        // Claim: one per attempt id; complete_fast.lua: twelve per result; complete.lua: eight.
-        if total >= 10 * batch {
+        // Claim: one per attempt id; complete_fast.lua: nine per result; complete.lua: eight.
+        if total >= 9 * batch {
             fast.push(micros);
-        } else if total >= 5 * batch {
+        } else if total >= 8 * batch {
             lua.push(micros);
         } else if total >= batch {
             claim.push(micros);
@@ -199,7 +199,7 @@ fn queue(c: &mut Criterion) {
                 .unwrap();
         }
         eprintln!(
-            "memory per member (2 numbers, 3 variables): MEMORY USAGE of its hash = {} bytes; \
+            "memory per member (2 numbers, 3 variables): MEMORY USAGE of its record = {} bytes; \
              used_memory per member incl. ready queue = {} bytes",
             total / 1000,
             (after - before) / 100_000
@@ -359,24 +359,32 @@ fn queue(c: &mut Criterion) {
         })
     });
     g.finish();
-    // Memory of a member after many attempts (its hash and its attempt log).
+    // Memory of a member after many attempts (its record), and of the attempt log per attempt.
     rt.block_on(async {
         let id = MemberId(7);
-        let hash = redis_store
+        let record = redis_store
             .member_memory_usage("cycle", id)
             .await
             .unwrap()
             .unwrap_or(0);
+        let log_key = "dlr:{cycle}:log";
         let log: Option<u64> = ::redis::cmd("MEMORY")
             .arg("USAGE")
-            .arg(format!("dlr:{{cycle}}:l:{:010x}", id.0))
+            .arg(log_key)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(&mut redis_store.connection())
+            .await
+            .unwrap();
+        let lines: u64 = ::redis::cmd("HLEN")
+            .arg(log_key)
             .query_async(&mut redis_store.connection())
             .await
             .unwrap();
         let attempts = store.attempts("cycle", id).await.unwrap().len();
         eprintln!(
-            "member after {attempts} attempts: hash {hash} bytes, attempt log {} bytes",
-            log.unwrap_or(0)
+            "member after {attempts} attempts: record {record} bytes; attempt log {:.0} bytes per attempt ({lines} attempts)",
+            log.unwrap_or(0) as f64 / lines.max(1) as f64
         );
     });
     // Redis CPU per claimed-and-completed member of the two fast-path groups (includes the overlapped group's own
@@ -388,7 +396,7 @@ fn queue(c: &mut Criterion) {
         n as f64 / cpu_fast
     );
     // Redis time per member of each script, from the slow log (claim: one argument per attempt id; the
-    // completion fast path: twelve per result).
+    // completion fast path: nine per result).
     rt.block_on(async {
         let (claim, fast, lua) = script_time_per_member(redis_store, BATCH).await;
         eprintln!(
