@@ -52,6 +52,7 @@ local examined = 0
 local expiry = fint(now + lease)
 local a_tail, act_tail = '|' .. fint(now) .. '|' .. node, '|' .. node
 local by_priority = pol.no == 'by_priority'
+local sub, match, find, byte = string.sub, string.match, string.find, string.byte
 -- What the claim reads at the start of a record (see pack_rec): `h`, `x`, `z`, and `b` with where it stands.
 local HEAD = '^([^|]*)|([^|]*)|([^|]*)|()([^|]*)()|'
 -- Small numbers as strings and back, remembered: Lua converts numbers with sprintf/strtod, which costs more than
@@ -87,13 +88,17 @@ local function set_aside(hid, rec, cause, at)
   return pack_rec(m)
 end
 while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
-  local heads = redis.call('ZPOPMIN', K_READY, math.min(want - #leases / 2, want + EXAMINE_EXTRA - examined))
+  -- (ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN: the scores are not needed, and Redis formats each one with
+  -- printf.)
+  local take = math.min(want - #leases / 2, want + EXAMINE_EXTRA - examined)
+  local heads = redis.call('ZRANGE', K_READY, 0, take - 1)
   if #heads == 0 then break end
+  redis.call('ZREMRANGEBYRANK', K_READY, 0, #heads - 1)
   local keys, hids = {}, {}
-  for h = 1, #heads, 2 do
-    local hid = string.sub(heads[h], 12)
-    hids[#hids + 1] = hid
-    keys[#keys + 1] = P .. 'm:' .. hid
+  for h = 1, #heads do
+    local hid = sub(heads[h], 12)
+    hids[h] = hid
+    keys[h] = P .. 'm:' .. hid
   end
   local recs = redis.call('MGET', unpack(keys))
   local sets = {}
@@ -102,10 +107,10 @@ while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
     -- (A ready entry without its member would be a bug elsewhere; there is nothing to claim.)
     if rec ~= false then
       local hid = hids[j]
-      local hint, xs, z, pb, b, pe = string.match(rec, HEAD)
+      local hint, xs, z, pb, b, pe = match(rec, HEAD)
       -- The first line ends with an empty `a` ('|' then the newline) while the member waits.
-      local eol = pe and string.find(rec, '\n', pe, true)
-      if eol == nil or string.byte(rec, eol - 1) ~= 124 then error('member ' .. hid .. ': corrupt record') end
+      local eol = pe and find(rec, '\n', pe, true)
+      if eol == nil or byte(rec, eol - 1) ~= 124 then error('member ' .. hid .. ': corrupt record') end
       local x = num(xs, nil)
       local new
       if x ~= nil and x <= now then
@@ -129,7 +134,7 @@ while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
           if hint ~= '' then
             -- The choice made when the number state was last written (`kp,kt`: by_priority, top_down; empty =
             -- none left), see redis/fast.rs.
-            local kp, kt = string.match(hint, '^(%d*),(%d*)$')
+            local kp, kt = match(hint, '^(%d*),(%d*)$')
             if by_priority then kstr = kp else kstr = kt end
             if kstr ~= '' then k = nnum(kstr) end
           else
@@ -144,8 +149,8 @@ while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
           else
             local attempt = ARGV[7 + #leases / 2]
             if kstr == nil then kstr = nstr(k) end
-            new = string.sub(rec, 1, pb - 1) .. nstr(nnum(b) + 1) .. '|a' .. string.sub(rec, pe + 2, eol - 1) .. attempt
-              .. '|' .. kstr .. a_tail .. string.sub(rec, eol)
+            new = sub(rec, 1, pb - 1) .. nstr(nnum(b) + 1) .. '|a' .. sub(rec, pe + 2, eol - 1) .. attempt .. '|' .. kstr
+              .. a_tail .. sub(rec, eol)
             leases[#leases + 1] = expiry
             leases[#leases + 1] = attempt
             acts[#acts + 1] = attempt
