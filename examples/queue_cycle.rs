@@ -1,0 +1,110 @@
+//! A claim + complete driver for profiling the member store against any Redis, outside criterion.
+//!
+//! It loads 20,000 members into campaign `queue_cycle` (dropping it first), then claims 500 and completes the
+//! previous 500 at once (the engine's shape, as `benches/queue.rs`'s `claim_complete_overlapped`) until `SECS`
+//! seconds or `CYCLES` cycles have passed, and prints members per second. Meant for comparisons a noisy machine
+//! cannot spoil: two builds run in alternation against one Redis, or redis-server under
+//! `valgrind --tool=callgrind` with a fixed `CYCLES` (instructions do not depend on what else the machine does).
+//!
+//! `REDIS_URL=redis://127.0.0.1:6379 SECS=5 cargo run --release --example queue_cycle`
+
+use chrono::{Duration as CDuration, TimeZone, Utc};
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::campaign::member::{CommunicationInput, MemberInput};
+use fsdialer::campaign::schedule::Always;
+use fsdialer::store::*;
+use std::time::{Duration, Instant};
+
+const CAMPAIGN: &str = "queue_cycle";
+const MEMBERS: usize = 20_000;
+const BATCH: usize = 500;
+
+/// The benches' member: two numbers, three variables.
+fn member(i: usize) -> MemberInput {
+    let mut variables = serde_json::Map::new();
+    variables.insert("city".into(), "Kyiv".into());
+    variables.insert("amount".into(), "1250.00".into());
+    variables.insert("lang".into(), "uk".into());
+    let number = |prefix: &str, priority| CommunicationInput {
+        number: format!("{prefix}{i:07}"),
+        priority,
+        description: None,
+        kind: None,
+    };
+    MemberInput {
+        name: format!("Member {i}"),
+        priority: 0,
+        timezone: None,
+        expire: None,
+        variables,
+        communications: vec![number("+38044", 0), number("+38050", 1)],
+        external_id: None,
+    }
+}
+
+/// A result that brings the member straight back (minus, no wait), so the queue never drains.
+fn minus(c: &Claim) -> AttemptResult {
+    AttemptResult {
+        attempt_id: c.attempt_id,
+        member_id: c.member_id,
+        cause: "NORMAL_TEMPORARY_FAILURE".into(),
+        class: CauseClass::Minus,
+        answered_at: None,
+        hangup_at: None,
+        talk_secs: 0,
+        note: None,
+    }
+}
+
+fn env_num(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().map_err(|e| anyhow::anyhow!("{name}={v:?}: {e}")),
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let secs = env_num("SECS", 5)?;
+    let cycles = env_num("CYCLES", u64::MAX)?;
+    let store = Store::open(&url).await?;
+    let mut now = Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap();
+    store.drop_campaign(CAMPAIGN).await?;
+    let members: Vec<MemberInput> = (0..MEMBERS).map(member).collect();
+    store.add(CAMPAIGN, &members, now).await?;
+    let policy = QueuePolicy {
+        limit: 100_000,
+        wait_between_retries_sec: 0,
+        ..QueuePolicy::default()
+    };
+    let lease = Duration::from_secs(60);
+    let claim = |now| store.claim(CAMPAIGN, &policy, &Always, now, BATCH, "queue_cycle", lease);
+    now += CDuration::milliseconds(1);
+    let mut pending = claim(now).await?.claims;
+    let t0 = Instant::now();
+    let (mut done, mut n) = (0, 0u64);
+    while done < cycles && t0.elapsed() < Duration::from_secs(secs) {
+        now += CDuration::milliseconds(1);
+        let results: Vec<AttemptResult> = pending.iter().map(minus).collect();
+        let (next, completed) = tokio::join!(
+            claim(now),
+            store.complete_many(CAMPAIGN, &policy, &Always, &results, now)
+        );
+        if !completed?
+            .iter()
+            .all(|c| matches!(c, CompleteOutcome::Applied(_)))
+        {
+            anyhow::bail!("a result was not applied");
+        }
+        pending = next?.claims;
+        n += results.len() as u64;
+        done += 1;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    println!(
+        "{n} members claimed and completed in {took:.2} s: {:.0}/s",
+        n as f64 / took
+    );
+    Ok(())
+}
