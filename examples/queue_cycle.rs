@@ -6,6 +6,9 @@
 //! cannot spoil: two builds run in alternation against one Redis, or redis-server under
 //! `valgrind --tool=callgrind` with a fixed `CYCLES` (instructions do not depend on what else the machine does).
 //!
+//! With `OTHER=1` the results are completed through a second store, as when another engine node completes them: no
+//! claim snapshot, so every result is decided in Lua (`complete.lua`).
+//!
 //! `REDIS_URL=redis://127.0.0.1:6379 SECS=5 cargo run --release --example queue_cycle`
 
 use chrono::{Duration as CDuration, TimeZone, Utc};
@@ -69,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
     let secs = env_num("SECS", 5)?;
     let cycles = env_num("CYCLES", u64::MAX)?;
     let store = Store::open(&url).await?;
+    let completer = if env_num("OTHER", 0)? == 1 {
+        Store::open(&url).await?
+    } else {
+        store.clone()
+    };
     let mut now = Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap();
     store.drop_campaign(CAMPAIGN).await?;
     let members: Vec<MemberInput> = (0..MEMBERS).map(member).collect();
@@ -89,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         let results: Vec<AttemptResult> = pending.iter().map(minus).collect();
         let (next, completed) = tokio::join!(
             claim(now),
-            store.complete_many(CAMPAIGN, &policy, &Always, &results, now)
+            completer.complete_many(CAMPAIGN, &policy, &Always, &results, now)
         );
         if !completed?
             .iter()
