@@ -1,8 +1,8 @@
 -- claim: ARGV now, max_n, node, lease_ms, policy json, tz json, attempt ids...
--- Reply: { {hid, record, ...}, {ended...} }: each claimed member's id (as its key spells it) and record as this claim wrote it (state `a`, its `a` field
--- `attempt|k|claimed|node`; redis/packed.rs reads it, and the completion fast path checks against it), each ended
--- member as {id, cause}.
--- One MGET and one MSET per round of popped members: no per-member Redis call on the way to a claim.
+-- Reply: { {hid, record, ...}, {ended...} }: each claimed member's id (as its key spells it) and its record as this
+-- claim wrote it (state `a`, its `a` field `attempt|k|claimed|node`; redis/packed.rs reads it, and the completion
+-- fast path builds the next record from it), each ended member as {id, cause}.
+-- One MGET and one MSET per round of taken members: no per-member Redis call on the way to a claim.
 local now, max_n, node, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local pol, tzmap = cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
 local missing = tz_missing(tzmap)

@@ -1,6 +1,7 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
 -- a script touches starts with it, so all of them live in the campaign's hash slot. Mirrors store/rules.rs and
--- store/memory/campaign.rs; keep the three in step. Member hash fields: see the layout table in redis/mod.rs.
+-- store/memory/campaign.rs; keep the three in step. A member is one string record: see parse_rec below and the
+-- layout table in redis/mod.rs.
 local P = KEYS[1]
 local NOW = ARGV[1]
 local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
