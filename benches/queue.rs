@@ -12,57 +12,17 @@
 //!
 //! Run: `cargo bench --bench queue -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "support/queue_load.rs"]
+mod queue_load;
+
 use chrono::{DateTime, Duration as CDuration, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fsdialer::campaign::causes::CauseClass;
-use fsdialer::campaign::member::{CommunicationInput, MemberInput};
+use fsdialer::campaign::member::MemberInput;
 use fsdialer::campaign::schedule::Always;
 use fsdialer::store::local_redis::{LocalRedis, LocalRedisOptions};
 use fsdialer::store::*;
+use queue_load::{member, minus};
 use std::time::{Duration, Instant};
-
-fn bench_member(i: usize) -> MemberInput {
-    let mut variables = serde_json::Map::new();
-    variables.insert("city".into(), "Kyiv".into());
-    variables.insert("amount".into(), "1250.00".into());
-    variables.insert("lang".into(), "uk".into());
-    MemberInput {
-        name: format!("Member {i}"),
-        priority: 0,
-        timezone: None,
-        expire: None,
-        variables,
-        communications: vec![
-            CommunicationInput {
-                number: format!("+38044{:07}", i % 10_000_000),
-                priority: 0,
-                description: None,
-                kind: None,
-            },
-            CommunicationInput {
-                number: format!("+38050{:07}", i % 10_000_000),
-                priority: 1,
-                description: None,
-                kind: None,
-            },
-        ],
-        external_id: None,
-    }
-}
-
-/// A result that brings the member straight back (minus, no wait), so the queue never drains.
-fn minus(c: &Claim) -> AttemptResult {
-    AttemptResult {
-        attempt_id: c.attempt_id,
-        member_id: c.member_id,
-        cause: "NORMAL_TEMPORARY_FAILURE".into(),
-        class: CauseClass::Minus,
-        answered_at: None,
-        hangup_at: None,
-        talk_secs: 0,
-        note: None,
-    }
-}
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap()
@@ -73,7 +33,7 @@ async fn import(store: &Store, campaign: &str, n: usize) {
     let mut i = 0;
     while i < n {
         let k = (n - i).min(50_000);
-        let batch: Vec<MemberInput> = (i..i + k).map(bench_member).collect();
+        let batch: Vec<MemberInput> = (i..i + k).map(member).collect();
         store.add(campaign, &batch, now).await.expect("import");
         i += k;
     }
@@ -211,7 +171,7 @@ fn queue(c: &mut Criterion) {
     // the API or a CSV import hands them over).
     rt.block_on(async {
         let batches: Vec<Vec<MemberInput>> = (0..20)
-            .map(|b| (b * 50_000..(b + 1) * 50_000).map(bench_member).collect())
+            .map(|b| (b * 50_000..(b + 1) * 50_000).map(member).collect())
             .collect();
         let t0 = Instant::now();
         for batch in &batches {

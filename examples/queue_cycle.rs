@@ -11,53 +11,19 @@
 //!
 //! `REDIS_URL=redis://127.0.0.1:6379 SECS=5 cargo run --release --example queue_cycle`
 
+#[path = "../benches/support/queue_load.rs"]
+mod queue_load;
+
 use chrono::{Duration as CDuration, TimeZone, Utc};
-use fsdialer::campaign::causes::CauseClass;
-use fsdialer::campaign::member::{CommunicationInput, MemberInput};
+use fsdialer::campaign::member::MemberInput;
 use fsdialer::campaign::schedule::Always;
 use fsdialer::store::*;
+use queue_load::{member, minus};
 use std::time::{Duration, Instant};
 
 const CAMPAIGN: &str = "queue_cycle";
 const MEMBERS: usize = 20_000;
 const BATCH: usize = 500;
-
-/// The benches' member: two numbers, three variables.
-fn member(i: usize) -> MemberInput {
-    let mut variables = serde_json::Map::new();
-    variables.insert("city".into(), "Kyiv".into());
-    variables.insert("amount".into(), "1250.00".into());
-    variables.insert("lang".into(), "uk".into());
-    let number = |prefix: &str, priority| CommunicationInput {
-        number: format!("{prefix}{i:07}"),
-        priority,
-        description: None,
-        kind: None,
-    };
-    MemberInput {
-        name: format!("Member {i}"),
-        priority: 0,
-        timezone: None,
-        expire: None,
-        variables,
-        communications: vec![number("+38044", 0), number("+38050", 1)],
-        external_id: None,
-    }
-}
-
-/// A result that brings the member straight back (minus, no wait), so the queue never drains.
-fn minus(c: &Claim) -> AttemptResult {
-    AttemptResult {
-        attempt_id: c.attempt_id,
-        member_id: c.member_id,
-        cause: "NORMAL_TEMPORARY_FAILURE".into(),
-        class: CauseClass::Minus,
-        answered_at: None,
-        hangup_at: None,
-        talk_secs: 0,
-        note: None,
-    }
-}
 
 fn env_num(name: &str, default: u64) -> anyhow::Result<u64> {
     match std::env::var(name) {
