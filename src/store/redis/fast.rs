@@ -35,7 +35,8 @@ const MAX_SNAPSHOTS: usize = 200_000;
 #[derive(Debug, Clone)]
 pub(super) struct Snapshot {
     pub member: u64,
-    /// The member's record as the claim wrote it (`packed.rs`): the base of the record the completion writes.
+    /// The member's record as the claim wrote it (`packed.rs`): its number state and timezone, and the base of the
+    /// record the completion writes.
     pub record: String,
     pub k: usize,
     pub claimed: i64,
@@ -43,11 +44,7 @@ pub(super) struct Snapshot {
     /// `b` after the claim (this attempt's number).
     pub attempts: u32,
     pub tries: u32,
-    /// `u` as stored.
-    pub nums: String,
     pub expire: Option<i64>,
-    /// `z` as stored (`""` = the calendar's timezone).
-    pub tz: String,
     pub prio: i64,
 }
 
@@ -150,10 +147,12 @@ impl Decided {
     }
 }
 
-/// Applies `r` to the member as `snap` holds it (SPEC §4, step for step as `apply` in `lua/prelude.lua`).
-/// Fails (and the caller takes the slow path) only when the snapshot does not fit the result.
+/// Applies `r` to the member as `snap` holds it, `base` being its record parsed (SPEC §4, step for step as `apply`
+/// in `lua/prelude.lua`). Fails (and the caller takes the slow path) only when the snapshot does not fit the result.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn decide(
     snap: &Snapshot,
+    base: &Record,
     r: &AttemptResult,
     policy: &QueuePolicy,
     point: TzPoint,
@@ -161,7 +160,7 @@ pub(super) fn decide(
     now: i64,
     deltas: &mut Deltas,
 ) -> Result<Decided, String> {
-    let mut nums = record::unpack_nums(&snap.nums)?;
+    let mut nums = record::unpack_nums(base.u)?;
     let k = snap.k;
     if k >= nums.len() {
         return Err(format!("number #{k} of {}", nums.len()));
@@ -227,7 +226,6 @@ pub(super) fn decide(
     }
     bump(deltas, class.as_str(), 1);
     let hid = rules::id_token(snap.member);
-    let base = Record::parse(&snap.record)?;
     let (due, queue, fate) = match end {
         Some((c, success)) => {
             if success {
@@ -332,13 +330,18 @@ mod tests {
     const ATTEMPT: Uuid = Uuid::from_u128(9);
 
     fn snap() -> Snapshot {
+        snap_with_nums("5;7,i,1,500,USER_BUSY")
+    }
+
+    /// The snapshot of member 42 in attempt #3 on its second number, with number state `nums`.
+    fn snap_with_nums(nums: &str) -> Snapshot {
         let active = format!("{ATTEMPT}|1|1000|n1");
         let record = Record {
             s: "a",
             w: "900",
             t: "2",
             b: "3",
-            u: "5;7,i,1,500,USER_BUSY",
+            u: nums,
             r: "",
             h: "",
             q: "",
@@ -363,9 +366,7 @@ mod tests {
             node: "n1".into(),
             attempts: 3,
             tries: 2,
-            nums: "5;7,i,1,500,USER_BUSY".into(),
             expire: None,
-            tz: String::new(),
             prio: 4,
         }
     }
@@ -399,8 +400,10 @@ mod tests {
             next_wait: Some(next_wait),
         };
         let mut d = Deltas::new();
+        let base = Record::parse(&s.record)?;
         let out = decide(
             s,
+            &base,
             &r,
             &policy,
             point,
@@ -483,8 +486,7 @@ mod tests {
 
     #[test]
     fn an_error_on_the_last_usable_number_ends_with_its_own_cause() {
-        let mut s = snap();
-        s.nums = "5,d,1,500,UNALLOCATED_NUMBER;7".into();
+        let s = snap_with_nums("5,d,1,500,UNALLOCATED_NUMBER;7");
         let (out, _) = run(&s, CauseClass::Error, "INVALID_NUMBER_FORMAT", 10, 61_000).unwrap();
         assert_eq!(out.fate, ended("INVALID_NUMBER_FORMAT"));
         let rec = Record::parse(&out.record).unwrap();

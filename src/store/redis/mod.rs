@@ -853,15 +853,18 @@ impl RedisStore {
         let mut args = Vec::with_capacity(chunk.len() * 9);
         let mut fates = Vec::with_capacity(chunk.len());
         for (r, s) in chunk.iter().zip(&fits) {
-            let point = match points.get(&s.tz) {
-                Some(p) => *p,
-                None => {
-                    let p = rules::evaluate(schedule, &s.tz, now, policy.wait_ms());
-                    points.insert(s.tz.clone(), p);
-                    p
-                }
-            };
-            match fast::decide(s, r, policy, point, order, now, &mut deltas) {
+            let decided = packed::Record::parse(&s.record).and_then(|rec| {
+                let point = match points.get(rec.z) {
+                    Some(p) => *p,
+                    None => {
+                        let p = rules::evaluate(schedule, rec.z, now, policy.wait_ms());
+                        points.insert(rec.z.to_string(), p);
+                        p
+                    }
+                };
+                fast::decide(s, &rec, r, policy, point, order, now, &mut deltas)
+            });
+            match decided {
                 Ok(d) => {
                     fates.push(d.fate.clone());
                     args.extend(d.args(&r.attempt_id, &s.node));
@@ -1251,7 +1254,7 @@ fn claimed_member(id: u64, record: String, lease: i64) -> Result<(Claim, fast::S
     let attempt_no = int("b", r.b)?.unwrap_or(0) as u32;
     let priority = int("p", r.p)?.unwrap_or(0);
     let (tries, expire) = (int("t", r.t)?.unwrap_or(0) as u32, int("x", r.x)?);
-    let (nums, tz, node) = (r.u.to_string(), r.z.to_string(), active.node.to_string());
+    let (tz, node) = (r.z.to_string(), active.node.to_string());
     let claim = Claim {
         attempt_id,
         member_id: MemberId(id),
@@ -1259,7 +1262,7 @@ fn claimed_member(id: u64, record: String, lease: i64) -> Result<(Claim, fast::S
         comm_index: k,
         number,
         name: data.n,
-        timezone: (!tz.is_empty()).then(|| tz.clone()),
+        timezone: (!tz.is_empty()).then_some(tz),
         variables: data.v,
         priority,
         lease_until: from_ms(active.claimed + lease),
@@ -1271,9 +1274,7 @@ fn claimed_member(id: u64, record: String, lease: i64) -> Result<(Claim, fast::S
         node,
         attempts: attempt_no,
         tries,
-        nums,
         expire,
-        tz,
         prio: priority,
         record,
     };

@@ -74,19 +74,6 @@ local function primary(order, prio, tries, att)
   return math.min(tries, 4095) * TIER - prio
 end
 
-local function split(s, sep)
-  local out, i = {}, 1
-  while true do
-    local j = string.find(s, sep, i, true)
-    if not j then
-      out[#out + 1] = string.sub(s, i)
-      return out
-    end
-    out[#out + 1] = string.sub(s, i, j - 1)
-    i = j + 1
-  end
-end
-
 -- Number state: `prio,state,attempts,last_ms,cause` per number, `;` between numbers, trailing defaults omitted
 -- (see record.rs). The number in a call is not marked here: the member's `a` field names it.
 local function unpack_nums(s)
@@ -277,12 +264,19 @@ local function active_of(a)
 end
 
 -- The attempt log: one field `<hid>.<attempt no>` per attempt in the campaign's `log` hash, its line as the value.
--- The member's log lines in attempt order ('' when none), from its attempts count `b`.
-local function log_of(id, b)
+-- The log fields a member with attempts count `b` may have (nil when none).
+local function log_fields(id, b)
   local n = num(b, 0)
-  if n == 0 then return '' end
+  if n == 0 then return nil end
   local fields, hid = {}, idt(id)
   for i = 1, n do fields[i] = hid .. '.' .. i end
+  return fields
+end
+
+-- The member's log lines in attempt order ('' when none).
+local function log_of(id, b)
+  local fields = log_fields(id, b)
+  if fields == nil then return '' end
   local out = {}
   for _, l in ipairs(redis.call('HMGET', K_LOG, unpack(fields))) do
     if l then out[#out + 1] = l end
@@ -292,11 +286,8 @@ end
 
 -- Removes the member's attempt log.
 local function drop_log(id, b)
-  local n = num(b, 0)
-  if n == 0 then return end
-  local fields, hid = {}, idt(id)
-  for i = 1, n do fields[i] = hid .. '.' .. i end
-  redis.call('HDEL', K_LOG, unpack(fields))
+  local fields = log_fields(id, b)
+  if fields then redis.call('HDEL', K_LOG, unpack(fields)) end
 end
 
 -- An `act` entry `hid|node` (`|q` follows once the member was terminated in the call): member id and node.
