@@ -9,6 +9,9 @@
 //! With `OTHER=1` the results are completed through a second store, as when another engine node completes them: no
 //! claim snapshot, so every result is decided in Lua (`complete.lua`).
 //!
+//! With `CLAIM_ONLY=1` nothing is completed: each cycle only claims, so a run of at most 39 cycles (the members
+//! run out at 40) measures the claim alone; the completion's cost is the difference from a normal run.
+//!
 //! `REDIS_URL=redis://127.0.0.1:6379 SECS=5 cargo run --release --example queue_cycle`
 
 #[path = "../benches/support/queue_load.rs"]
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let secs = env_num("SECS", 5)?;
     let cycles = env_num("CYCLES", u64::MAX)?;
+    let claim_only = env_num("CLAIM_ONLY", 0)? == 1;
     let store = Store::open(&url).await?;
     let completer = if env_num("OTHER", 0)? == 1 {
         Store::open(&url).await?
@@ -61,10 +65,14 @@ async fn main() -> anyhow::Result<()> {
     while done < cycles && t0.elapsed() < Duration::from_secs(secs) {
         now += CDuration::milliseconds(1);
         let results: Vec<AttemptResult> = pending.iter().map(minus).collect();
-        let (next, completed) = tokio::join!(
-            claim(now),
-            completer.complete_many(CAMPAIGN, &policy, &Always, &results, now)
-        );
+        let (next, completed) = if claim_only {
+            (claim(now).await, Ok(vec![]))
+        } else {
+            tokio::join!(
+                claim(now),
+                completer.complete_many(CAMPAIGN, &policy, &Always, &results, now)
+            )
+        };
         if !completed?
             .iter()
             .all(|c| matches!(c, CompleteOutcome::Applied(_)))
@@ -77,7 +85,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let took = t0.elapsed().as_secs_f64();
     println!(
-        "{n} members claimed and completed in {took:.2} s: {:.0}/s",
+        "{n} members {} in {took:.2} s: {:.0}/s",
+        if claim_only {
+            "claimed"
+        } else {
+            "claimed and completed"
+        },
         n as f64 / took
     );
     Ok(())

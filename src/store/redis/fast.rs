@@ -124,26 +124,64 @@ pub(super) struct Decided {
     pub fate: MemberFate,
 }
 
-impl Decided {
-    /// The script's nine arguments for this result (see `complete_fast.lua`); `node` made the claim.
-    pub fn args(self, attempt: &Uuid, node: &str) -> [String; 9] {
-        let (kind, score, entry) = match self.queue {
-            Queue::Ready(score, entry) => ("r", score, entry),
-            Queue::Wait(due, entry) => ("w", due, entry),
-            Queue::None => ("", String::new(), String::new()),
-        };
-        let act = format!("{}|{node}", self.hid);
-        [
-            self.hid,
-            attempt.to_string(),
-            act,
-            self.record,
-            kind.to_string(),
-            score,
-            entry,
-            self.log_field,
-            self.line,
-        ]
+/// The arguments of one `complete_fast.lua` call, gathered section by section so the script hands each section
+/// to one Redis command as it is (`unpack` over a range of `ARGV`) instead of walking the results in Lua.
+#[derive(Debug, Default)]
+pub(super) struct FastBatch {
+    attempts: Vec<String>,
+    /// The `act` entries the claims wrote (`hid|node`), in the attempts' order.
+    acts: Vec<String>,
+    /// Member key, new record.
+    sets: Vec<String>,
+    /// Score, entry.
+    ready: Vec<String>,
+    /// Due, entry.
+    wait: Vec<String>,
+    /// Log field, log line.
+    logs: Vec<String>,
+}
+
+impl FastBatch {
+    /// Adds a decided result; `prefix` is the campaign's key prefix, `node` made the claim.
+    pub fn push(&mut self, d: Decided, attempt: &Uuid, node: &str, prefix: &str) {
+        self.attempts.push(attempt.to_string());
+        self.acts.push(format!("{}|{node}", d.hid));
+        self.sets.push(format!("{prefix}m:{}", d.hid));
+        self.sets.push(d.record);
+        match d.queue {
+            Queue::Ready(score, entry) => self.ready.extend([score, entry]),
+            Queue::Wait(due, entry) => self.wait.extend([due, entry]),
+            Queue::None => {}
+        }
+        self.logs.push(d.log_field);
+        self.logs.push(d.line);
+    }
+
+    /// The script's arguments (see `complete_fast.lua`): `now`, the member order assumed, the counter deltas
+    /// (JSON), the three section sizes, the `act` entries joined by newlines, then the sections.
+    pub fn into_args(self, now: i64, order: &str, deltas: String) -> Vec<String> {
+        let mut args = Vec::with_capacity(
+            7 + self.attempts.len()
+                + self.sets.len()
+                + self.ready.len()
+                + self.wait.len()
+                + self.logs.len(),
+        );
+        args.extend([
+            now.to_string(),
+            order.to_string(),
+            deltas,
+            self.attempts.len().to_string(),
+            (self.ready.len() / 2).to_string(),
+            (self.wait.len() / 2).to_string(),
+            self.acts.join("\n"),
+        ]);
+        args.extend(self.attempts);
+        args.extend(self.sets);
+        args.extend(self.ready);
+        args.extend(self.wait);
+        args.extend(self.logs);
+        args
     }
 }
 
@@ -438,10 +476,14 @@ mod tests {
         assert_eq!(entry.fd, Some(61_000));
         assert_eq!(entry.nt.as_deref(), Some("a|b"));
         assert_eq!((d["retry"], d["waiting"], d["active"]), (1, 1, -1));
-        let args = out.args(&ATTEMPT, &s.node);
-        assert_eq!(args[2], "000000002a|n1");
-        assert_eq!(args[4], "w");
-        assert_eq!(args[7], "000000002a.3");
+        let mut batch = FastBatch::default();
+        batch.push(out, &ATTEMPT, &s.node, "dlr:{c}:");
+        let args = batch.into_args(2_000, "priority_first", "{}".into());
+        assert_eq!(args[3..7], ["1", "0", "1", "000000002a|n1"]);
+        assert_eq!(args[7], ATTEMPT.to_string());
+        assert_eq!(args[8], "dlr:{c}:m:000000002a");
+        assert_eq!(args[10..12], ["61000", "000000002a"]);
+        assert_eq!(args[12], "000000002a.3");
     }
 
     #[test]

@@ -850,7 +850,8 @@ impl RedisStore {
         let order = policy.member_order;
         let mut points: HashMap<String, rules::TzPoint> = HashMap::new();
         let mut deltas = fast::Deltas::new();
-        let mut args = Vec::with_capacity(chunk.len() * 9);
+        let prefix = keys::campaign_prefix(campaign);
+        let mut batch = fast::FastBatch::default();
         let mut fates = Vec::with_capacity(chunk.len());
         for (r, s) in chunk.iter().zip(&fits) {
             let decided = packed::Record::parse(&s.record).and_then(|rec| {
@@ -867,7 +868,7 @@ impl RedisStore {
             match decided {
                 Ok(d) => {
                     fates.push(d.fate.clone());
-                    args.extend(d.args(&r.attempt_id, &s.node));
+                    batch.push(d, &r.attempt_id, &s.node, &prefix);
                 }
                 Err(detail) => {
                     tracing::warn!(campaign, member = s.member, %detail, "completion snapshot unusable");
@@ -889,12 +890,8 @@ impl RedisStore {
             op: OP,
             detail: e.to_string(),
         })?;
-        let mut inv = self
-            .scripts
-            .complete_fast
-            .key(keys::campaign_prefix(campaign));
-        inv.arg(now).arg(&order_name).arg(deltas);
-        for a in args {
+        let mut inv = self.scripts.complete_fast.key(prefix);
+        for a in batch.into_args(now, &order_name, deltas) {
             inv.arg(a);
         }
         let out: String = inv

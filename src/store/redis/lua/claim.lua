@@ -46,8 +46,9 @@ if #due > 0 then
 end
 local free = pol.l - redis.call('ZCOUNT', K_LEASE, '(' .. fint(now), '+inf')
 local want = math.min(max_n, free, #ARGV - 6)
-local claims, ended = {}, {}
-local leases, acts = {}, {}
+-- (Tables are appended to with explicit counts: `#t` is a search in Lua 5.1.)
+local claims, ended, nclaims, nended = {}, {}, 0, 0
+local leases, acts, got = {}, {}, 0
 local examined = 0
 local expiry = fint(now + lease)
 local a_tail, act_tail = '|' .. fint(now) .. '|' .. node, '|' .. node
@@ -55,25 +56,12 @@ local by_priority = pol.no == 'by_priority'
 local sub, match, find, byte = string.sub, string.match, string.find, string.byte
 -- What the claim reads at the start of a record (see pack_rec): `h`, `x`, `z`, and `b` with where it stands.
 local HEAD = '^([^|]*)|([^|]*)|([^|]*)|()([^|]*)()|'
--- Small numbers as strings and back, remembered: Lua converts numbers with sprintf/strtod, which costs more than
--- everything else a claim does per member.
-local NSTR, NNUM = {}, {}
-local function nstr(n)
-  local v = NSTR[n]
-  if v == nil then
-    v = fint(n)
-    NSTR[n] = v
-  end
-  return v
-end
-local function nnum(s)
-  local v = NNUM[s]
-  if v == nil then
-    v = num(s, 0)
-    NNUM[s] = v
-  end
-  return v
-end
+local NOWHERE = { 0, -1, -1 }
+-- Per call, remembered by the string they come from (Lua converts numbers with sprintf and strtod, and a pattern
+-- match costs more than everything else a claim does per member): the attempt count after this claim, by `b`;
+-- the number to call, by hint (`kp,kt`: the choice under by_priority and top_down; empty = none left, false =
+-- not a hint).
+local NEXT_B, HINT_K = {}, {}
 -- Ends (cause) or reschedules (at) a popped member that cannot be called now; returns its new record.
 local function set_aside(hid, rec, cause, at)
   local id = tonumber(hid, 16)
@@ -81,28 +69,31 @@ local function set_aside(hid, rec, cause, at)
   if cause then
     cnt('waiting', -1)
     finish(m, cause, false)
-    ended[#ended + 1] = { id, cause }
+    nended = nended + 1
+    ended[nended] = { id, cause }
   else
     schedule(m, id, at, now, order)
   end
   return pack_rec(m)
 end
-while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
+while got < want and examined < want + EXAMINE_EXTRA do
   -- (ZRANGE then ZREMRANGEBYRANK rather than ZPOPMIN: the scores are not needed, and Redis formats each one with
   -- printf.)
-  local take = math.min(want - #leases / 2, want + EXAMINE_EXTRA - examined)
+  local take = math.min(want - got, want + EXAMINE_EXTRA - examined)
   local heads = redis.call('ZRANGE', K_READY, 0, take - 1)
-  if #heads == 0 then break end
-  redis.call('ZREMRANGEBYRANK', K_READY, 0, #heads - 1)
+  local nheads = #heads
+  if nheads == 0 then break end
+  redis.call('ZREMRANGEBYRANK', K_READY, 0, nheads - 1)
   local keys, hids = {}, {}
-  for h = 1, #heads do
+  for h = 1, nheads do
     local hid = sub(heads[h], 12)
     hids[h] = hid
     keys[h] = P .. 'm:' .. hid
   end
   local recs = redis.call('MGET', unpack(keys))
-  local sets = {}
-  for j, rec in ipairs(recs) do
+  local sets, nsets = {}, 0
+  for j = 1, nheads do
+    local rec = recs[j]
     examined = examined + 1
     -- (A ready entry without its member would be a bug elsewhere; there is nothing to claim.)
     if rec ~= false then
@@ -111,12 +102,13 @@ while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
       -- The first line ends with an empty `a` ('|' then the newline) while the member waits.
       local eol = pe and find(rec, '\n', pe, true)
       if eol == nil or byte(rec, eol - 1) ~= 124 then error('member ' .. hid .. ': corrupt record') end
-      local x = num(xs, nil)
+      local x = nil
+      if xs ~= '' then x = tonumber(xs) end
       local new
       if x ~= nil and x <= now then
         new = set_aside(hid, rec, 'MEMBER_EXPIRED')
       else
-        local point = point_of(tzmap, z)
+        local point = tzmap[z] or NOWHERE
         if point[1] ~= 1 then
           if point[2] < 0 then
             new = set_aside(hid, rec, 'QUEUE_EXPIRE')
@@ -130,47 +122,61 @@ while #leases / 2 < want and examined < want + EXAMINE_EXTRA do
             end
           end
         else
-          local k, kstr
-          if hint ~= '' then
-            -- The choice made when the number state was last written (`kp,kt`: by_priority, top_down; empty =
-            -- none left), see redis/fast.rs.
+          -- The number to call, as a string (nil: none left).
+          local kstr = HINT_K[hint]
+          if kstr == nil then
+            -- The choice made when the number state was last written (see redis/fast.rs).
             local kp, kt = match(hint, '^(%d*),(%d*)$')
-            if by_priority then kstr = kp else kstr = kt end
-            if kstr ~= '' then k = nnum(kstr) end
-          else
+            if kp == nil then
+              kstr = false
+            elseif by_priority then
+              kstr = kp
+            else
+              kstr = kt
+            end
+            HINT_K[hint] = kstr
+          end
+          if kstr == false then
             -- No hint (a first attempt, or the last writer was not the completion fast path): choose here.
             local m = parse_rec(nil, rec)
             local last = num(m.r, 0)
             if last == 0 then last = nil else last = last - 1 end
-            k = choose(pol.no, unpack_nums(m.u), last)
+            local k = choose(pol.no, unpack_nums(m.u), last)
+            if k == nil then kstr = '' else kstr = fint(k) end
           end
-          if k == nil then
+          if kstr == '' then
             new = set_aside(hid, rec, 'NO_COMMUNICATIONS')
           else
-            local attempt = ARGV[7 + #leases / 2]
-            if kstr == nil then kstr = nstr(k) end
-            new = sub(rec, 1, pb - 1) .. nstr(nnum(b) + 1) .. '|a' .. sub(rec, pe + 2, eol - 1) .. attempt .. '|' .. kstr
-              .. a_tail .. sub(rec, eol)
-            leases[#leases + 1] = expiry
-            leases[#leases + 1] = attempt
-            acts[#acts + 1] = attempt
-            acts[#acts + 1] = hid .. act_tail
-            claims[#claims + 1] = hid
-            claims[#claims + 1] = new
+            local attempt = ARGV[7 + got]
+            local nb = NEXT_B[b]
+            if nb == nil then
+              nb = fint(num(b, 0) + 1)
+              NEXT_B[b] = nb
+            end
+            new = sub(rec, 1, pb - 1) .. nb .. '|a' .. sub(rec, pe + 2, eol - 1) .. attempt .. '|' .. kstr .. a_tail
+              .. sub(rec, eol)
+            got = got + 1
+            leases[2 * got - 1] = expiry
+            leases[2 * got] = attempt
+            acts[2 * got - 1] = attempt
+            acts[2 * got] = hid .. act_tail
+            claims[2 * got - 1] = hid
+            claims[2 * got] = new
           end
         end
       end
-      sets[#sets + 1] = keys[j]
-      sets[#sets + 1] = new
+      sets[nsets + 1] = keys[j]
+      sets[nsets + 2] = new
+      nsets = nsets + 2
     end
   end
-  if #sets > 0 then redis.call('MSET', unpack(sets)) end
+  if nsets > 0 then redis.call('MSET', unpack(sets)) end
 end
-if #leases > 0 then
+if got > 0 then
   redis.call('ZADD', K_LEASE, unpack(leases))
   redis.call('HSET', K_ACT, unpack(acts))
-  cnt('waiting', -#leases / 2)
-  cnt('active', #leases / 2)
+  cnt('waiting', -got)
+  cnt('active', got)
 end
 flush()
 return { claims, ended }
