@@ -116,13 +116,21 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
             .and_then(|l| l.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let total = args.len() - 1 + more;
-        // Claim: one per attempt id; complete_fast.lua: nine per result; complete.lua: eight.
+        let total = if more > 0 {
+            args.len() - 1 + more
+        } else {
+            args.len()
+        };
+        // Told apart by their argument counts for a batch of n (`total` is the whole command line): claim
+        // n + 10; complete_fast.lua 7n + 11 when every member goes back to the ready order; complete.lua 8n + 6;
+        // an import 9 per member, in batches far larger than n.
         if total >= 9 * batch {
-            fast.push(micros);
+            continue;
         } else if total >= 8 * batch {
             lua.push(micros);
-        } else if total >= batch {
+        } else if total >= 7 * batch {
+            fast.push(micros);
+        } else if total >= batch && total < 2 * batch {
             claim.push(micros);
         }
     }
@@ -356,7 +364,7 @@ fn queue(c: &mut Criterion) {
         n as f64 / cpu_fast
     );
     // Redis time per member of each script, from the slow log (claim: one argument per attempt id; the
-    // completion fast path: nine per result).
+    // completion fast path: seven per result).
     rt.block_on(async {
         let (claim, fast, lua) = script_time_per_member(redis_store, BATCH).await;
         eprintln!(

@@ -1415,6 +1415,76 @@ async fn a_terminate_during_the_call_wins_over_the_claiming_nodes_fast_completio
     );
 }
 
+/// The completion fast path checks a whole batch at once: when one attempt of the batch was recovered (its lease
+/// expired) before its result came, nothing of the batch is written from the claim's snapshots. Each result is then
+/// settled on its own in Lua: the live attempt applies, the recovered one is a duplicate and leaves its member as
+/// the recovery left it.
+#[tokio::test]
+async fn a_batch_holding_one_recovered_attempt_is_settled_result_by_result() {
+    let (s, _server) = redis_store(AttemptIds::Random).await;
+    let p = QueuePolicy {
+        lost_attempt: LostAttempt::Retry,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    add1(&s, member("live", &["100"])).await;
+    add1(&s, member("lost", &["200"])).await;
+    let lease = Duration::from_secs(30);
+    let b = s
+        .claim(C, &p, &Always, t(10, 0), 2, NODE, lease)
+        .await
+        .unwrap();
+    assert_eq!(b.claims.len(), 2);
+    let (live, lost) = (&b.claims[0], &b.claims[1]);
+    let renewed = s
+        .renew(
+            C,
+            NODE,
+            &[live.attempt_id],
+            t(10, 0) + CDuration::seconds(20),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(renewed.is_empty());
+    let after = t(10, 0) + CDuration::seconds(31);
+    let recovered = s.recover_expired(C, &p, &Always, after, 100).await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].attempt_id, lost.attempt_id);
+    let before = (
+        s.get(C, lost.member_id).await.unwrap(),
+        s.attempts(C, lost.member_id).await.unwrap(),
+    );
+    let results = [
+        result(live, "NORMAL_CLEARING", CauseClass::Ok),
+        result(lost, "NORMAL_CLEARING", CauseClass::Ok),
+    ];
+    let out = s
+        .complete_many(C, &p, &Always, &results, after)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            CompleteOutcome::Applied(MemberFate::Ended {
+                cause: "NORMAL_CLEARING".into(),
+                success: true
+            }),
+            CompleteOutcome::Duplicate,
+        ]
+    );
+    assert_eq!(
+        before,
+        (
+            s.get(C, lost.member_id).await.unwrap(),
+            s.attempts(C, lost.member_id).await.unwrap(),
+        ),
+        "the late result changed nothing of the recovered member"
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.calls, cnt.ok, cnt.success, cnt.active), (2, 1, 1, 0));
+}
+
 /// A campaign whose members an older build stored as hashes is refused whole by a claim: nothing is taken off its
 /// ready queue (a claim reading those members as records would lose them).
 #[tokio::test]
