@@ -34,6 +34,14 @@ async fn claim(
     s.claim(C, p, &Always, now, n, NODE, LEASE).await.unwrap()
 }
 
+/// The outcome of a successful call (NORMAL_CLEARING, class OK): the member ends with success.
+fn cleared() -> CompleteOutcome {
+    CompleteOutcome::Applied(MemberFate::Ended {
+        cause: "NORMAL_CLEARING".into(),
+        success: true,
+    })
+}
+
 fn result(c: &Claim, cause: &str, class: CauseClass) -> AttemptResult {
     AttemptResult {
         attempt_id: c.attempt_id,
@@ -192,13 +200,7 @@ async fn ok_result_ends_member_with_success_and_the_hangup_cause(s: &Store) {
         .complete(C, &policy(), &Always, &r, t(10, 1))
         .await
         .unwrap();
-    assert_eq!(
-        out,
-        CompleteOutcome::Applied(MemberFate::Ended {
-            cause: "NORMAL_CLEARING".into(),
-            success: true
-        })
-    );
+    assert_eq!(out, cleared());
     let m = s.get(C, id).await.unwrap().unwrap();
     assert_eq!(m.state, MemberState::Ended);
     assert!(m.success);
@@ -305,10 +307,7 @@ async fn complete_many_applies_results_in_order_exactly_once(s: &Store) {
     assert_eq!(
         out,
         vec![
-            CompleteOutcome::Applied(MemberFate::Ended {
-                cause: "NORMAL_CLEARING".into(),
-                success: true
-            }),
+            cleared(),
             CompleteOutcome::Applied(MemberFate::Due(t(10, 2))),
             CompleteOutcome::Duplicate,
             CompleteOutcome::NotCurrent,
@@ -765,10 +764,7 @@ async fn renewal_drops_a_terminated_call_and_ends_its_member_with_manager_reques
             t(10, 2)
         )
         .await,
-        CompleteOutcome::Applied(MemberFate::Ended {
-            cause: "NORMAL_CLEARING".into(),
-            success: true
-        })
+        cleared()
     );
 }
 
@@ -1240,10 +1236,7 @@ async fn a_late_renewal_of_an_unrecovered_lease_keeps_the_call(s: &Store) {
     );
     assert_eq!(
         complete(s, &p, &c[0], "NORMAL_CLEARING", CauseClass::Ok, late).await,
-        CompleteOutcome::Applied(MemberFate::Ended {
-            cause: "NORMAL_CLEARING".into(),
-            success: true
-        })
+        cleared()
     );
 }
 
@@ -1463,16 +1456,7 @@ async fn a_batch_holding_one_recovered_attempt_is_settled_result_by_result() {
         .complete_many(C, &p, &Always, &results, after)
         .await
         .unwrap();
-    assert_eq!(
-        out,
-        vec![
-            CompleteOutcome::Applied(MemberFate::Ended {
-                cause: "NORMAL_CLEARING".into(),
-                success: true
-            }),
-            CompleteOutcome::Duplicate,
-        ]
-    );
+    assert_eq!(out, vec![cleared(), CompleteOutcome::Duplicate,]);
     assert_eq!(
         before,
         (
