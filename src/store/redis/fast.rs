@@ -142,11 +142,11 @@ pub(super) struct FastBatch {
 }
 
 impl FastBatch {
-    /// Adds a decided result; `prefix` is the campaign's key prefix, `node` made the claim.
-    pub fn push(&mut self, d: Decided, attempt: &Uuid, node: &str, prefix: &str) {
+    /// Adds a decided result: `key` is the member's record key (`keys::member_key`), `node` made the claim.
+    pub fn push(&mut self, d: Decided, attempt: &Uuid, node: &str, key: String) {
         self.attempts.push(attempt.to_string());
         self.acts.push(format!("{}|{node}", d.hid));
-        self.sets.push(format!("{prefix}m:{}", d.hid));
+        self.sets.push(key);
         self.sets.push(d.record);
         match d.queue {
             Queue::Ready(score, entry) => self.ready.extend([score, entry]),
@@ -477,7 +477,12 @@ mod tests {
         assert_eq!(entry.nt.as_deref(), Some("a|b"));
         assert_eq!((d["retry"], d["waiting"], d["active"]), (1, 1, -1));
         let mut batch = FastBatch::default();
-        batch.push(out, &ATTEMPT, &s.node, "dlr:{c}:");
+        batch.push(
+            out,
+            &ATTEMPT,
+            &s.node,
+            super::super::keys::member_key("c", s.member),
+        );
         let args = batch.into_args(2_000, "priority_first", "{}".into());
         assert_eq!(args[3..7], ["1", "0", "1", "000000002a|n1"]);
         assert_eq!(args[7], ATTEMPT.to_string());

@@ -850,7 +850,6 @@ impl RedisStore {
         let order = policy.member_order;
         let mut points: HashMap<String, rules::TzPoint> = HashMap::new();
         let mut deltas = fast::Deltas::new();
-        let prefix = keys::campaign_prefix(campaign);
         let mut batch = fast::FastBatch::default();
         let mut fates = Vec::with_capacity(chunk.len());
         for (r, s) in chunk.iter().zip(&fits) {
@@ -868,7 +867,12 @@ impl RedisStore {
             match decided {
                 Ok(d) => {
                     fates.push(d.fate.clone());
-                    batch.push(d, &r.attempt_id, &s.node, &prefix);
+                    batch.push(
+                        d,
+                        &r.attempt_id,
+                        &s.node,
+                        keys::member_key(campaign, s.member),
+                    );
                 }
                 Err(detail) => {
                     tracing::warn!(campaign, member = s.member, %detail, "completion snapshot unusable");
@@ -890,7 +894,10 @@ impl RedisStore {
             op: OP,
             detail: e.to_string(),
         })?;
-        let mut inv = self.scripts.complete_fast.key(prefix);
+        let mut inv = self
+            .scripts
+            .complete_fast
+            .key(keys::campaign_prefix(campaign));
         for a in batch.into_args(now, &order_name, deltas) {
             inv.arg(a);
         }

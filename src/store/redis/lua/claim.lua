@@ -47,7 +47,7 @@ end
 local free = pol.l - redis.call('ZCOUNT', K_LEASE, '(' .. fint(now), '+inf')
 local want = math.min(max_n, free, #ARGV - 6)
 -- (Tables are appended to with explicit counts: `#t` is a search in Lua 5.1.)
-local claims, ended, nclaims, nended = {}, {}, 0, 0
+local claims, ended, nended = {}, {}, 0
 local leases, acts, got = {}, {}, 0
 local examined = 0
 local expiry = fint(now + lease)
@@ -56,7 +56,6 @@ local by_priority = pol.no == 'by_priority'
 local sub, match, find, byte = string.sub, string.match, string.find, string.byte
 -- What the claim reads at the start of a record (see pack_rec): `h`, `x`, `z`, and `b` with where it stands.
 local HEAD = '^([^|]*)|([^|]*)|([^|]*)|()([^|]*)()|'
-local NOWHERE = { 0, -1, -1 }
 -- Per call, remembered by the string they come from (Lua converts numbers with sprintf and strtod, and a pattern
 -- match costs more than everything else a claim does per member): the attempt count after this claim, by `b`;
 -- the number to call, by hint (`kp,kt`: the choice under by_priority and top_down; empty = none left, false =
@@ -102,13 +101,12 @@ while got < want and examined < want + EXAMINE_EXTRA do
       -- The first line ends with an empty `a` ('|' then the newline) while the member waits.
       local eol = pe and find(rec, '\n', pe, true)
       if eol == nil or byte(rec, eol - 1) ~= 124 then error('member ' .. hid .. ': corrupt record') end
-      local x = nil
-      if xs ~= '' then x = tonumber(xs) end
+      local x = num(xs, nil)
       local new
       if x ~= nil and x <= now then
         new = set_aside(hid, rec, 'MEMBER_EXPIRED')
       else
-        local point = tzmap[z] or NOWHERE
+        local point = point_of(tzmap, z)
         if point[1] ~= 1 then
           if point[2] < 0 then
             new = set_aside(hid, rec, 'QUEUE_EXPIRE')

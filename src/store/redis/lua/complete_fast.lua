@@ -27,8 +27,7 @@ redis.call('MSET', unpack(ARGV, s0, r0 - 1))
 if r > 0 then redis.call('ZADD', K_READY, unpack(ARGV, r0, w0 - 1)) end
 if w > 0 then redis.call('ZADD', K_WAIT, unpack(ARGV, w0, l0 - 1)) end
 redis.call('HSET', K_LOG, unpack(ARGV, l0, #ARGV))
-redis.call('ZREM', K_LEASE, unpack(ARGV, a0, s0 - 1))
-redis.call('HDEL', K_ACT, unpack(ARGV, a0, s0 - 1))
+drop_leases(unpack(ARGV, a0, s0 - 1))
 for k, v in pairs(cjson.decode(ARGV[3])) do cnt(k, v) end
 flush_cnt()
 return 'ok'

@@ -390,16 +390,16 @@ local function apply(id, m, cause, class, ans, hup, talk, note, now, pol, tzmap,
   return fate
 end
 
--- Drops the leases of attempts that ended (one ZREM and one HDEL for all).
-local function drop_leases(gone)
-  if #gone > 0 then
-    redis.call('ZREM', K_LEASE, unpack(gone))
-    redis.call('HDEL', K_ACT, unpack(gone))
+-- Drops the leases of the attempts given (ids that ended; one ZREM and one HDEL for all).
+local function drop_leases(...)
+  if select('#', ...) > 0 then
+    redis.call('ZREM', K_LEASE, ...)
+    redis.call('HDEL', K_ACT, ...)
   end
 end
 
 -- Ends a batch of `apply` calls: leases, queue entries, counters.
 local function end_batch(gone)
-  drop_leases(gone)
+  drop_leases(unpack(gone))
   flush()
 end

@@ -6,7 +6,7 @@ local n = num(m.b, 0) - 1
 local due = tonumber(m.w)
 if nb >= 0 then due = math.max(nb, due) end
 m.a, m.b = '', fint(n)
-drop_leases({ attempt })
+drop_leases(attempt)
 cnt('active', -1)
 if m.q == '1' then
   finish(m, 'MANAGER_REQUEST', false)
