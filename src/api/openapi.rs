@@ -124,7 +124,7 @@ fn campaign_config() -> Value {
             "lost_attempt": {"enum": ["retry", "minus", "error"]},
             "calendar": {"type": ["object", "null"], "description": "{timezone, accept: [{weekday, start_min, end_min}], except: [{date, repeat_yearly}], start, end}"},
             "gateways": {"type": "array", "minItems": 1, "items": {"type": "object",
-                "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, enabled}"}},
+                "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, enabled, local_failure_causes, breaker_threshold}"}},
         }),
         &["gateways"],
     )

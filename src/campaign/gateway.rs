@@ -44,7 +44,28 @@ pub struct Gateway {
     pub caller_id_numbers: Vec<String>,
     #[serde(default = "enabled_default")]
     pub enabled: bool,
+    /// Hangup causes that mean the trunk or the switch failed, not the callee: such an attempt is Minus (it
+    /// counts no try and ends no number) and counts toward the gateway's circuit breaker. Default:
+    /// [`DEFAULT_LOCAL_FAILURE_CAUSES`]. `-ERR` replies naming no hangup cause count as local failures too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_failure_causes: Option<Vec<String>>,
+    /// Consecutive local failures that open the gateway's circuit breaker (pause it with back-off, then let one
+    /// probe call through). Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_threshold: Option<u32>,
 }
+
+/// Causes that, by default, are the trunk's or the switch's fault rather than the callee's (see
+/// [`Gateway::local_failure_causes`]).
+pub const DEFAULT_LOCAL_FAILURE_CAUSES: &[&str] = &[
+    "GATEWAY_DOWN",
+    "NETWORK_OUT_OF_ORDER",
+    "SERVICE_UNAVAILABLE",
+    "CHAN_NOT_IMPLEMENTED",
+];
+
+/// Default of [`Gateway::breaker_threshold`].
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 3;
 
 fn enabled_default() -> bool {
     true
@@ -194,6 +215,20 @@ impl ValidGateway {
                 format!("must be a number > 0 (leave it out for unlimited), got {cps}"),
             ));
         }
+        for (i, cause) in g.local_failure_causes.iter().flatten().enumerate() {
+            if !crate::campaign::causes::is_known_cause(cause) {
+                errors.push(FieldError::new(
+                    format!("local_failure_causes[{i}]"),
+                    format!("{cause:?} is not a FreeSWITCH hangup cause"),
+                ));
+            }
+        }
+        if g.breaker_threshold == Some(0) {
+            errors.push(FieldError::new(
+                "breaker_threshold",
+                "must be >= 1 (leave it out for the default of 3)",
+            ));
+        }
         for (i, cid) in g.caller_id_numbers.iter().enumerate() {
             if cid.is_empty() || !is_dial_safe(cid) {
                 errors.push(FieldError::new(
@@ -236,6 +271,21 @@ impl ValidGateway {
 
     pub fn caller_id_numbers(&self) -> &[String] {
         &self.config.caller_id_numbers
+    }
+
+    /// Whether a hangup `cause` means the trunk or the switch failed (see [`Gateway::local_failure_causes`]).
+    pub fn is_local_failure(&self, cause: &str) -> bool {
+        match &self.config.local_failure_causes {
+            Some(list) => list.iter().any(|c| c == cause),
+            None => DEFAULT_LOCAL_FAILURE_CAUSES.contains(&cause),
+        }
+    }
+
+    /// Consecutive local failures that open the circuit breaker.
+    pub fn breaker_threshold(&self) -> u32 {
+        self.config
+            .breaker_threshold
+            .unwrap_or(DEFAULT_BREAKER_THRESHOLD)
     }
 
     /// Whether the pattern matches `number` (enabled or not).
@@ -398,6 +448,8 @@ mod tests {
             cps: None,
             caller_id_numbers: vec![],
             enabled: true,
+            local_failure_causes: None,
+            breaker_threshold: None,
         }
     }
 

@@ -58,6 +58,8 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
 pub(super) enum Msg {
     Input(Input),
     State(String, oneshot::Sender<Option<(CampaignState, u32)>>),
+    /// Answered once the core drained (no call left in flight).
+    WhenDrained(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -86,11 +88,31 @@ pub struct CallflowJob {
     pub events: mpsc::Receiver<Event>,
 }
 
+/// How many transitions of a campaign's history the engine keeps (the oldest are dropped).
+pub const HISTORY_KEEP: usize = 200;
+/// How many given-up results of a campaign the engine keeps for the API.
+pub const FAILED_RESULTS_KEEP: usize = 100;
+
+/// A result the store refused `max_store_retries` times, kept for the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedResult {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub attempt_id: AttemptId,
+    pub member_id: crate::store::MemberId,
+    pub cause: String,
+    pub reason: String,
+}
+
 struct Shared {
     clients: Mutex<Vec<Option<Client>>>,
-    history: Mutex<HashMap<String, Vec<Transition>>>,
+    history: Mutex<HashMap<String, std::collections::VecDeque<Transition>>>,
+    failed: Mutex<HashMap<String, std::collections::VecDeque<FailedResult>>>,
     flows: Mutex<HashMap<Uuid, mpsc::Sender<Event>>>,
     gateway_of: Mutex<HashMap<AttemptId, String>>,
+    /// When the core's loop last turned (liveness).
+    last_turn: Mutex<std::time::Instant>,
+    /// Calls in flight on this node (readiness and drain reports).
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 /// A handle to a running engine. Cheap to clone.
@@ -99,6 +121,7 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
     clock: Clock,
+    switch_names: Arc<Vec<String>>,
 }
 
 /// The engine stopped.
@@ -140,12 +163,69 @@ impl EngineHandle {
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
     }
-    /// Every state transition of the campaign seen by this engine.
+    /// The campaign's latest state transitions seen by this engine (at most [`HISTORY_KEEP`]).
     pub fn history(&self, campaign: &str) -> Vec<Transition> {
         lock(&self.shared.history)
             .get(campaign)
-            .cloned()
+            .map(|h| h.iter().cloned().collect())
             .unwrap_or_default()
+    }
+    /// Results of the campaign the store kept refusing (given up), latest last.
+    pub fn failed_results(&self, campaign: &str) -> Vec<FailedResult> {
+        lock(&self.shared.failed)
+            .get(campaign)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+    /// How long ago the core's loop last turned (it turns at least every second while it runs).
+    pub fn since_last_turn(&self) -> Duration {
+        lock(&self.shared.last_turn).elapsed()
+    }
+    /// Calls in flight on this node.
+    pub fn calls_in_flight(&self) -> usize {
+        self.shared.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Per switch: its name and whether its event socket is connected now.
+    pub fn switch_links(&self) -> Vec<(String, bool)> {
+        lock(&self.shared.clients)
+            .iter()
+            .zip(self.switch_names.iter())
+            .map(|(c, name)| {
+                let up = c.as_ref().is_some_and(|c| {
+                    matches!(
+                        *c.state().borrow(),
+                        crate::esl::client::ConnectionState::Connected { .. }
+                    )
+                });
+                (name.clone(), up)
+            })
+            .collect()
+    }
+    /// A campaign was deleted: forget it once its calls are over.
+    pub async fn remove(&self, campaign: &str) -> Result<(), EngineStopped> {
+        self.send(Input::Remove(campaign.to_owned())).await
+    }
+    /// Attempts this node held before a restart: track them again.
+    pub async fn adopt(
+        &self,
+        campaign: &str,
+        claims: Vec<crate::store::Claim>,
+    ) -> Result<(), EngineStopped> {
+        self.send(Input::Adopt {
+            campaign: campaign.to_owned(),
+            claims,
+        })
+        .await
+    }
+    /// Stops claiming and waits until every call in flight has ended and its result is stored.
+    pub async fn drain(&self) -> Result<(), EngineStopped> {
+        self.send(Input::Drain).await?;
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::WhenDrained(tx))
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
     }
     /// The engine's clock.
     pub fn clock(&self) -> Clock {
@@ -164,18 +244,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts the engine: the core task and one connection task per switch.
+/// Why the engine stopped on its own: one of its tasks ended or panicked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("engine task {task} {how}")]
+pub struct EngineFailure {
+    pub task: String,
+    pub how: String,
+}
+
+/// Starts the engine: the core task, the completer and one connection task per switch, all supervised. The
+/// returned handle resolves when the engine stops: `Ok` after [`EngineHandle::shutdown`], `Err` naming the task
+/// if any task ended or panicked first (the process must not go on half alive).
 pub fn start(
     cfg: EngineConfig,
     store: Store,
     callflow: Option<CallflowStarter>,
-) -> (EngineHandle, JoinHandle<()>) {
+) -> (EngineHandle, JoinHandle<Result<(), EngineFailure>>) {
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
     let shared = Arc::new(Shared {
         clients: Mutex::new(vec![None; cfg.switches.len()]),
         history: Mutex::new(HashMap::new()),
+        failed: Mutex::new(HashMap::new()),
         flows: Mutex::new(HashMap::new()),
         gateway_of: Mutex::new(HashMap::new()),
+        last_turn: Mutex::new(std::time::Instant::now()),
+        calls: std::sync::atomic::AtomicUsize::new(0),
     });
     let switches: Vec<SwitchConfig> = cfg
         .switches
@@ -187,22 +280,33 @@ pub fn start(
             sessions_per_call: s.sessions_per_call,
         })
         .collect();
-    let core = Core::new(cfg.core.clone(), switches, cfg.clock.now());
+    // Waits for real IO (a callflow runner reporting after the hangup, a switch or store answering) are real
+    // time: on a sped-up clock they stretch by the speed, so a busy machine cannot make a healthy answer late.
+    let mut core_cfg = cfg.core.clone();
+    let speed = cfg.clock.speed().max(1.0);
+    core_cfg.callflow_grace = core_cfg.callflow_grace.mul_f64(speed);
+    core_cfg.check_timeout = core_cfg.check_timeout.mul_f64(speed);
+    let core = Core::new(core_cfg, switches, cfg.clock.now());
+    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
     for (i, sw) in cfg.switches.iter().enumerate() {
-        tokio::spawn(switch_task(i, sw.clone(), tx.clone(), shared.clone()));
+        let task = tasks.spawn(switch_task(i, sw.clone(), tx.clone(), shared.clone()));
+        names.insert(task.id(), format!("switch {}", sw.name));
     }
     let handle = EngineHandle {
         tx: tx.clone(),
         shared: shared.clone(),
         clock: cfg.clock,
+        switch_names: Arc::new(cfg.switches.iter().map(|s| s.name.clone()).collect()),
     };
     let (completions, completions_rx) = mpsc::unbounded_channel();
-    tokio::spawn(completer::run(
+    let task = tasks.spawn(completer::run(
         store.clone(),
         cfg.clock,
         completions_rx,
         tx.clone(),
     ));
+    names.insert(task.id(), "completer".into());
     let runner = Runner {
         core,
         store,
@@ -212,9 +316,65 @@ pub fn start(
         campaigns: HashMap::new(),
         callflow,
         completions,
+        drained: Vec::new(),
     };
-    let join = tokio::spawn(runner.run(rx));
+    let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
+    let task = tasks.spawn(async move {
+        runner.run(rx).await;
+        let _ = stopped_tx.send(());
+    });
+    names.insert(task.id(), "core".into());
+    let join = tokio::spawn(supervise(tasks, names, stopped_rx));
     (handle, join)
+}
+
+/// Waits for the engine's tasks: the first to end or panic before a shutdown is the engine's failure.
+async fn supervise(
+    mut tasks: tokio::task::JoinSet<()>,
+    names: HashMap<tokio::task::Id, String>,
+    mut stopped: oneshot::Receiver<()>,
+) -> Result<(), EngineFailure> {
+    let joined = tokio::select! {
+        biased;
+        _ = &mut stopped => None,
+        joined = tasks.join_next_with_id() => joined,
+    };
+    let failure = match joined {
+        None => None,
+        Some(_) if matches!(stopped.try_recv(), Ok(())) => None,
+        Some(Ok((id, ()))) => Some(EngineFailure {
+            task: names.get(&id).cloned().unwrap_or_default(),
+            how: "ended".into(),
+        }),
+        Some(Err(e)) => {
+            let task = names.get(&e.id()).cloned().unwrap_or_default();
+            let how = if e.is_panic() {
+                let payload = e.into_panic();
+                let text = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "(no message)".into());
+                format!("panicked: {text}")
+            } else {
+                format!("failed: {e}")
+            };
+            Some(EngineFailure { task, how })
+        }
+    };
+    // A shutdown: the other tasks end with their channels; a failure: stop them all.
+    tasks.abort_all();
+    match failure {
+        None => Ok(()),
+        Some(f) => {
+            tracing::error!(
+                task = f.task,
+                how = f.how,
+                "engine task stopped: the engine is down"
+            );
+            Err(f)
+        }
+    }
 }
 
 struct Runner {
@@ -227,16 +387,30 @@ struct Runner {
     callflow: Option<CallflowStarter>,
     /// Results on their way to the store, batched by [`completer`].
     completions: mpsc::UnboundedSender<Completion>,
+    /// Waiting for the drain to end.
+    drained: Vec<oneshot::Sender<()>>,
 }
 
 impl Runner {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         loop {
+            // Turn at least every second, so liveness sees a loop that is alive.
             let sleep = self
                 .core
                 .next_wakeup()
                 .map(|w| self.clock.real_until(w))
-                .unwrap_or(Duration::from_secs(3600));
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            *lock(&self.shared.last_turn) = std::time::Instant::now();
+            self.shared.calls.store(
+                self.core.calls().len(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if self.core.is_drained() {
+                for done in self.drained.drain(..) {
+                    let _ = done.send(());
+                }
+            }
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { return };
@@ -262,15 +436,35 @@ impl Runner {
     fn on_msg(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Input(input) => {
-                if let Input::Upsert(v) = &input {
-                    self.campaigns.insert(v.id().to_owned(), v.clone());
+                match &input {
+                    Input::Upsert(v) => {
+                        self.campaigns.insert(v.id().to_owned(), v.clone());
+                    }
+                    Input::Remove(id) => {
+                        lock(&self.shared.history).remove(id);
+                        lock(&self.shared.failed).remove(id);
+                    }
+                    _ => {}
                 }
+                let removed = match &input {
+                    Input::Remove(id) => Some(id.clone()),
+                    _ => None,
+                };
                 let actions = self.core.handle(self.clock.now(), input);
                 self.execute(actions);
+                if let Some(id) = removed
+                    && self.core.campaign(&id).is_none()
+                {
+                    self.campaigns.remove(&id);
+                }
                 true
             }
             Msg::State(id, reply) => {
                 let _ = reply.send(self.core.state(&id).map(|s| (s, self.core.active(&id))));
+                true
+            }
+            Msg::WhenDrained(done) => {
+                self.drained.push(done);
                 true
             }
             Msg::Shutdown(done) => {
@@ -427,13 +621,11 @@ impl Runner {
                 });
             }
             Action::Complete {
-                campaign,
+                campaign: _,
+                version: valid,
                 gateway: _,
                 result,
             } => {
-                let Some(valid) = self.campaigns.get(&campaign).cloned() else {
-                    return;
-                };
                 let gateway = lock(&self.shared.gateway_of).remove(&result.attempt_id);
                 metrics::counter!(
                     "fsdialer_hangups_total",
@@ -448,15 +640,13 @@ impl Runner {
                 });
             }
             Action::StartCallflow {
-                campaign,
+                campaign: _,
+                version: valid,
                 switch,
                 attempt,
             } => {
-                let (Some(valid), Some(client), Some(starter)) = (
-                    self.campaigns.get(&campaign).cloned(),
-                    self.client(switch),
-                    self.callflow.clone(),
-                ) else {
+                let (Some(client), Some(starter)) = (self.client(switch), self.callflow.clone())
+                else {
                     let _ = tx.try_send(Msg::Input(Input::CallflowDone {
                         uuid: attempt,
                         result: None,
@@ -505,20 +695,76 @@ impl Runner {
             Action::CheckExists { switch, attempt } => {
                 let client = self.client(switch);
                 tokio::spawn(async move {
-                    let Some(client) = client else { return };
-                    if client.wait_connected().await.is_err() {
-                        return;
-                    }
-                    match client.api_text(&format!("uuid_exists {attempt}")).await {
-                        Ok(text) => {
-                            let exists = text.trim() == "true";
-                            let _ = tx.send(Msg::Input(Input::Exists { attempt, exists })).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(%attempt, error = %e, "uuid_exists failed; will retry on reconnect")
-                        }
-                    }
+                    let exists = match client {
+                        Some(client) => uuid_exists(&client, attempt).await,
+                        None => None,
+                    };
+                    let input = match exists {
+                        Some(exists) => Input::Exists { attempt, exists },
+                        None => Input::CheckFailed { attempt },
+                    };
+                    let _ = tx.send(Msg::Input(input)).await;
                 });
+            }
+            Action::Locate { attempt } => {
+                let clients: Vec<Option<Client>> = lock(&self.shared.clients).clone();
+                tokio::spawn(async move {
+                    // On no switch only when every switch answered "no"; a switch that cannot answer leaves the
+                    // question open (the core asks again, then settles).
+                    let mut every_switch_answered = true;
+                    let mut found = None;
+                    for (i, client) in clients.iter().enumerate() {
+                        match client.as_ref() {
+                            Some(c) => match uuid_exists(c, attempt).await {
+                                Some(true) => {
+                                    found = Some(i);
+                                    break;
+                                }
+                                Some(false) => {}
+                                None => every_switch_answered = false,
+                            },
+                            None => every_switch_answered = false,
+                        }
+                    }
+                    let input = if found.is_some() || every_switch_answered {
+                        Input::Located {
+                            attempt,
+                            switch: found,
+                        }
+                    } else {
+                        Input::CheckFailed { attempt }
+                    };
+                    let _ = tx.send(Msg::Input(input)).await;
+                });
+            }
+            Action::ResultFailed {
+                campaign,
+                result,
+                reason,
+            } => {
+                metrics::counter!("fsdialer_results_failed_total").increment(1);
+                let failed = FailedResult {
+                    at: clock.now(),
+                    attempt_id: result.attempt_id,
+                    member_id: result.member_id,
+                    cause: result.cause,
+                    reason,
+                };
+                let mut map = lock(&self.shared.failed);
+                let list = map.entry(campaign).or_default();
+                if list.len() >= FAILED_RESULTS_KEEP {
+                    list.pop_front();
+                }
+                list.push_back(failed);
+            }
+            Action::Forget { attempt } => {
+                lock(&self.shared.flows).remove(&attempt);
+                // A call dropped without a release or a completion (revoked, given up) still holds its slot.
+                if let Some(gw) = lock(&self.shared.gateway_of).remove(&attempt) {
+                    tokio::spawn(async move {
+                        let _ = store.release_gateway_slot(&gw, attempt).await;
+                    });
+                }
             }
             Action::CheckExhausted { campaign } => {
                 tokio::spawn(async move {
@@ -596,11 +842,33 @@ impl Runner {
                 campaign,
                 transition,
             } => {
-                lock(&self.shared.history)
-                    .entry(campaign)
-                    .or_default()
-                    .push(transition);
+                let mut map = lock(&self.shared.history);
+                let list = map.entry(campaign).or_default();
+                if list.len() >= HISTORY_KEEP {
+                    list.pop_front();
+                }
+                list.push_back(transition);
             }
+        }
+    }
+}
+
+/// `uuid_exists` on one switch: `None` when it could not be answered.
+async fn uuid_exists(client: &Client, attempt: AttemptId) -> Option<bool> {
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.api_text(&format!("uuid_exists {attempt}")),
+    )
+    .await;
+    match asked {
+        Ok(Ok(text)) => Some(text.trim() == "true"),
+        Ok(Err(e)) => {
+            tracing::warn!(%attempt, error = %e, "uuid_exists failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%attempt, "uuid_exists timed out");
+            None
         }
     }
 }

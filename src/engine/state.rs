@@ -83,6 +83,8 @@ pub enum StateInput {
     MembersAdded,
     /// The number of calls in progress changed to this value.
     ActiveCalls(u32),
+    /// The calendar's end was moved later (or removed): an expired campaign may run again.
+    CalendarExtended,
 }
 
 /// The state machine with its history.
@@ -116,6 +118,11 @@ impl StateMachine {
 
     pub fn state(&self) -> CampaignState {
         self.state
+    }
+
+    /// Follows an edit of the campaign's `eternal` flag.
+    pub fn set_eternal(&mut self, eternal: bool) {
+        self.eternal = eternal;
     }
 
     pub fn history(&self) -> &[Transition] {
@@ -178,6 +185,10 @@ impl StateMachine {
                 _ => None,
             },
             StateInput::MembersAdded => None,
+            StateInput::CalendarExtended => match self.state {
+                Expired => self.go(now, Idle, "calendar end moved later"),
+                _ => None,
+            },
             StateInput::ActiveCalls(n) => {
                 self.active_calls = n;
                 if n == 0 && self.state == Stopping {
@@ -258,6 +269,18 @@ mod tests {
         assert_eq!(m.state(), Expired);
         assert_eq!(m.apply(t(2), StateInput::Run), None);
         assert_eq!(m.state(), Expired);
+    }
+
+    #[test]
+    fn an_expired_campaign_whose_calendar_end_moved_later_can_run_again() {
+        let mut m = StateMachine::new(false);
+        m.apply(t(0), StateInput::Run);
+        m.apply(t(1), StateInput::CalendarEnded);
+        assert_eq!(m.apply(t(2), StateInput::Run), None);
+        m.apply(t(3), StateInput::CalendarExtended);
+        assert_eq!(m.state(), Idle);
+        m.apply(t(4), StateInput::Run);
+        assert_eq!(m.state(), Running);
     }
 
     #[test]

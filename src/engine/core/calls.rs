@@ -1,0 +1,710 @@
+//! One attempt's life in the core: originate, job, answer, hangup, callflow, classification, completion.
+//!
+//! - **Tracking**: an attempt is matched by the id the engine chose, which is the FreeSWITCH `origination_uuid`
+//!   and `Unique-ID` (member data never sets it: see `engine::originate`). BACKGROUND_JOB `-ERR` ends it before any
+//!   channel exists; CHANNEL_ANSWER and CHANNEL_HANGUP_COMPLETE carry the rest; the callflow's `result` overrides
+//!   the cause class.
+//! - **Classification** (SPEC §4) with the version of the campaign the call was placed with. Our own failures are
+//!   Minus: the switch refusing a session for capacity (pauses the switch), and a gateway's local failures (count
+//!   toward its breaker, see `routing`).
+//! - **Exactly once**: an attempt is completed once; duplicated or late events change nothing.
+//! - **Deadlines in every state**: ringing (`originate_timeout` + grace), answered (`max_call`), after the hangup
+//!   (the callflow's grace), reconciling (`check_timeout`, at most `max_check_failures` times, then lost),
+//!   completing (`check_timeout`, then sent again), refused by the store (back-off, at most `max_store_retries`
+//!   times, then given up and reported). A call whose end is missed is found by `uuid_exists` and settled as the
+//!   campaign's `lost_attempt`; none stays active forever.
+//! - **Adoption**: after a restart, the attempts this node still holds in the store are tracked again and looked
+//!   for on the switches; one still up finishes with its real outcome, one gone is lost.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use std::cmp::Reverse;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::{Action, Core, LOST_CAUSE, dur};
+use crate::campaign::causes::{CauseClass, is_known_cause};
+use crate::campaign::config::ValidCampaign;
+use crate::engine::state::StateInput;
+use crate::store::{AttemptId, AttemptResult, Claim, CompleteOutcome};
+
+/// Cause recorded when the switch refused to create a session (capacity): FreeSWITCH's loopback and sofia
+/// endpoints answer `-ERR DESTINATION_OUT_OF_ORDER` without ever creating the channel.
+const CAPACITY_CAUSE: &str = "DESTINATION_OUT_OF_ORDER";
+/// Cause recorded for an `-ERR` reply that names no hangup cause (the switch refused the command itself).
+const REFUSED_CAUSE: &str = "ORIGINATE_REFUSED";
+/// Longest back-off between two tries of a result the store refused.
+const STORE_RETRY_MAX: ChronoDuration = ChronoDuration::seconds(60);
+
+/// How a call ended, as the switch said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HangupFacts {
+    pub cause: String,
+    pub answered: bool,
+    pub talk_secs: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// The decided result of a call, kept to be sent again if the store did not take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub cause: String,
+    pub class: CauseClass,
+    pub talk_secs: u32,
+}
+
+/// Where a call's callflow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallflowState {
+    None,
+    Running,
+    Done(Option<bool>),
+}
+
+/// One attempt in flight on this node.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub campaign: String,
+    /// The campaign as the call was placed: its causes, callflow and gateways judge this call.
+    pub version: Arc<ValidCampaign>,
+    pub claim: Claim,
+    /// The gateway it was placed on, by name (`None`: it never reached one).
+    pub gateway: Option<String>,
+    /// The switch it is on (`None`: it never reached one, or an adopted call not located yet).
+    pub switch: Option<usize>,
+    pub job: Option<Uuid>,
+    pub originated_at: DateTime<Utc>,
+    pub channel_seen: bool,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub hangup: Option<HangupFacts>,
+    pub callflow: CallflowState,
+    /// The result was sent to the store; waiting for its answer.
+    pub completing: bool,
+    /// Waiting for `uuid_exists` (or, adopted, for the switch it is on).
+    pub reconciling: bool,
+    /// The result once decided.
+    pub decided: Option<Decided>,
+    /// The callflow's summary, recorded with the attempt.
+    pub note: Option<String>,
+    /// When the core looks at this call again if nothing happens.
+    pub deadline: Option<DateTime<Utc>>,
+    /// `uuid_exists` unanswered or failed in a row.
+    pub check_failures: u32,
+    /// Times the store refused the result.
+    pub store_failures: u32,
+    /// Taken back after a restart (its start was seen by an earlier process).
+    pub adopted: bool,
+}
+
+impl Core {
+    /// Starts tracking an attempt (`switch` and `job` are `None` for one that never reaches a switch).
+    pub(super) fn track(
+        &mut self,
+        now: DateTime<Utc>,
+        id: &str,
+        claim: Claim,
+        gateway: Option<String>,
+        switch: Option<usize>,
+        job: Option<Uuid>,
+    ) {
+        let Some(version) = self.campaigns.get(id).map(|c| c.valid.clone()) else {
+            return;
+        };
+        let timeout = version.config().originate_timeout_sec;
+        let attempt = claim.attempt_id;
+        self.calls.insert(
+            attempt,
+            Call {
+                campaign: id.to_owned(),
+                version,
+                claim,
+                gateway,
+                switch,
+                job,
+                originated_at: now,
+                channel_seen: false,
+                answered_at: None,
+                hangup: None,
+                callflow: CallflowState::None,
+                completing: false,
+                reconciling: false,
+                decided: None,
+                note: None,
+                deadline: None,
+                check_failures: 0,
+                store_failures: 0,
+                adopted: false,
+            },
+        );
+        let deadline =
+            now + ChronoDuration::seconds(i64::from(timeout)) + dur(self.cfg.originate_grace);
+        self.arm(attempt, deadline);
+        if let Some(job) = job {
+            self.jobs.insert(job, attempt);
+        }
+        if let Some(c) = self.campaigns.get_mut(id) {
+            c.active += 1;
+            let n = c.active;
+            let _ = c.sm.apply(now, StateInput::ActiveCalls(n));
+        }
+    }
+
+    pub(super) fn on_originate_failed(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        sent: bool,
+        error: &str,
+    ) {
+        if !self.calls.contains_key(&attempt) {
+            return;
+        }
+        tracing::warn!(%attempt, sent, error, "originate not carried out");
+        if sent {
+            // It may have reached the switch: find out (at once, or when the switch is back).
+            self.reconcile(now, attempt);
+        } else {
+            self.release_call(now, attempt);
+        }
+    }
+
+    /// Gives a claim back (uncounted) and forgets the call.
+    pub(super) fn release_call(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.get(&attempt) else {
+            return;
+        };
+        self.out.push(Action::Release {
+            campaign: call.campaign.clone(),
+            attempt,
+            member: call.claim.member_id,
+            not_before: Some(now + ChronoDuration::seconds(1)),
+        });
+        self.gateway_forget(attempt);
+        self.drop_call(now, attempt);
+    }
+
+    /// Forgets a call (released, revoked, given up, or completed and acknowledged): every map that names it.
+    pub(super) fn drop_call(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.remove(&attempt) else {
+            return;
+        };
+        if let Some(job) = call.job {
+            self.jobs.remove(&job);
+        }
+        if let Some(sw) = call.switch.and_then(|i| self.switches.get_mut(i)) {
+            sw.calls = sw.calls.saturating_sub(1);
+        }
+        self.out.push(Action::Forget { attempt });
+        self.campaign_call_over(now, &call.campaign, call.gateway.as_deref());
+    }
+
+    /// Asks the switch whether the call's channel still exists (when the switch is connected; else waits for it
+    /// to come back, or to be lost).
+    pub(super) fn reconcile(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if call.completing || call.decided.is_some() {
+            return;
+        }
+        call.reconciling = true;
+        let switch = call.switch;
+        let connected = switch
+            .and_then(|i| self.switches.get(i))
+            .is_some_and(|s| s.connected);
+        if let (Some(switch), true) = (switch, connected) {
+            self.out.push(Action::CheckExists { switch, attempt });
+        } else if call.adopted && switch.is_none() {
+            self.out.push(Action::Locate { attempt });
+        }
+        self.arm(attempt, now + dur(self.cfg.check_timeout));
+    }
+
+    pub(super) fn on_exists(&mut self, now: DateTime<Utc>, attempt: AttemptId, exists: bool) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if !call.reconciling || call.completing || call.hangup.is_some() {
+            return;
+        }
+        call.reconciling = false;
+        call.check_failures = 0;
+        if exists {
+            // Still up: keep tracking; look again later.
+            let wait = if call.answered_at.is_some() || call.adopted {
+                self.cfg.max_call
+            } else {
+                self.cfg.originate_grace
+            };
+            self.arm(attempt, now + dur(wait));
+            return;
+        }
+        tracing::info!(%attempt, "channel gone and its end never seen: lost attempt");
+        self.settle_lost(now, attempt);
+    }
+
+    /// `uuid_exists` failed or went unanswered: ask again, or settle the call as lost after too many failures.
+    pub(super) fn on_check_failed(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if !call.reconciling || call.completing {
+            return;
+        }
+        let connected = call
+            .switch
+            .and_then(|i| self.switches.get(i))
+            .is_some_and(|s| s.connected);
+        if !connected && !call.adopted {
+            // The switch is away: its return reconciles, its loss settles.
+            let at = now + dur(self.cfg.check_timeout);
+            self.arm(attempt, at);
+            return;
+        }
+        call.check_failures += 1;
+        if call.check_failures >= self.cfg.max_check_failures {
+            tracing::warn!(%attempt, failures = call.check_failures, "cannot tell whether the call is up: lost attempt");
+            self.settle_lost(now, attempt);
+        } else {
+            // Ask again after a back-off (1, 2, 4… s): the deadline's default branch reconciles.
+            call.reconciling = false;
+            let backoff = ChronoDuration::seconds(1 << (call.check_failures - 1).min(6));
+            self.arm(attempt, now + backoff);
+        }
+    }
+
+    /// Completes a call whose end can never be known as the campaign's `lost_attempt`.
+    pub(super) fn settle_lost(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        call.reconciling = false;
+        let class = call.version.lost_attempt_class();
+        metrics::counter!("fsdialer_lost_attempts_total").increment(1);
+        self.gateway_forget(attempt);
+        self.complete(now, attempt, LOST_CAUSE.into(), class, 0);
+    }
+
+    pub(super) fn on_job(&mut self, now: DateTime<Utc>, job: Uuid, body: &str) {
+        let Some(&attempt) = self.jobs.get(&job) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&attempt) else {
+            return;
+        };
+        if call.hangup.is_some() || call.completing || call.decided.is_some() {
+            return;
+        }
+        let text = body.trim_end();
+        let switch = call.switch;
+        if text.starts_with("+OK") {
+            self.switch_healthy(switch);
+            self.gateway_healthy(attempt);
+            // The originate returns when the call is answered.
+            self.on_answered(now, attempt);
+            return;
+        }
+        let named = text
+            .strip_prefix("-ERR")
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|w| is_known_cause(w));
+        match named {
+            Some(cause) if cause == CAPACITY_CAUSE && !call.channel_seen => {
+                // FreeSWITCH refused the session (sessions_per_second, max_sessions): ours, not the callee's.
+                let cause = cause.to_owned();
+                self.switch_refused(now, switch);
+                self.gateway_forget(attempt);
+                self.complete(now, attempt, cause, CauseClass::Minus, 0);
+            }
+            Some(cause) if is_local_failure(call, cause) => {
+                // A trunk or switch fault, not the callee: Minus, and it counts toward the gateway's breaker.
+                let cause = cause.to_owned();
+                self.gateway_failed(now, attempt);
+                self.complete(now, attempt, cause, CauseClass::Minus, 0);
+            }
+            Some(cause) => {
+                let cause = cause.to_owned();
+                self.switch_healthy(switch);
+                self.gateway_healthy(attempt);
+                let class = self.classify(attempt, &cause, false, 0);
+                self.complete(now, attempt, cause, class, 0);
+            }
+            None => {
+                // `-ERR` naming no hangup cause, or `-USAGE`: the switch refused the command itself. Ours: Minus,
+                // and a local failure of the gateway (a permanent fault opens its breaker instead of spinning).
+                tracing::error!(%attempt, reply = text, "originate refused");
+                self.gateway_failed(now, attempt);
+                self.complete(now, attempt, REFUSED_CAUSE.into(), CauseClass::Minus, 0);
+            }
+        }
+    }
+
+    pub(super) fn on_answered(&mut self, now: DateTime<Utc>, uuid: Uuid) {
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        call.channel_seen = true;
+        if call.answered_at.is_some() || call.hangup.is_some() || call.decided.is_some() {
+            return;
+        }
+        call.answered_at = Some(now);
+        call.reconciling = false;
+        let flow = call
+            .version
+            .callflow()
+            .is_some()
+            .then(|| (call.campaign.clone(), call.version.clone(), call.switch));
+        if let Some((campaign, version, Some(switch))) = flow {
+            call.callflow = CallflowState::Running;
+            self.out.push(Action::StartCallflow {
+                campaign,
+                version,
+                switch,
+                attempt: uuid,
+            });
+        }
+        self.gateway_healthy(uuid);
+        // An answered call may last long: look at it again after max_call if its end is not seen.
+        self.arm(uuid, now + dur(self.cfg.max_call));
+    }
+
+    pub(super) fn on_hangup(
+        &mut self,
+        now: DateTime<Utc>,
+        uuid: Uuid,
+        cause: String,
+        answered: bool,
+        billsec: u32,
+    ) {
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        if call.hangup.is_some() || call.completing || call.decided.is_some() {
+            return;
+        }
+        call.channel_seen = true;
+        call.reconciling = false;
+        if answered && call.answered_at.is_none() {
+            // The answer was never seen (it happened while the ESL socket was down, or before an adoption): it
+            // was `billsec` before the hangup.
+            call.answered_at = Some(now - ChronoDuration::seconds(i64::from(billsec)));
+        }
+        let answered = answered || call.answered_at.is_some();
+        let local = !answered && is_local_failure(call, &cause);
+        call.hangup = Some(HangupFacts {
+            cause: cause.clone(),
+            answered,
+            talk_secs: billsec,
+            at: now,
+        });
+        if local {
+            // A trunk or switch fault, not the callee: Minus, and it counts toward the gateway's breaker.
+            self.gateway_failed(now, uuid);
+            self.complete(now, uuid, cause, CauseClass::Minus, 0);
+            return;
+        }
+        self.gateway_healthy(uuid);
+        if call_flow_running(self.calls.get(&uuid)) {
+            self.arm(uuid, now + dur(self.cfg.callflow_grace));
+            return;
+        }
+        self.finish(now, uuid);
+    }
+
+    pub(super) fn on_callflow_done(
+        &mut self,
+        now: DateTime<Utc>,
+        uuid: Uuid,
+        result: Option<bool>,
+        error: Option<String>,
+        note: Option<String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        if let Some(e) = error {
+            tracing::info!(attempt = %uuid, error = e, "callflow ended with an error");
+        }
+        call.callflow = CallflowState::Done(result);
+        call.note = note;
+        if call.hangup.is_some() {
+            self.finish(now, uuid);
+        }
+    }
+
+    /// Completes a call whose hangup (and callflow, if any) are known.
+    fn finish(&mut self, now: DateTime<Utc>, uuid: Uuid) {
+        let Some(call) = self.calls.get(&uuid) else {
+            return;
+        };
+        if call.completing || call.decided.is_some() {
+            return;
+        }
+        let Some(h) = call.hangup.clone() else {
+            return;
+        };
+        let class = self.classify(uuid, &h.cause, h.answered, h.talk_secs);
+        self.complete(now, uuid, h.cause, class, h.talk_secs);
+    }
+
+    /// The class of an attempt's end: the callflow's `result` if it gave one, else the cause table (of the
+    /// campaign version the call was placed with) with the minimum-duration rule.
+    fn classify(&self, uuid: Uuid, cause: &str, answered: bool, talk_secs: u32) -> CauseClass {
+        let Some(call) = self.calls.get(&uuid) else {
+            return CauseClass::Retry;
+        };
+        if answered && let CallflowState::Done(Some(success)) = call.callflow {
+            return if success {
+                CauseClass::Ok
+            } else {
+                CauseClass::Retry
+            };
+        }
+        call.version
+            .effective_class(cause, answered, u64::from(talk_secs))
+    }
+
+    /// Decides the call's result and sends it to the store.
+    pub(super) fn complete(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        cause: String,
+        class: CauseClass,
+        talk: u32,
+    ) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if call.completing || call.decided.is_some() {
+            return;
+        }
+        call.decided = Some(Decided {
+            cause: cause.clone(),
+            class,
+            talk_secs: talk,
+        });
+        tracing::debug!(
+            campaign = call.campaign,
+            %attempt,
+            member = %call.claim.member_id,
+            cause,
+            class = class.as_str(),
+            talk_secs = talk,
+            "attempt ended"
+        );
+        self.send_result(now, attempt);
+    }
+
+    /// Sends the decided result (again) to the store.
+    fn send_result(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        let Some(decided) = call.decided.clone() else {
+            return;
+        };
+        call.completing = true;
+        let hangup_at = call.hangup.as_ref().map_or(now, |h| h.at);
+        let result = AttemptResult {
+            attempt_id: attempt,
+            member_id: call.claim.member_id,
+            cause: decided.cause,
+            class: decided.class,
+            answered_at: call.answered_at,
+            hangup_at: Some(hangup_at),
+            talk_secs: decided.talk_secs,
+            note: call.note.clone(),
+        };
+        let campaign = call.campaign.clone();
+        let gateway = call.gateway.clone();
+        // The store applies it with the campaign's latest policy (a deleted one: the call's own version).
+        let version = self
+            .campaigns
+            .get(&campaign)
+            .map_or_else(|| call.version.clone(), |c| c.valid.clone());
+        self.out.push(Action::Complete {
+            campaign,
+            version,
+            gateway,
+            result,
+        });
+        // A store that never answers: send again (completion is idempotent in the store).
+        self.arm(attempt, now + dur(self.cfg.check_timeout));
+    }
+
+    pub(super) fn on_completed(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        outcome: Result<CompleteOutcome, String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        let error = match outcome {
+            Ok(_) => {
+                self.drop_call(now, attempt);
+                return;
+            }
+            Err(e) => e,
+        };
+        call.completing = false;
+        call.store_failures += 1;
+        let failures = call.store_failures;
+        if failures > self.cfg.max_store_retries {
+            // A poison result: give it up so it cannot wedge the campaign; the member's lease is recovered later.
+            tracing::error!(%attempt, failures, error, "the store keeps refusing the result; giving it up");
+            let campaign = call.campaign.clone();
+            let decided = call.decided.clone().unwrap_or(Decided {
+                cause: LOST_CAUSE.into(),
+                class: CauseClass::Retry,
+                talk_secs: 0,
+            });
+            let result = AttemptResult {
+                attempt_id: attempt,
+                member_id: call.claim.member_id,
+                cause: decided.cause,
+                class: decided.class,
+                answered_at: call.answered_at,
+                hangup_at: call.hangup.as_ref().map(|h| h.at),
+                talk_secs: decided.talk_secs,
+                note: call.note.clone(),
+            };
+            self.out.push(Action::ResultFailed {
+                campaign,
+                result,
+                reason: error,
+            });
+            self.drop_call(now, attempt);
+            return;
+        }
+        // Send the same result again after a back-off (completion is idempotent in the store).
+        let backoff =
+            (ChronoDuration::seconds(1) * (1 << (failures - 1).min(6))).min(STORE_RETRY_MAX);
+        tracing::warn!(%attempt, failures, error, "the store did not take the result; retrying");
+        self.arm(attempt, now + backoff);
+    }
+
+    pub(super) fn on_revoked(&mut self, now: DateTime<Utc>, attempts: Vec<AttemptId>) {
+        for a in attempts {
+            let Some(call) = self.calls.get(&a) else {
+                continue;
+            };
+            if call.completing {
+                continue;
+            }
+            if let Some(switch) = call.switch {
+                self.out.push(Action::Kill {
+                    switch,
+                    uuid: a,
+                    cause: "MANAGER_REQUEST".into(),
+                });
+            }
+            self.gateway_forget(a);
+            self.drop_call(now, a);
+        }
+    }
+
+    /// Takes back attempts this node held before it restarted (see the module documentation).
+    pub(super) fn adopt(&mut self, now: DateTime<Utc>, id: &str, claims: Vec<Claim>) {
+        if !self.campaigns.contains_key(id) {
+            tracing::warn!(
+                campaign = id,
+                claims = claims.len(),
+                "cannot adopt calls of an unknown campaign"
+            );
+            return;
+        }
+        for claim in claims {
+            let attempt = claim.attempt_id;
+            if self.calls.contains_key(&attempt) {
+                continue;
+            }
+            self.track(now, id, claim, None, None, None);
+            if let Some(call) = self.calls.get_mut(&attempt) {
+                call.adopted = true;
+                call.channel_seen = true;
+            }
+            tracing::info!(campaign = id, %attempt, "adopting a call of the previous run");
+            self.reconcile(now, attempt);
+        }
+    }
+
+    pub(super) fn on_located(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        switch: Option<usize>,
+    ) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if !call.adopted || call.switch.is_some() || call.completing || call.hangup.is_some() {
+            return;
+        }
+        match switch {
+            Some(i) if i < self.switches.len() => {
+                call.switch = Some(i);
+                call.reconciling = false;
+                call.check_failures = 0;
+                self.switches[i].calls += 1;
+                let at = now + dur(self.cfg.max_call);
+                self.arm(attempt, at);
+            }
+            _ => {
+                tracing::info!(%attempt, "adopted call is on no switch: lost attempt");
+                self.settle_lost(now, attempt);
+            }
+        }
+    }
+
+    /// Calls whose deadline passed.
+    pub(super) fn poll_deadlines(&mut self, now: DateTime<Utc>) {
+        let mut due: Vec<AttemptId> = Vec::new();
+        while let Some(Reverse((at, a))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.calls.get(&a).is_some_and(|c| c.deadline == Some(at)) {
+                due.push(a);
+            }
+        }
+        for a in due {
+            let Some(call) = self.calls.get_mut(&a) else {
+                continue;
+            };
+            call.deadline = None;
+            if call.completing {
+                // The store never answered: send the result again.
+                call.completing = false;
+                self.send_result(now, a);
+            } else if call.decided.is_some() {
+                // The store refused it: its back-off is over.
+                self.send_result(now, a);
+            } else if call.hangup.is_some() {
+                // The callflow did not report in time after the hangup: complete without it.
+                call.callflow = CallflowState::Done(None);
+                self.finish(now, a);
+            } else if call.reconciling {
+                self.on_check_failed(now, a);
+            } else {
+                self.reconcile(now, a);
+            }
+        }
+    }
+}
+
+/// Whether `cause` is a local failure (trunk or switch) of the gateway the call was placed on.
+fn is_local_failure(call: &Call, cause: &str) -> bool {
+    call.gateway.as_deref().is_some_and(|g| {
+        call.version
+            .gateways()
+            .by_name(g)
+            .is_some_and(|(_, gw)| gw.is_local_failure(cause))
+    })
+}
+
+fn call_flow_running(call: Option<&Call>) -> bool {
+    call.is_some_and(|c| c.callflow == CallflowState::Running)
+}

@@ -1,0 +1,486 @@
+//! The engine core: a pure state machine that decides what to dial, and what every call's end means.
+//!
+//! Like quinn-proto, it does no IO and reads no clock: the shell feeds it [`Input`]s with the current time and
+//! carries out the [`Action`]s it returns (store operations, ESL commands), feeding the answers back as inputs.
+//! Tests drive it on virtual time. It is split by concern, as quinn-proto splits its connection:
+//! - [`campaigns`](self::campaigns): each campaign's run state — edits applied in flight, claims paced under the
+//!   campaign's `limit`, its CPS bucket and a fair share of the switches' free sessions, leases, states, drain;
+//! - [`routing`](self::routing): gateway and switch choice; gateways are known **by name**, so an edit that adds,
+//!   removes, reorders or renames gateways never moves a call's slot to another gateway; each gateway has a
+//!   circuit breaker that local failures (trunk or switch faults) open;
+//! - [`calls`](self::calls): one attempt's life — job, answer, hangup, callflow, classification (SPEC §4),
+//!   completion (retried with back-off, then given up and reported), reconciliation with `uuid_exists`, adoption
+//!   after a restart. Every tracked call has a deadline in every state, so none can stay active forever.
+//!
+//! A call keeps the campaign version it was placed with (its causes, callflow and gateways), so an edit never
+//! changes how a call in progress is judged.
+
+mod calls;
+mod campaigns;
+mod routing;
+
+use chrono::{DateTime, Utc};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::originate::Originate;
+use super::state::{CampaignState, Transition};
+use crate::campaign::config::ValidCampaign;
+use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome, QueuePolicy};
+
+pub use calls::{Call, CallflowState, Decided, HangupFacts};
+use campaigns::CampaignRun;
+use routing::SwitchState;
+
+/// Cause of an attempt whose end was never seen and whose channel is gone.
+pub const LOST_CAUSE: &str = "LOST_ATTEMPT";
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// This engine node's id (leases are held in its name).
+    pub node: String,
+    /// Lease of a claimed attempt; renewed every third of it while the call lasts.
+    pub lease: Duration,
+    /// Most members asked for in one claim.
+    pub claim_batch: u32,
+    /// Longest back-off between claims of a campaign whose queue had nothing due.
+    pub idle_poll_max: Duration,
+    /// How long after `originate_timeout` an unanswered originate may stay silent before it is reconciled.
+    pub originate_grace: Duration,
+    /// How long the core waits for a running callflow to report after the hangup.
+    pub callflow_grace: Duration,
+    /// How long an answered call goes without a look at the switch (`uuid_exists`): a call whose hangup was
+    /// missed is found at the latest this long after its answer (`max_call_sec`).
+    pub max_call: Duration,
+    /// How long a `uuid_exists` (or the store's answer to a completion) may stay unanswered before it is asked
+    /// again. A safety net: the shell answers every such request within its own (real-time) timeout, so this is
+    /// long enough that a sped-up clock cannot outrun a slow but healthy switch or store.
+    pub check_timeout: Duration,
+    /// Unanswered or failed `uuid_exists` in a row after which the call is settled as lost.
+    pub max_check_failures: u32,
+    /// Times the store may refuse a result before it is given up and reported as failed.
+    pub max_store_retries: u32,
+    /// A switch disconnected this long has its calls settled as lost and their slots freed
+    /// (`switch_lost_after_sec`).
+    pub switch_lost_after: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            node: "node-1".into(),
+            lease: Duration::from_secs(60),
+            claim_batch: 100,
+            idle_poll_max: Duration::from_secs(2),
+            originate_grace: Duration::from_secs(30),
+            callflow_grace: Duration::from_secs(5),
+            max_call: Duration::from_secs(4 * 3600),
+            check_timeout: Duration::from_secs(300),
+            max_check_failures: 5,
+            max_store_retries: 8,
+            switch_lost_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A FreeSWITCH node as the core sees it.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    pub name: String,
+    /// `max_sessions` of the switch.
+    pub max_sessions: u32,
+    /// `sessions_per_second` of the switch; the core paces at one less (FreeSWITCH's own bucket lets 29 of 30 by).
+    pub sessions_per_second: u32,
+    /// Sessions one call uses on this switch (a `loopback/` call takes two: its a- and b-leg).
+    pub sessions_per_call: u32,
+}
+
+/// What the shell tells the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A campaign to run (or its new configuration). Starts idle; `Run` starts it.
+    Upsert(Arc<ValidCampaign>),
+    /// The campaign was deleted: it places no new call and is forgotten once its calls are over.
+    Remove(String),
+    /// Operator commands.
+    Run(String),
+    Stop(String),
+    /// New members were added: claim again now.
+    Wake(String),
+    /// The process is shutting down: claim nothing more; calls in progress finish (see [`Core::is_drained`]).
+    Drain,
+    /// Attempts this node held before it restarted (its leases in the store): track them again. Each is looked
+    /// for on the switches ([`Action::Locate`]); a call still up finishes with its real outcome.
+    Adopt {
+        campaign: String,
+        claims: Vec<Claim>,
+    },
+    /// The answer to [`Action::Locate`]: the switch the channel is up on, `None` when no switch has it.
+    Located {
+        attempt: AttemptId,
+        switch: Option<usize>,
+    },
+    /// The answer to [`Action::Claim`].
+    Claimed {
+        campaign: String,
+        batch: ClaimBatch,
+    },
+    /// [`Action::Claim`] failed (store error): retry later.
+    ClaimFailed {
+        campaign: String,
+        error: String,
+    },
+    /// [`Action::Originate`] could not be carried out. `sent` says whether the command may have reached the
+    /// switch (connection lost after the write): then the call is reconciled, else the claim is released.
+    OriginateFailed {
+        attempt: AttemptId,
+        sent: bool,
+        error: String,
+    },
+    /// The shell could not take a shared gateway slot or token for this attempt.
+    GatewayBusy {
+        attempt: AttemptId,
+    },
+    /// A BACKGROUND_JOB for one of our Job-UUIDs: `+OK <uuid>` or `-ERR <CAUSE>`.
+    JobResult {
+        job: Uuid,
+        body: String,
+    },
+    /// Any channel event for the uuid (CHANNEL_CREATE and the like): the channel exists.
+    ChannelSeen {
+        uuid: Uuid,
+    },
+    /// CHANNEL_ANSWER.
+    Answered {
+        uuid: Uuid,
+    },
+    /// CHANNEL_HANGUP_COMPLETE.
+    Hangup {
+        uuid: Uuid,
+        cause: String,
+        answered: bool,
+        billsec: u32,
+    },
+    /// The callflow of a call ended; `result` is its `result {success}` if it ran one, `note` its summary
+    /// (recorded with the attempt).
+    CallflowDone {
+        uuid: Uuid,
+        result: Option<bool>,
+        error: Option<String>,
+        note: Option<String>,
+    },
+    /// The answer to [`Action::Complete`].
+    Completed {
+        attempt: AttemptId,
+        outcome: Result<CompleteOutcome, String>,
+    },
+    /// The answer to [`Action::CheckExists`].
+    Exists {
+        attempt: AttemptId,
+        exists: bool,
+    },
+    /// [`Action::CheckExists`] could not be answered (the command failed or timed out).
+    CheckFailed {
+        attempt: AttemptId,
+    },
+    /// Attempts the store says are no longer ours (terminated, recovered): drop and hang up their calls.
+    Revoked {
+        attempts: Vec<AttemptId>,
+    },
+    /// The answer to [`Action::CheckExhausted`]: members that may still be called.
+    QueueState {
+        campaign: String,
+        waiting: u64,
+    },
+    /// A switch connected (again) or was lost.
+    SwitchUp(usize),
+    SwitchDown(usize),
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Claim up to `max` members of the campaign (`store.claim`, after the shared CPS bucket).
+    Claim { campaign: String, max: u32 },
+    /// `bgapi originate <args>` with `Job-UUID: job` on `switch`, after taking the gateway's shared slot
+    /// (report [`Input::GatewayBusy`] if there is none).
+    Originate {
+        campaign: String,
+        switch: usize,
+        attempt: AttemptId,
+        job: Uuid,
+        gateway: String,
+        gateway_limit: Option<u32>,
+        originate: Originate,
+    },
+    /// Undo a claim without counting it; the member is due again not before `not_before`.
+    Release {
+        campaign: String,
+        attempt: AttemptId,
+        member: crate::store::MemberId,
+        not_before: Option<DateTime<Utc>>,
+    },
+    /// Apply the attempt's result in the store (and free its gateway slot). `version` is the campaign as the
+    /// store must apply it (its queue policy and calendar).
+    Complete {
+        campaign: String,
+        version: Arc<ValidCampaign>,
+        gateway: Option<String>,
+        result: AttemptResult,
+    },
+    /// The store refused the result `max_store_retries` times: it is given up (the member stays in its call
+    /// until its lease is recovered). Report it (log, metric, API).
+    ResultFailed {
+        campaign: String,
+        result: AttemptResult,
+        reason: String,
+    },
+    /// Run the callflow of `version` (the campaign as the call was placed) on this answered call.
+    StartCallflow {
+        campaign: String,
+        version: Arc<ValidCampaign>,
+        switch: usize,
+        attempt: AttemptId,
+    },
+    /// Hang the channel up (`uuid_kill <uuid> <cause>`).
+    Kill {
+        switch: usize,
+        uuid: Uuid,
+        cause: String,
+    },
+    /// `uuid_exists <uuid>` on the switch.
+    CheckExists { switch: usize, attempt: AttemptId },
+    /// Find the switch an adopted call is up on (`uuid_exists` on each); answer with [`Input::Located`].
+    Locate { attempt: AttemptId },
+    /// Count the campaign's members that may still be called.
+    CheckExhausted { campaign: String },
+    /// Renew the leases of these calls.
+    Renew {
+        campaign: String,
+        attempts: Vec<AttemptId>,
+    },
+    /// Recover attempts of vanished nodes.
+    Recover { campaign: String },
+    /// The call is forgotten: drop whatever the shell keeps for it (its slot, if nothing released it yet).
+    Forget { attempt: AttemptId },
+    /// A campaign state change, to record in its history.
+    History {
+        campaign: String,
+        transition: Transition,
+    },
+}
+
+/// The engine core. See the module documentation.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    campaigns: BTreeMap<String, CampaignRun>,
+    calls: HashMap<AttemptId, Call>,
+    jobs: HashMap<Uuid, AttemptId>,
+    switches: Vec<SwitchState>,
+    out: Vec<Action>,
+    /// Every call deadline ever set, earliest first, so time costs O(log n) per call instead of a scan of every
+    /// call on each input. An entry whose call is gone or whose deadline changed since is skipped when it pops.
+    deadlines: BinaryHeap<Reverse<(DateTime<Utc>, AttemptId)>>,
+    /// Shutting down: no new claims.
+    draining: bool,
+}
+
+fn dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The store policy of a campaign.
+pub fn policy_of(v: &ValidCampaign) -> QueuePolicy {
+    let c = v.config();
+    QueuePolicy {
+        limit: c.limit,
+        max_tries: c.max_tries,
+        wait_between_retries_sec: u32::try_from(c.wait_between_retries_sec).unwrap_or(u32::MAX),
+        member_order: c.member_order,
+        number_order: c.number_order,
+        tries_per_number: c.tries_per_number,
+        lost_attempt: c.lost_attempt,
+    }
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig, switches: Vec<SwitchConfig>, now: DateTime<Utc>) -> Core {
+        Core {
+            cfg,
+            campaigns: BTreeMap::new(),
+            calls: HashMap::new(),
+            jobs: HashMap::new(),
+            switches: switches
+                .into_iter()
+                .map(|s| SwitchState::new(s, now))
+                .collect(),
+            out: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            draining: false,
+        }
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// The campaign's validated configuration (its latest version).
+    pub fn campaign(&self, id: &str) -> Option<&Arc<ValidCampaign>> {
+        self.campaigns.get(id).map(|c| &c.valid)
+    }
+
+    /// The store policy of a campaign.
+    pub fn policy(&self, id: &str) -> Option<&QueuePolicy> {
+        self.campaigns.get(id).map(|c| &c.policy)
+    }
+
+    pub fn state(&self, id: &str) -> Option<CampaignState> {
+        self.campaigns.get(id).map(|c| c.sm.state())
+    }
+
+    /// Campaigns the core knows.
+    pub fn campaign_ids(&self) -> impl Iterator<Item = &str> {
+        self.campaigns.keys().map(String::as_str)
+    }
+
+    /// Calls in flight on this node.
+    pub fn calls(&self) -> &HashMap<AttemptId, Call> {
+        &self.calls
+    }
+
+    /// Calls in flight of one campaign.
+    pub fn active(&self, id: &str) -> u32 {
+        self.campaigns.get(id).map_or(0, |c| c.active)
+    }
+
+    /// Calls in flight on one gateway of a campaign (by name).
+    pub fn gateway_active(&self, id: &str, gateway: &str) -> u32 {
+        self.campaigns
+            .get(id)
+            .and_then(|c| c.gateways.get(gateway))
+            .map_or(0, |g| g.active)
+    }
+
+    /// Whether the gateway's circuit breaker keeps new calls off it now.
+    pub fn gateway_paused(&self, id: &str, gateway: &str, now: DateTime<Utc>) -> bool {
+        self.campaigns
+            .get(id)
+            .and_then(|c| c.gateways.get(gateway))
+            .is_some_and(|g| !g.breaker.admits(now))
+    }
+
+    /// Draining and no call left in flight: the process may exit.
+    pub fn is_drained(&self) -> bool {
+        self.draining && self.calls.is_empty()
+    }
+
+    /// Feeds one input; returns the actions it caused (plus any that time made due).
+    pub fn handle(&mut self, now: DateTime<Utc>, input: Input) -> Vec<Action> {
+        self.on_input(now, input);
+        self.poll_into(now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Time passed: returns what became due.
+    pub fn poll(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        self.poll_into(now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// The next instant at which [`poll`](Self::poll) has something to do, if any.
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut at = |t: DateTime<Utc>| next = Some(next.map_or(t, |n| n.min(t)));
+        for c in self.campaigns.values() {
+            if c.looks_for_members() && !self.draining && c.pending_claim.is_none() {
+                at(c.next_claim_at);
+            }
+            if c.sm.state().is_active() {
+                at(c.next_recover);
+            }
+            if c.active > 0 {
+                at(c.next_renew);
+            }
+        }
+        for s in &self.switches {
+            if let Some(at_lost) = s.lost_at(dur(self.cfg.switch_lost_after)) {
+                at(at_lost);
+            }
+        }
+        // The earliest entry may be stale (its call gone or re-armed): an early wake-up that pops it.
+        if let Some(Reverse((d, _))) = self.deadlines.peek() {
+            at(*d);
+        }
+        next
+    }
+
+    fn on_input(&mut self, now: DateTime<Utc>, input: Input) {
+        match input {
+            Input::Upsert(valid) => self.upsert(now, valid),
+            Input::Remove(id) => self.remove(now, &id),
+            Input::Run(id) => self.run(now, &id),
+            Input::Stop(id) => self.stop(now, &id),
+            Input::Wake(id) => self.wake(now, &id),
+            Input::Drain => self.drain(now),
+            Input::Adopt { campaign, claims } => self.adopt(now, &campaign, claims),
+            Input::Located { attempt, switch } => self.on_located(now, attempt, switch),
+            Input::Claimed { campaign, batch } => self.on_claimed(now, &campaign, batch),
+            Input::ClaimFailed { campaign, error } => self.on_claim_failed(now, &campaign, &error),
+            Input::OriginateFailed {
+                attempt,
+                sent,
+                error,
+            } => self.on_originate_failed(now, attempt, sent, &error),
+            Input::GatewayBusy { attempt } => self.on_gateway_busy(now, attempt),
+            Input::JobResult { job, body } => self.on_job(now, job, &body),
+            Input::ChannelSeen { uuid } => {
+                if let Some(call) = self.calls.get_mut(&uuid) {
+                    call.channel_seen = true;
+                }
+            }
+            Input::Answered { uuid } => self.on_answered(now, uuid),
+            Input::Hangup {
+                uuid,
+                cause,
+                answered,
+                billsec,
+            } => self.on_hangup(now, uuid, cause, answered, billsec),
+            Input::CallflowDone {
+                uuid,
+                result,
+                error,
+                note,
+            } => self.on_callflow_done(now, uuid, result, error, note),
+            Input::Completed { attempt, outcome } => self.on_completed(now, attempt, outcome),
+            Input::Exists { attempt, exists } => self.on_exists(now, attempt, exists),
+            Input::CheckFailed { attempt } => self.on_check_failed(now, attempt),
+            Input::Revoked { attempts } => self.on_revoked(now, attempts),
+            Input::QueueState { campaign, waiting } => self.on_queue_state(now, &campaign, waiting),
+            Input::SwitchUp(i) => self.on_switch_up(now, i),
+            Input::SwitchDown(i) => {
+                if let Some(sw) = self.switches.get_mut(i) {
+                    sw.disconnected(now);
+                }
+            }
+        }
+    }
+
+    fn poll_into(&mut self, now: DateTime<Utc>) {
+        self.poll_campaigns(now);
+        self.poll_switches_lost(now);
+        self.poll_deadlines(now);
+    }
+
+    /// Arms a call's deadline.
+    fn arm(&mut self, attempt: AttemptId, at: DateTime<Utc>) {
+        if let Some(call) = self.calls.get_mut(&attempt) {
+            call.deadline = Some(at);
+            self.deadlines.push(Reverse((at, attempt)));
+        }
+    }
+}

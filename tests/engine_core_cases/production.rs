@@ -1,0 +1,396 @@
+//! The core's production rules on virtual time: campaign edits with calls in flight, the gateway circuit breaker,
+//! deadlines in every call state, a poison result, a lost switch, drain, adoption after a restart, deletion.
+
+use super::core_support::*;
+use chrono::Duration;
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::campaign::member::MemberInput;
+use fsdialer::engine::core::{CoreConfig, Input, LOST_CAUSE};
+use fsdialer::engine::state::CampaignState;
+use fsdialer::store::{MemberId, MemberState};
+
+fn members(n: usize, number: &str) -> Vec<MemberInput> {
+    (0..n)
+        .map(|i| member(&format!("m{i}"), &[number]))
+        .collect()
+}
+
+/// Every completion freed the slot of the gateway its call was placed on.
+fn assert_slots_released_where_taken(h: &Harness) {
+    for (attempt, gw) in &h.completed_on {
+        assert_eq!(
+            gw.as_deref(),
+            h.originated_on.get(attempt).map(String::as_str),
+            "attempt {attempt}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn removing_a_gateway_with_calls_in_flight_keeps_each_call_on_its_own_gateway() {
+    let two = campaign_with_gateways(
+        "",
+        &format!("{}{}", gateway("first", "limit = 2"), gateway("second", "")),
+    );
+    let mut h = Harness::new(two, &members(5, "answer_100")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "first"), 2);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "second"), 3);
+    // The edit keeps only the second gateway (what panicked before: positions shifted under calls in flight).
+    h.edit(campaign_with_gateways("", &gateway("second", "")))
+        .await;
+    assert_eq!(
+        h.core.gateway_active(CAMPAIGN, "first"),
+        2,
+        "calls keep their gateway"
+    );
+    h.run_for(3600).await;
+    for id in 1..=5 {
+        assert!(h.member(id).await.success, "member {id}");
+    }
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "first"), 0);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "second"), 0);
+    assert_slots_released_where_taken(&h);
+}
+
+#[tokio::test]
+async fn reordering_and_renaming_gateways_moves_no_slot() {
+    let v1 = campaign_with_gateways(
+        "",
+        &format!(
+            "{}{}",
+            gateway("alpha", "limit = 1"),
+            gateway("beta", "limit = 1")
+        ),
+    );
+    let mut h = Harness::new(v1, &members(4, "answer_100")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "alpha"), 1);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "beta"), 1);
+    // beta first, alpha renamed to gamma: the call on alpha stays alpha's; gamma is a new gateway with room.
+    h.edit(campaign_with_gateways(
+        "",
+        &format!(
+            "{}{}",
+            gateway("beta", "limit = 1"),
+            gateway("gamma", "limit = 1")
+        ),
+    ))
+    .await;
+    h.run_for(1).await;
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "alpha"), 1);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "beta"), 1);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "gamma"), 1);
+    h.run_for(3600).await;
+    for id in 1..=4 {
+        assert!(h.member(id).await.success, "member {id}");
+    }
+    assert_slots_released_where_taken(&h);
+    assert_eq!(h.core.gateway_active(CAMPAIGN, "alpha"), 0);
+}
+
+#[tokio::test]
+async fn lowering_the_limit_below_the_calls_in_progress_places_nothing_until_under_it_and_kills_nothing()
+ {
+    let mut h = Harness::new(campaign(""), &members(20, "answer_100")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(h.core.active(CAMPAIGN), 10);
+    h.edit(campaign("limit = 3")).await;
+    h.run_for(60).await;
+    assert_eq!(h.core.active(CAMPAIGN), 10, "nothing killed, nothing added");
+    assert_eq!(h.dialled.len(), 10);
+    assert_eq!(h.kills, 0);
+    // The ten end at ~103 s; then at most three at a time.
+    h.run_for(40).await;
+    assert!(h.core.active(CAMPAIGN) <= 3);
+    h.run_for(3600).await;
+    assert_eq!(h.dialled.len(), 20);
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Done));
+}
+
+#[tokio::test]
+async fn making_a_campaign_eternal_in_flight_keeps_it_running_when_the_queue_empties() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_20")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    h.edit(campaign("eternal = true")).await;
+    h.run_for(600).await;
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Running));
+    // And the other way round: no longer eternal, it gets done.
+    h.edit(campaign("eternal = false")).await;
+    h.run_for(60).await;
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Done));
+}
+
+#[tokio::test]
+async fn an_expired_campaign_runs_again_when_its_calendar_end_is_extended() {
+    let calendar = |end: &str| {
+        format!(
+            "[calendar]\ntimezone = \"UTC\"\nend = \"{end}\"\naccept = [{}]\n",
+            (1..=7)
+                .map(|d| format!("{{ weekday = {d}, start_min = 0, end_min = 1440 }}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut h = Harness::new(
+        campaign(&calendar("2026-11-23T12:01:00Z")),
+        &members(3, "busy"),
+    )
+    .await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(120).await;
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Expired));
+    h.edit(campaign(&calendar("2026-11-30T00:00:00Z"))).await;
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Idle));
+    h.store
+        .add(CAMPAIGN, &[member("late", &["answer_20"])], h.now)
+        .await
+        .unwrap();
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Running));
+    h.run_for(600).await;
+    assert!(h.member(4).await.success, "it dials again");
+}
+
+#[tokio::test]
+async fn calls_in_progress_are_judged_by_the_version_they_were_placed_with() {
+    // v1: 10 s is enough for success; v2 (edited while the call is up) wants 60 s.
+    let mut h = Harness::new(campaign(""), &[member("A", &["answer_20"])]).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    h.edit(campaign("min_success_duration_sec = 60")).await;
+    h.run_for(600).await;
+    let m = h.member(1).await;
+    assert!(m.success, "judged by v1");
+    // A call placed after the edit is judged by v2.
+    h.store
+        .add(CAMPAIGN, &[member("B", &["answer_20"])], h.now)
+        .await
+        .unwrap();
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(100).await;
+    let b = h.history(2).await;
+    assert_eq!(b[0].class, CauseClass::Retry, "judged by v2: too short");
+}
+
+#[tokio::test]
+async fn a_trunk_down_opens_the_breaker_costs_no_try_and_dialling_resumes_after() {
+    let mut h = Harness::new(campaign(""), &members(20, "trunk_20")).await;
+    h.trunk_down_until = Some(h.now + Duration::seconds(60));
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    // The first calls are in flight before any failure comes back (limit 10, and a few more while the first
+    // three failures arrive); three failures open the breaker.
+    h.run_for(1).await;
+    let burst = h.dialled.len();
+    assert!(burst <= 13, "{burst} in the first burst");
+    // From then on, only the probe each back-off lets through (at 2, 6, 14 and 30 s).
+    h.run_for(29).await;
+    let probes = h.dialled.len() - burst;
+    assert!(
+        (1..=4).contains(&probes),
+        "{probes} calls after the breaker opened"
+    );
+    assert!(h.core.gateway_paused(CAMPAIGN, "loop", h.now));
+    for id in 1..=20 {
+        let m = h.member(id).await;
+        assert_eq!(m.tries, 0, "member {id}");
+        assert_ne!(m.state, MemberState::Ended, "member {id}");
+        for a in h.history(id).await {
+            assert_eq!(
+                (a.cause.as_str(), a.class),
+                ("GATEWAY_DOWN", CauseClass::Minus)
+            );
+        }
+    }
+    // The trunk comes back: a probe closes the breaker and everyone is called.
+    h.run_for(3600).await;
+    assert!(!h.core.gateway_paused(CAMPAIGN, "loop", h.now));
+    for id in 1..=20 {
+        assert!(h.member(id).await.success, "member {id}");
+    }
+}
+
+#[tokio::test]
+async fn a_hangup_never_seen_on_an_answered_call_is_found_after_max_call_sec() {
+    let cfg = CoreConfig {
+        max_call: std::time::Duration::from_secs(600),
+        ..CoreConfig::default()
+    };
+    let store = fsdialer::store::Store::memory();
+    store
+        .add(CAMPAIGN, &[member("A", &["answered_silent"])], start())
+        .await
+        .unwrap();
+    let mut h = Harness::with_store(campaign(""), store, start(), cfg).await;
+    h.exists_answer = Some(true);
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(700).await;
+    assert_eq!(h.core.active(CAMPAIGN), 1, "still up: kept");
+    assert!(h.history(1).await.is_empty());
+    h.exists_answer = Some(false);
+    // The next look, max_call_sec later, finds it gone.
+    h.run_for(510).await;
+    let hist = h.history(1).await;
+    assert_eq!(hist.len(), 1);
+    assert_eq!(hist[0].cause, LOST_CAUSE);
+    assert_eq!(hist[0].answer_at, Some(start() + Duration::seconds(3)));
+}
+
+#[tokio::test]
+async fn uuid_exists_failures_are_retried_then_the_call_is_settled_as_lost() {
+    let mut h = Harness::new(campaign(""), &[member("A", &["silent"])]).await;
+    h.exists_answer = None;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    // originate_timeout 30 s + grace 30 s, then five failed checks 10 s apart.
+    h.run_for(100).await;
+    assert_eq!(h.core.active(CAMPAIGN), 0);
+    assert_eq!(h.history(1).await[0].cause, LOST_CAUSE);
+    assert_eq!(h.core.calls().len(), 0);
+}
+
+#[tokio::test]
+async fn a_poison_result_is_given_up_after_bounded_retries_and_the_rest_go_through() {
+    let mut h = Harness::new(campaign(""), &members(3, "answer_20")).await;
+    h.poisoned.insert(MemberId(2));
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(600).await;
+    assert!(h.member(1).await.success);
+    assert!(h.member(3).await.success);
+    assert_eq!(h.failed.len(), 1, "the poison result was given up once");
+    assert_eq!(h.core.active(CAMPAIGN), 0, "its slot is free");
+    assert_eq!(h.core.calls().len(), 0);
+}
+
+#[tokio::test]
+async fn a_switch_lost_for_good_has_its_calls_settled_and_their_slots_freed() {
+    let mut h = Harness::new(campaign(""), &members(4, "answer_1000")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(h.core.active(CAMPAIGN), 4);
+    h.pending.clear();
+    h.input(Input::SwitchDown(0)).await;
+    h.run_for(60).await;
+    assert_eq!(h.core.active(CAMPAIGN), 4, "not yet: it may come back");
+    h.run_for(70).await;
+    assert_eq!(h.core.active(CAMPAIGN), 0);
+    for id in 1..=4 {
+        assert_eq!(h.history(id).await[0].cause, LOST_CAUSE);
+    }
+}
+
+#[tokio::test]
+async fn drain_claims_nothing_more_and_ends_when_the_calls_in_progress_are_over() {
+    let mut h = Harness::new(campaign("limit = 2"), &members(6, "answer_50")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(h.dialled.len(), 2);
+    h.input(Input::Drain).await;
+    assert!(!h.core.is_drained());
+    h.run_for(600).await;
+    assert!(h.core.is_drained());
+    assert_eq!(h.dialled.len(), 2, "no new call while draining");
+    assert!(h.member(1).await.success);
+    assert!(h.member(2).await.success);
+    // The campaign is still "running" for the next process: draining is not a stop.
+    assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Running));
+}
+
+#[tokio::test]
+async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outcome() {
+    let mut first = Harness::new(campaign(""), &members(3, "answer_100")).await;
+    first.input(Input::Run(CAMPAIGN.into())).await;
+    first.run_for(10).await;
+    let claims: Vec<_> = first
+        .core
+        .calls()
+        .values()
+        .map(|c| c.claim.clone())
+        .collect();
+    assert_eq!(claims.len(), 3);
+    // The process dies; a new one with the same node id starts over the same store.
+    let mut second = Harness::with_store(
+        campaign(""),
+        first.store.clone(),
+        first.now,
+        CoreConfig::default(),
+    )
+    .await;
+    second.located = Some(0);
+    second
+        .input(Input::Adopt {
+            campaign: CAMPAIGN.into(),
+            claims: claims.clone(),
+        })
+        .await;
+    assert_eq!(second.core.active(CAMPAIGN), 3);
+    // The calls end normally on the switch; the new process hears it.
+    second.run_for(90).await;
+    for c in &claims {
+        second
+            .input(Input::Hangup {
+                uuid: c.attempt_id,
+                cause: "NORMAL_CLEARING".into(),
+                answered: true,
+                billsec: 97,
+            })
+            .await;
+    }
+    for id in 1..=3 {
+        let m = second.member(id).await;
+        assert!(m.success, "member {id}");
+        assert_eq!(m.attempts, 1);
+        let hist = second.history(id).await;
+        assert_eq!(hist.len(), 1);
+        assert_eq!(hist[0].talk_secs, 97);
+    }
+}
+
+#[tokio::test]
+async fn an_adopted_call_on_no_switch_is_lost_once() {
+    let mut first = Harness::new(campaign(""), &members(1, "answer_100")).await;
+    first.input(Input::Run(CAMPAIGN.into())).await;
+    first.run_for(10).await;
+    let claims: Vec<_> = first
+        .core
+        .calls()
+        .values()
+        .map(|c| c.claim.clone())
+        .collect();
+    let mut second = Harness::with_store(
+        campaign(""),
+        first.store.clone(),
+        first.now,
+        CoreConfig::default(),
+    )
+    .await;
+    second.located = None;
+    second
+        .input(Input::Adopt {
+            campaign: CAMPAIGN.into(),
+            claims,
+        })
+        .await;
+    assert_eq!(second.core.active(CAMPAIGN), 0);
+    let hist = second.history(1).await;
+    assert_eq!(hist.len(), 1);
+    assert_eq!(hist[0].cause, LOST_CAUSE);
+}
+
+#[tokio::test]
+async fn a_deleted_campaign_is_forgotten_once_its_calls_are_over() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_30")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    h.input(Input::Remove(CAMPAIGN.into())).await;
+    assert!(
+        h.core.campaign(CAMPAIGN).is_some(),
+        "kept while calls are up"
+    );
+    h.run_for(600).await;
+    assert!(h.core.campaign(CAMPAIGN).is_none());
+    assert!(h.member(1).await.success);
+}
