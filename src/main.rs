@@ -179,8 +179,22 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let running = fsdialer::run::start(cfg, |k| std::env::var(k).ok(), generate).await?;
         print!("{}", running.banner());
-        running.wait().await.context("api server")?;
-        Ok(ExitCode::SUCCESS)
+        use fsdialer::run::Exit;
+        Ok(match running.wait().await {
+            Exit::Drained => ExitCode::SUCCESS,
+            Exit::LeftCalls(n) => {
+                eprintln!("fsdialer: {n} calls left up for the next start to adopt");
+                ExitCode::SUCCESS
+            }
+            Exit::EngineFailed(why) => {
+                eprintln!("fsdialer: the engine failed: {why}");
+                ExitCode::from(70)
+            }
+            Exit::ServerFailed(why) => {
+                eprintln!("fsdialer: the API server failed: {why}");
+                ExitCode::from(71)
+            }
+        })
     })
 }
 

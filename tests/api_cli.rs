@@ -254,3 +254,5 @@ async fn the_embedded_default_generates_an_admin_key_that_works() {
     );
     running.shutdown().await;
 }
+#[path = "cli_cases/lifecycle.rs"]
+mod lifecycle;

@@ -1240,7 +1240,58 @@ async fn a_late_renewal_of_an_unrecovered_lease_keeps_the_call(s: &Store) {
     );
 }
 
+async fn a_node_finds_the_calls_it_holds_as_the_claims_that_started_them(s: &Store) {
+    let p = policy();
+    let mut ann = member("Ann", &["+380441234567", "+380501234567"]);
+    ann.variables.insert("city".into(), "Kyiv".into());
+    add1(s, ann).await;
+    add1(s, member("Bob", &["+380441111111"])).await;
+    add1(s, member("Cid", &["+380442222222"])).await;
+    let mine = claim(s, &p, t(10, 0), 2).await.claims;
+    let theirs = s
+        .claim(C, &p, &Always, t(10, 0), 1, "node-b", LEASE)
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(theirs.len(), 1);
+    // Bob's call ends; Ann's is still up.
+    complete(s, &p, &mine[1], "NORMAL_CLEARING", CauseClass::Ok, t(10, 1)).await;
+    let held = s.held_claims(C, NODE, LEASE, t(10, 2)).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let h = &held[0];
+    let c = &mine[0];
+    assert_eq!(
+        (
+            h.attempt_id,
+            h.member_id,
+            h.attempt_no,
+            h.comm_index,
+            &h.number,
+            &h.name
+        ),
+        (
+            c.attempt_id,
+            c.member_id,
+            c.attempt_no,
+            c.comm_index,
+            &c.number,
+            &c.name
+        )
+    );
+    assert_eq!(h.variables["city"], "Kyiv");
+    let other = s.held_claims(C, "node-b", LEASE, t(10, 2)).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].attempt_id, theirs[0].attempt_id);
+    assert!(
+        s.held_claims(C, "node-c", LEASE, t(10, 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 contract!(
+    a_node_finds_the_calls_it_holds_as_the_claims_that_started_them,
     a_late_renewal_of_an_unrecovered_lease_keeps_the_call,
     the_result_note_is_recorded_with_the_attempt_whatever_it_contains,
     added_member_is_waiting_with_its_data,

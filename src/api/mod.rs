@@ -65,6 +65,8 @@ pub struct ApiState {
     pub registry: campaigns::Registry,
     pub config: ApiConfig,
     pub metrics: metrics::Metrics,
+    /// The process drains (a signal came): not ready for new work.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl ApiState {
@@ -74,7 +76,18 @@ impl ApiState {
             store,
             config,
             metrics: metrics::Metrics::install(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The process drains: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn engine(&self) -> &EngineHandle {

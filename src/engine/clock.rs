@@ -1,6 +1,9 @@
 //! The engine's clock: real time, or real time sped up by a factor (the demo and load tests run a day of calls in
 //! minutes against a simulated switch running at the same speed).
 //!
+//! Real time is the system clock read on every call (not a start instant plus monotonic time), so a step of the
+//! system clock — NTP correcting a drifted host — moves calendars and leases with it.
+//!
 //! The core never reads a clock; the shell asks this one for "now" and converts the core's next wake-up instant
 //! into a real sleep.
 
@@ -38,8 +41,12 @@ impl Clock {
         self.speed
     }
 
-    /// The current (virtual) instant.
+    /// The current (virtual) instant. At real speed it is the system clock itself, read each time, so an NTP
+    /// step is honoured at once (calendars, leases); a sped-up clock runs from its start on the monotonic clock.
     pub fn now(&self) -> DateTime<Utc> {
+        if self.speed == 1.0 {
+            return Utc::now();
+        }
         let real = self.real_start.elapsed().as_secs_f64() * self.speed;
         self.virtual_start + chrono::Duration::microseconds((real * 1e6) as i64)
     }

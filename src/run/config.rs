@@ -1,7 +1,8 @@
 //! The production configuration file of `fsdialer run` (TOML), and the embedded default used without one.
 //!
 //! ```toml
-//! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: fsdialer-<pid>
+//! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: the
+//!                                         # host name, so a restarted node takes its calls back (never the pid)
 //! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted)
 //!
 //! [api]
@@ -17,7 +18,11 @@
 //! [engine]
 //! lease_sec = 60                          # lease of a claimed attempt
 //! claim_batch = 100
-//! sync_interval_sec = 5                   # how often campaigns changed on other nodes are picked up
+//! sync_interval_sec = 5                   # a full re-read of the campaigns (changes are followed within 1 s anyway)
+//! drain_timeout_sec = 300                 # SIGTERM/SIGINT: how long calls in progress may take to finish; the
+//!                                         # rest are left up for the next start to adopt (never killed)
+//! max_call_sec = 14400                    # an answered call is looked at (uuid_exists) after this long
+//! switch_lost_after_sec = 120             # a switch disconnected this long has its calls settled as lost
 //!
 //! [[switches]]                            # FreeSWITCH nodes (event socket)
 //! name = "fs1"
@@ -129,6 +134,22 @@ pub struct EngineSection {
     pub claim_batch: u32,
     #[serde(default = "default_sync")]
     pub sync_interval_sec: u64,
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout_sec: u64,
+    #[serde(default = "default_max_call")]
+    pub max_call_sec: u64,
+    #[serde(default = "default_switch_lost_after")]
+    pub switch_lost_after_sec: u64,
+}
+
+fn default_drain_timeout() -> u64 {
+    300
+}
+fn default_max_call() -> u64 {
+    4 * 3600
+}
+fn default_switch_lost_after() -> u64 {
+    120
 }
 
 impl Default for EngineSection {
@@ -137,6 +158,9 @@ impl Default for EngineSection {
             lease_sec: default_lease(),
             claim_batch: default_claim_batch(),
             sync_interval_sec: default_sync(),
+            drain_timeout_sec: default_drain_timeout(),
+            max_call_sec: default_max_call(),
+            switch_lost_after_sec: default_switch_lost_after(),
         }
     }
 }
@@ -384,6 +408,12 @@ impl RunConfig {
         }
         if self.engine.sync_interval_sec == 0 {
             problems.push("engine.sync_interval_sec: must be at least 1".into());
+        }
+        if self.engine.max_call_sec == 0 {
+            problems.push("engine.max_call_sec: must be at least 1".into());
+        }
+        if self.engine.switch_lost_after_sec == 0 {
+            problems.push("engine.switch_lost_after_sec: must be at least 1".into());
         }
         if self.switches.is_empty() && self.sim.is_none() {
             problems.push(

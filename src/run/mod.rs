@@ -55,12 +55,68 @@ pub struct Running {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     sync: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
+    engine_join: tokio::task::JoinHandle<Result<(), shell::EngineFailure>>,
+    drain_timeout: Duration,
 }
 
-fn node_id(cfg: &RunConfig) -> String {
-    cfg.node_id
-        .clone()
-        .unwrap_or_else(|| format!("fsdialer-{}", std::process::id()))
+/// How `fsdialer run` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Drained after a signal: every call in progress ended and its result is stored.
+    Drained,
+    /// The drain timed out (or a second signal came): these calls are left up for the next start to adopt.
+    LeftCalls(usize),
+    /// The engine failed (a task ended or panicked): the process must exit non-zero so it is restarted.
+    EngineFailed(String),
+    /// The API server stopped on its own.
+    ServerFailed(String),
+}
+
+/// The node takes back the attempts it still holds in the store (its previous run's calls): at once, so a
+/// restarted node neither waits out its own leases nor counts live calls as lost.
+async fn adopt(
+    store: &Store,
+    engine: &EngineHandle,
+    node: &str,
+    lease: Duration,
+) -> Result<(), RunError> {
+    for id in store.campaigns().await? {
+        let claims = store
+            .held_claims(&id, node, lease, chrono::Utc::now())
+            .await?;
+        if claims.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            campaign = id,
+            calls = claims.len(),
+            node,
+            "taking back the calls of the previous run"
+        );
+        engine
+            .adopt(&id, claims)
+            .await
+            .map_err(|_| RunError::Engine)?;
+    }
+    Ok(())
+}
+
+/// This node's id: the configured one, else the host name — stable across restarts (a container's pid is 1 in
+/// every container, and a new pid per start would leave every call of the previous run to its lease), so a
+/// restarted node finds its own leases and takes its calls back.
+pub fn node_id(cfg: &RunConfig) -> String {
+    if let Some(id) = &cfg.node_id {
+        return id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.contains('|') && !h.chars().any(char::is_control));
+    match host {
+        Some(h) => h,
+        None => "fsdialer".into(),
+    }
 }
 
 /// Starts everything described by `cfg`. `env` reads environment variables (for the admin key); `generate_key`
@@ -115,13 +171,17 @@ pub async fn start(
         Some(s) if cfg.switches.is_empty() => Clock::scaled(s.speed),
         _ => Clock::real(),
     };
+    let node = node_id(&cfg);
+    let lease = Duration::from_secs(cfg.engine.lease_sec);
     let core = CoreConfig {
-        node: node_id(&cfg),
-        lease: Duration::from_secs(cfg.engine.lease_sec),
+        node: node.clone(),
+        lease,
         claim_batch: cfg.engine.claim_batch,
+        max_call: Duration::from_secs(cfg.engine.max_call_sec),
+        switch_lost_after: Duration::from_secs(cfg.engine.switch_lost_after_sec),
         ..CoreConfig::default()
     };
-    let (engine, _join) = shell::start(
+    let (engine, engine_join) = shell::start(
         EngineConfig {
             core,
             switches,
@@ -158,6 +218,7 @@ pub async fn start(
             .map_err(|e| RunError::Campaign { id, info: e.info })?;
     }
     state.registry.sync().await.map_err(|_| RunError::Engine)?;
+    adopt(&store, &engine, &node, lease).await?;
 
     let interval = Duration::from_secs(cfg.engine.sync_interval_sec);
     let sync_state = state.clone();
@@ -196,6 +257,8 @@ pub async fn start(
         server,
         sync,
         stop,
+        engine_join,
+        drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_sec),
     })
 }
 
@@ -249,21 +312,100 @@ impl Running {
         }
     }
 
-    /// Serves until Ctrl-C (or until the server fails), then shuts down.
-    pub async fn wait(mut self) -> std::io::Result<()> {
-        let result = tokio::select! {
-            _ = tokio::signal::ctrl_c() => Ok(()),
-            r = &mut self.server => match r {
-                Ok(r) => r,
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            },
+    /// Serves until SIGTERM or SIGINT, then drains: no new claims, calls in progress finish and their results
+    /// are stored, up to `drain_timeout_sec`; what is left stays up for the next start to adopt (never killed).
+    /// A second signal ends the drain at once. Ends early if the engine or the API server fails.
+    pub async fn wait(mut self) -> Exit {
+        let mut signals = Signals::new();
+        let early = tokio::select! {
+            _ = signals.next() => None,
+            r = &mut self.server => Some(Exit::ServerFailed(match r {
+                Ok(Ok(())) => "the API server stopped".into(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            })),
+            r = &mut self.engine_join => Some(Exit::EngineFailed(match r {
+                Ok(Ok(())) => "the engine stopped".into(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            })),
         };
+        if let Some(exit) = early {
+            tracing::error!(?exit, "fsdialer is going down");
+            let _ = self.stop.send(());
+            self.sync.abort();
+            if let Some(s) = self.sim {
+                s.shutdown().await;
+            }
+            return exit;
+        }
+        let calls = self.engine.calls_in_flight();
+        tracing::info!(
+            calls,
+            timeout_sec = self.drain_timeout.as_secs(),
+            "draining: no new calls; waiting for the calls in progress"
+        );
+        self.state.set_draining();
+        let exit = tokio::select! {
+            r = self.engine.drain() => match r {
+                Ok(()) => Exit::Drained,
+                Err(_) => Exit::EngineFailed("the engine stopped while draining".into()),
+            },
+            _ = tokio::time::sleep(self.drain_timeout) => Exit::LeftCalls(self.engine.calls_in_flight()),
+            _ = signals.next() => Exit::LeftCalls(self.engine.calls_in_flight()),
+        };
+        match &exit {
+            Exit::Drained => tracing::info!("drained: every call ended and its result is stored"),
+            Exit::LeftCalls(n) => tracing::warn!(
+                calls = n,
+                "leaving calls in progress up for the next start to adopt"
+            ),
+            _ => {}
+        }
         let _ = self.stop.send(());
+        let _ = self.server.await;
         self.sync.abort();
         self.engine.shutdown().await;
         if let Some(s) = self.sim {
             s.shutdown().await;
         }
-        result
+        exit
+    }
+}
+
+/// SIGTERM and SIGINT, as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -258,6 +258,48 @@ impl Store {
         Ok(recovered)
     }
 
+    /// The attempts `node` holds in the campaign (its leases, expired or not, not recovered yet), rebuilt as the
+    /// claims that started them: what a restarted node takes back. An attempt whose member moved on in the
+    /// meantime is left out.
+    pub async fn held_claims(
+        &self,
+        campaign: &str,
+        node: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Claim>> {
+        let held = dispatch!(self, held_by(campaign, node))?;
+        let mut claims = Vec::with_capacity(held.len());
+        for (attempt, member_id) in held {
+            let Some(m) = self.get(campaign, member_id).await? else {
+                continue;
+            };
+            if m.current_attempt != Some(attempt) {
+                continue;
+            }
+            let Some(comm_index) = m
+                .communications
+                .iter()
+                .position(|c| c.state == CommState::Active)
+            else {
+                continue;
+            };
+            claims.push(Claim {
+                attempt_id: attempt,
+                member_id,
+                attempt_no: m.attempts,
+                comm_index,
+                number: m.communications[comm_index].number.clone(),
+                name: m.name,
+                timezone: m.timezone,
+                variables: m.variables,
+                priority: m.priority,
+                lease_until: now + chrono::Duration::from_std(lease).unwrap_or_default(),
+            });
+        }
+        Ok(claims)
+    }
+
     /// The campaign's slots in use (unexpired leases), across all nodes.
     pub async fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
         dispatch!(self, slots_in_use(campaign, now))

@@ -269,6 +269,18 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .role(None)
             .answer(JSON, "Health")
             .errors(&[503]),
+        Route::new("GET", "/livez", "livez", get(system::livez))
+            .summary("The process is alive: the engine's loop turns")
+            .tag("service")
+            .role(None)
+            .answer(JSON, "Any")
+            .errors(&[503]),
+        Route::new("GET", "/readyz", "readyz", get(system::readyz))
+            .summary("Ready for work: engine running, every switch connected, store answering, not draining")
+            .tag("service")
+            .role(None)
+            .answer(JSON, "Any")
+            .errors(&[503]),
         Route::new("GET", "/metrics", "metrics", get(system::metrics))
             .summary("Prometheus metrics")
             .tag("service")

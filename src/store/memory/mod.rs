@@ -368,6 +368,19 @@ impl MemoryStore {
         })
     }
 
+    pub fn held_by(&self, campaign: &str, node: &str) -> StoreResult<Vec<(AttemptId, MemberId)>> {
+        self.with_existing(campaign, Vec::new(), |c| {
+            let mut held: Vec<(AttemptId, MemberId)> = c
+                .active
+                .iter()
+                .filter(|(_, l)| l.node == node)
+                .map(|(a, l)| (*a, MemberId(l.member)))
+                .collect();
+            held.sort_by_key(|(_, m)| *m);
+            held
+        })
+    }
+
     pub fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
         self.with_existing(campaign, 0, |c| c.slots_in_use(ms(now)) as u32)
     }

@@ -1020,6 +1020,41 @@ impl RedisStore {
             .collect()
     }
 
+    /// Reads the campaign's `act` hash (`attempt -> hid|node[|q]`, one entry per call in progress, so bounded by
+    /// the calls in progress) and keeps `node`'s entries.
+    pub async fn held_by(
+        &self,
+        campaign: &str,
+        node: &str,
+    ) -> StoreResult<Vec<(AttemptId, MemberId)>> {
+        record::check_campaign(campaign)?;
+        const OP: &str = "held_by";
+        let act: std::collections::HashMap<String, String> = self
+            .conn()
+            .hgetall(keys::campaign_key(campaign, "act"))
+            .await
+            .map_err(StoreError::redis(OP))?;
+        let mut held = Vec::new();
+        for (attempt, entry) in act {
+            let mut parts = entry.split('|');
+            let (Some(hid), Some(owner)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if owner != node {
+                continue;
+            }
+            let (Ok(attempt), Ok(member)) = (attempt.parse(), u64::from_str_radix(hid, 16)) else {
+                return Err(StoreError::Corrupt {
+                    op: OP,
+                    detail: format!("act entry {attempt:?} = {entry:?}"),
+                });
+            };
+            held.push((attempt, MemberId(member)));
+        }
+        held.sort_by_key(|(_, m)| *m);
+        Ok(held)
+    }
+
     pub async fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
         record::check_campaign(campaign)?;
         let n: u64 = self

@@ -1,0 +1,261 @@
+//! `fsdialer run` as a production process next to a switch, with real processes: a Redis server, a `fsdialer sim`
+//! process as the switch, and the engine process stopped (SIGTERM, kill -9) and started again in the middle of a
+//! campaign. After each scenario the invariants are checked from the raw data: every member ended exactly once,
+//! no attempt id twice, counted tries within `max_tries`, counters equal to the attempt log, and no call lost.
+
+use super::Child;
+use super::api_support::*;
+use fsdialer::store::{MemberId, MemberState, Store};
+use serde_json::json;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fsdialer");
+const CAMPAIGN: &str = "lifecycle";
+
+/// The first line a child prints, with the address after `marker`.
+fn address_in_first_line(child: &mut std::process::Child, marker: &str) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    line.split(marker)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(|s| s.trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        .unwrap_or_else(|| panic!("no address after {marker:?} in {line:?}"))
+}
+
+/// A `fsdialer sim` process at `speed`.
+fn spawn_sim(speed: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--password",
+            "ClueCon",
+            "--speed",
+            speed,
+            "--max-sessions",
+            "4000",
+            "--sessions-per-second",
+            "2000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = address_in_first_line(&mut child, "listening on ");
+    (Child(child), addr)
+}
+
+fn write_config(dir: &Path, redis: &str, sim: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+node_id = "lifecycle-node"
+store = "{redis}"
+[api]
+listen = "127.0.0.1:0"
+[[api.keys]]
+id = "{}"
+secret = "{}"
+role = "admin"
+[engine]
+lease_sec = 5
+sync_interval_sec = 1
+drain_timeout_sec = 60
+[[switches]]
+name = "sim"
+address = "{sim}"
+password = "ClueCon"
+max_sessions = 2000
+sessions_per_second = 400
+sessions_per_call = 2
+"#,
+        ADMIN.0, ADMIN.1
+    );
+    let path = dir.join("fsdialer.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A `fsdialer run` process; returns it and its API base URL.
+fn spawn_run(config: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env_remove("FSDIALER_API_KEY")
+        .env_remove("FSDIALER_API_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = address_in_first_line(&mut child, "http://");
+    (Child(child), format!("http://{addr}"))
+}
+
+async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
+    let r = http
+        .post(url)
+        .header("X-Key", ADMIN.0)
+        .header("X-Access-Token", ADMIN.1)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
+/// Creates the campaign (`limit`, no retries wanted) and `n` members calling `number`, and runs it.
+async fn start_campaign(base: &str, limit: u32, n: usize, number: &str) {
+    let http = reqwest::Client::new();
+    let mut c = campaign(CAMPAIGN);
+    c["limit"] = json!(limit);
+    c["wait_between_retries_sec"] = json!(1);
+    c["originate_timeout_sec"] = json!(60);
+    post(&http, format!("{base}/api/v2/dialer"), c).await;
+    let members: Vec<serde_json::Value> =
+        (0..n).map(|i| member(&format!("m{i}"), number)).collect();
+    post(
+        &http,
+        format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"),
+        json!(members),
+    )
+    .await;
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// Waits for the child to exit, at most `secs`; its exit code.
+fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Members in a call, in the store.
+async fn active(store: &Store) -> u64 {
+    store.counts(CAMPAIGN).await.unwrap().active
+}
+
+/// The invariants, from the raw data: every member ended once with success (these numbers always answer), one
+/// attempt each, no attempt id twice, nothing lost, counters equal to the attempt log.
+async fn assert_every_member_called_once_and_nothing_lost(store: &Store, n: usize) {
+    let counts = store.counts(CAMPAIGN).await.unwrap();
+    let mut ids = HashSet::new();
+    let mut attempts = 0u64;
+    for id in 1..=n as u64 {
+        let m = store.get(CAMPAIGN, MemberId(id)).await.unwrap().unwrap();
+        assert_eq!(m.state, MemberState::Ended, "member {id}");
+        assert!(m.success, "member {id}: {:?}", m.end_cause);
+        let log = store.attempts(CAMPAIGN, MemberId(id)).await.unwrap();
+        assert_eq!(log.len(), 1, "member {id} was called once: {log:?}");
+        for a in &log {
+            assert!(
+                ids.insert(a.attempt_id),
+                "attempt id {} twice",
+                a.attempt_id
+            );
+            assert_ne!(a.cause, "LOST_ATTEMPT", "member {id}");
+            assert!(a.talk_secs > 0, "member {id}: its real outcome");
+        }
+        attempts += log.len() as u64;
+    }
+    assert_eq!(counts.lost, 0);
+    assert_eq!(counts.calls, attempts);
+    assert_eq!(counts.ok, attempts);
+    assert_eq!(counts.success, n as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_campaign_drains_exits_zero_and_the_next_start_finishes_without_a_lost_call() {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_sim, sim_addr) = spawn_sim("10");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 120;
+
+    let (mut first, base) = spawn_run(&config);
+    // 30 s calls at ×10 in the switch: 3 s each.
+    start_campaign(&base, 40, N, "answer_30").await;
+    let up = eventually(20, || async { (active(&store).await >= 30).then_some(()) }).await;
+    assert!(up.is_some(), "calls are up");
+    let t = Instant::now();
+    signal(&first, "-TERM");
+    let code = wait_exit(&mut first, 30);
+    let drain = t.elapsed();
+    assert_eq!(code, Some(0), "a drained engine exits 0");
+    assert_eq!(
+        active(&store).await,
+        0,
+        "every call finished and was recorded before the exit"
+    );
+    assert!(drain < Duration::from_secs(20), "drained in {drain:?}");
+    let before = store.counts(CAMPAIGN).await.unwrap();
+    assert!(before.ended >= 30 && before.ended < N as u64, "{before:?}");
+
+    // The next start picks the campaign up and finishes it.
+    let (mut second, _base) = spawn_run(&config);
+    let done = eventually(60, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+    signal(&second, "-TERM");
+    assert_eq!(wait_exit(&mut second, 30), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_real_outcome() {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Real time in the switch: the calls outlive the restart.
+    let (_sim, sim_addr) = spawn_sim("1");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 20;
+
+    let (first, base) = spawn_run(&config);
+    start_campaign(&base, 50, N, "answer_8").await;
+    let up = eventually(20, || async {
+        (active(&store).await == N as u64).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "calls are up");
+    signal(&first, "-KILL");
+    drop(first);
+    let t = Instant::now();
+    let (_second, _base) = spawn_run(&config);
+    let done = eventually(40, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    // They ended as the switch ended them (8 s talk), well before a lease would have expired and been recovered
+    // as lost.
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+}
