@@ -1290,7 +1290,36 @@ async fn a_node_finds_the_calls_it_holds_as_the_claims_that_started_them(s: &Sto
     );
 }
 
+async fn campaign_documents_are_compare_and_set_and_every_change_moves_the_generation(s: &Store) {
+    let g0 = s.campaign_docs_generation().await.unwrap();
+    assert!(s.insert_campaign_doc("cas", "v1").await.unwrap());
+    let g1 = s.campaign_docs_generation().await.unwrap();
+    assert!(g1 > g0);
+    // An edit that read v1 wins; a second edit that also read v1 loses and writes nothing.
+    assert!(
+        s.replace_campaign_doc("cas", "v1", "v2-edit")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_campaign_doc("cas", "v1", "v2-stop")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.campaign_doc("cas").await.unwrap().as_deref(),
+        Some("v2-edit")
+    );
+    let g2 = s.campaign_docs_generation().await.unwrap();
+    assert!(g2 > g1);
+    assert!(!s.replace_campaign_doc("missing", "v1", "v2").await.unwrap());
+    assert_eq!(s.campaign_docs_generation().await.unwrap(), g2);
+    assert!(s.delete_campaign_doc("cas").await.unwrap());
+    assert!(s.campaign_docs_generation().await.unwrap() > g2);
+}
+
 contract!(
+    campaign_documents_are_compare_and_set_and_every_change_moves_the_generation,
     a_node_finds_the_calls_it_holds_as_the_claims_that_started_them,
     a_late_renewal_of_an_unrecovered_lease_keeps_the_call,
     the_result_note_is_recorded_with_the_attempt_whatever_it_contains,

@@ -24,6 +24,9 @@ pub struct CampaignDoc {
     #[serde(default)]
     pub run: bool,
     pub updated_at: DateTime<Utc>,
+    /// Bumped by every write: the document's version (edits are compare-and-set on the stored document).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl CampaignDoc {
@@ -123,6 +126,7 @@ impl Registry {
             config,
             run: false,
             updated_at: Utc::now(),
+            version: 1,
         };
         let text = to_text(&doc)?;
         let mut applied = self.applied.lock().await;
@@ -149,23 +153,69 @@ impl Registry {
             .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))
     }
 
-    /// Changes a campaign's document with `f` (read, change, validate, save, apply).
+    /// Changes a campaign's document with `f` (read, change, validate, save if unchanged since the read, apply).
+    /// A write by anyone else in between (a stop on another node, another edit) makes it read again and apply `f`
+    /// to the newer document, so no concurrent change is ever undone.
     pub async fn modify(
         &self,
         id: &str,
-        f: impl FnOnce(&mut CampaignDoc) -> Result<(), ApiError>,
+        mut f: impl FnMut(&mut CampaignDoc) -> Result<(), ApiError>,
     ) -> Result<CampaignDoc, ApiError> {
-        let mut doc = self.get(id).await?;
-        f(&mut doc)?;
-        if doc.id() != id {
-            return Err(ApiError::unprocessable(format!(
-                "id: {:?} differs from the campaign in the path ({id:?}); a campaign's id cannot change",
-                doc.id()
-            )));
+        for _ in 0..CAS_TRIES {
+            let (mut doc, read) = self.get_with_text(id).await?;
+            f(&mut doc)?;
+            if doc.id() != id {
+                return Err(ApiError::unprocessable(format!(
+                    "id: {:?} differs from the campaign in the path ({id:?}); a campaign's id cannot change",
+                    doc.id()
+                )));
+            }
+            if let Some(doc) = self.write_if_unchanged(id, &read, doc).await? {
+                return Ok(doc);
+            }
         }
+        Err(ApiError::conflict(format!(
+            "campaign {id:?} kept changing while this edit was applied; retry"
+        )))
+    }
+
+    /// Writes `doc` (its version bumped) if the stored document still is `read`, and applies it; `None` if
+    /// another write came in between.
+    async fn write_if_unchanged(
+        &self,
+        id: &str,
+        read: &str,
+        mut doc: CampaignDoc,
+    ) -> Result<Option<CampaignDoc>, ApiError> {
+        let valid = doc.config.validate()?;
         doc.updated_at = Utc::now();
-        self.put(doc.clone()).await?;
-        Ok(doc)
+        doc.version += 1;
+        let text = to_text(&doc)?;
+        let mut applied = self.applied.lock().await;
+        if !self.store.replace_campaign_doc(id, read, &text).await? {
+            return Ok(None);
+        }
+        self.apply(&mut applied, id, text, &doc, valid)
+            .await
+            .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))?;
+        Ok(Some(doc))
+    }
+
+    /// One campaign and the stored text it was read from, or 404.
+    async fn get_with_text(&self, id: &str) -> Result<(CampaignDoc, String), ApiError> {
+        let text = self
+            .store
+            .campaign_doc(id)
+            .await
+            .map_err(|e| match e {
+                StoreError::InvalidCampaign { .. } => not_found(id),
+                e => e.into(),
+            })?
+            .ok_or_else(|| not_found(id))?;
+        let doc = parse_doc(id, &text)
+            .map(|(d, _)| d)
+            .map_err(ApiError::internal)?;
+        Ok((doc, text))
     }
 
     /// Deletes a campaign: refused (409) while it has calls in progress; its members and results go too.
@@ -197,6 +247,14 @@ impl Registry {
         let prev = applied.get(id);
         let changed = prev.is_none_or(|p| p.text != text);
         let was_running = prev.is_some_and(|p| p.run);
+        tracing::debug!(
+            campaign = id,
+            changed,
+            was_running,
+            run = doc.run,
+            version = doc.version,
+            "applying a campaign"
+        );
         if changed {
             self.engine
                 .upsert(Arc::new(valid))
@@ -249,23 +307,58 @@ impl Registry {
     /// `autoRun` with every added member) does not rewrite the document: this node's engine is told to run (a
     /// done campaign with new members starts again) and the other nodes keep what they have.
     pub async fn set_run(&self, id: &str, run: bool) -> Result<CampaignDoc, ApiError> {
-        let mut doc = self.get(id).await?;
-        if run && doc.run {
-            self.engine.run(id).await?;
-            return Ok(doc);
+        for _ in 0..CAS_TRIES {
+            let (mut doc, read) = self.get_with_text(id).await?;
+            if run && doc.run {
+                self.engine.run(id).await?;
+                return Ok(doc);
+            }
+            doc.run = run;
+            if let Some(doc) = self.write_if_unchanged(id, &read, doc).await? {
+                return Ok(doc);
+            }
         }
-        doc.run = run;
-        doc.updated_at = Utc::now();
-        let valid = doc.config.validate()?;
-        let text = to_text(&doc)?;
-        let mut applied = self.applied.lock().await;
-        self.store.put_campaign_doc(id, &text).await?;
-        self.apply(&mut applied, id, text, &doc, valid)
-            .await
-            .map_err(|_| ApiError::from(crate::engine::shell::EngineStopped))?;
-        Ok(doc)
+        Err(ApiError::conflict(format!(
+            "campaign {id:?} kept changing while its state was set; retry"
+        )))
+    }
+
+    /// Follows changes made on other nodes within about `interval`: polls the store's document generation and
+    /// syncs when it moved (and every `full_every` anyway). Runs until the task is dropped.
+    pub async fn follow(&self, interval: std::time::Duration, full_every: std::time::Duration) {
+        let mut seen: Option<u64> = None;
+        let mut last_full = std::time::Instant::now();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let generation = match self.store.campaign_docs_generation().await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the campaign generation; retrying");
+                    continue;
+                }
+            };
+            if seen == Some(generation) && last_full.elapsed() < full_every {
+                continue;
+            }
+            tracing::debug!(generation, ?seen, "campaign documents moved: syncing");
+            match self.sync().await {
+                Ok(changed) => {
+                    if changed > 0 {
+                        tracing::info!(changed, generation, "followed campaign changes");
+                    }
+                    seen = Some(generation);
+                    last_full = std::time::Instant::now();
+                }
+                Err(e) => tracing::warn!(error = %e, "campaign sync failed; retrying"),
+            }
+        }
     }
 }
+
+/// How many times an edit is re-read and re-applied when others keep writing the same campaign.
+const CAS_TRIES: usize = 20;
 
 fn to_text(doc: &CampaignDoc) -> Result<String, ApiError> {
     serde_json::to_string(doc).map_err(|e| ApiError::internal(format!("campaign document: {e}")))

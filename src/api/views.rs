@@ -39,6 +39,7 @@ pub fn campaign(doc: &CampaignDoc, state: Option<(CampaignState, u32)>) -> Value
         o.insert("active_calls".into(), json!(active));
         o.insert("run".into(), json!(doc.run));
         o.insert("updated_at".into(), json!(doc.updated_at));
+        o.insert("version".into(), json!(doc.version));
     }
     v
 }

@@ -22,6 +22,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often a node looks for campaign changes made on other nodes.
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Why `fsdialer run` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -200,16 +203,17 @@ pub async fn start(
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {
         let id = c.config.id.clone().unwrap_or_default();
-        let stored_run = match store.campaign_doc(&id).await? {
+        let stored = match store.campaign_doc(&id).await? {
             Some(text) => serde_json::from_str::<CampaignDoc>(&text)
-                .map(|d| d.run)
-                .unwrap_or(false),
-            None => false,
+                .map(|d| (d.run, d.version))
+                .unwrap_or((false, 0)),
+            None => (false, 0),
         };
         let doc = CampaignDoc {
             config: c.config,
-            run: c.run.unwrap_or(stored_run),
+            run: c.run.unwrap_or(stored.0),
             updated_at: chrono::Utc::now(),
+            version: stored.1 + 1,
         };
         state
             .registry
@@ -220,17 +224,15 @@ pub async fn start(
     state.registry.sync().await.map_err(|_| RunError::Engine)?;
     adopt(&store, &engine, &node, lease).await?;
 
-    let interval = Duration::from_secs(cfg.engine.sync_interval_sec);
+    // Changes made on other nodes are followed within FOLLOW_INTERVAL (one integer read from the store each
+    // time), with a full re-read every sync_interval_sec anyway.
+    let full_every = Duration::from_secs(cfg.engine.sync_interval_sec);
     let sync_state = state.clone();
     let sync = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = sync_state.registry.sync().await {
-                tracing::warn!(error = %e, "campaign sync failed; retrying");
-            }
-        }
+        sync_state
+            .registry
+            .follow(FOLLOW_INTERVAL, full_every)
+            .await;
     });
 
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)

@@ -5,30 +5,124 @@
 //! absent", "replace", "read", "list" and "delete". Redis keeps every document in one hash, `dlr:campaign_docs`
 //! (campaign id → document): campaign configurations are few and small, and one key makes listing them a single
 //! `HGETALL`. The memory backend keeps them in a map beside its queue.
+//!
+//! Every change bumps a **generation** counter (`dlr:campaign_docs_gen`), so a node follows changes made on
+//! other nodes by polling one integer (cheap enough to do several times a second) and re-reads the documents
+//! only when it moved. Edits are **compare-and-set** ([`Store::replace_campaign_doc`]): the API reads a document,
+//! changes it, and writes it only if nobody wrote it in between — so a stop can never be undone by an edit that
+//! read the document before the stop.
 
 use super::error::{StoreError, StoreResult};
 use super::record;
 use super::{Store, redis::keys};
 use redis::AsyncCommands;
 
+/// Replaces the document only if it still is the expected one (`KEYS[1]` the hash, `ARGV` id, expected, new).
+const REPLACE_IF: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
 impl Store {
+    /// The generation of the campaign documents: it changes whenever any document is written or deleted.
+    pub async fn campaign_docs_generation(&self) -> StoreResult<u64> {
+        match self {
+            Store::Memory(m) => Ok(m.docs_generation.load(std::sync::atomic::Ordering::SeqCst)),
+            Store::Redis(r) => {
+                let v: Option<u64> = r
+                    .connection()
+                    .get(keys::CAMPAIGN_DOCS_GENERATION)
+                    .await
+                    .map_err(StoreError::redis("campaign_docs_generation"))?;
+                Ok(v.unwrap_or(0))
+            }
+        }
+    }
+
+    async fn bump_docs_generation(&self) -> StoreResult<()> {
+        match self {
+            Store::Memory(m) => {
+                m.docs_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Store::Redis(r) => {
+                let _: i64 = r
+                    .connection()
+                    .incr(keys::CAMPAIGN_DOCS_GENERATION, 1)
+                    .await
+                    .map_err(StoreError::redis("campaign_docs_generation"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces a campaign's document only if it still is `expected`; `false` (nothing written) if another write
+    /// came in between.
+    pub async fn replace_campaign_doc(
+        &self,
+        id: &str,
+        expected: &str,
+        doc: &str,
+    ) -> StoreResult<bool> {
+        record::check_campaign(id)?;
+        let replaced = match self {
+            Store::Memory(m) => {
+                let mut docs = m.docs.lock().unwrap_or_else(|p| p.into_inner());
+                match docs.get_mut(id) {
+                    Some(current) if current == expected => {
+                        *current = doc.to_string();
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Store::Redis(r) => {
+                let n: i64 = redis::Script::new(REPLACE_IF)
+                    .key(keys::CAMPAIGN_DOCS)
+                    .arg(id)
+                    .arg(expected)
+                    .arg(doc)
+                    .invoke_async(&mut r.connection())
+                    .await
+                    .map_err(StoreError::redis("replace_campaign_doc"))?;
+                n == 1
+            }
+        };
+        if replaced {
+            self.bump_docs_generation().await?;
+        }
+        Ok(replaced)
+    }
+
     /// Stores the document of a new campaign; `false` (nothing written) if the campaign already has one.
     pub async fn insert_campaign_doc(&self, id: &str, doc: &str) -> StoreResult<bool> {
         record::check_campaign(id)?;
         match self {
             Store::Memory(m) => {
-                let mut docs = m.docs.lock().unwrap_or_else(|p| p.into_inner());
-                if docs.contains_key(id) {
-                    return Ok(false);
+                let inserted = {
+                    let mut docs = m.docs.lock().unwrap_or_else(|p| p.into_inner());
+                    !docs.contains_key(id) && docs.insert(id.to_string(), doc.to_string()).is_none()
+                };
+                if inserted {
+                    self.bump_docs_generation().await?;
                 }
-                docs.insert(id.to_string(), doc.to_string());
-                Ok(true)
+                Ok(inserted)
             }
-            Store::Redis(r) => r
-                .connection()
-                .hset_nx(keys::CAMPAIGN_DOCS, id, doc)
-                .await
-                .map_err(StoreError::redis("insert_campaign_doc")),
+            Store::Redis(r) => {
+                let inserted: bool = r
+                    .connection()
+                    .hset_nx(keys::CAMPAIGN_DOCS, id, doc)
+                    .await
+                    .map_err(StoreError::redis("insert_campaign_doc"))?;
+                if inserted {
+                    self.bump_docs_generation().await?;
+                }
+                Ok(inserted)
+            }
         }
     }
 
@@ -41,7 +135,6 @@ impl Store {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id.to_string(), doc.to_string());
-                Ok(())
             }
             Store::Redis(r) => {
                 let _: i64 = r
@@ -49,9 +142,9 @@ impl Store {
                     .hset(keys::CAMPAIGN_DOCS, id, doc)
                     .await
                     .map_err(StoreError::redis("put_campaign_doc"))?;
-                Ok(())
             }
         }
+        self.bump_docs_generation().await
     }
 
     /// A campaign's document, if it has one.
@@ -97,22 +190,26 @@ impl Store {
     /// Deletes a campaign's document; `false` if it had none.
     pub async fn delete_campaign_doc(&self, id: &str) -> StoreResult<bool> {
         record::check_campaign(id)?;
-        match self {
-            Store::Memory(m) => Ok(m
+        let deleted = match self {
+            Store::Memory(m) => m
                 .docs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(id)
-                .is_some()),
+                .is_some(),
             Store::Redis(r) => {
                 let n: i64 = r
                     .connection()
                     .hdel(keys::CAMPAIGN_DOCS, id)
                     .await
                     .map_err(StoreError::redis("delete_campaign_doc"))?;
-                Ok(n > 0)
+                n > 0
             }
+        };
+        if deleted {
+            self.bump_docs_generation().await?;
         }
+        Ok(deleted)
     }
 }
 
@@ -138,6 +235,28 @@ mod tests {
                 ("c1".to_string(), "{\"a\":3}".to_string())
             ]
         );
+        let g = s.campaign_docs_generation().await.unwrap();
+        assert!(
+            !s.replace_campaign_doc("c1", "{\"a\":1}", "{\"b\":1}")
+                .await
+                .unwrap(),
+            "not the current document"
+        );
+        assert_eq!(
+            s.campaign_docs_generation().await.unwrap(),
+            g,
+            "a refused replace changes nothing"
+        );
+        assert!(
+            s.replace_campaign_doc("c1", "{\"a\":3}", "{\"b\":2}")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.campaign_doc("c1").await.unwrap().as_deref(),
+            Some("{\"b\":2}")
+        );
+        assert!(s.campaign_docs_generation().await.unwrap() > g);
         assert!(s.delete_campaign_doc("c1").await.unwrap());
         assert!(!s.delete_campaign_doc("c1").await.unwrap());
         assert!(s.insert_campaign_doc("bad id", "{}").await.is_err());

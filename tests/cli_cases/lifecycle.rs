@@ -53,9 +53,13 @@ fn spawn_sim(speed: &str) -> (Child, String) {
 }
 
 fn write_config(dir: &Path, redis: &str, sim: &str) -> std::path::PathBuf {
+    write_node_config(dir, "lifecycle-node", redis, sim)
+}
+
+fn write_node_config(dir: &Path, node: &str, redis: &str, sim: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
-node_id = "lifecycle-node"
+node_id = "{node}"
 store = "{redis}"
 [api]
 listen = "127.0.0.1:0"
@@ -77,7 +81,7 @@ sessions_per_call = 2
 "#,
         ADMIN.0, ADMIN.1
     );
-    let path = dir.join("fsdialer.toml");
+    let path = dir.join(format!("{node}.toml"));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -258,4 +262,113 @@ async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_rea
     // as lost.
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     assert_every_member_called_once_and_nothing_lost(&store, N).await;
+}
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<serde_json::Value>,
+) -> u16 {
+    let mut rq = http
+        .request(method, url)
+        .header("X-Key", ADMIN.0)
+        .header("X-Access-Token", ADMIN.1);
+    if let Some(b) = body {
+        rq = rq.json(&b);
+    }
+    rq.send().await.unwrap().status().as_u16()
+}
+
+async fn get_campaign(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    let r = http
+        .get(format!("{base}/api/v2/dialer/{CAMPAIGN}"))
+        .header("X-Key", ADMIN.0)
+        .header("X-Access-Token", ADMIN.1)
+        .send()
+        .await
+        .unwrap();
+    r.json::<serde_json::Value>().await.unwrap()["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_storm_on_one_node_never_undoes_a_stop_made_on_another_and_both_follow_within_a_second()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_sim, sim_addr) = spawn_sim("10");
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, base_a) = spawn_run(&write_node_config(
+        dir.path(),
+        "node-a",
+        &redis.url(),
+        &sim_addr,
+    ));
+    let (_b, base_b) = spawn_run(&write_node_config(
+        dir.path(),
+        "node-b",
+        &redis.url(),
+        &sim_addr,
+    ));
+    let http = reqwest::Client::new();
+    // Node B's engine follows node A's run within a second.
+    start_campaign(&base_a, 10, 200, "answer_600").await;
+    let t = Instant::now();
+    let running = eventually(5, || {
+        let http = http.clone();
+        let base_b = base_b.clone();
+        async move { (get_campaign(&http, &base_b).await["state_name"] == "running").then_some(()) }
+    })
+    .await;
+    assert!(running.is_some());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "node B ran it after {:?}",
+        t.elapsed()
+    );
+
+    // 100 edits on A, a stop on B in the middle of them.
+    let mut edits = Vec::new();
+    for i in 0..100u32 {
+        let client = http.clone();
+        let url = format!("{base_a}/api/v2/dialer/{CAMPAIGN}");
+        edits.push(tokio::spawn(async move {
+            send(
+                &client,
+                reqwest::Method::PUT,
+                url,
+                Some(json!({"limit": 5 + i % 5})),
+            )
+            .await
+        }));
+        if i == 50 {
+            let stop = send(
+                &http,
+                reqwest::Method::PUT,
+                format!("{base_b}/api/v2/dialer/{CAMPAIGN}/state/3"),
+                None,
+            )
+            .await;
+            assert_eq!(stop, 200);
+        }
+    }
+    for e in edits {
+        let code = e.await.unwrap();
+        assert!(code == 200 || code == 409, "edit answered {code}");
+    }
+    // It stays stopped, on both nodes, and neither dials.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for base in [&base_a, &base_b] {
+        let c = get_campaign(&http, base).await;
+        assert_eq!(c["run"], false, "{base}: {c}");
+        assert!(
+            c["state_name"] == "stopped" || c["state_name"] == "stopping",
+            "{base}: {c}"
+        );
+    }
+    let store = Store::open(&redis.url()).await.unwrap();
+    let calls = store.counts(CAMPAIGN).await.unwrap().calls + active(&store).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = store.counts(CAMPAIGN).await.unwrap().calls + active(&store).await;
+    assert!(later <= calls, "no new call after the stop");
 }

@@ -80,11 +80,11 @@ pub async fn update(
             let current =
                 serde_json::to_value(&doc.config).map_err(|e| ApiError::internal(e.to_string()))?;
             let mut merged = object(current, "a campaign")?;
-            for (k, v) in patch {
+            for (k, v) in &patch {
                 if CAMPAIGN_VIEW_ONLY.contains(&k.as_str()) {
                     continue;
                 }
-                merged.insert(k, v);
+                merged.insert(k.clone(), v.clone());
             }
             doc.config = CampaignConfig::from_json_value(Value::Object(merged))?;
             doc.config.validate()?;

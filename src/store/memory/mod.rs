@@ -36,6 +36,8 @@ pub struct MemoryStore {
     ids: AttemptIds,
     /// Campaign documents (see `store::docs`): id → JSON.
     pub(in crate::store) docs: Mutex<BTreeMap<String, String>>,
+    /// Bumped on every change of a campaign document (see `store::docs`).
+    pub(in crate::store) docs_generation: std::sync::atomic::AtomicU64,
 }
 
 fn tz_points(
@@ -107,6 +109,7 @@ impl MemoryStore {
             inner: Mutex::default(),
             ids,
             docs: Mutex::default(),
+            docs_generation: Default::default(),
         }
     }
 

@@ -37,6 +37,8 @@ pub const CAMPAIGNS: &str = "dlr:campaigns";
 
 /// Campaign documents saved by the API (hash: campaign id → JSON; see `store::docs`).
 pub const CAMPAIGN_DOCS: &str = "dlr:campaign_docs";
+/// A counter bumped after every change of a campaign document: nodes poll it (one `GET`) to follow changes fast.
+pub const CAMPAIGN_DOCS_GENERATION: &str = "dlr:campaign_docs_gen";
 
 #[cfg(test)]
 mod tests {
