@@ -464,3 +464,64 @@ fn greenswitch_third_party_client_originates_and_receives_events() {
     );
     rt.block_on(h.shutdown());
 }
+
+#[tokio::test]
+async fn heartbeat_every_interval_of_simulated_time_to_subscribed_clients_only() {
+    // 20 simulated seconds per real second: FreeSWITCH's 20 s heartbeat comes about once a real second.
+    let h = sim(20.0).await;
+    let mut deaf = Conn::authed(&h).await;
+    assert_eq!(
+        deaf.cmd("event plain CHANNEL_CREATE").await,
+        "+OK event listener enabled plain"
+    );
+    let mut c = Conn::authed(&h).await;
+    assert_eq!(
+        c.cmd("event plain HEARTBEAT RE_SCHEDULE").await,
+        "+OK event listener enabled plain"
+    );
+    let started = std::time::Instant::now();
+    let first = c.events_until("RE_SCHEDULE").await;
+    let second = c.events_until("RE_SCHEDULE").await;
+    let apart = started.elapsed();
+    assert!(
+        apart < Duration::from_secs(6),
+        "two heartbeats took {apart:?}"
+    );
+    for pair in [&first, &second] {
+        let names: Vec<_> = pair.iter().map(|e| e.name().unwrap()).collect();
+        assert_eq!(names, ["HEARTBEAT", "RE_SCHEDULE"]);
+        let hb = &pair[0];
+        for header in [
+            "Core-UUID",
+            "FreeSWITCH-Hostname",
+            "Event-Date-Timestamp",
+            "Event-Sequence",
+            "Up-Time",
+            "Uptime-msec",
+            "Session-Count",
+            "Max-Sessions",
+            "Session-Since-Startup",
+            "Idle-CPU",
+        ] {
+            assert!(hb.get(header).is_some(), "HEARTBEAT lacks {header}");
+        }
+        assert_eq!(hb.get("Event-Info"), Some("System Ready"));
+        assert_eq!(pair[1].get("Task-Desc"), Some("heartbeat"));
+    }
+    let stamp = |e: &Event| {
+        e.get("Event-Date-Timestamp")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let gap = stamp(&second[0]) - stamp(&first[0]);
+    assert!(
+        (19_000_000..=21_000_000).contains(&gap),
+        "simulated gap {gap} µs"
+    );
+    // The client subscribed to CHANNEL_CREATE only got nothing: its next frame is the reply to this api.
+    deaf.send(b"api uptime\n\n").await;
+    let next = deaf.frame().await.expect("a frame");
+    assert_eq!(next.content_type(), ContentType::ApiResponse);
+    h.shutdown().await;
+}
