@@ -525,3 +525,146 @@ async fn heartbeat_every_interval_of_simulated_time_to_subscribed_clients_only()
     assert_eq!(next.content_type(), ContentType::ApiResponse);
     h.shutdown().await;
 }
+
+/// Events on `events` until `done` says so, each checked by `each`.
+async fn collect_until(
+    events: &mut fsdialer::esl::client::Events,
+    mut done: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
+    use fsdialer::esl::client::ClientEvent;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("events in time")
+            .expect("channel open");
+        if let ClientEvent::Event(e) = next {
+            let stop = done(&e);
+            out.push(e);
+            if stop {
+                return out;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_filter_lets_through_its_own_calls_both_legs_and_jobs_but_not_other_clients_calls() {
+    use fsdialer::engine::originate::{self, OriginateSpec};
+    use fsdialer::engine::subscription;
+    use fsdialer::esl::client::{Client, ClientConfig, EventFormat};
+
+    let h = sim(10.0).await;
+    let addr = h.local_addr().to_string();
+    let (ours, mut our_events) = Client::connect(ClientConfig::new(addr.clone(), "ClueCon"))
+        .await
+        .unwrap();
+    subscription::for_node("node-a")
+        .unwrap()
+        .apply(&ours)
+        .await
+        .unwrap();
+    let (other, mut other_events) = Client::connect(ClientConfig::new(addr, "ClueCon"))
+        .await
+        .unwrap();
+    other
+        .event(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
+        .await
+        .unwrap();
+
+    // Another node's dialer and a call that is no dialer's at all, placed by the other client.
+    let foreign = [
+        (uuid::Uuid::new_v4(), ",dlr_node=node-b"),
+        (uuid::Uuid::new_v4(), ""),
+    ];
+    for (uuid, tag) in &foreign {
+        let job = other
+            .bgapi(&format!(
+                "originate {{origination_uuid={uuid}{tag}}}loopback/answer_1/default &park()"
+            ))
+            .await
+            .unwrap();
+        assert!(job.result().await.unwrap().text().starts_with("+OK"));
+    }
+    // This node's call, tagged as the engine tags it.
+    let attempt = uuid::Uuid::new_v4();
+    let built = originate::build_on_node(
+        &OriginateSpec {
+            attempt_id: attempt,
+            dial_string: "loopback/answer_1/default",
+            originate_timeout_sec: 30,
+            caller_id_number: None,
+            campaign_id: "c1",
+            member_id: "m1",
+            attempt_no: 1,
+            campaign_vars: &[],
+            member_vars: &[],
+            application: "&park()",
+        },
+        "node-a",
+    );
+    let job = ours
+        .bgapi(&format!("originate {}", built.args))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), job.result())
+        .await
+        .expect("our BACKGROUND_JOB passed the filter")
+        .unwrap();
+    assert_eq!(result.text(), format!("+OK {attempt}"));
+
+    // Both foreign a-legs have ended (the other client saw their HANGUP_COMPLETE) …
+    let mut foreign_left: Vec<String> = foreign.iter().map(|(u, _)| u.to_string()).collect();
+    collect_until(&mut other_events, |e| {
+        foreign_left.retain(|u| Some(u.as_str()) != e.unique_id());
+        foreign_left.is_empty()
+    })
+    .await;
+    // … and so have both legs of ours.
+    let mut completes = 0;
+    let seen = collect_until(&mut our_events, |e| {
+        completes += usize::from(e.name() == Some("CHANNEL_HANGUP_COMPLETE"));
+        completes == 2
+    })
+    .await;
+    // Everything queued before this reply is in the channel now.
+    ours.api("uptime").await.unwrap();
+    let mut seen = seen;
+    while let Some(fsdialer::esl::client::ClientEvent::Event(e)) = our_events.try_recv() {
+        seen.push(e);
+    }
+
+    let channel_events: Vec<&Event> = seen
+        .iter()
+        .filter(|e| e.name().is_some_and(|n| n.starts_with("CHANNEL_")))
+        .collect();
+    for e in &channel_events {
+        assert_eq!(
+            e.variable("dlr_node"),
+            Some("node-a"),
+            "{:?} of {:?} is not ours",
+            e.name(),
+            e.get("Channel-Name")
+        );
+    }
+    let a_leg = attempt.to_string();
+    let legs: std::collections::HashSet<&str> = channel_events
+        .iter()
+        .filter_map(|e| e.unique_id())
+        .collect();
+    assert_eq!(legs.len(), 2, "the a-leg and the loopback b-leg: {legs:?}");
+    assert!(legs.contains(a_leg.as_str()));
+    for name in [
+        "CHANNEL_CREATE",
+        "CHANNEL_ANSWER",
+        "CHANNEL_HANGUP_COMPLETE",
+    ] {
+        assert!(
+            channel_events
+                .iter()
+                .any(|e| e.name() == Some(name) && e.unique_id() == Some(a_leg.as_str())),
+            "our a-leg's {name} is missing"
+        );
+    }
+    h.shutdown().await;
+}

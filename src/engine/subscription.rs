@@ -1,0 +1,156 @@
+//! What the engine subscribes to on a switch it may share with other ESL clients and other traffic: the events it
+//! needs, narrowed by ESL `filter`s to the channels this node placed.
+//!
+//! FreeSWITCH 1.10 (`event_handler` in mod_event_socket.c) passes a subscribed event when any filter matches (OR):
+//! a filter names a header — any header, `variable_*` channel variables included — and a value compared
+//! case-insensitively (`/regex/flags` when it starts with `/`); an event without the header matches none. So:
+//!
+//! - `variable_dlr_node <node>`: every event that carries channel variables (CREATE, ANSWER, BRIDGE, HANGUP,
+//!   HANGUP_COMPLETE, EXECUTE_COMPLETE…) of a channel originated by [`crate::engine::originate::build_on_node`]
+//!   on this node — both legs of a `loopback/` call, since the b-leg inherits the originate variables (real
+//!   captures `fixtures/esl/realfs-2026-12/{vars,dtmf_pagd}`); a `bridge`d leg without the variable is not ours.
+//! - `Event-Name DTMF`: DTMF events carry no channel variables on a real switch (capture `dtmf_pagd`), so a
+//!   callflow's digits can only pass by name; DTMF of other channels is rare and the engine routes by Unique-ID.
+//! - `Event-Name HEARTBEAT`: the switch's sign of life and load (see `esl::client::SwitchHealth`).
+//! - BACKGROUND_JOB (originate results) needs no entry here: the ESL client keeps its own
+//!   `filter Event-Name BACKGROUND_JOB` beside any filter, since `bgapi` depends on it.
+//!
+//! Another node's calls (when this node takes over its leases) pass with [`node_filter`] of that node, added with
+//! `Client::filter` and removed with `Client::filter_delete`.
+
+use crate::esl::client::{Client, ClientError, EventFormat};
+
+/// The channel variable that names the node that placed a call.
+pub const NODE_VARIABLE: &str = "dlr_node";
+
+/// Events the engine subscribes to on every switch.
+pub const EVENTS: &[&str] = &[
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_BRIDGE",
+    "DTMF",
+    "BACKGROUND_JOB",
+    "HEARTBEAT",
+];
+
+/// One `filter <header> <value>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub header: String,
+    pub value: String,
+}
+
+/// The events and filters for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub events: &'static [&'static str],
+    pub filters: Vec<Filter>,
+}
+
+/// A node id that cannot be used as a filter value and a channel variable as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "node id {0:?} must be 1 to 64 characters of letters, digits, `.`, `_` or `-`, starting with a letter or \
+     digit (it is sent as the channel variable {NODE_VARIABLE} and matched by an ESL filter)"
+)]
+pub struct InvalidNodeId(pub String);
+
+/// Checks a node id: it travels unescaped in `{dlr_node=…}` and as a filter value, where a leading `+`, `-`, ` `
+/// or `/` would change the filter's meaning. FreeSWITCH compares it case-insensitively: ids differing only in
+/// case are the same node to the filter.
+pub fn validate_node_id(node: &str) -> Result<(), InvalidNodeId> {
+    let ok = (1..=64).contains(&node.len())
+        && node.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidNodeId(node.to_owned()))
+    }
+}
+
+/// The filter that passes every variable-carrying event of the calls `node` placed.
+pub fn node_filter(node: &str) -> Result<Filter, InvalidNodeId> {
+    validate_node_id(node)?;
+    Ok(Filter {
+        header: format!("variable_{NODE_VARIABLE}"),
+        value: node.to_owned(),
+    })
+}
+
+fn by_name(event: &str) -> Filter {
+    Filter {
+        header: "Event-Name".into(),
+        value: event.into(),
+    }
+}
+
+/// What the engine on `node` subscribes to.
+pub fn for_node(node: &str) -> Result<Subscription, InvalidNodeId> {
+    Ok(Subscription {
+        events: EVENTS,
+        filters: vec![node_filter(node)?, by_name("DTMF"), by_name("HEARTBEAT")],
+    })
+}
+
+impl Subscription {
+    /// Installs the filters, then subscribes (filters first, so no foreign event slips in between). The client
+    /// restores both after a reconnect.
+    pub async fn apply(&self, client: &Client) -> Result<(), ClientError> {
+        for f in &self.filters {
+            client.filter(&f.header, &f.value).await?;
+        }
+        client.event(EventFormat::Plain, self.events).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_that_would_change_the_filter_or_the_originate_are_refused() {
+        for good in ["node-1", "dialer-7d9f8c-abcde", "fs01.example.com", "N_2"] {
+            assert_eq!(validate_node_id(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "-node",
+            "/re/",
+            "+a",
+            "a b",
+            "a,b",
+            "a}",
+            "a:_:b",
+            &"x".repeat(65),
+        ] {
+            assert!(validate_node_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_node_subscribes_to_its_tagged_calls_dtmf_and_heartbeat() {
+        let s = for_node("node-a").unwrap();
+        let filters: Vec<String> = s
+            .filters
+            .iter()
+            .map(|f| format!("{} {}", f.header, f.value))
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                "variable_dlr_node node-a",
+                "Event-Name DTMF",
+                "Event-Name HEARTBEAT"
+            ]
+        );
+        assert!(s.events.contains(&"HEARTBEAT") && s.events.contains(&"BACKGROUND_JOB"));
+        assert_eq!(for_node("a b"), Err(InvalidNodeId("a b".into())));
+    }
+}
