@@ -410,8 +410,10 @@ async fn reconnect_reauthenticates_resubscribes_and_reapplies_filters() {
     .await;
     server
         .wait_for("the replay", |log| {
-            log.iter()
-                .any(|r| r.conn != conn1 && r.line == "filter Unique-ID call-a")
+            log.iter().any(|r| {
+                r.conn != conn1
+                    && r.line == "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE"
+            })
         })
         .await;
     let conn2 = server.connections()[0];
@@ -420,9 +422,9 @@ async fn reconnect_reauthenticates_resubscribes_and_reapplies_filters() {
         server.lines_on(conn2),
         [
             "auth ClueCon",
-            "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE",
             "filter Event-Name BACKGROUND_JOB",
             "filter Unique-ID call-a",
+            "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE",
         ]
     );
 
