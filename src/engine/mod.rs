@@ -9,7 +9,9 @@
 //! - [`clock`]: real or sped-up time.
 //! - [`demo`]: `fsdialer demo`, the embedded default end to end.
 //! - [`subscription`]: the events and ESL filters a node subscribes with on a shared switch.
+//! - [`attempt_log`]: per-attempt lines at debug, a periodic per-campaign summary at info.
 
+pub mod attempt_log;
 pub mod callflow;
 pub mod clock;
 mod completer;
