@@ -668,3 +668,35 @@ async fn a_node_filter_lets_through_its_own_calls_both_legs_and_jobs_but_not_oth
     }
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_node_subscription_lets_the_heartbeat_through_and_the_client_records_it() {
+    use fsdialer::engine::subscription;
+    use fsdialer::esl::client::{Client, ClientConfig};
+
+    // 20 simulated seconds per real second: a heartbeat about every real second.
+    let h = sim(20.0).await;
+    let (client, _events) =
+        Client::connect(ClientConfig::new(h.local_addr().to_string(), "ClueCon"))
+            .await
+            .unwrap();
+    assert_eq!(client.health().heartbeat, None);
+    subscription::for_node("node-a")
+        .unwrap()
+        .apply(&client)
+        .await
+        .unwrap();
+    let heartbeat = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(hb) = client.health().heartbeat {
+                return hb;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a heartbeat within 10 s");
+    assert_eq!(heartbeat.session_count, Some(0));
+    assert_eq!(heartbeat.idle_cpu, Some(100.0));
+    h.shutdown().await;
+}
