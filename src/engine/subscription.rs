@@ -11,30 +11,22 @@
 //!   captures `fixtures/esl/realfs-2026-12/{vars,dtmf_pagd}`); a `bridge`d leg without the variable is not ours.
 //! - `Event-Name DTMF`: DTMF events carry no channel variables on a real switch (capture `dtmf_pagd`), so a
 //!   callflow's digits can only pass by name; DTMF of other channels is rare and the engine routes by Unique-ID.
-//! - `Event-Name HEARTBEAT`: the switch's sign of life and load (see `esl::client::SwitchHealth`).
+//! - `Event-Name HEARTBEAT`: the switch's sign of life and load (see `esl::client::SwitchHealth`), subscribed
+//!   beside the engine's [`SUBSCRIBED_EVENTS`].
 //! - BACKGROUND_JOB (originate results) needs no entry here: the ESL client keeps its own
 //!   `filter Event-Name BACKGROUND_JOB` beside any filter, since `bgapi` depends on it.
 //!
 //! Another node's calls (when this node takes over its leases) pass with [`node_filter`] of that node, added with
 //! `Client::filter` and removed with `Client::filter_delete`.
 
+use super::shell::SUBSCRIBED_EVENTS;
 use crate::esl::client::{Client, ClientError, EventFormat};
 
 /// The channel variable that names the node that placed a call.
 pub const NODE_VARIABLE: &str = "dlr_node";
 
-/// Events the engine subscribes to on every switch.
-pub const EVENTS: &[&str] = &[
-    "CHANNEL_CREATE",
-    "CHANNEL_ANSWER",
-    "CHANNEL_HANGUP",
-    "CHANNEL_HANGUP_COMPLETE",
-    "CHANNEL_EXECUTE_COMPLETE",
-    "CHANNEL_BRIDGE",
-    "DTMF",
-    "BACKGROUND_JOB",
-    "HEARTBEAT",
-];
+/// Events subscribed beside the engine's own ([`SUBSCRIBED_EVENTS`]).
+pub const EXTRA_EVENTS: &[&str] = &["HEARTBEAT"];
 
 /// One `filter <header> <value>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +38,7 @@ pub struct Filter {
 /// The events and filters for one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub events: &'static [&'static str],
+    pub events: Vec<&'static str>,
     pub filters: Vec<Filter>,
 }
 
@@ -93,7 +85,11 @@ fn by_name(event: &str) -> Filter {
 /// What the engine on `node` subscribes to.
 pub fn for_node(node: &str) -> Result<Subscription, InvalidNodeId> {
     Ok(Subscription {
-        events: EVENTS,
+        events: SUBSCRIBED_EVENTS
+            .iter()
+            .chain(EXTRA_EVENTS)
+            .copied()
+            .collect(),
         filters: vec![node_filter(node)?, by_name("DTMF"), by_name("HEARTBEAT")],
     })
 }
@@ -105,7 +101,7 @@ impl Subscription {
         for f in &self.filters {
             client.filter(&f.header, &f.value).await?;
         }
-        client.event(EventFormat::Plain, self.events).await?;
+        client.event(EventFormat::Plain, &self.events).await?;
         Ok(())
     }
 }

@@ -340,28 +340,21 @@ mod tests {
         });
         assert!(config.validate().is_ok());
         assert_eq!(config.check_period(), Duration::from_millis(100));
-        config.liveness = Some(Liveness {
+        let refusal = |liveness: Liveness| {
+            let mut config = config.clone();
+            config.liveness = Some(liveness);
+            config.validate().unwrap_err().to_string()
+        };
+        let two_lines = Liveness {
             command: "uptime\nexit".into(),
             ..Liveness::default()
-        });
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("one non-empty line")
-        );
-        config.liveness = Some(Liveness {
+        };
+        assert!(refusal(two_lines).contains("one non-empty line"));
+        let no_interval = Liveness {
             interval: Duration::ZERO,
             ..Liveness::default()
-        });
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("above zero")
-        );
+        };
+        assert!(refusal(no_interval).contains("above zero"));
     }
 
     #[test]

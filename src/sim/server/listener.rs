@@ -483,17 +483,19 @@ mod tests {
         Event::from_pairs(pairs.iter().copied(), None)
     }
 
+    /// A CHANNEL_ANSWER of a call tagged with `dlr_node`.
+    fn answer_on(node: &str) -> Event {
+        event(&[
+            ("Event-Name", "CHANNEL_ANSWER"),
+            ("variable_dlr_node", node),
+        ])
+    }
+
     #[test]
     fn filters_are_ored_over_any_header_including_channel_variables() {
         let l = listener(&["variable_dlr_node node-a", "Event-Name BACKGROUND_JOB"]);
-        let ours = event(&[
-            ("Event-Name", "CHANNEL_ANSWER"),
-            ("variable_dlr_node", "NODE-A"),
-        ]);
-        let theirs = event(&[
-            ("Event-Name", "CHANNEL_ANSWER"),
-            ("variable_dlr_node", "node-b"),
-        ]);
+        let ours = answer_on("NODE-A");
+        let theirs = answer_on("node-b");
         let bare = event(&[("Event-Name", "CHANNEL_STATE")]);
         let job = event(&[("Event-Name", "BACKGROUND_JOB")]);
         assert!(
@@ -526,16 +528,8 @@ mod tests {
     #[test]
     fn a_negative_filter_vetoes_what_a_positive_one_let_through() {
         let l = listener(&["Event-Name CHANNEL_ANSWER", "variable_dlr_node -node-b"]);
-        let theirs = event(&[
-            ("Event-Name", "CHANNEL_ANSWER"),
-            ("variable_dlr_node", "node-b"),
-        ]);
-        let ours = event(&[
-            ("Event-Name", "CHANNEL_ANSWER"),
-            ("variable_dlr_node", "node-a"),
-        ]);
-        assert!(!l.wants(&theirs));
-        assert!(l.wants(&ours));
+        assert!(!l.wants(&answer_on("node-b")));
+        assert!(l.wants(&answer_on("node-a")));
     }
 
     #[test]
