@@ -2,11 +2,13 @@
 //! info summary per campaign — how many attempts ended in each class, and how many of them were lost.
 //!
 //! 656k attempts once wrote 238 MB of info lines; at the default level this writes one line per campaign per
-//! period instead. [`AttemptLog`] reads no clock: the shell records each ended attempt and, on its own timer
-//! (a minute), takes the summary with the current instant and logs it.
+//! period instead. [`AttemptLog`] reads no clock: the engine records each ended attempt and, on its own timer
+//! (a minute), takes the summary with the engine clock's `now` (real or sped up, as the core's) and logs it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::campaign::causes::CauseClass;
 
@@ -93,12 +95,12 @@ impl AttemptSummary {
 #[derive(Debug, Clone)]
 pub struct AttemptLog {
     per_attempt: PerAttempt,
-    since: Instant,
+    since: DateTime<Utc>,
     counts: BTreeMap<String, ClassCounts>,
 }
 
 impl AttemptLog {
-    pub fn new(per_attempt: PerAttempt, now: Instant) -> AttemptLog {
+    pub fn new(per_attempt: PerAttempt, now: DateTime<Utc>) -> AttemptLog {
         AttemptLog {
             per_attempt,
             since: now,
@@ -153,8 +155,8 @@ impl AttemptLog {
     }
 
     /// What ended since the last summary (`None` if nothing did), and a new period starting at `now`.
-    pub fn take_summary(&mut self, now: Instant) -> Option<AttemptSummary> {
-        let period = now.saturating_duration_since(self.since);
+    pub fn take_summary(&mut self, now: DateTime<Utc>) -> Option<AttemptSummary> {
+        let period = (now - self.since).to_std().unwrap_or_default();
         self.since = now;
         if self.counts.is_empty() {
             return None;
@@ -170,9 +172,13 @@ impl AttemptLog {
 mod tests {
     use super::*;
 
+    fn secs(n: i64) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(n)
+    }
+
     #[test]
     fn a_summary_counts_each_class_per_campaign_and_starts_a_new_period() {
-        let t0 = Instant::now();
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let mut log = AttemptLog::new(PerAttempt::Debug, t0);
         log.record("c1", CauseClass::Ok);
         log.record("c1", CauseClass::Ok);
@@ -190,7 +196,7 @@ mod tests {
             talk_secs: 0,
             lost: false,
         });
-        let s = log.take_summary(t0 + Duration::from_secs(60)).unwrap();
+        let s = log.take_summary(t0 + secs(60)).unwrap();
         assert_eq!(s.period, Duration::from_secs(60));
         assert_eq!(
             s.campaigns["c1"],
@@ -204,9 +210,9 @@ mod tests {
         );
         assert_eq!(s.campaigns["c2"].total(), 2);
         assert_eq!((s.campaigns["c2"].minus, s.campaigns["c2"].error), (1, 1));
-        assert_eq!(log.take_summary(t0 + Duration::from_secs(120)), None);
+        assert_eq!(log.take_summary(t0 + secs(120)), None);
         log.record("c3", CauseClass::Ok);
-        let next = log.take_summary(t0 + Duration::from_secs(150)).unwrap();
+        let next = log.take_summary(t0 + secs(150)).unwrap();
         assert_eq!(
             next.period,
             Duration::from_secs(30),
@@ -238,7 +244,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let t0 = Instant::now();
+            let t0 = DateTime::<Utc>::UNIX_EPOCH;
             let mut log = AttemptLog::new(per_attempt, t0);
             let attempt = uuid::Uuid::nil();
             for _ in 0..attempts {
@@ -253,9 +259,7 @@ mod tests {
                     lost: false,
                 });
             }
-            log.take_summary(t0 + Duration::from_secs(60))
-                .unwrap()
-                .log();
+            log.take_summary(t0 + secs(60)).unwrap().log();
         });
         let bytes = out.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
