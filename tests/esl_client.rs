@@ -194,6 +194,46 @@ async fn concurrent_api_calls_each_get_their_own_reply() {
 }
 
 #[tokio::test]
+async fn liveness_probes_between_commands_never_take_a_callers_reply() {
+    let server = server().await;
+    let mut config = server.client_config();
+    config.liveness = Some(Liveness {
+        interval: Duration::from_millis(1),
+        timeout: Duration::from_secs(5),
+        command: "status".into(),
+    });
+    let (client, mut events) = within("connect", Client::connect(config)).await.unwrap();
+    for round in 0..20 {
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(
+                    async move { (i, client.api_text(&format!("echo r{round}-{i}")).await) },
+                )
+            })
+            .collect();
+        for t in tasks {
+            let (i, reply) = within("api", t).await.unwrap();
+            assert_eq!(reply.unwrap(), format!("r{round}-{i}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let probes = server
+        .received()
+        .iter()
+        .filter(|r| r.line == "api status")
+        .count();
+    assert!(probes >= 10, "only {probes} probes were sent");
+    assert!(client.health().probe_rtt.is_some());
+    while let Some(e) = events.try_recv() {
+        assert!(
+            matches!(e, ClientEvent::Connected { .. }),
+            "a probe reply leaked to the event channel: {e:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn thousand_concurrent_bgapi_jobs_resolve_to_their_own_results() {
     let server = server().await;
     let (client, _events) = connect(&server).await;
