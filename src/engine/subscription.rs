@@ -9,10 +9,10 @@
 //!   HANGUP_COMPLETE, EXECUTE_COMPLETE…) of a channel originated by [`crate::engine::originate::build_on_node`]
 //!   on this node — both legs of a `loopback/` call, since the b-leg inherits the originate variables (real
 //!   captures `fixtures/esl/realfs-2026-12/{vars,dtmf_pagd}`); a `bridge`d leg without the variable is not ours.
-//! - `Event-Name DTMF`: DTMF events carry no channel variables on a real switch (capture `dtmf_pagd`), so a
-//!   callflow's digits can only pass by name; DTMF of other channels is rare and the engine routes by Unique-ID.
-//! - `Event-Name HEARTBEAT`: the switch's sign of life and load (see `esl::client::SwitchHealth`), subscribed
-//!   beside the engine's [`SUBSCRIBED_EVENTS`].
+//! - `Event-Name <name>` for each subscribed event that carries no channel variables ([`CARRY_VARIABLES`]): today
+//!   DTMF (capture `dtmf_pagd`: a callflow's digits can only pass by name; DTMF of other channels is rare and the
+//!   engine routes by Unique-ID) and HEARTBEAT, the switch's sign of life and load (see
+//!   `esl::client::SwitchHealth`), subscribed beside the engine's [`SUBSCRIBED_EVENTS`].
 //! - BACKGROUND_JOB (originate results) needs no entry here: the ESL client keeps its own
 //!   `filter Event-Name BACKGROUND_JOB` beside any filter, since `bgapi` depends on it.
 //!
@@ -27,6 +27,41 @@ pub const NODE_VARIABLE: &str = "dlr_node";
 
 /// Events subscribed beside the engine's own ([`SUBSCRIBED_EVENTS`]).
 pub const EXTRA_EVENTS: &[&str] = &["HEARTBEAT"];
+
+/// Events that carry the channel's variables (`switch_channel_event_set_extended_data` in FreeSWITCH 1.10, when
+/// `verbose-events` is off); any other subscribed event can only pass a filter by its name.
+pub const CARRY_VARIABLES: &[&str] = &[
+    "CHANNEL_CREATE",
+    "CHANNEL_ORIGINATE",
+    "CHANNEL_UUID",
+    "CHANNEL_ANSWER",
+    "CHANNEL_PARK",
+    "CHANNEL_UNPARK",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "REQUEST_PARAMS",
+    "CHANNEL_DATA",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_DESTROY",
+    "SESSION_HEARTBEAT",
+    "API",
+    "RECORD_START",
+    "RECORD_STOP",
+    "PLAYBACK_START",
+    "PLAYBACK_STOP",
+    "CALL_UPDATE",
+    "MEDIA_BUG_START",
+    "MEDIA_BUG_STOP",
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
+    "TEXT",
+    "CUSTOM",
+];
 
 /// One `filter <header> <value>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +117,22 @@ fn by_name(event: &str) -> Filter {
     }
 }
 
-/// What the engine on `node` subscribes to.
+/// What the engine on `node` subscribes to: the node filter, and a by-name filter for each subscribed event
+/// without channel variables (BACKGROUND_JOB aside: the client keeps that one).
 pub fn for_node(node: &str) -> Result<Subscription, InvalidNodeId> {
-    Ok(Subscription {
-        events: SUBSCRIBED_EVENTS
+    let events: Vec<&'static str> = SUBSCRIBED_EVENTS
+        .iter()
+        .chain(EXTRA_EVENTS)
+        .copied()
+        .collect();
+    let mut filters = vec![node_filter(node)?];
+    filters.extend(
+        events
             .iter()
-            .chain(EXTRA_EVENTS)
-            .copied()
-            .collect(),
-        filters: vec![node_filter(node)?, by_name("DTMF"), by_name("HEARTBEAT")],
-    })
+            .filter(|e| **e != "BACKGROUND_JOB" && !CARRY_VARIABLES.contains(e))
+            .map(|e| by_name(e)),
+    );
+    Ok(Subscription { events, filters })
 }
 
 impl Subscription {
@@ -148,5 +189,45 @@ mod tests {
         );
         assert!(s.events.contains(&"HEARTBEAT") && s.events.contains(&"BACKGROUND_JOB"));
         assert_eq!(for_node("a b"), Err(InvalidNodeId("a b".into())));
+    }
+
+    #[test]
+    fn every_subscribed_event_of_our_channel_passes_as_freeswitch_builds_it_and_foreign_ones_do_not()
+     {
+        use crate::esl::Event;
+        use crate::sim::server::listener::Listener;
+
+        let sub = for_node("node-a").unwrap();
+        let mut l = Listener::new(1);
+        l.authed = true;
+        l.event_cmd(&format!("event plain {}", sub.events.join(" ")));
+        // What the client adds beside any filter.
+        l.filter_cmd("filter Event-Name BACKGROUND_JOB");
+        for f in &sub.filters {
+            l.filter_cmd(&format!("filter {} {}", f.header, f.value));
+        }
+        let built = |name: &str, node: &str| {
+            let mut h = vec![("Event-Name", name), ("Unique-ID", "u-1")];
+            if CARRY_VARIABLES.contains(&name) {
+                h.push(("variable_dlr_node", node));
+            }
+            Event::from_pairs(h, None)
+        };
+        for name in &sub.events {
+            assert!(
+                l.wants(&built(name, "node-a")),
+                "{name} of our channel is filtered out"
+            );
+        }
+        for name in [
+            "CHANNEL_ANSWER",
+            "CHANNEL_HANGUP_COMPLETE",
+            "CHANNEL_CREATE",
+        ] {
+            assert!(
+                !l.wants(&built(name, "node-b")),
+                "{name} of node-b's channel passes"
+            );
+        }
     }
 }
