@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use fsdialer::esl::client::{
-    Auth, Client, ClientError, ClientEvent, ConnectionState, EventFormat, Events, JobOutcome,
-    SendMsg,
+    Auth, Client, ClientConfig, ClientError, ClientEvent, ConnectionState, EventFormat, Events,
+    JobOutcome, Liveness, SendMsg, StallChange, StallWatch,
 };
 use support::esl_server::{ServerConfig, TestServer};
 use uuid::Uuid;
@@ -190,6 +190,46 @@ async fn concurrent_api_calls_each_get_their_own_reply() {
     for t in tasks {
         let (i, reply) = within("api", t).await.unwrap();
         assert_eq!(reply.unwrap(), format!("reply-{i}"));
+    }
+}
+
+#[tokio::test]
+async fn liveness_probes_between_commands_never_take_a_callers_reply() {
+    let server = server().await;
+    let mut config = server.client_config();
+    config.liveness = Some(Liveness {
+        interval: Duration::from_millis(1),
+        timeout: Duration::from_secs(5),
+        command: "status".into(),
+    });
+    let (client, mut events) = within("connect", Client::connect(config)).await.unwrap();
+    for round in 0..20 {
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(
+                    async move { (i, client.api_text(&format!("echo r{round}-{i}")).await) },
+                )
+            })
+            .collect();
+        for t in tasks {
+            let (i, reply) = within("api", t).await.unwrap();
+            assert_eq!(reply.unwrap(), format!("r{round}-{i}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let probes = server
+        .received()
+        .iter()
+        .filter(|r| r.line == "api status")
+        .count();
+    assert!(probes >= 10, "only {probes} probes were sent");
+    assert!(client.health().probe_rtt.is_some());
+    while let Some(e) = events.try_recv() {
+        assert!(
+            matches!(e, ClientEvent::Connected { .. }),
+            "a probe reply leaked to the event channel: {e:?}"
+        );
     }
 }
 
@@ -410,8 +450,10 @@ async fn reconnect_reauthenticates_resubscribes_and_reapplies_filters() {
     .await;
     server
         .wait_for("the replay", |log| {
-            log.iter()
-                .any(|r| r.conn != conn1 && r.line == "filter Unique-ID call-a")
+            log.iter().any(|r| {
+                r.conn != conn1
+                    && r.line == "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE"
+            })
         })
         .await;
     let conn2 = server.connections()[0];
@@ -420,9 +462,9 @@ async fn reconnect_reauthenticates_resubscribes_and_reapplies_filters() {
         server.lines_on(conn2),
         [
             "auth ClueCon",
-            "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE",
             "filter Event-Name BACKGROUND_JOB",
             "filter Unique-ID call-a",
+            "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE",
         ]
     );
 
@@ -779,4 +821,125 @@ async fn dropping_every_handle_closes_the_connection() {
         let _ = item;
     }
     assert!(matches!(&*state.borrow(), ConnectionState::Closed { .. }));
+}
+
+/// A `fsdialer sim` child process on a free port; resumed and killed when dropped.
+struct SimProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl SimProcess {
+    fn start() -> SimProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fsdialer"))
+            .args(["sim", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fsdialer sim starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+            .read_line(&mut line)
+            .expect("sim prints its address");
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("address at the end")
+            .to_owned();
+        SimProcess { child, addr }
+    }
+
+    /// `kill -<signal> <pid>`.
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_switch_is_noticed_by_the_liveness_probe_then_reconnected_when_it_thaws() {
+    let sim = SimProcess::start();
+    let liveness = Liveness {
+        interval: Duration::from_millis(500),
+        timeout: Duration::from_secs(3),
+        command: "uptime".into(),
+    };
+    let mut config = ClientConfig::new(sim.addr.clone(), "ClueCon");
+    // Nothing of ours is in flight, so only the probe can notice the silence.
+    config.reply_timeout = None;
+    config.liveness = Some(liveness.clone());
+    config.auth_timeout = Duration::from_secs(1);
+    config.reconnect.initial = Duration::from_millis(50);
+    config.reconnect.max = Duration::from_millis(200);
+    let (client, mut events) = within("connect", Client::connect(config))
+        .await
+        .expect("connects");
+    let answered = within("a probe round trip", async {
+        loop {
+            let health = client.health();
+            if health.probe_rtt.is_some() {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let rtt = answered.probe_rtt.expect("a probe was answered");
+    assert!(rtt < Duration::from_secs(1), "{rtt:?}");
+    assert!(answered.silent_for.is_some() && answered.connected);
+
+    sim.signal("STOP");
+    let stopped = std::time::Instant::now();
+    // While frozen and still connected, the waiting probe shows as a stall.
+    let mut stall = StallWatch::new(Duration::from_millis(500));
+    let stalled = within("stall seen", async {
+        loop {
+            if let Some(StallChange::Began { unanswered_for }) = stall.observe(&client.health()) {
+                return unanswered_for;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(stalled >= Duration::from_millis(500));
+    let reason = loop {
+        match next(&mut events).await {
+            ClientEvent::Disconnected { reason, .. } => break reason,
+            _ => continue,
+        }
+    };
+    let took = stopped.elapsed();
+    assert!(reason.contains("liveness probe `api uptime`"), "{reason}");
+    assert!(
+        took >= liveness.timeout - liveness.interval
+            && took <= liveness.detection_bound() + Duration::from_secs(3),
+        "noticed after {took:?} (bound {:?})",
+        liveness.detection_bound()
+    );
+    assert!(!client.health().connected);
+    assert_eq!(stall.observe(&client.health()), Some(StallChange::Ended));
+
+    sim.signal("CONT");
+    wait_state(&client, "reconnected after the thaw", |s| {
+        matches!(s, ConnectionState::Connected { generation: 2 })
+    })
+    .await;
+    let uptime = within("api after the thaw", client.api_text("uptime"))
+        .await
+        .unwrap();
+    assert!(uptime.trim().parse::<u64>().is_ok(), "{uptime:?}");
 }

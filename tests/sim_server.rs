@@ -464,3 +464,239 @@ fn greenswitch_third_party_client_originates_and_receives_events() {
     );
     rt.block_on(h.shutdown());
 }
+
+#[tokio::test]
+async fn heartbeat_every_interval_of_simulated_time_to_subscribed_clients_only() {
+    // 20 simulated seconds per real second: FreeSWITCH's 20 s heartbeat comes about once a real second.
+    let h = sim(20.0).await;
+    let mut deaf = Conn::authed(&h).await;
+    assert_eq!(
+        deaf.cmd("event plain CHANNEL_CREATE").await,
+        "+OK event listener enabled plain"
+    );
+    let mut c = Conn::authed(&h).await;
+    assert_eq!(
+        c.cmd("event plain HEARTBEAT RE_SCHEDULE").await,
+        "+OK event listener enabled plain"
+    );
+    let started = std::time::Instant::now();
+    let first = c.events_until("RE_SCHEDULE").await;
+    let second = c.events_until("RE_SCHEDULE").await;
+    let apart = started.elapsed();
+    assert!(
+        apart < Duration::from_secs(6),
+        "two heartbeats took {apart:?}"
+    );
+    for pair in [&first, &second] {
+        let names: Vec<_> = pair.iter().map(|e| e.name().unwrap()).collect();
+        assert_eq!(names, ["HEARTBEAT", "RE_SCHEDULE"]);
+        let hb = &pair[0];
+        for header in [
+            "Core-UUID",
+            "FreeSWITCH-Hostname",
+            "Event-Date-Timestamp",
+            "Event-Sequence",
+            "Up-Time",
+            "Uptime-msec",
+            "Session-Count",
+            "Max-Sessions",
+            "Session-Since-Startup",
+            "Idle-CPU",
+        ] {
+            assert!(hb.get(header).is_some(), "HEARTBEAT lacks {header}");
+        }
+        assert_eq!(hb.get("Event-Info"), Some("System Ready"));
+        assert_eq!(pair[1].get("Task-Desc"), Some("heartbeat"));
+    }
+    let stamp = |e: &Event| {
+        e.get("Event-Date-Timestamp")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let gap = stamp(&second[0]) - stamp(&first[0]);
+    assert!(
+        (19_000_000..=21_000_000).contains(&gap),
+        "simulated gap {gap} µs"
+    );
+    // The client subscribed to CHANNEL_CREATE only got nothing: its next frame is the reply to this api.
+    deaf.send(b"api uptime\n\n").await;
+    let next = deaf.frame().await.expect("a frame");
+    assert_eq!(next.content_type(), ContentType::ApiResponse);
+    h.shutdown().await;
+}
+
+/// Events on `events` until `done` says so, each checked by `each`.
+async fn collect_until(
+    events: &mut fsdialer::esl::client::Events,
+    mut done: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
+    use fsdialer::esl::client::ClientEvent;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("events in time")
+            .expect("channel open");
+        if let ClientEvent::Event(e) = next {
+            let stop = done(&e);
+            out.push(e);
+            if stop {
+                return out;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_filter_lets_through_its_own_calls_both_legs_and_jobs_but_not_other_clients_calls() {
+    use fsdialer::engine::originate::{self, OriginateSpec};
+    use fsdialer::engine::subscription;
+    use fsdialer::esl::client::{Client, ClientConfig, EventFormat};
+
+    let h = sim(10.0).await;
+    let addr = h.local_addr().to_string();
+    let (ours, mut our_events) = Client::connect(ClientConfig::new(addr.clone(), "ClueCon"))
+        .await
+        .unwrap();
+    subscription::for_node("node-a")
+        .unwrap()
+        .apply(&ours)
+        .await
+        .unwrap();
+    let (other, mut other_events) = Client::connect(ClientConfig::new(addr, "ClueCon"))
+        .await
+        .unwrap();
+    other
+        .event(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
+        .await
+        .unwrap();
+
+    // Another node's dialer and a call that is no dialer's at all, placed by the other client.
+    let foreign = [
+        (uuid::Uuid::new_v4(), ",dlr_node=node-b"),
+        (uuid::Uuid::new_v4(), ""),
+    ];
+    for (uuid, tag) in &foreign {
+        let job = other
+            .bgapi(&format!(
+                "originate {{origination_uuid={uuid}{tag}}}loopback/answer_1/default &park()"
+            ))
+            .await
+            .unwrap();
+        assert!(job.result().await.unwrap().text().starts_with("+OK"));
+    }
+    // This node's call, tagged as the engine tags it.
+    let attempt = uuid::Uuid::new_v4();
+    let built = originate::build_on_node(
+        &OriginateSpec {
+            attempt_id: attempt,
+            dial_string: "loopback/answer_1/default",
+            originate_timeout_sec: 30,
+            caller_id_number: None,
+            campaign_id: "c1",
+            member_id: "m1",
+            attempt_no: 1,
+            campaign_vars: &[],
+            member_vars: &[],
+            application: "&park()",
+        },
+        "node-a",
+    );
+    let job = ours
+        .bgapi(&format!("originate {}", built.args))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), job.result())
+        .await
+        .expect("our BACKGROUND_JOB passed the filter")
+        .unwrap();
+    assert_eq!(result.text(), format!("+OK {attempt}"));
+
+    // Both foreign a-legs have ended (the other client saw their HANGUP_COMPLETE) …
+    let mut foreign_left: Vec<String> = foreign.iter().map(|(u, _)| u.to_string()).collect();
+    collect_until(&mut other_events, |e| {
+        foreign_left.retain(|u| Some(u.as_str()) != e.unique_id());
+        foreign_left.is_empty()
+    })
+    .await;
+    // … and so have both legs of ours.
+    let mut completes = 0;
+    let seen = collect_until(&mut our_events, |e| {
+        completes += usize::from(e.name() == Some("CHANNEL_HANGUP_COMPLETE"));
+        completes == 2
+    })
+    .await;
+    // Everything queued before this reply is in the channel now.
+    ours.api("uptime").await.unwrap();
+    let mut seen = seen;
+    while let Some(fsdialer::esl::client::ClientEvent::Event(e)) = our_events.try_recv() {
+        seen.push(e);
+    }
+
+    let channel_events: Vec<&Event> = seen
+        .iter()
+        .filter(|e| e.name().is_some_and(|n| n.starts_with("CHANNEL_")))
+        .collect();
+    for e in &channel_events {
+        assert_eq!(
+            e.variable("dlr_node"),
+            Some("node-a"),
+            "{:?} of {:?} is not ours",
+            e.name(),
+            e.get("Channel-Name")
+        );
+    }
+    let a_leg = attempt.to_string();
+    let legs: std::collections::HashSet<&str> = channel_events
+        .iter()
+        .filter_map(|e| e.unique_id())
+        .collect();
+    assert_eq!(legs.len(), 2, "the a-leg and the loopback b-leg: {legs:?}");
+    assert!(legs.contains(a_leg.as_str()));
+    for name in [
+        "CHANNEL_CREATE",
+        "CHANNEL_ANSWER",
+        "CHANNEL_HANGUP_COMPLETE",
+    ] {
+        assert!(
+            channel_events
+                .iter()
+                .any(|e| e.name() == Some(name) && e.unique_id() == Some(a_leg.as_str())),
+            "our a-leg's {name} is missing"
+        );
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_node_subscription_lets_the_heartbeat_through_and_the_client_records_it() {
+    use fsdialer::engine::subscription;
+    use fsdialer::esl::client::{Client, ClientConfig};
+
+    // 20 simulated seconds per real second: a heartbeat about every real second.
+    let h = sim(20.0).await;
+    let (client, _events) =
+        Client::connect(ClientConfig::new(h.local_addr().to_string(), "ClueCon"))
+            .await
+            .unwrap();
+    assert_eq!(client.health().heartbeat, None);
+    subscription::for_node("node-a")
+        .unwrap()
+        .apply(&client)
+        .await
+        .unwrap();
+    let heartbeat = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(hb) = client.health().heartbeat {
+                return hb;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a heartbeat within 10 s");
+    assert_eq!(heartbeat.session_count, Some(0));
+    assert_eq!(heartbeat.idle_cpu, Some(100.0));
+    h.shutdown().await;
+}

@@ -8,7 +8,10 @@
 //! - [`shell`]: the async shell wiring the core to the store and the ESL clients.
 //! - [`clock`]: real or sped-up time.
 //! - [`demo`]: `fsdialer demo`, the embedded default end to end.
+//! - [`subscription`]: the events and ESL filters a node subscribes with on a shared switch.
+//! - [`attempt_log`]: per-attempt lines at debug, a periodic per-campaign summary at info.
 
+pub mod attempt_log;
 pub mod callflow;
 pub mod clock;
 mod completer;
@@ -18,6 +21,7 @@ pub mod originate;
 pub mod pacing;
 pub mod shell;
 pub mod state;
+pub mod subscription;
 
 /// The callflow runner the engine uses for answered calls: [`callflow::run`] with the member's name, number and
 /// variables; the flow's `result {success}` decides the attempt's class.

@@ -169,6 +169,16 @@ fn push_url_encoded(out: &mut String, value: &str) {
 
 /// Builds the originate arguments for one attempt.
 pub fn build(spec: &OriginateSpec<'_>) -> Originate {
+    build_tagged(spec, None)
+}
+
+/// [`build`], tagging the channel with `dlr_node=<node>` (after `dlr_attempt`) so that the node's ESL filter
+/// (`engine::subscription`) lets its events through; loopback b-legs inherit it.
+pub fn build_on_node(spec: &OriginateSpec<'_>, node: &str) -> Originate {
+    build_tagged(spec, Some(node))
+}
+
+fn build_tagged(spec: &OriginateSpec<'_>, node: Option<&str>) -> Originate {
     let mut vars: Vec<(String, VarSource, VarDisposition)> = Vec::new();
     let mut body = String::with_capacity(256);
     let mut encoded_names: Vec<&str> = Vec::new();
@@ -188,6 +198,9 @@ pub fn build(spec: &OriginateSpec<'_>) -> Originate {
     all.push(("dlr_campaign_id", spec.campaign_id, VarSource::Dialer));
     all.push(("dlr_member_id", spec.member_id, VarSource::Dialer));
     all.push(("dlr_attempt", &attempt_no, VarSource::Dialer));
+    if let Some(node) = node {
+        all.push(("dlr_node", node, VarSource::Dialer));
+    }
     for (n, v) in spec.campaign_vars {
         all.push((n, v, VarSource::Campaign));
     }
@@ -254,6 +267,19 @@ mod tests {
             member_vars: member,
             application: "&park()",
         }
+    }
+
+    #[test]
+    fn build_on_node_tags_the_channel_and_member_data_cannot_forge_the_tag() {
+        let member = v(&[("dlr_node", "other-node")]);
+        let o = build_on_node(&spec(&[], &member), "node-a");
+        assert!(
+            o.args.contains(",dlr_attempt=1,dlr_node=node-a}"),
+            "{}",
+            o.args
+        );
+        assert!(!o.args.contains("other-node"));
+        assert!(!build(&spec(&[], &[])).args.contains("dlr_node"));
     }
 
     fn v(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -1,8 +1,9 @@
-//! `fsdialer sim --listen 127.0.0.1:8021 --password ClueCon [--scenario FILE] [--speed F]`: runs the simulated
+//! `fsdialer sim --listen 127.0.0.1:8021 --password ClueCon [--scenario FILE] [--speed F] [--heartbeat-sec N]`: runs the simulated
 //! switch until Ctrl-C. The binary's clap `Commands` enum wraps [`SimArgs`] and calls [`run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::sim::model::Config;
 use crate::sim::server::{self, ServerConfig, ServerError};
@@ -28,6 +29,9 @@ pub struct SimArgs {
     /// `sessions_per_second` of the simulated switch (29 get through per second at the default 30).
     #[arg(long, default_value_t = 30)]
     pub sessions_per_second: u32,
+    /// Simulated seconds between HEARTBEAT events (FreeSWITCH's `event-heartbeat-interval`); 0 = none.
+    #[arg(long, default_value_t = 20)]
+    pub heartbeat_sec: u64,
 }
 
 /// Starts the server and waits for Ctrl-C.
@@ -42,6 +46,7 @@ pub async fn run(args: SimArgs) -> Result<(), ServerError> {
         },
         scenario: args.scenario,
         speed: args.speed,
+        heartbeat: (args.heartbeat_sec > 0).then(|| Duration::from_secs(args.heartbeat_sec)),
     };
     let handle = server::start(cfg).await?;
     println!("fsdialer sim listening on {}", handle.local_addr());

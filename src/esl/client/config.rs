@@ -139,6 +139,60 @@ impl Backoff {
     }
 }
 
+/// The client's own liveness probe: a cheap `api` sent every `interval` on each connection, so that a socket that
+/// went silent (switch frozen, host gone, half-open TCP) is noticed even when nothing else is in flight.
+///
+/// The connection is declared dead when the probe has had no reply and nothing else came from FreeSWITCH for
+/// `timeout` after it was written. FreeSWITCH runs an inbound socket's `api` commands one at a time and sends no
+/// events meanwhile, so `timeout` is also the longest a synchronous `api` of yours may keep the socket silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The api command (without `api `); its answer, even `-ERR`, proves the switch reads and answers.
+    pub command: String,
+}
+
+impl Default for Liveness {
+    /// Every 5 s `api uptime`, dead after 15 s of silence: a silent socket is noticed within 21 s.
+    fn default() -> Self {
+        Liveness {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            command: "uptime".into(),
+        }
+    }
+}
+
+impl Liveness {
+    /// The longest time from the moment a switch goes silent to the connection being declared lost: up to one
+    /// interval until the next probe, the timeout, and one check period of the reader.
+    pub fn detection_bound(&self) -> Duration {
+        self.interval + self.timeout + check_period(self.timeout)
+    }
+
+    fn validate(&self) -> Result<(), ClientError> {
+        if self.interval.is_zero() || self.timeout.is_zero() {
+            return Err(ClientError::InvalidConfig(
+                "liveness interval and timeout must be above zero".into(),
+            ));
+        }
+        let command = self.command.trim();
+        if command.is_empty() || self.command.contains(['\n', '\r']) {
+            return Err(ClientError::InvalidConfig(format!(
+                "liveness command {:?} must be one non-empty line",
+                self.command
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How often the reader checks its timeouts, given the shortest one: a quarter of it, between 10 ms and 1 s.
+pub(crate) fn check_period(shortest: Duration) -> Duration {
+    (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
 /// Everything the client needs to connect and stay connected.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -159,6 +213,9 @@ pub struct ClientConfig {
     /// A connection whose oldest unanswered command has seen no frame at all for this long is declared dead
     /// (half-open socket). `None` disables the check. Keep it above the slowest synchronous `api` you send.
     pub reply_timeout: Option<Duration>,
+    /// The liveness probe; `None` disables it (then a silent switch is only noticed through `reply_timeout`, when
+    /// a command of yours is waiting).
+    pub liveness: Option<Liveness>,
     pub reconnect: Backoff,
 }
 
@@ -175,6 +232,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             auth_timeout: Duration::from_secs(5),
             reply_timeout: Some(Duration::from_secs(60)),
+            liveness: Some(Liveness::default()),
             reconnect: Backoff::default(),
         }
     }
@@ -197,7 +255,22 @@ impl ClientConfig {
                 "credentials contain a line break".into(),
             ));
         }
+        if let Some(liveness) = &self.liveness {
+            liveness.validate()?;
+        }
         self.reconnect.validate()
+    }
+
+    /// How often the reader checks its timeouts.
+    pub(crate) fn check_period(&self) -> Duration {
+        let shortest = [
+            self.reply_timeout,
+            self.liveness.as_ref().map(|l| l.timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        shortest.map_or(Duration::from_secs(1), check_period)
     }
 }
 
@@ -246,6 +319,42 @@ mod tests {
         let mut p = policy();
         p.multiplier = 0.5;
         assert!(p.validate().unwrap_err().to_string().contains("multiplier"));
+    }
+
+    #[test]
+    fn default_liveness_notices_a_silent_switch_within_30_seconds() {
+        let bound = Liveness::default().detection_bound();
+        assert!(bound <= Duration::from_secs(30), "{bound:?}");
+        let config = ClientConfig::new("127.0.0.1:8021", "ClueCon");
+        assert_eq!(config.liveness, Some(Liveness::default()));
+        assert_eq!(config.check_period(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn liveness_settings_are_validated_and_shorten_the_check_period() {
+        let mut config = ClientConfig::new("127.0.0.1:8021", "ClueCon");
+        config.liveness = Some(Liveness {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(400),
+            command: "uptime".into(),
+        });
+        assert!(config.validate().is_ok());
+        assert_eq!(config.check_period(), Duration::from_millis(100));
+        let refusal = |liveness: Liveness| {
+            let mut config = config.clone();
+            config.liveness = Some(liveness);
+            config.validate().unwrap_err().to_string()
+        };
+        let two_lines = Liveness {
+            command: "uptime\nexit".into(),
+            ..Liveness::default()
+        };
+        assert!(refusal(two_lines).contains("one non-empty line"));
+        let no_interval = Liveness {
+            interval: Duration::ZERO,
+            ..Liveness::default()
+        };
+        assert!(refusal(no_interval).contains("above zero"));
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! queued command fails with a clear error, then the task reconnects, re-authenticates and replays the
 //! subscriptions (see `subscriptions`). Each connection has a generation number; a command is only written on the
 //! connection its caller saw, so it can never silently cross a reconnect.
+//!
+//! Liveness: with [`ClientConfig::liveness`] set, the writer also queues its own probe (`api uptime`) every
+//! interval, so something always awaits a reply; the reader declares the connection dead when the probe has had no
+//! reply and nothing else arrived for the liveness timeout, and the usual reconnect path follows. Every frame read
+//! and every probe answered is recorded in the shared [`HealthState`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -22,13 +27,14 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::ConnectionState;
 use super::config::ClientConfig;
 use super::error::ClientError;
 use super::events::{ClientEvent, EventSink, LagState};
+use super::health::HealthState;
 use super::job::Jobs;
 use super::subscriptions::{BACKGROUND_JOB, ConnectionView, Effect, Subscriptions};
 use crate::esl::codec::{EslCodec, Request};
@@ -52,14 +58,17 @@ pub(crate) struct Outgoing {
 }
 
 /// A written command awaiting its reply.
-struct Pending {
+#[derive(Debug)]
+pub(crate) struct Pending {
     request: Request,
     effect: Effect,
     reply: Option<ReplySender>,
     sent_at: Instant,
+    /// The client's liveness probe: its reply goes to the health state.
+    probe: bool,
 }
 
-type Fifo = Arc<Mutex<VecDeque<Pending>>>;
+pub(crate) type Fifo = Arc<Mutex<VecDeque<Pending>>>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -73,6 +82,17 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Sender<ConnectionState>,
     pub(crate) subs: Mutex<Subscriptions>,
     pub(crate) lag: Arc<LagState>,
+    pub(crate) health: Mutex<HealthState>,
+    /// The commands awaiting replies on the current connection (`None` between connections).
+    pub(crate) current: Mutex<Option<Fifo>>,
+}
+
+impl Shared {
+    /// When the oldest command still awaiting its reply on the current connection was written.
+    pub(crate) fn oldest_waiting(&self) -> Option<Instant> {
+        let fifo = lock(&self.current).clone()?;
+        lock(&fifo).front().map(|p| p.sent_at)
+    }
 }
 
 /// An authenticated socket, split.
@@ -356,16 +376,33 @@ impl Supervisor {
                 fifo: fifo.clone(),
                 generation,
                 reply_timeout: self.config.reply_timeout,
+                liveness: self.config.liveness.as_ref().map(|l| ProbeLimit {
+                    command: format!("api {}", l.command),
+                    timeout: l.timeout,
+                }),
+                check_period: self.config.check_period(),
             },
             stop_rx,
         ));
+        *lock(&self.shared.current) = Some(fifo.clone());
+        let probe_request = self
+            .config
+            .liveness
+            .as_ref()
+            .and_then(|l| Request::line(&format!("api {}", l.command)).ok());
+        let mut probe_tick = self.config.liveness.as_ref().map(|l| {
+            let mut t =
+                tokio::time::interval_at(tokio::time::Instant::now() + l.interval, l.interval);
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            t
+        });
 
         // Restore subscriptions before any queued command is written.
         let subs = lock(&self.shared.subs).clone();
         let mut view = ConnectionView::after_replay(&subs);
         let mut items = subs.replay();
         for r in &items {
-            push(&fifo, r.clone(), Effect::None, None);
+            push(&fifo, r.clone(), Effect::None, None, false);
             tracing::debug!(generation, command = %r.command_line(), "-> ESL (replay)");
         }
         let mut closing = false;
@@ -388,6 +425,12 @@ impl Supervisor {
                     Some(m) => m,
                     None => { abandoned = true; break; }
                 },
+                () = probe_due(&mut probe_tick) => {
+                    if let Some(request) = &probe_request && !closing {
+                        self.stage_probe(request, &fifo, &mut items);
+                    }
+                    continue;
+                }
             };
             stage(
                 first,
@@ -425,6 +468,8 @@ impl Supervisor {
             }
         };
         drop(write);
+        *lock(&self.shared.current) = None;
+        lock(&self.shared.health).connection_ended();
         metrics::gauge!("fsdialer_esl_connected", "server" => self.shared.addr.clone()).set(0.0);
 
         let end = if closing {
@@ -478,14 +523,38 @@ impl Supervisor {
             .await;
         end
     }
+
+    /// Queues the liveness probe unless the previous one is still unanswered.
+    fn stage_probe(&self, request: &Request, fifo: &Fifo, items: &mut Vec<Request>) {
+        let mut health = lock(&self.shared.health);
+        if health.probe_sent().is_some() {
+            return;
+        }
+        health.probe_written(Instant::now());
+        drop(health);
+        tracing::trace!(generation = self.generation, command = %request.command_line(), "-> ESL (probe)");
+        push(fifo, request.clone(), Effect::None, None, true);
+        items.push(request.clone());
+    }
 }
 
-fn push(fifo: &Fifo, request: Request, effect: Effect, reply: Option<ReplySender>) {
+/// Waits for the next probe tick; never, when the probe is off.
+async fn probe_due(tick: &mut Option<Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn push(fifo: &Fifo, request: Request, effect: Effect, reply: Option<ReplySender>, probe: bool) {
     lock(fifo).push_back(Pending {
         request,
         effect,
         reply,
         sent_at: Instant::now(),
+        probe,
     });
 }
 
@@ -517,7 +586,7 @@ fn stage(
     let (pre, post) = view.plan(&m.effect);
     for r in pre {
         tracing::debug!(generation, command = %r.command_line(), "-> ESL (upkeep)");
-        push(fifo, r.clone(), Effect::None, None);
+        push(fifo, r.clone(), Effect::None, None, false);
         items.push(r);
     }
     if m.effect == Effect::Exit {
@@ -525,10 +594,10 @@ fn stage(
     }
     tracing::debug!(generation, command = %m.request.command_line(), "-> ESL");
     items.push(m.request.clone());
-    push(fifo, m.request, m.effect, m.reply);
+    push(fifo, m.request, m.effect, m.reply, false);
     for r in post {
         tracing::debug!(generation, command = %r.command_line(), "-> ESL (upkeep)");
-        push(fifo, r.clone(), Effect::None, None);
+        push(fifo, r.clone(), Effect::None, None, false);
         items.push(r);
     }
 }
@@ -553,6 +622,14 @@ struct Reader {
     fifo: Fifo,
     generation: u64,
     reply_timeout: Option<Duration>,
+    liveness: Option<ProbeLimit>,
+    check_period: Duration,
+}
+
+/// What the reader needs to judge the liveness probe.
+struct ProbeLimit {
+    command: String,
+    timeout: Duration,
 }
 
 impl Reader {
@@ -584,6 +661,13 @@ impl Reader {
             lock(&self.shared.subs).apply(&p.effect);
         }
         let exit = p.effect == Effect::Exit;
+        if p.probe {
+            let now = Instant::now();
+            lock(&self.shared.health).probe_answered(p.sent_at, now);
+            let rtt = now.saturating_duration_since(p.sent_at);
+            metrics::histogram!("fsdialer_esl_probe_rtt_seconds", "server" => self.shared.addr.clone())
+                .record(rtt.as_secs_f64());
+        }
         match p.reply {
             Some(tx) => {
                 let _ = tx.send(Ok(frame));
@@ -602,6 +686,9 @@ impl Reader {
         match Event::from_frame(&frame) {
             Ok(event) => {
                 tracing::debug!(generation = self.generation, name = ?event.name(), "<- ESL event");
+                if event.name() == Some("HEARTBEAT") {
+                    lock(&self.shared.health).heartbeat(&event, Instant::now());
+                }
                 let event = if event.name() == Some(BACKGROUND_JOB) {
                     match self.shared.jobs.resolve(event) {
                         Some(unclaimed) => unclaimed,
@@ -632,10 +719,7 @@ async fn read_loop(
             generation: ctx.generation,
         })
         .await;
-    let period = ctx.reply_timeout.map_or(Duration::from_secs(1), |t| {
-        (t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
-    });
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval(ctx.check_period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_frame = Instant::now();
     // Set once the end is announced (exit acknowledged, disconnect notice): deadline and why.
@@ -649,6 +733,18 @@ async fn read_loop(
                 let now = Instant::now();
                 if let Some((deadline, why)) = &closing && now >= *deadline {
                     return format!("{why}; FreeSWITCH did not close the socket within {CLOSE_GRACE:?}");
+                }
+                if let Some(probe) = &ctx.liveness
+                    && let Some(sent) = lock(&ctx.shared.health).probe_sent()
+                {
+                    let quiet = now.duration_since(sent.max(last_frame));
+                    if quiet >= probe.timeout {
+                        return format!(
+                            "no reply to the liveness probe `{}` and nothing else from FreeSWITCH for {quiet:?} \
+                             (liveness timeout {:?})",
+                            probe.command, probe.timeout
+                        );
+                    }
                 }
                 if let Some(limit) = ctx.reply_timeout
                     && let Some((command, since)) = ctx.oldest()
@@ -704,6 +800,7 @@ async fn read_loop(
         }
         // Taken after delivery: time spent waiting for the event consumer is not FreeSWITCH being silent.
         last_frame = Instant::now();
+        lock(&ctx.shared.health).frame_seen(last_frame);
     }
 }
 

@@ -10,26 +10,29 @@
 //!
 //! Layout: [`conn`] (the connection task: handshake, writer, reader, reconnect), [`subscriptions`] (what to
 //! replay), [`events`] (delivery and lag), [`job`] (background jobs), [`sendmsg`], [`reply`], [`config`],
-//! [`error`].
+//! [`error`], [`health`] (liveness and stall snapshots).
 
 mod config;
 mod conn;
 mod error;
 mod events;
+mod health;
 mod job;
 mod reply;
 mod sendmsg;
 mod subscriptions;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-pub use config::{Auth, Backoff, ClientConfig, EventFormat};
+pub use config::{Auth, Backoff, ClientConfig, EventFormat, Liveness};
 pub use error::ClientError;
 pub use events::{ClientEvent, Events, Lag};
+pub use health::{HeartbeatInfo, StallChange, StallWatch, SwitchHealth};
 pub use job::{BackgroundJob, JobOutcome, JobResult};
 pub use reply::Reply;
 pub use sendmsg::SendMsg;
@@ -76,6 +79,8 @@ impl Client {
             state,
             subs: Mutex::new(Subscriptions::new(config.event_format)),
             lag,
+            health: Mutex::default(),
+            current: Mutex::default(),
         });
         let supervisor = Supervisor {
             config,
@@ -119,6 +124,21 @@ impl Client {
     /// How far behind the event consumer is (same numbers as [`Events::lag`]).
     pub fn lag(&self) -> Lag {
         self.shared.lag.snapshot()
+    }
+
+    /// When the last frame (reply, event or notice) came from the switch; `None` before the first after connect.
+    pub fn last_heard(&self) -> Option<Instant> {
+        lock(&self.shared.health).last_frame()
+    }
+
+    /// The link's health now: silence, the oldest unanswered command, the probe's round trip, the last HEARTBEAT.
+    pub fn health(&self) -> SwitchHealth {
+        let connected = matches!(
+            *self.shared.state.borrow(),
+            ConnectionState::Connected { .. }
+        );
+        let oldest = self.shared.oldest_waiting();
+        lock(&self.shared.health).snapshot(&self.shared.addr, connected, oldest, Instant::now())
     }
 
     /// Background jobs still waiting for their BACKGROUND_JOB event.

@@ -165,9 +165,18 @@ impl Subscriptions {
         self.myevents.is_some()
     }
 
-    /// The commands that put a fresh connection in this state, `BACKGROUND_JOB` included.
+    /// The commands that put a fresh connection in this state, `BACKGROUND_JOB` included. Filters go first, so
+    /// that on a shared switch no event they would stop arrives before them.
     pub(crate) fn replay(&self) -> Vec<Request> {
         let mut out = Vec::new();
+        if !self.filters.is_empty() {
+            if !self.filters.iter().any(|(h, v)| is_bj_filter(h, v)) {
+                out.extend(internal(format!("filter {EVENT_NAME} {BACKGROUND_JOB}")));
+            }
+            for (h, v) in &self.filters {
+                out.extend(internal(format!("filter {h} {v}")));
+            }
+        }
         let mut line = format!("event {} {BACKGROUND_JOB}", self.format);
         if self.all {
             line.push_str(" ALL");
@@ -186,14 +195,6 @@ impl Subscriptions {
         out.extend(internal(line));
         if self.all && !self.nixed.is_empty() {
             out.extend(internal(format!("nixevent {}", self.nixed.join(" "))));
-        }
-        if !self.filters.is_empty() {
-            if !self.filters.iter().any(|(h, v)| is_bj_filter(h, v)) {
-                out.extend(internal(format!("filter {EVENT_NAME} {BACKGROUND_JOB}")));
-            }
-            for (h, v) in &self.filters {
-                out.extend(internal(format!("filter {h} {v}")));
-            }
         }
         if let Some((uuid, format)) = &self.myevents {
             out.extend(internal(match format {
@@ -307,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_merges_events_keeps_custom_subclasses_last_and_filters_with_bj_guard() {
+    fn replay_puts_filters_with_bj_guard_first_then_merged_events_with_custom_subclasses_last() {
         let mut s = Subscriptions::new(EventFormat::Plain);
         s.apply(&Effect::Event {
             format: EventFormat::Plain,
@@ -328,9 +329,9 @@ mod tests {
         assert_eq!(
             lines(&s.replay()),
             [
-                "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CUSTOM sofia::register",
                 "filter Event-Name BACKGROUND_JOB",
                 "filter Unique-ID abc",
+                "event json BACKGROUND_JOB CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CUSTOM sofia::register",
             ]
         );
     }

@@ -12,6 +12,7 @@
 
 mod apps;
 mod channel;
+mod heartbeat;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};

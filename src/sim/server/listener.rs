@@ -218,9 +218,8 @@ impl Listener {
                 if send && pos {
                     continue;
                 }
-                let cmp = if let Some(re) = hval.strip_prefix('/') {
-                    let pattern = re.strip_suffix('/').unwrap_or(re);
-                    regex::Regex::new(pattern).is_ok_and(|r| r.is_match(value))
+                let cmp = if hval.starts_with('/') {
+                    regex_matches(value, comp)
                 } else {
                     value.eq_ignore_ascii_case(comp)
                 };
@@ -351,8 +350,10 @@ impl Listener {
             if n.eq_ignore_ascii_case("all") {
                 self.filters.clear();
             } else {
+                // `switch_event_del_header_val`: an empty value (`zstr`) deletes every filter on the header.
                 self.filters.retain(|(fname, fval)| {
-                    !(fname.eq_ignore_ascii_case(n) && v2.is_none_or(|v2| fval == v2))
+                    !(fname.eq_ignore_ascii_case(n)
+                        && v2.is_none_or(|v2| v2.is_empty() || fval == v2))
                 });
             }
             return format!("+OK filter deleted. [{n}][{}]", v2.unwrap_or(""));
@@ -361,16 +362,20 @@ impl Listener {
             Some(v) => {
                 let (n, v) = if name.eq_ignore_ascii_case("add") {
                     match v.split_once(' ') {
-                        Some((n, v)) => (n, v),
-                        None => (v, ""),
+                        Some((n, v)) => (n, Some(v)),
+                        None => (v, None),
                     }
                 } else {
-                    (name, v)
+                    (name, Some(v))
                 };
-                if !v.is_empty() {
-                    self.filters.push((n.to_string(), v.to_string()));
+                // `filter add <name>` has no value: FreeSWITCH adds nothing and glibc prints the NULL.
+                match v {
+                    Some(v) => {
+                        self.filters.push((n.to_string(), v.to_string()));
+                        format!("+OK filter added. [{n}]=[{v}]")
+                    }
+                    None => format!("+OK filter added. [{n}]=[(null)]"),
                 }
-                format!("+OK filter added. [{n}]=[{v}]")
             }
             None => "-ERR invalid syntax".into(),
         }
@@ -432,10 +437,117 @@ fn log_level(s: &str) -> Option<u8> {
     .map(|p| if p == 0 { 0 } else { p as u8 })
 }
 
+/// `switch_regex_perform` for a filter value that starts with `/`: the pattern runs to the last `/`, after which
+/// `i` makes it case-insensitive and `s` lets `.` match a newline; without a closing `/` FreeSWITCH logs an error
+/// and nothing matches. (FreeSWITCH uses PCRE2; the simulator, Rust's `regex`, which agrees on common patterns.)
+fn regex_matches(subject: &str, expression: &str) -> bool {
+    let Some((pattern, flags)) = expression
+        .strip_prefix('/')
+        .and_then(|rest| rest.rsplit_once('/'))
+    else {
+        return false;
+    };
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(flags.contains('i'))
+        .dot_matches_new_line(flags.contains('s'))
+        .build()
+        .is_ok_and(|r| r.is_match(subject))
+}
+
 pub fn format_name(f: ContentType) -> &'static str {
     match f {
         ContentType::EventJson => "json",
         ContentType::EventXml => "xml",
         _ => "plain",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(filters: &[&str]) -> Listener {
+        let mut l = Listener::new(1);
+        l.authed = true;
+        l.event_cmd("event plain ALL");
+        for f in filters {
+            assert!(
+                l.filter_cmd(&format!("filter {f}")).starts_with("+OK"),
+                "{f}"
+            );
+        }
+        l
+    }
+
+    fn event(pairs: &[(&str, &str)]) -> Event {
+        Event::from_pairs(pairs.iter().copied(), None)
+    }
+
+    /// A CHANNEL_ANSWER of a call tagged with `dlr_node`.
+    fn answer_on(node: &str) -> Event {
+        event(&[
+            ("Event-Name", "CHANNEL_ANSWER"),
+            ("variable_dlr_node", node),
+        ])
+    }
+
+    #[test]
+    fn filters_are_ored_over_any_header_including_channel_variables() {
+        let l = listener(&["variable_dlr_node node-a", "Event-Name BACKGROUND_JOB"]);
+        let ours = answer_on("NODE-A");
+        let theirs = answer_on("node-b");
+        let bare = event(&[("Event-Name", "CHANNEL_STATE")]);
+        let job = event(&[("Event-Name", "BACKGROUND_JOB")]);
+        assert!(
+            l.wants(&ours),
+            "strcasecmp: the value is compared case-insensitively"
+        );
+        assert!(!l.wants(&theirs));
+        assert!(
+            !l.wants(&bare),
+            "an event without the header matches no filter"
+        );
+        assert!(l.wants(&job));
+    }
+
+    #[test]
+    fn regex_values_take_flags_after_the_last_slash_and_need_it() {
+        let e = event(&[
+            ("Event-Name", "CHANNEL_ANSWER"),
+            ("Caller-Caller-ID-Number", "ABC123"),
+        ]);
+        assert!(listener(&["Caller-Caller-ID-Number /^abc/i"]).wants(&e));
+        assert!(!listener(&["Caller-Caller-ID-Number /^abc/"]).wants(&e));
+        assert!(listener(&["Caller-Caller-ID-Number /^ABC[0-9]+$/"]).wants(&e));
+        assert!(
+            !listener(&["Caller-Caller-ID-Number /^ABC"]).wants(&e),
+            "no closing slash: FreeSWITCH's regex fails and nothing matches"
+        );
+    }
+
+    #[test]
+    fn a_negative_filter_vetoes_what_a_positive_one_let_through() {
+        let l = listener(&["Event-Name CHANNEL_ANSWER", "variable_dlr_node -node-b"]);
+        assert!(!l.wants(&answer_on("node-b")));
+        assert!(l.wants(&answer_on("node-a")));
+    }
+
+    #[test]
+    fn delete_with_an_empty_value_removes_every_filter_on_the_header_and_add_without_value_adds_none()
+     {
+        let mut l = listener(&["Unique-ID a", "Unique-ID b", "Event-Name HEARTBEAT"]);
+        assert_eq!(
+            l.filter_cmd("filter delete Unique-ID "),
+            "+OK filter deleted. [Unique-ID][]"
+        );
+        assert_eq!(
+            l.filters,
+            [("Event-Name".to_owned(), "HEARTBEAT".to_owned())]
+        );
+        assert_eq!(
+            l.filter_cmd("filter add Unique-ID"),
+            "+OK filter added. [Unique-ID]=[(null)]"
+        );
+        assert_eq!(l.filters.len(), 1);
     }
 }

@@ -4,7 +4,8 @@
 //! events. Each connection task reads commands with [`crate::esl::command::check`], answers them through the same
 //! core lock, and writes through its own bounded queue, so replies and events keep their order. A client that
 //! falls 100,000 frames behind is dropped (FreeSWITCH kills such a listener too); bad input gets FreeSWITCH's answer
-//! or a clean disconnect and never touches other clients.
+//! or a clean disconnect and never touches other clients. The timer task also fires the core's HEARTBEAT every
+//! [`ServerConfig::heartbeat`] of simulated time (FreeSWITCH's default: 20 s), to the clients subscribed to it.
 
 pub mod listener;
 
@@ -29,6 +30,8 @@ use listener::Listener;
 pub const MAX_COMMAND: usize = 10 * 1024 * 1024;
 /// Frames queued per client before it is dropped (mod_event_socket's MAX_QUEUE_LEN).
 pub const MAX_QUEUE: usize = 100_000;
+/// FreeSWITCH 1.10's default `event-heartbeat-interval`.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(20);
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -39,6 +42,9 @@ pub struct ServerConfig {
     pub scenario: Option<PathBuf>,
     /// Simulated seconds per real second.
     pub speed: f64,
+    /// Simulated time between HEARTBEAT events (FreeSWITCH's `event-heartbeat-interval`, default 20 s); `None`
+    /// fires none. At `speed` 10 the default comes every 2 real seconds.
+    pub heartbeat: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +55,7 @@ impl Default for ServerConfig {
             switch: Config::default(),
             scenario: None,
             speed: 1.0,
+            heartbeat: Some(HEARTBEAT_INTERVAL),
         }
     }
 }
@@ -65,6 +72,8 @@ pub enum ServerError {
     Scenario(#[from] crate::sim::scenario::ScenarioError),
     #[error("speed must be a positive number, got {0}")]
     Speed(f64),
+    #[error("the heartbeat interval must be at least one second, got {0:?}")]
+    Heartbeat(Duration),
 }
 
 struct Client {
@@ -179,6 +188,13 @@ pub async fn start(cfg: ServerConfig) -> Result<SimHandle, ServerError> {
     if !(cfg.speed.is_finite() && cfg.speed > 0.0) {
         return Err(ServerError::Speed(cfg.speed));
     }
+    let heartbeat = match cfg.heartbeat {
+        Some(d) if d < Duration::from_secs(1) => return Err(ServerError::Heartbeat(d)),
+        other => other.map(|d| Heartbeat {
+            interval_us: d.as_micros() as u64,
+            next_us: start_us_now() + d.as_micros() as u64,
+        }),
+    };
     let scenario = match &cfg.scenario {
         Some(p) => Scenario::from_file(p)?,
         None => Scenario::builtin(),
@@ -193,10 +209,9 @@ pub async fn start(cfg: ServerConfig) -> Result<SimHandle, ServerError> {
         addr: cfg.listen,
         source,
     })?;
-    let start_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
+    let start_us = heartbeat
+        .map(|h| h.next_us - h.interval_us)
+        .unwrap_or_else(start_us_now);
     let clock = Clock {
         start: Instant::now(),
         start_us,
@@ -220,15 +235,23 @@ pub async fn start(cfg: ServerConfig) -> Result<SimHandle, ServerError> {
     let timer_wake = wake.clone();
     let sd = shutdown.clone();
     let task = tokio::spawn(async move {
+        let mut heartbeat = heartbeat;
         let timer = async {
             loop {
                 let delay = {
                     let mut c = timer_core.lock().await;
                     let now = c.clock.now_us();
                     c.switch.advance(now);
+                    if let Some(h) = &mut heartbeat
+                        && now >= h.next_us
+                    {
+                        c.switch.heartbeat(now, h.interval_us / 1_000_000);
+                        h.advance_past(now);
+                    }
                     c.dispatch();
-                    c.switch
-                        .next_deadline()
+                    let next = c.switch.next_deadline().into_iter();
+                    next.chain(heartbeat.map(|h| h.next_us))
+                        .min()
                         .map(|d| c.clock.real_delay(d))
                         .unwrap_or(Duration::from_millis(250))
                 };
@@ -269,6 +292,29 @@ pub async fn start(cfg: ServerConfig) -> Result<SimHandle, ServerError> {
         shutdown,
         task,
     })
+}
+
+fn start_us_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// When the next HEARTBEAT is due, in simulated µs.
+#[derive(Debug, Clone, Copy)]
+struct Heartbeat {
+    interval_us: u64,
+    next_us: u64,
+}
+
+impl Heartbeat {
+    /// The next run after `now` on the same grid (runs missed while the process was stopped are not replayed,
+    /// as FreeSWITCH's scheduler reschedules from the time it ran).
+    fn advance_past(&mut self, now: u64) {
+        let missed = (now - self.next_us) / self.interval_us;
+        self.next_us += (missed + 1) * self.interval_us;
+    }
 }
 
 fn reply(text: &str) -> Bytes {
