@@ -323,6 +323,7 @@ fn end_to_end(dial_name: &str, dial_string: &str, sessions_per_call: u32) {
                         sessions_per_second: 1_000_000,
                         sessions_per_call,
                     }],
+                    switch_stall_warn: fsdialer::engine::shell::DEFAULT_SWITCH_STALL_WARN,
                     clock,
                 },
                 store,

@@ -96,6 +96,14 @@ async fn campaigns_are_created_read_changed_run_stopped_and_deleted() {
         )
         .await;
     assert_eq!(back.status, 200, "{}", back.text);
+    // The same view PUT again carries a version that is no longer current: refused, nothing changes.
+    let mut stale = got.json["data"].clone();
+    stale["limit"] = serde_json::json!(9);
+    let refused = api
+        .call("PUT", &format!("/api/v2/dialer/{id}"), Some(stale))
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(refused.text.contains("version"), "{}", refused.text);
     // An invalid change is refused with its path and nothing changes.
     let bad = api
         .call(

@@ -13,6 +13,7 @@ pub const CAMPAIGN_VIEW_ONLY: &[&str] = &[
     "active_calls",
     "run",
     "updated_at",
+    "version",
 ];
 
 pub fn state_name(s: CampaignState) -> &'static str {

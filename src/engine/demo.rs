@@ -185,6 +185,7 @@ pub async fn run(
             core,
             switches: vec![endpoint],
             clock,
+            switch_stall_warn: crate::engine::shell::DEFAULT_SWITCH_STALL_WARN,
         },
         store.clone(),
         callflow,

@@ -17,9 +17,12 @@ use super::clock::Clock;
 use super::completer::{self, Completion};
 use super::core::{Action, Core, CoreConfig, Input, SwitchConfig, policy_of};
 use super::state::{CampaignState, Transition};
+use super::subscription;
 use crate::campaign::config::ValidCampaign;
 use crate::esl::Event;
-use crate::esl::client::{Client, ClientConfig, ClientError, ClientEvent, EventFormat};
+use crate::esl::client::{
+    Client, ClientConfig, ClientError, ClientEvent, StallWatch, SwitchHealth,
+};
 use crate::store::{AttemptId, Store};
 
 /// How to reach one FreeSWITCH node.
@@ -41,7 +44,13 @@ pub struct EngineConfig {
     pub core: CoreConfig,
     pub switches: Vec<SwitchEndpoint>,
     pub clock: Clock,
+    /// A switch that leaves a command unanswered this long is logged as stalled, shown in `/readyz` and
+    /// `/metrics` (`switch_stall_warn_sec`).
+    pub switch_stall_warn: Duration,
 }
+
+/// Default of [`EngineConfig::switch_stall_warn`].
+pub const DEFAULT_SWITCH_STALL_WARN: Duration = Duration::from_secs(10);
 
 /// Events the engine subscribes to on every switch.
 pub const SUBSCRIBED_EVENTS: &[&str] = &[
@@ -122,6 +131,7 @@ pub struct EngineHandle {
     shared: Arc<Shared>,
     clock: Clock,
     switch_names: Arc<Vec<String>>,
+    switch_stall_warn: Duration,
 }
 
 /// The engine stopped.
@@ -185,21 +195,17 @@ impl EngineHandle {
     pub fn calls_in_flight(&self) -> usize {
         self.shared.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
-    /// Per switch: its name and whether its event socket is connected now.
-    pub fn switch_links(&self) -> Vec<(String, bool)> {
+    /// Per switch: its name, and its link's health (`None` before its first connection).
+    pub fn switch_health(&self) -> Vec<(String, Option<SwitchHealth>)> {
         lock(&self.shared.clients)
             .iter()
             .zip(self.switch_names.iter())
-            .map(|(c, name)| {
-                let up = c.as_ref().is_some_and(|c| {
-                    matches!(
-                        *c.state().borrow(),
-                        crate::esl::client::ConnectionState::Connected { .. }
-                    )
-                });
-                (name.clone(), up)
-            })
+            .map(|(c, name)| (name.clone(), c.as_ref().map(Client::health)))
             .collect()
+    }
+    /// The stall threshold (`switch_stall_warn_sec`).
+    pub fn switch_stall_warn(&self) -> Duration {
+        self.switch_stall_warn
     }
     /// A campaign was deleted: forget it once its calls are over.
     pub async fn remove(&self, campaign: &str) -> Result<(), EngineStopped> {
@@ -290,7 +296,14 @@ pub fn start(
     let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
     for (i, sw) in cfg.switches.iter().enumerate() {
-        let task = tasks.spawn(switch_task(i, sw.clone(), tx.clone(), shared.clone()));
+        let task = tasks.spawn(switch_task(
+            i,
+            sw.clone(),
+            cfg.core.node.clone(),
+            cfg.switch_stall_warn,
+            tx.clone(),
+            shared.clone(),
+        ));
         names.insert(task.id(), format!("switch {}", sw.name));
     }
     let handle = EngineHandle {
@@ -298,6 +311,7 @@ pub fn start(
         shared: shared.clone(),
         clock: cfg.clock,
         switch_names: Arc::new(cfg.switches.iter().map(|s| s.name.clone()).collect()),
+        switch_stall_warn: cfg.switch_stall_warn,
     };
     let (completions, completions_rx) = mpsc::unbounded_channel();
     let task = tasks.spawn(completer::run(
@@ -905,7 +919,22 @@ pub fn event_input(e: &Event) -> Option<Input> {
     }
 }
 
-async fn switch_task(i: usize, sw: SwitchEndpoint, tx: mpsc::Sender<Msg>, shared: Arc<Shared>) {
+async fn switch_task(
+    i: usize,
+    sw: SwitchEndpoint,
+    node: String,
+    stall_warn: Duration,
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+) {
+    let subscription = match subscription::for_node(&node) {
+        Ok(s) => s,
+        Err(e) => {
+            // Checked at start-up; a task that cannot subscribe ends, and the supervisor stops the engine.
+            tracing::error!(switch = sw.name, error = %e, "cannot subscribe");
+            return;
+        }
+    };
     let mut backoff = Duration::from_millis(100);
     let (client, mut events) = loop {
         let mut cfg = ClientConfig::new(sw.addr.clone(), sw.password.clone());
@@ -922,13 +951,30 @@ async fn switch_task(i: usize, sw: SwitchEndpoint, tx: mpsc::Sender<Msg>, shared
             }
         }
     };
-    if let Err(e) = client.event(EventFormat::Plain, SUBSCRIBED_EVENTS).await {
+    // Only this node's calls (and the callflows') reach us, not every channel of a shared switch.
+    if let Err(e) = subscription.apply(&client).await {
         tracing::error!(switch = sw.name, error = %e, "cannot subscribe to events");
     }
     lock(&shared.clients)[i] = Some(client.clone());
     let _ = tx.send(Msg::Input(Input::SwitchUp(i))).await;
     tracing::info!(switch = sw.name, addr = sw.addr, "switch connected");
-    while let Some(ev) = events.recv().await {
+    let mut stall = StallWatch::new(stall_warn);
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => ev,
+                None => return,
+            },
+            _ = health_tick.tick() => {
+                // A switch that answers nothing for switch_stall_warn_sec is logged and shown in metrics.
+                let health = client.health();
+                stall.observe(&health);
+                health.record_metrics(stall_warn);
+                continue;
+            }
+        };
         let input = match ev {
             ClientEvent::Connected { .. } => Some(Input::SwitchUp(i)),
             ClientEvent::Disconnected { .. } => Some(Input::SwitchDown(i)),

@@ -23,6 +23,7 @@
 //!                                         # rest are left up for the next start to adopt (never killed)
 //! max_call_sec = 14400                    # an answered call is looked at (uuid_exists) after this long
 //! switch_lost_after_sec = 120             # a switch disconnected this long has its calls settled as lost
+//! switch_stall_warn_sec = 10              # a switch leaving a command unanswered this long: logged, /readyz 503
 //!
 //! [[switches]]                            # FreeSWITCH nodes (event socket)
 //! name = "fs1"
@@ -140,6 +141,12 @@ pub struct EngineSection {
     pub max_call_sec: u64,
     #[serde(default = "default_switch_lost_after")]
     pub switch_lost_after_sec: u64,
+    #[serde(default = "default_switch_stall_warn")]
+    pub switch_stall_warn_sec: u64,
+}
+
+fn default_switch_stall_warn() -> u64 {
+    10
 }
 
 fn default_drain_timeout() -> u64 {
@@ -161,6 +168,7 @@ impl Default for EngineSection {
             drain_timeout_sec: default_drain_timeout(),
             max_call_sec: default_max_call(),
             switch_lost_after_sec: default_switch_lost_after(),
+            switch_stall_warn_sec: default_switch_stall_warn(),
         }
     }
 }
@@ -380,11 +388,6 @@ impl RunConfig {
     /// Checks everything that can be checked without the network and loads the campaigns.
     pub fn check(&self) -> Result<Vec<LoadedCampaign>, RunConfigError> {
         let mut problems = Vec::new();
-        if let Some(n) = &self.node_id
-            && (n.is_empty() || n.len() > 128 || n.chars().any(|c| c.is_control() || c == '|'))
-        {
-            problems.push("node_id: 1 to 128 characters, no control characters or '|'".to_string());
-        }
         if !(self.store.starts_with("redis://")
             || self.store == "memory://"
             || self.store == "memory")
@@ -411,6 +414,14 @@ impl RunConfig {
         }
         if self.engine.max_call_sec == 0 {
             problems.push("engine.max_call_sec: must be at least 1".into());
+        }
+        if self.engine.switch_stall_warn_sec == 0 {
+            problems.push("engine.switch_stall_warn_sec: must be at least 1".into());
+        }
+        if let Some(n) = &self.node_id
+            && let Err(e) = crate::engine::subscription::validate_node_id(n)
+        {
+            problems.push(format!("node_id: {e}"));
         }
         if self.engine.switch_lost_after_sec == 0 {
             problems.push("engine.switch_lost_after_sec: must be at least 1".into());

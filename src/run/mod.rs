@@ -115,7 +115,7 @@ pub fn node_id(cfg: &RunConfig) -> String {
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && !h.contains('|') && !h.chars().any(char::is_control));
+        .filter(|h| crate::engine::subscription::validate_node_id(h).is_ok());
     match host {
         Some(h) => h,
         None => "fsdialer".into(),
@@ -189,6 +189,7 @@ pub async fn start(
             core,
             switches,
             clock,
+            switch_stall_warn: Duration::from_secs(cfg.engine.switch_stall_warn_sec),
         },
         store.clone(),
         crate::engine::default_callflow(),

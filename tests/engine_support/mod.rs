@@ -152,6 +152,7 @@ impl Node {
             core,
             switches,
             clock,
+            switch_stall_warn: fsdialer::engine::shell::DEFAULT_SWITCH_STALL_WARN,
         };
         let handle = rt
             .spawn(async move {

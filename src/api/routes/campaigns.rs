@@ -77,6 +77,15 @@ pub async fn update(
     let doc = st
         .registry
         .modify(&id, |doc| {
+            // A client that sends the version it read edits only that version (409 if it changed since).
+            if let Some(v) = patch.get("version")
+                && v.as_u64() != Some(doc.version)
+            {
+                return Err(ApiError::conflict(format!(
+                    "version: the campaign is at version {}, not {v}; read it again",
+                    doc.version
+                )));
+            }
             let current =
                 serde_json::to_value(&doc.config).map_err(|e| ApiError::internal(e.to_string()))?;
             let mut merged = object(current, "a campaign")?;

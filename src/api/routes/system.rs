@@ -53,13 +53,24 @@ pub async fn livez(State(st): State<Arc<ApiState>>) -> Response {
 pub async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
     let engine_turn = st.engine().since_last_turn();
     let engine_ok = engine_turn <= LIVENESS_BUDGET;
+    let warn = st.engine().switch_stall_warn();
+    let mut switches_ok = true;
     let switches: Vec<Value> = st
         .engine()
-        .switch_links()
+        .switch_health()
         .into_iter()
-        .map(|(name, up)| json!({"name": name, "connected": up}))
+        .map(|(name, health)| {
+            let stalled = health.as_ref().and_then(|h| h.stalled_for(warn));
+            let up = health.as_ref().is_some_and(|h| h.connected);
+            switches_ok &= up && stalled.is_none();
+            json!({
+                "name": name,
+                "connected": up,
+                "stalled_sec": stalled.map(|d| d.as_secs_f64()),
+                "health": health,
+            })
+        })
         .collect();
-    let switches_ok = switches.iter().all(|s| s["connected"] == true);
     let ping = tokio::time::timeout(STORE_READY_BUDGET, st.store.ping()).await;
     let (store_ok, store) = match ping {
         Ok(Ok(d)) => (

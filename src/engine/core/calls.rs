@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::{Action, Core, LOST_CAUSE, dur};
 use crate::campaign::causes::{CauseClass, is_known_cause};
 use crate::campaign::config::ValidCampaign;
+use crate::engine::attempt_log::AttemptLine;
 use crate::engine::state::StateInput;
 use crate::store::{AttemptId, AttemptResult, Claim, CompleteOutcome};
 
@@ -483,15 +484,17 @@ impl Core {
             class,
             talk_secs: talk,
         });
-        tracing::debug!(
-            campaign = call.campaign,
-            %attempt,
-            member = %call.claim.member_id,
-            cause,
-            class = class.as_str(),
-            talk_secs = talk,
-            "attempt ended"
-        );
+        let member = call.claim.member_id.to_string();
+        self.attempt_log.ended(&AttemptLine {
+            campaign: &call.campaign,
+            attempt: &attempt,
+            member: &member,
+            number: &call.claim.number,
+            cause: &cause,
+            class,
+            talk_secs: talk,
+            lost: cause == LOST_CAUSE,
+        });
         self.send_result(now, attempt);
     }
 

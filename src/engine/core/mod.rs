@@ -288,7 +288,13 @@ pub struct Core {
     deadlines: BinaryHeap<Reverse<(DateTime<Utc>, AttemptId)>>,
     /// Shutting down: no new claims.
     draining: bool,
+    /// Per-attempt lines (debug) and a periodic summary per campaign (info).
+    attempt_log: crate::engine::attempt_log::AttemptLog,
+    next_summary: DateTime<Utc>,
 }
+
+/// How often the attempt summary is logged.
+const SUMMARY_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 fn dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -322,6 +328,8 @@ impl Core {
             out: Vec::new(),
             deadlines: BinaryHeap::new(),
             draining: false,
+            attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
+            next_summary: now + SUMMARY_EVERY,
         }
     }
 
@@ -474,6 +482,12 @@ impl Core {
         self.poll_campaigns(now);
         self.poll_switches_lost(now);
         self.poll_deadlines(now);
+        if now >= self.next_summary {
+            self.next_summary = now + SUMMARY_EVERY;
+            if let Some(summary) = self.attempt_log.take_summary(now) {
+                summary.log();
+            }
+        }
     }
 
     /// Arms a call's deadline.

@@ -299,7 +299,7 @@ impl Core {
             member_vars: &member_vars,
             application: "&park()",
         };
-        let built = originate::build(&spec);
+        let built = originate::build_on_node(&spec, &self.cfg.node);
         let gw_limit = gateway.limit();
         let job = Uuid::new_v4();
         let attempt = claim.attempt_id;
