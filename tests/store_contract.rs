@@ -1318,7 +1318,27 @@ async fn campaign_documents_are_compare_and_set_and_every_change_moves_the_gener
     assert!(s.campaign_docs_generation().await.unwrap() > g2);
 }
 
+async fn every_lost_attempt_counts_in_lost_however_it_was_found(s: &Store) {
+    let p = policy();
+    add1(s, member("Ann", &["+380441234567"])).await;
+    add1(s, member("Bob", &["+380441111111"])).await;
+    let c = claim(s, &p, t(10, 0), 2).await.claims;
+    // Ann's call was settled by the engine (its switch was lost); Bob's lease expired and was recovered.
+    complete(s, &p, &c[0], "LOST_ATTEMPT", CauseClass::Retry, t(10, 1)).await;
+    let late = t(10, 0) + CDuration::seconds(LEASE.as_secs() as i64 + 5);
+    assert_eq!(
+        s.recover_expired(C, &p, &Always, late, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let cnt = s.counts(C).await.unwrap();
+    assert_eq!((cnt.lost, cnt.calls, cnt.retry), (2, 2, 2));
+}
+
 contract!(
+    every_lost_attempt_counts_in_lost_however_it_was_found,
     campaign_documents_are_compare_and_set_and_every_change_moves_the_generation,
     a_node_finds_the_calls_it_holds_as_the_claims_that_started_them,
     a_late_renewal_of_an_unrecovered_lease_keeps_the_call,

@@ -280,6 +280,11 @@ async fn a_switch_lost_for_good_has_its_calls_settled_and_their_slots_freed() {
     for id in 1..=4 {
         assert_eq!(h.history(id).await[0].cause, LOST_CAUSE);
     }
+    assert_eq!(
+        h.store.counts(CAMPAIGN).await.unwrap().lost,
+        4,
+        "counted as lost"
+    );
 }
 
 #[tokio::test]

@@ -35,8 +35,9 @@ pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
 
-/// Cause of an attempt whose end was never seen and whose channel is gone.
-pub const LOST_CAUSE: &str = "LOST_ATTEMPT";
+/// Cause of an attempt whose end was never seen and whose channel is gone (the store's, which counts it in
+/// `lost`).
+pub const LOST_CAUSE: &str = crate::store::LOST_ATTEMPT_CAUSE;
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]

@@ -441,6 +441,10 @@ impl Camp {
             CauseClass::Error => self.cnt.error += 1,
             CauseClass::Minus => self.cnt.minus += 1,
         }
+        // Every lost attempt counts in `lost`, however it was found (lease recovery, or an engine that settled it).
+        if cause == LOST_ATTEMPT_CAUSE {
+            self.cnt.lost += 1;
+        }
         let k = cur.k;
         let rec = self.members.get_mut(&id).expect("caller checked");
         rec.last_idx = Some(k);
@@ -604,7 +608,6 @@ impl Camp {
                 continue;
             }
             let point = point_for(tz, &self.members[&lease.member].tz);
-            self.cnt.lost += 1;
             let fate = self.apply(
                 policy,
                 point,

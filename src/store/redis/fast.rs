@@ -263,6 +263,9 @@ pub(super) fn decide(
         bump(deltas, "answered", 1);
     }
     bump(deltas, class.as_str(), 1);
+    if r.cause == LOST_ATTEMPT_CAUSE {
+        bump(deltas, "lost", 1);
+    }
     let hid = rules::id_token(snap.member);
     let (due, queue, fate) = match end {
         Some((c, success)) => {

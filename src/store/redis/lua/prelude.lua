@@ -320,6 +320,8 @@ local function apply(id, m, cause, class, ans, hup, talk, note, now, pol, tzmap,
   cnt('calls', 1)
   if ans ~= '' then cnt('answered', 1) end
   cnt(class, 1)
+  -- Every lost attempt counts in `lost`, however it was found (lease recovery, or an engine that settled it).
+  if cause == 'LOST_ATTEMPT' then cnt('lost', 1) end
   local nm = parse_num(entries[k + 1])
   nm.st = 'i'
   nm.last = claimed

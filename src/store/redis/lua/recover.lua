@@ -16,7 +16,6 @@ for _, attempt in ipairs(expired) do
     if m == nil or not is_current(m.a, attempt) then
       gone[#gone + 1] = attempt
     else
-      cnt('lost', 1)
       local fate = apply(id, m, 'LOST_ATTEMPT', class, '', '', '0', '', now, pol, tzmap, gone)
       out[#out + 1] = { attempt, id, node, fate }
     end
