@@ -1337,7 +1337,72 @@ async fn every_lost_attempt_counts_in_lost_however_it_was_found(s: &Store) {
     assert_eq!((cnt.lost, cnt.calls, cnt.retry), (2, 2, 2));
 }
 
+async fn an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normally(s: &Store) {
+    let p = policy();
+    add1(s, member("Ann", &["+380441234567"])).await;
+    let c = claim(s, &p, t(10, 0), 1).await.claims;
+    let late = t(10, 0) + CDuration::seconds(LEASE.as_secs() as i64 + 5);
+    // Not expired yet: nothing to take over.
+    assert!(s.expired_leases(C, t(10, 0), 10).await.unwrap().is_empty());
+    assert!(
+        !s.take_over(C, c[0].attempt_id, NODE, "node-b", late, t(10, 0))
+            .await
+            .unwrap()
+    );
+    let expired = s.expired_leases(C, late, 10).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (
+            expired[0].attempt_id,
+            expired[0].member_id,
+            expired[0].node.as_str()
+        ),
+        (c[0].attempt_id, c[0].member_id, NODE)
+    );
+    // Only from the node that holds it.
+    let until = late + CDuration::seconds(60);
+    assert!(
+        !s.take_over(C, c[0].attempt_id, "node-x", "node-b", until, late)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.take_over(C, c[0].attempt_id, NODE, "node-b", until, late)
+            .await
+            .unwrap()
+    );
+    // It is node-b's now: nothing to recover, node-b holds it, and its real end completes the member.
+    assert!(
+        s.recover_expired(C, &p, &Always, late, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.held_claims(C, NODE, LEASE, late)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.held_claims(C, "node-b", LEASE, late).await.unwrap().len(),
+        1
+    );
+    assert!(
+        s.renew(C, "node-b", &[c[0].attempt_id], late, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        complete(s, &p, &c[0], "NORMAL_CLEARING", CauseClass::Ok, late).await,
+        cleared()
+    );
+    assert_eq!(s.counts(C).await.unwrap().lost, 0);
+}
+
 contract!(
+    an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normally,
     every_lost_attempt_counts_in_lost_however_it_was_found,
     campaign_documents_are_compare_and_set_and_every_change_moves_the_generation,
     a_node_finds_the_calls_it_holds_as_the_claims_that_started_them,

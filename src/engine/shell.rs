@@ -826,6 +826,22 @@ impl Runner {
                     .cloned()
                     .collect();
                 tokio::spawn(async move {
+                    // Calls of vanished nodes that are still up are taken over, never hung up: this node
+                    // follows them to their real end. Only the rest count as lost.
+                    match take_over_live_calls(&store, &clients, &campaign, &node, lease, clock)
+                        .await
+                    {
+                        Ok(claims) if !claims.is_empty() => {
+                            let _ = tx
+                                .send(Msg::Input(Input::Adopt {
+                                    campaign: campaign.clone(),
+                                    claims,
+                                }))
+                                .await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(campaign, error = %e, "taking over calls failed"),
+                    }
                     let policy = policy_of(&valid);
                     match store
                         .recover_expired(&campaign, &policy, valid.calendar(), clock.now(), 1000)
@@ -835,17 +851,8 @@ impl Runner {
                             tracing::info!(
                                 campaign,
                                 recovered = rec.len(),
-                                "recovered attempts of vanished nodes"
+                                "recovered attempts of vanished nodes (their calls are gone)"
                             );
-                            // The vanished node's calls may still be up on a switch: hang them up, so a member
-                            // is never called again while its first call still runs.
-                            for r in &rec {
-                                for client in &clients {
-                                    let _ = client
-                                        .api(&format!("uuid_kill {} LOSE_RACE", r.attempt_id))
-                                        .await;
-                                }
-                            }
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(campaign, error = %e, "recovery failed"),
@@ -865,6 +872,69 @@ impl Runner {
             }
         }
     }
+}
+
+/// Expired leases of other nodes whose calls are still up on a switch: taken over for this node (with an ESL
+/// filter for the dead node's events on every switch, set before looking, so the call's end is heard), and
+/// returned as claims to adopt.
+async fn take_over_live_calls(
+    store: &Store,
+    clients: &[Client],
+    campaign: &str,
+    node: &str,
+    lease: Duration,
+    clock: Clock,
+) -> Result<Vec<crate::store::Claim>, crate::store::StoreError> {
+    let now = clock.now();
+    let expired = store.expired_leases(campaign, now, 1000).await?;
+    let mut taken = Vec::new();
+    let mut listening: Vec<String> = Vec::new();
+    for lease_of in expired.iter().filter(|l| l.node != node) {
+        if !listening.contains(&lease_of.node) {
+            match subscription::node_filter(&lease_of.node) {
+                Ok(f) => {
+                    for c in clients {
+                        let _ = c.filter(&f.header, &f.value).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen to a vanished node's calls"),
+            }
+            listening.push(lease_of.node.clone());
+        }
+        let mut up = false;
+        for c in clients {
+            if uuid_exists(c, lease_of.attempt_id).await == Some(true) {
+                up = true;
+                break;
+            }
+        }
+        if !up {
+            continue;
+        }
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        if store
+            .take_over(
+                campaign,
+                lease_of.attempt_id,
+                &lease_of.node,
+                node,
+                until,
+                now,
+            )
+            .await?
+        {
+            tracing::info!(campaign, attempt = %lease_of.attempt_id, from = lease_of.node, "taking over a live call of a vanished node");
+            taken.push(lease_of.attempt_id);
+        }
+    }
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let claims = store.held_claims(campaign, node, lease, now).await?;
+    Ok(claims
+        .into_iter()
+        .filter(|c| taken.contains(&c.attempt_id))
+        .collect())
 }
 
 /// `uuid_exists` on one switch: `None` when it could not be answered.

@@ -258,6 +258,31 @@ impl Store {
         Ok(recovered)
     }
 
+    /// Expired leases not recovered yet (oldest first, at most `max`), with the node that held each: what a
+    /// recovering node looks for on the switches before it counts anything as lost.
+    pub async fn expired_leases(
+        &self,
+        campaign: &str,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        dispatch!(self, expired_leases(campaign, now, max))
+    }
+
+    /// Takes over an expired lease of node `from` for node `to` until `until` (a call still up whose node died:
+    /// the new node tracks it to its real end). `false` if the lease is not `from`'s or not expired.
+    pub async fn take_over(
+        &self,
+        campaign: &str,
+        attempt: AttemptId,
+        from: &str,
+        to: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        dispatch!(self, take_over(campaign, attempt, from, to, until, now))
+    }
+
     /// The attempts `node` holds in the campaign (its leases, expired or not, not recovered yet), rebuilt as the
     /// claims that started them: what a restarted node takes back. An attempt whose member moved on in the
     /// meantime is left out.

@@ -137,6 +137,15 @@ pub enum ReleaseOutcome {
     NotCurrent,
 }
 
+/// An attempt whose lease expired and was not recovered yet: its node stopped renewing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredLease {
+    pub attempt_id: AttemptId,
+    pub member_id: MemberId,
+    /// The node that held it.
+    pub node: String,
+}
+
 /// An attempt recovered after its lease expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {

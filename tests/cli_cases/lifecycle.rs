@@ -372,3 +372,51 @@ async fn an_edit_storm_on_one_node_never_undoes_a_stop_made_on_another_and_both_
     let later = store.counts(CAMPAIGN).await.unwrap().calls + active(&store).await;
     assert!(later <= calls, "no new call after the stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_over_the_live_calls_of_a_node_killed_for_good_and_never_hangs_them_up()
+{
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_sim, sim_addr) = spawn_sim("1");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 10;
+
+    let (a, base_a) = spawn_run(&write_node_config(
+        dir.path(),
+        "node-a",
+        &redis.url(),
+        &sim_addr,
+    ));
+    start_campaign(&base_a, N as u32, N, "answer_15").await;
+    let up = eventually(20, || async {
+        (active(&store).await == N as u64).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "node A's calls are up");
+    let (_b, _base_b) = spawn_run(&write_node_config(
+        dir.path(),
+        "node-b",
+        &redis.url(),
+        &sim_addr,
+    ));
+    signal(&a, "-KILL");
+    drop(a);
+    // Node A's leases expire (5 s); node B finds its calls still up, takes them over and hears their end.
+    let done = eventually(40, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+    for id in 1..=N as u64 {
+        let log = store.attempts(CAMPAIGN, MemberId(id)).await.unwrap();
+        assert_eq!(
+            log[0].talk_secs, 15,
+            "member {id}: the call ran to its end, not hung up"
+        );
+        assert_eq!(log[0].node, "node-a", "member {id}: placed by node A");
+    }
+}

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How many ids one list/reset step examines (mirrors the Redis scripts' step).
 pub(crate) const SCAN_SPAN: u64 = 2000;
@@ -368,6 +369,53 @@ impl MemoryStore {
         self.with_existing(campaign, Vec::new(), |c| {
             let tz = tz_points(c, schedule, now, policy.wait_ms());
             c.recover(policy, &tz, now, max)
+        })
+    }
+
+    pub fn expired_leases(
+        &self,
+        campaign: &str,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        let now = ms(now);
+        self.with_existing(campaign, Vec::new(), |c| {
+            c.leases
+                .range(..(now + 1, Uuid::nil()))
+                .filter_map(|(_, a)| {
+                    c.active.get(a).map(|l| ExpiredLease {
+                        attempt_id: *a,
+                        member_id: MemberId(l.member),
+                        node: l.node.clone(),
+                    })
+                })
+                .take(max)
+                .collect()
+        })
+    }
+
+    pub fn take_over(
+        &self,
+        campaign: &str,
+        attempt: AttemptId,
+        from: &str,
+        to: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (now, until) = (ms(now), ms(until));
+        self.with_existing(campaign, false, |c| {
+            let Some(lease) = c.active.get_mut(&attempt) else {
+                return false;
+            };
+            if lease.node != from || lease.expiry > now {
+                return false;
+            }
+            c.leases.remove(&(lease.expiry, attempt));
+            lease.node = to.to_owned();
+            lease.expiry = until;
+            c.leases.insert((until, attempt));
+            true
         })
     }
 
