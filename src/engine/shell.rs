@@ -97,8 +97,8 @@ pub struct CallflowJob {
     pub events: mpsc::Receiver<Event>,
 }
 
-/// How many transitions of a campaign's history the engine keeps (the oldest are dropped).
-pub const HISTORY_KEEP: usize = 200;
+/// Transitions waiting to be written to the store, at most (a burst beyond is logged and dropped).
+const HISTORY_QUEUE: usize = 4096;
 /// How many given-up results of a campaign the engine keeps for the API.
 pub const FAILED_RESULTS_KEEP: usize = 100;
 
@@ -114,7 +114,6 @@ pub struct FailedResult {
 
 struct Shared {
     clients: Mutex<Vec<Option<Client>>>,
-    history: Mutex<HashMap<String, std::collections::VecDeque<Transition>>>,
     failed: Mutex<HashMap<String, std::collections::VecDeque<FailedResult>>>,
     flows: Mutex<HashMap<Uuid, mpsc::Sender<Event>>>,
     gateway_of: Mutex<HashMap<AttemptId, String>>,
@@ -132,6 +131,7 @@ pub struct EngineHandle {
     clock: Clock,
     switch_names: Arc<Vec<String>>,
     switch_stall_warn: Duration,
+    store: Store,
 }
 
 /// The engine stopped.
@@ -173,12 +173,18 @@ impl EngineHandle {
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
     }
-    /// The campaign's latest state transitions seen by this engine (at most [`HISTORY_KEEP`]).
-    pub fn history(&self, campaign: &str) -> Vec<Transition> {
-        lock(&self.shared.history)
-            .get(campaign)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
+    /// The campaign's latest state transitions, whichever node made them (from the store, oldest first).
+    pub async fn history(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<Transition>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .history(campaign)
+            .await?
+            .iter()
+            .filter_map(|e| serde_json::from_str(e).ok())
+            .collect())
     }
     /// Results of the campaign the store kept refusing (given up), latest last.
     pub fn failed_results(&self, campaign: &str) -> Vec<FailedResult> {
@@ -269,7 +275,6 @@ pub fn start(
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
     let shared = Arc::new(Shared {
         clients: Mutex::new(vec![None; cfg.switches.len()]),
-        history: Mutex::new(HashMap::new()),
         failed: Mutex::new(HashMap::new()),
         flows: Mutex::new(HashMap::new()),
         gateway_of: Mutex::new(HashMap::new()),
@@ -312,6 +317,7 @@ pub fn start(
         clock: cfg.clock,
         switch_names: Arc::new(cfg.switches.iter().map(|s| s.name.clone()).collect()),
         switch_stall_warn: cfg.switch_stall_warn,
+        store: store.clone(),
     };
     let (completions, completions_rx) = mpsc::unbounded_channel();
     let task = tasks.spawn(completer::run(
@@ -321,6 +327,9 @@ pub fn start(
         tx.clone(),
     ));
     names.insert(task.id(), "completer".into());
+    let (history_tx, history_rx) = mpsc::channel(HISTORY_QUEUE);
+    let task = tasks.spawn(write_history(store.clone(), history_rx));
+    names.insert(task.id(), "history".into());
     let runner = Runner {
         core,
         store,
@@ -331,6 +340,7 @@ pub fn start(
         callflow,
         completions,
         drained: Vec::new(),
+        history: history_tx,
     };
     let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
     let task = tasks.spawn(async move {
@@ -403,6 +413,8 @@ struct Runner {
     completions: mpsc::UnboundedSender<Completion>,
     /// Waiting for the drain to end.
     drained: Vec<oneshot::Sender<()>>,
+    /// Campaign transitions on their way to the store, in order.
+    history: mpsc::Sender<(String, Transition)>,
 }
 
 impl Runner {
@@ -455,7 +467,6 @@ impl Runner {
                         self.campaigns.insert(v.id().to_owned(), v.clone());
                     }
                     Input::Remove(id) => {
-                        lock(&self.shared.history).remove(id);
                         lock(&self.shared.failed).remove(id);
                     }
                     _ => {}
@@ -863,12 +874,27 @@ impl Runner {
                 campaign,
                 transition,
             } => {
-                let mut map = lock(&self.shared.history);
-                let list = map.entry(campaign).or_default();
-                if list.len() >= HISTORY_KEEP {
-                    list.pop_front();
+                if let Err(e) = self.history.try_send((campaign, transition)) {
+                    tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");
                 }
-                list.push_back(transition);
+            }
+        }
+    }
+}
+
+/// Writes campaign transitions to the store in the order they happened (retrying a failed write a few times).
+async fn write_history(store: Store, mut rx: mpsc::Receiver<(String, Transition)>) {
+    while let Some((campaign, transition)) = rx.recv().await {
+        let Ok(entry) = serde_json::to_string(&transition) else {
+            continue;
+        };
+        for attempt in 0..5u32 {
+            match store.push_history(&campaign, &entry).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(campaign, error = %e, attempt, "writing the campaign history failed");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
             }
         }
     }

@@ -39,6 +39,7 @@
 mod docs;
 mod error;
 mod health;
+mod history;
 mod ids;
 pub mod local_redis;
 mod memory;
@@ -48,6 +49,7 @@ mod rules;
 mod types;
 
 pub use error::{StoreError, StoreResult};
+pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
 pub use record::MAX_ABS_PRIORITY;

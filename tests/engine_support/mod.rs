@@ -240,10 +240,10 @@ pub async fn wait_finished(
         }
         if started.elapsed() > timeout {
             let counts = store.counts(campaign).await;
-            let history: Vec<_> = nodes
-                .iter()
-                .map(|n| (n.id.clone(), n.handle.history(campaign)))
-                .collect();
+            let mut history = Vec::new();
+            for n in nodes {
+                history.push((n.id.clone(), n.handle.history(campaign).await));
+            }
             panic!(
                 "campaign {campaign} did not finish within {timeout:?}: node states {states:?}; \
                  counters {counts:?}; history {history:?}"

@@ -137,8 +137,9 @@ pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
     Ok(ok(v))
 }
 
-/// `GET /api/v2/dialer/{id}/history`: the campaign's state transitions seen by this node (time, from, to, reason).
+/// `GET /api/v2/dialer/{id}/history`: the campaign's latest state transitions (time, from, to, reason), whichever
+/// node made them, oldest first (kept in the store, bounded).
 pub async fn history(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
     st.registry.require(&id).await?;
-    Ok(ok(st.engine().history(&id)))
+    Ok(ok(st.engine().history(&id).await?))
 }

@@ -37,6 +37,8 @@ pub struct MemoryStore {
     ids: AttemptIds,
     /// Campaign documents (see `store::docs`): id → JSON.
     pub(in crate::store) docs: Mutex<BTreeMap<String, String>>,
+    /// Campaign state transitions, latest last, bounded (see `store::history`).
+    pub(in crate::store) history: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
     /// Bumped on every change of a campaign document (see `store::docs`).
     pub(in crate::store) docs_generation: std::sync::atomic::AtomicU64,
 }
@@ -111,6 +113,7 @@ impl MemoryStore {
             ids,
             docs: Mutex::default(),
             docs_generation: Default::default(),
+            history: Mutex::default(),
         }
     }
 
@@ -539,6 +542,10 @@ impl MemoryStore {
         let mut g = self.lock();
         g.camps.remove(campaign);
         g.buckets.remove(&format!("c:{campaign}"));
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign);
         Ok(())
     }
 }
