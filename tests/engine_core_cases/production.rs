@@ -399,3 +399,84 @@ async fn a_deleted_campaign_is_forgotten_once_its_calls_are_over() {
     assert!(h.core.campaign(CAMPAIGN).is_none());
     assert!(h.member(1).await.success);
 }
+
+/// A campaign named `id` (a copy of the harness's with another id).
+fn campaign_named(id: &str) -> std::sync::Arc<fsdialer::campaign::config::ValidCampaign> {
+    let mut cfg = campaign("limit = 100").config().clone();
+    cfg.id = Some(id.into());
+    std::sync::Arc::new(cfg.validate().unwrap())
+}
+
+fn fake_claims(n: u32, from: u64) -> fsdialer::store::ClaimBatch {
+    fsdialer::store::ClaimBatch {
+        claims: (0..n as u64)
+            .map(|i| fsdialer::store::Claim {
+                attempt_id: uuid::Uuid::new_v4(),
+                member_id: MemberId(from + i),
+                attempt_no: 1,
+                comm_index: 0,
+                number: "answer_100".into(),
+                name: format!("m{i}"),
+                timezone: None,
+                variables: Default::default(),
+                priority: 0,
+                lease_until: start() + Duration::seconds(60),
+            })
+            .collect(),
+        ended: vec![],
+    }
+}
+
+#[test]
+fn campaigns_on_one_node_share_the_switch_budget_and_none_claims_what_it_cannot_dial() {
+    use fsdialer::engine::core::{Action, Core, SwitchConfig};
+    let now = start();
+    // The switch takes 10 new calls a second (sessions_per_second 11, paced at one less).
+    let mut core = Core::new(
+        CoreConfig::default(),
+        vec![SwitchConfig {
+            name: "fs".into(),
+            max_sessions: 1000,
+            sessions_per_second: 11,
+            sessions_per_call: 1,
+        }],
+        now,
+    );
+    core.handle(now, Input::SwitchUp(0));
+    for id in ["aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"] {
+        core.handle(now, Input::Upsert(campaign_named(id)));
+    }
+    let mut pending: Vec<Action> = Vec::new();
+    for id in ["aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"] {
+        pending.extend(core.handle(now, Input::Run(id.into())));
+    }
+    // Ten seconds; the store answers every claim at once with as many members as asked.
+    let mut originates: std::collections::HashMap<String, u32> = Default::default();
+    let (mut released, mut from, mut t) = (0, 1u64, now);
+    while t < now + Duration::seconds(10) {
+        while let Some(a) = pending.pop() {
+            match a {
+                Action::Claim { campaign, max } => {
+                    let batch = fake_claims(max, from);
+                    from += u64::from(max);
+                    pending.extend(core.handle(t, Input::Claimed { campaign, batch }));
+                }
+                Action::Originate { campaign, .. } => *originates.entry(campaign).or_default() += 1,
+                Action::Release { .. } => released += 1,
+                _ => {}
+            }
+        }
+        t += Duration::milliseconds(100);
+        pending.extend(core.poll(t));
+    }
+    let a = originates["aaaaaaaaaaaaaaaaaaaaaaaa"];
+    let b = originates["bbbbbbbbbbbbbbbbbbbbbbbb"];
+    // The switch's budget (10 a second, plus its first burst), split about evenly.
+    assert!(a + b <= 10 * 10 + 10, "{a} + {b}");
+    assert!(
+        a.abs_diff(b) <= (a + b) / 5,
+        "a fair share each: {a} and {b}"
+    );
+    // Every claimed member was dialled: nothing claimed only to be given back.
+    assert_eq!(released, 0);
+}
