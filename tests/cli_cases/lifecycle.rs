@@ -420,3 +420,37 @@ async fn another_node_takes_over_the_live_calls_of_a_node_killed_for_good_and_ne
         assert_eq!(log[0].node, "node-a", "member {id}: placed by node A");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_campaign_loses_no_result_and_counts_no_try_twice() {
+    let mut redis = fsdialer::store::local_redis::LocalRedis::start(
+        fsdialer::store::local_redis::LocalRedisOptions { durable: true },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_sim, sim_addr) = spawn_sim("10");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    const N: usize = 60;
+    let (_run, base) = spawn_run(&config);
+    start_campaign(&base, 20, N, "answer_20").await;
+    {
+        let store = Store::open(&redis.url()).await.unwrap();
+        let some = eventually(30, || async {
+            (store.counts(CAMPAIGN).await.ok()?.ended >= 10).then_some(())
+        })
+        .await;
+        assert!(some.is_some());
+    }
+    // Down for two seconds, shorter than the lease: results wait, claims pause, nothing is counted twice.
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    redis.restart().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&redis.url()).await.unwrap();
+    let done = eventually(90, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+}
