@@ -181,3 +181,108 @@ async fn keys_in_the_query_string_work_like_the_headers() {
     assert_eq!(api.member_count("q").await, 1);
     api.shutdown().await;
 }
+
+/// What the route table says a request of `method` on the table path `path` must get, for a caller holding
+/// `role` (None: no key or a wrong one): `Ok(())` when the handler runs, `Err(status)` otherwise.
+fn expected(
+    routes: &[fsdialer::api::routes::Route],
+    method: &str,
+    path: &str,
+    role: Option<Role>,
+) -> Result<(), u16> {
+    let of_path: Vec<_> = routes.iter().filter(|r| r.path == path).collect();
+    let wanted = if method == "HEAD" { "GET" } else { method };
+    let entry = of_path.iter().find(|r| r.method == wanted);
+    // No entry for the method: the weakest check of the path (public if any of its methods is), then 405.
+    let required = match entry {
+        Some(r) => r.role,
+        None if of_path.iter().any(|r| r.role.is_none()) => None,
+        None => of_path.iter().filter_map(|r| r.role).min(),
+    };
+    match (required, role) {
+        (Some(_), None) => Err(401),
+        (Some(req), Some(have)) if have < req => Err(403),
+        _ if entry.is_none() => Err(405),
+        _ => Ok(()),
+    }
+}
+
+/// Who sends a request: the key sent, and the role it proves (None: no key or a wrong secret).
+#[derive(Clone, Copy)]
+struct Caller {
+    key: Option<(&'static str, &'static str)>,
+    role: Option<Role>,
+}
+
+#[tokio::test]
+async fn every_route_and_method_is_allowed_exactly_as_the_route_table_says() {
+    let api = start().await;
+    api.create_campaign("auth").await;
+    api.call(
+        "POST",
+        "/api/v2/dialer/auth/members",
+        Some(member("a", "busy")),
+    )
+    .await;
+    let routes = table(&api.running.state.config);
+    let mut paths: Vec<&str> = routes.iter().map(|r| r.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert!(paths.len() >= 15, "{} paths in the table", paths.len());
+    let methods = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "FOO",
+    ];
+    // Callers: no key, a wrong secret, then each role (admin last: its allowed writes may delete the campaign,
+    // which only turns later answers into 404s, still "the handler ran").
+    let callers = [
+        Caller {
+            key: None,
+            role: None,
+        },
+        Caller {
+            key: Some((ADMIN.0, "0123456789abcdef-admiN")),
+            role: None,
+        },
+        Caller {
+            key: Some(READER),
+            role: Some(Role::ReadOnly),
+        },
+        Caller {
+            key: Some(WRITER),
+            role: Some(Role::MembersWriter),
+        },
+        Caller {
+            key: Some(ADMIN),
+            role: Some(Role::Admin),
+        },
+    ];
+    let mut checked = 0;
+    for Caller { key, role } in callers {
+        for path in &paths {
+            for method in methods {
+                let a = api.raw(method, &concrete(path), key, None).await;
+                let what = format!(
+                    "{method} {path} as {:?}: {} {}",
+                    key.map(|k| k.0),
+                    a.status,
+                    a.text
+                );
+                match expected(&routes, method, path, role) {
+                    Err(status) => {
+                        assert_eq!(a.status, status, "{what}");
+                        if method != "HEAD" {
+                            assert_eq!(a.json["status"], "error", "{what}");
+                        }
+                    }
+                    Ok(()) => assert!(![401, 403, 405].contains(&a.status), "{what}"),
+                }
+                if method == "HEAD" {
+                    assert!(a.text.is_empty(), "HEAD answers no body: {what}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, callers.len() * paths.len() * methods.len());
+    api.shutdown().await;
+}

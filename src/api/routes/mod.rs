@@ -1,22 +1,20 @@
 //! The route table: every route of the API with its handler and its documentation in one entry.
 //!
-//! [`table`] lists the routes; [`router`] builds the axum router from it (with the role check of each entry) and
+//! [`table`] lists the routes; [`router`] builds the axum router from it (with the role check of each entry, made
+//! by [`guard`], which refuses what the table does not allow) and
 //! [`crate::api::openapi::document`] builds `/api/v2/openapi.json` from the same entries, so a route cannot exist
 //! without being documented, nor be documented with another role than the one enforced.
 
 pub mod campaigns;
 pub mod files;
+pub mod guard;
 pub mod members;
 pub mod system;
 
-use super::auth::{Role, credentials};
+use super::auth::Role;
 use super::{ApiConfig, ApiState};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Where a parameter is.
@@ -284,54 +282,23 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
     ]
 }
 
-struct Guard {
-    state: Arc<ApiState>,
-    roles: HashMap<(String, String), Option<Role>>,
-}
-
-async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let role = g
-        .roles
-        .get(&(req.method().as_str().to_string(), path))
-        .copied()
-        .flatten();
-    if let Some(required) = role {
-        let (key, token) = credentials(req.headers(), req.uri().query());
-        if let Err(e) = g
-            .state
-            .config
-            .keys
-            .check(key.as_deref(), token.as_deref(), required)
-        {
-            return e.into_response();
-        }
-    }
-    next.run(req).await
-}
-
 /// The API router.
 pub fn router(state: Arc<ApiState>) -> Router {
     let routes = table(&state.config);
-    let guard = Arc::new(Guard {
-        state: state.clone(),
-        roles: routes
-            .iter()
-            .map(|r| ((r.method.to_string(), r.path.to_string()), r.role))
-            .collect(),
-    });
+    let guard = Arc::new(guard::Guard::new(state.config.keys.clone(), &routes));
     let mut router: Router<Arc<ApiState>> = Router::new();
     for r in routes {
         router = router.route(r.path, r.handler);
     }
+    // The 405 fallback is set before the guard is layered, so the guard runs first on every method of a known
+    // path (the guard itself answers 405 after auth; this fallback is never reached unguarded).
     router
-        .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
-        .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            guard::authorize,
+        ))
+        .fallback(system::not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
