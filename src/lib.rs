@@ -8,6 +8,7 @@
 //! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
 //! - [`run`]: `fsdialer run`: the production configuration file and start-up.
+//! - [`text`]: how input is quoted back in error messages (a short prefix only).
 
 pub mod api;
 pub mod campaign;
@@ -16,3 +17,4 @@ pub mod esl;
 pub mod run;
 pub mod sim;
 pub mod store;
+pub mod text;
