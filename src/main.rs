@@ -228,6 +228,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         let opts = import::ImportOptions {
             format,
             all_or_nothing: args.all_or_nothing,
+            limits: fsdialer::campaign::member::MemberLimits::default(),
         };
         let now = chrono::Utc::now();
         Ok(import::import_file(&store, &args.campaign, &args.file, opts, now, Some(progress)).await)

@@ -304,3 +304,98 @@ async fn windows_1251_and_utf8_with_bom_are_decoded_faithfully() {
     );
     api.shutdown().await;
 }
+
+#[tokio::test]
+async fn member_data_is_bounded_integers_cannot_overflow_and_errors_quote_only_a_prefix() {
+    let api = start().await;
+    api.create_campaign("bounds").await;
+    let post = |body: Value| api.call("POST", "/api/v2/dialer/bounds/members", Some(body));
+    // i64::MIN passed validation when `abs()` wrapped (and panicked in a debug build).
+    let min =
+        post(json!({"name": "a", "priority": i64::MIN, "communications": [{"number": "1"}]})).await;
+    assert_eq!(min.status, 422, "{}", min.text);
+    assert_eq!(
+        min.json["info"],
+        "priority: -9223372036854775808 is outside ±549755813888"
+    );
+    let comm =
+        post(json!({"name": "a", "communications": [{"number": "1", "priority": i64::MIN}]})).await;
+    assert_eq!(comm.status, 422, "{}", comm.text);
+    // More variables than the default limit (100).
+    let vars: serde_json::Map<String, Value> =
+        (0..101).map(|i| (format!("v{i}"), json!(i))).collect();
+    let many =
+        post(json!({"name": "a", "variables": vars, "communications": [{"number": "1"}]})).await;
+    assert_eq!(many.status, 422, "{}", many.text);
+    assert_eq!(
+        many.json["info"],
+        "variables: 101 variables; at most 100 are allowed"
+    );
+    // Each value within the per-field limit, the member over the configured 32 KiB in total.
+    let vars: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("v{i}"), json!("x".repeat(3500))))
+        .collect();
+    let body = json!({"name": "a", "variables": vars, "communications": [{"number": "1"}]});
+    let big = post(body).await;
+    assert_eq!(big.status, 422, "{}", big.text);
+    let info = big.json["info"].as_str().unwrap();
+    assert!(
+        info.starts_with("the member's data is 35")
+            && info.ends_with(&format!("at most {MAX_MEMBER} are allowed")),
+        "{info}"
+    );
+    // A 60 KB variable name is quoted as a 64-character prefix.
+    let name = "n".repeat(60_000);
+    let long = post(
+        json!({"name": "a", "variables": {name.clone(): 1}, "communications": [{"number": "1"}]}),
+    )
+    .await;
+    assert_eq!(long.status, 422, "{}", long.text);
+    assert!(
+        long.text.len() < 400,
+        "{} bytes: {}",
+        long.text.len(),
+        long.text
+    );
+    assert!(
+        long.json["info"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("variables.{}…(60000 bytes)", &name[..64]))
+    );
+    // The same rules hold for CSV rows.
+    let header: Vec<String> = (0..101).map(|i| format!("var_v{i}")).collect();
+    let values: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+    let csv = format!(
+        "name,number_1,priority,{}\nok,1,1,{}\nmin,2,{},{}\n",
+        header.join(","),
+        vec![""; 101].join(","),
+        i64::MIN,
+        vec![""; 101].join(","),
+    );
+    let many_csv = format!(
+        "name,number_1,priority,{}\nmany,3,0,{}\n",
+        header.join(","),
+        values.join(","),
+    );
+    let a = api
+        .csv("/api/v2/dialer/bounds/members/import", csv.as_bytes())
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json["data"]["added"], 1);
+    assert_eq!(
+        a.json["data"]["errors"],
+        json!([{"line": 3, "error": "priority: -9223372036854775808 is outside ±549755813888"}])
+    );
+    let a = api
+        .csv("/api/v2/dialer/bounds/members/import", many_csv.as_bytes())
+        .await;
+    assert_eq!(
+        a.json["data"]["errors"],
+        json!([{"line": 2, "error": "variables: 101 variables; at most 100 are allowed"}]),
+        "{}",
+        a.text
+    );
+    assert_eq!(api.member_count("bounds").await, 1);
+    api.shutdown().await;
+}

@@ -26,6 +26,7 @@ pub mod routes;
 pub mod validate;
 pub mod views;
 
+use crate::campaign::member::MemberLimits;
 use crate::engine::shell::EngineHandle;
 use crate::store::Store;
 use auth::Keys;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     pub max_import_bytes: u64,
     /// Serve `/metrics` without a key (for scrapers that cannot send one).
     pub metrics_public: bool,
+    /// How much data one member may carry (API and CSV import).
+    pub member_limits: MemberLimits,
 }
 
 impl ApiConfig {
@@ -55,6 +58,7 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             max_import_bytes: DEFAULT_MAX_IMPORT,
             metrics_public: false,
+            member_limits: MemberLimits::default(),
         }
     }
 }

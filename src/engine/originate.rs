@@ -494,4 +494,16 @@ mod tests {
                 .all(|b| matches!(b.disposition, VarDisposition::Omitted(_)))
         );
     }
+
+    #[test]
+    fn a_member_at_the_store_ceiling_fits_even_when_every_byte_is_url_encoded() {
+        use crate::campaign::member::MemberLimits;
+        let per = 4096;
+        let count = MemberLimits::CEILING.max_bytes / per;
+        let m: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("v{i}"), "{".repeat(per - 8)))
+            .collect();
+        let o = try_build(&spec(&[], &m), &MemberChannelVars::none()).unwrap();
+        assert!(o.args.len() > 3 * (count * (per - 8)), "{}", o.args.len());
+    }
 }

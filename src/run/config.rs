@@ -9,6 +9,8 @@
 //! max_body_bytes = 16777216               # JSON bodies (413 beyond)
 //! max_import_bytes = 2147483648           # CSV uploads (413 beyond; streamed to a temporary file)
 //! metrics_public = false                  # true: /metrics without a key
+//! max_member_variables = 100              # most variables per member (API and CSV)
+//! max_member_bytes = 65536                # largest member (name, variables, numbers), bytes
 //! [[api.keys]]
 //! id = "ops"                              # sent as X-Key
 //! secret = "a long random secret"         # sent as X-Access-Token (at least 16 bytes)
@@ -47,6 +49,7 @@
 
 use crate::api::auth::{ApiKey, Keys, Role};
 use crate::campaign::config::CampaignConfig;
+use crate::campaign::member::MemberLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,12 @@ fn default_max_body() -> usize {
 }
 fn default_max_import() -> u64 {
     crate::api::DEFAULT_MAX_IMPORT
+}
+fn default_max_member_variables() -> usize {
+    crate::campaign::member::DEFAULT_MAX_VARIABLES
+}
+fn default_max_member_bytes() -> usize {
+    crate::campaign::member::DEFAULT_MAX_MEMBER_BYTES
 }
 fn default_lease() -> u64 {
     60
@@ -103,8 +112,24 @@ pub struct ApiSection {
     pub max_import_bytes: u64,
     #[serde(default)]
     pub metrics_public: bool,
+    /// Most variables one member may carry (API and CSV).
+    #[serde(default = "default_max_member_variables")]
+    pub max_member_variables: usize,
+    /// Largest member, in bytes of text (name, variables, numbers...).
+    #[serde(default = "default_max_member_bytes")]
+    pub max_member_bytes: usize,
     #[serde(default)]
     pub keys: Vec<ApiKey>,
+}
+
+impl ApiSection {
+    /// The member limits of this section.
+    pub fn member_limits(&self) -> MemberLimits {
+        MemberLimits {
+            max_variables: self.max_member_variables,
+            max_bytes: self.max_member_bytes,
+        }
+    }
 }
 
 impl Default for ApiSection {
@@ -114,6 +139,8 @@ impl Default for ApiSection {
             max_body_bytes: default_max_body(),
             max_import_bytes: default_max_import(),
             metrics_public: false,
+            max_member_variables: default_max_member_variables(),
+            max_member_bytes: default_max_member_bytes(),
             keys: Vec::new(),
         }
     }
@@ -376,6 +403,13 @@ impl RunConfig {
                 self.api.listen
             ));
         }
+        if !self.api.member_limits().within_ceiling() {
+            let c = MemberLimits::CEILING;
+            problems.push(format!(
+                "api.max_member_variables / api.max_member_bytes: must be 1 to {} variables and 1024 to {} bytes",
+                c.max_variables, c.max_bytes
+            ));
+        }
         if self.engine.lease_sec == 0 {
             problems.push("engine.lease_sec: must be at least 1".into());
         }
@@ -548,7 +582,7 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
             "{e}"
         );
         let cfg = RunConfig::from_toml(
-            "store = \"postgres://x\"\n[[campaigns]]\n[campaigns.config]\nid = \"c\"\nlimit = 0\n",
+            "store = \"postgres://x\"\n[api]\nmax_member_bytes = 2000000000\n[[campaigns]]\n[campaigns.config]\nid = \"c\"\nlimit = 0\n",
         )
         .unwrap();
         let e = cfg.check().unwrap_err().to_string();
@@ -557,6 +591,12 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
             "{e}"
         );
         assert!(e.contains("switches: none configured"), "{e}");
+        assert!(
+            e.contains(
+                "api.max_member_variables / api.max_member_bytes: must be 1 to 10000 variables"
+            ),
+            "{e}"
+        );
         assert!(
             e.contains("campaigns[0].config: limit: must be >= 1")
                 || e.contains("campaigns[0].config: limit"),

@@ -136,6 +136,7 @@ pub async fn start(
         max_body_bytes: cfg.api.max_body_bytes,
         max_import_bytes: cfg.api.max_import_bytes,
         metrics_public: cfg.api.metrics_public,
+        member_limits: cfg.api.member_limits(),
     };
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {

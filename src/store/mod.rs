@@ -50,7 +50,7 @@ mod types;
 pub use error::{StoreError, StoreResult};
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
-pub use record::MAX_ABS_PRIORITY;
+pub use record::{MAX_ABS_PRIORITY, priority_in_range};
 pub use redis::RedisStore;
 pub use rules::{EXAMINE_EXTRA, PROMOTE_CAP};
 pub use types::*;

@@ -13,6 +13,8 @@ pub const READER: (&str, &str) = ("ro", "0123456789abcdef-read-only");
 /// Small limits so the 413 tests stay small.
 pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_IMPORT: u64 = 4 * 1024 * 1024;
+/// Below the body limit, so that an over-large member can be sent.
+pub const MAX_MEMBER: usize = 32 * 1024;
 
 pub struct Api {
     pub running: Running,
@@ -39,6 +41,7 @@ store = "{redis_url}"
 listen = "127.0.0.1:0"
 max_body_bytes = {MAX_BODY}
 max_import_bytes = {MAX_IMPORT}
+max_member_bytes = {MAX_MEMBER}
 [[api.keys]]
 id = "{}"
 secret = "{}"

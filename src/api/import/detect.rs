@@ -31,7 +31,8 @@ impl Encoding {
             "utf-8" | "utf8" => Ok(Some(Encoding::Utf8)),
             "windows-1251" | "cp1251" | "win1251" => Ok(Some(Encoding::Windows1251)),
             other => Err(format!(
-                "{other:?} is not supported (utf-8, windows-1251 or auto)"
+                "{:?} is not supported (utf-8, windows-1251 or auto)",
+                crate::text::prefix(other)
             )),
         }
     }
@@ -45,7 +46,8 @@ pub fn parse_delimiter(s: &str) -> Result<Option<u8>, String> {
         ";" | "semicolon" => Ok(Some(b';')),
         "\t" | "tab" => Ok(Some(b'\t')),
         other => Err(format!(
-            "{other:?} is not supported (\",\", \";\", \"tab\" or auto)"
+            "{:?} is not supported (\",\", \";\", \"tab\" or auto)",
+            crate::text::prefix(other)
         )),
     }
 }

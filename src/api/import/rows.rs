@@ -12,7 +12,7 @@ use crate::api::validate::{
     MAX_TEXT, check_number, check_timezone, check_variable, parse_expire_text,
 };
 use crate::campaign::member::{CommunicationInput, MemberInput};
-use crate::store::MAX_ABS_PRIORITY;
+use crate::store::{MAX_ABS_PRIORITY, priority_in_range};
 use std::io::{BufRead, BufReader, Read};
 
 /// One refused row.
@@ -258,7 +258,7 @@ impl<R: Read> Rows<R> {
                             Ok(()) => {
                                 variables.insert(v.clone(), value);
                             }
-                            Err(e) => problems.push(format!("var_{v}: {e}")),
+                            Err(e) => problems.push(format!("var_{}: {e}", crate::text::prefix(v))),
                         }
                     }
                 }
@@ -324,7 +324,7 @@ fn col_name(c: &Column) -> String {
         Column::NumberPriority(k) => format!("priority_{}", k + 1),
         Column::Description(k) => format!("description_{}", k + 1),
         Column::Type(k) => format!("type_{}", k + 1),
-        Column::Var(v) => format!("var_{v}"),
+        Column::Var(v) => format!("var_{}", crate::text::prefix(v)),
         Column::Ignored => "ignored".into(),
     }
 }
@@ -335,9 +335,9 @@ fn int(text: &str) -> Result<i64, String> {
         return Ok(0);
     }
     match t.parse::<i64>() {
-        Ok(v) if v.abs() <= MAX_ABS_PRIORITY => Ok(v),
+        Ok(v) if priority_in_range(v) => Ok(v),
         Ok(v) => Err(format!("{v} is outside ±{MAX_ABS_PRIORITY}")),
-        Err(_) => Err(format!("{t:?} is not an integer")),
+        Err(_) => Err(format!("{:?} is not an integer", crate::text::prefix(t))),
     }
 }
 

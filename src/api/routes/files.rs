@@ -114,6 +114,7 @@ pub async fn import(
             encoding,
         },
         all_or_nothing,
+        limits: st.config.member_limits,
     };
     let report = import::import_file(&st.store, &id, &file.path, opts, st.now(), None)
         .await

@@ -84,14 +84,15 @@ pub async fn add(
     st.registry.require(&id).await?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
     let value = parse_json(&bytes)?;
-    let (members, array) = validate::members(&value).map_err(|errors| {
-        ApiError::unprocessable(validate::join(&errors)).with_errors(
-            errors
-                .iter()
-                .map(|e| json!({"path": e.path, "error": e.message}))
-                .collect(),
-        )
-    })?;
+    let (members, array) =
+        validate::members(&value, &st.config.member_limits).map_err(|errors| {
+            ApiError::unprocessable(validate::join(&errors)).with_errors(
+                errors
+                    .iter()
+                    .map(|e| json!({"path": e.path, "error": e.message}))
+                    .collect(),
+            )
+        })?;
     let outcomes = st.store.add(&id, &members, st.now()).await?;
     if auto_run {
         st.registry.set_run(&id, true).await?;
@@ -282,7 +283,7 @@ pub async fn update(
     for (k, v) in patch {
         merged[k] = v;
     }
-    let m = validate::member("", &merged)
+    let m = validate::member("", &merged, &st.config.member_limits)
         .map_err(|errors| ApiError::unprocessable(validate::join(&errors)))?;
     match st.store.update(&id, mid, &m, st.now()).await? {
         ChangeOutcome::Done => {}
