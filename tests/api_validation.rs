@@ -396,6 +396,174 @@ async fn member_data_is_bounded_integers_cannot_overflow_and_errors_quote_only_a
         "{}",
         a.text
     );
+    // JSON nested deeper than the limit (32 by default) is refused before it is parsed.
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    let d = api
+        .raw(
+            "POST",
+            "/api/v2/dialer/bounds/members",
+            Some(WRITER),
+            Some((deep.into_bytes(), "application/json")),
+        )
+        .await;
+    assert_eq!(d.status, 400, "{}", d.text);
+    assert_eq!(d.json["info"], "body: JSON nested deeper than 32 levels");
     assert_eq!(api.member_count("bounds").await, 1);
+    api.shutdown().await;
+}
+
+/// A raw HTTP/1.1 request head with the writer's key.
+fn head(method: &str, path: &str, content_length: u64) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nX-Key: {}\r\nX-Access-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n",
+        WRITER.0, WRITER.1
+    )
+}
+
+/// The status of the first answer read from `stream`, or None when the server closed it without one.
+async fn status_of(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[tokio::test]
+async fn idle_slowloris_and_slow_body_connections_neither_stay_forever_nor_slow_healthz() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let api = start_with_api_settings(
+        "max_concurrent_requests = 8\nheader_read_timeout_sec = 2\nbody_idle_timeout_sec = 1\njson_body_deadline_sec = 3",
+    )
+    .await;
+    api.create_campaign("slow").await;
+    let addr = api.running.addr;
+    // 200 connections that never send anything, 20 that send a head a byte at a time.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut dribblers = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/v2/dial").await.unwrap();
+        dribblers.push(s);
+    }
+    // 12 keyed requests whose bodies arrive a byte every 300 ms: 8 take every slot, 4 are refused with 429.
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(head("POST", "/api/v2/dialer/slow/members", 1000).as_bytes())
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let feeding = {
+        let mut streams: Vec<TcpStream> = std::mem::take(&mut slow);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(6);
+            let mut open: Vec<bool> = vec![true; streams.len()];
+            while Instant::now() < deadline && open.iter().any(|o| *o) {
+                for (i, s) in streams.iter_mut().enumerate() {
+                    if open[i] && s.write_all(b" ").await.is_err() {
+                        open[i] = false;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            for s in &mut streams {
+                statuses.push(status_of(s).await);
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile /healthz answers at once, every time.
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = client.get(api.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "/healthz took {:?}",
+            t.elapsed()
+        );
+    }
+    // Every slot is held by a slow body: one more API request is refused at once with 429.
+    let busy = api.get("/api/v2/dialer").await;
+    assert_eq!(busy.status, 429, "{}", busy.text);
+    assert_eq!(busy.json["status"], "error");
+    // The slow bodies end with 408 at the JSON deadline (the refused ones got 429 at once).
+    let mut statuses = feeding.await.unwrap();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [vec![Some(408); 8], vec![Some(429); 4]].concat(),
+        "after {:?}",
+        started.elapsed()
+    );
+    // Idle and slowloris connections were closed by the header timeout (2 s) without an answer.
+    for s in idle.iter_mut().chain(dribblers.iter_mut()) {
+        let closed = tokio::time::timeout(Duration::from_secs(3), status_of(s)).await;
+        assert_eq!(closed, Ok(None), "an idle connection is still open");
+    }
+    // With the slots free again, the API answers.
+    assert_eq!(api.get("/api/v2/dialer").await.status, 200);
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_100_mb_body_is_refused_without_being_read() {
+    use tokio::io::AsyncWriteExt;
+    let api = start().await;
+    api.create_campaign("huge100").await;
+    for (path, limit) in [
+        ("/api/v2/dialer/huge100/members", MAX_BODY as u64),
+        ("/api/v2/dialer/huge100/members/import", MAX_IMPORT),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(api.running.addr)
+            .await
+            .unwrap();
+        s.write_all(head("POST", path, 100_000_000).as_bytes())
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let writer = tokio::spawn(async move {
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0u64;
+            while sent < 100_000_000 {
+                if wr.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                sent += chunk.len() as u64;
+            }
+            sent
+        });
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut answer),
+        )
+        .await;
+        let sent = writer.await.unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+        assert!(
+            text.contains(r#"{"status":"error","info":"body: larger than the limit of"#),
+            "{text}"
+        );
+        // What the client managed to push before the server hung up: the drain allowance and socket buffers,
+        // never the 100 MB.
+        assert!(
+            sent < limit + 32 * 1024 * 1024,
+            "{path}: {sent} bytes were taken"
+        );
+    }
+    assert_eq!(api.member_count("huge100").await, 0);
     api.shutdown().await;
 }

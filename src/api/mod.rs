@@ -11,7 +11,7 @@
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
 //! - [`error`] / [`reply`] / [`views`]: the answer shapes.
 //!
-//! [`serve`] runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
+//! [`serve`] ([`server`]: connection timeouts, concurrency limit) runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
 //! configuration.
 
 pub mod auth;
@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reply;
 pub mod routes;
+pub mod server;
 pub mod validate;
 pub mod views;
 
@@ -32,8 +33,8 @@ use crate::store::Store;
 use auth::Keys;
 use std::sync::Arc;
 
-/// Default largest JSON body (members, campaigns): 16 MiB.
-pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+/// Default largest JSON body (members, campaigns): 4 MiB.
+pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// Default largest CSV import body: 2 GiB (it is streamed to a temporary file, not held in memory).
 pub const DEFAULT_MAX_IMPORT: u64 = 2 << 30;
 
@@ -49,6 +50,8 @@ pub struct ApiConfig {
     pub metrics_public: bool,
     /// How much data one member may carry (API and CSV import).
     pub member_limits: MemberLimits,
+    /// Connection and request limits (timeouts, concurrency, JSON depth).
+    pub http: server::HttpLimits,
 }
 
 impl ApiConfig {
@@ -59,6 +62,7 @@ impl ApiConfig {
             max_import_bytes: DEFAULT_MAX_IMPORT,
             metrics_public: false,
             member_limits: MemberLimits::default(),
+            http: server::HttpLimits::default(),
         }
     }
 }
@@ -91,13 +95,4 @@ impl ApiState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<ApiState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use server::serve;

@@ -6,7 +6,12 @@
 //!
 //! [api]
 //! listen = "0.0.0.0:8080"
-//! max_body_bytes = 16777216               # JSON bodies (413 beyond)
+//! max_body_bytes = 4194304                # JSON bodies (413 beyond)
+//! max_json_depth = 32                     # deepest JSON nesting (400 beyond)
+//! header_read_timeout_sec = 10            # request head must arrive within; also the idle connection timeout
+//! body_idle_timeout_sec = 10              # longest pause inside a body (408)
+//! json_body_deadline_sec = 30             # a whole JSON body must arrive within (408)
+//! max_concurrent_requests = 256           # API requests at once (429 beyond; /healthz is not counted)
 //! max_import_bytes = 2147483648           # CSV uploads (413 beyond; streamed to a temporary file)
 //! metrics_public = false                  # true: /metrics without a key
 //! max_member_variables = 100              # most variables per member (API and CSV)
@@ -48,10 +53,12 @@
 //! ...`, `switches[0].address: ...`).
 
 use crate::api::auth::{ApiKey, Keys, Role};
+use crate::api::server::{self, HttpLimits};
 use crate::campaign::config::CampaignConfig;
 use crate::campaign::member::MemberLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Environment variables that give the admin key (both or neither).
 pub const ENV_KEY: &str = "FSDIALER_API_KEY";
@@ -74,6 +81,21 @@ fn default_max_member_variables() -> usize {
 }
 fn default_max_member_bytes() -> usize {
     crate::campaign::member::DEFAULT_MAX_MEMBER_BYTES
+}
+fn default_header_read_timeout() -> u64 {
+    server::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
+}
+fn default_body_idle_timeout() -> u64 {
+    server::DEFAULT_BODY_IDLE_TIMEOUT.as_secs()
+}
+fn default_json_body_deadline() -> u64 {
+    server::DEFAULT_JSON_BODY_DEADLINE.as_secs()
+}
+fn default_max_concurrent_requests() -> usize {
+    server::DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+fn default_max_json_depth() -> usize {
+    server::DEFAULT_MAX_JSON_DEPTH
 }
 fn default_lease() -> u64 {
     60
@@ -118,11 +140,37 @@ pub struct ApiSection {
     /// Largest member, in bytes of text (name, variables, numbers...).
     #[serde(default = "default_max_member_bytes")]
     pub max_member_bytes: usize,
+    /// Time to receive a request head; also how long an idle connection stays open.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_sec: u64,
+    /// Longest pause inside a request body (408 beyond).
+    #[serde(default = "default_body_idle_timeout")]
+    pub body_idle_timeout_sec: u64,
+    /// Time to receive a whole JSON body (408 beyond).
+    #[serde(default = "default_json_body_deadline")]
+    pub json_body_deadline_sec: u64,
+    /// Most API requests served at once (429 beyond; /healthz and /metrics are not counted).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Deepest JSON nesting accepted in a body (400 beyond).
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
     #[serde(default)]
     pub keys: Vec<ApiKey>,
 }
 
 impl ApiSection {
+    /// The connection and request limits of this section.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_sec),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_sec),
+            json_body_deadline: Duration::from_secs(self.json_body_deadline_sec),
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_json_depth: self.max_json_depth,
+        }
+    }
+
     /// The member limits of this section.
     pub fn member_limits(&self) -> MemberLimits {
         MemberLimits {
@@ -141,6 +189,11 @@ impl Default for ApiSection {
             metrics_public: false,
             max_member_variables: default_max_member_variables(),
             max_member_bytes: default_max_member_bytes(),
+            header_read_timeout_sec: default_header_read_timeout(),
+            body_idle_timeout_sec: default_body_idle_timeout(),
+            json_body_deadline_sec: default_json_body_deadline(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_json_depth: default_max_json_depth(),
             keys: Vec::new(),
         }
     }
@@ -409,6 +462,18 @@ impl RunConfig {
                 "api.max_member_variables / api.max_member_bytes: must be 1 to {} variables and 1024 to {} bytes",
                 c.max_variables, c.max_bytes
             ));
+        }
+        let a = &self.api;
+        for (name, value) in [
+            ("header_read_timeout_sec", a.header_read_timeout_sec),
+            ("body_idle_timeout_sec", a.body_idle_timeout_sec),
+            ("json_body_deadline_sec", a.json_body_deadline_sec),
+            ("max_concurrent_requests", a.max_concurrent_requests as u64),
+            ("max_json_depth", a.max_json_depth as u64),
+        ] {
+            if value == 0 {
+                problems.push(format!("api.{name}: must be at least 1"));
+            }
         }
         if self.engine.lease_sec == 0 {
             problems.push("engine.lease_sec: must be at least 1".into());

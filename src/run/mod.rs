@@ -137,6 +137,7 @@ pub async fn start(
         max_import_bytes: cfg.api.max_import_bytes,
         metrics_public: cfg.api.metrics_public,
         member_limits: cfg.api.member_limits(),
+        http: cfg.api.http_limits(),
     };
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {

@@ -71,7 +71,19 @@ pub async fn start() -> Api {
 }
 
 pub async fn start_on(redis: LocalRedis) -> Api {
-    let cfg = RunConfig::from_toml(&config_text(&redis.url())).expect("test config");
+    start_configured(redis, "").await
+}
+
+/// Starts with `api_settings` (TOML lines) added to the `[api]` section of the test configuration.
+pub async fn start_with_api_settings(api_settings: &str) -> Api {
+    let redis = LocalRedis::start(LocalRedisOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    start_configured(redis, api_settings).await
+}
+
+async fn start_configured(redis: LocalRedis, api_settings: &str) -> Api {
+    let text =
+        config_text(&redis.url()).replacen("[api]\n", &format!("[api]\n{api_settings}\n"), 1);
+    let cfg = RunConfig::from_toml(&text).expect("test config");
     let running = run::start(cfg, |_| None, false)
         .await
         .expect("fsdialer run starts");

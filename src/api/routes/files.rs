@@ -63,7 +63,7 @@ async fn spool(headers: &HeaderMap, body: Body, limit: u64) -> Result<(Spool, u6
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let chunk = chunk.map_err(crate::api::extract::body_error)?;
         total += chunk.len() as u64;
         if total > limit {
             return Err(ApiError::too_large(limit as usize));

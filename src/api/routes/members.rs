@@ -83,7 +83,7 @@ pub async fn add(
     let auto_run = parse_bool("autoRun", q.auto_run.as_deref())?;
     st.registry.require(&id).await?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let value = parse_json(&bytes)?;
+    let value = parse_json(&bytes, st.config.http.max_json_depth)?;
     let (members, array) =
         validate::members(&value, &st.config.member_limits).map_err(|errors| {
             ApiError::unprocessable(validate::join(&errors)).with_errors(
@@ -265,7 +265,7 @@ pub async fn update(
     st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let patch = match parse_json(&bytes)? {
+    let patch = match parse_json(&bytes, st.config.http.max_json_depth)? {
         Value::Object(o) => o,
         Value::Array(_) => {
             return Err(ApiError::unprocessable(

@@ -14,8 +14,16 @@ pub mod system;
 use super::auth::Role;
 use super::{ApiConfig, ApiState};
 use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::Request;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::{
+    DeadlineBody, RequestBodyDeadlineLayer, RequestBodyTimeoutLayer, TimeoutBody,
+};
 
 /// Where a parameter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,23 +290,59 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
     ]
 }
 
-/// The API router.
+/// Whether a route is one of the service routes (`/healthz`, `/metrics`, the OpenAPI document), which are not
+/// counted by the concurrency limit.
+pub fn is_service(r: &Route) -> bool {
+    r.tag == "service"
+}
+
+/// The API router, with the guard and the request limits of [`super::server`].
 pub fn router(state: Arc<ApiState>) -> Router {
     let routes = table(&state.config);
+    let limits = state.config.http;
     let guard = Arc::new(guard::Guard::new(state.config.keys.clone(), &routes));
-    let mut router: Router<Arc<ApiState>> = Router::new();
+    let mut api: Router<Arc<ApiState>> = Router::new();
+    let mut service: Router<Arc<ApiState>> = Router::new();
     for r in routes {
-        router = router.route(r.path, r.handler);
+        let json_body = r.body.is_some_and(|b| b.media == JSON);
+        let counted = !is_service(&r);
+        let handler = if json_body {
+            r.handler.layer(
+                ServiceBuilder::new()
+                    .layer(RequestBodyDeadlineLayer::new(limits.json_body_deadline))
+                    .map_request(|req: Request<DeadlineBody<Body>>| req.map(Body::new)),
+            )
+        } else {
+            r.handler
+        };
+        if counted {
+            api = api.route(r.path, handler);
+        } else {
+            service = service.route(r.path, handler);
+        }
     }
+    let concurrency = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(super::server::overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ));
     // The 405 fallback is set before the guard is layered, so the guard runs first on every method of a known
-    // path (the guard itself answers 405 after auth; this fallback is never reached unguarded).
-    router
+    // path (the guard itself answers 405 after auth; this fallback is never reached unguarded). The guard is
+    // layered last, so it runs before the concurrency limit: a caller without a key cannot take a slot.
+    api.route_layer(concurrency)
+        .merge(service)
         .method_not_allowed_fallback(system::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             guard,
             guard::authorize,
         ))
         .fallback(system::not_found)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            ServiceBuilder::new()
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(RequestBodyTimeoutLayer::new(limits.body_idle_timeout))
+                .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new)),
+        )
         .with_state(state)
 }
