@@ -567,3 +567,108 @@ async fn a_100_mb_body_is_refused_without_being_read() {
     assert_eq!(api.member_count("huge100").await, 0);
     api.shutdown().await;
 }
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mark = if bom { Some('\u{FEFF}') } else { None };
+    mark.into_iter()
+        .chain(text.chars())
+        .collect::<String>()
+        .encode_utf16()
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn utf16_files_are_decoded_and_files_that_read_as_garbage_are_refused_naming_the_encoding() {
+    let api = start().await;
+    let text = "name;number_1;var_місто\r\nАнна Коваль 😀;+380441234567;Київ\r\nБорис;380501234567;Львів\r\n";
+    for (n, (bytes, encoding)) in [
+        (utf16(text, false, true), "utf-16le"),
+        (utf16(text, true, true), "utf-16be"),
+        (utf16(text, false, false), "utf-16le"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("u16-{n}");
+        api.create_campaign(&id).await;
+        let a = api
+            .csv(&format!("/api/v2/dialer/{id}/members/import"), &bytes)
+            .await;
+        assert_eq!(a.status, 200, "{encoding}: {}", a.text);
+        assert_eq!(a.json["data"]["added"], 2, "{}", a.text);
+        assert_eq!(a.json["data"]["encoding"], encoding);
+        assert_eq!(a.json["data"]["delimiter"], ";");
+        let m = api
+            .get(&format!("/api/v2/dialer/{id}/members/1"))
+            .await
+            .json["data"]
+            .clone();
+        assert_eq!(m["name"], "Анна Коваль 😀");
+        assert_eq!(m["variables"], json!({"місто": "Київ"}));
+    }
+    api.create_campaign("garbage").await;
+    let url = "/api/v2/dialer/garbage/members/import";
+    // UTF-8 forced as Windows-1251 would import as mojibake.
+    let a = api
+        .csv(&format!("{url}?encoding=windows-1251"), text.as_bytes())
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        a.json["info"],
+        "the file does not read as windows-1251 text: it is UTF-8 text, which would import as mojibake (give encoding=utf-8)"
+    );
+    // UTF-16 forced as UTF-8, and a spreadsheet (zip) uploaded as CSV.
+    let a = api
+        .csv(&format!("{url}?encoding=utf-8"), &utf16(text, false, false))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.json["info"].as_str().unwrap().starts_with(
+            "the file does not read as utf-8 text: it holds the control character U+0000"
+        ),
+        "{}",
+        a.text
+    );
+    let a = api
+        .csv(url, b"PK\x03\x04\x14\x00\x06\x00\x08\x00name")
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let info = a.json["info"].as_str().unwrap();
+    assert!(
+        info.starts_with("the file does not read as ") && info.contains("control character"),
+        "{info}"
+    );
+    // UTF-16 with an unpaired surrogate: at the start the whole file is refused; in a row further on (past the
+    // sample examined first), that row is refused naming the encoding.
+    let broken = |rows: usize| {
+        let mut bad = utf16("name,number_1\n", false, true);
+        bad.extend(utf16(&"ok,1\n".repeat(rows), false, false));
+        bad.extend(utf16("x", false, false));
+        bad.extend([0x00, 0xD8]);
+        bad.extend(utf16(",2\n", false, false));
+        bad
+    };
+    let a = api.csv(url, &broken(1)).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        a.json["info"],
+        "the file does not read as utf-16le text: it holds byte sequences that are not valid in it"
+    );
+    assert_eq!(api.member_count("garbage").await, 0);
+    let a = api.csv(url, &broken(8000)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json["data"]["added"], 8000);
+    assert_eq!(
+        a.json["data"]["errors"],
+        json!([{"line": 8002, "error": "column 1: not valid UTF-16LE"}])
+    );
+    assert_eq!(api.member_count("garbage").await, 8000);
+    api.shutdown().await;
+}

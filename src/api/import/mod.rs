@@ -14,6 +14,7 @@
 pub mod detect;
 pub mod header;
 pub mod rows;
+pub mod transcode;
 
 use crate::campaign::member::MemberLimits;
 use crate::store::{AddOutcome, Store, StoreError};

@@ -226,7 +226,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .tag("members")
             .role(w)
             .query("delimiter", "string", "`,`, `;` or `tab` (detected when absent)")
-            .query("encoding", "string", "utf-8 or windows-1251 (detected when absent)")
+            .query("encoding", "string", "utf-8, windows-1251, utf-16le or utf-16be (detected when absent)")
             .query("all_or_nothing", "boolean", "import nothing unless every row is valid")
             .query("autoRun", "boolean", "run the campaign after importing")
             .body(CSV, "Csv")
