@@ -468,6 +468,27 @@ async fn a_member_in_a_call_cannot_be_changed_and_terminate_hangs_the_call_up() 
     api.shutdown().await;
 }
 
+/// A member name a spreadsheet would run.
+const FORMULA: &str = "=HYPERLINK(\"http://evil.example\",\"click\")";
+
+/// No cell of a CSV export starts a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR).
+fn assert_spreadsheet_safe(csv_text: &str) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_text.as_bytes());
+    let mut cells = 0;
+    for record in rdr.records() {
+        for cell in record.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "cell {cell:?} in {csv_text}"
+            );
+            cells += 1;
+        }
+    }
+    assert!(cells > 0);
+}
+
 #[tokio::test]
 async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     let api = start().await;
@@ -478,8 +499,8 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
             "POST",
             &format!("/api/v2/dialer/{id}/members?autoRun=true"),
             Some(json!([
-                {"name": "Bad number", "communications": [{"number": "reject_UNALLOCATED_NUMBER"}], "variables": {"segment": "a"}},
-                {"name": "Good", "communications": [{"number": "answer_1"}], "external_id": "crm-2"}
+                {"name": FORMULA, "communications": [{"number": "reject_UNALLOCATED_NUMBER", "description": "+cmd|' /C calc'!A0"}], "variables": {"segment": "a", "note": "@SUM(1)", "tab": "\tx"}},
+                {"name": "Good", "communications": [{"number": "answer_1"}, {"number": "+380441234567"}], "external_id": "crm-2"}
             ])),
         )
         .await;
@@ -523,6 +544,7 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
         "{}",
         exp.content_type
     );
+    assert_spreadsheet_safe(&exp.text);
     let lines: Vec<&str> = exp.text.lines().collect();
     assert!(
         lines[0].starts_with("campaign,member_id,member_name,attempt_no,attempt_id"),
@@ -545,6 +567,7 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
         .get(&format!("/api/v2/dialer/{id}/members/export.csv"))
         .await;
     assert_eq!(mexp.status, 200);
+    assert_spreadsheet_safe(&mexp.text);
     let mut rdr = csv::Reader::from_reader(mexp.text.as_bytes());
     let head = rdr.headers().unwrap().clone();
     assert!(head.iter().any(|h| h == "var_segment"));
@@ -555,6 +578,10 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     assert_eq!(&rows[0][col("end_cause")], "UNALLOCATED_NUMBER");
     assert_eq!(&rows[0][col("var_segment")], "a");
     assert_eq!(&rows[1][col("external_id")], "crm-2");
+    assert_eq!(&rows[0][col("name")], format!("'{FORMULA}"));
+    assert_eq!(&rows[0][col("var_note")], "'@SUM(1)");
+    assert_eq!(&rows[0][col("description_1")], "'+cmd|' /C calc'!A0");
+    assert_eq!(&rows[1][col("number_2")], "'+380441234567");
 
     // The export imports again: into a fresh campaign, same members.
     api.create_campaign("copy").await;
@@ -564,8 +591,17 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     assert_eq!(imp.status, 200, "{}", imp.text);
     assert_eq!(imp.json["data"]["added"], 2);
     let copy = member_state(&api, "copy", 1).await;
-    assert_eq!(copy["name"], "Bad number");
-    assert_eq!(copy["variables"]["segment"], "a");
+    assert_eq!(copy["name"], FORMULA);
+    assert_eq!(
+        copy["variables"],
+        json!({"segment": "a", "note": "@SUM(1)", "tab": "\tx"})
+    );
+    assert_eq!(
+        copy["communications"][0]["description"],
+        "+cmd|' /C calc'!A0"
+    );
+    let good = member_state(&api, "copy", 2).await;
+    assert_eq!(good["communications"][1]["number"], "+380441234567");
     assert_eq!(copy["state"], "waiting");
 
     // Reset revives the unsuccessful member only.

@@ -9,7 +9,7 @@
 //!   `fsdialer import`).
 //! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
-//! - [`error`] / [`reply`] / [`views`]: the answer shapes.
+//! - [`error`] / [`reply`] / [`views`]: the answer shapes; [`spreadsheet`]: CSV cells safe for spreadsheets.
 //!
 //! [`serve`] ([`server`]: connection timeouts, concurrency limit) runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
 //! configuration.
@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod reply;
 pub mod routes;
 pub mod server;
+pub mod spreadsheet;
 pub mod validate;
 pub mod views;
 

@@ -243,7 +243,8 @@ impl<R: Read> Rows<R> {
                 continue;
             }
             let text = match decode(raw, self.encoding, self.detected) {
-                Ok(t) => t,
+                // A cell exported with a `'` against spreadsheet formulas comes back without it.
+                Ok(t) => crate::api::spreadsheet::restore_owned(t),
                 Err(e) => {
                     problems.push(format!("column {}: {e}", i + 1));
                     continue;

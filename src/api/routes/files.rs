@@ -181,10 +181,14 @@ async fn each_member(
 
 type Tx = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
 
+/// Rows as CSV, every cell [`neutralise`](crate::api::spreadsheet::neutralise)d: all exports go through here.
 fn csv_chunk(rows: &[Vec<String>]) -> Bytes {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     for r in rows {
-        let _ = w.write_record(r);
+        let _ = w.write_record(
+            r.iter()
+                .map(|c| crate::api::spreadsheet::neutralise(c).into_owned()),
+        );
     }
     Bytes::from(w.into_inner().unwrap_or_default())
 }
