@@ -286,3 +286,70 @@ async fn every_route_and_method_is_allowed_exactly_as_the_route_table_says() {
     assert_eq!(checked, callers.len() * paths.len() * methods.len());
     api.shutdown().await;
 }
+
+/// A log sink for the test: everything written by the tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish(),
+    )
+    .expect("the only subscriber of this test binary");
+    let api = start().await;
+    let token = READER.1;
+    let ok = api
+        .raw(
+            "GET",
+            &format!(
+                "/api/v2/dialer?x_key={}&access_token={token}&limit=5",
+                READER.0
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let header = api
+        .raw("GET", "/api/v2/dialer?limit=7", Some(ADMIN), None)
+        .await;
+    assert_eq!(header.status, 200);
+    let wrong = api
+        .raw(
+            "GET",
+            "/api/v2/dialer?access_token=wrong-secret-1234",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    api.shutdown().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // The requests were traced, with their query strings redacted...
+    assert!(
+        text.contains("access_token=<redacted>&limit=5"),
+        "no traced request in:\n{text}"
+    );
+    assert!(text.contains("limit=7"), "{text}");
+    // ...and no secret, from the query string or the X-Access-Token header, appears anywhere.
+    for secret in [token, ADMIN.1, "wrong-secret-1234"] {
+        assert!(!text.contains(secret), "{secret} logged:\n{text}");
+    }
+}

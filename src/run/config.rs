@@ -3,6 +3,7 @@
 //! ```toml
 //! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: fsdialer-<pid>
 //! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted)
+//! log_numbers = false                     # true: whole phone numbers in logs (default: last 3 characters)
 //!
 //! [api]
 //! listen = "0.0.0.0:8080"
@@ -273,6 +274,9 @@ pub struct RunConfig {
     pub node_id: Option<String>,
     #[serde(default = "default_store")]
     pub store: String,
+    /// Whole phone numbers in logs (personal data); default: only their last 3 characters.
+    #[serde(default)]
+    pub log_numbers: bool,
     #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
@@ -311,6 +315,7 @@ impl RunConfig {
         RunConfig {
             node_id: None,
             store: default_store(),
+            log_numbers: false,
             api: ApiSection::default(),
             engine: EngineSection::default(),
             switches: Vec::new(),

@@ -72,6 +72,7 @@ pub async fn start(
 ) -> Result<Running, RunError> {
     let campaigns = cfg.check()?;
     let (keys, key_list) = cfg.keys(env, generate_key)?;
+    crate::logging::set_log_numbers(cfg.log_numbers);
     let store = Store::open(&cfg.store).await?;
 
     let mut switches: Vec<SwitchEndpoint> = cfg

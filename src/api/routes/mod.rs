@@ -16,11 +16,12 @@ use super::{ApiConfig, ApiState};
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::Request;
+use axum::http::{HeaderName, Request};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::{
     DeadlineBody, RequestBodyDeadlineLayer, RequestBodyTimeoutLayer, TimeoutBody,
 };
@@ -340,7 +341,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(system::not_found)
         .layer(
             ServiceBuilder::new()
-                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    HeaderName::from_static("x-access-token"),
+                    axum::http::header::AUTHORIZATION,
+                ]))
+                .layer(
+                    tower_http::trace::TraceLayer::new_for_http()
+                        .make_span_with(crate::logging::request_span::<Body>),
+                )
                 .layer(RequestBodyTimeoutLayer::new(limits.body_idle_timeout))
                 .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new)),
         )
