@@ -26,6 +26,8 @@
 //! lease_sec = 60                          # lease of a claimed attempt
 //! claim_batch = 100
 //! sync_interval_sec = 5                   # how often campaigns changed on other nodes are picked up
+//! sounds_dir = "/usr/share/freeswitch/sounds"   # optional: callflow playback files must be inside
+//! recordings_dir = "/var/lib/fsdialer/rec"      # optional: record_session paths must be inside
 //!
 //! [[switches]]                            # FreeSWITCH nodes (event socket)
 //! name = "fs1"
@@ -210,6 +212,12 @@ pub struct EngineSection {
     pub claim_batch: u32,
     #[serde(default = "default_sync")]
     pub sync_interval_sec: u64,
+    /// Where callflow `playback` / `play_and_get_digits` files must be (relative paths are taken inside it).
+    #[serde(default)]
+    pub sounds_dir: Option<PathBuf>,
+    /// Where callflow `record_session` may write.
+    #[serde(default)]
+    pub recordings_dir: Option<PathBuf>,
 }
 
 impl Default for EngineSection {
@@ -218,6 +226,8 @@ impl Default for EngineSection {
             lease_sec: default_lease(),
             claim_batch: default_claim_batch(),
             sync_interval_sec: default_sync(),
+            sounds_dir: None,
+            recordings_dir: None,
         }
     }
 }

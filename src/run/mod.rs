@@ -129,7 +129,10 @@ pub async fn start(
             clock,
         },
         store.clone(),
-        crate::engine::default_callflow(),
+        crate::engine::callflow_in_folders(crate::engine::callflow::MediaFolders {
+            sounds: cfg.engine.sounds_dir.clone(),
+            recordings: cfg.engine.recordings_dir.clone(),
+        }),
     );
 
     let api_config = ApiConfig {
