@@ -73,6 +73,28 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
     Cow::Owned(parts.join("&"))
 }
 
+/// A URL for messages and logs: the password of its user information replaced by `<redacted>`
+/// (`redis://app:s3cr3t@host:6379` → `redis://app:<redacted>@host:6379`).
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(url);
+    };
+    let rest = &url[scheme_end..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let Some(at) = authority.rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let user = match authority[..at].split_once(':') {
+        Some((user, _)) => user,
+        None => return Cow::Borrowed(url),
+    };
+    Cow::Owned(format!(
+        "{}{user}:<redacted>{}",
+        &url[..scheme_end],
+        &rest[at..]
+    ))
+}
+
 /// The span of one API request: method, path and the [`redact_query`]ed query string (never headers).
 pub fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     let query = req.uri().query().map(redact_query).unwrap_or_default();
@@ -102,6 +124,17 @@ mod tests {
         assert_eq!(mask_number("+380441234567"), "+380441234567");
         set_log_numbers(false);
         assert_eq!(mask_number("+380441234567"), "***567");
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://app:s3cr3t@10.0.0.1:6379/0"),
+            "redis://app:<redacted>@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("rediss://:p@ss@h"), "rediss://:<redacted>@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("memory://"), "memory://");
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! [[switches]]                            # FreeSWITCH nodes (event socket)
 //! name = "fs1"
 //! address = "10.0.0.5:8021"
-//! password = "ClueCon"
+//! password = "ClueCon"                   # or password_env = "FS1_ESL_PASSWORD", or password_file = "fs1.secret"
 //! max_sessions = 1000
 //! sessions_per_second = 30
 //! sessions_per_call = 1                   # 2 for loopback/ dial strings
@@ -240,6 +240,12 @@ pub struct SwitchSection {
     pub address: String,
     #[serde(default = "default_password")]
     pub password: String,
+    /// Read the password from this environment variable instead (see `run::secrets`).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Read the password from this file instead (relative to the configuration file).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u32,
     #[serde(default = "default_sps")]
@@ -357,6 +363,13 @@ impl RunConfig {
         {
             sim.scenario = Some(base.join(f));
         }
+        for s in &mut cfg.switches {
+            if let Some(f) = &s.password_file
+                && f.is_relative()
+            {
+                s.password_file = Some(base.join(f));
+            }
+        }
         for c in &mut cfg.campaigns {
             if let Some(f) = &c.file
                 && f.is_relative()
@@ -461,8 +474,8 @@ impl RunConfig {
             || self.store == "memory")
         {
             problems.push(format!(
-                "store: {:?}: expected memory:// or redis://host:port",
-                self.store
+                "store: {:?}: expected memory:// or redis://[user:password@]host:port",
+                crate::logging::redact_url(&self.store)
             ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -667,7 +680,9 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
         .unwrap();
         let e = cfg.check().unwrap_err().to_string();
         assert!(
-            e.contains("store: \"postgres://x\": expected memory:// or redis://host:port"),
+            e.contains(
+                "store: \"postgres://x\": expected memory:// or redis://[user:password@]host:port"
+            ),
             "{e}"
         );
         assert!(e.contains("switches: none configured"), "{e}");

@@ -8,6 +8,7 @@
 //! the store, apply every stored campaign to the engine, start the periodic campaign sync, then listen.
 
 pub mod config;
+pub mod secrets;
 
 use crate::api::auth::ApiKey;
 use crate::api::campaigns::CampaignDoc;
@@ -71,22 +72,26 @@ pub async fn start(
     generate_key: bool,
 ) -> Result<Running, RunError> {
     let campaigns = cfg.check()?;
-    let (keys, key_list) = cfg.keys(env, generate_key)?;
+    let (keys, key_list) = cfg.keys(&env, generate_key)?;
     crate::logging::set_log_numbers(cfg.log_numbers);
     let store = Store::open(&cfg.store).await?;
 
     let mut switches: Vec<SwitchEndpoint> = cfg
         .switches
         .iter()
-        .map(|s| SwitchEndpoint {
-            name: s.name.clone(),
-            addr: s.address.clone(),
-            password: s.password.clone(),
-            max_sessions: s.max_sessions,
-            sessions_per_second: s.sessions_per_second,
-            sessions_per_call: s.sessions_per_call,
+        .enumerate()
+        .map(|(i, s)| {
+            Ok(SwitchEndpoint {
+                name: s.name.clone(),
+                addr: s.address.clone(),
+                password: secrets::switch_password(i, s, &env)?,
+                max_sessions: s.max_sessions,
+                sessions_per_second: s.sessions_per_second,
+                sessions_per_call: s.sessions_per_call,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()
+        .map_err(|e| RunConfigError(vec![e]))?;
     let mut sim_handle = None;
     if let Some(s) = &cfg.sim {
         let handle = sim::server::start(sim::server::ServerConfig {

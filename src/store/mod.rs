@@ -92,7 +92,7 @@ impl Store {
             return Ok(Store::Redis(RedisStore::connect_with_ids(url, ids).await?));
         }
         Err(StoreError::InvalidUrl {
-            url: url.to_string(),
+            url: crate::logging::redact_url(url).into_owned(),
             reason: "expected memory:// or redis://host:port".into(),
         })
     }
@@ -363,6 +363,8 @@ mod tests {
             e.to_string(),
             "store url \"postgres://x\": expected memory:// or redis://host:port"
         );
+        let e = Store::open("rediss://app:s3cr3t@h:6380").await.unwrap_err();
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
         assert!(matches!(
             Store::open("memory://").await,
             Ok(Store::Memory(_))
