@@ -724,3 +724,34 @@ async fn campaigns_created_on_one_node_are_run_by_another_node_sharing_redis() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_redis_with_a_password_is_reached_through_its_url_and_the_password_never_shows() {
+    use fsdialer::run::{self, config::RunConfig};
+    use fsdialer::store::local_redis::{LocalRedis, LocalRedisOptions};
+    let redis = LocalRedis::start(LocalRedisOptions {
+        durable: false,
+        password: Some("s3cr3t-pass".into()),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(redis.url().starts_with("redis://default:s3cr3t-pass@"));
+    // A wrong password: the start fails, and the error does not echo it.
+    let wrong = redis.url().replace("s3cr3t-pass", "wrong-pass");
+    let cfg = RunConfig::from_toml(&config_text(&wrong)).unwrap();
+    match run::start(cfg, |_| None, false).await {
+        Ok(_) => panic!("started with a wrong Redis password"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(!e.contains("wrong-pass"), "{e}");
+            assert!(
+                e.to_ascii_uppercase().contains("AUTH") || e.contains("WRONGPASS"),
+                "{e}"
+            );
+        }
+    }
+    // The right one: the whole service runs on it.
+    let api = start_on(redis).await;
+    api.create_campaign("pw").await;
+    assert_eq!(api.get("/healthz").await.json["store"], "redis");
+    api.shutdown().await;
+}
