@@ -22,8 +22,8 @@ fn role_of(key: (&str, &str)) -> Role {
     }
 }
 
-#[tokio::test]
-async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_role() {
+/// The API with the campaign `auth` (the `{id}` of [`concrete`]) holding member 1 (its `{mid}`).
+async fn start_with_auth_campaign() -> Api {
     let api = start().await;
     api.create_campaign("auth").await;
     api.call(
@@ -32,6 +32,12 @@ async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_ro
         Some(member("a", "busy")),
     )
     .await;
+    api
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_role() {
+    let api = start_with_auth_campaign().await;
     let routes = table(&api.running.state.config);
     let mut checked = 0;
     for r in &routes {
@@ -216,14 +222,7 @@ struct Caller {
 
 #[tokio::test]
 async fn every_route_and_method_is_allowed_exactly_as_the_route_table_says() {
-    let api = start().await;
-    api.create_campaign("auth").await;
-    api.call(
-        "POST",
-        "/api/v2/dialer/auth/members",
-        Some(member("a", "busy")),
-    )
-    .await;
+    let api = start_with_auth_campaign().await;
     let routes = table(&api.running.state.config);
     let mut paths: Vec<&str> = routes.iter().map(|r| r.path).collect();
     paths.sort_unstable();

@@ -185,6 +185,7 @@ pub fn encoding(sample: &[u8], complete: bool) -> Encoding {
 
 #[cfg(test)]
 mod tests {
+    use super::super::transcode::tests::utf16;
     use super::*;
 
     #[test]
@@ -227,18 +228,6 @@ mod tests {
         assert_eq!(Encoding::parse("utf16be"), Ok(Some(Encoding::Utf16Be)));
         assert_eq!(parse_delimiter("tab"), Ok(Some(b'\t')));
         assert!(parse_delimiter("|").is_err());
-    }
-
-    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
-        text.encode_utf16()
-            .flat_map(|u| {
-                if big_endian {
-                    u.to_be_bytes()
-                } else {
-                    u.to_le_bytes()
-                }
-            })
-            .collect()
     }
 
     #[test]

@@ -81,10 +81,11 @@ impl<R: BufRead> Read for Utf16ToUtf8<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    /// `text` in UTF-16 of the given byte order, without a byte order mark.
+    pub(crate) fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
         text.encode_utf16()
             .flat_map(|u| {
                 if big_endian {
