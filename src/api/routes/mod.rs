@@ -203,7 +203,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .summary("List members in id order")
             .tag("members")
             .query("limit", "integer", "page size (1 to 10000, default 100)")
-            .query("page", "integer", "page number from 1")
+            .query("page", "integer", "page number from 1 (skipping at most 100000 members; beyond, use after)")
             .query("after", "integer", "cursor: the previous answer's `next`")
             .query("sort", "string", "only `id` (ascending) is supported")
             .query("state", "string", "waiting, active or ended")
