@@ -694,3 +694,25 @@ async fn utf16_files_are_decoded_and_files_that_read_as_garbage_are_refused_nami
     assert_eq!(api.member_count("garbage").await, 8000);
     api.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_upload_that_would_leave_too_little_free_disk_is_refused_with_507() {
+    // Keep a whole exabyte free: no disk has that, so every upload is refused before it is written.
+    let api = start_with_api_settings("min_free_disk_bytes = 1000000000000000000").await;
+    api.create_campaign("disk").await;
+    let a = api
+        .csv(
+            "/api/v2/dialer/disk/members/import",
+            b"name,number_1\nA,1\n",
+        )
+        .await;
+    assert_eq!(a.status, 507, "{}", a.text);
+    let info = a.json["info"].as_str().unwrap();
+    assert!(
+        info.starts_with("body: not enough free disk space for the upload (")
+            && info.ends_with("1000000000000000000 kept free)"),
+        "{info}"
+    );
+    assert_eq!(api.member_count("disk").await, 0);
+    api.shutdown().await;
+}

@@ -38,6 +38,8 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// Default largest CSV import body: 2 GiB (it is streamed to a temporary file, not held in memory).
 pub const DEFAULT_MAX_IMPORT: u64 = 2 << 30;
+/// Default free disk space an upload must leave: 1 GiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
 
 /// API settings.
 #[derive(Debug, Clone)]
@@ -47,6 +49,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest CSV import accepted (413 beyond).
     pub max_import_bytes: u64,
+    /// Free disk space an upload must leave in the temporary folder (507 otherwise).
+    pub min_free_disk_bytes: u64,
     /// Serve `/metrics` without a key (for scrapers that cannot send one).
     pub metrics_public: bool,
     /// How much data one member may carry (API and CSV import).
@@ -61,6 +65,7 @@ impl ApiConfig {
             keys,
             max_body_bytes: DEFAULT_MAX_BODY,
             max_import_bytes: DEFAULT_MAX_IMPORT,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK,
             metrics_public: false,
             member_limits: MemberLimits::default(),
             http: server::HttpLimits::default(),

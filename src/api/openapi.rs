@@ -333,6 +333,7 @@ fn status_text(code: u16) -> &'static str {
             "the body reads fine but its values are not acceptable (each problem with its field path)"
         }
         503 => "the store is unreachable",
+        507 => "not enough free disk space for the upload",
         _ => "error",
     }
 }

@@ -14,6 +14,7 @@
 //! json_body_deadline_sec = 30             # a whole JSON body must arrive within (408)
 //! max_concurrent_requests = 256           # API requests at once (429 beyond; /healthz is not counted)
 //! max_import_bytes = 2147483648           # CSV uploads (413 beyond; streamed to a temporary file)
+//! min_free_disk_bytes = 1073741824        # an upload must leave this much free in the temporary folder (507)
 //! metrics_public = false                  # true: /metrics without a key
 //! max_member_variables = 100              # most variables per member (API and CSV)
 //! max_member_bytes = 65536                # largest member (name, variables, numbers), bytes
@@ -100,6 +101,9 @@ fn default_max_concurrent_requests() -> usize {
 fn default_max_json_depth() -> usize {
     server::DEFAULT_MAX_JSON_DEPTH
 }
+fn default_min_free_disk() -> u64 {
+    crate::api::DEFAULT_MIN_FREE_DISK
+}
 fn default_lease() -> u64 {
     60
 }
@@ -135,6 +139,9 @@ pub struct ApiSection {
     pub max_body_bytes: usize,
     #[serde(default = "default_max_import")]
     pub max_import_bytes: u64,
+    /// Free disk space a CSV upload must leave in the temporary folder (507 otherwise).
+    #[serde(default = "default_min_free_disk")]
+    pub min_free_disk_bytes: u64,
     #[serde(default)]
     pub metrics_public: bool,
     /// Most variables one member may carry (API and CSV).
@@ -189,6 +196,7 @@ impl Default for ApiSection {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             max_import_bytes: default_max_import(),
+            min_free_disk_bytes: default_min_free_disk(),
             metrics_public: false,
             max_member_variables: default_max_member_variables(),
             max_member_bytes: default_max_member_bytes(),

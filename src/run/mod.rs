@@ -144,6 +144,7 @@ pub async fn start(
         keys,
         max_body_bytes: cfg.api.max_body_bytes,
         max_import_bytes: cfg.api.max_import_bytes,
+        min_free_disk_bytes: cfg.api.min_free_disk_bytes,
         metrics_public: cfg.api.metrics_public,
         member_limits: cfg.api.member_limits(),
         http: cfg.api.http_limits(),

@@ -232,7 +232,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .query("autoRun", "boolean", "run the campaign after importing")
             .body(CSV, "Csv")
             .answer(JSON, "ImportAnswer")
-            .errors(&[400, 404, 413, 422, 503]),
+            .errors(&[400, 404, 413, 422, 503, 507]),
         Route::new("GET", "/api/v2/dialer/{id}/members/export.csv", "exportMembers", get(files::export_members))
             .summary("Export members as CSV (re-importable)")
             .tag("members")
