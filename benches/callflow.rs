@@ -40,7 +40,7 @@ fn commands(c: &mut Criterion) {
     let mut g = c.benchmark_group("callflow_command");
     g.throughput(Throughput::Elements(1));
     g.bench_function("play_and_get_digits", |b| {
-        b.iter(|| command::play_and_get_digits(pagd, &lookup).unwrap())
+        b.iter(|| command::play_and_get_digits(pagd, &lookup, None).unwrap())
     });
     g.bench_function("set_hostile_value", |b| {
         b.iter(|| command::set("note", &note, &lookup).unwrap())

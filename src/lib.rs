@@ -8,11 +8,15 @@
 //! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
 //! - [`run`]: `fsdialer run`: the production configuration file and start-up.
+//! - [`logging`]: what logs may contain (no secrets; phone numbers masked unless allowed).
+//! - [`text`]: how input is quoted back in error messages (a short prefix only).
 
 pub mod api;
 pub mod campaign;
 pub mod engine;
 pub mod esl;
+pub mod logging;
 pub mod run;
 pub mod sim;
 pub mod store;
+pub mod text;

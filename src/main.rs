@@ -235,13 +235,15 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         let store = fsdialer::store::Store::open(&store_url).await?;
         if store.campaign_doc(&args.campaign).await?.is_none() {
             anyhow::bail!(
-                "campaign {:?} is not known to the store at {store_url}; create it first (POST /api/v2/dialer or [[campaigns]] in the configuration file)",
-                args.campaign
+                "campaign {:?} is not known to the store at {}; create it first (POST /api/v2/dialer or [[campaigns]] in the configuration file)",
+                args.campaign,
+                fsdialer::logging::redact_url(&store_url)
             );
         }
         let opts = import::ImportOptions {
             format,
             all_or_nothing: args.all_or_nothing,
+            limits: fsdialer::campaign::member::MemberLimits::default(),
         };
         let now = chrono::Utc::now();
         Ok(import::import_file(&store, &args.campaign, &args.file, opts, now, Some(progress)).await)

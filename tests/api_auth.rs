@@ -22,8 +22,8 @@ fn role_of(key: (&str, &str)) -> Role {
     }
 }
 
-#[tokio::test]
-async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_role() {
+/// The API with the campaign `auth` (the `{id}` of [`concrete`]) holding member 1 (its `{mid}`).
+async fn start_with_auth_campaign() -> Api {
     let api = start().await;
     api.create_campaign("auth").await;
     api.call(
@@ -32,6 +32,12 @@ async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_ro
         Some(member("a", "busy")),
     )
     .await;
+    api
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_role() {
+    let api = start_with_auth_campaign().await;
     let routes = table(&api.running.state.config);
     let mut checked = 0;
     for r in &routes {
@@ -180,4 +186,169 @@ async fn keys_in_the_query_string_work_like_the_headers() {
     assert_eq!(enc.status, 200);
     assert_eq!(api.member_count("q").await, 1);
     api.shutdown().await;
+}
+
+/// What the route table says a request of `method` on the table path `path` must get, for a caller holding
+/// `role` (None: no key or a wrong one): `Ok(())` when the handler runs, `Err(status)` otherwise.
+fn expected(
+    routes: &[fsdialer::api::routes::Route],
+    method: &str,
+    path: &str,
+    role: Option<Role>,
+) -> Result<(), u16> {
+    let of_path: Vec<_> = routes.iter().filter(|r| r.path == path).collect();
+    let wanted = if method == "HEAD" { "GET" } else { method };
+    let entry = of_path.iter().find(|r| r.method == wanted);
+    // No entry for the method: the weakest check of the path (public if any of its methods is), then 405.
+    let required = match entry {
+        Some(r) => r.role,
+        None if of_path.iter().any(|r| r.role.is_none()) => None,
+        None => of_path.iter().filter_map(|r| r.role).min(),
+    };
+    match (required, role) {
+        (Some(_), None) => Err(401),
+        (Some(req), Some(have)) if have < req => Err(403),
+        _ if entry.is_none() => Err(405),
+        _ => Ok(()),
+    }
+}
+
+/// Who sends a request: the key sent, and the role it proves (None: no key or a wrong secret).
+#[derive(Clone, Copy)]
+struct Caller {
+    key: Option<(&'static str, &'static str)>,
+    role: Option<Role>,
+}
+
+#[tokio::test]
+async fn every_route_and_method_is_allowed_exactly_as_the_route_table_says() {
+    let api = start_with_auth_campaign().await;
+    let routes = table(&api.running.state.config);
+    let mut paths: Vec<&str> = routes.iter().map(|r| r.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert!(paths.len() >= 15, "{} paths in the table", paths.len());
+    let methods = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "FOO",
+    ];
+    // Callers: no key, a wrong secret, then each role (admin last: its allowed writes may delete the campaign,
+    // which only turns later answers into 404s, still "the handler ran").
+    let callers = [
+        Caller {
+            key: None,
+            role: None,
+        },
+        Caller {
+            key: Some((ADMIN.0, "0123456789abcdef-admiN")),
+            role: None,
+        },
+        Caller {
+            key: Some(READER),
+            role: Some(Role::ReadOnly),
+        },
+        Caller {
+            key: Some(WRITER),
+            role: Some(Role::MembersWriter),
+        },
+        Caller {
+            key: Some(ADMIN),
+            role: Some(Role::Admin),
+        },
+    ];
+    let mut checked = 0;
+    for Caller { key, role } in callers {
+        for path in &paths {
+            for method in methods {
+                let a = api.raw(method, &concrete(path), key, None).await;
+                let what = format!(
+                    "{method} {path} as {:?}: {} {}",
+                    key.map(|k| k.0),
+                    a.status,
+                    a.text
+                );
+                match expected(&routes, method, path, role) {
+                    Err(status) => {
+                        assert_eq!(a.status, status, "{what}");
+                        if method != "HEAD" {
+                            assert_eq!(a.json["status"], "error", "{what}");
+                        }
+                    }
+                    Ok(()) => assert!(![401, 403, 405].contains(&a.status), "{what}"),
+                }
+                if method == "HEAD" {
+                    assert!(a.text.is_empty(), "HEAD answers no body: {what}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, callers.len() * paths.len() * methods.len());
+    api.shutdown().await;
+}
+
+/// A log sink for the test: everything written by the tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish(),
+    )
+    .expect("the only subscriber of this test binary");
+    let api = start().await;
+    let token = READER.1;
+    let ok = api
+        .raw(
+            "GET",
+            &format!(
+                "/api/v2/dialer?x_key={}&access_token={token}&limit=5",
+                READER.0
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let header = api
+        .raw("GET", "/api/v2/dialer?limit=7", Some(ADMIN), None)
+        .await;
+    assert_eq!(header.status, 200);
+    let wrong = api
+        .raw(
+            "GET",
+            "/api/v2/dialer?access_token=wrong-secret-1234",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    api.shutdown().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // The requests were traced, with their query strings redacted...
+    assert!(
+        text.contains("access_token=<redacted>&limit=5"),
+        "no traced request in:\n{text}"
+    );
+    assert!(text.contains("limit=7"), "{text}");
+    // ...and no secret, from the query string or the X-Access-Token header, appears anywhere.
+    for secret in [token, ADMIN.1, "wrong-secret-1234"] {
+        assert!(!text.contains(secret), "{secret} logged:\n{text}");
+    }
 }

@@ -476,6 +476,27 @@ async fn a_member_in_a_call_cannot_be_changed_and_terminate_hangs_the_call_up() 
     api.shutdown().await;
 }
 
+/// A member name a spreadsheet would run.
+const FORMULA: &str = "=HYPERLINK(\"http://evil.example\",\"click\")";
+
+/// No cell of a CSV export starts a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR).
+fn assert_spreadsheet_safe(csv_text: &str) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_text.as_bytes());
+    let mut cells = 0;
+    for record in rdr.records() {
+        for cell in record.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "cell {cell:?} in {csv_text}"
+            );
+            cells += 1;
+        }
+    }
+    assert!(cells > 0);
+}
+
 #[tokio::test]
 async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     let api = start().await;
@@ -486,8 +507,8 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
             "POST",
             &format!("/api/v2/dialer/{id}/members?autoRun=true"),
             Some(json!([
-                {"name": "Bad number", "communications": [{"number": "reject_UNALLOCATED_NUMBER"}], "variables": {"segment": "a"}},
-                {"name": "Good", "communications": [{"number": "answer_1"}], "external_id": "crm-2"}
+                {"name": FORMULA, "communications": [{"number": "reject_UNALLOCATED_NUMBER", "description": "+cmd|' /C calc'!A0"}], "variables": {"segment": "a", "note": "@SUM(1)", "tab": "\tx"}},
+                {"name": "Good", "communications": [{"number": "answer_1"}, {"number": "+380441234567"}], "external_id": "crm-2"}
             ])),
         )
         .await;
@@ -531,6 +552,7 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
         "{}",
         exp.content_type
     );
+    assert_spreadsheet_safe(&exp.text);
     let lines: Vec<&str> = exp.text.lines().collect();
     assert!(
         lines[0].starts_with("campaign,member_id,member_name,attempt_no,attempt_id"),
@@ -553,6 +575,7 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
         .get(&format!("/api/v2/dialer/{id}/members/export.csv"))
         .await;
     assert_eq!(mexp.status, 200);
+    assert_spreadsheet_safe(&mexp.text);
     let mut rdr = csv::Reader::from_reader(mexp.text.as_bytes());
     let head = rdr.headers().unwrap().clone();
     assert!(head.iter().any(|h| h == "var_segment"));
@@ -563,6 +586,10 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     assert_eq!(&rows[0][col("end_cause")], "UNALLOCATED_NUMBER");
     assert_eq!(&rows[0][col("var_segment")], "a");
     assert_eq!(&rows[1][col("external_id")], "crm-2");
+    assert_eq!(&rows[0][col("name")], format!("'{FORMULA}"));
+    assert_eq!(&rows[0][col("var_note")], "'@SUM(1)");
+    assert_eq!(&rows[0][col("description_1")], "'+cmd|' /C calc'!A0");
+    assert_eq!(&rows[1][col("number_2")], "'+380441234567");
 
     // The export imports again: into a fresh campaign, same members.
     api.create_campaign("copy").await;
@@ -572,8 +599,17 @@ async fn results_are_listed_exported_and_reset_revives_unsuccessful_members() {
     assert_eq!(imp.status, 200, "{}", imp.text);
     assert_eq!(imp.json["data"]["added"], 2);
     let copy = member_state(&api, "copy", 1).await;
-    assert_eq!(copy["name"], "Bad number");
-    assert_eq!(copy["variables"]["segment"], "a");
+    assert_eq!(copy["name"], FORMULA);
+    assert_eq!(
+        copy["variables"],
+        json!({"segment": "a", "note": "@SUM(1)", "tab": "\tx"})
+    );
+    assert_eq!(
+        copy["communications"][0]["description"],
+        "+cmd|' /C calc'!A0"
+    );
+    let good = member_state(&api, "copy", 2).await;
+    assert_eq!(good["communications"][1]["number"], "+380441234567");
     assert_eq!(copy["state"], "waiting");
 
     // Reset revives the unsuccessful member only.
@@ -695,4 +731,35 @@ async fn campaigns_created_on_one_node_are_run_by_another_node_sharing_redis() {
     assert_eq!(r.status(), 200);
     b.shutdown().await;
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_redis_with_a_password_is_reached_through_its_url_and_the_password_never_shows() {
+    use fsdialer::run::{self, config::RunConfig};
+    use fsdialer::store::local_redis::{LocalRedis, LocalRedisOptions};
+    let redis = LocalRedis::start(LocalRedisOptions {
+        durable: false,
+        password: Some("s3cr3t-pass".into()),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(redis.url().starts_with("redis://default:s3cr3t-pass@"));
+    // A wrong password: the start fails, and the error does not echo it.
+    let wrong = redis.url().replace("s3cr3t-pass", "wrong-pass");
+    let cfg = RunConfig::from_toml(&config_text(&wrong)).unwrap();
+    match run::start(cfg, |_| None, false).await {
+        Ok(_) => panic!("started with a wrong Redis password"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(!e.contains("wrong-pass"), "{e}");
+            assert!(
+                e.to_ascii_uppercase().contains("AUTH") || e.contains("WRONGPASS"),
+                "{e}"
+            );
+        }
+    }
+    // The right one: the whole service runs on it.
+    let api = start_on(redis).await;
+    api.create_campaign("pw").await;
+    assert_eq!(api.get("/healthz").await.json["store"], "redis");
+    api.shutdown().await;
 }

@@ -183,3 +183,96 @@ async fn names_and_numbers_in_any_script_pass_where_letters_are_allowed() {
         "/rec/+380501234567_Київ.wav".into()
     )));
 }
+
+#[tokio::test]
+async fn member_data_cannot_climb_out_of_the_folders_and_paths_stay_in_the_configured_ones() {
+    use fsdialer::engine::callflow::{MediaFolders, RunnerConfig};
+    let h = Harness::start().await;
+    let config = RunnerConfig {
+        folders: MediaFolders {
+            sounds: Some("/snd".into()),
+            recordings: Some("/rec".into()),
+        },
+        ..RunnerConfig::default()
+    };
+    // (step, member value, expected start of the refusal), with and without configured folders.
+    let cases = [
+        (
+            json!({"playback": {"file": "ivr/${v}.wav"}}),
+            "../../../etc/passwd",
+            "the value of ${v} makes a .. path",
+        ),
+        (
+            json!({"record_session": {"path": "/rec/${v}.wav"}}),
+            "../etc/cron.d/x",
+            "the value of ${v} makes a .. path",
+        ),
+        (
+            json!({"record_session": {"path": "${v}.wav"}}),
+            "/etc/cron.d/x",
+            "the value of ${v} starts with /",
+        ),
+        (
+            json!({"play_and_get_digits": {"file": "${v}", "var": "choice"}}),
+            "/etc/shadow",
+            "the value of ${v} starts with /",
+        ),
+    ];
+    for (step, value, refusal) in &cases {
+        for cfg in [&RunnerConfig::default(), &config] {
+            let mut call = h.call("plain").await;
+            let f = flow(json!([{"answer": {}}, step.clone(), {"hangup": {}}]));
+            let out = h
+                .run_with(
+                    cfg,
+                    &mut call,
+                    &f,
+                    &member("X", "plain", json!({"v": value})),
+                )
+                .await;
+            let error = out.error.as_ref().expect("refused");
+            assert_eq!(error.kind, StepErrorKind::Refused, "{step} {value}");
+            assert!(error.message.starts_with(refusal), "{}", error.message);
+            assert_eq!(h.apps(call.uuid), ["answer"], "nothing else ran: {step}");
+        }
+    }
+    // With folders configured, the author's own path must be inside them too; inside, the step runs.
+    let mut call = h.call("plain").await;
+    let f = flow(json!([{"record_session": {"path": "/tmp/${number}.wav"}}, {"hangup": {}}]));
+    let out = h
+        .run_with(
+            &config,
+            &mut call,
+            &f,
+            &member("X", "380501234567", json!({})),
+        )
+        .await;
+    assert_eq!(
+        out.error.as_ref().map(|e| e.message.as_str()),
+        Some("the path \"/tmp/380501234567.wav\" is outside the recordings folder /rec")
+    );
+    let mut call = h.call("plain").await;
+    let f = flow(json!([
+        {"playback": {"file": "ivr/${v}.wav"}},
+        {"record_session": {"path": "/rec/${number}/${v}.wav"}},
+        {"hangup": {}}
+    ]));
+    let out = h
+        .run_with(
+            &config,
+            &mut call,
+            &f,
+            &member("X", "380501234567", json!({"v": "a..b"})),
+        )
+        .await;
+    assert_eq!(out.error, None);
+    let ran = h.executed(call.uuid);
+    assert!(
+        ran.contains(&("playback".into(), "ivr/a..b.wav".into())),
+        "{ran:?}"
+    );
+    assert!(
+        ran.contains(&("record_session".into(), "/rec/380501234567/a..b.wav".into())),
+        "{ran:?}"
+    );
+}

@@ -588,21 +588,19 @@ async fn a_node_filter_lets_through_its_own_calls_both_legs_and_jobs_but_not_oth
     }
     // This node's call, tagged as the engine tags it.
     let attempt = uuid::Uuid::new_v4();
-    let built = originate::build_on_node(
-        &OriginateSpec {
-            attempt_id: attempt,
-            dial_string: "loopback/answer_1/default",
-            originate_timeout_sec: 30,
-            caller_id_number: None,
-            campaign_id: "c1",
-            member_id: "m1",
-            attempt_no: 1,
-            campaign_vars: &[],
-            member_vars: &[],
-            application: "&park()",
-        },
-        "node-a",
-    );
+    let built = originate::build(&OriginateSpec {
+        attempt_id: attempt,
+        dial_string: "loopback/answer_1/default",
+        originate_timeout_sec: 30,
+        caller_id_number: None,
+        campaign_id: "c1",
+        member_id: "m1",
+        attempt_no: 1,
+        campaign_vars: &[],
+        member_vars: &[],
+        application: "&park()",
+        node: Some("node-a"),
+    });
     let job = ours
         .bgapi(&format!("originate {}", built.args))
         .await

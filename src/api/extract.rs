@@ -60,7 +60,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let chunk = chunk.map_err(body_error)?;
         if buf.len() + chunk.len() > limit {
             drain(&mut stream, DRAIN_AFTER_LIMIT).await;
             return Err(ApiError::too_large(limit));
@@ -79,13 +79,80 @@ async fn drain(stream: &mut axum::body::BodyDataStream, mut budget: usize) {
     }
 }
 
-/// Parses a JSON body; a syntax error is a 400 with its line and column.
-pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+/// Why a body could not be read: 408 when a body timeout of [`super::server`] fired, else 400.
+pub fn body_error(e: axum::Error) -> ApiError {
+    let timed_out = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>());
+    if timed_out {
+        ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "body: not received in time",
+        )
+    } else {
+        ApiError::bad_request(format!("body: {e}"))
+    }
+}
+
+/// How deeply `bytes` (JSON text) nests arrays and objects, counting at most to `limit + 1`.
+fn json_depth(bytes: &[u8], limit: usize) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Parses a JSON body nested at most `max_depth` deep; a syntax error is a 400 with its line and column.
+pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "body: empty; a JSON document is expected",
         ));
     }
+    if json_depth(bytes, max_depth) > max_depth {
+        return Err(ApiError::bad_request(format!(
+            "body: JSON nested deeper than {max_depth} levels"
+        )));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("body: invalid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_nesting_is_counted_outside_strings_only() {
+        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[{{"}]}"#, 10), 3);
+        assert_eq!(json_depth(br#"["\"[[[", []]"#, 10), 2);
+        assert_eq!(json_depth(&[b'['; 1_000_000], 32), 33);
+        assert!(
+            parse_json(&[b'['; 40], 32)
+                .unwrap_err()
+                .info
+                .contains("deeper than 32")
+        );
+        assert!(parse_json(b"[[[1]]]", 3).is_ok());
+    }
 }

@@ -9,9 +9,9 @@
 //!   `fsdialer import`).
 //! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
-//! - [`error`] / [`reply`] / [`views`]: the answer shapes.
+//! - [`error`] / [`reply`] / [`views`]: the answer shapes; [`spreadsheet`]: CSV cells safe for spreadsheets.
 //!
-//! [`serve`] runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
+//! [`serve`] ([`server`]: connection timeouts, concurrency limit) runs the API on a listener; `fsdialer run` (see [`crate::run`]) builds the state from its
 //! configuration.
 
 pub mod auth;
@@ -23,18 +23,23 @@ pub mod metrics;
 pub mod openapi;
 pub mod reply;
 pub mod routes;
+pub mod server;
+pub mod spreadsheet;
 pub mod validate;
 pub mod views;
 
+use crate::campaign::member::MemberLimits;
 use crate::engine::shell::EngineHandle;
 use crate::store::Store;
 use auth::Keys;
 use std::sync::Arc;
 
-/// Default largest JSON body (members, campaigns): 16 MiB.
-pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+/// Default largest JSON body (members, campaigns): 4 MiB.
+pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// Default largest CSV import body: 2 GiB (it is streamed to a temporary file, not held in memory).
 pub const DEFAULT_MAX_IMPORT: u64 = 2 << 30;
+/// Default free disk space an upload must leave: 1 GiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
 
 /// API settings.
 #[derive(Debug, Clone)]
@@ -44,8 +49,14 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest CSV import accepted (413 beyond).
     pub max_import_bytes: u64,
+    /// Free disk space an upload must leave in the temporary folder (507 otherwise).
+    pub min_free_disk_bytes: u64,
     /// Serve `/metrics` without a key (for scrapers that cannot send one).
     pub metrics_public: bool,
+    /// How much data one member may carry (API and CSV import).
+    pub member_limits: MemberLimits,
+    /// Connection and request limits (timeouts, concurrency, JSON depth).
+    pub http: server::HttpLimits,
 }
 
 impl ApiConfig {
@@ -54,7 +65,10 @@ impl ApiConfig {
             keys,
             max_body_bytes: DEFAULT_MAX_BODY,
             max_import_bytes: DEFAULT_MAX_IMPORT,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK,
             metrics_public: false,
+            member_limits: MemberLimits::default(),
+            http: server::HttpLimits::default(),
         }
     }
 }
@@ -100,13 +114,4 @@ impl ApiState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<ApiState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use server::serve;

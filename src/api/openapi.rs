@@ -326,11 +326,14 @@ fn status_text(code: u16) -> &'static str {
         403 => "the key's role lacks this right",
         404 => "no such campaign or member",
         409 => "conflict: the member is in a call, or the id is taken",
+        408 => "the body did not arrive in time",
         413 => "body larger than the limit",
+        429 => "too many requests in progress; try again shortly",
         422 => {
             "the body reads fine but its values are not acceptable (each problem with its field path)"
         }
         503 => "the store is unreachable",
+        507 => "not enough free disk space for the upload",
         _ => "error",
     }
 }
@@ -357,6 +360,12 @@ fn operation(route: &Route) -> Value {
     let mut errors = route.errors.clone();
     if route.role.is_some() {
         errors.extend([401, 403]);
+    }
+    if route.body.is_some() {
+        errors.push(408);
+    }
+    if !super::routes::is_service(route) {
+        errors.push(429);
     }
     errors.sort_unstable();
     errors.dedup();

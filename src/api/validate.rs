@@ -16,8 +16,9 @@
 use crate::campaign::calendar::parse_timezone;
 use crate::campaign::error::{FieldError, join_path};
 use crate::campaign::gateway::is_dial_safe;
-use crate::campaign::member::{CommunicationInput, MemberInput};
-use crate::store::MAX_ABS_PRIORITY;
+use crate::campaign::member::{CommunicationInput, MemberInput, MemberLimits};
+use crate::store::{MAX_ABS_PRIORITY, priority_in_range};
+use crate::text::prefix;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
@@ -92,7 +93,7 @@ fn integer(
                     .map(|f| f as i64)
             });
             match i {
-                Some(i) if i.abs() <= MAX_ABS_PRIORITY => Some(i),
+                Some(i) if priority_in_range(i) => Some(i),
                 Some(i) => {
                     errors.push(err(
                         path,
@@ -153,17 +154,20 @@ pub fn parse_expire_text(s: &str) -> Result<Option<DateTime<Utc>>, String> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let ms: i64 = s
             .parse()
-            .map_err(|_| format!("{s:?}: epoch milliseconds out of range"))?;
+            .map_err(|_| format!("{:?}: epoch milliseconds out of range", prefix(s)))?;
         return Utc
             .timestamp_millis_opt(ms)
             .single()
             .map(Some)
-            .ok_or_else(|| format!("{s:?}: epoch milliseconds out of range"));
+            .ok_or_else(|| format!("{:?}: epoch milliseconds out of range", prefix(s)));
     }
     DateTime::parse_from_rfc3339(s)
         .map(|t| Some(t.with_timezone(&Utc)))
         .map_err(|_| {
-            format!("{s:?}: expected epoch milliseconds or an RFC 3339 instant like 2025-06-01T18:00:00Z")
+            format!(
+                "{:?}: expected epoch milliseconds or an RFC 3339 instant like 2025-06-01T18:00:00Z",
+                prefix(s)
+            )
         })
 }
 
@@ -178,7 +182,8 @@ pub fn check_number(raw: &str) -> Result<String, String> {
     }
     if !is_dial_safe(n) {
         return Err(format!(
-            "{n:?}: only letters, digits and + * # . - _ may appear in a number"
+            "{:?}: only letters, digits and + * # . - _ may appear in a number",
+            prefix(n)
         ));
     }
     Ok(n.to_string())
@@ -232,7 +237,7 @@ fn communication(
         if !COMM_FIELDS.contains(&k.as_str()) && !COMM_READ_ONLY.contains(&k.as_str()) {
             errors.push(err(
                 path,
-                k,
+                &prefix(k),
                 format!("unknown field (expected one of {})", COMM_FIELDS.join(", ")),
             ));
         }
@@ -290,8 +295,13 @@ fn communication(
     })
 }
 
-/// Validates one member object; `path` prefixes every error (`""` for a lone member, `[3]` in an array).
-pub fn member(path: &str, v: &Value) -> Result<MemberInput, Vec<FieldError>> {
+/// Validates one member object, within `limits`; `path` prefixes every error (`""` for a lone member, `[3]` in an
+/// array).
+pub fn member(
+    path: &str,
+    v: &Value,
+    limits: &MemberLimits,
+) -> Result<MemberInput, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Value::Object(o) = v else {
         return Err(vec![err(
@@ -304,7 +314,7 @@ pub fn member(path: &str, v: &Value) -> Result<MemberInput, Vec<FieldError>> {
         if !MEMBER_FIELDS.contains(&k.as_str()) && !MEMBER_READ_ONLY.contains(&k.as_str()) {
             errors.push(err(
                 path,
-                k,
+                &prefix(k),
                 format!(
                     "unknown field (expected one of {})",
                     MEMBER_FIELDS.join(", ")
@@ -366,7 +376,7 @@ pub fn member(path: &str, v: &Value) -> Result<MemberInput, Vec<FieldError>> {
                     let field = if k.is_empty() {
                         "variables".to_string()
                     } else {
-                        format!("variables.{k}")
+                        format!("variables.{}", prefix(k))
                     };
                     errors.push(err(path, &field, m));
                 }
@@ -471,22 +481,31 @@ pub fn member(path: &str, v: &Value) -> Result<MemberInput, Vec<FieldError>> {
             Some(variables),
             Some(communications),
             Some(external_id),
-        ) => Ok(MemberInput {
-            name,
-            priority,
-            timezone,
-            expire,
-            variables,
-            communications,
-            external_id,
-        }),
+        ) => {
+            let m = MemberInput {
+                name,
+                priority,
+                timezone,
+                expire,
+                variables,
+                communications,
+                external_id,
+            };
+            limits
+                .check(&m)
+                .map_err(|e| vec![err(path, e.field().unwrap_or(""), e.to_string())])?;
+            Ok(m)
+        }
         _ => Err(vec![err(path, "", "invalid member")]),
     }
 }
 
 /// A request body of members: one object or an array of them. Returns the members and whether an array was sent.
 /// Every problem of every member is collected (up to [`MAX_REPORTED`] are kept).
-pub fn members(v: &Value) -> Result<(Vec<MemberInput>, bool), Vec<FieldError>> {
+pub fn members(
+    v: &Value,
+    limits: &MemberLimits,
+) -> Result<(Vec<MemberInput>, bool), Vec<FieldError>> {
     match v {
         Value::Array(items) => {
             if items.is_empty() {
@@ -495,7 +514,7 @@ pub fn members(v: &Value) -> Result<(Vec<MemberInput>, bool), Vec<FieldError>> {
             let mut out = Vec::with_capacity(items.len());
             let mut errors = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                match member(&format!("[{i}]"), item) {
+                match member(&format!("[{i}]"), item, limits) {
                     Ok(m) => out.push(m),
                     Err(e) => {
                         let room = MAX_REPORTED.saturating_sub(errors.len());
@@ -509,7 +528,7 @@ pub fn members(v: &Value) -> Result<(Vec<MemberInput>, bool), Vec<FieldError>> {
                 Err(errors)
             }
         }
-        Value::Object(_) => member("", v).map(|m| (vec![m], false)),
+        Value::Object(_) => member("", v, limits).map(|m| (vec![m], false)),
         other => Err(vec![FieldError::new(
             "",
             format!(
@@ -535,7 +554,7 @@ mod tests {
     use serde_json::json;
 
     fn one_error(v: Value) -> String {
-        join(&members(&v).unwrap_err())
+        join(&members(&v, &MemberLimits::default()).unwrap_err())
     }
 
     #[test]
@@ -547,7 +566,7 @@ mod tests {
             "variables": {"debt": 20000, "language": "ru", "productID": "8fd26a17-eb28-4c74-aa6f-a3794f4f466c"},
             "communications": [{"number": "380931234567", "priority": 1}, {"number": "380441234567", "priority": 0}]
         });
-        let (m, array) = members(&v).unwrap();
+        let (m, array) = members(&v, &MemberLimits::default()).unwrap();
         assert!(!array);
         assert_eq!(m[0].name, "Igor");
         assert_eq!(m[0].timezone.as_deref(), Some("Europe/Kiev"));
@@ -618,12 +637,15 @@ mod tests {
     fn read_only_view_fields_are_ignored_so_a_get_can_be_put_back() {
         let v = json!({"_id": "3", "id": 3, "state": "waiting", "name": "a", "tries": 2,
             "communications": [{"number": "1", "state": "idle", "attempts": 0}]});
-        assert!(members(&v).is_ok());
+        assert!(members(&v, &MemberLimits::default()).is_ok());
     }
 
     #[test]
     fn errors_are_capped_per_request() {
         let v = Value::Array((0..100).map(|_| json!({})).collect());
-        assert_eq!(members(&v).unwrap_err().len(), MAX_REPORTED);
+        assert_eq!(
+            members(&v, &MemberLimits::default()).unwrap_err().len(),
+            MAX_REPORTED
+        );
     }
 }

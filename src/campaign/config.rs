@@ -14,6 +14,7 @@
 use super::calendar::{Calendar, CalendarSchedule};
 use super::callflow::{Callflow, is_channel_var_name};
 use super::causes::{CauseClass, CauseLists, CauseTable, CauseTableError};
+use super::channel_vars::{MemberChannelVars, is_dialer_owned};
 use super::error::{FieldError, FieldErrors};
 use super::gateway::{Gateway, Gateways};
 use super::params::{LostAttempt, MemberOrder, NumberOrder};
@@ -22,11 +23,6 @@ use serde_json::{Map, Value};
 
 /// Longest campaign id accepted.
 pub const MAX_ID_LEN: usize = 64;
-
-/// Channel variables a campaign may not set: the engine owns them (attempt identity and ring time).
-pub const RESERVED_VARIABLES: &[&str] = &["origination_uuid", "originate_timeout"];
-/// Prefix of the engine's own channel variables (`dlr_campaign_id`, `dlr_member_id`, `dlr_attempt`).
-pub const RESERVED_VARIABLE_PREFIX: &str = "dlr_";
 
 fn default_limit() -> u32 {
     10
@@ -84,6 +80,10 @@ pub struct CampaignConfig {
     /// Channel variables added to every call: scalars only.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub variables: Map<String, Value>,
+    /// Member variables sent to FreeSWITCH under their own name (matched case-insensitively); every other member
+    /// variable `x` reaches the channel as `dlr_v_x` (see [`super::channel_vars`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_channel_variables: Vec<String>,
     /// Steps run on the answered call (SPEC §7), as JSON; none = the call is parked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callflow: Option<Value>,
@@ -232,6 +232,9 @@ impl CampaignConfig {
         let variables = channel_variables(&self.variables)
             .map_err(|e| errors.extend(e.0))
             .ok();
+        let member_channel_vars = MemberChannelVars::new(&self.member_channel_variables)
+            .map_err(|e| errors.extend(e))
+            .ok();
         let calendar = match &self.calendar {
             None => {
                 errors.push(FieldError::new(
@@ -256,19 +259,30 @@ impl CampaignConfig {
                 .ok(),
         };
 
-        match (causes, variables, calendar, gateways, callflow) {
-            (Some(causes), Some(variables), Some(calendar), Some(gateways), Some(callflow))
-                if errors.is_empty() =>
-            {
-                Ok(ValidCampaign {
-                    config: self.clone(),
-                    causes,
-                    calendar,
-                    gateways,
-                    callflow,
-                    variables,
-                })
-            }
+        match (
+            causes,
+            variables,
+            member_channel_vars,
+            calendar,
+            gateways,
+            callflow,
+        ) {
+            (
+                Some(causes),
+                Some(variables),
+                Some(member_channel_vars),
+                Some(calendar),
+                Some(gateways),
+                Some(callflow),
+            ) if errors.is_empty() => Ok(ValidCampaign {
+                config: self.clone(),
+                causes,
+                calendar,
+                gateways,
+                callflow,
+                variables,
+                member_channel_vars,
+            }),
             _ => Err(ConfigError::Invalid(FieldErrors(errors))),
         }
     }
@@ -298,7 +312,7 @@ fn channel_variables(vars: &Map<String, Value>) -> Result<Vec<(String, String)>,
     let mut out = Vec::with_capacity(vars.len());
     let mut errors = Vec::new();
     for (name, value) in vars {
-        let at = format!("variables.{name}");
+        let at = format!("variables.{}", crate::text::prefix(name));
         if !is_channel_var_name(name) {
             errors.push(FieldError::new(
                 at,
@@ -306,8 +320,7 @@ fn channel_variables(vars: &Map<String, Value>) -> Result<Vec<(String, String)>,
             ));
             continue;
         }
-        if RESERVED_VARIABLES.contains(&name.as_str()) || name.starts_with(RESERVED_VARIABLE_PREFIX)
-        {
+        if is_dialer_owned(name) {
             errors.push(FieldError::new(
                 at,
                 "is set by the dialer itself (use originate_timeout_sec for the ring time)",
@@ -366,6 +379,7 @@ pub struct ValidCampaign {
     gateways: Gateways,
     callflow: Option<Callflow>,
     variables: Vec<(String, String)>,
+    member_channel_vars: MemberChannelVars,
 }
 
 impl ValidCampaign {
@@ -411,6 +425,11 @@ impl ValidCampaign {
     /// The campaign's channel variables, as strings, in the order written.
     pub fn channel_variables(&self) -> &[(String, String)] {
         &self.variables
+    }
+
+    /// Which member variables reach the channel under their own name (the rest as `dlr_v_<name>`).
+    pub fn member_channel_vars(&self) -> &MemberChannelVars {
+        &self.member_channel_vars
     }
 
     /// The class of an attempt that ended with hangup `cause` (SPEC §4, with the "ok but too short" rule).
@@ -582,7 +601,8 @@ mod tests {
     fn all_problems_are_reported_together_and_nothing_is_built() {
         let e = CampaignConfig::from_json_value(json!({
             "limit": 0, "max_tries": 0, "originate_timeout_sec": 0, "cps": -1,
-            "variables": {"origination_uuid": "x", "dlr_member_id": "y", "bad name": 1, "obj": {}},
+            "variables": {"origination_uuid": "x", "dlr_member_id": "y", "bad name": 1, "obj": {}, "Origination_UUID": "z"},
+            "member_channel_variables": ["language", "DLR_Member_Id"],
             "callflow": [{"playback": {}}]
         }))
         .unwrap()
@@ -598,6 +618,8 @@ mod tests {
             "cps",
             "variables.origination_uuid",
             "variables.dlr_member_id",
+            "variables.Origination_UUID",
+            "member_channel_variables[1]",
             "variables.bad name",
             "variables.obj",
             "calendar",

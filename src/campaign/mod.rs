@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod callflow;
 pub mod causes;
+pub mod channel_vars;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -26,7 +26,17 @@ pub mod subscription;
 /// The callflow runner the engine uses for answered calls: [`callflow::run`] with the member's name, number and
 /// variables; the flow's `result {success}` decides the attempt's class.
 pub fn default_callflow() -> Option<shell::CallflowStarter> {
-    let starter: shell::CallflowStarter = std::sync::Arc::new(|job: shell::CallflowJob| {
+    callflow_in_folders(callflow::MediaFolders::default())
+}
+
+/// [`default_callflow`] with its files confined to `folders` (`[engine] sounds_dir`, `recordings_dir`).
+pub fn callflow_in_folders(folders: callflow::MediaFolders) -> Option<shell::CallflowStarter> {
+    let config = std::sync::Arc::new(callflow::RunnerConfig {
+        folders,
+        ..callflow::RunnerConfig::default()
+    });
+    let starter: shell::CallflowStarter = std::sync::Arc::new(move |job: shell::CallflowJob| {
+        let config = config.clone();
         Box::pin(async move {
             let Some(flow) = job.campaign.callflow() else {
                 return shell::CallflowReport::default();
@@ -34,7 +44,8 @@ pub fn default_callflow() -> Option<shell::CallflowStarter> {
             let ctx = callflow::CallContext::new(job.claim.name.clone(), job.claim.number.clone())
                 .with_variables(job.claim.variables.clone());
             let mut events = job.events;
-            let outcome = callflow::run(&job.client, job.uuid, flow, &ctx, &mut events).await;
+            let outcome =
+                callflow::run_with(&config, &job.client, job.uuid, flow, &ctx, &mut events).await;
             tracing::debug!(attempt = %job.uuid, ended = ?outcome.ended, result = ?outcome.result, "callflow ended");
             shell::CallflowReport {
                 result: outcome.result,

@@ -13,7 +13,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::command::{self, NewlineInCommand};
+use super::command::{self, UnsendableCommand};
 use super::frame::{self, Frame, FrameError, Limits, Status};
 
 /// A read that cannot go on: the frame parser refused the bytes, the stream ended inside a frame, or IO failed.
@@ -129,7 +129,7 @@ impl Request {
         line: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Request, NewlineInCommand> {
+    ) -> Result<Request, UnsendableCommand> {
         let mut out = Vec::with_capacity(line.len() + 2 + body.len() + headers.len() * 32);
         command::write(&mut out, line, headers, body)?;
         Ok(Request {
@@ -139,7 +139,7 @@ impl Request {
     }
 
     /// A command that is only a line (`noevents`, `api status`).
-    pub fn line(line: &str) -> Result<Request, NewlineInCommand> {
+    pub fn line(line: &str) -> Result<Request, UnsendableCommand> {
         Request::new(line, &[], b"")
     }
 

@@ -149,36 +149,56 @@ impl Command {
     }
 }
 
+/// Largest command FreeSWITCH accepts: it cuts an ESL packet at 10 MiB and drops the whole connection (failing
+/// every other job on it) on a longer one.
+pub const MAX_COMMAND_BYTES: usize = 10 * 1024 * 1024;
+
 /// Writes a command: its line, headers, a blank line, and the body (with its `Content-Length`).
 ///
 /// The command line and header values must not contain `\n`: a newline would end the command early and let the
 /// rest be read as another command. Callers building commands from outside data must check; this returns an error
-/// naming the offending part instead of writing it.
+/// naming the offending part instead of writing it. A command longer than [`MAX_COMMAND_BYTES`] is refused too
+/// (nothing is left in `out`), so it can never reach a socket.
 pub fn write(
     out: &mut Vec<u8>,
     line: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<(), NewlineInCommand> {
+) -> Result<(), UnsendableCommand> {
     if line.contains(['\n', '\r']) {
-        return Err(NewlineInCommand("command line".into()));
+        return Err(UnsendableCommand::LineBreak("command line".into()));
     }
     for (n, v) in headers {
         if n.contains(['\n', '\r', ':']) || v.contains(['\n', '\r']) {
-            return Err(NewlineInCommand(format!("header {n:?}")));
+            return Err(UnsendableCommand::LineBreak(format!("header {n:?}")));
         }
     }
+    let start = out.len();
     out.extend_from_slice(line.as_bytes());
     out.push(b'\n');
     // After the command line, a command is laid out like a frame: headers, Content-Length, blank line, body.
     super::encode::frame_into(out, headers, body);
+    let len = out.len() - start;
+    if len > MAX_COMMAND_BYTES {
+        out.truncate(start);
+        return Err(UnsendableCommand::TooLong {
+            len,
+            limit: MAX_COMMAND_BYTES,
+        });
+    }
     Ok(())
 }
 
-/// A command part contained a line break (which would inject a second command).
+/// A command the client must not send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line break in the {0} of an ESL command")]
-pub struct NewlineInCommand(pub String);
+pub enum UnsendableCommand {
+    /// A command part contained a line break (which would inject a second command).
+    #[error("line break in the {0} of an ESL command")]
+    LineBreak(String),
+    /// Longer than FreeSWITCH accepts.
+    #[error("ESL command of {len} bytes, over FreeSWITCH's limit of {limit}")]
+    TooLong { len: usize, limit: usize },
+}
 
 #[cfg(test)]
 mod tests {
@@ -229,5 +249,27 @@ mod tests {
             .is_err()
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn writer_refuses_a_command_longer_than_freeswitch_accepts_and_writes_nothing() {
+        let mut out = b"before".to_vec();
+        let arg = "x".repeat(MAX_COMMAND_BYTES);
+        let e = write(&mut out, &format!("bgapi originate {arg}"), &[], b"").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                UnsendableCommand::TooLong {
+                    limit: MAX_COMMAND_BYTES,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(out, b"before");
+        // Exactly the limit (line, its newline, the blank line) is written.
+        let line = "x".repeat(MAX_COMMAND_BYTES - 2);
+        write(&mut out, &line, &[], b"").unwrap();
+        assert_eq!(out.len(), 6 + MAX_COMMAND_BYTES);
     }
 }

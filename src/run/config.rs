@@ -4,12 +4,21 @@
 //! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: the
 //!                                         # host name, so a restarted node takes its calls back (never the pid)
 //! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted)
+//! log_numbers = false                     # true: whole phone numbers in logs (default: last 3 characters)
 //!
 //! [api]
 //! listen = "0.0.0.0:8080"
-//! max_body_bytes = 16777216               # JSON bodies (413 beyond)
+//! max_body_bytes = 4194304                # JSON bodies (413 beyond)
+//! max_json_depth = 32                     # deepest JSON nesting (400 beyond)
+//! header_read_timeout_sec = 10            # request head must arrive within; also the idle connection timeout
+//! body_idle_timeout_sec = 10              # longest pause inside a body (408)
+//! json_body_deadline_sec = 30             # a whole JSON body must arrive within (408)
+//! max_concurrent_requests = 256           # API requests at once (429 beyond; /healthz is not counted)
 //! max_import_bytes = 2147483648           # CSV uploads (413 beyond; streamed to a temporary file)
+//! min_free_disk_bytes = 1073741824        # an upload must leave this much free in the temporary folder (507)
 //! metrics_public = false                  # true: /metrics without a key
+//! max_member_variables = 100              # most variables per member (API and CSV)
+//! max_member_bytes = 65536                # largest member (name, variables, numbers), bytes
 //! [[api.keys]]
 //! id = "ops"                              # sent as X-Key
 //! secret = "a long random secret"         # sent as X-Access-Token (at least 16 bytes)
@@ -24,11 +33,13 @@
 //! max_call_sec = 14400                    # an answered call is looked at (uuid_exists) after this long
 //! switch_lost_after_sec = 120             # a switch disconnected this long has its calls settled as lost
 //! switch_stall_warn_sec = 10              # a switch leaving a command unanswered this long: logged, /readyz 503
+//! sounds_dir = "/usr/share/freeswitch/sounds"   # optional: callflow playback files must be inside
+//! recordings_dir = "/var/lib/fsdialer/rec"      # optional: record_session paths must be inside
 //!
 //! [[switches]]                            # FreeSWITCH nodes (event socket)
 //! name = "fs1"
 //! address = "10.0.0.5:8021"
-//! password = "ClueCon"
+//! password = "ClueCon"                   # or password_env = "FS1_ESL_PASSWORD", or password_file = "fs1.secret"
 //! max_sessions = 1000
 //! sessions_per_second = 30
 //! sessions_per_call = 1                   # 2 for loopback/ dial strings
@@ -52,9 +63,12 @@
 //! ...`, `switches[0].address: ...`).
 
 use crate::api::auth::{ApiKey, Keys, Role};
+use crate::api::server::{self, HttpLimits};
 use crate::campaign::config::CampaignConfig;
+use crate::campaign::member::MemberLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Environment variables that give the admin key (both or neither).
 pub const ENV_KEY: &str = "FSDIALER_API_KEY";
@@ -71,6 +85,30 @@ fn default_max_body() -> usize {
 }
 fn default_max_import() -> u64 {
     crate::api::DEFAULT_MAX_IMPORT
+}
+fn default_max_member_variables() -> usize {
+    crate::campaign::member::DEFAULT_MAX_VARIABLES
+}
+fn default_max_member_bytes() -> usize {
+    crate::campaign::member::DEFAULT_MAX_MEMBER_BYTES
+}
+fn default_header_read_timeout() -> u64 {
+    server::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
+}
+fn default_body_idle_timeout() -> u64 {
+    server::DEFAULT_BODY_IDLE_TIMEOUT.as_secs()
+}
+fn default_json_body_deadline() -> u64 {
+    server::DEFAULT_JSON_BODY_DEADLINE.as_secs()
+}
+fn default_max_concurrent_requests() -> usize {
+    server::DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+fn default_max_json_depth() -> usize {
+    server::DEFAULT_MAX_JSON_DEPTH
+}
+fn default_min_free_disk() -> u64 {
+    crate::api::DEFAULT_MIN_FREE_DISK
 }
 fn default_lease() -> u64 {
     60
@@ -107,10 +145,55 @@ pub struct ApiSection {
     pub max_body_bytes: usize,
     #[serde(default = "default_max_import")]
     pub max_import_bytes: u64,
+    /// Free disk space a CSV upload must leave in the temporary folder (507 otherwise).
+    #[serde(default = "default_min_free_disk")]
+    pub min_free_disk_bytes: u64,
     #[serde(default)]
     pub metrics_public: bool,
+    /// Most variables one member may carry (API and CSV).
+    #[serde(default = "default_max_member_variables")]
+    pub max_member_variables: usize,
+    /// Largest member, in bytes of text (name, variables, numbers...).
+    #[serde(default = "default_max_member_bytes")]
+    pub max_member_bytes: usize,
+    /// Time to receive a request head; also how long an idle connection stays open.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_sec: u64,
+    /// Longest pause inside a request body (408 beyond).
+    #[serde(default = "default_body_idle_timeout")]
+    pub body_idle_timeout_sec: u64,
+    /// Time to receive a whole JSON body (408 beyond).
+    #[serde(default = "default_json_body_deadline")]
+    pub json_body_deadline_sec: u64,
+    /// Most API requests served at once (429 beyond; /healthz and /metrics are not counted).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Deepest JSON nesting accepted in a body (400 beyond).
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
     #[serde(default)]
     pub keys: Vec<ApiKey>,
+}
+
+impl ApiSection {
+    /// The connection and request limits of this section.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_sec),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_sec),
+            json_body_deadline: Duration::from_secs(self.json_body_deadline_sec),
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_json_depth: self.max_json_depth,
+        }
+    }
+
+    /// The member limits of this section.
+    pub fn member_limits(&self) -> MemberLimits {
+        MemberLimits {
+            max_variables: self.max_member_variables,
+            max_bytes: self.max_member_bytes,
+        }
+    }
 }
 
 impl Default for ApiSection {
@@ -119,7 +202,15 @@ impl Default for ApiSection {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             max_import_bytes: default_max_import(),
+            min_free_disk_bytes: default_min_free_disk(),
             metrics_public: false,
+            max_member_variables: default_max_member_variables(),
+            max_member_bytes: default_max_member_bytes(),
+            header_read_timeout_sec: default_header_read_timeout(),
+            body_idle_timeout_sec: default_body_idle_timeout(),
+            json_body_deadline_sec: default_json_body_deadline(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_json_depth: default_max_json_depth(),
             keys: Vec::new(),
         }
     }
@@ -143,6 +234,12 @@ pub struct EngineSection {
     pub switch_lost_after_sec: u64,
     #[serde(default = "default_switch_stall_warn")]
     pub switch_stall_warn_sec: u64,
+    /// Where callflow `playback` / `play_and_get_digits` files must be (relative paths are taken inside it).
+    #[serde(default)]
+    pub sounds_dir: Option<PathBuf>,
+    /// Where callflow `record_session` may write.
+    #[serde(default)]
+    pub recordings_dir: Option<PathBuf>,
 }
 
 fn default_switch_stall_warn() -> u64 {
@@ -169,6 +266,8 @@ impl Default for EngineSection {
             max_call_sec: default_max_call(),
             switch_lost_after_sec: default_switch_lost_after(),
             switch_stall_warn_sec: default_switch_stall_warn(),
+            sounds_dir: None,
+            recordings_dir: None,
         }
     }
 }
@@ -181,6 +280,12 @@ pub struct SwitchSection {
     pub address: String,
     #[serde(default = "default_password")]
     pub password: String,
+    /// Read the password from this environment variable instead (see `run::secrets`).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Read the password from this file instead (relative to the configuration file).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u32,
     #[serde(default = "default_sps")]
@@ -225,6 +330,9 @@ pub struct RunConfig {
     pub node_id: Option<String>,
     #[serde(default = "default_store")]
     pub store: String,
+    /// Whole phone numbers in logs (personal data); default: only their last 3 characters.
+    #[serde(default)]
+    pub log_numbers: bool,
     #[serde(default)]
     pub api: ApiSection,
     #[serde(default)]
@@ -263,6 +371,7 @@ impl RunConfig {
         RunConfig {
             node_id: None,
             store: default_store(),
+            log_numbers: false,
             api: ApiSection::default(),
             engine: EngineSection::default(),
             switches: Vec::new(),
@@ -293,6 +402,13 @@ impl RunConfig {
             && f.is_relative()
         {
             sim.scenario = Some(base.join(f));
+        }
+        for s in &mut cfg.switches {
+            if let Some(f) = &s.password_file
+                && f.is_relative()
+            {
+                s.password_file = Some(base.join(f));
+            }
         }
         for c in &mut cfg.campaigns {
             if let Some(f) = &c.file
@@ -393,8 +509,8 @@ impl RunConfig {
             || self.store == "memory")
         {
             problems.push(format!(
-                "store: {:?}: expected memory:// or redis://host:port",
-                self.store
+                "store: {:?}: expected memory:// or redis://[user:password@]host:port",
+                crate::logging::redact_url(&self.store)
             ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -402,6 +518,25 @@ impl RunConfig {
                 "api.listen: {:?} is not an address like 127.0.0.1:8080",
                 self.api.listen
             ));
+        }
+        if !self.api.member_limits().within_ceiling() {
+            let c = MemberLimits::CEILING;
+            problems.push(format!(
+                "api.max_member_variables / api.max_member_bytes: must be 1 to {} variables and 1024 to {} bytes",
+                c.max_variables, c.max_bytes
+            ));
+        }
+        let a = &self.api;
+        for (name, value) in [
+            ("header_read_timeout_sec", a.header_read_timeout_sec),
+            ("body_idle_timeout_sec", a.body_idle_timeout_sec),
+            ("json_body_deadline_sec", a.json_body_deadline_sec),
+            ("max_concurrent_requests", a.max_concurrent_requests as u64),
+            ("max_json_depth", a.max_json_depth as u64),
+        ] {
+            if value == 0 {
+                problems.push(format!("api.{name}: must be at least 1"));
+            }
         }
         if self.engine.lease_sec == 0 {
             problems.push("engine.lease_sec: must be at least 1".into());
@@ -589,15 +724,23 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
             "{e}"
         );
         let cfg = RunConfig::from_toml(
-            "store = \"postgres://x\"\n[[campaigns]]\n[campaigns.config]\nid = \"c\"\nlimit = 0\n",
+            "store = \"postgres://x\"\n[api]\nmax_member_bytes = 2000000000\n[[campaigns]]\n[campaigns.config]\nid = \"c\"\nlimit = 0\n",
         )
         .unwrap();
         let e = cfg.check().unwrap_err().to_string();
         assert!(
-            e.contains("store: \"postgres://x\": expected memory:// or redis://host:port"),
+            e.contains(
+                "store: \"postgres://x\": expected memory:// or redis://[user:password@]host:port"
+            ),
             "{e}"
         );
         assert!(e.contains("switches: none configured"), "{e}");
+        assert!(
+            e.contains(
+                "api.max_member_variables / api.max_member_bytes: must be 1 to 10000 variables"
+            ),
+            "{e}"
+        );
         assert!(
             e.contains("campaigns[0].config: limit: must be >= 1")
                 || e.contains("campaigns[0].config: limit"),

@@ -8,6 +8,7 @@
 //! the store, apply every stored campaign to the engine, start the periodic campaign sync, then listen.
 
 pub mod config;
+pub mod secrets;
 
 use crate::api::auth::ApiKey;
 use crate::api::campaigns::CampaignDoc;
@@ -130,21 +131,26 @@ pub async fn start(
     generate_key: bool,
 ) -> Result<Running, RunError> {
     let campaigns = cfg.check()?;
-    let (keys, key_list) = cfg.keys(env, generate_key)?;
+    let (keys, key_list) = cfg.keys(&env, generate_key)?;
+    crate::logging::set_log_numbers(cfg.log_numbers);
     let store = Store::open(&cfg.store).await?;
 
     let mut switches: Vec<SwitchEndpoint> = cfg
         .switches
         .iter()
-        .map(|s| SwitchEndpoint {
-            name: s.name.clone(),
-            addr: s.address.clone(),
-            password: s.password.clone(),
-            max_sessions: s.max_sessions,
-            sessions_per_second: s.sessions_per_second,
-            sessions_per_call: s.sessions_per_call,
+        .enumerate()
+        .map(|(i, s)| {
+            Ok(SwitchEndpoint {
+                name: s.name.clone(),
+                addr: s.address.clone(),
+                password: secrets::switch_password(i, s, &env)?,
+                max_sessions: s.max_sessions,
+                sessions_per_second: s.sessions_per_second,
+                sessions_per_call: s.sessions_per_call,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()
+        .map_err(|e| RunConfigError(vec![e]))?;
     let mut sim_handle = None;
     if let Some(s) = &cfg.sim {
         let handle = sim::server::start(sim::server::ServerConfig {
@@ -192,14 +198,20 @@ pub async fn start(
             switch_stall_warn: Duration::from_secs(cfg.engine.switch_stall_warn_sec),
         },
         store.clone(),
-        crate::engine::default_callflow(),
+        crate::engine::callflow_in_folders(crate::engine::callflow::MediaFolders {
+            sounds: cfg.engine.sounds_dir.clone(),
+            recordings: cfg.engine.recordings_dir.clone(),
+        }),
     );
 
     let api_config = ApiConfig {
         keys,
         max_body_bytes: cfg.api.max_body_bytes,
         max_import_bytes: cfg.api.max_import_bytes,
+        min_free_disk_bytes: cfg.api.min_free_disk_bytes,
         metrics_public: cfg.api.metrics_public,
+        member_limits: cfg.api.member_limits(),
+        http: cfg.api.http_limits(),
     };
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {

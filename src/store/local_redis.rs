@@ -29,6 +29,8 @@ pub enum LocalRedisError {
 pub struct LocalRedisOptions {
     /// `appendonly yes` with `appendfsync always`: every acknowledged write is on disk.
     pub durable: bool,
+    /// `requirepass`: clients must AUTH (as the `default` user) with this password.
+    pub password: Option<String>,
 }
 
 /// A running redis-server; killed on drop, and its directory removed.
@@ -81,6 +83,9 @@ impl LocalRedis {
             .arg("")
             .arg("--protected-mode")
             .arg("no");
+        if let Some(p) = &self.options.password {
+            cmd.args(["--requirepass", p]);
+        }
         if self.options.durable {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
@@ -106,10 +111,14 @@ impl LocalRedis {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                if s.write_all(b"PING\r\n").is_ok() {
+                let auth = match &self.options.password {
+                    Some(p) => format!("AUTH {p}\r\n"),
+                    None => String::new(),
+                };
+                if s.write_all(format!("{auth}PING\r\n").as_bytes()).is_ok() {
                     let mut buf = [0u8; 64];
                     if let Ok(n) = s.read(&mut buf)
-                        && buf[..n].starts_with(b"+PONG")
+                        && buf[..n].ends_with(b"+PONG\r\n")
                     {
                         return Ok(());
                     }
@@ -126,9 +135,12 @@ impl LocalRedis {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, with `default:<password>@` when the server requires one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.options.password {
+            Some(p) => format!("redis://default:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn port(&self) -> u16 {

@@ -52,7 +52,7 @@ pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
-pub use record::MAX_ABS_PRIORITY;
+pub use record::{MAX_ABS_PRIORITY, priority_in_range};
 pub use redis::RedisStore;
 pub use rules::{EXAMINE_EXTRA, PROMOTE_CAP};
 pub use types::*;
@@ -94,7 +94,7 @@ impl Store {
             return Ok(Store::Redis(RedisStore::connect_with_ids(url, ids).await?));
         }
         Err(StoreError::InvalidUrl {
-            url: url.to_string(),
+            url: crate::logging::redact_url(url).into_owned(),
             reason: "expected memory:// or redis://host:port".into(),
         })
     }
@@ -432,6 +432,8 @@ mod tests {
             e.to_string(),
             "store url \"postgres://x\": expected memory:// or redis://host:port"
         );
+        let e = Store::open("rediss://app:s3cr3t@h:6380").await.unwrap_err();
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
         assert!(matches!(
             Store::open("memory://").await,
             Ok(Store::Memory(_))

@@ -6,11 +6,16 @@
 
 use super::error::{StoreError, StoreResult};
 use super::types::{CommState, Communication, from_ms, ms};
-use crate::campaign::member::MemberInput;
+use crate::campaign::member::{MemberInput, MemberLimits};
 use serde::{Deserialize, Serialize};
 
 /// Member and number priorities must fit the ready-queue score (see `rules::primary`).
 pub const MAX_ABS_PRIORITY: i64 = 1 << 39;
+
+/// Whether `p` is within ±[`MAX_ABS_PRIORITY`] (without `abs()`, which overflows on `i64::MIN`).
+pub fn priority_in_range(p: i64) -> bool {
+    (-MAX_ABS_PRIORITY..=MAX_ABS_PRIORITY).contains(&p)
+}
 /// Longest accepted name, number, variable value, external id (bytes).
 const MAX_TEXT: usize = 4096;
 
@@ -210,7 +215,10 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
         return Err(bad(index, "name", "must not be empty"));
     }
     check_text(index, "name", &m.name)?;
-    if m.priority.abs() > MAX_ABS_PRIORITY {
+    if let Err(e) = MemberLimits::CEILING.check(m) {
+        return Err(bad(index, e.field().unwrap_or("size"), e.to_string()));
+    }
+    if !priority_in_range(m.priority) {
         return Err(bad(
             index,
             "priority",
@@ -266,7 +274,7 @@ pub fn prepare(index: usize, m: &MemberInput) -> StoreResult<Prepared> {
             ));
         }
         check_text(index, "communications", number)?;
-        if c.priority.abs() > MAX_ABS_PRIORITY {
+        if !priority_in_range(c.priority) {
             return Err(bad(
                 index,
                 "communications",
@@ -388,6 +396,33 @@ pub fn check_node(node: &str) -> StoreResult<()> {
 mod tests {
     use super::*;
     use crate::campaign::member::CommunicationInput;
+
+    #[test]
+    fn the_store_refuses_an_overflowing_priority_and_a_member_over_the_ceiling() {
+        let mut m = input();
+        m.priority = i64::MIN;
+        assert!(matches!(
+            prepare(0, &m),
+            Err(StoreError::InvalidMember {
+                field: "priority",
+                ..
+            })
+        ));
+        let mut m = input();
+        m.communications[1].priority = i64::MIN;
+        assert!(prepare(0, &m).is_err());
+        let mut m = input();
+        for i in 0..=MemberLimits::CEILING.max_variables {
+            m.variables.insert(format!("v{i}"), serde_json::json!(1));
+        }
+        assert!(matches!(
+            prepare(0, &m),
+            Err(StoreError::InvalidMember {
+                field: "variables",
+                ..
+            })
+        ));
+    }
 
     fn input() -> MemberInput {
         MemberInput {

@@ -13,6 +13,8 @@ pub const READER: (&str, &str) = ("ro", "0123456789abcdef-read-only");
 /// Small limits so the 413 tests stay small.
 pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_IMPORT: u64 = 4 * 1024 * 1024;
+/// Below the body limit, so that an over-large member can be sent.
+pub const MAX_MEMBER: usize = 32 * 1024;
 
 pub struct Api {
     pub running: Running,
@@ -39,6 +41,7 @@ store = "{redis_url}"
 listen = "127.0.0.1:0"
 max_body_bytes = {MAX_BODY}
 max_import_bytes = {MAX_IMPORT}
+max_member_bytes = {MAX_MEMBER}
 [[api.keys]]
 id = "{}"
 secret = "{}"
@@ -68,7 +71,19 @@ pub async fn start() -> Api {
 }
 
 pub async fn start_on(redis: LocalRedis) -> Api {
-    let cfg = RunConfig::from_toml(&config_text(&redis.url())).expect("test config");
+    start_configured(redis, "").await
+}
+
+/// Starts with `api_settings` (TOML lines) added to the `[api]` section of the test configuration.
+pub async fn start_with_api_settings(api_settings: &str) -> Api {
+    let redis = LocalRedis::start(LocalRedisOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    start_configured(redis, api_settings).await
+}
+
+async fn start_configured(redis: LocalRedis, api_settings: &str) -> Api {
+    let text =
+        config_text(&redis.url()).replacen("[api]\n", &format!("[api]\n{api_settings}\n"), 1);
+    let cfg = RunConfig::from_toml(&text).expect("test config");
     let running = run::start(cfg, |_| None, false)
         .await
         .expect("fsdialer run starts");

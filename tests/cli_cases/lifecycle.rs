@@ -424,7 +424,10 @@ async fn another_node_takes_over_the_live_calls_of_a_node_killed_for_good_and_ne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_mid_campaign_loses_no_result_and_counts_no_try_twice() {
     let mut redis = fsdialer::store::local_redis::LocalRedis::start(
-        fsdialer::store::local_redis::LocalRedisOptions { durable: true },
+        fsdialer::store::local_redis::LocalRedisOptions {
+            durable: true,
+            ..Default::default()
+        },
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (_sim, sim_addr) = spawn_sim("10");

@@ -111,7 +111,10 @@ pub fn member(name: &str, numbers: &[&str]) -> MemberInput {
 
 /// Starts a private redis-server; panics with install instructions if the binary is missing.
 pub fn redis_server(durable: bool) -> LocalRedis {
-    match LocalRedis::start(LocalRedisOptions { durable }) {
+    match LocalRedis::start(LocalRedisOptions {
+        durable,
+        password: None,
+    }) {
         Ok(r) => r,
         Err(e) => panic!("{e}"),
     }

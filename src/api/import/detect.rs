@@ -1,10 +1,13 @@
 //! Sniffing a CSV file's delimiter and encoding from its first bytes (SPEC §9: `,` or `;`, UTF-8 or
-//! Windows-1251).
+//! Windows-1251; also UTF-16, which spreadsheets write as "Unicode text").
 //!
 //! - Delimiter: whichever of `,` and `;` occurs more often in the header line outside quotes (`,` on a tie).
-//! - Encoding: UTF-8 or Windows-1251, whichever most lines with non-ASCII bytes of the sample are in (see
-//!   [`encoding`]). Rows that do not fit the chosen encoding are caught one by one (see `rows`): a file that mixes
-//!   both gets its minority rows reported as "mixed encodings".
+//! - Encoding: a byte order mark decides (UTF-8, UTF-16LE, UTF-16BE); UTF-16 without one is recognised by its
+//!   zero bytes ([`utf16_without_bom`]); otherwise UTF-8 or Windows-1251, whichever most lines with non-ASCII
+//!   bytes of the sample are in (see [`encoding`]). Rows that do not fit the chosen encoding are caught one by one
+//!   (see `rows`): a file that mixes both gets its minority rows reported as "mixed encodings".
+//! - A file whose start does not read as text in the chosen encoding (zero bytes or control characters, invalid
+//!   sequences, UTF-8 forced as Windows-1251) is refused as a whole, naming the encoding ([`garbage`]).
 
 /// How many bytes are examined.
 pub const SAMPLE: usize = 64 * 1024;
@@ -14,6 +17,8 @@ pub const SAMPLE: usize = 64 * 1024;
 pub enum Encoding {
     Utf8,
     Windows1251,
+    Utf16Le,
+    Utf16Be,
 }
 
 impl Encoding {
@@ -21,20 +26,102 @@ impl Encoding {
         match self {
             Encoding::Utf8 => "utf-8",
             Encoding::Windows1251 => "windows-1251",
+            Encoding::Utf16Le => "utf-16le",
+            Encoding::Utf16Be => "utf-16be",
         }
     }
 
-    /// `utf-8`/`utf8`, `windows-1251`/`cp1251`; `auto` or empty = detect (None).
+    /// Whether the file is read through the UTF-16 → UTF-8 decoder.
+    pub fn is_utf16(self) -> bool {
+        matches!(self, Encoding::Utf16Le | Encoding::Utf16Be)
+    }
+
+    /// `utf-8`/`utf8`, `windows-1251`/`cp1251`, `utf-16le`, `utf-16be`; `auto` or empty = detect (None).
     pub fn parse(s: &str) -> Result<Option<Encoding>, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(None),
             "utf-8" | "utf8" => Ok(Some(Encoding::Utf8)),
             "windows-1251" | "cp1251" | "win1251" => Ok(Some(Encoding::Windows1251)),
+            "utf-16le" | "utf16le" => Ok(Some(Encoding::Utf16Le)),
+            "utf-16be" | "utf16be" => Ok(Some(Encoding::Utf16Be)),
             other => Err(format!(
-                "{other:?} is not supported (utf-8, windows-1251 or auto)"
+                "{:?} is not supported (utf-8, windows-1251, utf-16le, utf-16be or auto)",
+                crate::text::prefix(other)
             )),
         }
     }
+}
+
+/// The encoding a byte order mark at the start of `sample` announces, with the mark's length.
+pub fn bom(sample: &[u8]) -> Option<(Encoding, usize)> {
+    if sample.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        Some((Encoding::Utf8, 3))
+    } else if sample.starts_with(&[0xFF, 0xFE]) {
+        Some((Encoding::Utf16Le, 2))
+    } else if sample.starts_with(&[0xFE, 0xFF]) {
+        Some((Encoding::Utf16Be, 2))
+    } else {
+        None
+    }
+}
+
+/// UTF-16 without a byte order mark: a CSV header is mostly ASCII, so in UTF-16 many of the odd bytes (in
+/// little-endian; the even ones in big-endian) are zero, and almost none of the others. Text in UTF-8 or
+/// Windows-1251 has no zero bytes at all.
+pub fn utf16_without_bom(sample: &[u8]) -> Option<Encoding> {
+    let head = &sample[..sample.len().min(512) & !1];
+    if head.len() < 4 {
+        return None;
+    }
+    let zeros = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let half = head.len() / 2;
+    let (even, odd) = (zeros(0), zeros(1));
+    if odd * 3 >= half && even * 20 < half {
+        Some(Encoding::Utf16Le)
+    } else if even * 3 >= half && odd * 20 < half {
+        Some(Encoding::Utf16Be)
+    } else {
+        None
+    }
+}
+
+/// Why the start of a file, decoded in `encoding` (`decoded`), is not text, if it is not: zero bytes or control
+/// characters (a binary file such as .xlsx, or UTF-16 read as something else), invalid UTF-16; and, for
+/// Windows-1251 given by the caller, a file that is valid UTF-8 with non-ASCII letters (it would import as
+/// mojibake). `raw` is the undecoded sample.
+pub fn garbage(raw: &[u8], decoded: &str, encoding: Encoding) -> Option<String> {
+    if encoding == Encoding::Windows1251 && !raw.is_ascii() {
+        let valid_utf8 = match std::str::from_utf8(raw) {
+            Ok(_) => true,
+            // Cut inside a sequence at the end of the sample.
+            Err(e) => e.error_len().is_none(),
+        };
+        if valid_utf8 {
+            return Some(
+                "it is UTF-8 text, which would import as mojibake (give encoding=utf-8)".into(),
+            );
+        }
+    }
+    if let Some(c) = decoded
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+    {
+        return Some(format!(
+            "it holds the control character U+{:04X} (a binary file such as .xlsx, or another encoding?)",
+            c as u32
+        ));
+    }
+    // (Invalid UTF-8 and Windows-1251 rows are reported one by one: a file may mix encodings.)
+    if encoding.is_utf16() && decoded.contains('\u{FFFD}') {
+        return Some("it holds byte sequences that are not valid in it".into());
+    }
+    None
 }
 
 /// A delimiter given by name: `,` `;` `tab` (or a literal tab); empty or `auto` = detect (None).
@@ -45,7 +132,8 @@ pub fn parse_delimiter(s: &str) -> Result<Option<u8>, String> {
         ";" | "semicolon" => Ok(Some(b';')),
         "\t" | "tab" => Ok(Some(b'\t')),
         other => Err(format!(
-            "{other:?} is not supported (\",\", \";\", \"tab\" or auto)"
+            "{:?} is not supported (\",\", \";\", \"tab\" or auto)",
+            crate::text::prefix(other)
         )),
     }
 }
@@ -85,7 +173,7 @@ pub fn encoding(sample: &[u8], complete: bool) -> Encoding {
         first.get_or_insert(kind);
         match kind {
             Encoding::Utf8 => utf8 += 1,
-            Encoding::Windows1251 => other += 1,
+            _ => other += 1,
         }
     }
     match utf8.cmp(&other) {
@@ -97,6 +185,7 @@ pub fn encoding(sample: &[u8], complete: bool) -> Encoding {
 
 #[cfg(test)]
 mod tests {
+    use super::super::transcode::tests::utf16;
     use super::*;
 
     #[test]
@@ -135,7 +224,63 @@ mod tests {
         assert_eq!(Encoding::parse("CP1251"), Ok(Some(Encoding::Windows1251)));
         assert_eq!(Encoding::parse("auto"), Ok(None));
         assert!(Encoding::parse("latin1").is_err());
+        assert_eq!(Encoding::parse("UTF-16LE"), Ok(Some(Encoding::Utf16Le)));
+        assert_eq!(Encoding::parse("utf16be"), Ok(Some(Encoding::Utf16Be)));
         assert_eq!(parse_delimiter("tab"), Ok(Some(b'\t')));
         assert!(parse_delimiter("|").is_err());
+    }
+
+    #[test]
+    fn byte_order_marks_and_bomless_utf16_are_recognised() {
+        assert_eq!(bom(b"\xEF\xBB\xBFname"), Some((Encoding::Utf8, 3)));
+        assert_eq!(bom(b"\xFF\xFEn\0"), Some((Encoding::Utf16Le, 2)));
+        assert_eq!(bom(b"\xFE\xFF\0n"), Some((Encoding::Utf16Be, 2)));
+        assert_eq!(bom(b"name"), None);
+        let header = "name;number_1;var_місто\nАнна;1;Київ\n";
+        assert_eq!(
+            utf16_without_bom(&utf16(header, false)),
+            Some(Encoding::Utf16Le)
+        );
+        assert_eq!(
+            utf16_without_bom(&utf16(header, true)),
+            Some(Encoding::Utf16Be)
+        );
+        assert_eq!(utf16_without_bom(header.as_bytes()), None);
+        assert_eq!(utf16_without_bom(b"na"), None);
+    }
+
+    #[test]
+    fn binary_invalid_and_mis_declared_samples_are_garbage_naming_why() {
+        assert_eq!(
+            garbage(
+                b"name,number_1\r\n\tA,1",
+                "name,number_1\r\n\tA,1",
+                Encoding::Utf8
+            ),
+            None
+        );
+        let zip = b"PK\x03\x04\x14\0";
+        assert!(
+            garbage(zip, &String::from_utf8_lossy(zip), Encoding::Utf8)
+                .unwrap()
+                .contains("U+0003")
+        );
+        assert!(
+            garbage(b"x", "a\u{FFFD}", Encoding::Utf16Le)
+                .unwrap()
+                .contains("not valid")
+        );
+        let utf8 = "name\nКиїв".as_bytes();
+        let as_1251 = encoding_rs::WINDOWS_1251
+            .decode_without_bom_handling(utf8)
+            .0;
+        assert!(
+            garbage(utf8, &as_1251, Encoding::Windows1251)
+                .unwrap()
+                .contains("UTF-8 text")
+        );
+        let cp = encoding_rs::WINDOWS_1251.encode("name\nКиїв").0;
+        let back = encoding_rs::WINDOWS_1251.decode_without_bom_handling(&cp).0;
+        assert_eq!(garbage(&cp, &back, Encoding::Windows1251), None);
     }
 }

@@ -45,7 +45,8 @@ fn numbered(name: &str, prefix: &str) -> Option<Result<usize, String>> {
     Some(match n.parse::<usize>() {
         Ok(k) if (1..=MAX_NUMBERS).contains(&k) => Ok(k - 1),
         _ => Err(format!(
-            "column {name:?}: {prefix}_N needs N from 1 to {MAX_NUMBERS}"
+            "column {:?}: {prefix}_N needs N from 1 to {MAX_NUMBERS}",
+            crate::text::prefix(name)
         )),
     })
 }
@@ -86,8 +87,9 @@ fn column(raw: &str) -> Result<Column, String> {
                 }
             }
             return Err(format!(
-                "unknown column {trimmed:?} (expected name, priority, timezone, expire, external_id, number_N, \
-                 priority_N, description_N, type_N or var_<name>)"
+                "unknown column {:?} (expected name, priority, timezone, expire, external_id, number_N, \
+                 priority_N, description_N, type_N or var_<name>)",
+                crate::text::prefix(trimmed)
             ));
         }
     })
@@ -108,7 +110,10 @@ impl Header {
             match column(n) {
                 Ok(c) => {
                     if c != Column::Ignored && columns.contains(&c) {
-                        problems.push(format!("column {:?} appears twice", n.trim()));
+                        problems.push(format!(
+                            "column {:?} appears twice",
+                            crate::text::prefix(n.trim())
+                        ));
                     }
                     columns.push(c);
                 }

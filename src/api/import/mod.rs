@@ -14,7 +14,9 @@
 pub mod detect;
 pub mod header;
 pub mod rows;
+pub mod transcode;
 
+use crate::campaign::member::MemberLimits;
 use crate::store::{AddOutcome, Store, StoreError};
 use chrono::{DateTime, Utc};
 use detect::Encoding;
@@ -37,6 +39,8 @@ pub struct ImportOptions {
     pub format: Format,
     /// Import nothing unless every row is valid.
     pub all_or_nothing: bool,
+    /// How much data one member (row) may carry.
+    pub limits: MemberLimits,
 }
 
 /// Which pass a progress report is about.
@@ -144,6 +148,7 @@ fn open(path: &Path, format: Format) -> Result<Rows<std::fs::File>, ImportError>
 fn parse(
     path: &Path,
     format: Format,
+    limits: MemberLimits,
     phase: Phase,
     progress: Option<&Progress>,
     mut sink: impl FnMut(Batch) -> bool,
@@ -165,6 +170,16 @@ fn parse(
     while let Some(next) = rows.next_row() {
         let (line, row) = next?;
         s.rows += 1;
+        let row = row.and_then(|m| match limits.check(&m) {
+            Ok(()) => Ok(m),
+            Err(e) => Err(RowError {
+                line,
+                error: match e.field() {
+                    Some(field) => format!("{field}: {e}"),
+                    None => e.to_string(),
+                },
+            }),
+        });
         match row {
             Ok(m) => {
                 if batch.members.is_empty() {
@@ -231,8 +246,17 @@ pub async fn import_file(
 ) -> Result<ImportReport, ImportError> {
     if opts.all_or_nothing {
         let (p, pr) = (path.to_path_buf(), progress.clone());
-        let s = blocking(move || parse(&p, opts.format, Phase::Validating, pr.as_ref(), |_| true))
-            .await?;
+        let s = blocking(move || {
+            parse(
+                &p,
+                opts.format,
+                opts.limits,
+                Phase::Validating,
+                pr.as_ref(),
+                |_| true,
+            )
+        })
+        .await?;
         if s.rejected > 0 {
             return Err(ImportError::Rejected(ImportReport {
                 rows: s.rows,
@@ -250,9 +274,9 @@ pub async fn import_file(
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(IN_FLIGHT);
     let p = path.to_path_buf();
-    let format = opts.format;
+    let (format, limits) = (opts.format, opts.limits);
     let producer = tokio::task::spawn_blocking(move || {
-        parse(&p, format, Phase::Importing, None, |b| {
+        parse(&p, format, limits, Phase::Importing, None, |b| {
             tx.blocking_send(b).is_ok()
         })
     });

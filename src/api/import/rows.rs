@@ -1,18 +1,21 @@
 //! Reading member rows from CSV bytes, one at a time (so memory does not grow with the file): each row becomes a
 //! [`MemberInput`] or a [`RowError`] with its line number.
 //!
-//! Fields are decoded in the file's encoding. When the encoding was detected (not given) a row that does not fit
+//! UTF-16 files are read through `transcode` (so the CSV reader sees UTF-8); a file whose start does not read as
+//! text in the chosen encoding is refused whole ([`FileError::Encoding`]). Fields are decoded in the file's
+//! encoding. When the encoding was detected (not given) a row that does not fit
 //! it — invalid UTF-8 in a UTF-8 file, or UTF-8 Cyrillic inside a Windows-1251 file (which would otherwise be read
 //! as mojibake) — is refused as "mixed encodings". Rows whose field count differs from the header's are refused,
 //! with a hint when a field spans lines (an unclosed quote swallows the following lines).
 
 use super::detect::{self, Encoding};
 use super::header::{Column, Header, MAX_NUMBERS};
+use super::transcode::{Source, Utf16ToUtf8};
 use crate::api::validate::{
     MAX_TEXT, check_number, check_timezone, check_variable, parse_expire_text,
 };
 use crate::campaign::member::{CommunicationInput, MemberInput};
-use crate::store::MAX_ABS_PRIORITY;
+use crate::store::{MAX_ABS_PRIORITY, priority_in_range};
 use std::io::{BufRead, BufReader, Read};
 
 /// One refused row.
@@ -35,6 +38,12 @@ pub enum FileError {
     Header { line: u64, message: String },
     #[error("empty file: a header row is expected")]
     Empty,
+    /// The start of the file does not read as text in the chosen encoding.
+    #[error("the file does not read as {encoding} text: {reason}")]
+    Encoding {
+        encoding: &'static str,
+        reason: String,
+    },
     #[error("reading: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -50,7 +59,7 @@ pub struct Format {
 
 /// A streaming reader of member rows.
 pub struct Rows<R: Read> {
-    rdr: csv::Reader<BufReader<R>>,
+    rdr: csv::Reader<BufReader<Source<BufReader<R>>>>,
     header: Header,
     encoding: Encoding,
     detected: bool,
@@ -61,27 +70,60 @@ pub struct Rows<R: Read> {
 impl<R: Read> Rows<R> {
     /// Reads the header (sniffing delimiter and encoding unless given).
     pub fn new(inner: R, format: Format) -> Result<Rows<R>, FileError> {
-        let mut buf = BufReader::with_capacity(detect::SAMPLE, inner);
-        // A UTF-8 byte order mark says UTF-8 and is not part of the first column's name.
-        let (delimiter, encoding, detected) = {
+        let mut raw = BufReader::with_capacity(detect::SAMPLE, inner);
+        // The encoding: given, or announced by a byte order mark (which is not part of the first column's name),
+        // or UTF-16 recognised by its zero bytes, or sniffed.
+        let (encoding, detected) = {
+            let sample = fill(&mut raw)?;
+            if sample.is_empty() {
+                return Err(FileError::Empty);
+            }
+            let complete = sample.len() < detect::SAMPLE;
+            let bom = detect::bom(sample);
+            let chosen = match (format.encoding, bom) {
+                (Some(e), _) => (e, false),
+                (None, Some((e, _))) => (e, true),
+                (None, None) => match detect::utf16_without_bom(sample) {
+                    Some(e) => (e, true),
+                    None => (detect::encoding(sample, complete), true),
+                },
+            };
+            if let Some((e, len)) = bom
+                && e == chosen.0
+            {
+                raw.consume(len);
+            }
+            chosen
+        };
+        let source = match encoding {
+            Encoding::Utf16Le | Encoding::Utf16Be => {
+                Source::Utf16(Utf16ToUtf8::new(raw, encoding == Encoding::Utf16Be))
+            }
+            Encoding::Utf8 | Encoding::Windows1251 => Source::Plain(raw),
+        };
+        let mut buf = BufReader::with_capacity(detect::SAMPLE, source);
+        let delimiter = {
             let sample = fill(&mut buf)?;
             if sample.is_empty() {
                 return Err(FileError::Empty);
             }
-            let bom = sample.starts_with(&[0xEF, 0xBB, 0xBF]);
-            let complete = sample.len() < detect::SAMPLE;
-            let delimiter = format
-                .delimiter
-                .unwrap_or_else(|| detect::delimiter(sample));
-            let (encoding, detected) = match format.encoding {
-                Some(e) => (e, false),
-                None if bom => (Encoding::Utf8, true),
-                None => (detect::encoding(sample, complete), true),
+            let decoded = match encoding {
+                Encoding::Windows1251 => {
+                    encoding_rs::WINDOWS_1251
+                        .decode_without_bom_handling(sample)
+                        .0
+                }
+                _ => String::from_utf8_lossy(sample),
             };
-            if bom {
-                buf.consume(3);
+            if let Some(reason) = detect::garbage(sample, &decoded, encoding) {
+                return Err(FileError::Encoding {
+                    encoding: encoding.name(),
+                    reason,
+                });
             }
-            (delimiter, encoding, detected)
+            format
+                .delimiter
+                .unwrap_or_else(|| detect::delimiter(sample))
         };
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(delimiter)
@@ -104,8 +146,22 @@ impl<R: Read> Rows<R> {
                 })
             })
             .collect::<Result<Vec<String>, FileError>>()?;
-        let header =
-            Header::parse(&names).map_err(|message| FileError::Header { line, message })?;
+        let header = Header::parse(&names).map_err(|message| {
+            // Column names are ASCII but for var_ names: letters beyond it in a bad header suggest the wrong
+            // encoding, so name the one used.
+            let hint = if names.iter().any(|n| !n.is_ascii()) {
+                format!(
+                    " (the header was read as {}: is that the file's encoding?)",
+                    encoding.name()
+                )
+            } else {
+                String::new()
+            };
+            FileError::Header {
+                line,
+                message: format!("{message}{hint}"),
+            }
+        })?;
         Ok(Rows {
             rdr,
             header,
@@ -187,7 +243,8 @@ impl<R: Read> Rows<R> {
                 continue;
             }
             let text = match decode(raw, self.encoding, self.detected) {
-                Ok(t) => t,
+                // A cell exported with a `'` against spreadsheet formulas comes back without it.
+                Ok(t) => crate::api::spreadsheet::restore_owned(t),
                 Err(e) => {
                     problems.push(format!("column {}: {e}", i + 1));
                     continue;
@@ -258,7 +315,7 @@ impl<R: Read> Rows<R> {
                             Ok(()) => {
                                 variables.insert(v.clone(), value);
                             }
-                            Err(e) => problems.push(format!("var_{v}: {e}")),
+                            Err(e) => problems.push(format!("var_{}: {e}", crate::text::prefix(v))),
                         }
                     }
                 }
@@ -324,7 +381,7 @@ fn col_name(c: &Column) -> String {
         Column::NumberPriority(k) => format!("priority_{}", k + 1),
         Column::Description(k) => format!("description_{}", k + 1),
         Column::Type(k) => format!("type_{}", k + 1),
-        Column::Var(v) => format!("var_{v}"),
+        Column::Var(v) => format!("var_{}", crate::text::prefix(v)),
         Column::Ignored => "ignored".into(),
     }
 }
@@ -335,9 +392,9 @@ fn int(text: &str) -> Result<i64, String> {
         return Ok(0);
     }
     match t.parse::<i64>() {
-        Ok(v) if v.abs() <= MAX_ABS_PRIORITY => Ok(v),
+        Ok(v) if priority_in_range(v) => Ok(v),
         Ok(v) => Err(format!("{v} is outside ±{MAX_ABS_PRIORITY}")),
-        Err(_) => Err(format!("{t:?} is not an integer")),
+        Err(_) => Err(format!("{:?} is not an integer", crate::text::prefix(t))),
     }
 }
 
@@ -360,6 +417,11 @@ fn csv_io(e: csv::Error) -> FileError {
 /// Decodes one field. `detected`: the encoding was guessed, so a field that contradicts it is an error.
 pub fn decode(raw: &[u8], encoding: Encoding, detected: bool) -> Result<String, String> {
     match encoding {
+        // Decoded from UTF-16 into UTF-8 already (see `transcode`); its invalid sequences became U+FFFD.
+        Encoding::Utf16Le | Encoding::Utf16Be => match std::str::from_utf8(raw) {
+            Ok(text) if !text.contains('\u{FFFD}') => Ok(text.to_string()),
+            _ => Err(format!("not valid {}", encoding.name().to_uppercase())),
+        },
         Encoding::Utf8 => std::str::from_utf8(raw).map(str::to_string).map_err(|e| {
             format!(
                 "not valid UTF-8 (byte {} of the field){}",

@@ -46,7 +46,10 @@ fn object(v: Value, what: &str) -> Result<serde_json::Map<String, Value>, ApiErr
 /// `POST /api/v2/dialer`: the body is a campaign (SPEC §2); `id` is generated when absent.
 pub async fn create(State(st): St, headers: HeaderMap, body: Body) -> Res {
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let mut o = object(parse_json(&bytes)?, "a campaign")?;
+    let mut o = object(
+        parse_json(&bytes, st.config.http.max_json_depth)?,
+        "a campaign",
+    )?;
     for k in CAMPAIGN_VIEW_ONLY {
         o.remove(*k);
     }
@@ -73,7 +76,10 @@ pub async fn update(
     body: Body,
 ) -> Res {
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let patch = object(parse_json(&bytes)?, "a campaign")?;
+    let patch = object(
+        parse_json(&bytes, st.config.http.max_json_depth)?,
+        "a campaign",
+    )?;
     let doc = st
         .registry
         .modify(&id, |doc| {

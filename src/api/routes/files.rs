@@ -4,7 +4,13 @@
 //! is exported in constant memory. The members export has the import's column names (`name`, `number_1`,
 //! `var_x`…) plus read-only columns (`id`, `state`, `tries`, `state_1`…) that the import ignores, so an export can
 //! be edited and imported again. A store failure half-way through an export cuts the answer short (the status
-//! line is already sent); the error is logged.
+//! line is already sent); the error is logged. Every exported cell is made safe for spreadsheets
+//! ([`crate::api::spreadsheet`]).
+//!
+//! An upload is spooled to a temporary file (the import reads it twice with `all_or_nothing`), so it cannot fill
+//! the disk: it must fit under `max_import_bytes`, and the temporary folder must keep `min_free_disk_bytes` free —
+//! checked before the upload (against its declared length) and again every [`DISK_CHECK_EVERY`] bytes written;
+//! otherwise **507** and the partial file is removed.
 
 use super::super::ApiState;
 use super::super::error::ApiError;
@@ -40,7 +46,36 @@ impl Drop for Spool {
     }
 }
 
-async fn spool(headers: &HeaderMap, body: Body, limit: u64) -> Result<(Spool, u64), ApiError> {
+/// How often (in bytes written) an upload checks the free disk space again.
+pub const DISK_CHECK_EVERY: u64 = 8 << 20;
+
+/// Refuses with 507 unless the file system of `dir` has room for `more` bytes while keeping `reserve` free.
+fn disk_room(dir: &std::path::Path, reserve: u64, more: u64) -> Result<(), ApiError> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot read the free space of {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < reserve.saturating_add(more) {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!(
+                "body: not enough free disk space for the upload ({free} bytes free, {more} more needed, \
+                 {reserve} kept free)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn spool(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    reserve: u64,
+) -> Result<(Spool, u64), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -48,8 +83,10 @@ async fn spool(headers: &HeaderMap, body: Body, limit: u64) -> Result<(Spool, u6
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit as usize));
     }
+    let dir = std::env::temp_dir();
+    disk_room(&dir, reserve, declared.unwrap_or(0))?;
     let spool = Spool {
-        path: std::env::temp_dir().join(format!(
+        path: dir.join(format!(
             "fsdialer-import-{}.csv",
             uuid::Uuid::new_v4().simple()
         )),
@@ -63,7 +100,7 @@ async fn spool(headers: &HeaderMap, body: Body, limit: u64) -> Result<(Spool, u6
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let chunk = chunk.map_err(crate::api::extract::body_error)?;
         total += chunk.len() as u64;
         if total > limit {
             return Err(ApiError::too_large(limit as usize));
@@ -71,6 +108,9 @@ async fn spool(headers: &HeaderMap, body: Body, limit: u64) -> Result<(Spool, u6
         out.write_all(&chunk).await.map_err(|e| {
             ApiError::internal(format!("writing the upload to a temporary file: {e}"))
         })?;
+        if (total - chunk.len() as u64) / DISK_CHECK_EVERY != total / DISK_CHECK_EVERY {
+            disk_room(&dir, reserve, 0)?;
+        }
     }
     out.flush()
         .await
@@ -102,7 +142,13 @@ pub async fn import(
     let all_or_nothing = parse_bool("all_or_nothing", q.all_or_nothing.as_deref())?;
     let auto_run = parse_bool("autoRun", q.auto_run.as_deref())?;
     st.registry.require(&id).await?;
-    let (file, size) = spool(&headers, body, st.config.max_import_bytes).await?;
+    let (file, size) = spool(
+        &headers,
+        body,
+        st.config.max_import_bytes,
+        st.config.min_free_disk_bytes,
+    )
+    .await?;
     if size == 0 {
         return Err(ApiError::bad_request(
             "body: empty; a CSV file with a header row is expected",
@@ -114,6 +160,7 @@ pub async fn import(
             encoding,
         },
         all_or_nothing,
+        limits: st.config.member_limits,
     };
     let report = import::import_file(&st.store, &id, &file.path, opts, st.now(), None)
         .await
@@ -180,10 +227,14 @@ async fn each_member(
 
 type Tx = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
 
+/// Rows as CSV, every cell [`neutralise`](crate::api::spreadsheet::neutralise)d: all exports go through here.
 fn csv_chunk(rows: &[Vec<String>]) -> Bytes {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     for r in rows {
-        let _ = w.write_record(r);
+        let _ = w.write_record(
+            r.iter()
+                .map(|c| crate::api::spreadsheet::neutralise(c).into_owned()),
+        );
     }
     Bytes::from(w.into_inner().unwrap_or_default())
 }

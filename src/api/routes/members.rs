@@ -22,6 +22,9 @@ type Res = Result<Json<Value>, ApiError>;
 pub const MAX_PAGE: usize = 10_000;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 100;
+/// Most members `page` may skip: each skipped member is read from the store, so a far page would walk the whole
+/// campaign on every request. Beyond it, page with `after`.
+pub const MAX_SKIP: usize = 100_000;
 
 pub(super) fn member_id(raw: &str) -> Result<MemberId, ApiError> {
     raw.parse::<u64>()
@@ -51,7 +54,10 @@ fn parse_usize(name: &str, v: Option<&str>, default: usize) -> Result<usize, Api
     match v {
         None | Some("") => Ok(default),
         Some(s) => s.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("{name}: {s:?} is not a non-negative integer"))
+            ApiError::bad_request(format!(
+                "{name}: {:?} is not a non-negative integer",
+                crate::text::prefix(s)
+            ))
         }),
     }
 }
@@ -83,15 +89,16 @@ pub async fn add(
     let auto_run = parse_bool("autoRun", q.auto_run.as_deref())?;
     st.registry.require(&id).await?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let value = parse_json(&bytes)?;
-    let (members, array) = validate::members(&value).map_err(|errors| {
-        ApiError::unprocessable(validate::join(&errors)).with_errors(
-            errors
-                .iter()
-                .map(|e| json!({"path": e.path, "error": e.message}))
-                .collect(),
-        )
-    })?;
+    let value = parse_json(&bytes, st.config.http.max_json_depth)?;
+    let (members, array) =
+        validate::members(&value, &st.config.member_limits).map_err(|errors| {
+            ApiError::unprocessable(validate::join(&errors)).with_errors(
+                errors
+                    .iter()
+                    .map(|e| json!({"path": e.path, "error": e.message}))
+                    .collect(),
+            )
+        })?;
     let outcomes = st.store.add(&id, &members, st.now()).await?;
     if auto_run {
         st.registry.set_run(&id, true).await?;
@@ -122,7 +129,8 @@ fn parse_state(v: Option<&str>) -> Result<Option<MemberState>, ApiError> {
         Some("active") => Ok(Some(MemberState::Active)),
         Some("ended") => Ok(Some(MemberState::Ended)),
         Some(other) => Err(ApiError::bad_request(format!(
-            "state: {other:?} is not a member state (waiting, active or ended)"
+            "state: {:?} is not a member state (waiting, active or ended)",
+            crate::text::prefix(other)
         ))),
     }
 }
@@ -150,16 +158,19 @@ pub async fn list(
         }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "sort: {other:?} is not supported; members are listed in ascending id order (sort=id)"
+                "sort: {:?} is not supported; members are listed in ascending id order (sort=id)",
+                crate::text::prefix(other)
             )));
         }
     }
     let after = match q.after.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(
-            member_id(s)
-                .map_err(|_| ApiError::bad_request(format!("after: {s:?} is not a member id")))?,
-        ),
+        Some(s) => Some(member_id(s).map_err(|_| {
+            ApiError::bad_request(format!(
+                "after: {:?} is not a member id",
+                crate::text::prefix(s)
+            ))
+        })?),
     };
     let mut query = ListQuery {
         state: parse_state(q.state.as_deref())?,
@@ -168,6 +179,11 @@ pub async fn list(
         limit,
     };
     let mut skip = (page - 1).saturating_mul(limit);
+    if skip > MAX_SKIP {
+        return Err(ApiError::bad_request(format!(
+            "page: skips {skip} members, more than {MAX_SKIP}; page with after=<the previous answer's next> instead"
+        )));
+    }
     let mut out = Vec::with_capacity(limit);
     let next = loop {
         let want = if skip > 0 {
@@ -264,7 +280,7 @@ pub async fn update(
     st.registry.require(&id).await?;
     let mid = member_id(&mid)?;
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
-    let patch = match parse_json(&bytes)? {
+    let patch = match parse_json(&bytes, st.config.http.max_json_depth)? {
         Value::Object(o) => o,
         Value::Array(_) => {
             return Err(ApiError::unprocessable(
@@ -282,7 +298,7 @@ pub async fn update(
     for (k, v) in patch {
         merged[k] = v;
     }
-    let m = validate::member("", &merged)
+    let m = validate::member("", &merged, &st.config.member_limits)
         .map_err(|errors| ApiError::unprocessable(validate::join(&errors)))?;
     match st.store.update(&id, mid, &m, st.now()).await? {
         ChangeOutcome::Done => {}

@@ -1,23 +1,30 @@
 //! The route table: every route of the API with its handler and its documentation in one entry.
 //!
-//! [`table`] lists the routes; [`router`] builds the axum router from it (with the role check of each entry) and
+//! [`table`] lists the routes; [`router`] builds the axum router from it (with the role check of each entry, made
+//! by [`guard`], which refuses what the table does not allow) and
 //! [`crate::api::openapi::document`] builds `/api/v2/openapi.json` from the same entries, so a route cannot exist
 //! without being documented, nor be documented with another role than the one enforced.
 
 pub mod campaigns;
 pub mod files;
+pub mod guard;
 pub mod members;
 pub mod system;
 
-use super::auth::{Role, credentials};
+use super::auth::Role;
 use super::{ApiConfig, ApiState};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::{HeaderName, Request};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use std::collections::HashMap;
 use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::{
+    DeadlineBody, RequestBodyDeadlineLayer, RequestBodyTimeoutLayer, TimeoutBody,
+};
 
 /// Where a parameter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +203,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .summary("List members in id order")
             .tag("members")
             .query("limit", "integer", "page size (1 to 10000, default 100)")
-            .query("page", "integer", "page number from 1")
+            .query("page", "integer", "page number from 1 (skipping at most 100000 members; beyond, use after)")
             .query("after", "integer", "cursor: the previous answer's `next`")
             .query("sort", "string", "only `id` (ascending) is supported")
             .query("state", "string", "waiting, active or ended")
@@ -220,12 +227,12 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .tag("members")
             .role(w)
             .query("delimiter", "string", "`,`, `;` or `tab` (detected when absent)")
-            .query("encoding", "string", "utf-8 or windows-1251 (detected when absent)")
+            .query("encoding", "string", "utf-8, windows-1251, utf-16le or utf-16be (detected when absent)")
             .query("all_or_nothing", "boolean", "import nothing unless every row is valid")
             .query("autoRun", "boolean", "run the campaign after importing")
             .body(CSV, "Csv")
             .answer(JSON, "ImportAnswer")
-            .errors(&[400, 404, 413, 422, 503]),
+            .errors(&[400, 404, 413, 422, 503, 507]),
         Route::new("GET", "/api/v2/dialer/{id}/members/export.csv", "exportMembers", get(files::export_members))
             .summary("Export members as CSV (re-importable)")
             .tag("members")
@@ -296,54 +303,66 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
     ]
 }
 
-struct Guard {
-    state: Arc<ApiState>,
-    roles: HashMap<(String, String), Option<Role>>,
+/// Whether a route is one of the service routes (`/healthz`, `/metrics`, the OpenAPI document), which are not
+/// counted by the concurrency limit.
+pub fn is_service(r: &Route) -> bool {
+    r.tag == "service"
 }
 
-async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let role = g
-        .roles
-        .get(&(req.method().as_str().to_string(), path))
-        .copied()
-        .flatten();
-    if let Some(required) = role {
-        let (key, token) = credentials(req.headers(), req.uri().query());
-        if let Err(e) = g
-            .state
-            .config
-            .keys
-            .check(key.as_deref(), token.as_deref(), required)
-        {
-            return e.into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// The API router.
+/// The API router, with the guard and the request limits of [`super::server`].
 pub fn router(state: Arc<ApiState>) -> Router {
     let routes = table(&state.config);
-    let guard = Arc::new(Guard {
-        state: state.clone(),
-        roles: routes
-            .iter()
-            .map(|r| ((r.method.to_string(), r.path.to_string()), r.role))
-            .collect(),
-    });
-    let mut router: Router<Arc<ApiState>> = Router::new();
+    let limits = state.config.http;
+    let guard = Arc::new(guard::Guard::new(state.config.keys.clone(), &routes));
+    let mut api: Router<Arc<ApiState>> = Router::new();
+    let mut service: Router<Arc<ApiState>> = Router::new();
     for r in routes {
-        router = router.route(r.path, r.handler);
+        let json_body = r.body.is_some_and(|b| b.media == JSON);
+        let counted = !is_service(&r);
+        let handler = if json_body {
+            r.handler.layer(
+                ServiceBuilder::new()
+                    .layer(RequestBodyDeadlineLayer::new(limits.json_body_deadline))
+                    .map_request(|req: Request<DeadlineBody<Body>>| req.map(Body::new)),
+            )
+        } else {
+            r.handler
+        };
+        if counted {
+            api = api.route(r.path, handler);
+        } else {
+            service = service.route(r.path, handler);
+        }
     }
-    router
-        .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
-        .fallback(system::not_found)
+    let concurrency = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(super::server::overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ));
+    // The 405 fallback is set before the guard is layered, so the guard runs first on every method of a known
+    // path (the guard itself answers 405 after auth; this fallback is never reached unguarded). The guard is
+    // layered last, so it runs before the concurrency limit: a caller without a key cannot take a slot.
+    api.route_layer(concurrency)
+        .merge(service)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            guard::authorize,
+        ))
+        .fallback(system::not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    HeaderName::from_static("x-access-token"),
+                    axum::http::header::AUTHORIZATION,
+                ]))
+                .layer(
+                    tower_http::trace::TraceLayer::new_for_http()
+                        .make_span_with(crate::logging::request_span::<Body>),
+                )
+                .layer(RequestBodyTimeoutLayer::new(limits.body_idle_timeout))
+                .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new)),
+        )
         .with_state(state)
 }

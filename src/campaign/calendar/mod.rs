@@ -77,7 +77,10 @@ pub struct ExceptDate {
 /// `Europe/Kiev` are accepted too). The error message is the one shown to users: `unknown timezone "X"`.
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| {
-        format!("unknown timezone {name:?} (expected an IANA name like \"Europe/Kyiv\")")
+        format!(
+            "unknown timezone {:?} (expected an IANA name like \"Europe/Kyiv\")",
+            crate::text::prefix(name)
+        )
     })
 }
 

@@ -25,8 +25,10 @@
 //! token-escaped so quotes and backslashes reach PCRE as written.
 
 use super::expand::{fs_literal, fs_literal_n};
+use super::folders::confine;
 use super::render::{Field, Refusal, render, token_escape};
 use crate::campaign::callflow::{PlayAndGetDigits, Template};
+use std::path::Path;
 
 /// One `sendmsg execute`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +55,13 @@ pub fn answer() -> Command {
     Command::new("answer", "")
 }
 
-pub fn playback(file: &Template, lookup: Lookup<'_>) -> Result<Command, Refusal> {
-    let file = render(file, lookup, Field::File)?;
+pub fn playback(
+    template: &Template,
+    lookup: Lookup<'_>,
+    sounds: Option<&Path>,
+) -> Result<Command, Refusal> {
+    let file = render(template, lookup, Field::File)?;
+    confine(sounds, "sounds", &file, template)?;
     Ok(Command::new("playback", fs_literal(&file)))
 }
 
@@ -73,10 +80,19 @@ pub fn set_literal(name: &str, value: &str) -> Command {
     Command::new("set", fs_literal_n(&format!("{name}={value}"), 2))
 }
 
-pub fn play_and_get_digits(p: &PlayAndGetDigits, lookup: Lookup<'_>) -> Result<Command, Refusal> {
+pub fn play_and_get_digits(
+    p: &PlayAndGetDigits,
+    lookup: Lookup<'_>,
+    sounds: Option<&Path>,
+) -> Result<Command, Refusal> {
     let file = render(&p.file, lookup, Field::TokenFile)?;
+    confine(sounds, "sounds", &file, &p.file)?;
     let invalid = match &p.invalid_file {
-        Some(t) => render(t, lookup, Field::TokenFile)?,
+        Some(t) => {
+            let f = render(t, lookup, Field::TokenFile)?;
+            confine(sounds, "sounds", &f, t)?;
+            f
+        }
         None => DEFAULT_INVALID_FILE.to_string(),
     };
     let mut arg = format!(
@@ -143,8 +159,13 @@ pub fn bridge(endpoint: &Template, lookup: Lookup<'_>) -> Result<(Command, Strin
     Ok((Command::new("bridge", fs_literal(&endpoint)), endpoint))
 }
 
-pub fn record_session(path: &Template, lookup: Lookup<'_>) -> Result<Command, Refusal> {
+pub fn record_session(
+    path: &Template,
+    lookup: Lookup<'_>,
+    recordings: Option<&Path>,
+) -> Result<Command, Refusal> {
     let path_text = render(path, lookup, Field::TokenFile)?;
+    confine(recordings, "recordings", &path_text, path)?;
     refuse_custom_delimiter(&path_text, path)?;
     Ok(Command::new("record_session", fs_literal(&path_text)))
 }
@@ -223,10 +244,10 @@ mod tests {
     #[test]
     fn ordinary_steps_send_what_freeswitch_expects() {
         assert_eq!(
-            playback(&t("ivr/${lang}/hello.wav"), &lookup).unwrap(),
+            playback(&t("ivr/${lang}/hello.wav"), &lookup, None).unwrap(),
             Command::new("playback", "ivr/uk/hello.wav")
         );
-        let c = play_and_get_digits(&pagd("ivr/${lang}/menu.wav"), &lookup).unwrap();
+        let c = play_and_get_digits(&pagd("ivr/${lang}/menu.wav"), &lookup, None).unwrap();
         assert_eq!(c.app, "play_and_get_digits");
         let read = split_blank(&expand_once(&c.arg));
         assert_eq!(
@@ -258,9 +279,9 @@ mod tests {
     fn hostile_member_values_cannot_change_any_structured_argument() {
         for (var, _) in HOSTILE.iter().filter(|(v, _)| *v != "flag") {
             let r = format!("x${{{var}}}");
-            assert!(playback(&t(&r), &lookup).is_err(), "playback {var}");
+            assert!(playback(&t(&r), &lookup, None).is_err(), "playback {var}");
             assert!(
-                play_and_get_digits(&pagd(&r), &lookup).is_err(),
+                play_and_get_digits(&pagd(&r), &lookup, None).is_err(),
                 "pagd {var}"
             );
             assert!(
@@ -272,7 +293,7 @@ mod tests {
                 "bridge {var}"
             );
             assert!(
-                record_session(&t(&r), &lookup).is_err(),
+                record_session(&t(&r), &lookup, None).is_err(),
                 "record_session {var}"
             );
         }
@@ -304,10 +325,10 @@ mod tests {
         assert_eq!(e.variable.as_deref(), Some("flag"));
         // Inside a path a dash is just a character.
         assert_eq!(
-            playback(&t("ivr/${flag}.wav"), &lookup).unwrap().arg,
+            playback(&t("ivr/${flag}.wav"), &lookup, None).unwrap().arg,
             "ivr/-both.wav"
         );
-        let e = record_session(&t("^^:a"), &lookup).unwrap_err();
+        let e = record_session(&t("^^:a"), &lookup, None).unwrap_err();
         assert!(e.message.contains("custom delimiter"), "{e}");
     }
 
@@ -332,7 +353,7 @@ mod tests {
             value in "[a-zA-Zа-я0-9 '\"\\$%{}(),|&^:!@#*+=._/-]{0,16}",
         ) {
             let lookup = |name: &str| (name == "v").then(|| value.clone());
-            if let Ok(c) = play_and_get_digits(&pagd("ivr/${v}.wav"), &lookup) {
+            if let Ok(c) = play_and_get_digits(&pagd("ivr/${v}.wav"), &lookup, None) {
                 let read = split_blank(&expand_once(&c.arg));
                 proptest::prop_assert_eq!(read.len(), 9, "{:?}", read);
                 proptest::prop_assert_eq!(&read[5], &format!("ivr/{value}.wav"));

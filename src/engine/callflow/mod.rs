@@ -30,6 +30,7 @@
 pub mod command;
 pub mod context;
 pub mod expand;
+pub mod folders;
 mod link;
 pub mod outcome;
 pub mod render;
@@ -37,6 +38,7 @@ mod runner;
 mod steps;
 
 pub use context::CallContext;
+pub use folders::MediaFolders;
 pub use outcome::{CallflowOutcome, DigitsInput, Ended, StepError, StepErrorKind, StepRun};
 pub use runner::{RUNNER_HANGUP_CAUSE, RunnerConfig, run, run_with};
 

@@ -82,6 +82,11 @@ impl Field {
         }
     }
 
+    /// Whether the field is a file path (member data may not make it climb or absolute).
+    fn is_path(self) -> bool {
+        matches!(self, Field::File | Field::TokenFile)
+    }
+
     /// Whether the field is one token of a space-separated argument.
     fn tokenised(self) -> bool {
         matches!(self, Field::TokenFile | Field::Word)
@@ -107,11 +112,16 @@ pub fn render(
     field: Field,
 ) -> Result<String, Refusal> {
     let mut out = String::with_capacity(template.source().len());
+    let mut substituted: Vec<Substituted<'_>> = Vec::new();
     for segment in template.segments() {
         match segment {
             Segment::Literal(text) => out.push_str(text),
             Segment::Var(name) => {
                 let Some(value) = lookup(name) else { continue };
+                substituted.push(Substituted {
+                    name,
+                    bytes: out.len()..out.len() + value.len(),
+                });
                 if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| !field.allows(*c)) {
                     return Err(Refusal {
                         variable: Some(name.clone()),
@@ -129,6 +139,9 @@ pub fn render(
             }
         }
     }
+    if field.is_path() {
+        path_escape(&out, &substituted)?;
+    }
     if field != Field::Value && out.is_empty() {
         let vars: Vec<String> = template.variables().map(|v| format!("${{{v}}}")).collect();
         return Err(Refusal {
@@ -145,6 +158,51 @@ pub fn render(
     } else {
         out
     })
+}
+
+/// Where a variable's value landed in a rendered field.
+struct Substituted<'a> {
+    name: &'a str,
+    bytes: std::ops::Range<usize>,
+}
+
+/// Refuses a path that member data makes absolute (a value at its start beginning with `/`) or makes climb (a
+/// `..` component holding substituted text): a value can then only name something inside the folder the flow's
+/// author wrote (`/var/lib/fsdialer/recordings/${number}.wav`, `ivr/${lang}/hello.wav`).
+fn path_escape(path: &str, substituted: &[Substituted<'_>]) -> Result<(), Refusal> {
+    let culprit = |range: std::ops::Range<usize>| {
+        substituted
+            .iter()
+            .find(|s| s.bytes.start < range.end && range.start < s.bytes.end)
+    };
+    if path.starts_with('/')
+        && let Some(s) = culprit(0..1)
+    {
+        return Err(Refusal {
+            variable: Some(s.name.to_string()),
+            message: format!(
+                "the value of ${{{}}} starts with / and would make the path absolute",
+                s.name
+            ),
+        });
+    }
+    let mut at = 0;
+    for component in path.split('/') {
+        let range = at..at + component.len();
+        at = range.end + 1;
+        if component == ".."
+            && let Some(s) = culprit(range)
+        {
+            return Err(Refusal {
+                variable: Some(s.name.to_string()),
+                message: format!(
+                    "the value of ${{{}}} makes a .. path component, which would climb out of the folder",
+                    s.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Escapes one token of a space-separated FreeSWITCH argument (`switch_separate_string` with a blank delimiter)
@@ -303,6 +361,48 @@ pub(super) mod tests {
         );
         let e = render(&t("${newline}"), &vars, Field::Value).unwrap_err();
         assert!(e.message.contains("a line break"), "{}", e.message);
+    }
+
+    #[test]
+    fn member_data_cannot_climb_out_of_a_path_or_make_it_absolute() {
+        let vars = |name: &str| -> Option<String> {
+            match name {
+                "up" => Some("..".into()),
+                "climb" => Some("../../etc/passwd".into()),
+                "abs" => Some("/etc/passwd".into()),
+                "dot" => Some(".".into()),
+                "ok" => Some("a..b/c.wav".into()),
+                _ => None,
+            }
+        };
+        for field in [Field::File, Field::TokenFile] {
+            for (template, var) in [
+                ("/rec/${climb}.wav", "climb"),
+                ("ivr/${up}/x.wav", "up"),
+                ("ivr/${dot}${dot}/x.wav", "dot"),
+                ("${abs}", "abs"),
+                ("${abs}.wav", "abs"),
+            ] {
+                let e = render(&t(template), &vars, field).unwrap_err();
+                assert_eq!(e.variable.as_deref(), Some(var), "{template} {field:?}");
+            }
+            // Dots inside a name, a value in the middle of an absolute path written by the author, and the
+            // author's own `..` are fine.
+            assert_eq!(
+                render(&t("/rec/${ok}"), &vars, field).unwrap(),
+                "/rec/a..b/c.wav"
+            );
+            assert_eq!(
+                render(&t("/rec${abs}"), &vars, field).unwrap(),
+                "/rec/etc/passwd"
+            );
+            assert_eq!(
+                render(&t("../ivr/${ok}"), &vars, field).unwrap(),
+                "../ivr/a..b/c.wav"
+            );
+        }
+        // Other fields are not paths.
+        assert!(render(&t("${up}"), &vars, Field::Value).is_ok());
     }
 
     #[test]

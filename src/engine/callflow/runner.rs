@@ -15,6 +15,7 @@
 //! connect returns to the flow, which records it, instead of FreeSWITCH hanging the caller up with the far end's
 //! cause).
 
+use super::folders::MediaFolders;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -41,6 +42,8 @@ pub struct RunnerConfig {
     /// The channel variable `result {success}` writes (`success` / `failure`) so the CDR carries it; `None` to
     /// keep the result local. Default `dlr_result`.
     pub result_variable: Option<String>,
+    /// Where files may be played from and recorded into. Default: not confined beyond the render rules.
+    pub folders: MediaFolders,
 }
 
 impl Default for RunnerConfig {
@@ -50,6 +53,7 @@ impl Default for RunnerConfig {
             playback_timeout: Duration::from_secs(300),
             bridge_timeout: Duration::from_secs(120),
             result_variable: Some("dlr_result".into()),
+            folders: MediaFolders::default(),
         }
     }
 }

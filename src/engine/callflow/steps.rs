@@ -65,12 +65,17 @@ impl Run<'_, '_> {
                     .await
             }
             Step::Playback { file } => {
-                let cmd = command::playback(file, &self.lookup());
+                let cmd =
+                    command::playback(file, &self.lookup(), self.config.folders.sounds.as_deref());
                 let limit = self.config.playback_timeout + self.config.quick_timeout;
                 self.simple(path, step, cmd, limit).await
             }
             Step::RecordSession { path: file } => {
-                let cmd = command::record_session(file, &self.lookup());
+                let cmd = command::record_session(
+                    file,
+                    &self.lookup(),
+                    self.config.folders.recordings.as_deref(),
+                );
                 let limit = self.config.quick_timeout;
                 self.simple(path, step, cmd, limit).await
             }
@@ -152,7 +157,8 @@ impl Run<'_, '_> {
         step: &Step,
         p: &PlayAndGetDigits,
     ) -> Next<'f> {
-        let built = command::play_and_get_digits(p, &self.lookup());
+        let built =
+            command::play_and_get_digits(p, &self.lookup(), self.config.folders.sounds.as_deref());
         let cmd = match built {
             Ok(c) => c,
             Err(refusal) => return self.refused(path, step, refusal),

@@ -485,11 +485,12 @@ impl Core {
             talk_secs: talk,
         });
         let member = call.claim.member_id.to_string();
+        let number = crate::logging::mask_number(&call.claim.number);
         self.attempt_log.ended(&AttemptLine {
             campaign: &call.campaign,
             attempt: &attempt,
             member: &member,
-            number: &call.claim.number,
+            number: &number,
             cause: &cause,
             class,
             talk_secs: talk,

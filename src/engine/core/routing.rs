@@ -23,6 +23,8 @@ use crate::store::{AttemptId, Claim};
 /// First back-off of an opened breaker; doubled each time it opens again, up to [`BREAKER_MAX_SHIFT`] doublings.
 const BREAKER_BACKOFF: ChronoDuration = ChronoDuration::seconds(2);
 const BREAKER_MAX_SHIFT: u32 = 5;
+/// Cause recorded for an attempt whose originate would be longer than FreeSWITCH accepts (never sent).
+const ORIGINATE_TOO_LONG: &str = "ORIGINATE_TOO_LONG";
 /// How long a gateway whose shared slots were all taken (by other nodes or campaigns) is skipped.
 const BUSY_PAUSE: ChronoDuration = ChronoDuration::milliseconds(500);
 
@@ -238,7 +240,13 @@ impl Core {
                 match e {
                     // No gateway will ever take this number: an error-class result for this number.
                     RouteError::NoMatch { .. } | RouteError::UnsafeNumber { .. } => {
-                        tracing::info!(campaign = id, error = %e, "number cannot be routed");
+                        // The error quotes the number: personal data, logged masked unless allowed.
+                        tracing::info!(
+                            campaign = id,
+                            number = %crate::logging::mask_number(&claim.number),
+                            unsafe_text = matches!(e, RouteError::UnsafeNumber { .. }),
+                            "number cannot be routed"
+                        );
                         let cause = if matches!(e, RouteError::UnsafeNumber { .. }) {
                             "INVALID_NUMBER_FORMAT"
                         } else {
@@ -298,8 +306,26 @@ impl Core {
             campaign_vars: valid.channel_variables(),
             member_vars: &member_vars,
             application: "&park()",
+            node: Some(&self.cfg.node),
         };
-        let built = originate::build_on_node(&spec, &self.cfg.node);
+        let built = match originate::try_build(&spec, valid.member_channel_vars()) {
+            Ok(built) => built,
+            Err(e) => {
+                // Member data is bounded at input, so only data stored before the bounds can get here: the
+                // command is never sent; the number is bad data (error class), so the member cannot spin on it.
+                tracing::warn!(campaign = id, attempt = %claim.attempt_id, error = %e, "originate not sent");
+                let attempt = claim.attempt_id;
+                self.track(now, id, claim, None, None, None);
+                self.complete(
+                    now,
+                    attempt,
+                    ORIGINATE_TOO_LONG.into(),
+                    CauseClass::Error,
+                    0,
+                );
+                return;
+            }
+        };
         let gw_limit = gateway.limit();
         let job = Uuid::new_v4();
         let attempt = claim.attempt_id;

@@ -4,7 +4,7 @@
 //! pending background job fails with the same [`ClientError::ConnectionLost`]. Sources that are not `Clone`
 //! (IO and codec errors) are kept as their message.
 
-use crate::esl::command::NewlineInCommand;
+use crate::esl::command::UnsendableCommand;
 
 /// An error from the inbound ESL client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,9 +35,10 @@ pub enum ClientError {
     /// FreeSWITCH answered the command with an error reply (`-ERR …`, `-USAGE …`).
     #[error("FreeSWITCH refused `{command}`: {reply}")]
     CommandFailed { command: String, reply: String },
-    /// A command built from outside data contained a line break (which would inject another command).
+    /// A command built from outside data contained a line break (which would inject another command) or was
+    /// longer than FreeSWITCH accepts; it was not sent.
     #[error(transparent)]
-    InvalidCommand(#[from] NewlineInCommand),
+    InvalidCommand(#[from] UnsendableCommand),
     /// An argument the client refuses before sending (empty list, whitespace in a name, …).
     #[error("invalid ESL command argument: {0}")]
     InvalidArgument(String),

@@ -27,7 +27,7 @@ use crate::sim::scenario::Scenario;
 use listener::Listener;
 
 /// Largest command accepted (FreeSWITCH cuts a packet at 10 MiB).
-pub const MAX_COMMAND: usize = 10 * 1024 * 1024;
+pub const MAX_COMMAND: usize = crate::esl::command::MAX_COMMAND_BYTES;
 /// Frames queued per client before it is dropped (mod_event_socket's MAX_QUEUE_LEN).
 pub const MAX_QUEUE: usize = 100_000;
 /// FreeSWITCH 1.10's default `event-heartbeat-interval`.

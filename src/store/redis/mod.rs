@@ -183,7 +183,7 @@ impl RedisStore {
     /// Like [`connect`](Self::connect), with attempt ids from the given source.
     pub async fn connect_with_ids(url: &str, ids: AttemptIds) -> StoreResult<RedisStore> {
         let client = redis::Client::open(url).map_err(|e| StoreError::InvalidUrl {
-            url: url.to_string(),
+            url: crate::logging::redact_url(url).into_owned(),
             reason: e.to_string(),
         })?;
         let config = ConnectionManagerConfig::new()

@@ -1,0 +1,110 @@
+//! The HTTP server and its limits: what a client (or an attacker without a key) can hold on this process.
+//!
+//! - **Connections** (hyper, HTTP/1.1): a connection must send a whole request head within
+//!   [`HttpLimits::header_read_timeout`]. hyper starts that timer whenever it waits for a head — on a new
+//!   connection and between keep-alive requests — so it is also the per-connection idle timeout: idle,
+//!   slowloris (headers a byte at a time) and finished keep-alive connections are all closed after it.
+//! - **Request bodies** (tower-http): no more than [`HttpLimits::body_idle_timeout`] between two pieces of a body
+//!   (`RequestBodyTimeoutLayer`), and a JSON body must arrive whole within [`HttpLimits::json_body_deadline`]
+//!   (`RequestBodyDeadlineLayer`, on the routes that take JSON; CSV uploads may be large and only have the idle
+//!   timeout). A body that times out answers **408**.
+//! - **Concurrency** (tower): at most [`HttpLimits::max_concurrent_requests`] API requests at once across every
+//!   connection (`GlobalConcurrencyLimitLayer` behind `LoadShedLayer`); one more answers **429** at once instead
+//!   of queueing. The service routes (`/healthz`, `/metrics`, the OpenAPI document) are outside the limit, so a
+//!   flood of slow requests cannot make a load balancer think the node is dead.
+//! - Body sizes (413) and JSON depth (400) are checked where bodies are read ([`super::extract`]).
+
+use super::ApiState;
+use super::error::ApiError;
+use axum::http::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default time to receive a request head (also the idle timeout of a connection).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest pause inside a request body.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time to receive a whole JSON body.
+pub const DEFAULT_JSON_BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Default most API requests served at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// Default deepest JSON nesting accepted in a body.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+
+/// Connection and request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub json_body_deadline: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_json_depth: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
+            json_body_deadline: DEFAULT_JSON_BODY_DEADLINE,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+        }
+    }
+}
+
+/// The answer to a request refused by the concurrency limit (or failed by another tower layer).
+pub async fn overloaded(e: tower::BoxError) -> ApiError {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests in progress; try again shortly",
+        )
+    } else {
+        ApiError::internal(format!("request failed: {e}"))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then stops accepting and lets requests in progress
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.http;
+    let router = super::routes::router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "api: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "api connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
