@@ -8,6 +8,9 @@ use fsdialer::esl::Event;
 use fsdialer::sim::model::{Config, Switch};
 use fsdialer::sim::scenario::Scenario;
 
+#[path = "support/replay.rs"]
+mod replay;
+
 const T0: u64 = 1_795_636_943_000_000;
 
 fn captures() -> serde_json::Value {
@@ -541,4 +544,91 @@ fn play_and_get_digits_presses_the_scenario_digits_and_bridge_reaches_an_agent()
         .collect();
     assert_eq!(hc.len(), 2);
     assert_eq!(sw.channel_count(), 0);
+}
+
+// ------------------------------------------------------------------ replays of the realfs-2026-12 captures
+
+/// The capture's commands sent to a simulated switch configured as the captured one (its sounds under
+/// /opt/freeswitch/sounds, its dialplan `fixtures/sim/realfs.toml`).
+fn replay_capture(name: &str) -> (replay::Capture, replay::Replayed) {
+    let cap = replay::load(name);
+    let cfg = Config {
+        sound_prefix: "/opt/freeswitch/sounds".into(),
+        ..Config::default()
+    };
+    let r = replay::replay(&cap, cfg, replay::realfs_scenario(), 30);
+    (cap, r)
+}
+
+fn event_of<'a>(r: &'a replay::Replayed, uuid: &str, name: &str) -> Vec<&'a Event> {
+    r.events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.unique_id() == Some(uuid) && e.name() == Some(name))
+        .collect()
+}
+
+#[test]
+fn replay_vars_percent_escapes_are_not_encoded_again_in_event_plain() {
+    let (cap, r) = replay_capture("vars");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    // Stored as sent (uuid_getvar answers 50%25off); events carry it unencoded again, so it reads back decoded.
+    let create = event_of(&r, "69301357-4065-52e0-8b70-5a6b4956469d", "CHANNEL_CREATE");
+    assert_eq!(create[0].get("variable_v_pct"), Some("50%off"));
+    assert!(r.api_replies.contains(&"50%25off".to_string()));
+}
+
+#[test]
+fn replay_burst_sps_half_throttled_loopback_call_waits_in_cs_init_until_originate_timeout() {
+    let (cap, r) = replay_capture("burst_sps");
+    let (answered, half) = (
+        "4928d868-3c3c-5e70-bf22-9d31fb10088c",
+        "5e2c48a9-2ded-50ad-86ca-6384a68de2d2",
+    );
+    // Job bodies of all 40 (14 +OK, 25 refused, 1 NO_ANSWER) and both channels event by event.
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[answered, half]));
+    let at = |name: &str| {
+        r.events
+            .iter()
+            .find(|(_, e)| e.unique_id() == Some(half) && e.name() == Some(name))
+            .map(|(t, e)| (*t, e.get("Channel-State").map(str::to_string)))
+            .unwrap()
+    };
+    let (created, _) = at("CHANNEL_CREATE");
+    let (hungup, state) = at("CHANNEL_HANGUP");
+    assert_eq!(state.as_deref(), Some("CS_INIT"), "never routed");
+    assert_eq!(hungup - created, 10_000_000, "originate_timeout=10");
+}
+
+#[test]
+fn replay_transfer_nowhere_hangs_up_no_route_destination() {
+    let (cap, r) = replay_capture("transfer_nowhere");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+}
+
+#[test]
+fn replay_transfer_operator_runs_the_operator_extension() {
+    let (cap, r) = replay_capture("transfer_operator");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    let parks = event_of(&r, "5e85acd0-71c9-5783-854d-3fffc2746b91", "CHANNEL_PARK");
+    assert_eq!(parks.len(), 2, "parked again by the operator extension");
+    assert_eq!(parks[1].get("Caller-Destination-Number"), Some("operator"));
+}
+
+#[test]
+fn replay_playback_missing_answers_file_not_found_at_once() {
+    let (cap, r) = replay_capture("playback_missing");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    let a = "c55b19fc-a368-5f6c-a999-10d4366eef73";
+    let (start, done): (Vec<_>, Vec<_>) = r
+        .events
+        .iter()
+        .filter(|(_, e)| e.unique_id() == Some(a) && e.get("Application") == Some("playback"))
+        .partition(|(_, e)| e.name() == Some("CHANNEL_EXECUTE"));
+    assert_eq!(
+        done[0].1.get("Application-Response"),
+        Some("FILE NOT FOUND")
+    );
+    assert_eq!(start[0].0, done[0].0, "at once");
+    assert_eq!(done[1].1.get("Application-Response"), Some("FILE PLAYED"));
 }

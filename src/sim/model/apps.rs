@@ -6,7 +6,8 @@
 //! timed ones (playback, sleep, play_and_get_digits) complete from a timer. api reply texts are the real ones
 //! from `fixtures/esl/api_replies.bin`.
 
-use super::{Activity, Call, Channel, Requester, Switch, Timer, new_uuid};
+use super::{Activity, Call, Channel, Requester, Switch, Timer, channel, new_uuid};
+use crate::esl::Event;
 use crate::sim::originate::atoi;
 use crate::sim::scenario::Outcome;
 
@@ -34,7 +35,14 @@ impl Switch {
         }
     }
 
-    fn begin_app(&mut self, uuid: &str, app: &str, arg: &str, app_uuid: &str, playback: bool) {
+    pub(super) fn begin_app(
+        &mut self,
+        uuid: &str,
+        app: &str,
+        arg: &str,
+        app_uuid: &str,
+        playback: bool,
+    ) {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -50,6 +58,8 @@ impl Switch {
             ch.vars.add("current_application", app);
         }
         ch.last_app = Some((app.to_string(), arg.to_string()));
+        // switch_core_session_exec clears the response an earlier application left.
+        ch.vars.remove("current_application_response");
         if app == "set"
             && let Some((k, v)) = arg.split_once('=')
         {
@@ -68,17 +78,18 @@ impl Switch {
         post.push(("Application-UUID", app_uuid));
         self.fire("CHANNEL_EXECUTE", uuid, EXEC, &[], &post);
         if playback {
+            let path = self.playback_path(arg);
             self.fire(
                 "PLAYBACK_START",
                 uuid,
                 ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
                 &[],
-                &[("Playback-File-Path", arg)],
+                &[("Playback-File-Path", &path)],
             );
         }
     }
 
-    fn finish_app(&mut self, uuid: &str, response: &str) {
+    pub(super) fn finish_app(&mut self, uuid: &str, response: &str) {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -101,25 +112,97 @@ impl Switch {
             ch.vars.add("playback_seconds", &(ms / 1000).to_string());
             ch.vars.add("playback_ms", &ms.to_string());
             ch.vars.add("playback_samples", &(ms * 8).to_string());
+            let path = self.playback_path(&arg);
             self.fire(
                 "PLAYBACK_STOP",
                 uuid,
                 ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
                 &[],
-                &[("Playback-File-Path", &arg), ("Playback-Status", "done")],
+                &[("Playback-File-Path", &path), ("Playback-Status", "done")],
             );
         }
         let mut post = vec![("Application", app.as_str())];
         if !arg.is_empty() {
             post.push(("Application-Data", arg.as_str()));
         }
-        let resp = if response.is_empty() {
-            "_none_"
-        } else {
-            response
+        let resp = match (response, playback) {
+            ("", true) => "FILE PLAYED",
+            (r, _) => r,
         };
+        // The response is the channel's current_application_response, which the application may have set.
+        if let Some(ch) = self.channels.get_mut(uuid)
+            && !resp.is_empty()
+        {
+            ch.vars.add("current_application_response", resp);
+        }
+        let resp = if resp.is_empty() { "_none_" } else { resp };
         post.push(("Application-Response", resp));
         post.push(("Application-UUID", app_uuid.as_str()));
+        self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+        self.after_app(uuid);
+    }
+
+    /// What follows an application's return: the PRIVATE_COMMAND of the `sendmsg` that ran it
+    /// (`switch_ivr_parse_next_event` fires the message back with the channel's data), then the next action of
+    /// the extension the channel runs.
+    fn after_app(&mut self, uuid: &str) {
+        let pending = self
+            .channels
+            .get_mut(uuid)
+            .and_then(|c| c.pending_private.take());
+        if let Some(headers) = pending {
+            self.private_command(uuid, &headers);
+        }
+        self.dialplan_next(uuid);
+    }
+
+    fn private_command(&mut self, uuid: &str, sendmsg: &[(String, String)]) {
+        let seq = self.next_seq();
+        if !self.wants("PRIVATE_COMMAND") {
+            return;
+        }
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        let mut h = Vec::with_capacity(64);
+        h.push(("Command".to_string(), format!("sendmsg {uuid}")));
+        h.extend(sendmsg.iter().cloned());
+        channel::core_headers(
+            &mut h,
+            &self.cfg.identity,
+            "PRIVATE_COMMAND",
+            self.now,
+            ("switch_ivr.c", "switch_ivr_parse_next_event", 804),
+            seq,
+        );
+        ch.push_data(&mut h, "PRIVATE_COMMAND", false);
+        self.events.push(Event::from_pairs(h, None));
+    }
+
+    /// Leaves `park` (hang-up or transfer): CHANNEL_UNPARK and park's EXECUTE_COMPLETE.
+    pub(super) fn leave_park(&mut self, uuid: &str) {
+        let Some(park_uuid) = self.channels.get_mut(uuid).and_then(|c| c.park.take()) else {
+            return;
+        };
+        self.fire(
+            "CHANNEL_UNPARK",
+            uuid,
+            ("switch_ivr.c", "switch_ivr_park", 1213),
+            &[],
+            &[],
+        );
+        // park's response is whatever the last application it ran left in current_application_response.
+        let response = self
+            .channels
+            .get(uuid)
+            .and_then(|c| c.vars.get("current_application_response"))
+            .unwrap_or("_none_")
+            .to_string();
+        let post = [
+            ("Application", "park"),
+            ("Application-Response", response.as_str()),
+            ("Application-UUID", park_uuid.as_str()),
+        ];
         self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
     }
 
@@ -129,22 +212,16 @@ impl Switch {
             return;
         };
         match std::mem::replace(&mut ch.activity, Activity::Idle) {
-            Activity::Parked => {
-                self.fire(
-                    "CHANNEL_UNPARK",
-                    uuid,
-                    ("switch_ivr.c", "switch_ivr_park", 1213),
-                    &[],
-                    &[],
-                );
-                let post = [("Application", "park"), ("Application-Response", "_none_")];
-                self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
-            }
             running @ Activity::Running { .. } => {
+                // Interrupted by the hang-up: a playback reports PLAYBACK ERROR.
+                let response = match &running {
+                    Activity::Running { playback: true, .. } => "PLAYBACK ERROR",
+                    _ => "",
+                };
                 if let Some(ch) = self.channels.get_mut(uuid) {
                     ch.activity = running;
                 }
-                self.finish_app(uuid, "");
+                self.finish_app(uuid, response);
             }
             Activity::Bridged { app_uuid, arg } => {
                 let post = [
@@ -157,6 +234,7 @@ impl Switch {
             }
             Activity::Idle => {}
         }
+        self.leave_park(uuid);
     }
 
     /// Runs an application on a live channel (`&app(args)` or `sendmsg` execute).
@@ -167,7 +245,6 @@ impl Switch {
         if ch.hanging_up {
             return;
         }
-        let parked = ch.activity == Activity::Parked;
         if matches!(
             ch.activity,
             Activity::Running { .. } | Activity::Bridged { .. }
@@ -182,6 +259,7 @@ impl Switch {
                 ("Application-UUID", au.as_str()),
             ];
             self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+            self.after_app(uuid);
             return;
         }
         let au = app_uuid.map(str::to_string).unwrap_or_else(new_uuid);
@@ -190,7 +268,8 @@ impl Switch {
             "park" => {
                 self.begin_app(uuid, "park", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.activity = Activity::Parked;
+                    ch.activity = Activity::Idle;
+                    ch.park = Some(au.clone());
                 }
                 self.fire(
                     "CHANNEL_PARK",
@@ -229,16 +308,10 @@ impl Switch {
                     );
                 }
                 self.finish_app(uuid, "");
-                if parked {
-                    self.reenter_park(uuid);
-                }
             }
-            "playback" if self.scenario.file_missing(arg) => {
+            "playback" if !self.playback_finds(arg) => {
                 self.begin_app(uuid, "playback", arg, &au, false);
                 self.finish_app(uuid, "FILE NOT FOUND");
-                if parked {
-                    self.reenter_park(uuid);
-                }
             }
             "playback" | "sleep" | "play_and_get_digits" => {
                 let ms = match app_l.as_str() {
@@ -270,18 +343,7 @@ impl Switch {
                 };
                 self.hangup(uuid, &cause);
             }
-            "transfer" => {
-                self.begin_app(uuid, "transfer", arg, &au, false);
-                let now = self.now;
-                if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.profile.dest = arg.split_whitespace().next().unwrap_or("").to_string();
-                    ch.profile.transfer_us = now;
-                }
-                self.finish_app(uuid, "");
-                self.set_state(uuid, "CS_ROUTING", 2);
-                self.set_state(uuid, "CS_EXECUTE", 4);
-                self.execute(uuid, "park", "", None);
-            }
+            "transfer" => self.transfer(uuid, arg, &au),
             "bridge" => {
                 self.begin_app(uuid, "bridge", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
@@ -304,13 +366,6 @@ impl Switch {
                 // Unknown application: FreeSWITCH logs "Invalid Application" and hangs up the channel.
                 self.hangup(uuid, "DESTINATION_OUT_OF_ORDER");
             }
-        }
-    }
-
-    fn reenter_park(&mut self, uuid: &str) {
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.activity = Activity::Parked;
-            ch.vars.add("current_application", "park");
         }
     }
 
@@ -368,20 +423,6 @@ impl Switch {
             response = got;
         }
         self.finish_app(uuid, &response);
-        if self
-            .channels
-            .get(uuid)
-            .is_some_and(|c| c.kind == super::LegKind::LoopA || c.kind == super::LegKind::Single)
-        {
-            // Back to park when the originated channel was parked before (sendmsg execute inside park).
-            let was_parked = self
-                .channels
-                .get(uuid)
-                .is_some_and(|c| c.vars.get("current_application") == Some("park"));
-            if was_parked {
-                self.reenter_park(uuid);
-            }
-        }
     }
 
     fn scripted_digits(&self, ch: &Channel) -> String {
@@ -443,7 +484,7 @@ impl Switch {
                     post.push(("Application-UUID", app_uuid.as_str()));
                 }
                 self.fire("CHANNEL_EXECUTE_COMPLETE", from, EXEC_DONE, &[], &post);
-                self.reenter_park(from);
+                self.after_app(from);
             }
         }
     }
@@ -474,7 +515,12 @@ impl Switch {
                 let app = get("execute-app-name").unwrap_or("");
                 let arg = get("execute-app-arg").unwrap_or("");
                 let loops = get("loops").map(atoi).unwrap_or(1).max(1);
-                for _ in 0..loops {
+                for i in 0..loops {
+                    if i + 1 == loops
+                        && let Some(ch) = self.channels.get_mut(uuid)
+                    {
+                        ch.pending_private = Some(headers.to_vec());
+                    }
                     self.execute(uuid, app, arg, get("Event-UUID"));
                 }
             }
