@@ -18,6 +18,7 @@ pub mod originate;
 pub mod pacing;
 pub mod shell;
 pub mod state;
+pub mod switch_info;
 
 /// The callflow runner the engine uses for answered calls: [`callflow::run`] with the member's name, number and
 /// variables; the flow's `result {success}` decides the attempt's class.

@@ -560,13 +560,19 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
                 peak,
                 peak,
                 0,
-                sw.cfg.sessions_per_second,
+                sw.limits.per_second,
                 0,
                 0,
-                sw.cfg.max_sessions
+                sw.limits.max_sessions
             )
         }
         "version" => "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n".into(),
+        "fsctl" => fsctl(sw, &args),
+        // mod_commands' file_exists stats the path as given (FreeSWITCH's working directory for a relative one).
+        "file_exists" => {
+            let exists = arg.starts_with('/') && sw.scenario.file_exists(arg, sw.sound_prefix());
+            exists.to_string()
+        }
         "hostname" => sw.cfg.identity.hostname.clone(),
         "uptime" => format!("{}\n", now.saturating_sub(sw.started_us) / 1_000_000),
         "module_exists" => if matches!(
@@ -674,6 +680,40 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
         }
         "show" => show(sw, &args),
         _ => format!("-ERR {cmd} Command not found!\n"),
+    }
+}
+
+/// mod_commands' `CTL_SYNTAX` (signalwire/freeswitch master; 1.10.12's lacks `uuid_version`).
+const CTL_SYNTAX: &str = "[api_expansion [on|off]|recover|send_sighup|hupall|pause [inbound|outbound]|resume [inbound|outbound]|shutdown [cancel|elegant|asap|now|restart]|uuid_version [4|7]|sps|sps_peak_reset|sync_clock|sync_clock_when_idle|reclaim_mem|max_sessions|min_dtmf_duration [num]|max_dtmf_duration [num]|default_dtmf_duration [num]|min_idle_cpu|loglevel [level]|debug_level [level]|mdns_resolve [enable|disable]]";
+
+/// `fsctl max_sessions [n]` and `fsctl sps [n]` as mod_commands answers them (reading with no argument, setting
+/// with one), `fsctl last_sps`; the simulator knows no other subcommand.
+fn fsctl(sw: &mut Switch, args: &[&str]) -> String {
+    let what = args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    let value = args.get(1).map(|v| atoi(v)).filter(|v| *v > 0);
+    let value = value.and_then(|v| u32::try_from(v).ok());
+    match what.as_str() {
+        "max_sessions" => {
+            if let Some(v) = value {
+                sw.limits.max_sessions = v;
+            }
+            format!("+OK max sessions: {}\n", sw.limits.max_sessions)
+        }
+        "sps" => {
+            if let Some(v) = value {
+                sw.limits.per_second = v;
+            }
+            format!("+OK sessions per second: {}\n", sw.limits.per_second)
+        }
+        "last_sps" => format!(
+            "+OK last sessions per second: {}\n",
+            sw.limits.last_second()
+        ),
+        "" => format!("-USAGE: {CTL_SYNTAX}\n"),
+        _ => format!("-ERR Invalid command\nUSAGE: fsctl {CTL_SYNTAX}\n"),
     }
 }
 

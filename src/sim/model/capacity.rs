@@ -22,6 +22,7 @@ pub struct SessionLimits {
     pub per_second: u32,
     left: i64,
     second: u64,
+    last: u32,
 }
 
 impl SessionLimits {
@@ -31,6 +32,7 @@ impl SessionLimits {
             per_second,
             left: i64::from(per_second),
             second: now_us / 1_000_000,
+            last: 0,
         }
     }
 
@@ -38,9 +40,15 @@ impl SessionLimits {
     pub fn tick(&mut self, now_us: u64) {
         let sec = now_us / 1_000_000;
         if sec != self.second {
+            self.last = u32::try_from(i64::from(self.per_second) - self.left.max(0)).unwrap_or(0);
             self.second = sec;
             self.left = i64::from(self.per_second);
         }
+    }
+
+    /// Sessions started in the last whole second of the counter (`fsctl last_sps`).
+    pub fn last_second(&self) -> u32 {
+        self.last
     }
 
     /// One session request with `live` sessions up.
