@@ -632,3 +632,154 @@ fn replay_playback_missing_answers_file_not_found_at_once() {
     assert_eq!(start[0].0, done[0].0, "at once");
     assert_eq!(done[1].1.get("Application-Response"), Some("FILE PLAYED"));
 }
+
+#[test]
+fn replay_dtmf_pagd_ends_when_the_digit_arrives_with_read_result() {
+    let (cap, r) = replay_capture("dtmf_pagd");
+    // The a-leg, where the dialer's play_and_get_digits runs (the b-leg runs dialplan-demo.xml's confirm_N
+    // extension step by step, which the scenario's rule does not model application by application).
+    let a = "b1ba34b9-13f5-5f77-a432-2c081ca54b82";
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[a]));
+    let dtmf = event_of(&r, a, "DTMF");
+    assert_eq!(dtmf.len(), 1);
+    assert!(dtmf[0].headers().all(|(n, _)| !n.starts_with(b"variable_")));
+    let at = |e: &Event| r.events.iter().find(|(_, x)| std::ptr::eq(x, e)).unwrap().0;
+    let done = event_of(&r, a, "CHANNEL_EXECUTE_COMPLETE")
+        .into_iter()
+        .find(|e| e.get("Application") == Some("play_and_get_digits"))
+        .unwrap();
+    assert_eq!(
+        at(done),
+        at(dtmf[0]),
+        "the step ends when the digit arrives"
+    );
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+}
+
+/// Runs `play_and_get_digits <arg>` on an answered call to `number` of `scenario`; returns the events of the
+/// application (from its CHANNEL_EXECUTE to its CHANNEL_EXECUTE_COMPLETE) with their times since it started.
+fn digits_run(scenario: &str, number: &str, arg: &str) -> Vec<(u64, Event)> {
+    let mut sw = Switch::new(
+        Config::default(),
+        Scenario::from_toml(scenario).unwrap(),
+        T0,
+    );
+    let uuid = "22222222-0000-4000-8000-000000000002";
+    sw.bgapi(
+        T0,
+        "originate",
+        &format!("{{origination_uuid={uuid}}}loopback/{number}/default &park"),
+        "job",
+        "",
+    );
+    let start = T0 + 1_000_000;
+    sw.advance(start);
+    sw.take_events();
+    let headers: Vec<(String, String)> = [
+        ("call-command", "execute"),
+        ("execute-app-name", "play_and_get_digits"),
+        ("execute-app-arg", arg),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    sw.sendmsg(start, uuid, &headers).unwrap();
+    let mut out: Vec<(u64, Event)> = sw.take_events().into_iter().map(|e| (0, e)).collect();
+    while let Some(d) = sw.next_deadline() {
+        sw.advance(d);
+        out.extend(sw.take_events().into_iter().map(|e| (d - start, e)));
+        if out.iter().any(|(_, e)| {
+            e.name() == Some("CHANNEL_EXECUTE_COMPLETE")
+                && e.get("Application") == Some("play_and_get_digits")
+        }) {
+            break;
+        }
+    }
+    out.retain(|(_, e)| e.unique_id() == Some(uuid));
+    out
+}
+
+fn timeline(events: &[(u64, Event)]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|(t, e)| {
+            let what = match e.name()? {
+                "PLAYBACK_START" | "PLAYBACK_STOP" => e.get("Playback-File-Path")?.to_string(),
+                "DTMF" => e.get("DTMF-Digit")?.to_string(),
+                "CHANNEL_EXECUTE_COMPLETE" => e.get("Application-Response")?.to_string(),
+                _ => return None,
+            };
+            Some(format!("{} {} {what}", t / 1000, e.name()?))
+        })
+        .collect()
+}
+
+fn completion(events: &[(u64, Event)]) -> &Event {
+    let (_, e) = events
+        .iter()
+        .find(|(_, e)| e.name() == Some("CHANNEL_EXECUTE_COMPLETE"))
+        .unwrap();
+    e
+}
+
+const PAGD: &str = "1 1 2 5000 # silence_stream://1000 silence_stream://500 choice ^[12]$";
+
+#[test]
+fn play_and_get_digits_without_input_takes_tries_times_prompt_and_timeout_with_the_invalid_prompt_between()
+ {
+    let ev = digits_run(
+        "[[rule]]\nmatch = \"^quiet$\"\ncallee_hangs_up = false\n",
+        "quiet",
+        PAGD,
+    );
+    assert_eq!(
+        timeline(&ev),
+        [
+            "0 PLAYBACK_START silence_stream://1000",
+            "1000 PLAYBACK_STOP silence_stream://1000",
+            "6000 PLAYBACK_START silence_stream://500",
+            "6500 PLAYBACK_STOP silence_stream://500",
+            "6500 PLAYBACK_START silence_stream://1000",
+            "7500 PLAYBACK_STOP silence_stream://1000",
+            "12500 PLAYBACK_START silence_stream://500",
+            "13000 PLAYBACK_STOP silence_stream://500",
+            "13000 CHANNEL_EXECUTE_COMPLETE _none_",
+        ]
+    );
+    let done = completion(&ev);
+    assert_eq!(done.get("variable_read_result"), Some("timeout"));
+    assert_eq!(done.get("variable_choice"), None);
+}
+
+#[test]
+fn play_and_get_digits_ends_at_the_digit_and_a_refused_entry_is_kept_as_var_invalid() {
+    // Pressed 2 s after answering: during the first prompt's timeout; the entry is valid.
+    let valid = "[[rule]]\nmatch = \"^two$\"\ncallee_hangs_up = false\ndigits = \"2\"\ndigits_after_ms = 3000\n";
+    let ev = digits_run(valid, "two", PAGD);
+    assert_eq!(
+        timeline(&ev),
+        [
+            "0 PLAYBACK_START silence_stream://1000",
+            "1000 PLAYBACK_STOP silence_stream://1000",
+            "2000 DTMF 2",
+            "2000 CHANNEL_EXECUTE_COMPLETE _none_",
+        ]
+    );
+    let done = completion(&ev);
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+    assert_eq!(done.get("variable_choice"), Some("2"));
+    // A digit the regex refuses, pressed as soon as each prompt has played: both tries fail.
+    let refused = "[[rule]]\nmatch = \"^seven$\"\ncallee_hangs_up = false\ndigits = \"7\"\n";
+    let ev = digits_run(refused, "seven", PAGD);
+    let done = completion(&ev);
+    assert_eq!(
+        timeline(&ev)
+            .iter()
+            .filter(|l| l.ends_with("DTMF 7"))
+            .count(),
+        2
+    );
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+    assert_eq!(done.get("variable_choice"), None);
+    assert_eq!(done.get("variable_choice_invalid"), Some("7"));
+}

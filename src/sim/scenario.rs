@@ -18,6 +18,7 @@
 //! talk_ms = 30000
 //! hangup_cause = "NORMAL_CLEARING"
 //! digits = "1#"
+//! digits_after_ms = 3000    # pressed 3 s after answering (default: as soon as a prompt has played)
 //! missing_files = "^/nonexistent/"  # playback of a matching path answers FILE NOT FOUND
 //! [default]               # random profile for numbers no rule matches
 //! answer_rate = 0.6
@@ -60,6 +61,8 @@ pub enum Outcome {
         talk_ms: Option<u64>,
         cause: String,
         digits: String,
+        /// When the callee presses `digits`, in ms after answering; `None`: as soon as a prompt has played.
+        digits_after_ms: Option<u64>,
     },
 }
 
@@ -123,6 +126,9 @@ struct RuleFile {
     hangup_cause: Option<String>,
     #[serde(default)]
     digits: Option<String>,
+    /// When the callee presses `digits`, in ms after answering (default: as soon as a prompt has played).
+    #[serde(default)]
+    digits_after_ms: Option<u64>,
     /// Rings until the originate timeout (no answer, no reject).
     #[serde(default)]
     ring_forever: Option<bool>,
@@ -414,6 +420,7 @@ impl Scenario {
                     .clone()
                     .unwrap_or_else(|| "NORMAL_CLEARING".into()),
                 digits: r.digits.clone().unwrap_or_default(),
+                digits_after_ms: r.digits_after_ms,
             }
         } else {
             match r.hangup_cause.as_deref() {
@@ -438,6 +445,7 @@ impl Scenario {
                 talk_ms: Some(p.talk_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(10_000)),
                 cause: "NORMAL_CLEARING".into(),
                 digits: p.digits.clone().unwrap_or_default(),
+                digits_after_ms: None,
             };
         }
         let total: u32 = p.causes.values().sum();
@@ -482,6 +490,7 @@ pub fn builtin_outcome(dest: &str) -> Outcome {
             talk_ms: Some(n),
             cause: "NORMAL_CLEARING".into(),
             digits: String::new(),
+            digits_after_ms: None,
         };
     }
     if let Some(rest) = dest.strip_prefix("early_")
@@ -494,6 +503,7 @@ pub fn builtin_outcome(dest: &str) -> Outcome {
             talk_ms: Some(n),
             cause: "NORMAL_CLEARING".into(),
             digits: String::new(),
+            digits_after_ms: None,
         };
     }
     if dest == "busy" {
@@ -585,7 +595,8 @@ mod tests {
                 early_ms: None,
                 talk_ms: Some(20000),
                 cause: "NORMAL_CLEARING".into(),
-                digits: "12#".into()
+                digits: "12#".into(),
+                digits_after_ms: None,
             }
         );
         assert_eq!(

@@ -6,10 +6,9 @@
 //! timed ones (playback, sleep, play_and_get_digits) complete from a timer. api reply texts are the real ones
 //! from `fixtures/esl/api_replies.bin`.
 
-use super::{Activity, Call, Channel, Requester, Switch, Timer, channel, new_uuid};
+use super::{Activity, Channel, Requester, Switch, Timer, channel, new_uuid};
 use crate::esl::Event;
 use crate::sim::originate::atoi;
-use crate::sim::scenario::Outcome;
 
 const EXEC: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2944);
 const EXEC_DONE: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2967);
@@ -78,15 +77,47 @@ impl Switch {
         post.push(("Application-UUID", app_uuid));
         self.fire("CHANNEL_EXECUTE", uuid, EXEC, &[], &post);
         if playback {
-            let path = self.playback_path(arg);
-            self.fire(
-                "PLAYBACK_START",
-                uuid,
-                ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
-                &[],
-                &[("Playback-File-Path", &path)],
-            );
+            self.playback_start(uuid, arg);
         }
+    }
+
+    /// How long `playback <arg>` plays: a silence stream its length, a file the configured prompt length.
+    pub(super) fn playback_ms(&self, arg: &str) -> u64 {
+        arg.strip_prefix("silence_stream://")
+            .map(|m| atoi(m).max(0) as u64)
+            .unwrap_or(self.cfg.playback_ms)
+    }
+
+    /// `switch_ivr_play_file` starts a file.
+    pub(super) fn playback_start(&mut self, uuid: &str, arg: &str) {
+        let path = self.playback_path(arg);
+        self.fire(
+            "PLAYBACK_START",
+            uuid,
+            ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
+            &[],
+            &[("Playback-File-Path", &path)],
+        );
+    }
+
+    /// `switch_ivr_play_file` ends a file after `ms` of it played.
+    pub(super) fn playback_stop(&mut self, uuid: &str, arg: &str, ms: u64) {
+        let path = self.playback_path(arg);
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        ch.vars
+            .add("playback_last_offset_pos", &(ms * 8).to_string());
+        ch.vars.add("playback_seconds", &(ms / 1000).to_string());
+        ch.vars.add("playback_ms", &ms.to_string());
+        ch.vars.add("playback_samples", &(ms * 8).to_string());
+        self.fire(
+            "PLAYBACK_STOP",
+            uuid,
+            ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
+            &[],
+            &[("Playback-File-Path", &path), ("Playback-Status", "done")],
+        );
     }
 
     pub(super) fn finish_app(&mut self, uuid: &str, response: &str) {
@@ -103,23 +134,8 @@ impl Switch {
             return;
         };
         if playback {
-            let ms = arg
-                .strip_prefix("silence_stream://")
-                .map(|m| atoi(m).max(0) as u64)
-                .unwrap_or(self.cfg.playback_ms);
-            ch.vars
-                .add("playback_last_offset_pos", &(ms * 8).to_string());
-            ch.vars.add("playback_seconds", &(ms / 1000).to_string());
-            ch.vars.add("playback_ms", &ms.to_string());
-            ch.vars.add("playback_samples", &(ms * 8).to_string());
-            let path = self.playback_path(&arg);
-            self.fire(
-                "PLAYBACK_STOP",
-                uuid,
-                ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
-                &[],
-                &[("Playback-File-Path", &path), ("Playback-Status", "done")],
-            );
+            let ms = self.playback_ms(&arg);
+            self.playback_stop(uuid, &arg, ms);
         }
         let mut post = vec![("Application", app.as_str())];
         if !arg.is_empty() {
@@ -213,6 +229,7 @@ impl Switch {
         };
         match std::mem::replace(&mut ch.activity, Activity::Idle) {
             running @ Activity::Running { .. } => {
+                self.digits_abandon(uuid);
                 // Interrupted by the hang-up: a playback reports PLAYBACK ERROR.
                 let response = match &running {
                     Activity::Running { playback: true, .. } => "PLAYBACK ERROR",
@@ -313,14 +330,11 @@ impl Switch {
                 self.begin_app(uuid, "playback", arg, &au, false);
                 self.finish_app(uuid, "FILE NOT FOUND");
             }
-            "playback" | "sleep" | "play_and_get_digits" => {
+            "play_and_get_digits" => self.start_digits(uuid, arg, &au),
+            "playback" | "sleep" => {
                 let ms = match app_l.as_str() {
                     "sleep" => atoi(arg).max(0) as u64,
-                    "playback" => arg
-                        .strip_prefix("silence_stream://")
-                        .map(|m| atoi(m).max(0) as u64)
-                        .unwrap_or(self.cfg.playback_ms),
-                    _ => self.cfg.playback_ms,
+                    _ => self.playback_ms(arg),
                 };
                 let playback = app_l != "sleep";
                 self.begin_app(uuid, &app_l, arg, &au, playback);
@@ -376,7 +390,6 @@ impl Switch {
         };
         let Activity::Running {
             app,
-            arg,
             app_uuid: current,
             ..
         } = &ch.activity
@@ -386,53 +399,11 @@ impl Switch {
         if current != app_uuid {
             return;
         }
-        let (app, arg) = (app.clone(), arg.clone());
-        let mut response = String::new();
-        if app == "playback" {
-            response = "FILE PLAYED".into();
+        match app.as_str() {
+            "play_and_get_digits" => self.digits_step(uuid),
+            "playback" => self.finish_app(uuid, "FILE PLAYED"),
+            _ => self.finish_app(uuid, ""),
         }
-        if app == "play_and_get_digits" {
-            let digits = self.scripted_digits(ch);
-            let parts: Vec<&str> = arg.split_whitespace().collect();
-            let var = parts.get(7).copied().unwrap_or("");
-            let max = parts.get(1).map(|m| atoi(m).max(1) as usize).unwrap_or(128);
-            let terminators = parts.get(4).copied().unwrap_or("#");
-            let mut got = String::new();
-            for d in digits.chars() {
-                self.fire(
-                    "DTMF",
-                    uuid,
-                    ("switch_channel.c", "switch_channel_dequeue_dtmf", 687),
-                    &[],
-                    &[
-                        ("DTMF-Digit", &d.to_string()),
-                        ("DTMF-Duration", "2000"),
-                        ("DTMF-Source", "RTP"),
-                    ],
-                );
-                if terminators.contains(d) || got.len() >= max {
-                    break;
-                }
-                got.push(d);
-            }
-            if let Some(ch) = self.channels.get_mut(uuid)
-                && !var.is_empty()
-            {
-                ch.vars.add(var, &got);
-            }
-            response = got;
-        }
-        self.finish_app(uuid, &response);
-    }
-
-    fn scripted_digits(&self, ch: &Channel) -> String {
-        self.calls
-            .get(&ch.call)
-            .map(|c: &Call| match &c.outcome {
-                Outcome::Answer { digits, .. } => digits.clone(),
-                _ => String::new(),
-            })
-            .unwrap_or_default()
     }
 
     /// The agent leg of a `bridge` answered (bridge both) or failed (the caller's bridge app ends).

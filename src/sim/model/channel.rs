@@ -117,6 +117,8 @@ pub struct Channel {
     pub pending_private: Option<Vec<(String, String)>>,
     /// The actions still to run of the extension a transfer found (`None`: the channel runs no extension).
     pub dialplan: Option<VecDeque<Action>>,
+    /// A running `play_and_get_digits`.
+    pub digits: Option<super::digits::DigitsRead>,
 }
 
 /// Two instants (µs since the epoch) of a CDR duration.
@@ -220,7 +222,6 @@ pub fn carries_variables(event: &str) -> bool {
             | "PLAYBACK_START"
             | "PLAYBACK_STOP"
             | "CALL_UPDATE"
-            | "DTMF"
     )
 }
 

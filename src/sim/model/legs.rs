@@ -87,6 +87,7 @@ impl Switch {
                 talk_ms: None,
                 cause: "NORMAL_CLEARING".into(),
                 digits: String::new(),
+                digits_after_ms: None,
             }
         } else {
             self.scenario.outcome(&dest)
@@ -184,6 +185,7 @@ impl Switch {
             park: None,
             pending_private: None,
             dialplan: None,
+            digits: None,
         };
         a.vars.add("direction", "outbound");
         a.vars.add("is_outbound", "true");

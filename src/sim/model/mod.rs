@@ -18,6 +18,7 @@ mod call;
 mod capacity;
 mod channel;
 mod dialplan;
+mod digits;
 mod legs;
 
 use std::cmp::Reverse;
