@@ -783,3 +783,14 @@ fn play_and_get_digits_ends_at_the_digit_and_a_refused_entry_is_kept_as_var_inva
     assert_eq!(done.get("variable_choice"), None);
     assert_eq!(done.get("variable_choice_invalid"), Some("7"));
 }
+
+#[test]
+fn replay_sofia_answer_leg_has_no_channel_uuid_and_learns_codecs_from_the_answer() {
+    let (cap, r) = replay_capture("sofia_answer");
+    // The uac leg the originate created (the uas leg is the far end, on the same switch only in the capture).
+    let uac = "3715500c-22a9-50cf-966d-3db68f5e1136";
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[uac]));
+    assert!(event_of(&r, uac, "CHANNEL_UUID").is_empty());
+    let answer = event_of(&r, uac, "CHANNEL_ANSWER");
+    assert_eq!(answer[0].get("Caller-Network-Addr"), Some("127.0.0.1"));
+}

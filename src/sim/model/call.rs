@@ -2,6 +2,7 @@
 //! (BACKGROUND_JOB, an api reply or a bridge), `originate_timeout`, and hang-up, reporting and destruction of a
 //! channel together with its loopback partner and bridged peer, in FreeSWITCH's order.
 
+use super::channel::Codecs;
 use super::{LegKind, Requester, Switch, Timer};
 use crate::sim::originate::Target;
 use crate::sim::scenario::Outcome;
@@ -161,7 +162,27 @@ impl Switch {
         }
     }
 
+    /// A sofia leg hears from the far end (183 or 200 with SDP): its codecs (CODEC events), its address and the
+    /// callee's name.
+    fn sdp_arrives(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        let sofia = ch.kind == LegKind::Single && matches!(ch.endpoint.as_str(), "sofia" | "user");
+        if !sofia || ch.codecs != Codecs::Unset {
+            return;
+        }
+        if let Some((_, host)) = ch.name.rsplit_once('@') {
+            ch.profile.network_addr = host.split(':').next().unwrap_or("").to_string();
+        }
+        ch.profile.callee_name = ch.profile.dest.clone();
+        self.set_codecs(uuid);
+    }
+
     pub(super) fn progress(&mut self, uuid: &str, media: bool) {
+        if media {
+            self.sdp_arrives(uuid);
+        }
         let now = self.now;
         if let Some(ch) = self.channels.get_mut(uuid) {
             if media {
@@ -279,6 +300,7 @@ impl Switch {
     }
 
     pub(super) fn mark_answered(&mut self, uuid: &str) {
+        self.sdp_arrives(uuid);
         let now = self.now;
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.answered_us = now;

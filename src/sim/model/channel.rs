@@ -38,6 +38,8 @@ pub struct Profile {
     pub dest: String,
     pub source: String,
     pub context: String,
+    /// The far end's address once a sofia leg has heard from it.
+    pub network_addr: String,
     pub transfer_us: u64,
     pub bridged_us: u64,
     /// `Caller-Profile-Index`: 1, and one more for each transfer (each gets a new caller profile).
@@ -53,6 +55,15 @@ pub struct Profile {
 pub struct TransferProfile {
     pub rdnis: String,
     pub source: String,
+}
+
+/// The codecs a channel has: a loopback leg gets them at creation (read, then write), a sofia leg when the far
+/// end's SDP arrives (both at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codecs {
+    Unset,
+    Read,
+    ReadWrite,
 }
 
 /// What the channel is doing at the application level.
@@ -106,8 +117,8 @@ pub struct Channel {
     pub session_id: u64,
     pub last_app: Option<(String, String)>,
     pub hanging_up: bool,
-    /// The write codec is set (the second CODEC event): from then on events carry `Channel-Write-Codec-*`.
-    pub write_codec: bool,
+    /// Which codecs are set: events carry `Channel-Read-Codec-*` / `Channel-Write-Codec-*` from then on.
+    pub codecs: Codecs,
     /// Inside `park`: the park application's Application-UUID. Applications sent with `sendmsg` run within it and
     /// the channel stays parked after each; it ends (CHANNEL_UNPARK and its EXECUTE_COMPLETE) at hang-up or
     /// transfer.
@@ -265,14 +276,16 @@ impl Channel {
         {
             h.push(("Hangup-Cause".into(), c.clone()));
         }
-        for (n, v) in [
-            ("Channel-Read-Codec-Name", "L16"),
-            ("Channel-Read-Codec-Rate", "8000"),
-            ("Channel-Read-Codec-Bit-Rate", "128000"),
-        ] {
-            h.push((n.into(), v.into()));
+        if self.codecs != Codecs::Unset {
+            for (n, v) in [
+                ("Channel-Read-Codec-Name", "L16"),
+                ("Channel-Read-Codec-Rate", "8000"),
+                ("Channel-Read-Codec-Bit-Rate", "128000"),
+            ] {
+                h.push((n.into(), v.into()));
+            }
         }
-        if self.write_codec || !codec_only {
+        if self.codecs == Codecs::ReadWrite {
             for (n, v) in [
                 ("Channel-Write-Codec-Name", "L16"),
                 ("Channel-Write-Codec-Rate", "8000"),
@@ -310,6 +323,7 @@ impl Channel {
         put("Caller-Orig-Caller-ID-Number", &p.orig_cid_num);
         put("Caller-Callee-ID-Name", &p.callee_name);
         put("Caller-Callee-ID-Number", &p.callee_num);
+        put("Caller-Network-Addr", &p.network_addr);
         put("Caller-ANI", &p.ani);
         put("Caller-Destination-Number", &p.dest);
         put("Caller-Unique-ID", &self.uuid);

@@ -3,11 +3,56 @@
 //! variables and caller profile FreeSWITCH gives each, and fires the creation sequence of the captures.
 
 use super::call::Call;
+use super::channel::Codecs;
 use super::{Activity, Channel, LegKind, Requester, Switch, Timer, channel, new_uuid};
 use crate::sim::originate::{self, LegStart, OriginateError, VarSet};
 use crate::sim::scenario::Outcome;
 
 impl Switch {
+    /// The read and the write codec are set (two CODEC events): at creation for loopback (read, then write), when
+    /// the far end's SDP arrives (early media or answer) for a sofia leg (both before either event).
+    pub(super) fn set_codecs(&mut self, u: &str) {
+        if let Some(c) = self.channels.get_mut(u) {
+            c.codecs = match c.kind {
+                LegKind::Single => Codecs::ReadWrite,
+                _ => Codecs::Read,
+            };
+        }
+        self.fire(
+            "CODEC",
+            u,
+            (
+                "switch_core_codec.c",
+                "switch_core_session_set_read_codec",
+                279,
+            ),
+            &[],
+            &[
+                ("channel-read-codec-name", "L16"),
+                ("channel-read-codec-rate", "8000"),
+                ("channel-read-codec-bit-rate", "128000"),
+            ],
+        );
+        if let Some(c) = self.channels.get_mut(u) {
+            c.codecs = Codecs::ReadWrite;
+        }
+        self.fire(
+            "CODEC",
+            u,
+            (
+                "switch_core_codec.c",
+                "switch_core_session_set_write_codec",
+                450,
+            ),
+            &[],
+            &[
+                ("Channel-Write-Codec-Name", "L16"),
+                ("Channel-Write-Codec-Rate", "8000"),
+                ("Channel-Write-codec-bit-rate", "128000"),
+            ],
+        );
+    }
+
     /// Starts an originate; `Err(reply)` when it fails before any channel exists.
     pub(super) fn originate(
         &mut self,
@@ -150,7 +195,12 @@ impl Switch {
             answer_state: "ringing",
             hit_dialplan: false,
             profile: channel::Profile {
-                dialplan: "xml".into(),
+                // originate gives a sofia leg no dialplan; loopback's a-leg has XML's.
+                dialplan: if kind == LegKind::Single {
+                    String::new()
+                } else {
+                    "xml".into()
+                },
                 cid_name: cid_name.clone(),
                 cid_num: cid_num.clone(),
                 orig_cid_name: cid_name.clone(),
@@ -162,7 +212,7 @@ impl Switch {
                 source: if kind == LegKind::LoopA {
                     "mod_loopback".into()
                 } else {
-                    format!("mod_{}", leg.endpoint)
+                    "src/switch_ivr_originate.c".into()
                 },
                 context: context.clone(),
                 ..Default::default()
@@ -181,7 +231,11 @@ impl Switch {
             session_id: self.session_ids,
             last_app: None,
             hanging_up: false,
-            write_codec: false,
+            codecs: if kind == LegKind::Single {
+                Codecs::Unset
+            } else {
+                Codecs::Read
+            },
             park: None,
             pending_private: None,
             dialplan: None,
@@ -266,43 +320,8 @@ impl Switch {
             },
         );
         // --- creation sequence (capture order)
-        let codec = |s: &mut Switch, u: &str| {
-            s.fire(
-                "CODEC",
-                u,
-                (
-                    "switch_core_codec.c",
-                    "switch_core_session_set_read_codec",
-                    279,
-                ),
-                &[],
-                &[
-                    ("channel-read-codec-name", "L16"),
-                    ("channel-read-codec-rate", "8000"),
-                    ("channel-read-codec-bit-rate", "128000"),
-                ],
-            );
-            if let Some(c) = s.channels.get_mut(u) {
-                c.write_codec = true;
-            }
-            s.fire(
-                "CODEC",
-                u,
-                (
-                    "switch_core_codec.c",
-                    "switch_core_session_set_write_codec",
-                    450,
-                ),
-                &[],
-                &[
-                    ("Channel-Write-Codec-Name", "L16"),
-                    ("Channel-Write-Codec-Rate", "8000"),
-                    ("Channel-Write-codec-bit-rate", "128000"),
-                ],
-            );
-        };
         if kind == LegKind::LoopA {
-            codec(self, &uuid);
+            self.set_codecs(&uuid);
         }
         // loopback renames its session to origination_uuid (CHANNEL_UUID); sofia creates it with that uuid.
         if has_uuid && kind == LegKind::LoopA {
@@ -342,7 +361,7 @@ impl Switch {
             let bu = b.uuid.clone();
             self.channels.insert(bu.clone(), b);
             self.peak = self.peak.max(self.channels.len());
-            codec(self, &bu);
+            self.set_codecs(&bu);
         }
         if let Some(c) = self.channels.get_mut(&uuid) {
             c.state_num = 2;

@@ -246,7 +246,8 @@ impl Switch {
         for (n, v) in pre {
             h.push(((*n).into(), (*v).into()));
         }
-        ch.push_data(&mut h, name, name == "CODEC");
+        // Codecs set before the channel runs (loopback's) are reported under its early name and uuid, bare.
+        ch.push_data(&mut h, name, name == "CODEC" && ch.state == "CS_NONE");
         for (n, v) in post {
             h.push(((*n).into(), (*v).into()));
         }
