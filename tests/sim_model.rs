@@ -2,7 +2,7 @@
 //! per-channel event names (in order) equal the capture's, and CHANNEL_HANGUP_COMPLETE / BACKGROUND_JOB carry the
 //! same header names. Runs in virtual time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use fsdialer::esl::Event;
 use fsdialer::sim::model::{Config, Switch};
@@ -55,18 +55,9 @@ fn run(args: &str, kill_after_ms: Option<u64>) -> Vec<Event> {
 
 /// Event names per channel, channels in order of first appearance (by Unique-ID).
 fn per_channel(names_ids: impl Iterator<Item = (String, Option<String>)>) -> Vec<Vec<String>> {
-    let mut order = Vec::new();
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    for (name, id) in names_ids {
-        let Some(id) = id else { continue };
-        if !map.contains_key(&id) {
-            order.push(id.clone());
-        }
-        map.entry(id).or_default().push(name);
-    }
-    order
+    replay::by_channel(names_ids.map(|(name, id)| (id, name)))
         .into_iter()
-        .map(|id| map.remove(&id).unwrap())
+        .map(|(_, names)| names)
         .collect()
 }
 

@@ -254,8 +254,10 @@ fn run_timers(sw: &mut Switch, from: u64, until: u64, out: &mut Replayed) {
     drain(sw, until, out);
 }
 
-/// Groups `(event name, channel id, index)` by channel, channels in order of first appearance.
-fn by_channel<T: Clone>(items: impl Iterator<Item = (Option<String>, T)>) -> Vec<(String, Vec<T>)> {
+/// Groups `(channel id, item)` by channel, channels in order of first appearance (items without an id dropped).
+pub fn by_channel<T: Clone>(
+    items: impl Iterator<Item = (Option<String>, T)>,
+) -> Vec<(String, Vec<T>)> {
     let mut order: Vec<String> = Vec::new();
     let mut map: HashMap<String, Vec<T>> = HashMap::new();
     for (id, item) in items {

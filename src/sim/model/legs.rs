@@ -8,6 +8,14 @@ use super::{Activity, Channel, LegKind, Requester, Switch, Timer, channel, new_u
 use crate::sim::originate::{self, LegStart, OriginateError, VarSet};
 use crate::sim::scenario::Outcome;
 
+/// The codec variables every new channel gets (L16 at 8 kHz: the simulator has no media).
+const CODEC_VARS: [(&str, &str); 4] = [
+    ("read_codec", "L16"),
+    ("read_rate", "8000"),
+    ("write_codec", "L16"),
+    ("write_rate", "8000"),
+];
+
 impl Switch {
     /// The read and the write codec are set (two CODEC events): at creation for loopback (read, then write), when
     /// the far end's SDP arrives (early media or answer) for a sofia leg (both before either event).
@@ -246,12 +254,7 @@ impl Switch {
         a.vars.add("uuid", &uuid);
         a.vars.add("call_uuid", &uuid);
         a.vars.add("session_id", &a.session_id.to_string());
-        for (n, v) in [
-            ("read_codec", "L16"),
-            ("read_rate", "8000"),
-            ("write_codec", "L16"),
-            ("write_rate", "8000"),
-        ] {
+        for (n, v) in CODEC_VARS {
             a.vars.add(n, v);
         }
         a.vars.add("channel_name", &name);
@@ -284,12 +287,7 @@ impl Switch {
             b.vars.add("call_uuid", b_uuid);
             b.vars.add("session_id", &b.session_id.to_string());
             b.vars.add("channel_name", &b.name);
-            for (n, v) in [
-                ("read_codec", "L16"),
-                ("read_rate", "8000"),
-                ("write_codec", "L16"),
-                ("write_rate", "8000"),
-            ] {
+            for (n, v) in CODEC_VARS {
                 b.vars.add(n, v);
             }
             // The b-leg inherits the originate's variables, origination_uuid (the a-leg's uuid) included.
