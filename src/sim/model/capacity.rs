@@ -3,7 +3,7 @@
 //! `sessions_per_second` is a counter reset to the limit at each whole second of the core's clock, decremented by
 //! every session request and tested *after* the decrement (so 29 of 30 get through); `max_sessions` counts the
 //! live sessions. A loopback call asks twice (its `-a` and its `-b` leg), and the two asks can fall on either side
-//! of the limit: that is the half-throttled call of [`super::legs`]. One place holds the rule; `fsctl` and `status`
+//! of the limit: that is the half-throttled call of `legs`. One place holds the rule; `fsctl` and `status`
 //! report its numbers.
 
 /// Why the core refused a session.
