@@ -8,10 +8,10 @@
 //! ([`Switch::set_interest`]), which is what makes 5,000 calls/s cheap.
 //!
 //! This file owns the switch itself: its configuration, clock and timers, firing events, and the api/bgapi entry
-//! points. The rest, by concern (`digits`: play_and_get_digits): `legs` (an originate becomes channels, loopback pairing), `call` (the call's
+//! points. The rest, by concern: `legs` (an originate becomes channels, loopback pairing), `call` (the call's
 //! life: callee, answer, originate result, hang-up), `capacity` (max_sessions and sessions_per_second),
-//! `dialplan` (transfer and the files playback finds), `apps` (applications and api replies), `channel` (one
-//! channel and its headers).
+//! `dialplan` (transfer and the files playback finds), `digits` (play_and_get_digits), `apps` (applications and
+//! api replies), `channel` (one channel and its headers).
 
 mod apps;
 mod call;
