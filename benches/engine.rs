@@ -559,6 +559,7 @@ fn hang_up(core: &mut Core, now: DateTime<Utc>, attempt: Uuid, member: u64) -> b
             cause: "NORMAL_CLEARING".into(),
             answered: true,
             billsec: 12,
+            talk_ms: 12_000,
         },
     );
     let completes = actions.iter().any(|a| matches!(a, Action::Complete { .. }));

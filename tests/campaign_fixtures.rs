@@ -141,4 +141,14 @@ fn debt_reminder_json_validates_and_uses_office_hours() {
         c.effective_class("NO_ROUTE_DESTINATION", false, 0),
         CauseClass::Error
     );
+    // On billmsec: just under the minimum is too short even when the whole-second billsec reached it.
+    let min_ms = c.config().min_success_duration_sec * 1000;
+    assert_eq!(
+        c.effective_class_ms("NORMAL_CLEARING", true, min_ms - 400),
+        CauseClass::Retry
+    );
+    assert_eq!(
+        c.effective_class_ms("NORMAL_CLEARING", true, min_ms),
+        CauseClass::Ok
+    );
 }

@@ -144,6 +144,57 @@ async fn switch_refusing_a_session_for_capacity_is_minus_whatever_the_table_says
 }
 
 #[tokio::test]
+async fn talk_time_is_judged_on_billmsec_not_whole_second_billsec() {
+    // min_success_duration_sec = 10: billsec 10 but 9.6 s of talk is too short.
+    let mut h = Harness::new(campaign(""), &[member("A", &["billed_10_talked_9600ms"])]).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(30).await;
+    assert_eq!(
+        classes(&h.history(1).await)[0],
+        ("NORMAL_CLEARING".into(), CauseClass::Retry)
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_call_whose_b_leg_the_switch_throttled_is_minus() {
+    let mut h = Harness::new(campaign(""), &[member("A", &["half_throttled"])]).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(120).await;
+    let hist = h.history(1).await;
+    assert!(!hist.is_empty());
+    assert!(
+        hist.iter()
+            .all(|a| a.class == CauseClass::Minus && a.cause == "NO_ANSWER"),
+        "{:?}",
+        classes(&hist)
+    );
+    assert_eq!(h.member(1).await.tries, 0);
+}
+
+#[test]
+fn a_hangup_in_cs_init_is_a_call_that_never_got_routed() {
+    use fsdialer::engine::shell::event_input;
+    use fsdialer::esl::Event;
+    let uuid = "5e2c48a9-2ded-50ad-86ca-6384a68de2d2";
+    let hangup = |state: &str| {
+        Event::from_pairs(
+            [
+                ("Event-Name", "CHANNEL_HANGUP"),
+                ("Channel-State", state),
+                ("Unique-ID", uuid),
+                ("Hangup-Cause", "NO_ANSWER"),
+            ],
+            None,
+        )
+    };
+    assert!(matches!(
+        event_input(&hangup("CS_INIT")),
+        Some(Input::NeverRouted { .. })
+    ));
+    assert!(event_input(&hangup("CS_CONSUME_MEDIA")).is_none());
+}
+
+#[tokio::test]
 async fn originate_timeout_no_answer_is_a_retry() {
     let mut h = Harness::new(campaign(""), &[member("A", &["noanswer"])]).await;
     h.input(Input::Run(CAMPAIGN.into())).await;

@@ -601,9 +601,20 @@ async fn switch_capacity_refusals_are_minus_and_the_campaign_still_completes() {
         );
         assert!(r.answer_at.is_none() && r.talk_secs == 0, "{r:?}");
     }
+    // A loopback call whose a-leg got a session and whose b-leg did not waits in CS_INIT until originate_timeout
+    // and fails NO_ANSWER (real FreeSWITCH, capture burst_sps): ours as well, never the callee's.
+    let half_throttled = audit.attempts_with_cause("NO_ANSWER");
+    for r in &half_throttled {
+        assert_eq!(
+            r.class,
+            CauseClass::Minus,
+            "a half-throttled call is ours: {r:?}"
+        );
+        assert!(r.answer_at.is_none() && r.talk_secs == 0, "{r:?}");
+    }
     assert_eq!(
         audit.counts.minus,
-        refused.len() as u64,
+        (refused.len() + half_throttled.len()) as u64,
         "{:?}",
         audit.counts
     );

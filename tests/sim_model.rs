@@ -2,11 +2,14 @@
 //! per-channel event names (in order) equal the capture's, and CHANNEL_HANGUP_COMPLETE / BACKGROUND_JOB carry the
 //! same header names. Runs in virtual time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use fsdialer::esl::Event;
 use fsdialer::sim::model::{Config, Switch};
 use fsdialer::sim::scenario::Scenario;
+
+#[path = "support/replay.rs"]
+mod replay;
 
 const T0: u64 = 1_795_636_943_000_000;
 
@@ -52,18 +55,9 @@ fn run(args: &str, kill_after_ms: Option<u64>) -> Vec<Event> {
 
 /// Event names per channel, channels in order of first appearance (by Unique-ID).
 fn per_channel(names_ids: impl Iterator<Item = (String, Option<String>)>) -> Vec<Vec<String>> {
-    let mut order = Vec::new();
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    for (name, id) in names_ids {
-        let Some(id) = id else { continue };
-        if !map.contains_key(&id) {
-            order.push(id.clone());
-        }
-        map.entry(id).or_default().push(name);
-    }
-    order
+    replay::by_channel(names_ids.map(|(name, id)| (id, name)))
         .into_iter()
-        .map(|id| map.remove(&id).unwrap())
+        .map(|(_, names)| names)
         .collect()
 }
 
@@ -541,4 +535,253 @@ fn play_and_get_digits_presses_the_scenario_digits_and_bridge_reaches_an_agent()
         .collect();
     assert_eq!(hc.len(), 2);
     assert_eq!(sw.channel_count(), 0);
+}
+
+// ------------------------------------------------------------------ replays of the realfs-2026-12 captures
+
+/// The capture's commands sent to a simulated switch configured as the captured one (its sounds under
+/// /opt/freeswitch/sounds, its dialplan `fixtures/sim/realfs.toml`).
+fn replay_capture(name: &str) -> (replay::Capture, replay::Replayed) {
+    let cap = replay::load(name);
+    let cfg = Config {
+        sound_prefix: "/opt/freeswitch/sounds".into(),
+        ..Config::default()
+    };
+    let r = replay::replay(&cap, cfg, replay::realfs_scenario(), 30);
+    (cap, r)
+}
+
+fn event_of<'a>(r: &'a replay::Replayed, uuid: &str, name: &str) -> Vec<&'a Event> {
+    r.events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.unique_id() == Some(uuid) && e.name() == Some(name))
+        .collect()
+}
+
+#[test]
+fn replay_vars_percent_escapes_are_not_encoded_again_in_event_plain() {
+    let (cap, r) = replay_capture("vars");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    // Stored as sent (uuid_getvar answers 50%25off); events carry it unencoded again, so it reads back decoded.
+    let create = event_of(&r, "69301357-4065-52e0-8b70-5a6b4956469d", "CHANNEL_CREATE");
+    assert_eq!(create[0].get("variable_v_pct"), Some("50%off"));
+    assert!(r.api_replies.contains(&"50%25off".to_string()));
+}
+
+#[test]
+fn replay_burst_sps_half_throttled_loopback_call_waits_in_cs_init_until_originate_timeout() {
+    let (cap, r) = replay_capture("burst_sps");
+    let (answered, half) = (
+        "4928d868-3c3c-5e70-bf22-9d31fb10088c",
+        "5e2c48a9-2ded-50ad-86ca-6384a68de2d2",
+    );
+    // Job bodies of all 40 (14 +OK, 25 refused, 1 NO_ANSWER) and both channels event by event.
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[answered, half]));
+    let at = |name: &str| {
+        r.events
+            .iter()
+            .find(|(_, e)| e.unique_id() == Some(half) && e.name() == Some(name))
+            .map(|(t, e)| (*t, e.get("Channel-State").map(str::to_string)))
+            .unwrap()
+    };
+    let (created, _) = at("CHANNEL_CREATE");
+    let (hungup, state) = at("CHANNEL_HANGUP");
+    assert_eq!(state.as_deref(), Some("CS_INIT"), "never routed");
+    assert_eq!(hungup - created, 10_000_000, "originate_timeout=10");
+}
+
+#[test]
+fn replay_transfer_nowhere_hangs_up_no_route_destination() {
+    let (cap, r) = replay_capture("transfer_nowhere");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+}
+
+#[test]
+fn replay_transfer_operator_runs_the_operator_extension() {
+    let (cap, r) = replay_capture("transfer_operator");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    let parks = event_of(&r, "5e85acd0-71c9-5783-854d-3fffc2746b91", "CHANNEL_PARK");
+    assert_eq!(parks.len(), 2, "parked again by the operator extension");
+    assert_eq!(parks[1].get("Caller-Destination-Number"), Some("operator"));
+}
+
+#[test]
+fn replay_playback_missing_answers_file_not_found_at_once() {
+    let (cap, r) = replay_capture("playback_missing");
+    replay::assert_replays(&cap, &r, replay::Pairing::InOrder);
+    let a = "c55b19fc-a368-5f6c-a999-10d4366eef73";
+    let (start, done): (Vec<_>, Vec<_>) = r
+        .events
+        .iter()
+        .filter(|(_, e)| e.unique_id() == Some(a) && e.get("Application") == Some("playback"))
+        .partition(|(_, e)| e.name() == Some("CHANNEL_EXECUTE"));
+    assert_eq!(
+        done[0].1.get("Application-Response"),
+        Some("FILE NOT FOUND")
+    );
+    assert_eq!(start[0].0, done[0].0, "at once");
+    assert_eq!(done[1].1.get("Application-Response"), Some("FILE PLAYED"));
+}
+
+#[test]
+fn replay_dtmf_pagd_ends_when_the_digit_arrives_with_read_result() {
+    let (cap, r) = replay_capture("dtmf_pagd");
+    // The a-leg, where the dialer's play_and_get_digits runs (the b-leg runs dialplan-demo.xml's confirm_N
+    // extension step by step, which the scenario's rule does not model application by application).
+    let a = "b1ba34b9-13f5-5f77-a432-2c081ca54b82";
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[a]));
+    let dtmf = event_of(&r, a, "DTMF");
+    assert_eq!(dtmf.len(), 1);
+    assert!(dtmf[0].headers().all(|(n, _)| !n.starts_with(b"variable_")));
+    let at = |e: &Event| r.events.iter().find(|(_, x)| std::ptr::eq(x, e)).unwrap().0;
+    let done = event_of(&r, a, "CHANNEL_EXECUTE_COMPLETE")
+        .into_iter()
+        .find(|e| e.get("Application") == Some("play_and_get_digits"))
+        .unwrap();
+    assert_eq!(
+        at(done),
+        at(dtmf[0]),
+        "the step ends when the digit arrives"
+    );
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+}
+
+/// Runs `play_and_get_digits <arg>` on an answered call to `number` of `scenario`; returns the events of the
+/// application (from its CHANNEL_EXECUTE to its CHANNEL_EXECUTE_COMPLETE) with their times since it started.
+fn digits_run(scenario: &str, number: &str, arg: &str) -> Vec<(u64, Event)> {
+    let mut sw = Switch::new(
+        Config::default(),
+        Scenario::from_toml(scenario).unwrap(),
+        T0,
+    );
+    let uuid = "22222222-0000-4000-8000-000000000002";
+    sw.bgapi(
+        T0,
+        "originate",
+        &format!("{{origination_uuid={uuid}}}loopback/{number}/default &park"),
+        "job",
+        "",
+    );
+    let start = T0 + 1_000_000;
+    sw.advance(start);
+    sw.take_events();
+    let headers: Vec<(String, String)> = [
+        ("call-command", "execute"),
+        ("execute-app-name", "play_and_get_digits"),
+        ("execute-app-arg", arg),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    sw.sendmsg(start, uuid, &headers).unwrap();
+    let mut out: Vec<(u64, Event)> = sw.take_events().into_iter().map(|e| (0, e)).collect();
+    while let Some(d) = sw.next_deadline() {
+        sw.advance(d);
+        out.extend(sw.take_events().into_iter().map(|e| (d - start, e)));
+        if out.iter().any(|(_, e)| {
+            e.name() == Some("CHANNEL_EXECUTE_COMPLETE")
+                && e.get("Application") == Some("play_and_get_digits")
+        }) {
+            break;
+        }
+    }
+    out.retain(|(_, e)| e.unique_id() == Some(uuid));
+    out
+}
+
+fn timeline(events: &[(u64, Event)]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|(t, e)| {
+            let what = match e.name()? {
+                "PLAYBACK_START" | "PLAYBACK_STOP" => e.get("Playback-File-Path")?.to_string(),
+                "DTMF" => e.get("DTMF-Digit")?.to_string(),
+                "CHANNEL_EXECUTE_COMPLETE" => e.get("Application-Response")?.to_string(),
+                _ => return None,
+            };
+            Some(format!("{} {} {what}", t / 1000, e.name()?))
+        })
+        .collect()
+}
+
+fn completion(events: &[(u64, Event)]) -> &Event {
+    let (_, e) = events
+        .iter()
+        .find(|(_, e)| e.name() == Some("CHANNEL_EXECUTE_COMPLETE"))
+        .unwrap();
+    e
+}
+
+const PAGD: &str = "1 1 2 5000 # silence_stream://1000 silence_stream://500 choice ^[12]$";
+
+#[test]
+fn play_and_get_digits_without_input_takes_tries_times_prompt_and_timeout_with_the_invalid_prompt_between()
+ {
+    let ev = digits_run(
+        "[[rule]]\nmatch = \"^quiet$\"\ncallee_hangs_up = false\n",
+        "quiet",
+        PAGD,
+    );
+    assert_eq!(
+        timeline(&ev),
+        [
+            "0 PLAYBACK_START silence_stream://1000",
+            "1000 PLAYBACK_STOP silence_stream://1000",
+            "6000 PLAYBACK_START silence_stream://500",
+            "6500 PLAYBACK_STOP silence_stream://500",
+            "6500 PLAYBACK_START silence_stream://1000",
+            "7500 PLAYBACK_STOP silence_stream://1000",
+            "12500 PLAYBACK_START silence_stream://500",
+            "13000 PLAYBACK_STOP silence_stream://500",
+            "13000 CHANNEL_EXECUTE_COMPLETE _none_",
+        ]
+    );
+    let done = completion(&ev);
+    assert_eq!(done.get("variable_read_result"), Some("timeout"));
+    assert_eq!(done.get("variable_choice"), None);
+}
+
+#[test]
+fn play_and_get_digits_ends_at_the_digit_and_a_refused_entry_is_kept_as_var_invalid() {
+    // Pressed 2 s after answering: during the first prompt's timeout; the entry is valid.
+    let valid = "[[rule]]\nmatch = \"^two$\"\ncallee_hangs_up = false\ndigits = \"2\"\ndigits_after_ms = 3000\n";
+    let ev = digits_run(valid, "two", PAGD);
+    assert_eq!(
+        timeline(&ev),
+        [
+            "0 PLAYBACK_START silence_stream://1000",
+            "1000 PLAYBACK_STOP silence_stream://1000",
+            "2000 DTMF 2",
+            "2000 CHANNEL_EXECUTE_COMPLETE _none_",
+        ]
+    );
+    let done = completion(&ev);
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+    assert_eq!(done.get("variable_choice"), Some("2"));
+    // A digit the regex refuses, pressed as soon as each prompt has played: both tries fail.
+    let refused = "[[rule]]\nmatch = \"^seven$\"\ncallee_hangs_up = false\ndigits = \"7\"\n";
+    let ev = digits_run(refused, "seven", PAGD);
+    let done = completion(&ev);
+    assert_eq!(
+        timeline(&ev)
+            .iter()
+            .filter(|l| l.ends_with("DTMF 7"))
+            .count(),
+        2
+    );
+    assert_eq!(done.get("variable_read_result"), Some("success"));
+    assert_eq!(done.get("variable_choice"), None);
+    assert_eq!(done.get("variable_choice_invalid"), Some("7"));
+}
+
+#[test]
+fn replay_sofia_answer_leg_has_no_channel_uuid_and_learns_codecs_from_the_answer() {
+    let (cap, r) = replay_capture("sofia_answer");
+    // The uac leg the originate created (the uas leg is the far end, on the same switch only in the capture).
+    let uac = "3715500c-22a9-50cf-966d-3db68f5e1136";
+    replay::assert_replays(&cap, &r, replay::Pairing::Ids(&[uac]));
+    assert!(event_of(&r, uac, "CHANNEL_UUID").is_empty());
+    let answer = event_of(&r, uac, "CHANNEL_ANSWER");
+    assert_eq!(answer[0].get("Caller-Network-Addr"), Some("127.0.0.1"));
 }

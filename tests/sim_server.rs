@@ -698,3 +698,67 @@ async fn the_node_subscription_lets_the_heartbeat_through_and_the_client_records
     assert_eq!(heartbeat.idle_cpu, Some(100.0));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_engine_reads_the_switch_limits_and_finds_missing_prompts() {
+    use fsdialer::engine::switch_info::{SwitchLimits, missing_prompts, read_limits};
+    use fsdialer::esl::client::{Client, ClientConfig};
+    let scenario = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        scenario.path(),
+        "sounds = [\"ivr/ivr-welcome.wav\", \"/var/prompts/thanks.wav\"]\n",
+    )
+    .unwrap();
+    let h = server::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        scenario: Some(scenario.path().to_path_buf()),
+        switch: fsdialer::sim::model::Config {
+            max_sessions: 250,
+            sessions_per_second: 12,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (client, _events) =
+        Client::connect(ClientConfig::new(h.local_addr().to_string(), "ClueCon"))
+            .await
+            .unwrap();
+    assert_eq!(
+        read_limits(&client).await.unwrap(),
+        SwitchLimits {
+            max_sessions: 250,
+            sessions_per_second: 12
+        }
+    );
+    // As mod_commands answers: reading does not change them, an argument sets them.
+    assert_eq!(
+        client.api_text("fsctl sps 20").await.unwrap(),
+        "+OK sessions per second: 20\n"
+    );
+    assert_eq!(read_limits(&client).await.unwrap().sessions_per_second, 20);
+    let files: Vec<String> = [
+        "ivr/ivr-welcome.wav",
+        "ivr/ivr-please_press_1_to_confirm.wav",
+        "/var/prompts/thanks.wav",
+        "/var/prompts/other.wav",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        missing_prompts(&client, &files).await.unwrap(),
+        [
+            "ivr/ivr-please_press_1_to_confirm.wav",
+            "/var/prompts/other.wav"
+        ]
+    );
+    // file_exists stats the path as given: a relative one is not under sound_prefix.
+    assert_eq!(
+        client
+            .api_text("file_exists ivr/ivr-welcome.wav")
+            .await
+            .unwrap(),
+        "false"
+    );
+}

@@ -443,6 +443,19 @@ impl ValidCampaign {
         )
     }
 
+    /// [`effective_class`](Self::effective_class) on the talk time in milliseconds (`variable_billmsec`).
+    /// FreeSWITCH's `billsec` subtracts whole-second epochs, so a 9.6 s call can bill 10 s; `billmsec` cannot be
+    /// off by more than a millisecond.
+    pub fn effective_class_ms(&self, cause: &str, answered: bool, talk_ms: u64) -> CauseClass {
+        effective_class(
+            &self.causes,
+            cause,
+            answered,
+            talk_ms,
+            self.config.min_success_duration_sec.saturating_mul(1000),
+        )
+    }
+
     /// The class of an attempt whose outcome can never be known (`lost_attempt`).
     pub fn lost_attempt_class(&self) -> CauseClass {
         self.config.lost_attempt.class()

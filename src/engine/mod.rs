@@ -22,6 +22,7 @@ pub mod pacing;
 pub mod shell;
 pub mod state;
 pub mod subscription;
+pub mod switch_info;
 
 /// The callflow runner the engine uses for answered calls: [`callflow::run`] with the member's name, number and
 /// variables; the flow's `result {success}` decides the attempt's class.

@@ -995,6 +995,9 @@ pub fn event_input(e: &Event) -> Option<Input> {
     match name {
         "CHANNEL_CREATE" => Some(Input::ChannelSeen { uuid }),
         "CHANNEL_ANSWER" => Some(Input::Answered { uuid }),
+        "CHANNEL_HANGUP" if e.get("Channel-State") == Some("CS_INIT") => {
+            Some(Input::NeverRouted { uuid })
+        }
         "CHANNEL_HANGUP_COMPLETE" => {
             let cause = e.hangup_cause().unwrap_or("NORMAL_UNSPECIFIED").to_owned();
             let billsec = e
@@ -1004,11 +1007,16 @@ pub fn event_input(e: &Event) -> Option<Input> {
             let answered = e
                 .variable("answer_epoch")
                 .is_some_and(|v| v != "0" && !v.is_empty());
+            let talk_ms = e
+                .variable("billmsec")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::from(billsec) * 1000);
             Some(Input::Hangup {
                 uuid,
                 cause,
                 answered,
                 billsec,
+                talk_ms,
             })
         }
         _ => None,

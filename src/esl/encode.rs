@@ -15,11 +15,19 @@ fn url_unsafe(b: u8) -> bool {
     !(b' '..=b'~').contains(&b) || b" \"#%&+:;<=>?@[\\]^`{|}".contains(&b)
 }
 
-/// URL-encodes `value` as FreeSWITCH does for event-plain and event-xml values.
+/// URL-encodes `value` as FreeSWITCH does for event-plain and event-xml values (`switch_url_encode`, which does
+/// not double-encode): a `%` followed by two uppercase hex digits is taken as already encoded and kept, so a value
+/// stored as `50%25off` goes out as `50%25off` and reads back `50%off`.
 pub fn url_encode_into(value: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value {
-        if url_unsafe(b) {
+    let encoded_already = |i: usize| {
+        value[i] == b'%'
+            && value
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(|c| HEX.contains(c)))
+    };
+    for (i, &b) in value.iter().enumerate() {
+        if url_unsafe(b) && !encoded_already(i) {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         } else {
             out.push(b);
@@ -284,6 +292,27 @@ mod tests {
         ));
         assert!(text.contains("utf: %D0%BA%D0%BE%D1%82\n"));
         assert!(text.ends_with("Content-Length: 15\n\n-ERR USER_BUSY\n"));
+    }
+
+    #[test]
+    fn an_existing_uppercase_percent_escape_is_not_encoded_again() {
+        let e = Event::from_pairs(
+            [
+                ("v_pct", "50%25off"),
+                ("lower", "a%2fb"),
+                ("lone", "100%"),
+                ("short", "x%2"),
+            ],
+            None,
+        );
+        let text = String::from_utf8(event_plain(&e)).unwrap();
+        assert!(text.contains("v_pct: 50%25off\n"), "{text}");
+        // switch_url_encode's hex set is uppercase only; a lone or short `%` is encoded.
+        assert!(text.contains("lower: a%252fb\n"), "{text}");
+        assert!(text.contains("lone: 100%25\n"), "{text}");
+        assert!(text.contains("short: x%252\n"), "{text}");
+        let d = Event::decode_plain(Bytes::from(event_plain(&e))).unwrap();
+        assert_eq!(d.get("v_pct"), Some("50%off"));
     }
 
     #[test]

@@ -18,12 +18,23 @@
 //! talk_ms = 30000
 //! hangup_cause = "NORMAL_CLEARING"
 //! digits = "1#"
+//! digits_after_ms = 3000    # pressed 3 s after answering (default: as soon as a prompt has played)
 //! missing_files = "^/nonexistent/"  # playback of a matching path answers FILE NOT FOUND
 //! [default]               # random profile for numbers no rule matches
 //! answer_rate = 0.6
 //! ring_ms = [1000, 8000]  # uniform range
 //! talk_ms = [5000, 120000]
 //! causes = { USER_BUSY = 3, NO_ANSWER = 5, CALL_REJECTED = 1 }
+//! # The prompt files on the switch, relative to sound_prefix or absolute; tone_stream:// and silence_stream://
+//! # always exist. Without a list every file exists (only `missing_files` are missing).
+//! sounds = ["ivr/ivr-welcome.wav", "/var/lib/prompts/confirm.wav"]
+//! # The dialplan a `transfer` re-runs: first extension whose `match` finds the destination (in `context`,
+//! # default "default") runs its actions in order; no match hangs the channel up NO_ROUTE_DESTINATION.
+//! # Without any extension the scenario keeps the built-in ones (`park` and `operator`, both park).
+//! [[extension]]
+//! name = "operator"
+//! match = "^operator$"
+//! actions = [{ app = "answer" }, { app = "park" }]
 //! ```
 
 use std::path::Path;
@@ -50,6 +61,8 @@ pub enum Outcome {
         talk_ms: Option<u64>,
         cause: String,
         digits: String,
+        /// When the callee presses `digits`, in ms after answering; `None`: as soon as a prompt has played.
+        digits_after_ms: Option<u64>,
     },
 }
 
@@ -113,6 +126,9 @@ struct RuleFile {
     hangup_cause: Option<String>,
     #[serde(default)]
     digits: Option<String>,
+    /// When the callee presses `digits`, in ms after answering (default: as soon as a prompt has played).
+    #[serde(default)]
+    digits_after_ms: Option<u64>,
     /// Rings until the originate timeout (no answer, no reject).
     #[serde(default)]
     ring_forever: Option<bool>,
@@ -136,11 +152,71 @@ struct ProfileFile {
     digits: Option<String>,
 }
 
+/// One application of an extension.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub app: String,
+    #[serde(default)]
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(default)]
+    context: Option<String>,
+    actions: Vec<Action>,
+}
+
+/// A dialplan extension: where a transfer to a matching destination goes, and what it does there.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    pub name: String,
+    regex: Regex,
+    context: String,
+    pub actions: Vec<Action>,
+}
+
+impl Extension {
+    fn parking(name: &str) -> Extension {
+        Extension {
+            name: name.into(),
+            regex: Regex::new(&format!("^{name}$")).expect("a literal name"),
+            context: "default".into(),
+            actions: vec![Action {
+                app: "park".into(),
+                data: String::new(),
+            }],
+        }
+    }
+}
+
+/// The dialplan of the real captures' switch (`dialplan-demo.xml`) as far as an originated leg can be transferred
+/// into it: `park` and the demo's `operator` both park the call.
+fn builtin_extensions() -> Vec<Extension> {
+    vec![Extension::parking("park"), Extension::parking("operator")]
+}
+
+/// Whether a playback path is a generated stream (`tone_stream://…`, `silence_stream://…`), which always exists.
+fn is_stream(path: &str) -> bool {
+    path.starts_with("tone_stream://") || path.starts_with("silence_stream://")
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
     #[serde(default)]
     seed: Option<u64>,
+    /// The files on the switch (relative to `sound_prefix`, or absolute).
+    #[serde(default)]
+    sounds: Option<Vec<String>>,
+    #[serde(default, rename = "extension")]
+    extensions: Vec<ExtensionFile>,
     /// Regex of `playback` paths that do not exist (FreeSWITCH answers `FILE NOT FOUND`).
     #[serde(default)]
     missing_files: Option<String>,
@@ -161,6 +237,8 @@ struct Rule {
 pub struct Scenario {
     rules: Vec<Rule>,
     missing_files: Option<Regex>,
+    sounds: Option<std::collections::HashSet<String>>,
+    extensions: Vec<Extension>,
     profile: Option<ProfileFile>,
     rng: StdRng,
 }
@@ -177,6 +255,8 @@ impl Scenario {
         Scenario {
             rules: Vec::new(),
             missing_files: None,
+            sounds: None,
+            extensions: builtin_extensions(),
             profile: None,
             rng: StdRng::seed_from_u64(0),
         }
@@ -233,19 +313,72 @@ impl Scenario {
                 message: format!("invalid regex {pattern:?}: {e}"),
             })?),
         };
+        let mut extensions = Vec::new();
+        for (i, e) in file.extensions.into_iter().enumerate() {
+            let place = format!("extension {}", i + 1);
+            let regex = Regex::new(&e.pattern).map_err(|err| ScenarioError::Invalid {
+                place: place.clone(),
+                message: format!("invalid regex {:?}: {err}", e.pattern),
+            })?;
+            if e.actions.is_empty() {
+                return Err(ScenarioError::Invalid {
+                    place,
+                    message: "an extension needs at least one action".into(),
+                });
+            }
+            extensions.push(Extension {
+                name: e.name.unwrap_or_else(|| e.pattern.clone()),
+                regex,
+                context: e.context.unwrap_or_else(|| "default".into()),
+                actions: e.actions,
+            });
+        }
+        if extensions.is_empty() {
+            extensions = builtin_extensions();
+        }
         Ok(Scenario {
             rules,
             missing_files,
+            sounds: file.sounds.map(|s| s.into_iter().collect()),
+            extensions,
             profile: file.default,
             rng: StdRng::seed_from_u64(file.seed.unwrap_or(0)),
         })
     }
 
-    /// Whether a `playback` of `path` finds no file.
-    pub fn file_missing(&self, path: &str) -> bool {
-        self.missing_files
+    /// Whether a file exists on the switch. A listed relative path is under `sound_prefix`, so
+    /// `<sound_prefix>/<listed>` exists too (what `playback` of the relative path opens and what `file_exists`
+    /// must be asked).
+    pub fn file_exists(&self, path: &str, sound_prefix: &str) -> bool {
+        if is_stream(path) {
+            return true;
+        }
+        if self
+            .missing_files
             .as_ref()
             .is_some_and(|r| r.is_match(path))
+        {
+            return false;
+        }
+        let Some(sounds) = &self.sounds else {
+            return true;
+        };
+        if sounds.contains(path) {
+            return true;
+        }
+        let prefix = sound_prefix.trim_end_matches('/');
+        !prefix.is_empty()
+            && path
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rel| sounds.contains(rel))
+    }
+
+    /// The extension a transfer to `destination` in `context` runs, if any matches.
+    pub fn extension(&self, destination: &str, context: &str) -> Option<&Extension> {
+        self.extensions
+            .iter()
+            .find(|e| e.context == context && e.regex.is_match(destination))
     }
 
     /// The outcome for a call to `destination`.
@@ -287,6 +420,7 @@ impl Scenario {
                     .clone()
                     .unwrap_or_else(|| "NORMAL_CLEARING".into()),
                 digits: r.digits.clone().unwrap_or_default(),
+                digits_after_ms: r.digits_after_ms,
             }
         } else {
             match r.hangup_cause.as_deref() {
@@ -311,6 +445,7 @@ impl Scenario {
                 talk_ms: Some(p.talk_ms.map(|m| m.draw(&mut self.rng)).unwrap_or(10_000)),
                 cause: "NORMAL_CLEARING".into(),
                 digits: p.digits.clone().unwrap_or_default(),
+                digits_after_ms: None,
             };
         }
         let total: u32 = p.causes.values().sum();
@@ -355,6 +490,7 @@ pub fn builtin_outcome(dest: &str) -> Outcome {
             talk_ms: Some(n),
             cause: "NORMAL_CLEARING".into(),
             digits: String::new(),
+            digits_after_ms: None,
         };
     }
     if let Some(rest) = dest.strip_prefix("early_")
@@ -367,6 +503,7 @@ pub fn builtin_outcome(dest: &str) -> Outcome {
             talk_ms: Some(n),
             cause: "NORMAL_CLEARING".into(),
             digits: String::new(),
+            digits_after_ms: None,
         };
     }
     if dest == "busy" {
@@ -458,7 +595,8 @@ mod tests {
                 early_ms: None,
                 talk_ms: Some(20000),
                 cause: "NORMAL_CLEARING".into(),
-                digits: "12#".into()
+                digits: "12#".into(),
+                digits_after_ms: None,
             }
         );
         assert_eq!(
@@ -480,15 +618,62 @@ mod tests {
     #[test]
     fn missing_files_name_the_playbacks_that_find_no_file() {
         let s = Scenario::from_toml("missing_files = \"^/nonexistent/\"").unwrap();
-        assert!(s.file_missing("/nonexistent/a.wav"));
-        assert!(!s.file_missing("ivr/hello.wav"));
-        assert!(!Scenario::builtin().file_missing("/nonexistent/a.wav"));
+        assert!(!s.file_exists("/nonexistent/a.wav", "/snd"));
+        assert!(s.file_exists("/snd/ivr/hello.wav", "/snd"));
+        assert!(Scenario::builtin().file_exists("/nonexistent/a.wav", "/snd"));
         let e = Scenario::from_toml("missing_files = \"(\"").unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("scenario missing_files: invalid regex"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_sounds_list_names_the_files_on_the_switch_and_streams_always_exist() {
+        let s = Scenario::from_toml(r#"sounds = ["ivr/welcome.wav", "/abs/confirm.wav"]"#).unwrap();
+        assert!(s.file_exists("/snd/ivr/welcome.wav", "/snd/"));
+        assert!(s.file_exists("/abs/confirm.wav", "/snd"));
+        assert!(!s.file_exists("/snd/ivr/other.wav", "/snd"));
+        assert!(!s.file_exists("/abs/welcome.wav", "/snd"));
+        assert!(
+            !s.file_exists("/snd/ivr/welcome.wav", ""),
+            "no prefix, no relative file"
+        );
+        assert!(s.file_exists("tone_stream://%(100,0,440)", "/snd"));
+        assert!(s.file_exists("silence_stream://500", "/snd"));
+    }
+
+    #[test]
+    fn extensions_match_destination_and_context_and_default_to_the_builtin_ones() {
+        let s = Scenario::from_toml(
+            r#"
+            [[extension]]
+            match = "^op(erator)?$"
+            actions = [{ app = "answer" }, { app = "park" }]
+            [[extension]]
+            name = "sales"
+            match = "^sales$"
+            context = "public"
+            actions = [{ app = "hangup", data = "USER_BUSY" }]
+            "#,
+        )
+        .unwrap();
+        let op = s.extension("operator", "default").unwrap();
+        assert_eq!(op.actions.len(), 2);
+        assert_eq!(op.actions[1].app, "park");
+        assert!(s.extension("sales", "default").is_none(), "another context");
+        assert_eq!(s.extension("sales", "public").unwrap().name, "sales");
+        assert!(
+            s.extension("park", "default").is_none(),
+            "an explicit dialplan replaces the built-in one"
+        );
+        let b = Scenario::builtin();
+        assert!(b.extension("operator", "default").is_some());
+        assert!(b.extension("park", "default").is_some());
+        assert!(b.extension("nowhere", "default").is_none());
+        let e = Scenario::from_toml("[[extension]]\nmatch = \"x\"\nactions = []").unwrap_err();
+        assert!(e.to_string().contains("at least one action"), "{e}");
     }
 
     #[test]

@@ -327,6 +327,7 @@ impl Harness {
             cause: cause.into(),
             answered,
             billsec,
+            talk_ms: u64::from(billsec) * 1000,
         };
         let mut ev: Vec<(DateTime<Utc>, Input)> = Vec::new();
         if let Some(n) = number.strip_prefix("answer_") {
@@ -373,6 +374,40 @@ impl Harness {
                     body: "-ERR NO_ANSWER".into(),
                 },
             ));
+        } else if number == "billed_10_talked_9600ms" {
+            // 9.6 s of talk across a second boundary: FreeSWITCH's billsec (whole-second epochs) says 10.
+            ev.push((at(1), Input::ChannelSeen { uuid }));
+            ev.push((at(3), Input::Answered { uuid }));
+            ev.push((
+                at(3),
+                Input::JobResult {
+                    job,
+                    body: format!("+OK {uuid}"),
+                },
+            ));
+            ev.push((
+                at(13),
+                Input::Hangup {
+                    uuid,
+                    cause: "NORMAL_CLEARING".into(),
+                    answered: true,
+                    billsec: 10,
+                    talk_ms: 9600,
+                },
+            ));
+        } else if number == "half_throttled" {
+            // A loopback call whose a-leg got a session and whose b-leg did not (capture burst_sps): the a-leg
+            // waits in CS_INIT until originate_timeout; the job may reach the core before the channel events.
+            ev.push((at(0), Input::ChannelSeen { uuid }));
+            ev.push((
+                at(30),
+                Input::JobResult {
+                    job,
+                    body: "-ERR NO_ANSWER".into(),
+                },
+            ));
+            ev.push((at(30), Input::NeverRouted { uuid }));
+            ev.push((at(30), hangup("NO_ANSWER", false, 0)));
         } else if number == "refused" {
             // Over sessions_per_second: no channel is ever created.
             ev.push((

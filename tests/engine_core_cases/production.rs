@@ -341,6 +341,7 @@ async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outco
                 cause: "NORMAL_CLEARING".into(),
                 answered: true,
                 billsec: 97,
+                talk_ms: 97_000,
             })
             .await;
     }

@@ -39,6 +39,45 @@ impl Callflow {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
+
+    /// The prompt files the callflow can play (playback, play_and_get_digits' file and invalid_file, in every
+    /// branch), each once, in order of appearance: the ones a switch must have. Generated streams
+    /// (`tone_stream://`, `silence_stream://`) and paths built from variables (known only during the call) are left
+    /// out.
+    pub fn prompt_files(&self) -> Vec<String> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Template>) {
+            for step in steps {
+                match step {
+                    Step::Playback { file } => out.push(file),
+                    Step::PlayAndGetDigits(p) => {
+                        out.push(&p.file);
+                        out.extend(p.invalid_file.iter());
+                    }
+                    Step::If(i) => {
+                        walk(&i.then, out);
+                        walk(&i.otherwise, out);
+                    }
+                    Step::Switch(sw) => {
+                        for (_, case) in &sw.cases {
+                            walk(case, out);
+                        }
+                        walk(&sw.default, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut templates = Vec::new();
+        walk(&self.steps, &mut templates);
+        let mut files: Vec<String> = Vec::new();
+        for t in templates {
+            let path = t.source();
+            if t.is_literal() && !path.contains("://") && !files.iter().any(|f| f == path) {
+                files.push(path.to_string());
+            }
+        }
+        files
+    }
 }
 
 /// One step of a callflow.
@@ -160,6 +199,28 @@ impl SwitchStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prompt_files_are_the_literal_files_of_every_branch_once() {
+        let flow = parse(json!([
+            {"playback": {"file": "ivr/welcome.wav"}},
+            {"playback": {"file": "tone_stream://%(100,0,440)"}},
+            {"play_and_get_digits": {"file": "ivr/menu.wav", "invalid_file": "ivr/invalid.wav"}},
+            {"if": {"expr": "${digits} == 1",
+                    "then": [{"playback": {"file": "ivr/thanks.wav"}}],
+                    "else": [{"playback": {"file": "ivr/hello_${lang}.wav"}},
+                             {"playback": {"file": "ivr/welcome.wav"}}]}}
+        ]));
+        assert_eq!(
+            flow.prompt_files(),
+            [
+                "ivr/welcome.wav",
+                "ivr/menu.wav",
+                "ivr/invalid.wav",
+                "ivr/thanks.wav"
+            ]
+        );
+    }
     use serde_json::json;
 
     fn parse(v: serde_json::Value) -> Callflow {

@@ -173,7 +173,12 @@ impl Run<'_, '_> {
                 return next;
             }
         };
-        let entered = event.variable(&p.var).unwrap_or_default().to_string();
+        // FreeSWITCH unsets the variable when the regex refuses the entry and keeps it in `<var>_invalid`.
+        let entered = event
+            .variable(&p.var)
+            .or_else(|| event.variable(&format!("{}_invalid", p.var)))
+            .unwrap_or_default()
+            .to_string();
         let digits = command::accept_digits(p, &entered);
         let value = digits.clone().unwrap_or_default();
         self.record(path, step, Some(value.clone()));

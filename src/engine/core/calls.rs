@@ -41,7 +41,10 @@ const STORE_RETRY_MAX: ChronoDuration = ChronoDuration::seconds(60);
 pub struct HangupFacts {
     pub cause: String,
     pub answered: bool,
+    /// `billsec`: whole seconds, as recorded with the attempt.
     pub talk_secs: u32,
+    /// `billmsec`: what `min_success_duration_sec` is judged on.
+    pub talk_ms: u64,
     pub at: DateTime<Utc>,
 }
 
@@ -75,6 +78,8 @@ pub struct Call {
     pub job: Option<Uuid>,
     pub originated_at: DateTime<Utc>,
     pub channel_seen: bool,
+    /// The channel hung up without leaving CS_INIT ([`Input::NeverRouted`](super::Input::NeverRouted)).
+    pub never_routed: bool,
     pub answered_at: Option<DateTime<Utc>>,
     pub hangup: Option<HangupFacts>,
     pub callflow: CallflowState,
@@ -123,6 +128,7 @@ impl Core {
                 job,
                 originated_at: now,
                 channel_seen: false,
+                never_routed: false,
                 answered_at: None,
                 hangup: None,
                 callflow: CallflowState::None,
@@ -304,12 +310,18 @@ impl Core {
             self.on_answered(now, attempt);
             return;
         }
+        if call.channel_seen {
+            // The channel exists, so its CHANNEL_HANGUP_COMPLETE follows (on the event stream, whose order relative
+            // to this job is not FreeSWITCH's) and tells more: a channel that never left CS_INIT
+            // (`Input::NeverRouted`) failed for the switch's capacity, not the callee's.
+            return;
+        }
         let named = text
             .strip_prefix("-ERR")
             .and_then(|rest| rest.split_whitespace().next())
             .filter(|w| is_known_cause(w));
         match named {
-            Some(cause) if cause == CAPACITY_CAUSE && !call.channel_seen => {
+            Some(cause) if cause == CAPACITY_CAUSE => {
                 // FreeSWITCH refused the session (sessions_per_second, max_sessions): ours, not the callee's.
                 let cause = cause.to_owned();
                 self.switch_refused(now, switch);
@@ -375,6 +387,7 @@ impl Core {
         cause: String,
         answered: bool,
         billsec: u32,
+        talk_ms: u64,
     ) {
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
@@ -395,6 +408,7 @@ impl Core {
             cause: cause.clone(),
             answered,
             talk_secs: billsec,
+            talk_ms,
             at: now,
         });
         if local {
@@ -443,13 +457,20 @@ impl Core {
         let Some(h) = call.hangup.clone() else {
             return;
         };
-        let class = self.classify(uuid, &h.cause, h.answered, h.talk_secs);
+        let class = if call.never_routed {
+            // A loopback call whose b-leg session was refused: the switch's capacity, as a refused originate.
+            let switch = call.switch;
+            self.switch_refused(now, switch);
+            CauseClass::Minus
+        } else {
+            self.classify(uuid, &h.cause, h.answered, h.talk_ms)
+        };
         self.complete(now, uuid, h.cause, class, h.talk_secs);
     }
 
     /// The class of an attempt's end: the callflow's `result` if it gave one, else the cause table (of the
     /// campaign version the call was placed with) with the minimum-duration rule.
-    fn classify(&self, uuid: Uuid, cause: &str, answered: bool, talk_secs: u32) -> CauseClass {
+    fn classify(&self, uuid: Uuid, cause: &str, answered: bool, talk_ms: u64) -> CauseClass {
         let Some(call) = self.calls.get(&uuid) else {
             return CauseClass::Retry;
         };
@@ -460,8 +481,7 @@ impl Core {
                 CauseClass::Retry
             };
         }
-        call.version
-            .effective_class(cause, answered, u64::from(talk_secs))
+        call.version.effective_class_ms(cause, answered, talk_ms)
     }
 
     /// Decides the call's result and sends it to the store.

@@ -159,12 +159,20 @@ pub enum Input {
     Answered {
         uuid: Uuid,
     },
+    /// CHANNEL_HANGUP of a channel still in CS_INIT: its originate never got to routing (a loopback call whose
+    /// b-leg session the switch refused waits there until originate_timeout, then fails NO_ANSWER). Ours: Minus.
+    NeverRouted {
+        uuid: Uuid,
+    },
     /// CHANNEL_HANGUP_COMPLETE.
     Hangup {
         uuid: Uuid,
         cause: String,
         answered: bool,
         billsec: u32,
+        /// `variable_billmsec`: the talk time `min_success_duration_sec` is judged on (`billsec` subtracts
+        /// whole-second epochs: a 9.6 s call can bill 10 s).
+        talk_ms: u64,
     },
     /// The callflow of a call ended; `result` is its `result {success}` if it ran one, `note` its summary
     /// (recorded with the attempt).
@@ -322,10 +330,7 @@ impl Core {
             campaigns: BTreeMap::new(),
             calls: HashMap::new(),
             jobs: HashMap::new(),
-            switches: switches
-                .into_iter()
-                .map(|s| SwitchState::new(s, now))
-                .collect(),
+            switches: switches.into_iter().map(SwitchState::new).collect(),
             out: Vec::new(),
             deadlines: BinaryHeap::new(),
             draining: false,
@@ -453,12 +458,19 @@ impl Core {
                 }
             }
             Input::Answered { uuid } => self.on_answered(now, uuid),
+            Input::NeverRouted { uuid } => {
+                if let Some(call) = self.calls.get_mut(&uuid) {
+                    call.channel_seen = true;
+                    call.never_routed = true;
+                }
+            }
             Input::Hangup {
                 uuid,
                 cause,
                 answered,
                 billsec,
-            } => self.on_hangup(now, uuid, cause, answered, billsec),
+                talk_ms,
+            } => self.on_hangup(now, uuid, cause, answered, billsec, talk_ms),
             Input::CallflowDone {
                 uuid,
                 result,

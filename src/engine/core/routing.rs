@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Action, Core, SwitchConfig};
 use crate::campaign::causes::CauseClass;
 use crate::engine::originate::{self, OriginateSpec};
-use crate::engine::pacing::TokenBucket;
+use crate::engine::pacing::{SessionWindow, TokenBucket};
 use crate::store::{AttemptId, Claim};
 
 /// First back-off of an opened breaker; doubled each time it opens again, up to [`BREAKER_MAX_SHIFT`] doublings.
@@ -161,16 +161,16 @@ pub(super) struct SwitchState {
     /// Its calls were settled as lost during this outage.
     settled: bool,
     pub calls: u32,
-    sps: TokenBucket,
+    sps: SessionWindow,
     pub paused_until: Option<DateTime<Utc>>,
     pub fail_streak: u32,
 }
 
 impl SwitchState {
-    pub fn new(cfg: SwitchConfig, now: DateTime<Utc>) -> SwitchState {
-        let rate = f64::from(cfg.sessions_per_second.saturating_sub(1).max(1));
+    pub fn new(cfg: SwitchConfig) -> SwitchState {
         SwitchState {
-            sps: TokenBucket::new(rate, rate, now),
+            // No FreeSWITCH second may see more new sessions than its sessions_per_second lets through.
+            sps: SessionWindow::for_switch(cfg.sessions_per_second),
             cfg,
             connected: false,
             down_since: None,

@@ -6,9 +6,9 @@
 //! timed ones (playback, sleep, play_and_get_digits) complete from a timer. api reply texts are the real ones
 //! from `fixtures/esl/api_replies.bin`.
 
-use super::{Activity, Call, Channel, Requester, Switch, Timer, new_uuid};
+use super::{Activity, Channel, Requester, Switch, Timer, channel, new_uuid};
+use crate::esl::Event;
 use crate::sim::originate::atoi;
-use crate::sim::scenario::Outcome;
 
 const EXEC: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2944);
 const EXEC_DONE: (&str, &str, u32) = ("switch_core_session.c", "switch_core_session_exec", 2967);
@@ -34,7 +34,14 @@ impl Switch {
         }
     }
 
-    fn begin_app(&mut self, uuid: &str, app: &str, arg: &str, app_uuid: &str, playback: bool) {
+    pub(super) fn begin_app(
+        &mut self,
+        uuid: &str,
+        app: &str,
+        arg: &str,
+        app_uuid: &str,
+        playback: bool,
+    ) {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -50,6 +57,8 @@ impl Switch {
             ch.vars.add("current_application", app);
         }
         ch.last_app = Some((app.to_string(), arg.to_string()));
+        // switch_core_session_exec clears the response an earlier application left.
+        ch.vars.remove("current_application_response");
         if app == "set"
             && let Some((k, v)) = arg.split_once('=')
         {
@@ -68,17 +77,50 @@ impl Switch {
         post.push(("Application-UUID", app_uuid));
         self.fire("CHANNEL_EXECUTE", uuid, EXEC, &[], &post);
         if playback {
-            self.fire(
-                "PLAYBACK_START",
-                uuid,
-                ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
-                &[],
-                &[("Playback-File-Path", arg)],
-            );
+            self.playback_start(uuid, arg);
         }
     }
 
-    fn finish_app(&mut self, uuid: &str, response: &str) {
+    /// How long `playback <arg>` plays: a silence stream its length, a file the configured prompt length.
+    pub(super) fn playback_ms(&self, arg: &str) -> u64 {
+        arg.strip_prefix("silence_stream://")
+            .map(|m| atoi(m).max(0) as u64)
+            .unwrap_or(self.cfg.playback_ms)
+    }
+
+    /// `switch_ivr_play_file` starts a file.
+    pub(super) fn playback_start(&mut self, uuid: &str, arg: &str) {
+        let path = self.playback_path(arg);
+        self.fire(
+            "PLAYBACK_START",
+            uuid,
+            ("switch_ivr_play_say.c", "switch_ivr_play_file", 1646),
+            &[],
+            &[("Playback-File-Path", &path)],
+        );
+    }
+
+    /// `switch_ivr_play_file` ends a file after `ms` of it played.
+    pub(super) fn playback_stop(&mut self, uuid: &str, arg: &str, ms: u64) {
+        let path = self.playback_path(arg);
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        ch.vars
+            .add("playback_last_offset_pos", &(ms * 8).to_string());
+        ch.vars.add("playback_seconds", &(ms / 1000).to_string());
+        ch.vars.add("playback_ms", &ms.to_string());
+        ch.vars.add("playback_samples", &(ms * 8).to_string());
+        self.fire(
+            "PLAYBACK_STOP",
+            uuid,
+            ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
+            &[],
+            &[("Playback-File-Path", &path), ("Playback-Status", "done")],
+        );
+    }
+
+    pub(super) fn finish_app(&mut self, uuid: &str, response: &str) {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -92,34 +134,91 @@ impl Switch {
             return;
         };
         if playback {
-            let ms = arg
-                .strip_prefix("silence_stream://")
-                .map(|m| atoi(m).max(0) as u64)
-                .unwrap_or(self.cfg.playback_ms);
-            ch.vars
-                .add("playback_last_offset_pos", &(ms * 8).to_string());
-            ch.vars.add("playback_seconds", &(ms / 1000).to_string());
-            ch.vars.add("playback_ms", &ms.to_string());
-            ch.vars.add("playback_samples", &(ms * 8).to_string());
-            self.fire(
-                "PLAYBACK_STOP",
-                uuid,
-                ("switch_ivr_play_say.c", "switch_ivr_play_file", 2020),
-                &[],
-                &[("Playback-File-Path", &arg), ("Playback-Status", "done")],
-            );
+            let ms = self.playback_ms(&arg);
+            self.playback_stop(uuid, &arg, ms);
         }
         let mut post = vec![("Application", app.as_str())];
         if !arg.is_empty() {
             post.push(("Application-Data", arg.as_str()));
         }
-        let resp = if response.is_empty() {
-            "_none_"
-        } else {
-            response
+        let resp = match (response, playback) {
+            ("", true) => "FILE PLAYED",
+            (r, _) => r,
         };
+        // The response is the channel's current_application_response, which the application may have set.
+        if let Some(ch) = self.channels.get_mut(uuid)
+            && !resp.is_empty()
+        {
+            ch.vars.add("current_application_response", resp);
+        }
+        let resp = if resp.is_empty() { "_none_" } else { resp };
         post.push(("Application-Response", resp));
         post.push(("Application-UUID", app_uuid.as_str()));
+        self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+        self.after_app(uuid);
+    }
+
+    /// What follows an application's return: the PRIVATE_COMMAND of the `sendmsg` that ran it
+    /// (`switch_ivr_parse_next_event` fires the message back with the channel's data), then the next action of
+    /// the extension the channel runs.
+    fn after_app(&mut self, uuid: &str) {
+        let pending = self
+            .channels
+            .get_mut(uuid)
+            .and_then(|c| c.pending_private.take());
+        if let Some(headers) = pending {
+            self.private_command(uuid, &headers);
+        }
+        self.dialplan_next(uuid);
+    }
+
+    fn private_command(&mut self, uuid: &str, sendmsg: &[(String, String)]) {
+        let seq = self.next_seq();
+        if !self.wants("PRIVATE_COMMAND") {
+            return;
+        }
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        let mut h = Vec::with_capacity(64);
+        h.push(("Command".to_string(), format!("sendmsg {uuid}")));
+        h.extend(sendmsg.iter().cloned());
+        channel::core_headers(
+            &mut h,
+            &self.cfg.identity,
+            "PRIVATE_COMMAND",
+            self.now,
+            ("switch_ivr.c", "switch_ivr_parse_next_event", 804),
+            seq,
+        );
+        ch.push_data(&mut h, "PRIVATE_COMMAND", false);
+        self.events.push(Event::from_pairs(h, None));
+    }
+
+    /// Leaves `park` (hang-up or transfer): CHANNEL_UNPARK and park's EXECUTE_COMPLETE.
+    pub(super) fn leave_park(&mut self, uuid: &str) {
+        let Some(park_uuid) = self.channels.get_mut(uuid).and_then(|c| c.park.take()) else {
+            return;
+        };
+        self.fire(
+            "CHANNEL_UNPARK",
+            uuid,
+            ("switch_ivr.c", "switch_ivr_park", 1213),
+            &[],
+            &[],
+        );
+        // park's response is whatever the last application it ran left in current_application_response.
+        let response = self
+            .channels
+            .get(uuid)
+            .and_then(|c| c.vars.get("current_application_response"))
+            .unwrap_or("_none_")
+            .to_string();
+        let post = [
+            ("Application", "park"),
+            ("Application-Response", response.as_str()),
+            ("Application-UUID", park_uuid.as_str()),
+        ];
         self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
     }
 
@@ -129,22 +228,17 @@ impl Switch {
             return;
         };
         match std::mem::replace(&mut ch.activity, Activity::Idle) {
-            Activity::Parked => {
-                self.fire(
-                    "CHANNEL_UNPARK",
-                    uuid,
-                    ("switch_ivr.c", "switch_ivr_park", 1213),
-                    &[],
-                    &[],
-                );
-                let post = [("Application", "park"), ("Application-Response", "_none_")];
-                self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
-            }
             running @ Activity::Running { .. } => {
+                self.digits_abandon(uuid);
+                // Interrupted by the hang-up: a playback reports PLAYBACK ERROR.
+                let response = match &running {
+                    Activity::Running { playback: true, .. } => "PLAYBACK ERROR",
+                    _ => "",
+                };
                 if let Some(ch) = self.channels.get_mut(uuid) {
                     ch.activity = running;
                 }
-                self.finish_app(uuid, "");
+                self.finish_app(uuid, response);
             }
             Activity::Bridged { app_uuid, arg } => {
                 let post = [
@@ -157,6 +251,7 @@ impl Switch {
             }
             Activity::Idle => {}
         }
+        self.leave_park(uuid);
     }
 
     /// Runs an application on a live channel (`&app(args)` or `sendmsg` execute).
@@ -167,7 +262,6 @@ impl Switch {
         if ch.hanging_up {
             return;
         }
-        let parked = ch.activity == Activity::Parked;
         if matches!(
             ch.activity,
             Activity::Running { .. } | Activity::Bridged { .. }
@@ -182,6 +276,7 @@ impl Switch {
                 ("Application-UUID", au.as_str()),
             ];
             self.fire("CHANNEL_EXECUTE_COMPLETE", uuid, EXEC_DONE, &[], &post);
+            self.after_app(uuid);
             return;
         }
         let au = app_uuid.map(str::to_string).unwrap_or_else(new_uuid);
@@ -190,7 +285,8 @@ impl Switch {
             "park" => {
                 self.begin_app(uuid, "park", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.activity = Activity::Parked;
+                    ch.activity = Activity::Idle;
+                    ch.park = Some(au.clone());
                 }
                 self.fire(
                     "CHANNEL_PARK",
@@ -229,25 +325,16 @@ impl Switch {
                     );
                 }
                 self.finish_app(uuid, "");
-                if parked {
-                    self.reenter_park(uuid);
-                }
             }
-            "playback" if self.scenario.file_missing(arg) => {
+            "playback" if !self.playback_finds(arg) => {
                 self.begin_app(uuid, "playback", arg, &au, false);
                 self.finish_app(uuid, "FILE NOT FOUND");
-                if parked {
-                    self.reenter_park(uuid);
-                }
             }
-            "playback" | "sleep" | "play_and_get_digits" => {
+            "play_and_get_digits" => self.start_digits(uuid, arg, &au),
+            "playback" | "sleep" => {
                 let ms = match app_l.as_str() {
                     "sleep" => atoi(arg).max(0) as u64,
-                    "playback" => arg
-                        .strip_prefix("silence_stream://")
-                        .map(|m| atoi(m).max(0) as u64)
-                        .unwrap_or(self.cfg.playback_ms),
-                    _ => self.cfg.playback_ms,
+                    _ => self.playback_ms(arg),
                 };
                 let playback = app_l != "sleep";
                 self.begin_app(uuid, &app_l, arg, &au, playback);
@@ -270,18 +357,7 @@ impl Switch {
                 };
                 self.hangup(uuid, &cause);
             }
-            "transfer" => {
-                self.begin_app(uuid, "transfer", arg, &au, false);
-                let now = self.now;
-                if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.profile.dest = arg.split_whitespace().next().unwrap_or("").to_string();
-                    ch.profile.transfer_us = now;
-                }
-                self.finish_app(uuid, "");
-                self.set_state(uuid, "CS_ROUTING", 2);
-                self.set_state(uuid, "CS_EXECUTE", 4);
-                self.execute(uuid, "park", "", None);
-            }
+            "transfer" => self.transfer(uuid, arg, &au),
             "bridge" => {
                 self.begin_app(uuid, "bridge", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
@@ -307,13 +383,6 @@ impl Switch {
         }
     }
 
-    fn reenter_park(&mut self, uuid: &str) {
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.activity = Activity::Parked;
-            ch.vars.add("current_application", "park");
-        }
-    }
-
     /// A timed application ended.
     pub(super) fn app_done(&mut self, uuid: &str, app_uuid: &str) {
         let Some(ch) = self.channels.get(uuid) else {
@@ -321,7 +390,6 @@ impl Switch {
         };
         let Activity::Running {
             app,
-            arg,
             app_uuid: current,
             ..
         } = &ch.activity
@@ -331,67 +399,11 @@ impl Switch {
         if current != app_uuid {
             return;
         }
-        let (app, arg) = (app.clone(), arg.clone());
-        let mut response = String::new();
-        if app == "playback" {
-            response = "FILE PLAYED".into();
+        match app.as_str() {
+            "play_and_get_digits" => self.digits_step(uuid),
+            "playback" => self.finish_app(uuid, "FILE PLAYED"),
+            _ => self.finish_app(uuid, ""),
         }
-        if app == "play_and_get_digits" {
-            let digits = self.scripted_digits(ch);
-            let parts: Vec<&str> = arg.split_whitespace().collect();
-            let var = parts.get(7).copied().unwrap_or("");
-            let max = parts.get(1).map(|m| atoi(m).max(1) as usize).unwrap_or(128);
-            let terminators = parts.get(4).copied().unwrap_or("#");
-            let mut got = String::new();
-            for d in digits.chars() {
-                self.fire(
-                    "DTMF",
-                    uuid,
-                    ("switch_channel.c", "switch_channel_dequeue_dtmf", 687),
-                    &[],
-                    &[
-                        ("DTMF-Digit", &d.to_string()),
-                        ("DTMF-Duration", "2000"),
-                        ("DTMF-Source", "RTP"),
-                    ],
-                );
-                if terminators.contains(d) || got.len() >= max {
-                    break;
-                }
-                got.push(d);
-            }
-            if let Some(ch) = self.channels.get_mut(uuid)
-                && !var.is_empty()
-            {
-                ch.vars.add(var, &got);
-            }
-            response = got;
-        }
-        self.finish_app(uuid, &response);
-        if self
-            .channels
-            .get(uuid)
-            .is_some_and(|c| c.kind == super::LegKind::LoopA || c.kind == super::LegKind::Single)
-        {
-            // Back to park when the originated channel was parked before (sendmsg execute inside park).
-            let was_parked = self
-                .channels
-                .get(uuid)
-                .is_some_and(|c| c.vars.get("current_application") == Some("park"));
-            if was_parked {
-                self.reenter_park(uuid);
-            }
-        }
-    }
-
-    fn scripted_digits(&self, ch: &Channel) -> String {
-        self.calls
-            .get(&ch.call)
-            .map(|c: &Call| match &c.outcome {
-                Outcome::Answer { digits, .. } => digits.clone(),
-                _ => String::new(),
-            })
-            .unwrap_or_default()
     }
 
     /// The agent leg of a `bridge` answered (bridge both) or failed (the caller's bridge app ends).
@@ -443,7 +455,7 @@ impl Switch {
                     post.push(("Application-UUID", app_uuid.as_str()));
                 }
                 self.fire("CHANNEL_EXECUTE_COMPLETE", from, EXEC_DONE, &[], &post);
-                self.reenter_park(from);
+                self.after_app(from);
             }
         }
     }
@@ -474,7 +486,12 @@ impl Switch {
                 let app = get("execute-app-name").unwrap_or("");
                 let arg = get("execute-app-arg").unwrap_or("");
                 let loops = get("loops").map(atoi).unwrap_or(1).max(1);
-                for _ in 0..loops {
+                for i in 0..loops {
+                    if i + 1 == loops
+                        && let Some(ch) = self.channels.get_mut(uuid)
+                    {
+                        ch.pending_private = Some(headers.to_vec());
+                    }
                     self.execute(uuid, app, arg, get("Event-UUID"));
                 }
             }
@@ -514,13 +531,19 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
                 peak,
                 peak,
                 0,
-                sw.cfg.sessions_per_second,
+                sw.limits.per_second,
                 0,
                 0,
-                sw.cfg.max_sessions
+                sw.limits.max_sessions
             )
         }
         "version" => "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n".into(),
+        "fsctl" => fsctl(sw, &args),
+        // mod_commands' file_exists stats the path as given (FreeSWITCH's working directory for a relative one).
+        "file_exists" => {
+            let exists = arg.starts_with('/') && sw.scenario.file_exists(arg, sw.sound_prefix());
+            exists.to_string()
+        }
         "hostname" => sw.cfg.identity.hostname.clone(),
         "uptime" => format!("{}\n", now.saturating_sub(sw.started_us) / 1_000_000),
         "module_exists" => if matches!(
@@ -628,6 +651,40 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
         }
         "show" => show(sw, &args),
         _ => format!("-ERR {cmd} Command not found!\n"),
+    }
+}
+
+/// mod_commands' `CTL_SYNTAX` (signalwire/freeswitch master; 1.10.12's lacks `uuid_version`).
+const CTL_SYNTAX: &str = "[api_expansion [on|off]|recover|send_sighup|hupall|pause [inbound|outbound]|resume [inbound|outbound]|shutdown [cancel|elegant|asap|now|restart]|uuid_version [4|7]|sps|sps_peak_reset|sync_clock|sync_clock_when_idle|reclaim_mem|max_sessions|min_dtmf_duration [num]|max_dtmf_duration [num]|default_dtmf_duration [num]|min_idle_cpu|loglevel [level]|debug_level [level]|mdns_resolve [enable|disable]]";
+
+/// `fsctl max_sessions [n]` and `fsctl sps [n]` as mod_commands answers them (reading with no argument, setting
+/// with one), `fsctl last_sps`; the simulator knows no other subcommand.
+fn fsctl(sw: &mut Switch, args: &[&str]) -> String {
+    let what = args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    let value = args.get(1).map(|v| atoi(v)).filter(|v| *v > 0);
+    let value = value.and_then(|v| u32::try_from(v).ok());
+    match what.as_str() {
+        "max_sessions" => {
+            if let Some(v) = value {
+                sw.limits.max_sessions = v;
+            }
+            format!("+OK max sessions: {}\n", sw.limits.max_sessions)
+        }
+        "sps" => {
+            if let Some(v) = value {
+                sw.limits.per_second = v;
+            }
+            format!("+OK sessions per second: {}\n", sw.limits.per_second)
+        }
+        "last_sps" => format!(
+            "+OK last sessions per second: {}\n",
+            sw.limits.last_second()
+        ),
+        "" => format!("-USAGE: {CTL_SYNTAX}\n"),
+        _ => format!("-ERR Invalid command\nUSAGE: fsctl {CTL_SYNTAX}\n"),
     }
 }
 

@@ -6,9 +6,12 @@
 //! left out) and, for the event types FreeSWITCH extends, every channel variable as `variable_*` in the order
 //! the variables were set. CDR variables (`variable_billsec` …) are added when the channel reports.
 
+use std::collections::VecDeque;
+
 use chrono::{DateTime, Utc};
 
 use crate::sim::originate::VarSet;
+use crate::sim::scenario::Action;
 
 /// Which kind of leg this is (it decides names, direction and variables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,16 +38,38 @@ pub struct Profile {
     pub dest: String,
     pub source: String,
     pub context: String,
+    /// The far end's address once a sofia leg has heard from it.
+    pub network_addr: String,
     pub transfer_us: u64,
     pub bridged_us: u64,
+    /// `Caller-Profile-Index`: 1, and one more for each transfer (each gets a new caller profile).
+    pub index: u32,
+    /// When this caller profile was made (the channel's creation, or the last transfer).
+    pub created_us: u64,
+    /// Set by a transfer: the destination before it (`Caller-RDNIS`) and `Caller-Transfer-Source`.
+    pub transfer: Option<TransferProfile>,
+}
+
+/// What a transfer writes into the new caller profile.
+#[derive(Debug, Clone, Default)]
+pub struct TransferProfile {
+    pub rdnis: String,
+    pub source: String,
+}
+
+/// The codecs a channel has: a loopback leg gets them at creation (read, then write), a sofia leg when the far
+/// end's SDP arrives (both at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codecs {
+    Unset,
+    Read,
+    ReadWrite,
 }
 
 /// What the channel is doing at the application level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
     Idle,
-    /// Inside `park` (a new `execute` runs within it).
-    Parked,
     /// An application that completes by itself at a timer (playback, sleep, play_and_get_digits…).
     Running {
         app: String,
@@ -92,6 +117,33 @@ pub struct Channel {
     pub session_id: u64,
     pub last_app: Option<(String, String)>,
     pub hanging_up: bool,
+    /// Which codecs are set: events carry `Channel-Read-Codec-*` / `Channel-Write-Codec-*` from then on.
+    pub codecs: Codecs,
+    /// Inside `park`: the park application's Application-UUID. Applications sent with `sendmsg` run within it and
+    /// the channel stays parked after each; it ends (CHANNEL_UNPARK and its EXECUTE_COMPLETE) at hang-up or
+    /// transfer.
+    pub park: Option<String>,
+    /// The headers of the `sendmsg` whose application runs now: FreeSWITCH fires them back as PRIVATE_COMMAND
+    /// when the application returns.
+    pub pending_private: Option<Vec<(String, String)>>,
+    /// The actions still to run of the extension a transfer found (`None`: the channel runs no extension).
+    pub dialplan: Option<VecDeque<Action>>,
+    /// A running `play_and_get_digits`.
+    pub digits: Option<super::digits::DigitsRead>,
+}
+
+/// Two instants (µs since the epoch) of a CDR duration.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    from: u64,
+    to: u64,
+}
+
+impl Span {
+    /// The duration in `unit` µs as FreeSWITCH computes it: both instants truncated to whole units, subtracted.
+    fn whole(self, unit: u64) -> u64 {
+        (self.to / unit).saturating_sub(self.from / unit)
+    }
 }
 
 /// Static identity of the simulated switch (the `FreeSWITCH-*` headers).
@@ -139,6 +191,22 @@ pub fn core_headers(
     h.push(("Event-Sequence".into(), seq.to_string()));
 }
 
+/// `switch_channel_callstate_t`'s number of a callstate name (`Channel-Call-State-Number`).
+pub fn callstate_number(callstate: &str) -> u8 {
+    match callstate {
+        "DOWN" => 0,
+        "DIALING" => 1,
+        "RINGING" => 2,
+        "EARLY" => 3,
+        "ACTIVE" => 4,
+        "HELD" => 5,
+        "RING_WAIT" => 6,
+        "HANGUP" => 7,
+        "UNHELD" => 8,
+        _ => 0,
+    }
+}
+
 /// Events whose channel data includes the variables (`switch_channel_event_set_extended_data`).
 pub fn carries_variables(event: &str) -> bool {
     matches!(
@@ -165,7 +233,6 @@ pub fn carries_variables(event: &str) -> bool {
             | "PLAYBACK_START"
             | "PLAYBACK_STOP"
             | "CALL_UPDATE"
-            | "DTMF"
     )
 }
 
@@ -209,15 +276,23 @@ impl Channel {
         {
             h.push(("Hangup-Cause".into(), c.clone()));
         }
-        for (n, v) in [
-            ("Channel-Read-Codec-Name", "L16"),
-            ("Channel-Read-Codec-Rate", "8000"),
-            ("Channel-Read-Codec-Bit-Rate", "128000"),
-            ("Channel-Write-Codec-Name", "L16"),
-            ("Channel-Write-Codec-Rate", "8000"),
-            ("Channel-Write-Codec-Bit-Rate", "128000"),
-        ] {
-            h.push((n.into(), v.into()));
+        if self.codecs != Codecs::Unset {
+            for (n, v) in [
+                ("Channel-Read-Codec-Name", "L16"),
+                ("Channel-Read-Codec-Rate", "8000"),
+                ("Channel-Read-Codec-Bit-Rate", "128000"),
+            ] {
+                h.push((n.into(), v.into()));
+            }
+        }
+        if self.codecs == Codecs::ReadWrite {
+            for (n, v) in [
+                ("Channel-Write-Codec-Name", "L16"),
+                ("Channel-Write-Codec-Rate", "8000"),
+                ("Channel-Write-Codec-Bit-Rate", "128000"),
+            ] {
+                h.push((n.into(), v.into()));
+            }
         }
         if codec_only {
             return;
@@ -239,7 +314,8 @@ impl Channel {
             }
         };
         put("Caller-Direction", dir);
-        put("Caller-Logical-Direction", dir);
+        let logical = if p.transfer.is_some() { "inbound" } else { dir };
+        put("Caller-Logical-Direction", logical);
         put("Caller-Dialplan", &p.dialplan);
         put("Caller-Caller-ID-Name", &p.cid_name);
         put("Caller-Caller-ID-Number", &p.cid_num);
@@ -247,15 +323,27 @@ impl Channel {
         put("Caller-Orig-Caller-ID-Number", &p.orig_cid_num);
         put("Caller-Callee-ID-Name", &p.callee_name);
         put("Caller-Callee-ID-Number", &p.callee_num);
+        put("Caller-Network-Addr", &p.network_addr);
         put("Caller-ANI", &p.ani);
         put("Caller-Destination-Number", &p.dest);
         put("Caller-Unique-ID", &self.uuid);
         put("Caller-Source", &p.source);
+        if let Some(t) = &p.transfer {
+            put("Caller-Transfer-Source", &t.source);
+        }
         put("Caller-Context", &p.context);
+        if let Some(t) = &p.transfer {
+            put("Caller-RDNIS", &t.rdnis);
+        }
         put("Caller-Channel-Name", &self.name);
-        put("Caller-Profile-Index", "1");
+        put("Caller-Profile-Index", &p.index.max(1).to_string());
         let created = self.created_us.to_string();
-        put("Caller-Profile-Created-Time", &created);
+        let profile_created = if p.created_us > 0 {
+            p.created_us.to_string()
+        } else {
+            created.clone()
+        };
+        put("Caller-Profile-Created-Time", &profile_created);
         put("Caller-Channel-Created-Time", &created);
         put(
             "Caller-Channel-Answered-Time",
@@ -334,27 +422,26 @@ impl Channel {
             "caller_id",
             &format!("\"{}\" <{}>", self.profile.cid_name, self.profile.cid_num),
         );
-        let since = |t: u64| if t > 0 { t.saturating_sub(start) } else { 0 };
-        let dur = end - start;
+        // `switch_channel_set_timestamps`: each *sec is a difference of whole-second epochs and each *msec of
+        // whole-millisecond epochs (so a 1.1 s call bills 1 or 2 s), each *usec the exact difference.
+        let span = |from: u64, to: u64| Span { from, to };
+        let since_start = |t: u64| if t > 0 { span(start, t) } else { span(0, 0) };
         let bill = if answered > 0 {
-            end.saturating_sub(answered)
+            span(answered, end)
         } else {
-            0
+            span(0, 0)
         };
-        let prog = since(self.progress_us);
-        let ans = since(answered);
-        let pmedia = since(self.progress_media_us);
-        let rows: [(&str, u64); 7] = [
-            ("duration", dur),
+        let rows: [(&str, Span); 7] = [
+            ("duration", span(start, end)),
             ("billsec", bill),
-            ("progresssec", prog),
-            ("answersec", ans),
-            ("waitsec", 0),
-            ("progress_mediasec", pmedia),
+            ("progresssec", since_start(self.progress_us)),
+            ("answersec", since_start(answered)),
+            ("waitsec", span(0, 0)),
+            ("progress_mediasec", since_start(self.progress_media_us)),
             ("flow_billsec", bill),
         ];
-        for (n, us) in rows {
-            v.add(n, &(us / 1_000_000).to_string());
+        for (n, s) in rows {
+            v.add(n, &s.whole(1_000_000).to_string());
         }
         let ms_names = [
             "mduration",
@@ -365,8 +452,8 @@ impl Channel {
             "progress_mediamsec",
             "flow_billmsec",
         ];
-        for (n, (_, us)) in ms_names.iter().zip(rows) {
-            v.add(n, &(us / 1000).to_string());
+        for (n, (_, s)) in ms_names.iter().zip(rows) {
+            v.add(n, &s.whole(1000).to_string());
         }
         let us_names = [
             "uduration",
@@ -377,8 +464,8 @@ impl Channel {
             "progress_mediausec",
             "flow_billusec",
         ];
-        for (n, (_, us)) in us_names.iter().zip(rows) {
-            v.add(n, &us.to_string());
+        for (n, (_, s)) in us_names.iter().zip(rows) {
+            v.add(n, &s.whole(1).to_string());
         }
         if self.kind != LegKind::Single {
             v.add("is_loopback", "1");
@@ -388,9 +475,9 @@ impl Channel {
     /// One row of `show channels` (column order of the real reply).
     pub fn show_row(&self, hostname: &str) -> Vec<(&'static str, String)> {
         let (app, data) = match &self.activity {
-            Activity::Parked => ("park".to_string(), String::new()),
             Activity::Running { app, arg, .. } => (app.clone(), arg.clone()),
             Activity::Bridged { arg, .. } => ("bridge".to_string(), arg.clone()),
+            Activity::Idle if self.park.is_some() => ("park".to_string(), String::new()),
             Activity::Idle => (String::new(), String::new()),
         };
         let p = &self.profile;
@@ -451,5 +538,27 @@ impl Channel {
             ("initial_dialplan", p.dialplan.clone()),
             ("initial_context", p.context.clone()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billsec_subtracts_whole_second_epochs_and_billmsec_whole_milliseconds() {
+        // 1.1 s answered at x.95 s: FreeSWITCH bills 2 s (the capture `playback_missing` bills 1.36 s as 2).
+        let s = Span {
+            from: 10_950_000,
+            to: 12_050_000,
+        };
+        assert_eq!(s.whole(1_000_000), 2);
+        assert_eq!(s.whole(1000), 1100);
+        let s = Span {
+            from: 10_050_000,
+            to: 11_150_000,
+        };
+        assert_eq!(s.whole(1_000_000), 1);
+        assert_eq!(s.whole(1), 1_100_000);
     }
 }

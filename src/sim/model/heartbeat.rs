@@ -32,11 +32,7 @@ impl Switch {
     pub fn heartbeat(&mut self, now: u64, interval_sec: u64) {
         self.advance(now);
         let up = now.saturating_sub(self.started_us);
-        let sps_now = if now / 1_000_000 == self.sps_second {
-            self.sps_left.max(0) as u64
-        } else {
-            u64::from(self.cfg.sessions_per_second)
-        };
+        let sps_now = self.limits.left_at(now);
         let seq = self.next_seq();
         let headers = [
             ("Event-Info", "System Ready".to_owned()),
