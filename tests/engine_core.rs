@@ -287,8 +287,14 @@ async fn silent_originate_is_reconciled_and_counted_as_lost_attempt() {
     .await;
     h.exists_answer = Some(false);
     h.input(Input::Run(CAMPAIGN.into())).await;
-    // originate_timeout 30 s + 30 s grace, then uuid_exists says it is gone.
+    // originate_timeout 30 s + 30 s grace: uuid_exists says no channel, but the originate's job is still
+    // unanswered, so that proves nothing yet; another grace later it is overdue and counts as lost.
     h.run_for(61).await;
+    assert!(
+        h.history(1).await.is_empty(),
+        "not lost while its originate may still be in progress"
+    );
+    h.run_for(30).await;
     let hist = h.history(1).await;
     assert_eq!(
         classes(&hist)[0],

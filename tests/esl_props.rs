@@ -106,14 +106,27 @@ proptest! {
         let bytes = Bytes::from(encode::event_frame(&event, format));
         let (frame, _) = Frame::parse(&bytes, &Limits::default()).unwrap().unwrap();
         let decoded = Event::from_frame(&frame).unwrap();
-        let got: Vec<(String, String)> = decoded
+        let got: Vec<(Vec<u8>, Vec<u8>)> = decoded
             .headers()
             .filter(|(n, _)| !n.eq_ignore_ascii_case(b"Content-Length"))
-            .map(|(n, v)| (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        // event-plain, as FreeSWITCH writes it, does not encode an existing `%XX` again (capture `vars`): such a
+        // value reads back decoded. Every other value comes back as it was.
+        let want: Vec<(Vec<u8>, Vec<u8>)> = pairs
+            .iter()
+            .map(|(n, v)| {
+                let v = if format == ContentType::EventPlain {
+                    decode_existing_escapes(v)
+                } else {
+                    v.as_bytes().to_vec()
+                };
+                (n.as_bytes().to_vec(), v)
+            })
             .collect();
         // XML joins consecutive same-name elements into an array, so compare after the same join.
         if format != ContentType::EventXml {
-            prop_assert_eq!(got, pairs);
+            prop_assert_eq!(got, want);
         }
         prop_assert_eq!(decoded.body(), body.as_deref().map(str::as_bytes));
     }
@@ -161,4 +174,25 @@ fn real_capture_split_at_every_byte_of_a_frame_boundary_region() {
             "step {step}"
         );
     }
+}
+
+/// What a reader of FreeSWITCH's event-plain sees of a value: each `%XX` (two hex digits) it already held decoded.
+fn decode_existing_escapes(v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }

@@ -354,7 +354,9 @@ mod tests {
             "{}",
             o.args
         );
-        assert!(!o.args.contains("dlr_node=other-node"), "{}", o.args);
+        // The member's value travels only as data, under its own namespaced name.
+        assert!(!o.args.contains(",dlr_node=other-node"), "{}", o.args);
+        assert!(o.args.contains(",dlr_v_dlr_node=other-node"), "{}", o.args);
         assert!(!build(&spec(&[], &[])).args.contains("dlr_node"));
     }
 

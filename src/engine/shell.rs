@@ -1080,6 +1080,8 @@ async fn switch_task(
             }
         };
         let input = match ev {
+            // The first connection was reported above, before any call: only a reconnect asks about the calls.
+            ClientEvent::Connected { generation } if generation <= 1 => None,
             ClientEvent::Connected { .. } => Some(Input::SwitchUp(i)),
             ClientEvent::Disconnected { .. } => Some(Input::SwitchDown(i)),
             ClientEvent::Event(e) => {

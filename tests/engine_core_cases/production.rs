@@ -481,3 +481,19 @@ fn campaigns_on_one_node_share_the_switch_budget_and_none_claims_what_it_cannot_
     // Every claimed member was dialled: nothing claimed only to be given back.
     assert_eq!(released, 0);
 }
+
+#[tokio::test]
+async fn a_reconnect_while_an_originate_is_in_flight_does_not_count_it_lost() {
+    let mut h = Harness::new(campaign(""), &[member("A", &["answer_20"])]).await;
+    h.exists_answer = Some(false);
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    // The socket drops and comes back before the channel exists: uuid_exists says "no such channel", but the
+    // originate's job has not answered yet, so that proves nothing.
+    h.input(Input::SwitchDown(0)).await;
+    h.input(Input::SwitchUp(0)).await;
+    h.run_for(600).await;
+    let hist = h.history(1).await;
+    assert_eq!(hist.len(), 1, "{hist:?}");
+    assert_eq!(hist[0].cause, "NORMAL_CLEARING");
+    assert!(h.member(1).await.success);
+}

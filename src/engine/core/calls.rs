@@ -78,6 +78,8 @@ pub struct Call {
     pub job: Option<Uuid>,
     pub originated_at: DateTime<Utc>,
     pub channel_seen: bool,
+    /// The switch answered the originate's job (BACKGROUND_JOB), or never will (the command failed).
+    pub job_done: bool,
     /// The channel hung up without leaving CS_INIT ([`Input::NeverRouted`](super::Input::NeverRouted)).
     pub never_routed: bool,
     pub answered_at: Option<DateTime<Utc>>,
@@ -128,6 +130,7 @@ impl Core {
                 job,
                 originated_at: now,
                 channel_seen: false,
+                job_done: job.is_none(),
                 never_routed: false,
                 answered_at: None,
                 hangup: None,
@@ -164,6 +167,10 @@ impl Core {
     ) {
         if !self.calls.contains_key(&attempt) {
             return;
+        }
+        if let Some(call) = self.calls.get_mut(&attempt) {
+            // The job's answer will never come: only the switch can tell now.
+            call.job_done = true;
         }
         tracing::warn!(%attempt, sent, error, "originate not carried out");
         if sent {
@@ -245,6 +252,16 @@ impl Core {
             self.arm(attempt, now + dur(wait));
             return;
         }
+        let ringing_for =
+            ChronoDuration::seconds(i64::from(call.version.config().originate_timeout_sec))
+                + dur(self.cfg.originate_grace) * 2;
+        if !call.job_done && !call.channel_seen && now < call.originated_at + ringing_for {
+            // The originate is still in progress (its job unanswered): no channel yet proves nothing. Its job's
+            // answer, or the connection's loss, will tell; look again once it is overdue.
+            let at = call.originated_at + ringing_for;
+            self.arm(attempt, at);
+            return;
+        }
         tracing::info!(%attempt, "channel gone and its end never seen: lost attempt");
         self.settle_lost(now, attempt);
     }
@@ -295,12 +312,14 @@ impl Core {
         let Some(&attempt) = self.jobs.get(&job) else {
             return;
         };
-        let Some(call) = self.calls.get(&attempt) else {
+        let Some(call) = self.calls.get_mut(&attempt) else {
             return;
         };
+        call.job_done = true;
         if call.hangup.is_some() || call.completing || call.decided.is_some() {
             return;
         }
+        let call = &*call;
         let text = body.trim_end();
         let switch = call.switch;
         if text.starts_with("+OK") {

@@ -544,11 +544,12 @@ mod tests {
         let mut now = t(0);
         let mut last = ChronoDuration::zero();
         for _ in 0..10 {
+            // Closed at first, then the probe each back-off lets through: each failure opens it again.
             let p = Uuid::new_v4();
+            b.placed(now, p);
             let until = b.local_failure(now, p, 1).expect("opens");
             last = until - now;
             now = until;
-            b.placed(now, p);
         }
         assert_eq!(last, ChronoDuration::seconds(64));
     }
