@@ -183,10 +183,8 @@ async fn one_engine_runs_a_known_outcome_mix_to_done_with_spec_histories() {
     assert_eq!(c.lost, 0, "{c:?}");
     assert!(a.attempts_with_cause(LOST_ATTEMPT_CAUSE).is_empty());
     let history: Vec<_> = node
-        .handle
         .history(&id)
         .await
-        .unwrap()
         .iter()
         .map(|t| (t.from, t.to))
         .collect();
@@ -415,29 +413,35 @@ async fn a_killed_engine_loses_nothing_and_its_calls_are_recovered_per_lost_atte
             l.completed_at > killed_at + half_lease,
             "recovered before its lease could expire: {l:?}"
         );
-        // A recovered call still up on the switch is hung up, so the member is never in two calls at once
-        // (the sample's answer_90 calls outlive the 40 s lease).
+        // Counted lost only if its channel was gone when the survivor looked: a call still up is taken over,
+        // never hung up and never counted lost (so the member is never in two calls at once either).
         let seen = observer.get(l.attempt_id);
         if seen.created.is_some() {
             let hangup = seen
                 .hangup
                 .unwrap_or_else(|| panic!("the lost call {} is still up", l.attempt_id));
             assert!(
-                hangup <= l.completed_at + chrono::Duration::seconds(15),
-                "the lost call {} outlived its recovery: hung up {hangup}, recovered {}",
+                hangup <= l.completed_at,
+                "the call {} was counted lost while up: hung up {hangup}, recovered {}",
                 l.attempt_id,
                 l.completed_at
             );
         }
     }
-    // Every attempt the victim had in flight is accounted for: lost, unless it was the survivor's.
+    // Every attempt the victim had in flight is accounted for: lost if its call was gone when its lease was
+    // recovered, else taken over by the survivor and recorded with its real outcome, the end the switch saw.
     let by_id: BTreeMap<_, _> = audit.attempts().map(|a| (a.attempt_id, a)).collect();
     for att in &in_flight {
         let rec = by_id.get(att).unwrap_or_else(|| {
             panic!("attempt {att} in flight at the kill is missing from the logs")
         });
-        if rec.node == "node-victim" {
-            assert_eq!(rec.cause, LOST_ATTEMPT_CAUSE, "{rec:?}");
+        if rec.node == "node-victim" && rec.cause != LOST_ATTEMPT_CAUSE {
+            let seen = observer.get(*att);
+            assert_eq!(
+                seen.hangup_cause.as_deref(),
+                Some(rec.cause.as_str()),
+                "taken over: its real end {rec:?} {seen:?}"
+            );
         }
     }
     // A lost attempt counted one try; the members were called again and answered.
@@ -714,10 +718,8 @@ async fn a_campaign_whose_calendar_is_closed_sleeps_makes_no_calls_and_records_i
     })
     .await;
     let history: Vec<_> = node
-        .handle
         .history(&id)
         .await
-        .unwrap()
         .into_iter()
         .map(|t| (t.from, t.to, t.reason))
         .collect();
@@ -779,10 +781,8 @@ async fn a_sleeping_campaign_wakes_when_its_calendar_starts_and_runs_to_done() {
     );
     assert_eq!(audit.counts.success, members.len() as u64);
     let history: Vec<_> = node
-        .handle
         .history(&id)
         .await
-        .unwrap()
         .into_iter()
         .map(|t| (t.from, t.to, t.reason, t.at))
         .collect();
@@ -836,10 +836,8 @@ async fn stop_lets_calls_in_progress_finish_places_no_new_call_and_run_resumes_t
     })
     .await;
     let stopping_at = node
-        .handle
         .history(&id)
         .await
-        .unwrap()
         .iter()
         .find(|t| t.to == CampaignState::Stopping)
         .expect("stopping recorded")
@@ -882,10 +880,8 @@ async fn stop_lets_calls_in_progress_finish_places_no_new_call_and_run_resumes_t
     let audit = audit(&store, &id, members.len(), rules(&campaign, SPEED)).await;
     assert_eq!(audit.counts.success, members.len() as u64);
     let path: Vec<_> = node
-        .handle
         .history(&id)
         .await
-        .unwrap()
         .into_iter()
         .map(|t| (t.from, t.to, t.reason))
         .collect();

@@ -791,6 +791,19 @@ impl Runner {
                     });
                 }
             }
+            Action::FindOrphans { campaign } => {
+                tokio::spawn(async move {
+                    let held = match store.held_claims(&campaign, &node, lease, clock.now()).await {
+                        Ok(held) => held,
+                        Err(e) => {
+                            // Left to their leases (recovered as lost_attempt): rare, and never a double call.
+                            tracing::warn!(campaign, error = %e, "cannot list this node's attempts");
+                            Vec::new()
+                        }
+                    };
+                    let _ = tx.send(Msg::Input(Input::Orphans { campaign, held })).await;
+                });
+            }
             Action::CheckExhausted { campaign } => {
                 tokio::spawn(async move {
                     let waiting = match store.counts(&campaign).await {

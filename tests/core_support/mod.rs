@@ -137,6 +137,8 @@ pub struct Harness {
     pub trunk_down_until: Option<DateTime<Utc>>,
     pub releases: usize,
     pub kills: usize,
+    /// The next this many claims are made in the store but their reply is lost (a timeout).
+    pub lose_claim_replies: usize,
 }
 
 impl Harness {
@@ -189,6 +191,7 @@ impl Harness {
             trunk_down_until: None,
             releases: 0,
             kills: 0,
+            lose_claim_replies: 0,
         };
         h.input(Input::Upsert(valid)).await;
         h.input(Input::SwitchUp(0)).await;
@@ -226,7 +229,23 @@ impl Harness {
                         )
                         .await
                         .unwrap();
-                    Some(Input::Claimed { campaign, batch })
+                    if self.lose_claim_replies > 0 {
+                        self.lose_claim_replies -= 1;
+                        Some(Input::ClaimFailed {
+                            campaign,
+                            error: "timed out".into(),
+                        })
+                    } else {
+                        Some(Input::Claimed { campaign, batch })
+                    }
+                }
+                Action::FindOrphans { campaign } => {
+                    let held = self
+                        .store
+                        .held_claims(&campaign, "test-node", std::time::Duration::from_secs(60), self.now)
+                        .await
+                        .unwrap();
+                    Some(Input::Orphans { campaign, held })
                 }
                 Action::Originate {
                     attempt,

@@ -497,3 +497,22 @@ async fn a_reconnect_while_an_originate_is_in_flight_does_not_count_it_lost() {
     assert_eq!(hist[0].cause, "NORMAL_CLEARING");
     assert!(h.member(1).await.success);
 }
+
+#[tokio::test]
+async fn a_claim_whose_reply_was_lost_is_released_uncounted_instead_of_waiting_for_its_lease() {
+    let mut h = Harness::new(campaign(""), &members(3, "answer_20")).await;
+    h.lose_claim_replies = 1;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    // The store claimed the three members, the reply never came: they are found and released at once (not
+    // after the 60 s lease, which would count a lost try), then claimed again and called.
+    h.run_for(5).await;
+    assert_eq!(h.releases, 3);
+    h.run_for(120).await;
+    for id in 1..=3 {
+        let m = h.member(id).await;
+        assert!(m.success, "member {id}");
+        let log = h.history(id).await;
+        assert_eq!(log.len(), 1, "member {id}: one attempt, nothing lost: {log:?}");
+    }
+    assert_eq!(h.store.counts(CAMPAIGN).await.unwrap().lost, 0);
+}

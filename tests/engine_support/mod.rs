@@ -129,6 +129,21 @@ pub struct Node {
 }
 
 impl Node {
+    /// The campaign's history once its writes have settled (they reach the store asynchronously, in order): read
+    /// until two reads 100 ms apart agree.
+    pub async fn history(&self, campaign: &str) -> Vec<fsdialer::engine::state::Transition> {
+        let mut last = self.handle.history(campaign).await.unwrap();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.handle.history(campaign).await.unwrap();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
     /// Starts an engine named `id` on `switches` with `clock`; `lease` is virtual time.
     pub async fn start(
         id: &str,

@@ -13,10 +13,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// What the switch did with one channel, as seen live.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Seen {
     pub created: Option<DateTime<Utc>>,
     pub hangup: Option<DateTime<Utc>>,
+    pub hangup_cause: Option<String>,
 }
 
 /// Records CHANNEL_CREATE and CHANNEL_HANGUP_COMPLETE of every channel; dropping it disconnects.
@@ -51,7 +52,10 @@ impl Observer {
                 let entry = map.entry(uuid).or_default();
                 match e.name() {
                     Some("CHANNEL_CREATE") => entry.created = Some(now),
-                    Some("CHANNEL_HANGUP_COMPLETE") => entry.hangup = Some(now),
+                    Some("CHANNEL_HANGUP_COMPLETE") => {
+                        entry.hangup = Some(now);
+                        entry.hangup_cause = e.hangup_cause().map(str::to_owned);
+                    }
                     _ => {}
                 }
             }
@@ -69,7 +73,7 @@ impl Observer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&uuid)
-            .copied()
+            .cloned()
             .unwrap_or_default()
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct CampaignRun {
     pub active: u32,
     /// The size of the claim sent to the store and not answered yet.
     pub pending_claim: Option<u32>,
+    /// A claim's reply was lost: waiting for the list of attempts this node holds ([`Input::Orphans`]).
+    pub orphan_check_pending: bool,
     pub next_claim_at: DateTime<Utc>,
     pub idle_backoff: Duration,
     pub cps: Option<TokenBucket>,
@@ -60,6 +62,7 @@ impl CampaignRun {
             sm: StateMachine::new(c.eternal),
             active: 0,
             pending_claim: None,
+            orphan_check_pending: false,
             next_claim_at: now,
             idle_backoff: IDLE_BACKOFF_MIN,
             cps: c.cps.map(|r| TokenBucket::new(r, r.max(1.0), now)),
@@ -77,6 +80,7 @@ impl CampaignRun {
     /// Whether the campaign looks at its queue now (running, or sleeping until a window opens).
     pub fn looks_for_members(&self) -> bool {
         !self.removed
+            && !self.orphan_check_pending
             && matches!(
                 self.sm.state(),
                 CampaignState::Running | CampaignState::Sleeping
@@ -367,11 +371,32 @@ impl Core {
         }
     }
 
+    /// A claim failed: the store may still have claimed members for it (a reply lost to a timeout). Before
+    /// claiming again, find those and release them, instead of leaving them to a lease that would charge a try.
     pub(super) fn on_claim_failed(&mut self, now: DateTime<Utc>, id: &str, error: &str) {
-        tracing::warn!(campaign = id, error, "claim failed; retrying");
+        tracing::warn!(campaign = id, error, "claim failed; releasing what it may have claimed, then retrying");
         if let Some(c) = self.campaigns.get_mut(id) {
             c.pending_claim = None;
             c.next_claim_at = now + ChronoDuration::seconds(1);
+            if !c.orphan_check_pending {
+                c.orphan_check_pending = true;
+                self.out.push(Action::FindOrphans {
+                    campaign: id.to_owned(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_orphans(&mut self, now: DateTime<Utc>, id: &str, held: Vec<Claim>) {
+        if let Some(c) = self.campaigns.get_mut(id) {
+            c.orphan_check_pending = false;
+            c.next_claim_at = c.next_claim_at.min(now + ChronoDuration::seconds(1));
+        }
+        for claim in held {
+            if !self.calls.contains_key(&claim.attempt_id) {
+                tracing::info!(campaign = id, attempt = %claim.attempt_id, "releasing a claim whose reply was lost");
+                self.release_claim(id, &claim, None);
+            }
         }
     }
 

@@ -135,6 +135,12 @@ pub enum Input {
         campaign: String,
         error: String,
     },
+    /// The answer to [`Action::FindOrphans`]: every attempt this node holds in the campaign. Those it does not
+    /// track were claimed by a claim whose reply was lost: they are released, uncounted.
+    Orphans {
+        campaign: String,
+        held: Vec<Claim>,
+    },
     /// [`Action::Originate`] could not be carried out. `sent` says whether the command may have reached the
     /// switch (connection lost after the write): then the call is reconciled, else the claim is released.
     OriginateFailed {
@@ -265,6 +271,9 @@ pub enum Action {
     CheckExists { switch: usize, attempt: AttemptId },
     /// Find the switch an adopted call is up on (`uuid_exists` on each); answer with [`Input::Located`].
     Locate { attempt: AttemptId },
+    /// A claim's reply was lost (the store may have claimed members for it): list the attempts this node holds in
+    /// the campaign ([`Input::Orphans`]). No claim of the campaign is sent until the answer.
+    FindOrphans { campaign: String },
     /// Count the campaign's members that may still be called.
     CheckExhausted { campaign: String },
     /// Renew the leases of these calls.
@@ -445,6 +454,7 @@ impl Core {
             Input::Located { attempt, switch } => self.on_located(now, attempt, switch),
             Input::Claimed { campaign, batch } => self.on_claimed(now, &campaign, batch),
             Input::ClaimFailed { campaign, error } => self.on_claim_failed(now, &campaign, &error),
+            Input::Orphans { campaign, held } => self.on_orphans(now, &campaign, held),
             Input::OriginateFailed {
                 attempt,
                 sent,
