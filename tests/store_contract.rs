@@ -1366,11 +1366,18 @@ async fn an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normall
             .await
             .unwrap()
     );
+    let holder = |s: &Store| {
+        let s = s.clone();
+        let a = c[0].attempt_id;
+        async move { s.attempt_holder(C, a).await.unwrap() }
+    };
+    assert_eq!(holder(s).await.as_deref(), Some(NODE));
     assert!(
         s.take_over(C, c[0].attempt_id, NODE, "node-b", until, late)
             .await
             .unwrap()
     );
+    assert_eq!(holder(s).await.as_deref(), Some("node-b"));
     // It is node-b's now: nothing to recover, node-b holds it, and its real end completes the member.
     assert!(
         s.recover_expired(C, &p, &Always, late, 10)
@@ -1399,6 +1406,7 @@ async fn an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normall
         cleared()
     );
     assert_eq!(s.counts(C).await.unwrap().lost, 0);
+    assert_eq!(holder(s).await, None, "out of the call: nobody holds it");
 }
 
 contract!(

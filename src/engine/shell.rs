@@ -793,7 +793,10 @@ impl Runner {
             }
             Action::FindOrphans { campaign } => {
                 tokio::spawn(async move {
-                    let held = match store.held_claims(&campaign, &node, lease, clock.now()).await {
+                    let held = match store
+                        .held_claims(&campaign, &node, lease, clock.now())
+                        .await
+                    {
                         Ok(held) => held,
                         Err(e) => {
                             // Left to their leases (recovered as lost_attempt): rare, and never a double call.
@@ -827,8 +830,20 @@ impl Runner {
                     let now = clock.now();
                     match store.renew(&campaign, &node, &attempts, now, lease).await {
                         Ok(revoked) if !revoked.is_empty() => {
+                            // A call another node holds now was taken over live: never hang it up.
+                            let mut hang_up = Vec::new();
+                            let mut handed_over = Vec::new();
+                            for a in revoked {
+                                match store.attempt_holder(&campaign, a).await {
+                                    Ok(Some(holder)) if holder != node => handed_over.push(a),
+                                    _ => hang_up.push(a),
+                                }
+                            }
                             let _ = tx
-                                .send(Msg::Input(Input::Revoked { attempts: revoked }))
+                                .send(Msg::Input(Input::Revoked {
+                                    hang_up,
+                                    handed_over,
+                                }))
                                 .await;
                         }
                         Ok(_) => {}

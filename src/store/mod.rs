@@ -271,6 +271,15 @@ impl Store {
         dispatch!(self, expired_leases(campaign, now, max))
     }
 
+    /// The node holding the attempt's lease now, if it is still in a call.
+    pub async fn attempt_holder(
+        &self,
+        campaign: &str,
+        attempt: AttemptId,
+    ) -> StoreResult<Option<String>> {
+        dispatch!(self, attempt_holder(campaign, attempt))
+    }
+
     /// Takes over an expired lease of node `from` for node `to` until `until` (a call still up whose node died:
     /// the new node tracks it to its real end). `false` if the lease is not `from`'s or not expired.
     pub async fn take_over(

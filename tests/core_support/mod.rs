@@ -242,7 +242,12 @@ impl Harness {
                 Action::FindOrphans { campaign } => {
                     let held = self
                         .store
-                        .held_claims(&campaign, "test-node", std::time::Duration::from_secs(60), self.now)
+                        .held_claims(
+                            &campaign,
+                            "test-node",
+                            std::time::Duration::from_secs(60),
+                            self.now,
+                        )
                         .await
                         .unwrap();
                     Some(Input::Orphans { campaign, held })

@@ -512,7 +512,38 @@ async fn a_claim_whose_reply_was_lost_is_released_uncounted_instead_of_waiting_f
         let m = h.member(id).await;
         assert!(m.success, "member {id}");
         let log = h.history(id).await;
-        assert_eq!(log.len(), 1, "member {id}: one attempt, nothing lost: {log:?}");
+        assert_eq!(
+            log.len(),
+            1,
+            "member {id}: one attempt, nothing lost: {log:?}"
+        );
     }
     assert_eq!(h.store.counts(CAMPAIGN).await.unwrap().lost, 0);
+}
+
+#[tokio::test]
+async fn a_call_another_node_took_over_is_dropped_without_hanging_it_up() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_100")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    let mut calls: Vec<_> = h.core.calls().keys().copied().collect();
+    calls.sort();
+    h.input(Input::Revoked {
+        hang_up: vec![],
+        handed_over: vec![calls[0]],
+    })
+    .await;
+    assert_eq!(
+        h.kills, 0,
+        "a live call another node follows is never hung up"
+    );
+    assert_eq!(h.core.active(CAMPAIGN), 1);
+    // A member terminated through the API: its call is hung up.
+    h.input(Input::Revoked {
+        hang_up: vec![calls[1]],
+        handed_over: vec![],
+    })
+    .await;
+    assert_eq!(h.kills, 1);
+    assert_eq!(h.core.active(CAMPAIGN), 0);
 }

@@ -628,20 +628,32 @@ impl Core {
         self.arm(attempt, now + backoff);
     }
 
-    pub(super) fn on_revoked(&mut self, now: DateTime<Utc>, attempts: Vec<AttemptId>) {
-        for a in attempts {
+    pub(super) fn on_revoked(
+        &mut self,
+        now: DateTime<Utc>,
+        hang_up: Vec<AttemptId>,
+        handed_over: Vec<AttemptId>,
+    ) {
+        let all = hang_up
+            .into_iter()
+            .map(|a| (a, true))
+            .chain(handed_over.into_iter().map(|a| (a, false)));
+        for (a, kill) in all {
             let Some(call) = self.calls.get(&a) else {
                 continue;
             };
             if call.completing {
                 continue;
             }
-            if let Some(switch) = call.switch {
+            if kill && let Some(switch) = call.switch {
                 self.out.push(Action::Kill {
                     switch,
                     uuid: a,
                     cause: "MANAGER_REQUEST".into(),
                 });
+            }
+            if !kill {
+                tracing::warn!(attempt = %a, "another node took this call over: no longer tracked here");
             }
             self.gateway_forget(a);
             self.drop_call(now, a);

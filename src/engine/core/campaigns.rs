@@ -374,7 +374,11 @@ impl Core {
     /// A claim failed: the store may still have claimed members for it (a reply lost to a timeout). Before
     /// claiming again, find those and release them, instead of leaving them to a lease that would charge a try.
     pub(super) fn on_claim_failed(&mut self, now: DateTime<Utc>, id: &str, error: &str) {
-        tracing::warn!(campaign = id, error, "claim failed; releasing what it may have claimed, then retrying");
+        tracing::warn!(
+            campaign = id,
+            error,
+            "claim failed; releasing what it may have claimed, then retrying"
+        );
         if let Some(c) = self.campaigns.get_mut(id) {
             c.pending_claim = None;
             c.next_claim_at = now + ChronoDuration::seconds(1);

@@ -202,9 +202,12 @@ pub enum Input {
     CheckFailed {
         attempt: AttemptId,
     },
-    /// Attempts the store says are no longer ours (terminated, recovered): drop and hang up their calls.
+    /// Attempts the store says are no longer ours. `hang_up`: terminated through the API (or recovered as lost:
+    /// their channel was gone anyway) — drop and hang up. `handed_over`: another node holds them now (it took
+    /// over a call it found up) — drop without touching the call.
     Revoked {
-        attempts: Vec<AttemptId>,
+        hang_up: Vec<AttemptId>,
+        handed_over: Vec<AttemptId>,
     },
     /// The answer to [`Action::CheckExhausted`]: members that may still be called.
     QueueState {
@@ -490,7 +493,10 @@ impl Core {
             Input::Completed { attempt, outcome } => self.on_completed(now, attempt, outcome),
             Input::Exists { attempt, exists } => self.on_exists(now, attempt, exists),
             Input::CheckFailed { attempt } => self.on_check_failed(now, attempt),
-            Input::Revoked { attempts } => self.on_revoked(now, attempts),
+            Input::Revoked {
+                hang_up,
+                handed_over,
+            } => self.on_revoked(now, hang_up, handed_over),
             Input::QueueState { campaign, waiting } => self.on_queue_state(now, &campaign, waiting),
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchDown(i) => {

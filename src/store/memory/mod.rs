@@ -397,6 +397,16 @@ impl MemoryStore {
         })
     }
 
+    pub fn attempt_holder(
+        &self,
+        campaign: &str,
+        attempt: AttemptId,
+    ) -> StoreResult<Option<String>> {
+        self.with_existing(campaign, None, |c| {
+            c.active.get(&attempt).map(|l| l.node.clone())
+        })
+    }
+
     pub fn take_over(
         &self,
         campaign: &str,

@@ -1063,6 +1063,28 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// The node holding the attempt (its `act` entry), if it is in a call.
+    pub async fn attempt_holder(
+        &self,
+        campaign: &str,
+        attempt: AttemptId,
+    ) -> StoreResult<Option<String>> {
+        record::check_campaign(campaign)?;
+        const OP: &str = "attempt_holder";
+        let act: Option<String> = self
+            .conn()
+            .hget(keys::campaign_key(campaign, "act"), attempt.to_string())
+            .await
+            .map_err(StoreError::redis(OP))?;
+        match act {
+            None => Ok(None),
+            Some(entry) => {
+                let (_, _, node) = parse_act(OP, &attempt.to_string(), &entry)?;
+                Ok(Some(node.to_owned()))
+            }
+        }
+    }
+
     /// Moves an expired lease of `from` to `to` until `until` (the `act` entry keeps its terminate mark).
     pub async fn take_over(
         &self,
