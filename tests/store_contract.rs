@@ -1409,7 +1409,32 @@ async fn an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normall
     assert_eq!(holder(s).await, None, "out of the call: nobody holds it");
 }
 
+async fn engine_nodes_count_while_they_say_they_are_alive(s: &Store) {
+    let ttl = std::time::Duration::from_secs(30);
+    assert_eq!(s.node_alive("node-a", t(10, 0), ttl).await.unwrap(), 1);
+    assert_eq!(
+        s.node_alive("node-b", t(10, 0) + CDuration::seconds(10), ttl)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.node_alive("node-a", t(10, 0) + CDuration::seconds(20), ttl)
+            .await
+            .unwrap(),
+        2
+    );
+    // node-b silent for 31 s: gone.
+    assert_eq!(
+        s.node_alive("node-a", t(10, 0) + CDuration::seconds(41), ttl)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 contract!(
+    engine_nodes_count_while_they_say_they_are_alive,
     an_expired_lease_of_a_dead_node_can_be_taken_over_and_completed_normally,
     every_lost_attempt_counts_in_lost_however_it_was_found,
     campaign_documents_are_compare_and_set_and_every_change_moves_the_generation,

@@ -327,6 +327,14 @@ pub fn start(
         tx.clone(),
     ));
     names.insert(task.id(), "completer".into());
+    let task = tasks.spawn(announce_node(
+        store.clone(),
+        cfg.core.node.clone(),
+        cfg.core.lease,
+        cfg.clock,
+        tx.clone(),
+    ));
+    names.insert(task.id(), "node registry".into());
     let (history_tx, history_rx) = mpsc::channel(HISTORY_QUEUE);
     let task = tasks.spawn(write_history(store.clone(), history_rx));
     names.insert(task.id(), "history".into());
@@ -906,6 +914,31 @@ impl Runner {
                     tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");
                 }
             }
+        }
+    }
+}
+
+/// Says every third of a lease that this node is alive, and tells the core how many nodes are (nodes silent for a
+/// whole lease drop out), so each node takes a fair share of a campaign's limit.
+async fn announce_node(
+    store: Store,
+    node: String,
+    lease: Duration,
+    clock: Clock,
+    tx: mpsc::Sender<Msg>,
+) {
+    let every = clock.to_real(lease / 3).max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.node_alive(&node, clock.now(), lease).await {
+            Ok(n) => {
+                if tx.send(Msg::Input(Input::Nodes(n))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot update the node registry"),
         }
     }
 }

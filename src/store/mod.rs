@@ -43,6 +43,7 @@ mod history;
 mod ids;
 pub mod local_redis;
 mod memory;
+mod nodes;
 mod record;
 pub mod redis;
 mod rules;

@@ -547,3 +547,17 @@ async fn a_call_another_node_took_over_is_dropped_without_hanging_it_up() {
     assert_eq!(h.kills, 1);
     assert_eq!(h.core.active(CAMPAIGN), 0);
 }
+
+#[tokio::test]
+async fn nodes_sharing_a_campaign_each_take_a_fair_share_of_its_limit() {
+    let mut h = Harness::new(campaign(""), &members(30, "answer_100")).await;
+    h.input(Input::Nodes(3)).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    // limit 10 over three live nodes: this one takes at most 4, leaving the rest to the others.
+    assert_eq!(h.core.active(CAMPAIGN), 4);
+    // One node left: its share comes back.
+    h.input(Input::Nodes(2)).await;
+    h.run_for(5).await;
+    assert_eq!(h.core.active(CAMPAIGN), 5);
+}

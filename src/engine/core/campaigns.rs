@@ -101,9 +101,11 @@ impl CampaignRun {
             .retain(|name, g| g.active > 0 || valid.gateways().by_name(name).is_some());
     }
 
-    /// The campaign's room for new calls: `limit` less the calls in progress (zero while over a lowered limit).
-    fn room(&self) -> u32 {
-        self.valid.config().limit.saturating_sub(self.active)
+    /// This node's room for new calls: its fair share of `limit` (the limit split between the live engine
+    /// nodes, rounded up, so no node starves another) less its calls in progress (zero while over a lowered limit).
+    fn room(&self, nodes: u32) -> u32 {
+        let share = self.valid.config().limit.div_ceil(nodes.max(1));
+        share.saturating_sub(self.active)
     }
 
     /// When any of the latest version's gateways may take a call again, if none can now (all paused or
@@ -258,7 +260,7 @@ impl Core {
                     c.looks_for_members()
                         && c.pending_claim.is_none()
                         && now >= c.next_claim_at
-                        && c.room() > 0
+                        && c.room(self.nodes) > 0
                 })
             })
             .collect();
@@ -287,7 +289,7 @@ impl Core {
             }
             let cps_room = c.cps.as_mut().map_or(u32::MAX, |b| b.available(now));
             let max = c
-                .room()
+                .room(self.nodes)
                 .min(cps_room)
                 .min(share)
                 .min(left)

@@ -214,6 +214,8 @@ pub enum Input {
         campaign: String,
         waiting: u64,
     },
+    /// How many engine nodes are alive (this one included), from the store's node registry.
+    Nodes(u32),
     /// A switch connected (again) or was lost.
     SwitchUp(usize),
     SwitchDown(usize),
@@ -309,6 +311,8 @@ pub struct Core {
     deadlines: BinaryHeap<Reverse<(DateTime<Utc>, AttemptId)>>,
     /// Shutting down: no new claims.
     draining: bool,
+    /// Live engine nodes sharing the store (this one included): each takes a fair share of a campaign's limit.
+    nodes: u32,
     /// Per-attempt lines (debug) and a periodic summary per campaign (info).
     attempt_log: crate::engine::attempt_log::AttemptLog,
     next_summary: DateTime<Utc>,
@@ -346,6 +350,7 @@ impl Core {
             out: Vec::new(),
             deadlines: BinaryHeap::new(),
             draining: false,
+            nodes: 1,
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
         }
@@ -498,6 +503,12 @@ impl Core {
                 handed_over,
             } => self.on_revoked(now, hang_up, handed_over),
             Input::QueueState { campaign, waiting } => self.on_queue_state(now, &campaign, waiting),
+            Input::Nodes(n) => {
+                if n.max(1) != self.nodes {
+                    tracing::info!(nodes = n, "engine nodes sharing the store");
+                }
+                self.nodes = n.max(1);
+            }
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchDown(i) => {
                 if let Some(sw) = self.switches.get_mut(i) {

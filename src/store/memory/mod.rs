@@ -39,6 +39,8 @@ pub struct MemoryStore {
     pub(in crate::store) docs: Mutex<BTreeMap<String, String>>,
     /// Campaign state transitions, latest last, bounded (see `store::history`).
     pub(in crate::store) history: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
+    /// Engine nodes alive: node → epoch ms it last said so (see `store::nodes`).
+    pub(in crate::store) nodes: Mutex<HashMap<String, i64>>,
     /// Bumped on every change of a campaign document (see `store::docs`).
     pub(in crate::store) docs_generation: std::sync::atomic::AtomicU64,
 }
@@ -114,6 +116,7 @@ impl MemoryStore {
             docs: Mutex::default(),
             docs_generation: Default::default(),
             history: Mutex::default(),
+            nodes: Mutex::default(),
         }
     }
 

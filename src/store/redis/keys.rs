@@ -39,6 +39,8 @@ pub const CAMPAIGNS: &str = "dlr:campaigns";
 pub const CAMPAIGN_DOCS: &str = "dlr:campaign_docs";
 /// A counter bumped after every change of a campaign document: nodes poll it (one `GET`) to follow changes fast.
 pub const CAMPAIGN_DOCS_GENERATION: &str = "dlr:campaign_docs_gen";
+/// The engine nodes alive: node → when it last said so (`store::nodes`).
+pub const NODES: &str = "dlr:nodes";
 
 #[cfg(test)]
 mod tests {
