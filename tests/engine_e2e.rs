@@ -107,8 +107,9 @@ async fn one_engine_runs_a_known_outcome_mix_to_done_with_spec_histories() {
     let campaign = validate(&campaign_config("mix"));
     let id = campaign.id().to_owned();
     let mut members = members("mix");
-    // `expire` members only ever get minus results: they end when their expiry passes (20 s virtual).
-    let expire_at = clock.now() + chrono::Duration::seconds(20);
+    // `expire` members only ever get minus results: they end when their expiry passes (60 s virtual: 1.2 s of
+    // real time, so a busy machine still calls them before it).
+    let expire_at = clock.now() + chrono::Duration::seconds(60);
     for m in &mut members {
         if kind(m.external_id.as_deref().unwrap_or("")) == "expire" {
             m.expire = Some(expire_at);
