@@ -104,18 +104,7 @@ impl Registry {
 
     /// One campaign, or 404.
     pub async fn get(&self, id: &str) -> Result<CampaignDoc, ApiError> {
-        let text = self
-            .store
-            .campaign_doc(id)
-            .await
-            .map_err(|e| match e {
-                StoreError::InvalidCampaign { .. } => not_found(id),
-                e => e.into(),
-            })?
-            .ok_or_else(|| not_found(id))?;
-        parse_doc(id, &text)
-            .map(|(d, _)| d)
-            .map_err(ApiError::internal)
+        self.get_with_text(id).await.map(|(doc, _)| doc)
     }
 
     /// Creates a campaign (409 if the id exists) and gives it to the engine.

@@ -304,9 +304,10 @@ async fn drain_claims_nothing_more_and_ends_when_the_calls_in_progress_are_over(
     assert_eq!(h.core.state(CAMPAIGN), Some(CampaignState::Running));
 }
 
-#[tokio::test]
-async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outcome() {
-    let mut first = Harness::new(campaign(""), &members(3, "answer_100")).await;
+/// A first process runs `n` members calling `number` for 10 s and dies; a second one with the same node id starts
+/// over the same store. Returns the second and the claims the first held.
+async fn restarted(n: usize, number: &str) -> (Harness, Vec<fsdialer::store::Claim>) {
+    let mut first = Harness::new(campaign(""), &members(n, number)).await;
     first.input(Input::Run(CAMPAIGN.into())).await;
     first.run_for(10).await;
     let claims: Vec<_> = first
@@ -315,15 +316,20 @@ async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outco
         .values()
         .map(|c| c.claim.clone())
         .collect();
-    assert_eq!(claims.len(), 3);
-    // The process dies; a new one with the same node id starts over the same store.
-    let mut second = Harness::with_store(
+    let second = Harness::with_store(
         campaign(""),
         first.store.clone(),
         first.now,
         CoreConfig::default(),
     )
     .await;
+    (second, claims)
+}
+
+#[tokio::test]
+async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outcome() {
+    let (mut second, claims) = restarted(3, "answer_100").await;
+    assert_eq!(claims.len(), 3);
     second.located = Some(0);
     second
         .input(Input::Adopt {
@@ -357,22 +363,7 @@ async fn a_restarted_node_adopts_its_calls_still_up_and_records_their_real_outco
 
 #[tokio::test]
 async fn an_adopted_call_on_no_switch_is_lost_once() {
-    let mut first = Harness::new(campaign(""), &members(1, "answer_100")).await;
-    first.input(Input::Run(CAMPAIGN.into())).await;
-    first.run_for(10).await;
-    let claims: Vec<_> = first
-        .core
-        .calls()
-        .values()
-        .map(|c| c.claim.clone())
-        .collect();
-    let mut second = Harness::with_store(
-        campaign(""),
-        first.store.clone(),
-        first.now,
-        CoreConfig::default(),
-    )
-    .await;
+    let (mut second, claims) = restarted(1, "answer_100").await;
     second.located = None;
     second
         .input(Input::Adopt {
