@@ -10,6 +10,7 @@
 //! - [`run`]: `fsdialer run`: the production configuration file and start-up.
 //! - [`logging`]: what logs may contain (no secrets; phone numbers masked unless allowed).
 //! - [`text`]: how input is quoted back in error messages (a short prefix only).
+//! - [`tls`]: TLS material of the encrypted transports (`rediss://` store, HTTPS API): provider, PEM files.
 
 pub mod api;
 pub mod campaign;
@@ -20,3 +21,4 @@ pub mod run;
 pub mod sim;
 pub mod store;
 pub mod text;
+pub mod tls;

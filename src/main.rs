@@ -68,9 +68,13 @@ struct ImportArgs {
     /// The campaign to add the members to (it must exist in the store).
     #[arg(long)]
     campaign: String,
-    /// Member store: `redis://host:port` (or `memory://`, only useful for checking a file).
+    /// Member store: `redis://host:port`, `rediss://host:port` (TLS), or `memory://` (only useful for checking a
+    /// file).
     #[arg(long, conflicts_with = "config")]
     store: Option<String>,
+    /// With a `rediss://` --store: trust only the CA(s) of this PEM file (a private CA) instead of the system's.
+    #[arg(long, requires = "store")]
+    store_ca_file: Option<PathBuf>,
     /// Take the store URL from this `fsdialer run` configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -200,9 +204,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     use fsdialer::api::import::{self, Phase, detect};
-    let store_url = match (&args.store, &args.config) {
-        (Some(s), _) => s.clone(),
-        (None, Some(path)) => fsdialer::run::config::RunConfig::from_file(path)?.store,
+    let (store_url, store_tls) = match (&args.store, &args.config) {
+        (Some(s), _) => (
+            s.clone(),
+            fsdialer::store::StoreTls {
+                ca_file: args.store_ca_file.clone(),
+            },
+        ),
+        (None, Some(path)) => {
+            let cfg = fsdialer::run::config::RunConfig::from_file(path)?;
+            let tls = cfg.store_tls();
+            (cfg.store, tls)
+        }
         (None, None) => anyhow::bail!("give --store redis://host:port or --config FILE"),
     };
     let format = import::rows::Format {
@@ -232,7 +245,12 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     });
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     let result = rt.block_on(async {
-        let store = fsdialer::store::Store::open(&store_url).await?;
+        let store = fsdialer::store::Store::open_with(
+            &store_url,
+            &store_tls,
+            fsdialer::store::AttemptIds::Random,
+        )
+        .await?;
         if store.campaign_doc(&args.campaign).await?.is_none() {
             anyhow::bail!(
                 "campaign {:?} is not known to the store at {}; create it first (POST /api/v2/dialer or [[campaigns]] in the configuration file)",

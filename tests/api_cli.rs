@@ -1,6 +1,7 @@
 //! The `fsdialer run` and `fsdialer import` commands as a user runs them (the real binary), against a real Redis.
 
 mod api_support;
+mod tls_support;
 
 use api_support::*;
 use fsdialer::store::Store;
@@ -113,6 +114,53 @@ async fn fsdialer_import_loads_a_csv_reports_bad_rows_by_line_and_honours_all_or
     );
 }
 
+#[tokio::test]
+async fn fsdialer_import_reaches_a_rediss_store_trusting_the_ca_of_store_ca_file() {
+    let pki = tls_support::TestPki::new("fsdialer test CA");
+    let redis = fsdialer::store::local_redis::LocalRedis::start(
+        fsdialer::store::local_redis::LocalRedisOptions {
+            tls: Some(fsdialer::store::local_redis::LocalRedisTls {
+                cert_file: pki.cert_file.clone(),
+                key_file: pki.key_file.clone(),
+                ca_file: pki.ca_file.clone(),
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = fsdialer::store::StoreTls {
+        ca_file: Some(pki.ca_file.clone()),
+    };
+    let store = Store::open_with(&redis.url(), &tls, fsdialer::store::AttemptIds::Random)
+        .await
+        .unwrap();
+    store.put_campaign_doc("cli", "{}").await.unwrap();
+    let import = |ca: Option<&std::path::Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["import", "--campaign", "cli", "--store", &redis.url()]);
+        if let Some(ca) = ca {
+            cmd.arg("--store-ca-file").arg(ca);
+        }
+        cmd.arg(fixture("good_semicolon_cp1251.csv"))
+            .output()
+            .unwrap()
+    };
+    // Without the CA, the system's trust store does not know the server: refused, with the remedy named.
+    let out = import(None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    assert!(stderr.contains("store_ca_file"), "{stderr}");
+    assert_eq!(store.counts("cli").await.unwrap().waiting, 0);
+    let out = import(Some(&pki.ca_file));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(store.counts("cli").await.unwrap().waiting, 3);
+}
+
 /// Kills the child when dropped (a failing test must not leave the server running).
 struct Child(std::process::Child);
 
@@ -156,6 +204,8 @@ async fn fsdialer_run_with_a_config_file_serves_the_api_on_redis() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     assert!(line.contains("(redis store, simulated switch on"), "{line}");
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let r = http
         .get(format!("http://{addr}/api/v2/dialer/from-file"))
@@ -220,6 +270,8 @@ async fn the_embedded_default_generates_an_admin_key_that_works() {
         "{banner}"
     );
     let base = format!("http://{}", running.addr);
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{base}/api/v2/dialer"))

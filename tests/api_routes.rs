@@ -1,6 +1,7 @@
 //! Every route of the REST API over real HTTP, against a real Redis, with the engine and a simulated switch.
 
 mod api_support;
+mod tls_support;
 
 use api_support::*;
 use serde_json::{Value, json};
@@ -721,6 +722,8 @@ async fn campaigns_created_on_one_node_are_run_by_another_node_sharing_redis() {
         "node B follows the run command given on node A"
     );
     // Node B's API serves it too.
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let r = reqwest::Client::new()
         .get(format!("http://{}/api/v2/dialer/shared", b.addr))
         .header("X-Key", ADMIN.0)
@@ -740,6 +743,7 @@ async fn a_redis_with_a_password_is_reached_through_its_url_and_the_password_nev
     let redis = LocalRedis::start(LocalRedisOptions {
         durable: false,
         password: Some("s3cr3t-pass".into()),
+        tls: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(redis.url().starts_with("redis://default:s3cr3t-pass@"));
@@ -761,5 +765,60 @@ async fn a_redis_with_a_password_is_reached_through_its_url_and_the_password_nev
     let api = start_on(redis).await;
     api.create_campaign("pw").await;
     assert_eq!(api.get("/healthz").await.json["store"], "redis");
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_api_with_a_certificate_serves_https_to_clients_trusting_its_ca_and_nothing_in_plain_http()
+ {
+    let pki = tls_support::TestPki::new("fsdialer test CA");
+    let api = start_https(
+        &pki.cert_file,
+        &pki.key_file,
+        &pki.ca_pem,
+        "header_read_timeout_sec = 1",
+    )
+    .await;
+    assert!(api.base.starts_with("https://127.0.0.1:"), "{}", api.base);
+    assert!(api.running.banner().contains("API on https://"));
+    // A public route and authenticated ones, over TLS.
+    let h = api.raw("GET", "/healthz", None, None).await;
+    assert_eq!(h.status, 200, "{}", h.text);
+    api.create_campaign("tls").await;
+    assert_eq!(api.get("/api/v2/dialer/tls").await.status, 200);
+    assert_eq!(
+        api.raw("GET", "/api/v2/dialer/tls", None, None)
+            .await
+            .status,
+        401
+    );
+    // Plain HTTP to the TLS port: no answer.
+    fsdialer::tls::install_crypto_provider();
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/healthz", api.running.addr))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    // A client that does not trust the CA refuses the server.
+    let other = tls_support::TestPki::new("another CA");
+    let refused = client_trusting(&other.ca_pem)
+        .get(api.url("/healthz"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "untrusted server accepted: {refused:?}");
+    // A connection that never starts its handshake is closed after header_read_timeout_sec, like a slowloris.
+    let mut idle = tokio::net::TcpStream::connect(api.running.addr)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut idle, &mut buf),
+    )
+    .await
+    .expect("the server closes a connection that does not handshake");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(900));
     api.shutdown().await;
 }

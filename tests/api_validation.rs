@@ -505,6 +505,8 @@ async fn idle_slowloris_and_slow_body_connections_neither_stay_forever_nor_slow_
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Meanwhile /healthz answers at once, every time.
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     for _ in 0..20 {
         let t = Instant::now();

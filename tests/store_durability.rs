@@ -1,8 +1,10 @@
 //! Redis is killed (SIGKILL) and restarted mid-run with `appendonly yes` / `appendfsync always`: nothing that was
 //! acknowledged is lost, and the store keeps working after the restart without being rebuilt. A Redis that runs out
-//! of memory refuses whole operations: nothing is half-applied.
+//! of memory refuses whole operations: nothing is half-applied. Over TLS (`rediss://`) the store works with its
+//! private CA trusted, and a server whose certificate is not trusted is refused.
 
 mod store_support;
+mod tls_support;
 
 use chrono::Utc;
 use fsdialer::campaign::causes::CauseClass;
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store_support::*;
+use tls_support::TestPki;
 
 const C: &str = "durable";
 
@@ -286,4 +289,89 @@ async fn redis_out_of_memory_refuses_whole_operations_and_changes_nothing() {
             .unwrap(),
     );
     assert_eq!(before, after, "a refused operation changed nothing");
+}
+
+/// A redis-server serving TLS with a certificate of `pki` (its plain port is only used to see it is up).
+fn tls_redis_server(pki: &TestPki) -> local_redis::LocalRedis {
+    local_redis::LocalRedis::start(local_redis::LocalRedisOptions {
+        tls: Some(local_redis::LocalRedisTls {
+            cert_file: pki.cert_file.clone(),
+            key_file: pki.key_file.clone(),
+            ca_file: pki.ca_file.clone(),
+        }),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_store_over_rediss_adds_claims_completes_and_counts_with_its_private_ca_trusted() {
+    let pki = TestPki::new("fsdialer test CA");
+    let server = tls_redis_server(&pki);
+    assert!(
+        server.url().starts_with("rediss://127.0.0.1:"),
+        "{}",
+        server.url()
+    );
+    let tls = StoreTls {
+        ca_file: Some(pki.ca_file.clone()),
+    };
+    let store = Store::open_with(&server.url(), &tls, AttemptIds::Random)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.backend(), "redis");
+    let policy = QueuePolicy::default();
+    let now = t(10, 0);
+    let members = [member("a", &["100"]), member("b", &["200"])];
+    store.add(C, &members, now).await.unwrap();
+    let claims = store
+        .claim(C, &policy, &Always, now, 1, "n1", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(claims.len(), 1);
+    let r = AttemptResult {
+        attempt_id: claims[0].attempt_id,
+        member_id: claims[0].member_id,
+        cause: "NORMAL_CLEARING".into(),
+        class: CauseClass::Ok,
+        answered_at: None,
+        hangup_at: None,
+        talk_secs: 0,
+        note: None,
+    };
+    assert!(matches!(
+        store.complete(C, &policy, &Always, &r, now).await.unwrap(),
+        CompleteOutcome::Applied(_)
+    ));
+    let counts = store.counts(C).await.unwrap();
+    assert_eq!(
+        (counts.waiting, counts.active, counts.ended),
+        (1, 0, 1),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_over_rediss_refuses_a_server_certificate_it_does_not_trust() {
+    let pki = TestPki::new("fsdialer test CA");
+    let server = tls_redis_server(&pki);
+    // Trusting another CA only, then the system's trust store: both refuse the server's certificate.
+    let other = TestPki::new("another CA");
+    for tls in [
+        StoreTls {
+            ca_file: Some(other.ca_file.clone()),
+        },
+        StoreTls::default(),
+    ] {
+        let e = match Store::open_with(&server.url(), &tls, AttemptIds::Random).await {
+            Ok(_) => panic!("connected with {tls:?} to a server signed by an untrusted CA"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.starts_with("redis connect over TLS: invalid peer certificate"),
+            "{tls:?}: {e}"
+        );
+        assert!(e.contains("store_ca_file"), "{e}");
+    }
 }

@@ -13,6 +13,11 @@
 //!   of queueing. The service routes (`/healthz`, `/metrics`, the OpenAPI document) are outside the limit, so a
 //!   flood of slow requests cannot make a load balancer think the node is dead.
 //! - Body sizes (413) and JSON depth (400) are checked where bodies are read ([`super::extract`]).
+//! - **TLS** (rustls, when `[api] tls_cert_file` / `tls_key_file` are set): each accepted connection does its TLS
+//!   handshake in its own task, within [`HttpLimits::header_read_timeout`] (a client that opens a connection and
+//!   never finishes the handshake is closed like a slowloris one); then the same hyper connection as above runs on
+//!   the decrypted stream, so every limit here applies unchanged. A plain-HTTP request to a TLS port fails the
+//!   handshake and the connection is closed.
 
 use super::ApiState;
 use super::error::ApiError;
@@ -68,20 +73,22 @@ pub async fn overloaded(e: tower::BoxError) -> ApiError {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; then stops accepting and lets requests in progress
-/// finish.
+/// finish. With `tls`, every connection is HTTPS (see the module documentation).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.http;
     let router = super::routes::router(state);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
                     tracing::warn!(error = %e, "api: accept failed");
@@ -93,13 +100,28 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = match acceptor {
+                None => serve_connection(stream, service, limits, watcher).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => serve_connection(tls, service, limits, watcher).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "api: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "api: TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::trace!(error = %e, "api connection ended");
             }
         });
@@ -107,4 +129,22 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One HTTP/1.1 connection on `io` (a TCP or TLS stream), with the head timeout, until it ends or the server
+/// shuts down gracefully.
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<axum::Router>,
+    limits: HttpLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> hyper::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    watcher.watch(conn).await
 }

@@ -3,11 +3,16 @@
 //! ```toml
 //! node_id = "node-1"                      # this engine node's id (leases are held in its name); default: the
 //!                                         # host name, so a restarted node takes its calls back (never the pid)
-//! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted)
+//! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted), or
+//!                                         # "rediss://[user:password@]host:6380[/db]" (Redis over TLS)
+//! store_ca_file = "redis-ca.pem"          # optional, rediss:// only: trust only the CA(s) of this PEM file
+//!                                         # (a private CA); default: the system's trust store
 //! log_numbers = false                     # true: whole phone numbers in logs (default: last 3 characters)
 //!
 //! [api]
 //! listen = "0.0.0.0:8080"
+//! tls_cert_file = "api-cert.pem"          # optional, with tls_key_file: serve HTTPS (rustls); the PEM chain,
+//! tls_key_file = "api-key.pem"            # server certificate first, and its private key (PKCS#8, PKCS#1, SEC1)
 //! max_body_bytes = 4194304                # JSON bodies (413 beyond)
 //! max_json_depth = 32                     # deepest JSON nesting (400 beyond)
 //! header_read_timeout_sec = 10            # request head must arrive within; also the idle connection timeout
@@ -68,6 +73,7 @@ use crate::campaign::config::CampaignConfig;
 use crate::campaign::member::MemberLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Environment variables that give the admin key (both or neither).
@@ -173,6 +179,12 @@ pub struct ApiSection {
     pub max_json_depth: usize,
     #[serde(default)]
     pub keys: Vec<ApiKey>,
+    /// PEM certificate chain of HTTPS (with `tls_key_file`); neither: plain HTTP.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ApiSection {
@@ -184,6 +196,35 @@ impl ApiSection {
             json_body_deadline: Duration::from_secs(self.json_body_deadline_sec),
             max_concurrent_requests: self.max_concurrent_requests,
             max_json_depth: self.max_json_depth,
+        }
+    }
+
+    /// The TLS configuration of the API: `None` without `tls_cert_file` and `tls_key_file` (plain HTTP). Errors
+    /// name the configuration key and the file, never the file's content.
+    pub fn tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(
+                "api.tls_key_file: missing (api.tls_cert_file is set; give both or neither)".into(),
+            ),
+            (None, Some(_)) => Err(
+                "api.tls_cert_file: missing (api.tls_key_file is set; give both or neither)".into(),
+            ),
+            (Some(cert), Some(key)) => {
+                let chain = crate::tls::read_certificates(cert)
+                    .map_err(|e| format!("api.tls_cert_file: {e}"))?;
+                let private = crate::tls::read_private_key(key)
+                    .map_err(|e| format!("api.tls_key_file: {e}"))?;
+                crate::tls::server_config(chain, private)
+                    .map(Some)
+                    .map_err(|e| {
+                        format!(
+                            "api.tls_cert_file / api.tls_key_file: {} / {}: {e}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })
+            }
         }
     }
 
@@ -212,6 +253,8 @@ impl Default for ApiSection {
             max_concurrent_requests: default_max_concurrent_requests(),
             max_json_depth: default_max_json_depth(),
             keys: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -330,6 +373,9 @@ pub struct RunConfig {
     pub node_id: Option<String>,
     #[serde(default = "default_store")]
     pub store: String,
+    /// For a `rediss://` store: PEM file of the CA(s) to trust instead of the system's.
+    #[serde(default)]
+    pub store_ca_file: Option<PathBuf>,
     /// Whole phone numbers in logs (personal data); default: only their last 3 characters.
     #[serde(default)]
     pub log_numbers: bool,
@@ -371,6 +417,7 @@ impl RunConfig {
         RunConfig {
             node_id: None,
             store: default_store(),
+            store_ca_file: None,
             log_numbers: false,
             api: ApiSection::default(),
             engine: EngineSection::default(),
@@ -397,6 +444,18 @@ impl RunConfig {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for f in [
+            &mut cfg.store_ca_file,
+            &mut cfg.api.tls_cert_file,
+            &mut cfg.api.tls_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
         if let Some(sim) = &mut cfg.sim
             && let Some(f) = &sim.scenario
             && f.is_relative()
@@ -501,17 +560,34 @@ impl RunConfig {
         Ok((set, keys))
     }
 
+    /// How the store is reached over TLS (`rediss://`).
+    pub fn store_tls(&self) -> crate::store::StoreTls {
+        crate::store::StoreTls {
+            ca_file: self.store_ca_file.clone(),
+        }
+    }
+
     /// Checks everything that can be checked without the network and loads the campaigns.
     pub fn check(&self) -> Result<Vec<LoadedCampaign>, RunConfigError> {
         let mut problems = Vec::new();
-        if !(self.store.starts_with("redis://")
-            || self.store == "memory://"
-            || self.store == "memory")
-        {
-            problems.push(format!(
-                "store: {:?}: expected memory:// or redis://[user:password@]host:port",
-                crate::logging::redact_url(&self.store)
-            ));
+        match crate::store::store_kind(&self.store) {
+            Err(crate::store::StoreError::InvalidUrl { url, reason }) => {
+                problems.push(format!("store: {url:?}: {reason}"));
+            }
+            Err(e) => problems.push(format!("store: {e}")),
+            Ok(kind) => {
+                if let Some(ca) = &self.store_ca_file {
+                    if kind != crate::store::StoreKind::RedisTls {
+                        problems
+                            .push("store_ca_file: only used with a rediss:// (TLS) store".into());
+                    } else if let Err(e) = crate::tls::read_certificates(ca) {
+                        problems.push(format!("store_ca_file: {e}"));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.api.tls() {
+            problems.push(e);
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!(
@@ -729,9 +805,10 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
         .unwrap();
         let e = cfg.check().unwrap_err().to_string();
         assert!(
-            e.contains(
-                "store: \"postgres://x\": expected memory:// or redis://[user:password@]host:port"
-            ),
+            e.contains(&format!(
+                "store: \"postgres://x\": {}",
+                crate::store::STORE_URL_FORMS
+            )),
             "{e}"
         );
         assert!(e.contains("switches: none configured"), "{e}");
@@ -800,5 +877,124 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
     #[test]
     fn the_embedded_default_checks() {
         assert!(RunConfig::embedded().check().unwrap().is_empty());
+    }
+
+    /// A configuration file in a fresh folder holding a CA, a certificate it signed for 127.0.0.1 and its key
+    /// (`ca.pem`, `cert.pem`, `key.pem`): `text`, then a simulated switch.
+    fn file_with_certificates(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        for (name, pem) in [
+            ("ca.pem", ca_cert.pem()),
+            ("cert.pem", cert.pem()),
+            ("key.pem", key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        let path = dir.path().join("fsdialer.toml");
+        std::fs::write(&path, format!("{text}\n[sim]\nspeed = 1.0\n")).unwrap();
+        (dir, path)
+    }
+
+    /// The problems `check` finds in `text` (empty if none), and the folder of its files.
+    fn problems_in(text: &str) -> (tempfile::TempDir, String) {
+        let (dir, path) = file_with_certificates(text);
+        let problems = match RunConfig::from_file(&path).unwrap().check() {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        (dir, problems)
+    }
+
+    fn problems(text: &str) -> String {
+        problems_in(text).1
+    }
+
+    #[test]
+    fn tls_files_are_found_next_to_the_configuration_and_check() {
+        let e = problems(
+            "store = \"rediss://default:pw@127.0.0.1:6380/1\"\nstore_ca_file = \"ca.pem\"\n\
+             [api]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n",
+        );
+        assert_eq!(e, "");
+        let (_dir, path) = file_with_certificates(
+            "[api]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n",
+        );
+        assert!(
+            RunConfig::from_file(&path)
+                .unwrap()
+                .api
+                .tls()
+                .unwrap()
+                .is_some()
+        );
+        assert!(RunConfig::embedded().api.tls().unwrap().is_none());
+    }
+
+    #[test]
+    fn api_certificate_and_key_come_together() {
+        let e = problems("[api]\ntls_cert_file = \"cert.pem\"\n");
+        assert_eq!(
+            e,
+            "api.tls_key_file: missing (api.tls_cert_file is set; give both or neither)"
+        );
+        let e = problems("[api]\ntls_key_file = \"key.pem\"\n");
+        assert_eq!(
+            e,
+            "api.tls_cert_file: missing (api.tls_key_file is set; give both or neither)"
+        );
+    }
+
+    #[test]
+    fn unusable_tls_files_are_reported_with_their_key_and_file_but_not_their_content() {
+        let (dir, e) =
+            problems_in("[api]\ntls_cert_file = \"missing.pem\"\ntls_key_file = \"key.pem\"\n");
+        let missing = dir.path().join("missing.pem");
+        assert!(
+            e.starts_with(&format!(
+                "api.tls_cert_file: {}: cannot read:",
+                missing.display()
+            )),
+            "{e}"
+        );
+        // The certificate where the key should be, and the other way round.
+        let e = problems("[api]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"cert.pem\"\n");
+        assert!(e.starts_with("api.tls_key_file: "), "{e}");
+        assert!(e.contains("cert.pem: no PEM private key"), "{e}");
+        let e = problems("[api]\ntls_cert_file = \"key.pem\"\ntls_key_file = \"key.pem\"\n");
+        assert!(e.starts_with("api.tls_cert_file: "), "{e}");
+        assert!(e.contains("key.pem: no PEM certificate"), "{e}");
+        // The CA is not the certificate of this key.
+        let (dir, e) =
+            problems_in("[api]\ntls_cert_file = \"ca.pem\"\ntls_key_file = \"key.pem\"\n");
+        assert!(
+            e.starts_with("api.tls_cert_file / api.tls_key_file: "),
+            "{e}"
+        );
+        let key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!e.contains(line), "key material in {e}");
+        }
+    }
+
+    #[test]
+    fn store_ca_file_needs_a_rediss_store_and_a_readable_certificate() {
+        let e = problems("store = \"redis://127.0.0.1:6379\"\nstore_ca_file = \"ca.pem\"\n");
+        assert_eq!(e, "store_ca_file: only used with a rediss:// (TLS) store");
+        let e = problems("store = \"rediss://127.0.0.1:6380\"\nstore_ca_file = \"key.pem\"\n");
+        assert!(e.starts_with("store_ca_file: "), "{e}");
+        assert!(e.contains("key.pem: no PEM certificate"), "{e}");
+        let e = problems("store = \"rediss://u:s3cr3t@127.0.0.1:6380/#insecure\"\n");
+        assert!(e.contains("#insecure is refused"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
     }
 }

@@ -49,6 +49,8 @@ pub enum RunError {
 /// A running process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The API serves HTTPS (`[api] tls_cert_file` / `tls_key_file`).
+    pub https: bool,
     pub state: Arc<ApiState>,
     pub engine: EngineHandle,
     /// The keys and where each came from (for the banner).
@@ -133,7 +135,13 @@ pub async fn start(
     let campaigns = cfg.check()?;
     let (keys, key_list) = cfg.keys(&env, generate_key)?;
     crate::logging::set_log_numbers(cfg.log_numbers);
-    let store = Store::open(&cfg.store).await?;
+    let api_tls = cfg.api.tls().map_err(|e| RunConfigError(vec![e]))?;
+    let store = Store::open_with(
+        &cfg.store,
+        &cfg.store_tls(),
+        crate::store::AttemptIds::Random,
+    )
+    .await?;
 
     let mut switches: Vec<SwitchEndpoint> = cfg
         .switches
@@ -259,11 +267,18 @@ pub async fn start(
         source,
     })?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::api::serve(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let https = api_tls.is_some();
+    let server = tokio::spawn(crate::api::serve(
+        listener,
+        state.clone(),
+        api_tls,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running {
         addr,
+        https,
         state,
         engine,
         keys: key_list,
@@ -284,7 +299,8 @@ impl Running {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "fsdialer: API on http://{} ({} store{})",
+            "fsdialer: API on {}://{} ({} store{})",
+            if self.https { "https" } else { "http" },
             self.addr,
             self.state.store.backend(),
             self.sim_addr

@@ -17,7 +17,7 @@ pub enum StoreError {
     /// A campaign name the store cannot use as a key part.
     #[error("campaign name {name:?}: {reason}")]
     InvalidCampaign { name: String, reason: String },
-    /// A store URL that is neither `memory://` nor `redis://host:port`.
+    /// A store URL that is not `memory://`, `redis://host:port` or `rediss://host:port` (or a bad CA file).
     #[error("store url {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     /// A parameter of a call is out of range.
@@ -27,6 +27,15 @@ pub enum StoreError {
     #[error("redis {op}: {source}")]
     Redis {
         op: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Connecting to a `rediss://` server failed; most often its certificate is not signed by a trusted CA.
+    #[error(
+        "redis connect over TLS: {source} (the server's certificate must be signed by a CA of store_ca_file, or of \
+         the system's trust store without it)"
+    )]
+    TlsConnect {
         #[source]
         source: redis::RedisError,
     },

@@ -1,6 +1,10 @@
 //! A private `redis-server` process for tests, benchmarks and local runs: started on a free port in its own
 //! temporary directory, killed when dropped.
 //!
+//! With [`LocalRedisOptions::tls`] it also serves TLS on a second port (Debian's redis-server is built with TLS),
+//! with a certificate the caller provides (tests generate one with `rcgen`); the plain port stays open for the
+//! readiness check, and [`LocalRedis::url`] then names the TLS port with `rediss://`.
+//!
 //! The binary comes from `PATH`; when it is missing the error says how to install it rather than letting a test
 //! silently skip.
 
@@ -31,6 +35,18 @@ pub struct LocalRedisOptions {
     pub durable: bool,
     /// `requirepass`: clients must AUTH (as the `default` user) with this password.
     pub password: Option<String>,
+    /// Also serve TLS with these files.
+    pub tls: Option<LocalRedisTls>,
+}
+
+/// The PEM files of a TLS port (clients are not asked for certificates: `tls-auth-clients no`).
+#[derive(Debug, Clone)]
+pub struct LocalRedisTls {
+    /// The server's certificate (its names must include `127.0.0.1` for clients to accept it).
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The CA that signed `cert_file` (redis-server wants one even when it does not check clients).
+    pub ca_file: PathBuf,
 }
 
 /// A running redis-server; killed on drop, and its directory removed.
@@ -38,6 +54,8 @@ pub struct LocalRedisOptions {
 pub struct LocalRedis {
     child: Option<Child>,
     port: u16,
+    /// The TLS port, when [`LocalRedisOptions::tls`] is set.
+    tls_port: Option<u16>,
     dir: PathBuf,
     options: LocalRedisOptions,
 }
@@ -50,6 +68,10 @@ impl LocalRedis {
     /// Starts a server in a fresh temporary directory.
     pub fn start(options: LocalRedisOptions) -> Result<LocalRedis, LocalRedisError> {
         let port = free_port()?;
+        let tls_port = match options.tls {
+            Some(_) => Some(free_port()?),
+            None => None,
+        };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -61,6 +83,7 @@ impl LocalRedis {
         let mut r = LocalRedis {
             child: None,
             port,
+            tls_port,
             dir,
             options,
         };
@@ -85,6 +108,17 @@ impl LocalRedis {
             .arg("no");
         if let Some(p) = &self.options.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
+            cmd.arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert_file)
+                .arg("--tls-key-file")
+                .arg(&tls.key_file)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca_file)
+                .args(["--tls-auth-clients", "no"]);
         }
         if self.options.durable {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
@@ -135,11 +169,16 @@ impl LocalRedis {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`, with `default:<password>@` when the server requires one.
+    /// `redis://127.0.0.1:<port>` (`rediss://127.0.0.1:<TLS port>` with TLS), with `default:<password>@` when
+    /// the server requires one.
     pub fn url(&self) -> String {
+        let (scheme, port) = match self.tls_port {
+            Some(p) => ("rediss", p),
+            None => ("redis", self.port),
+        };
         match &self.options.password {
-            Some(p) => format!("redis://default:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(p) => format!("{scheme}://default:{p}@127.0.0.1:{port}"),
+            None => format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 

@@ -7,7 +7,8 @@
 //!   The key layout is documented in [`redis`].
 //! - [`MemoryStore`]: in-process, for the demo and single-node runs.
 //!
-//! [`Store`] holds either, chosen at run time from a URL (`memory://` or `redis://host:port`).
+//! [`Store`] holds either, chosen at run time from a URL (`memory://`, `redis://host:port`, or `rediss://host:port`
+//! for Redis over TLS, with [`StoreTls`] naming the CA to trust).
 //!
 //! # How the engine uses it
 //! 1. `take_tokens(Campaign)` for the CPS budget, then [`Store::claim`] up to that many members: the store applies the
@@ -61,6 +62,7 @@ pub use types::*;
 use crate::campaign::member::MemberInput;
 use crate::campaign::schedule::Schedule;
 use chrono::{DateTime, Utc};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,24 +82,70 @@ macro_rules! dispatch {
     };
 }
 
+/// How a store is reached beyond its URL: for `rediss://`, which certificate authorities to trust.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTls {
+    /// PEM file of the CA(s) that signed the Redis server's certificate (only these are trusted then);
+    /// `None`: the system's trust store.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The kind of store a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+    /// `rediss://`: Redis over TLS.
+    RedisTls,
+}
+
+/// What [`store_kind`] accepts, for error messages.
+pub const STORE_URL_FORMS: &str = "expected memory://, redis://[user:password@]host:port[/db] or rediss://[user:password@]host:port[/db]";
+
+/// The kind of store `url` names, or why it names none. A `rediss://` URL may not carry a fragment: redis-rs
+/// reads `#insecure` as "accept any certificate", which would silently turn TLS into encryption without
+/// authentication; a private CA is trusted with [`StoreTls::ca_file`] instead.
+pub fn store_kind(url: &str) -> StoreResult<StoreKind> {
+    let invalid = |reason: &str| StoreError::InvalidUrl {
+        url: crate::logging::redact_url(url).into_owned(),
+        reason: reason.into(),
+    };
+    if url == "memory://" || url == "memory" {
+        Ok(StoreKind::Memory)
+    } else if url.starts_with("redis://") {
+        Ok(StoreKind::Redis)
+    } else if url.starts_with("rediss://") {
+        if url.contains('#') {
+            return Err(invalid(
+                "a fragment such as #insecure is refused: certificate checks cannot be turned off; \
+                 trust a private CA with store_ca_file",
+            ));
+        }
+        Ok(StoreKind::RedisTls)
+    } else {
+        Err(invalid(STORE_URL_FORMS))
+    }
+}
+
 impl Store {
-    /// Opens a store from a URL: `memory://` or `redis://host:port[/db]`.
+    /// Opens a store from a URL (see [`store_kind`]); `rediss://` trusts the system's certificate authorities.
     pub async fn open(url: &str) -> StoreResult<Store> {
-        Store::open_with_ids(url, AttemptIds::Random).await
+        Store::open_with(url, &StoreTls::default(), AttemptIds::Random).await
     }
 
     /// Like [`open`](Self::open), with attempt ids from the given source (seeded ids make runs reproducible).
     pub async fn open_with_ids(url: &str, ids: AttemptIds) -> StoreResult<Store> {
-        if url == "memory://" || url == "memory" {
-            return Ok(Store::Memory(Arc::new(MemoryStore::with_attempt_ids(ids))));
+        Store::open_with(url, &StoreTls::default(), ids).await
+    }
+
+    /// Like [`open`](Self::open), with the TLS settings of a `rediss://` URL and attempt ids from `ids`.
+    pub async fn open_with(url: &str, tls: &StoreTls, ids: AttemptIds) -> StoreResult<Store> {
+        match store_kind(url)? {
+            StoreKind::Memory => Ok(Store::Memory(Arc::new(MemoryStore::with_attempt_ids(ids)))),
+            StoreKind::Redis | StoreKind::RedisTls => {
+                Ok(Store::Redis(RedisStore::connect_with(url, tls, ids).await?))
+            }
         }
-        if url.starts_with("redis://") {
-            return Ok(Store::Redis(RedisStore::connect_with_ids(url, ids).await?));
-        }
-        Err(StoreError::InvalidUrl {
-            url: crate::logging::redact_url(url).into_owned(),
-            reason: "expected memory:// or redis://host:port".into(),
-        })
     }
 
     /// A fresh in-process store.
@@ -440,14 +488,28 @@ mod tests {
         let e = Store::open("postgres://x").await.unwrap_err();
         assert_eq!(
             e.to_string(),
-            "store url \"postgres://x\": expected memory:// or redis://host:port"
+            format!("store url \"postgres://x\": {STORE_URL_FORMS}")
         );
-        let e = Store::open("rediss://app:s3cr3t@h:6380").await.unwrap_err();
+        let e = Store::open("mysql://app:s3cr3t@h:6380").await.unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
         assert!(matches!(
             Store::open("memory://").await,
             Ok(Store::Memory(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn rediss_with_a_fragment_is_refused_so_certificate_checks_cannot_be_turned_off() {
+        assert_eq!(
+            store_kind("rediss://app:pw@h:6380/2").unwrap(),
+            StoreKind::RedisTls
+        );
+        let e = Store::open("rediss://app:s3cr3t@h:6380/#insecure")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("#insecure is refused"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
     }
 
     #[tokio::test]

@@ -87,13 +87,44 @@ async fn start_configured(redis: LocalRedis, api_settings: &str) -> Api {
     let running = run::start(cfg, |_| None, false)
         .await
         .expect("fsdialer run starts");
-    let base = format!("http://{}", running.addr);
+    let scheme = if running.https { "https" } else { "http" };
+    let base = format!("{scheme}://{}", running.addr);
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     Api {
         running,
         redis,
         base,
         http: reqwest::Client::new(),
     }
+}
+
+/// Starts with the API behind TLS (`cert_file` / `key_file`) and `api_settings`; the client trusts only the CA
+/// `ca_pem`.
+pub async fn start_https(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+    ca_pem: &str,
+    api_settings: &str,
+) -> Api {
+    let settings = format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\n{api_settings}",
+        cert_file.display().to_string(),
+        key_file.display().to_string()
+    );
+    let mut api = start_with_api_settings(&settings).await;
+    api.http = client_trusting(ca_pem);
+    api
+}
+
+/// An HTTP client that trusts only the CA `ca_pem`.
+pub fn client_trusting(ca_pem: &str) -> reqwest::Client {
+    fsdialer::tls::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA certificate");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("HTTPS client")
 }
 
 /// A campaign open around the clock, dialling through `loopback/` (the simulator's built-in dialplan).

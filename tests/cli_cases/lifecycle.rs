@@ -115,6 +115,8 @@ async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
 
 /// Creates the campaign (`limit`, no retries wanted) and `n` members calling `number`, and runs it.
 async fn start_campaign(base: &str, limit: u32, n: usize, number: &str) {
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let mut c = campaign(CAMPAIGN);
     c["limit"] = json!(limit);
@@ -310,6 +312,8 @@ async fn an_edit_storm_on_one_node_never_undoes_a_stop_made_on_another_and_both_
         &redis.url(),
         &sim_addr,
     ));
+    // reqwest is built without a crypto provider of its own: use the crate's (ring).
+    fsdialer::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     // Node B's engine follows node A's run within a second.
     start_campaign(&base_a, 10, 200, "answer_600").await;

@@ -114,6 +114,7 @@ pub fn redis_server(durable: bool) -> LocalRedis {
     match LocalRedis::start(LocalRedisOptions {
         durable,
         password: None,
+        tls: None,
     }) {
         Ok(r) => r,
         Err(e) => panic!("{e}"),

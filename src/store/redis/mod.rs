@@ -182,17 +182,61 @@ impl RedisStore {
 
     /// Like [`connect`](Self::connect), with attempt ids from the given source.
     pub async fn connect_with_ids(url: &str, ids: AttemptIds) -> StoreResult<RedisStore> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::InvalidUrl {
+        RedisStore::connect_with(url, &super::StoreTls::default(), ids).await
+    }
+
+    /// Like [`connect`](Self::connect), also `rediss://host:port[/db]` (TLS): the server's certificate must be
+    /// signed by the CA of `tls.ca_file`, or by one of the system's when there is none.
+    pub async fn connect_with(
+        url: &str,
+        tls: &super::StoreTls,
+        ids: AttemptIds,
+    ) -> StoreResult<RedisStore> {
+        let invalid = |reason: String| StoreError::InvalidUrl {
             url: crate::logging::redact_url(url).into_owned(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let encrypted = super::store_kind(url)? == super::StoreKind::RedisTls;
+        if encrypted {
+            crate::tls::install_crypto_provider();
+        }
+        let client = match (&tls.ca_file, encrypted) {
+            (Some(ca), true) => {
+                // Checked here so that a bad file is reported by name (redis-rs only says "invalid").
+                let pem = crate::tls::read_certificate_pem(ca)
+                    .map_err(|e| invalid(format!("store_ca_file: {e}")))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "store_ca_file is set but the URL is not rediss:// (TLS)".into(),
+                ));
+            }
+            (None, _) => redis::Client::open(url),
+        }
+        .map_err(|e| invalid(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_number_of_retries(3);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(StoreError::redis("connect"))?;
+            .map_err(|source| {
+                if encrypted {
+                    StoreError::TlsConnect { source }
+                } else {
+                    StoreError::Redis {
+                        op: "connect",
+                        source,
+                    }
+                }
+            })?;
         Ok(RedisStore {
             conn,
             scripts: Arc::new(Scripts::new()),
