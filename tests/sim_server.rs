@@ -762,3 +762,45 @@ async fn the_engine_reads_the_switch_limits_and_finds_missing_prompts() {
         "false"
     );
 }
+
+/// The engine connects to a switch whose limits the configuration leaves unset (the demo's `--esl` endpoint):
+/// it reads them (`fsctl`) and paces by them. This switch lets 4 sessions a second through (2 loopback calls),
+/// where FreeSWITCH's default of 30 would start the demo's 15 members in one burst and have most refused: not one
+/// attempt is refused (Minus), and every member ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_paces_by_the_limits_it_reads_from_the_switch() {
+    use fsdialer::engine::demo::{DemoOptions, run};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let speed = 50.0;
+    let h = server::start(ServerConfig {
+        speed,
+        scenario: Some(root.join("fixtures/sim/demo.toml")),
+        switch: fsdialer::sim::model::Config {
+            max_sessions: 1000,
+            sessions_per_second: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let report = run(
+        DemoOptions {
+            progress: false,
+            esl: Some((h.local_addr().to_string(), "ClueCon".into())),
+            members: root.join("fixtures/demo/members-small.json"),
+            scenario: None,
+            speed,
+            timeout: Some(Duration::from_secs(120)),
+            ..DemoOptions::default()
+        },
+        fsdialer::engine::default_callflow(),
+    )
+    .await
+    .expect("the demo runs against the switch");
+    h.shutdown().await;
+    let c = &report.counters;
+    assert_eq!(c.ended, 15, "{c:?}");
+    assert_eq!(c.minus, 0, "no session refused: {c:?}");
+    assert!(c.calls >= 15, "{c:?}");
+}

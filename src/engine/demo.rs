@@ -253,8 +253,9 @@ pub async fn run(
             name: addr.clone(),
             addr: addr.clone(),
             password: password.clone(),
-            max_sessions: 1000,
-            sessions_per_second: 30,
+            // Read from the switch at connect.
+            max_sessions: None,
+            sessions_per_second: None,
             sessions_per_call: 2,
         },
         None => {
@@ -275,8 +276,8 @@ pub async fn run(
                 name: "sim".into(),
                 addr,
                 password: "ClueCon".into(),
-                max_sessions: 10_000,
-                sessions_per_second: 1000,
+                max_sessions: Some(10_000),
+                sessions_per_second: Some(1000),
                 sessions_per_call: 2,
             }
         }

@@ -18,6 +18,7 @@ use super::completer::{self, Completion};
 use super::core::{Action, Core, CoreConfig, Input, SwitchConfig, policy_of};
 use super::state::{CampaignState, Transition};
 use super::subscription;
+use super::switch_info::{self, SwitchLimits};
 use crate::campaign::config::ValidCampaign;
 use crate::esl::Event;
 use crate::esl::client::{
@@ -32,10 +33,63 @@ pub struct SwitchEndpoint {
     /// `host:port` of its event socket.
     pub addr: String,
     pub password: String,
-    pub max_sessions: u32,
-    pub sessions_per_second: u32,
+    /// Its `max-sessions`; `None`: read from the switch at connect (see [`resolve_limits`]).
+    pub max_sessions: Option<u32>,
+    /// Its `sessions-per-second`; `None`: read from the switch at connect.
+    pub sessions_per_second: Option<u32>,
     /// Sessions one call takes there (2 for `loopback/` calls).
     pub sessions_per_call: u32,
+}
+
+impl SwitchEndpoint {
+    /// Both limits, when the configuration sets both (nothing to read from the switch).
+    pub fn configured_limits(&self) -> Option<SwitchLimits> {
+        Some(SwitchLimits {
+            max_sessions: self.max_sessions?,
+            sessions_per_second: self.sessions_per_second?,
+        })
+    }
+}
+
+/// FreeSWITCH's own defaults (`switch.conf.xml`), used for a switch that cannot tell its limits.
+pub const FREESWITCH_DEFAULT_LIMITS: SwitchLimits = SwitchLimits {
+    max_sessions: 1000,
+    sessions_per_second: 30,
+};
+
+/// How long the switch has to answer the `fsctl` questions at connect.
+const LIMITS_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The switch's limits: the configured ones, the rest read from the switch (`fsctl max_sessions`, `fsctl sps`).
+///
+/// The core places no call on a switch before its limits are known (fail closed: pacing at a guessed rate is the
+/// overshoot issue 15 is about), and this runs right after connecting, before the switch is reported up. A switch
+/// that cannot answer (`fsctl` refused by its ESL `apis` list, a timeout) gets [`FREESWITCH_DEFAULT_LIMITS`] with a
+/// warning rather than no calls at all: its refusals (Minus, with back-off) cover a lower real limit.
+pub async fn resolve_limits(sw: &SwitchEndpoint, client: &Client) -> SwitchLimits {
+    if let Some(limits) = sw.configured_limits() {
+        return limits;
+    }
+    let read = match tokio::time::timeout(LIMITS_READ_TIMEOUT, switch_info::read_limits(client))
+        .await
+    {
+        Ok(Ok(limits)) => limits,
+        Ok(Err(e)) => {
+            tracing::warn!(switch = sw.name, error = %e, "cannot read the switch's session limits: using FreeSWITCH's defaults (set max_sessions and sessions_per_second in [[switches]])");
+            FREESWITCH_DEFAULT_LIMITS
+        }
+        Err(_) => {
+            tracing::warn!(
+                switch = sw.name,
+                "the switch did not tell its session limits in time: using FreeSWITCH's defaults (set max_sessions and sessions_per_second in [[switches]])"
+            );
+            FREESWITCH_DEFAULT_LIMITS
+        }
+    };
+    SwitchLimits {
+        max_sessions: sw.max_sessions.unwrap_or(read.max_sessions),
+        sessions_per_second: sw.sessions_per_second.unwrap_or(read.sessions_per_second),
+    }
 }
 
 /// Everything the engine needs to start.
@@ -286,8 +340,7 @@ pub fn start(
         .iter()
         .map(|s| SwitchConfig {
             name: s.name.clone(),
-            max_sessions: s.max_sessions,
-            sessions_per_second: s.sessions_per_second,
+            limits: s.configured_limits(),
             sessions_per_call: s.sessions_per_call,
         })
         .collect();
@@ -1060,6 +1113,9 @@ async fn switch_task(
         tracing::error!(switch = sw.name, error = %e, "cannot subscribe to events");
     }
     lock(&shared.clients)[i] = Some(client.clone());
+    if !send_limits(i, &sw, &client, &tx).await {
+        return;
+    }
     let _ = tx.send(Msg::Input(Input::SwitchUp(i))).await;
     tracing::info!(switch = sw.name, addr = sw.addr, "switch connected");
     let mut stall = StallWatch::new(stall_warn);
@@ -1082,7 +1138,13 @@ async fn switch_task(
         let input = match ev {
             // The first connection was reported above, before any call: only a reconnect asks about the calls.
             ClientEvent::Connected { generation } if generation <= 1 => None,
-            ClientEvent::Connected { .. } => Some(Input::SwitchUp(i)),
+            ClientEvent::Connected { .. } => {
+                // The switch may have restarted with other limits.
+                if !send_limits(i, &sw, &client, &tx).await {
+                    return;
+                }
+                Some(Input::SwitchUp(i))
+            }
             ClientEvent::Disconnected { .. } => Some(Input::SwitchDown(i)),
             ClientEvent::Event(e) => {
                 if let Some(uuid) = e.unique_id().and_then(|u| u.parse::<Uuid>().ok()) {
@@ -1101,4 +1163,21 @@ async fn switch_task(
             return;
         }
     }
+}
+
+/// Reads the switch's limits when the configuration leaves any unset, and tells the core; false once the engine
+/// stopped.
+async fn send_limits(
+    i: usize,
+    sw: &SwitchEndpoint,
+    client: &Client,
+    tx: &mpsc::Sender<Msg>,
+) -> bool {
+    if sw.configured_limits().is_some() {
+        return true;
+    }
+    let limits = resolve_limits(sw, client).await;
+    tx.send(Msg::Input(Input::SwitchLimits { switch: i, limits }))
+        .await
+        .is_ok()
 }
