@@ -804,3 +804,78 @@ async fn the_engine_paces_by_the_limits_it_reads_from_the_switch() {
     assert_eq!(c.minus, 0, "no session refused: {c:?}");
     assert!(c.calls >= 15, "{c:?}");
 }
+
+/// A campaign whose prompt files a switch lacks runs anyway, and the engine names the missing file (switch and
+/// path as the callflow gives it) once the campaign starts running: the switch's scenario has three of the demo
+/// campaign's four prompts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_starting_to_run_is_checked_for_prompts_missing_on_the_switch() {
+    use fsdialer::campaign::config::CampaignConfig;
+    use fsdialer::engine::clock::Clock;
+    use fsdialer::engine::core::CoreConfig;
+    use fsdialer::engine::shell::{self, EngineConfig, MissingPrompt, SwitchEndpoint};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let scenario = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        scenario.path(),
+        "sounds = [\"ivr/ivr-welcome.wav\", \"ivr/ivr-please_press_1_to_confirm.wav\", \
+         \"ivr/ivr-that_was_an_invalid_entry.wav\"]\n",
+    )
+    .unwrap();
+    let h = server::start(ServerConfig {
+        scenario: Some(scenario.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(root.join("fixtures/campaigns/demo.toml")).unwrap();
+    let valid = std::sync::Arc::new(
+        CampaignConfig::from_toml_str(&text)
+            .unwrap()
+            .validate()
+            .unwrap(),
+    );
+    let id = valid.id().to_owned();
+    let (engine, _join) = shell::start(
+        EngineConfig {
+            core: CoreConfig::default(),
+            switches: vec![SwitchEndpoint {
+                name: "fs1".into(),
+                addr: h.local_addr().to_string(),
+                password: "ClueCon".into(),
+                max_sessions: None,
+                sessions_per_second: None,
+                sessions_per_call: 2,
+            }],
+            clock: Clock::real(),
+            switch_stall_warn: shell::DEFAULT_SWITCH_STALL_WARN,
+        },
+        fsdialer::store::Store::memory(),
+        None,
+    );
+    engine.upsert(valid).await.unwrap();
+    // Not running yet: nothing checked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(engine.missing_prompts(&id).is_empty());
+    engine.run(&id).await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let missing = engine.missing_prompts(&id);
+            if !missing.is_empty() {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the prompt check reports within 10 s");
+    assert_eq!(
+        found,
+        [MissingPrompt {
+            switch: "fs1".into(),
+            file: "ivr/ivr-thank_you.wav".into(),
+        }]
+    );
+    engine.shutdown().await;
+    h.shutdown().await;
+}

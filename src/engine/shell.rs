@@ -166,8 +166,21 @@ pub struct FailedResult {
     pub reason: String,
 }
 
+/// A prompt file of a campaign that a switch does not have (see [`EngineHandle::missing_prompts`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingPrompt {
+    pub switch: String,
+    /// As the callflow names it.
+    pub file: String,
+}
+
+/// How long a switch has to answer the prompt check of one campaign.
+const PROMPT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Shared {
     clients: Mutex<Vec<Option<Client>>>,
+    /// Per campaign, per switch (by index): the prompt files the switch's last check found missing.
+    missing_prompts: Mutex<HashMap<String, std::collections::BTreeMap<usize, Vec<String>>>>,
     failed: Mutex<HashMap<String, std::collections::VecDeque<FailedResult>>>,
     flows: Mutex<HashMap<Uuid, mpsc::Sender<Event>>>,
     gateway_of: Mutex<HashMap<AttemptId, String>>,
@@ -246,6 +259,23 @@ impl EngineHandle {
             .get(campaign)
             .map(|h| h.iter().cloned().collect())
             .unwrap_or_default()
+    }
+    /// The campaign's prompt files missing on a switch, as the last checks found them: each connected switch is
+    /// checked when the campaign starts running and when a switch connects while it runs. A warning, not a
+    /// refusal: the campaign runs, and every answered call's callflow fails on a missing file.
+    pub fn missing_prompts(&self, campaign: &str) -> Vec<MissingPrompt> {
+        lock(&self.shared.missing_prompts)
+            .get(campaign)
+            .into_iter()
+            .flatten()
+            .flat_map(|(switch, files)| {
+                let switch = self.switch_names.get(*switch).cloned().unwrap_or_default();
+                files.iter().map(move |file| MissingPrompt {
+                    switch: switch.clone(),
+                    file: file.clone(),
+                })
+            })
+            .collect()
     }
     /// How long ago the core's loop last turned (it turns at least every second while it runs).
     pub fn since_last_turn(&self) -> Duration {
@@ -329,6 +359,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
     let shared = Arc::new(Shared {
         clients: Mutex::new(vec![None; cfg.switches.len()]),
+        missing_prompts: Mutex::new(HashMap::new()),
         failed: Mutex::new(HashMap::new()),
         flows: Mutex::new(HashMap::new()),
         gateway_of: Mutex::new(HashMap::new()),
@@ -384,6 +415,7 @@ pub fn start(
     let task = tasks.spawn(write_history(store.clone(), history_rx));
     names.insert(task.id(), "history".into());
     let runner = Runner {
+        switch_names: handle.switch_names.clone(),
         core,
         store,
         clock: cfg.clock,
@@ -455,6 +487,8 @@ async fn supervise(
 }
 
 struct Runner {
+    /// Switch names, by index (for logs and the prompt check).
+    switch_names: Arc<Vec<String>>,
     core: Core,
     store: Store,
     clock: Clock,
@@ -521,6 +555,23 @@ impl Runner {
                     }
                     Input::Remove(id) => {
                         lock(&self.shared.failed).remove(id);
+                        lock(&self.shared.missing_prompts).remove(id);
+                    }
+                    // A switch (re)connected: check the prompts of the campaigns running meanwhile.
+                    Input::SwitchUp(i) => {
+                        let running: Vec<String> = self
+                            .core
+                            .campaign_ids()
+                            .filter(|id| {
+                                self.core
+                                    .state(id)
+                                    .is_some_and(|s| s == CampaignState::Running)
+                            })
+                            .map(str::to_owned)
+                            .collect();
+                        for id in running {
+                            self.check_prompts(&id, &[*i]);
+                        }
                     }
                     _ => {}
                 }
@@ -550,6 +601,63 @@ impl Runner {
                 false
             }
         }
+    }
+
+    /// Checks the campaign's prompt files on these switches (those connected), in the background; the result
+    /// replaces theirs in [`EngineHandle::missing_prompts`], and a missing file is logged as a warning.
+    fn check_prompts(&self, campaign: &str, switches: &[usize]) {
+        let Some(files) = self
+            .campaigns
+            .get(campaign)
+            .and_then(|v| v.callflow())
+            .map(|c| c.prompt_files())
+            .filter(|f| !f.is_empty())
+        else {
+            lock(&self.shared.missing_prompts).remove(campaign);
+            return;
+        };
+        let targets: Vec<(usize, Client)> = switches
+            .iter()
+            .filter_map(|&i| self.client(i).map(|c| (i, c)))
+            .collect();
+        let (shared, names, campaign) = (
+            self.shared.clone(),
+            self.switch_names.clone(),
+            campaign.to_owned(),
+        );
+        tokio::spawn(async move {
+            for (i, client) in targets {
+                let switch = names.get(i).map(String::as_str).unwrap_or_default();
+                let found = tokio::time::timeout(
+                    PROMPT_CHECK_TIMEOUT,
+                    switch_info::missing_prompts(&client, &files),
+                )
+                .await;
+                let missing = match found {
+                    Ok(Ok(missing)) => missing,
+                    Ok(Err(e)) => {
+                        tracing::warn!(campaign, switch, error = %e, "cannot check the campaign's prompt files");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(campaign, switch, "the prompt check timed out");
+                        continue;
+                    }
+                };
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        campaign,
+                        switch,
+                        ?missing,
+                        "prompt files missing on the switch: every answered call's callflow fails on them (the campaign runs)"
+                    );
+                }
+                lock(&shared.missing_prompts)
+                    .entry(campaign.clone())
+                    .or_default()
+                    .insert(i, missing);
+            }
+        });
     }
 
     fn client(&self, switch: usize) -> Option<Client> {
@@ -927,6 +1035,10 @@ impl Runner {
                 campaign,
                 transition,
             } => {
+                if transition.to == CampaignState::Running && transition.from != transition.to {
+                    let all: Vec<usize> = (0..self.switch_names.len()).collect();
+                    self.check_prompts(&campaign, &all);
+                }
                 if let Err(e) = self.history.try_send((campaign, transition)) {
                     tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");
                 }
