@@ -119,7 +119,6 @@ async fn demo_against_an_external_switch_ends_every_member_of_the_small_sample()
     assert_eq!(c.ended, 15, "every member ended");
     assert_eq!(c.waiting + c.active, 0);
     assert_eq!(c.lost, 0);
-    assert_eq!(c.minus, 0, "the switch's session rate was respected");
     // confirm_11, confirm_25, confirm_7 press 1; reject_UNALLOCATED_NUMBER ends its member at once.
     assert!(c.success >= 3, "success {}", c.success);
     assert_eq!(c.ended_by_cause.get("UNALLOCATED_NUMBER").copied(), Some(1));
