@@ -8,8 +8,13 @@ use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{ListQuery, MemberState};
 use std::time::Duration;
 
+/// The demos run one at a time: the 1,000-member one at speed 100 is timing-sensitive (its callees press their
+/// digit within simulated seconds), and a second demo beside it on a loaded two-core machine costs it confirmations.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let opts = DemoOptions {
         progress: false,
         speed: 100.0,
@@ -91,6 +96,7 @@ async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
 /// within the timeout scaled from the work (no timeout given).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_against_an_external_switch_ends_every_member_of_the_small_sample() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let speed = 50.0;
     let sim = fsdialer::sim::server::start(fsdialer::sim::server::ServerConfig {
