@@ -159,12 +159,12 @@ fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     use fsdialer::engine::demo;
+    if args.timeout == Some(0) {
+        anyhow::bail!("--timeout must be at least 1 second");
+    }
     let choice = demo::choose_speed(args.esl.is_some(), args.speed)?;
     if choice.real_time {
         eprintln!("fsdialer: {}", demo::REAL_TIME_NOTE);
-    }
-    if args.timeout == Some(0) {
-        anyhow::bail!("--timeout must be at least 1 second");
     }
     let mut opts = demo::DemoOptions {
         store: args.store,
