@@ -24,7 +24,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use fsdialer::campaign::config::{CampaignConfig, ValidCampaign};
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
 use fsdialer::engine::clock::Clock;
-use fsdialer::engine::core::{Action, Core, CoreConfig, Input, SwitchConfig};
+use fsdialer::engine::core::{Action, Core, CoreConfig, Input, SwitchConfig, SwitchLimits};
 use fsdialer::engine::shell::{self, EngineConfig, SwitchEndpoint};
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::local_redis::{LocalRedis, LocalRedisOptions};
@@ -319,8 +319,8 @@ fn end_to_end(dial_name: &str, dial_string: &str, sessions_per_call: u32) {
                         name: "sim".into(),
                         addr: sim_addr.to_string(),
                         password: "ClueCon".into(),
-                        max_sessions: 1_000_000,
-                        sessions_per_second: 1_000_000,
+                        max_sessions: Some(1_000_000),
+                        sessions_per_second: Some(1_000_000),
                         sessions_per_call,
                     }],
                     switch_stall_warn: fsdialer::engine::shell::DEFAULT_SWITCH_STALL_WARN,
@@ -478,8 +478,10 @@ fn bench_core(limit: u32) -> (Core, DateTime<Utc>) {
         },
         vec![SwitchConfig {
             name: "sw".into(),
-            max_sessions: 10_000_000,
-            sessions_per_second: 10_000_000,
+            limits: Some(SwitchLimits {
+                max_sessions: 10_000_000,
+                sessions_per_second: 10_000_000,
+            }),
             sessions_per_call: 1,
         }],
         now,

@@ -38,20 +38,29 @@ struct DemoArgs {
     /// Member store: `memory://` or `redis://host:port`.
     #[arg(long, default_value = "memory://")]
     store: String,
-    /// An external switch's event socket (a real FreeSWITCH, or `fsdialer sim`), instead of the in-process one.
+    /// An external switch's event socket `HOST:PORT` (a real FreeSWITCH, or `fsdialer sim`), instead of the
+    /// in-process one. Runs in real time (speed 1) unless --speed is given; its session limits are read from it.
     #[arg(long)]
     esl: Option<String>,
     /// Its ESL password.
     #[arg(long, default_value = "ClueCon")]
     password: String,
-    /// Simulated seconds per real second (the engine runs at the same speed).
-    #[arg(long, default_value_t = 100.0)]
-    speed: f64,
-    /// The campaign file.
+    /// Simulated seconds per real second (the engine runs at the same speed). Default: 100 with the in-process
+    /// simulator, 1 (real time) with --esl; give it with --esl only for an `fsdialer sim` at the same speed.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Give up after this many real seconds. Default: scaled with the work (members × max_tries × (originate
+    /// timeout + 60 s talk) / limit, plus the waits between tries, over the speed, doubled; 60 s to 24 h).
+    #[arg(long, value_name = "SEC")]
+    timeout: Option<u64>,
+    /// The campaign file (TOML, SPEC §2). Default: fixtures/campaigns/demo.toml.
     #[arg(long)]
     campaign: Option<PathBuf>,
-    /// The members file (a JSON array).
-    #[arg(long)]
+    /// The members file: a JSON array of members (`name`, `priority`, `variables`, `communications` of
+    /// `{number, priority}`, optional `external_id`, `timezone`). Default:
+    /// fixtures/demo/members.json (1,000 members). For a real switch, fixtures/demo/members-small.json: 15
+    /// members whose numbers ../shared/real-freeswitch/dialplan-demo.xml routes.
+    #[arg(long, value_name = "FILE")]
     members: Option<PathBuf>,
 }
 
@@ -153,10 +162,19 @@ fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = fsdialer::engine::demo::DemoOptions {
+    use fsdialer::engine::demo;
+    if args.timeout == Some(0) {
+        anyhow::bail!("--timeout must be at least 1 second");
+    }
+    let choice = demo::choose_speed(args.esl.is_some(), args.speed)?;
+    if choice.real_time {
+        eprintln!("fsdialer: {}", demo::REAL_TIME_NOTE);
+    }
+    let mut opts = demo::DemoOptions {
         store: args.store,
         esl: args.esl.map(|addr| (addr, args.password)),
-        speed: args.speed,
+        speed: choice.speed,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
         ..Default::default()
     };
     if let Some(c) = args.campaign {

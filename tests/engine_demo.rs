@@ -1,20 +1,26 @@
 //! `fsdialer demo` end to end: memory store, in-process simulated switch over real ESL, the sample campaign with
 //! its callflow and ~1,000 members. Every member must end, the outcome mix must be the one the sample's numbers
-//! ask for, and the callflow's outcome must be recorded with the attempts.
+//! ask for, and the callflow's outcome must be recorded with the attempts. And the demo pointed at an external
+//! switch (`--esl`, here an `fsdialer sim` server) with the small members file made for real switches.
 
 use fsdialer::engine::demo::{DemoOptions, run};
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{ListQuery, MemberState};
 use std::time::Duration;
 
+/// The demos run one at a time: the 1,000-member one is timing-sensitive (its callees press their
+/// digit within simulated seconds), and a second demo beside it on a loaded two-core machine costs it confirmations.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // ×30, not the CLI's ×100: every real millisecond of ESL round trip is 30 ms of the callee's patience, so a
     // busy machine (CI running other binaries) cannot make callees hang up before the callflow's first prompt.
     let opts = DemoOptions {
         progress: false,
         speed: 30.0,
-        timeout: Duration::from_secs(240),
+        timeout: Some(Duration::from_secs(240)),
         ..DemoOptions::default()
     };
     let report = run(opts, fsdialer::engine::default_callflow())
@@ -84,5 +90,50 @@ async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
     assert!(
         confirmed_with_note > 100,
         "{confirmed_with_note} confirmed attempts carry the callflow note"
+    );
+}
+
+/// `fsdialer demo --esl HOST:PORT --speed S --members fixtures/demo/members-small.json` against an external
+/// `fsdialer sim` at the same speed: every member of the small sample ends, with the outcomes its numbers ask for,
+/// within the timeout scaled from the work (no timeout given).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_against_an_external_switch_ends_every_member_of_the_small_sample() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let speed = 50.0;
+    let sim = fsdialer::sim::server::start(fsdialer::sim::server::ServerConfig {
+        speed,
+        scenario: Some(root.join("fixtures/sim/demo.toml")),
+        ..Default::default()
+    })
+    .await
+    .expect("the simulated switch starts");
+    let opts = DemoOptions {
+        progress: false,
+        esl: Some((sim.local_addr().to_string(), "ClueCon".into())),
+        members: root.join("fixtures/demo/members-small.json"),
+        scenario: None,
+        speed,
+        timeout: None,
+        ..DemoOptions::default()
+    };
+    let report = run(opts, fsdialer::engine::default_callflow())
+        .await
+        .expect("the demo runs against the external switch");
+    sim.shutdown().await;
+    let c = &report.counters;
+    assert_eq!(report.final_state, Some(CampaignState::Done));
+    assert_eq!(report.members, 15);
+    assert_eq!(c.ended, 15, "every member ended");
+    assert_eq!(c.waiting + c.active, 0);
+    assert_eq!(c.lost, 0);
+    // confirm_11, confirm_25, confirm_7 press 1; reject_UNALLOCATED_NUMBER ends its member at once.
+    assert!(c.success >= 3, "success {}", c.success);
+    assert_eq!(c.ended_by_cause.get("UNALLOCATED_NUMBER").copied(), Some(1));
+    // busy, noanswer and ring_5 never answer: three tries each.
+    assert!(
+        c.ended_by_cause.get("MAX_TRY_COUNT").copied().unwrap_or(0) >= 3,
+        "{:?}",
+        c.ended_by_cause
     );
 }

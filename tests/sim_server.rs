@@ -762,3 +762,122 @@ async fn the_engine_reads_the_switch_limits_and_finds_missing_prompts() {
         "false"
     );
 }
+
+/// The engine connects to a switch whose limits the configuration leaves unset (the demo's `--esl` endpoint):
+/// it reads them (`fsctl`) and paces by them. This switch lets 4 sessions a second through (2 loopback calls),
+/// where FreeSWITCH's default of 30 would start the demo's 15 members in one burst and have most refused (52 of 77
+/// attempts Minus when the engine assumed 30): every member ends, and the switch refuses next to nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_paces_by_the_limits_it_reads_from_the_switch() {
+    use fsdialer::engine::demo::{DemoOptions, run};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let speed = 20.0;
+    let h = server::start(ServerConfig {
+        speed,
+        scenario: Some(root.join("fixtures/sim/demo.toml")),
+        switch: fsdialer::sim::model::Config {
+            max_sessions: 1000,
+            sessions_per_second: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let report = run(
+        DemoOptions {
+            progress: false,
+            esl: Some((h.local_addr().to_string(), "ClueCon".into())),
+            members: root.join("fixtures/demo/members-small.json"),
+            scenario: None,
+            speed,
+            timeout: Some(Duration::from_secs(120)),
+            ..DemoOptions::default()
+        },
+        fsdialer::engine::default_callflow(),
+    )
+    .await
+    .expect("the demo runs against the switch");
+    h.shutdown().await;
+    let c = &report.counters;
+    assert_eq!(c.ended, 15, "{c:?}");
+    // Engine and switch keep separate clocks: a simulated second is 50 ms here, and a few ms of scheduling on a
+    // loaded machine can move a start into the switch's next second. Allow that, not a burst.
+    assert!(c.minus <= 2, "sessions refused: {c:?}");
+    assert!(c.calls >= 15, "{c:?}");
+}
+
+/// A campaign whose prompt files a switch lacks runs anyway, and the engine names the missing file (switch and
+/// path as the callflow gives it) once the campaign starts running: the switch's scenario has three of the demo
+/// campaign's four prompts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_starting_to_run_is_checked_for_prompts_missing_on_the_switch() {
+    use fsdialer::campaign::config::CampaignConfig;
+    use fsdialer::engine::clock::Clock;
+    use fsdialer::engine::core::CoreConfig;
+    use fsdialer::engine::shell::{self, EngineConfig, MissingPrompt, SwitchEndpoint};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let scenario = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        scenario.path(),
+        "sounds = [\"ivr/ivr-welcome.wav\", \"ivr/ivr-please_press_1_to_confirm.wav\", \
+         \"ivr/ivr-that_was_an_invalid_entry.wav\"]\n",
+    )
+    .unwrap();
+    let h = server::start(ServerConfig {
+        scenario: Some(scenario.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(root.join("fixtures/campaigns/demo.toml")).unwrap();
+    let valid = std::sync::Arc::new(
+        CampaignConfig::from_toml_str(&text)
+            .unwrap()
+            .validate()
+            .unwrap(),
+    );
+    let id = valid.id().to_owned();
+    let (engine, _join) = shell::start(
+        EngineConfig {
+            core: CoreConfig::default(),
+            switches: vec![SwitchEndpoint {
+                name: "fs1".into(),
+                addr: h.local_addr().to_string(),
+                password: "ClueCon".into(),
+                max_sessions: None,
+                sessions_per_second: None,
+                sessions_per_call: 2,
+            }],
+            clock: Clock::real(),
+            switch_stall_warn: shell::DEFAULT_SWITCH_STALL_WARN,
+        },
+        fsdialer::store::Store::memory(),
+        None,
+    );
+    engine.upsert(valid).await.unwrap();
+    // Not running yet: nothing checked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(engine.missing_prompts(&id).is_empty());
+    engine.run(&id).await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let missing = engine.missing_prompts(&id);
+            if !missing.is_empty() {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the prompt check reports within 10 s");
+    assert_eq!(
+        found,
+        [MissingPrompt {
+            switch: "fs1".into(),
+            file: "ivr/ivr-thank_you.wav".into(),
+        }]
+    );
+    engine.shutdown().await;
+    h.shutdown().await;
+}

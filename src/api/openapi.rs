@@ -152,6 +152,18 @@ fn campaign_view() -> Value {
             json!({"type": "boolean", "description": "the operator's last command"}),
         ),
         ("updated_at", json!({"type": "string", "format": INSTANT})),
+        (
+            "missing_prompts",
+            json!({
+                "type": "array",
+                "description": "prompt files of the callflow a switch does not have (checked when the campaign starts running): every answered call's callflow fails on them",
+                "items": {
+                    "type": "object",
+                    "properties": {"switch": {"type": "string"}, "file": {"type": "string"}},
+                    "required": ["switch", "file"]
+                }
+            }),
+        ),
     ] {
         props.insert(k.into(), s);
     }

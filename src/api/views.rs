@@ -1,6 +1,7 @@
 //! How campaigns and members look in API answers: the stored data plus Webitel's `_id` and the live state.
 
 use super::campaigns::CampaignDoc;
+use crate::engine::shell::MissingPrompt;
 use crate::engine::state::CampaignState;
 use crate::store::Member;
 use serde_json::{Value, json};
@@ -14,6 +15,7 @@ pub const CAMPAIGN_VIEW_ONLY: &[&str] = &[
     "run",
     "updated_at",
     "version",
+    "missing_prompts",
 ];
 
 pub fn state_name(s: CampaignState) -> &'static str {
@@ -29,8 +31,13 @@ pub fn state_name(s: CampaignState) -> &'static str {
 }
 
 /// A campaign: its configuration, `_id`, the state on this node (Webitel code and name), calls in progress on
-/// this node, the operator's run/stop command and when the document last changed.
-pub fn campaign(doc: &CampaignDoc, state: Option<(CampaignState, u32)>) -> Value {
+/// this node, the operator's run/stop command, when the document last changed, and the prompt files the
+/// switches lack (`[{switch, file}]`, empty when all are there or none was checked yet).
+pub fn campaign(
+    doc: &CampaignDoc,
+    state: Option<(CampaignState, u32)>,
+    missing_prompts: &[MissingPrompt],
+) -> Value {
     let mut v = serde_json::to_value(&doc.config).unwrap_or_else(|_| json!({}));
     let (s, active) = state.unwrap_or((CampaignState::Idle, 0));
     if let Value::Object(o) = &mut v {
@@ -41,6 +48,7 @@ pub fn campaign(doc: &CampaignDoc, state: Option<(CampaignState, u32)>) -> Value
         o.insert("run".into(), json!(doc.run));
         o.insert("updated_at".into(), json!(doc.updated_at));
         o.insert("version".into(), json!(doc.version));
+        o.insert("missing_prompts".into(), json!(missing_prompts));
     }
     v
 }
@@ -63,4 +71,34 @@ pub fn member(campaign: &str, m: &Member) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campaign_view_names_the_prompts_a_switch_lacks_and_a_put_back_ignores_them() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/campaigns/demo.toml"),
+        )
+        .unwrap();
+        let doc = CampaignDoc {
+            config: crate::campaign::config::CampaignConfig::from_toml_str(&text).unwrap(),
+            run: true,
+            updated_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            version: 1,
+        };
+        let missing = [MissingPrompt {
+            switch: "fs1".into(),
+            file: "ivr/ivr-thank_you.wav".into(),
+        }];
+        let v = campaign(&doc, Some((CampaignState::Running, 0)), &missing);
+        assert_eq!(
+            v["missing_prompts"],
+            json!([{"switch": "fs1", "file": "ivr/ivr-thank_you.wav"}])
+        );
+        assert_eq!(campaign(&doc, None, &[])["missing_prompts"], json!([]));
+        assert!(CAMPAIGN_VIEW_ONLY.contains(&"missing_prompts"));
+    }
 }

@@ -102,6 +102,12 @@ impl SessionWindow {
         self.limit
     }
 
+    /// Follows a new `sessions-per-second` of the switch (as [`for_switch`](Self::for_switch)), keeping the starts
+    /// of the last second: a new limit never lets a second see more than the old one already placed plus room.
+    pub fn set_switch_sps(&mut self, sps: u32) {
+        self.limit = sps.saturating_sub(1).max(1);
+    }
+
     fn expire(&mut self, now: DateTime<Utc>) {
         while let Some(&(at, n)) = self.recent.front() {
             if now - at < WINDOW {

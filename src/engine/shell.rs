@@ -18,6 +18,7 @@ use super::completer::{self, Completion};
 use super::core::{Action, Core, CoreConfig, Input, SwitchConfig, policy_of};
 use super::state::{CampaignState, Transition};
 use super::subscription;
+use super::switch_info::{self, SwitchLimits};
 use crate::campaign::config::ValidCampaign;
 use crate::esl::Event;
 use crate::esl::client::{
@@ -32,10 +33,63 @@ pub struct SwitchEndpoint {
     /// `host:port` of its event socket.
     pub addr: String,
     pub password: String,
-    pub max_sessions: u32,
-    pub sessions_per_second: u32,
+    /// Its `max-sessions`; `None`: read from the switch at connect (see [`resolve_limits`]).
+    pub max_sessions: Option<u32>,
+    /// Its `sessions-per-second`; `None`: read from the switch at connect.
+    pub sessions_per_second: Option<u32>,
     /// Sessions one call takes there (2 for `loopback/` calls).
     pub sessions_per_call: u32,
+}
+
+impl SwitchEndpoint {
+    /// Both limits, when the configuration sets both (nothing to read from the switch).
+    pub fn configured_limits(&self) -> Option<SwitchLimits> {
+        Some(SwitchLimits {
+            max_sessions: self.max_sessions?,
+            sessions_per_second: self.sessions_per_second?,
+        })
+    }
+}
+
+/// FreeSWITCH's own defaults (`switch.conf.xml`), used for a switch that cannot tell its limits.
+pub const FREESWITCH_DEFAULT_LIMITS: SwitchLimits = SwitchLimits {
+    max_sessions: 1000,
+    sessions_per_second: 30,
+};
+
+/// How long the switch has to answer the `fsctl` questions at connect.
+const LIMITS_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The switch's limits: the configured ones, the rest read from the switch (`fsctl max_sessions`, `fsctl sps`).
+///
+/// The core places no call on a switch before its limits are known (fail closed: pacing at a guessed rate is the
+/// overshoot issue 15 is about), and this runs right after connecting, before the switch is reported up. A switch
+/// that cannot answer (`fsctl` refused by its ESL `apis` list, a timeout) gets [`FREESWITCH_DEFAULT_LIMITS`] with a
+/// warning rather than no calls at all: its refusals (Minus, with back-off) cover a lower real limit.
+pub async fn resolve_limits(sw: &SwitchEndpoint, client: &Client) -> SwitchLimits {
+    if let Some(limits) = sw.configured_limits() {
+        return limits;
+    }
+    let read = match tokio::time::timeout(LIMITS_READ_TIMEOUT, switch_info::read_limits(client))
+        .await
+    {
+        Ok(Ok(limits)) => limits,
+        Ok(Err(e)) => {
+            tracing::warn!(switch = sw.name, error = %e, "cannot read the switch's session limits: using FreeSWITCH's defaults (set max_sessions and sessions_per_second in [[switches]])");
+            FREESWITCH_DEFAULT_LIMITS
+        }
+        Err(_) => {
+            tracing::warn!(
+                switch = sw.name,
+                "the switch did not tell its session limits in time: using FreeSWITCH's defaults (set max_sessions and sessions_per_second in [[switches]])"
+            );
+            FREESWITCH_DEFAULT_LIMITS
+        }
+    };
+    SwitchLimits {
+        max_sessions: sw.max_sessions.unwrap_or(read.max_sessions),
+        sessions_per_second: sw.sessions_per_second.unwrap_or(read.sessions_per_second),
+    }
 }
 
 /// Everything the engine needs to start.
@@ -112,8 +166,21 @@ pub struct FailedResult {
     pub reason: String,
 }
 
+/// A prompt file of a campaign that a switch does not have (see [`EngineHandle::missing_prompts`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingPrompt {
+    pub switch: String,
+    /// As the callflow names it.
+    pub file: String,
+}
+
+/// How long a switch has to answer the prompt check of one campaign.
+const PROMPT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Shared {
     clients: Mutex<Vec<Option<Client>>>,
+    /// Per campaign, per switch (by index): the prompt files the switch's last check found missing.
+    missing_prompts: Mutex<HashMap<String, std::collections::BTreeMap<usize, Vec<String>>>>,
     failed: Mutex<HashMap<String, std::collections::VecDeque<FailedResult>>>,
     flows: Mutex<HashMap<Uuid, mpsc::Sender<Event>>>,
     gateway_of: Mutex<HashMap<AttemptId, String>>,
@@ -192,6 +259,23 @@ impl EngineHandle {
             .get(campaign)
             .map(|h| h.iter().cloned().collect())
             .unwrap_or_default()
+    }
+    /// The campaign's prompt files missing on a switch, as the last checks found them: each connected switch is
+    /// checked when the campaign starts running and when a switch connects while it runs. A warning, not a
+    /// refusal: the campaign runs, and every answered call's callflow fails on a missing file.
+    pub fn missing_prompts(&self, campaign: &str) -> Vec<MissingPrompt> {
+        lock(&self.shared.missing_prompts)
+            .get(campaign)
+            .into_iter()
+            .flatten()
+            .flat_map(|(switch, files)| {
+                let switch = self.switch_names.get(*switch).cloned().unwrap_or_default();
+                files.iter().map(move |file| MissingPrompt {
+                    switch: switch.clone(),
+                    file: file.clone(),
+                })
+            })
+            .collect()
     }
     /// How long ago the core's loop last turned (it turns at least every second while it runs).
     pub fn since_last_turn(&self) -> Duration {
@@ -275,6 +359,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
     let shared = Arc::new(Shared {
         clients: Mutex::new(vec![None; cfg.switches.len()]),
+        missing_prompts: Mutex::new(HashMap::new()),
         failed: Mutex::new(HashMap::new()),
         flows: Mutex::new(HashMap::new()),
         gateway_of: Mutex::new(HashMap::new()),
@@ -286,8 +371,7 @@ pub fn start(
         .iter()
         .map(|s| SwitchConfig {
             name: s.name.clone(),
-            max_sessions: s.max_sessions,
-            sessions_per_second: s.sessions_per_second,
+            limits: s.configured_limits(),
             sessions_per_call: s.sessions_per_call,
         })
         .collect();
@@ -339,6 +423,7 @@ pub fn start(
     let task = tasks.spawn(write_history(store.clone(), history_rx));
     names.insert(task.id(), "history".into());
     let runner = Runner {
+        switch_names: handle.switch_names.clone(),
         core,
         store,
         clock: cfg.clock,
@@ -410,6 +495,8 @@ async fn supervise(
 }
 
 struct Runner {
+    /// Switch names, by index (for logs and the prompt check).
+    switch_names: Arc<Vec<String>>,
     core: Core,
     store: Store,
     clock: Clock,
@@ -476,6 +563,23 @@ impl Runner {
                     }
                     Input::Remove(id) => {
                         lock(&self.shared.failed).remove(id);
+                        lock(&self.shared.missing_prompts).remove(id);
+                    }
+                    // A switch (re)connected: check the prompts of the campaigns running meanwhile.
+                    Input::SwitchUp(i) => {
+                        let running: Vec<String> = self
+                            .core
+                            .campaign_ids()
+                            .filter(|id| {
+                                self.core
+                                    .state(id)
+                                    .is_some_and(|s| s == CampaignState::Running)
+                            })
+                            .map(str::to_owned)
+                            .collect();
+                        for id in running {
+                            self.check_prompts(&id, &[*i]);
+                        }
                     }
                     _ => {}
                 }
@@ -505,6 +609,63 @@ impl Runner {
                 false
             }
         }
+    }
+
+    /// Checks the campaign's prompt files on these switches (those connected), in the background; the result
+    /// replaces theirs in [`EngineHandle::missing_prompts`], and a missing file is logged as a warning.
+    fn check_prompts(&self, campaign: &str, switches: &[usize]) {
+        let Some(files) = self
+            .campaigns
+            .get(campaign)
+            .and_then(|v| v.callflow())
+            .map(|c| c.prompt_files())
+            .filter(|f| !f.is_empty())
+        else {
+            lock(&self.shared.missing_prompts).remove(campaign);
+            return;
+        };
+        let targets: Vec<(usize, Client)> = switches
+            .iter()
+            .filter_map(|&i| self.client(i).map(|c| (i, c)))
+            .collect();
+        let (shared, names, campaign) = (
+            self.shared.clone(),
+            self.switch_names.clone(),
+            campaign.to_owned(),
+        );
+        tokio::spawn(async move {
+            for (i, client) in targets {
+                let switch = names.get(i).map(String::as_str).unwrap_or_default();
+                let found = tokio::time::timeout(
+                    PROMPT_CHECK_TIMEOUT,
+                    switch_info::missing_prompts(&client, &files),
+                )
+                .await;
+                let missing = match found {
+                    Ok(Ok(missing)) => missing,
+                    Ok(Err(e)) => {
+                        tracing::warn!(campaign, switch, error = %e, "cannot check the campaign's prompt files");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(campaign, switch, "the prompt check timed out");
+                        continue;
+                    }
+                };
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        campaign,
+                        switch,
+                        ?missing,
+                        "prompt files missing on the switch: every answered call's callflow fails on them (the campaign runs)"
+                    );
+                }
+                lock(&shared.missing_prompts)
+                    .entry(campaign.clone())
+                    .or_default()
+                    .insert(i, missing);
+            }
+        });
     }
 
     fn client(&self, switch: usize) -> Option<Client> {
@@ -910,6 +1071,10 @@ impl Runner {
                 campaign,
                 transition,
             } => {
+                if transition.to == CampaignState::Running && transition.from != transition.to {
+                    let all: Vec<usize> = (0..self.switch_names.len()).collect();
+                    self.check_prompts(&campaign, &all);
+                }
                 if let Err(e) = self.history.try_send((campaign, transition)) {
                     tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");
                 }
@@ -1121,6 +1286,9 @@ async fn switch_task(
         tracing::error!(switch = sw.name, error = %e, "cannot subscribe to events");
     }
     lock(&shared.clients)[i] = Some(client.clone());
+    if !send_limits(i, &sw, &client, &tx).await {
+        return;
+    }
     let _ = tx.send(Msg::Input(Input::SwitchUp(i))).await;
     tracing::info!(switch = sw.name, addr = sw.addr, "switch connected");
     let mut stall = StallWatch::new(stall_warn);
@@ -1143,7 +1311,13 @@ async fn switch_task(
         let input = match ev {
             // The first connection was reported above, before any call: only a reconnect asks about the calls.
             ClientEvent::Connected { generation } if generation <= 1 => None,
-            ClientEvent::Connected { .. } => Some(Input::SwitchUp(i)),
+            ClientEvent::Connected { .. } => {
+                // The switch may have restarted with other limits.
+                if !send_limits(i, &sw, &client, &tx).await {
+                    return;
+                }
+                Some(Input::SwitchUp(i))
+            }
             ClientEvent::Disconnected { .. } => Some(Input::SwitchDown(i)),
             ClientEvent::Event(e) => {
                 if let Some(uuid) = e.unique_id().and_then(|u| u.parse::<Uuid>().ok()) {
@@ -1162,4 +1336,21 @@ async fn switch_task(
             return;
         }
     }
+}
+
+/// Reads the switch's limits when the configuration leaves any unset, and tells the core; false once the engine
+/// stopped.
+async fn send_limits(
+    i: usize,
+    sw: &SwitchEndpoint,
+    client: &Client,
+    tx: &mpsc::Sender<Msg>,
+) -> bool {
+    if sw.configured_limits().is_some() {
+        return true;
+    }
+    let limits = resolve_limits(sw, client).await;
+    tx.send(Msg::Input(Input::SwitchLimits { switch: i, limits }))
+        .await
+        .is_ok()
 }

@@ -59,7 +59,8 @@ fn on_switch(file: &str, sound_prefix: &str) -> String {
     }
 }
 
-/// The prompts (as the callflow names them, e.g. from `Callflow::prompt_files`) the switch does not have.
+/// The prompts (as the callflow names them, e.g. from `Callflow::prompt_files`) the switch does not have. The
+/// caller logs them (the engine's shell names the campaign).
 pub async fn missing_prompts(
     client: &Client,
     files: &[String],
@@ -79,13 +80,6 @@ pub async fn missing_prompts(
                 });
             }
         }
-    }
-    if !missing.is_empty() {
-        tracing::warn!(
-            switch = client.addr(),
-            ?missing,
-            "prompt files missing on the switch: every answered call's callflow would fail on them"
-        );
     }
     Ok(missing)
 }

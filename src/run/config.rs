@@ -45,8 +45,8 @@
 //! name = "fs1"
 //! address = "10.0.0.5:8021"
 //! password = "ClueCon"                   # or password_env = "FS1_ESL_PASSWORD", or password_file = "fs1.secret"
-//! max_sessions = 1000
-//! sessions_per_second = 30
+//! max_sessions = 1000                     # optional: absent = read from the switch at connect (fsctl)
+//! sessions_per_second = 30                # optional: absent = read from the switch at connect (fsctl)
 //! sessions_per_call = 1                   # 2 for loopback/ dial strings
 //!
 //! [sim]                                   # optional: an in-process simulated switch (added to the switches)
@@ -329,10 +329,12 @@ pub struct SwitchSection {
     /// Read the password from this file instead (relative to the configuration file).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    #[serde(default = "default_max_sessions")]
-    pub max_sessions: u32,
-    #[serde(default = "default_sps")]
-    pub sessions_per_second: u32,
+    /// The switch's `max-sessions`; absent: read from the switch when the engine connects (`fsctl max_sessions`).
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
+    /// The switch's `sessions-per-second`; absent: read from the switch when the engine connects (`fsctl sps`).
+    #[serde(default)]
+    pub sessions_per_second: Option<u32>,
     #[serde(default = "default_spc")]
     pub sessions_per_call: u32,
 }
@@ -659,7 +661,10 @@ impl RunConfig {
                     s.address
                 ));
             }
-            if s.max_sessions == 0 || s.sessions_per_second == 0 || s.sessions_per_call == 0 {
+            if s.max_sessions == Some(0)
+                || s.sessions_per_second == Some(0)
+                || s.sessions_per_call == 0
+            {
                 problems.push(format!(
                     "switches[{i}]: max_sessions, sessions_per_second and sessions_per_call must be at least 1"
                 ));
@@ -775,7 +780,7 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
     #[test]
     fn a_full_configuration_loads_and_checks() {
         let cfg = RunConfig::from_toml(FULL).unwrap();
-        assert_eq!(cfg.switches[0].max_sessions, 500);
+        assert_eq!(cfg.switches[0].max_sessions, Some(500));
         assert_eq!(cfg.engine.lease_sec, 30);
         assert_eq!(cfg.engine.claim_batch, 100);
         let loaded = cfg.check().unwrap();
@@ -864,7 +869,10 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/api/fsdialer.example.toml");
         let cfg = RunConfig::from_file(&path).unwrap();
         assert_eq!(cfg.switches.len(), 2);
-        assert_eq!(cfg.switches[1].max_sessions, 1000);
+        assert_eq!(
+            cfg.switches[1].max_sessions, None,
+            "fs2 sets no limits: they are read from the switch at connect"
+        );
         let loaded = cfg.check().unwrap();
         let ids: Vec<_> = loaded
             .iter()

@@ -176,8 +176,8 @@ pub async fn start(
             name: "sim".into(),
             addr: handle.local_addr().to_string(),
             password: "ClueCon".into(),
-            max_sessions: s.max_sessions,
-            sessions_per_second: s.sessions_per_second,
+            max_sessions: Some(s.max_sessions),
+            sessions_per_second: Some(s.sessions_per_second),
             // Dial strings of the embedded default are loopback/ ones: two sessions per call.
             sessions_per_call: 2,
         });

@@ -12,7 +12,9 @@
 use chrono::{DateTime, Duration, Utc};
 use fsdialer::campaign::config::CampaignConfig;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
-use fsdialer::engine::core::{Action, Core, CoreConfig, Input, SwitchConfig, policy_of};
+use fsdialer::engine::core::{
+    Action, Core, CoreConfig, Input, SwitchConfig, SwitchLimits, policy_of,
+};
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::AttemptId;
 use fsdialer::store::{AttemptRecord, Member, MemberId, Store};
@@ -166,8 +168,10 @@ impl Harness {
             cfg,
             vec![SwitchConfig {
                 name: "fs1".into(),
-                max_sessions: 1000,
-                sessions_per_second: 30,
+                limits: Some(SwitchLimits {
+                    max_sessions: 1000,
+                    sessions_per_second: 30,
+                }),
                 sessions_per_call: 1,
             }],
             now,

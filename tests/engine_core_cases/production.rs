@@ -419,17 +419,74 @@ fn fake_claims(n: u32, from: u64) -> fsdialer::store::ClaimBatch {
     }
 }
 
+/// What a core did while [`drive`] fed it.
+#[derive(Default)]
+struct Driven {
+    /// Each originate: its campaign and instant.
+    originates: Vec<(String, chrono::DateTime<chrono::Utc>)>,
+    claims: u32,
+    released: u32,
+}
+
+/// Runs the core from `t` for `secs` seconds in 100 ms steps, the store answering every claim at once with as
+/// many members as asked (numbered from `from`); `pending` are actions still to carry out.
+fn drive(
+    core: &mut fsdialer::engine::core::Core,
+    pending: &mut Vec<fsdialer::engine::core::Action>,
+    from: &mut u64,
+    t: &mut chrono::DateTime<chrono::Utc>,
+    secs: i64,
+) -> Driven {
+    use fsdialer::engine::core::Action;
+    let mut out = Driven::default();
+    let end = *t + Duration::seconds(secs);
+    while *t < end {
+        while let Some(a) = pending.pop() {
+            match a {
+                Action::Claim { campaign, max } => {
+                    out.claims += 1;
+                    let batch = fake_claims(max, *from);
+                    *from += u64::from(max);
+                    pending.extend(core.handle(*t, Input::Claimed { campaign, batch }));
+                }
+                Action::Originate { campaign, .. } => out.originates.push((campaign, *t)),
+                Action::Release { .. } => out.released += 1,
+                _ => {}
+            }
+        }
+        *t += Duration::milliseconds(100);
+        pending.extend(core.poll(*t));
+    }
+    out
+}
+
+/// The most originates in any one-second window.
+fn most_in_a_second(originates: &[(String, chrono::DateTime<chrono::Utc>)]) -> usize {
+    originates
+        .iter()
+        .map(|(_, from)| {
+            originates
+                .iter()
+                .filter(|(_, at)| *at >= *from && *at - *from < Duration::seconds(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn campaigns_on_one_node_share_the_switch_budget_and_none_claims_what_it_cannot_dial() {
-    use fsdialer::engine::core::{Action, Core, SwitchConfig};
+    use fsdialer::engine::core::{Action, Core, SwitchConfig, SwitchLimits};
     let now = start();
     // The switch takes 10 new calls a second (sessions_per_second 11, paced at one less).
     let mut core = Core::new(
         CoreConfig::default(),
         vec![SwitchConfig {
             name: "fs".into(),
-            max_sessions: 1000,
-            sessions_per_second: 11,
+            limits: Some(SwitchLimits {
+                max_sessions: 1000,
+                sessions_per_second: 11,
+            }),
             sessions_per_call: 1,
         }],
         now,
@@ -442,27 +499,12 @@ fn campaigns_on_one_node_share_the_switch_budget_and_none_claims_what_it_cannot_
     for id in ["aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"] {
         pending.extend(core.handle(now, Input::Run(id.into())));
     }
-    // Ten seconds; the store answers every claim at once with as many members as asked.
-    let mut originates: std::collections::HashMap<String, u32> = Default::default();
-    let (mut released, mut from, mut t) = (0, 1u64, now);
-    while t < now + Duration::seconds(10) {
-        while let Some(a) = pending.pop() {
-            match a {
-                Action::Claim { campaign, max } => {
-                    let batch = fake_claims(max, from);
-                    from += u64::from(max);
-                    pending.extend(core.handle(t, Input::Claimed { campaign, batch }));
-                }
-                Action::Originate { campaign, .. } => *originates.entry(campaign).or_default() += 1,
-                Action::Release { .. } => released += 1,
-                _ => {}
-            }
-        }
-        t += Duration::milliseconds(100);
-        pending.extend(core.poll(t));
-    }
-    let a = originates["aaaaaaaaaaaaaaaaaaaaaaaa"];
-    let b = originates["bbbbbbbbbbbbbbbbbbbbbbbb"];
+    // Ten seconds.
+    let (mut from, mut t) = (1u64, now);
+    let driven = drive(&mut core, &mut pending, &mut from, &mut t, 10);
+    let count = |id: &str| driven.originates.iter().filter(|(c, _)| c == id).count();
+    let a = count("aaaaaaaaaaaaaaaaaaaaaaaa");
+    let b = count("bbbbbbbbbbbbbbbbbbbbbbbb");
     // The switch's budget (10 a second, plus its first burst), split about evenly.
     assert!(a + b <= 10 * 10 + 10, "{a} + {b}");
     assert!(
@@ -470,7 +512,76 @@ fn campaigns_on_one_node_share_the_switch_budget_and_none_claims_what_it_cannot_
         "a fair share each: {a} and {b}"
     );
     // Every claimed member was dialled: nothing claimed only to be given back.
-    assert_eq!(released, 0);
+    assert_eq!(driven.released, 0);
+}
+
+/// A switch whose limits the configuration leaves to the switch takes no call until the shell has read them
+/// (`Input::SwitchLimits`), then is paced by them; limits read again (a reconnect) change the pacing.
+#[test]
+fn a_switch_takes_no_call_until_its_limits_are_read_and_then_is_paced_by_them() {
+    use fsdialer::engine::core::{Action, Core, SwitchConfig, SwitchLimits};
+    let now = start();
+    let mut core = Core::new(
+        CoreConfig::default(),
+        vec![SwitchConfig {
+            name: "fs".into(),
+            limits: None,
+            sessions_per_call: 1,
+        }],
+        now,
+    );
+    core.handle(now, Input::SwitchUp(0));
+    core.handle(now, Input::Upsert(campaign_named(CAMPAIGN)));
+    let mut pending: Vec<Action> = core.handle(now, Input::Run(CAMPAIGN.into()));
+    let (mut from, mut t) = (1u64, now);
+    let unknown = drive(&mut core, &mut pending, &mut from, &mut t, 3);
+    assert!(
+        unknown.originates.is_empty() && unknown.claims == 0,
+        "limits unknown: {} originates, {} claims",
+        unknown.originates.len(),
+        unknown.claims
+    );
+
+    let limits = |sessions_per_second| SwitchLimits {
+        max_sessions: 1000,
+        sessions_per_second,
+    };
+    pending.extend(core.handle(
+        t,
+        Input::SwitchLimits {
+            switch: 0,
+            limits: limits(11),
+        },
+    ));
+    let read = drive(&mut core, &mut pending, &mut from, &mut t, 5);
+    assert_eq!(
+        most_in_a_second(&read.originates),
+        10,
+        "sps 11: 10 a second"
+    );
+    assert!(read.originates.len() >= 40, "{}", read.originates.len());
+
+    pending.extend(core.handle(
+        t,
+        Input::SwitchLimits {
+            switch: 0,
+            limits: limits(4),
+        },
+    ));
+    // The new rate counts the starts of the last second: skip it, then 3 a second.
+    drive(&mut core, &mut pending, &mut from, &mut t, 1);
+    let lowered = drive(&mut core, &mut pending, &mut from, &mut t, 5);
+    assert_eq!(
+        most_in_a_second(&lowered.originates),
+        3,
+        "sps 4: 3 a second"
+    );
+    assert!(
+        lowered.originates.len() >= 12,
+        "{}",
+        lowered.originates.len()
+    );
+    assert_eq!(read.released + lowered.released, 0);
 }
 
 #[tokio::test]

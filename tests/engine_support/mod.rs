@@ -105,8 +105,8 @@ pub fn endpoint(name: &str, addr: impl ToString, max_sessions: u32, sps: u32) ->
         name: name.into(),
         addr: addr.to_string(),
         password: "ClueCon".into(),
-        max_sessions,
-        sessions_per_second: sps,
+        max_sessions: Some(max_sessions),
+        sessions_per_second: Some(sps),
         sessions_per_call: 2,
     }
 }

@@ -21,7 +21,8 @@ async fn view(
     doc: &super::super::campaigns::CampaignDoc,
 ) -> Result<Value, ApiError> {
     let state = st.engine().state(doc.id()).await?;
-    Ok(views::campaign(doc, state))
+    let missing = st.engine().missing_prompts(doc.id());
+    Ok(views::campaign(doc, state, &missing))
 }
 
 /// `GET /api/v2/dialer`

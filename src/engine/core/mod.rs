@@ -31,6 +31,7 @@ use super::state::{CampaignState, Transition};
 use crate::campaign::config::ValidCampaign;
 use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome, QueuePolicy};
 
+pub use crate::engine::switch_info::SwitchLimits;
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
@@ -92,10 +93,10 @@ impl Default for CoreConfig {
 #[derive(Debug, Clone)]
 pub struct SwitchConfig {
     pub name: String,
-    /// `max_sessions` of the switch.
-    pub max_sessions: u32,
-    /// `sessions_per_second` of the switch; the core paces at one less (FreeSWITCH's own bucket lets 29 of 30 by).
-    pub sessions_per_second: u32,
+    /// Its `max_sessions` and `sessions_per_second` (the core paces at one less: FreeSWITCH's own counter lets 29
+    /// of 30 by). `None`: not known yet, read from the switch at connect ([`Input::SwitchLimits`]); until then
+    /// the switch takes no call.
+    pub limits: Option<SwitchLimits>,
     /// Sessions one call uses on this switch (a `loopback/` call takes two: its a- and b-leg).
     pub sessions_per_call: u32,
 }
@@ -219,6 +220,11 @@ pub enum Input {
     /// A switch connected (again) or was lost.
     SwitchUp(usize),
     SwitchDown(usize),
+    /// The switch's session limits as read from it at connect (config values, where set, already applied).
+    SwitchLimits {
+        switch: usize,
+        limits: SwitchLimits,
+    },
 }
 
 /// What the core asks the shell to do.
@@ -510,6 +516,7 @@ impl Core {
                 self.nodes = n.max(1);
             }
             Input::SwitchUp(i) => self.on_switch_up(now, i),
+            Input::SwitchLimits { switch, limits } => self.on_switch_limits(switch, limits),
             Input::SwitchDown(i) => {
                 if let Some(sw) = self.switches.get_mut(i) {
                     sw.disconnected(now);

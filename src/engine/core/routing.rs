@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
-use super::{Action, Core, SwitchConfig};
+use super::{Action, Core, SwitchConfig, SwitchLimits};
 use crate::campaign::causes::CauseClass;
 use crate::engine::originate::{self, OriginateSpec};
 use crate::engine::pacing::{SessionWindow, TokenBucket};
@@ -161,7 +161,8 @@ pub(super) struct SwitchState {
     /// Its calls were settled as lost during this outage.
     settled: bool,
     pub calls: u32,
-    sps: SessionWindow,
+    /// Its session-rate window, once its limits are known.
+    sps: Option<SessionWindow>,
     pub paused_until: Option<DateTime<Utc>>,
     pub fail_streak: u32,
 }
@@ -170,7 +171,9 @@ impl SwitchState {
     pub fn new(cfg: SwitchConfig) -> SwitchState {
         SwitchState {
             // No FreeSWITCH second may see more new sessions than its sessions_per_second lets through.
-            sps: SessionWindow::for_switch(cfg.sessions_per_second),
+            sps: cfg
+                .limits
+                .map(|l| SessionWindow::for_switch(l.sessions_per_second)),
             cfg,
             connected: false,
             down_since: None,
@@ -179,6 +182,16 @@ impl SwitchState {
             paused_until: None,
             fail_streak: 0,
         }
+    }
+
+    /// The switch's limits became known (or changed: a reconnect reads them again). Starts of the last second
+    /// still count against the new rate.
+    pub fn set_limits(&mut self, limits: SwitchLimits) {
+        match self.sps.as_mut() {
+            Some(window) => window.set_switch_sps(limits.sessions_per_second),
+            None => self.sps = Some(SessionWindow::for_switch(limits.sessions_per_second)),
+        }
+        self.cfg.limits = Some(limits);
     }
 
     pub fn disconnected(&mut self, now: DateTime<Utc>) {
@@ -202,14 +215,17 @@ impl SwitchState {
         self.connected && self.paused_until.is_none_or(|p| p <= now)
     }
 
-    /// Calls it can take now: free sessions and pacing room.
+    /// Calls it can take now: free sessions and pacing room (none while its limits are unknown: fail closed).
     fn budget(&mut self, now: DateTime<Utc>) -> u32 {
         if !self.usable(now) {
             return 0;
         }
         let per = self.per_call();
-        let free = self.cfg.max_sessions.saturating_sub(self.calls * per) / per;
-        free.min(self.sps.available(now) / per)
+        let (Some(limits), Some(sps)) = (self.cfg.limits, self.sps.as_mut()) else {
+            return 0;
+        };
+        let free = limits.max_sessions.saturating_sub(self.calls * per) / per;
+        free.min(sps.available(now) / per)
     }
 }
 
@@ -343,7 +359,9 @@ impl Core {
             let sw = &mut self.switches[sw_i];
             sw.calls += 1;
             let per = sw.per_call();
-            sw.sps.take(per, now);
+            if let Some(window) = sw.sps.as_mut() {
+                window.take(per, now);
+            }
         }
         tracing::debug!(campaign = id, %attempt, gateway = gw_name, "originate");
         self.track(now, id, claim, Some(gw_name.clone()), Some(sw_i), Some(job));
@@ -472,6 +490,19 @@ impl Core {
             for a in lost {
                 self.settle_lost(now, a);
             }
+        }
+    }
+
+    /// The switch's limits were read at connect: pace it by them from now on.
+    pub(super) fn on_switch_limits(&mut self, i: usize, limits: SwitchLimits) {
+        if let Some(sw) = self.switches.get_mut(i) {
+            tracing::info!(
+                switch = sw.cfg.name,
+                max_sessions = limits.max_sessions,
+                sessions_per_second = limits.sessions_per_second,
+                "switch limits"
+            );
+            sw.set_limits(limits);
         }
     }
 
