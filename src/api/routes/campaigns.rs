@@ -141,6 +141,8 @@ pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
     v["state"] = json!(s.webitel_code());
     v["state_name"] = json!(views::state_name(s));
     v["active_calls"] = json!(active);
+    // Results the store kept refusing on this node (given up after bounded retries), with the reason.
+    v["failed_results"] = json!(st.engine().failed_results(&id));
     Ok(ok(v))
 }
 

@@ -103,6 +103,22 @@ pub struct Call {
     pub adopted: bool,
 }
 
+impl Call {
+    /// The attempt's result as the store records it (hung up at `now` when its hangup was never seen).
+    fn result(&self, attempt: AttemptId, decided: Decided, now: DateTime<Utc>) -> AttemptResult {
+        AttemptResult {
+            attempt_id: attempt,
+            member_id: self.claim.member_id,
+            cause: decided.cause,
+            class: decided.class,
+            answered_at: self.answered_at,
+            hangup_at: Some(self.hangup.as_ref().map_or(now, |h| h.at)),
+            talk_secs: decided.talk_secs,
+            note: self.note.clone(),
+        }
+    }
+}
+
 impl Core {
     /// Starts tracking an attempt (`switch` and `job` are `None` for one that never reaches a switch).
     pub(super) fn track(
@@ -547,17 +563,7 @@ impl Core {
             return;
         };
         call.completing = true;
-        let hangup_at = call.hangup.as_ref().map_or(now, |h| h.at);
-        let result = AttemptResult {
-            attempt_id: attempt,
-            member_id: call.claim.member_id,
-            cause: decided.cause,
-            class: decided.class,
-            answered_at: call.answered_at,
-            hangup_at: Some(hangup_at),
-            talk_secs: decided.talk_secs,
-            note: call.note.clone(),
-        };
+        let result = call.result(attempt, decided, now);
         let campaign = call.campaign.clone();
         let gateway = call.gateway.clone();
         // The store applies it with the campaign's latest policy (a deleted one: the call's own version).
@@ -603,16 +609,7 @@ impl Core {
                 class: CauseClass::Retry,
                 talk_secs: 0,
             });
-            let result = AttemptResult {
-                attempt_id: attempt,
-                member_id: call.claim.member_id,
-                cause: decided.cause,
-                class: decided.class,
-                answered_at: call.answered_at,
-                hangup_at: call.hangup.as_ref().map(|h| h.at),
-                talk_secs: decided.talk_secs,
-                note: call.note.clone(),
-            };
+            let result = call.result(attempt, decided, now);
             self.out.push(Action::ResultFailed {
                 campaign,
                 result,

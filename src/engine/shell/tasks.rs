@@ -1,0 +1,139 @@
+//! The engine's background tasks besides the core loop: the node registry heartbeat, the ordered campaign-history
+//! writer, and the take-over of a vanished node's calls that are still up (recovery never hangs up a live call).
+
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::engine::clock::Clock;
+use crate::engine::core::Input;
+use crate::engine::state::Transition;
+use crate::engine::subscription;
+use crate::esl::client::Client;
+use crate::store::{AttemptId, Store};
+
+/// Says every third of a lease that this node is alive, and tells the core how many nodes are (nodes silent for a
+/// whole lease drop out), so each node takes a fair share of a campaign's limit.
+pub(super) async fn announce_node(
+    store: Store,
+    node: String,
+    lease: Duration,
+    clock: Clock,
+    tx: mpsc::Sender<Msg>,
+) {
+    let every = clock.to_real(lease / 3).max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.node_alive(&node, clock.now(), lease).await {
+            Ok(n) => {
+                if tx.send(Msg::Input(Input::Nodes(n))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot update the node registry"),
+        }
+    }
+}
+
+/// Writes campaign transitions to the store in the order they happened (retrying a failed write a few times).
+pub(super) async fn write_history(store: Store, mut rx: mpsc::Receiver<(String, Transition)>) {
+    while let Some((campaign, transition)) = rx.recv().await {
+        let Ok(entry) = serde_json::to_string(&transition) else {
+            continue;
+        };
+        for attempt in 0..5u32 {
+            match store.push_history(&campaign, &entry).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(campaign, error = %e, attempt, "writing the campaign history failed");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Expired leases of other nodes whose calls are still up on a switch: taken over for this node (with an ESL
+/// filter for the dead node's events on every switch, set before looking, so the call's end is heard), and
+/// returned as claims to adopt.
+pub(super) async fn take_over_live_calls(
+    store: &Store,
+    clients: &[Client],
+    campaign: &str,
+    node: &str,
+    lease: Duration,
+    clock: Clock,
+) -> Result<Vec<crate::store::Claim>, crate::store::StoreError> {
+    let now = clock.now();
+    let expired = store.expired_leases(campaign, now, 1000).await?;
+    let mut taken = Vec::new();
+    let mut listening: Vec<String> = Vec::new();
+    for lease_of in expired.iter().filter(|l| l.node != node) {
+        if !listening.contains(&lease_of.node) {
+            match subscription::node_filter(&lease_of.node) {
+                Ok(f) => {
+                    for c in clients {
+                        let _ = c.filter(&f.header, &f.value).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen to a vanished node's calls"),
+            }
+            listening.push(lease_of.node.clone());
+        }
+        let mut up = false;
+        for c in clients {
+            if uuid_exists(c, lease_of.attempt_id).await == Some(true) {
+                up = true;
+                break;
+            }
+        }
+        if !up {
+            continue;
+        }
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        if store
+            .take_over(
+                campaign,
+                lease_of.attempt_id,
+                &lease_of.node,
+                node,
+                until,
+                now,
+            )
+            .await?
+        {
+            tracing::info!(campaign, attempt = %lease_of.attempt_id, from = lease_of.node, "taking over a live call of a vanished node");
+            taken.push(lease_of.attempt_id);
+        }
+    }
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let claims = store.held_claims(campaign, node, lease, now).await?;
+    Ok(claims
+        .into_iter()
+        .filter(|c| taken.contains(&c.attempt_id))
+        .collect())
+}
+
+/// `uuid_exists` on one switch: `None` when it could not be answered.
+pub(super) async fn uuid_exists(client: &Client, attempt: AttemptId) -> Option<bool> {
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.api_text(&format!("uuid_exists {attempt}")),
+    )
+    .await;
+    match asked {
+        Ok(Ok(text)) => Some(text.trim() == "true"),
+        Ok(Err(e)) => {
+            tracing::warn!(%attempt, error = %e, "uuid_exists failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%attempt, "uuid_exists timed out");
+            None
+        }
+    }
+}
