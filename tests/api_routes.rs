@@ -178,6 +178,11 @@ async fn campaigns_are_created_read_changed_run_stopped_and_deleted() {
         .await;
     assert_eq!(d.status, 200, "{}", d.text);
     assert_eq!(api.get(&format!("/api/v2/dialer/{id}")).await.status, 404);
+    assert_eq!(
+        api.running.engine.state(&id).await.unwrap(),
+        None,
+        "the engine forgot the deleted campaign"
+    );
     assert_eq!(api.member_count(&id).await, 0);
     assert_eq!(
         api.get(&format!("/api/v2/dialer/{id}/members"))

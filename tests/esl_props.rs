@@ -176,13 +176,18 @@ fn real_capture_split_at_every_byte_of_a_frame_boundary_region() {
     }
 }
 
-/// What a reader of FreeSWITCH's event-plain sees of a value: each `%XX` (two hex digits) it already held decoded.
+/// What a reader of FreeSWITCH's event-plain sees of a value: each `%XX` it already held (two uppercase hex
+/// digits: `switch_url_encode`'s set) decoded.
 fn decode_existing_escapes(v: &str) -> Vec<u8> {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
+        let hex = |c: u8| {
+            (c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+                .then(|| (c as char).to_digit(16))
+                .flatten()
+        };
         if b[i] == b'%'
             && i + 2 < b.len()
             && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))

@@ -220,7 +220,8 @@ impl Registry {
         let mut applied = self.applied.lock().await;
         self.store.delete_campaign_doc(id).await?;
         applied.remove(id);
-        self.engine.stop(id).await?;
+        // Stopped and forgotten by the engine (at once: it has no call in progress).
+        self.engine.remove(id).await?;
         self.store.drop_campaign(id).await?;
         Ok(())
     }
@@ -286,7 +287,11 @@ impl Registry {
             .collect();
         for id in gone {
             applied.remove(&id);
-            self.engine.stop(&id).await.map_err(|_| SyncError::Engine)?;
+            // Deleted on another node: stopped here, forgotten once its calls here are over.
+            self.engine
+                .remove(&id)
+                .await
+                .map_err(|_| SyncError::Engine)?;
             changed += 1;
         }
         Ok(changed)
