@@ -6,12 +6,14 @@
 //! - [`store`]: the member queue (Redis sorted sets + Lua, and an in-process twin).
 //! - [`campaign`]: campaign configuration, validation, calendar math, cause table, callflow AST.
 //! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
+//! - [`agents`]: the agents of preview and progressive campaigns: model, rules, strategies, figures.
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
 //! - [`run`]: `fsdialer run`: the production configuration file and start-up.
 //! - [`logging`]: what logs may contain (no secrets; phone numbers masked unless allowed).
 //! - [`text`]: how input is quoted back in error messages (a short prefix only).
 //! - [`tls`]: TLS material of the encrypted transports (`rediss://` store, HTTPS API): provider, PEM files.
 
+pub mod agents;
 pub mod api;
 pub mod campaign;
 pub mod engine;

@@ -1721,3 +1721,6 @@ async fn a_campaign_in_the_old_member_layout_is_refused_and_left_untouched() {
         .unwrap();
     assert_eq!(ready, 1, "the old member is still queued");
 }
+
+#[path = "store_contract_cases/agents.rs"]
+mod agents;

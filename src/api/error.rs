@@ -91,8 +91,14 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::InvalidMember { .. }
             | StoreError::InvalidArgument { .. }
-            | StoreError::InvalidCampaign { .. } => ApiError::unprocessable(e.to_string()),
-            StoreError::ExternalIdTaken { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::InvalidCampaign { .. }
+            | StoreError::InvalidAgent(_) => ApiError::unprocessable(e.to_string()),
+            StoreError::ExternalIdTaken { .. } | StoreError::TooManyAgents { .. } => {
+                ApiError::conflict(e.to_string())
+            }
+            StoreError::AgentsContended { .. } | StoreError::InboxFull { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             StoreError::Redis { .. } | StoreError::TlsConnect { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
             }

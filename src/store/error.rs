@@ -42,6 +42,20 @@ pub enum StoreError {
     /// Redis answered something this version of the store cannot read (a different layout or a bug).
     #[error("redis {op}: unexpected reply: {detail}")]
     Corrupt { op: &'static str, detail: String },
+    /// An agent submitted for create/replace is not valid (the field is named).
+    #[error("agent: {0}")]
+    InvalidAgent(#[from] crate::agents::AgentInvalid),
+    /// The store already holds the most agents it accepts.
+    #[error("too many agents: at most {max}")]
+    TooManyAgents { max: usize },
+    /// Other nodes kept changing the same agents: the operation gave up after its retries.
+    #[error("agent store {op}: the agents kept changing under concurrent writes; try again")]
+    AgentsContended { op: &'static str },
+    /// A node's agent inbox is full (the node is not taking its messages).
+    #[error(
+        "agent inbox of node {node:?} is full ({cap} messages waiting): the node is not taking them"
+    )]
+    InboxFull { node: String, cap: usize },
     /// The external_id of an update already belongs to another member.
     #[error("external_id {external_id:?} already belongs to member {owner}")]
     ExternalIdTaken { external_id: String, owner: u64 },

@@ -37,6 +37,7 @@
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
+pub mod agents;
 mod docs;
 mod error;
 mod health;

@@ -4,6 +4,7 @@
 //! operation is atomic exactly like a Redis script. Nothing is persisted: a restart forgets the queue, which is why
 //! multi-node or durable deployments use Redis.
 
+mod agents;
 mod campaign;
 
 use super::error::{StoreError, StoreResult};
@@ -43,6 +44,8 @@ pub struct MemoryStore {
     pub(in crate::store) nodes: Mutex<HashMap<String, i64>>,
     /// Bumped on every change of a campaign document (see `store::docs`).
     pub(in crate::store) docs_generation: std::sync::atomic::AtomicU64,
+    /// Agents and their inboxes (see `store::agents`).
+    pub(in crate::store) agents: agents::AgentBook,
 }
 
 fn tz_points(
@@ -117,6 +120,7 @@ impl MemoryStore {
             docs_generation: Default::default(),
             history: Mutex::default(),
             nodes: Mutex::default(),
+            agents: agents::AgentBook::default(),
         }
     }
 

@@ -47,6 +47,7 @@
 //! it writes; Redis does not roll back a script that fails half-way, so only corrupted data (a record no version of
 //! this store wrote) could leave a batch partly applied.
 
+mod agents;
 mod fast;
 pub mod keys;
 mod leases;
