@@ -62,6 +62,10 @@ struct DemoArgs {
     /// members whose numbers ../shared/real-freeswitch/dialplan-demo.xml routes.
     #[arg(long, value_name = "FILE")]
     members: Option<PathBuf>,
+    /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` to join answered calls
+    /// to 10 simulated agents (preview: a simulated desk accepts every member shown). Default: the campaign's.
+    #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
+    mode: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -182,6 +186,17 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(m) = args.members {
         opts.members = m;
+    }
+    if let Some(mode) = args.mode {
+        let mode: fsdialer::campaign::agents::DialMode =
+            serde_json::from_value(serde_json::Value::String(mode)).context("--mode")?;
+        opts.mode = Some(mode);
+        if mode.uses_agents() && opts.scenario.is_some() {
+            opts.scenario = Some(
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("fixtures/sim/demo-agents.toml"),
+            );
+        }
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     let report = rt.block_on(fsdialer::engine::demo::run(

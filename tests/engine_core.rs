@@ -6,6 +6,8 @@
 //! instants. The store is the real in-memory backend (the Redis one is held to identical behaviour by the store's
 //! own property tests), so the member histories below are what production would record.
 
+#[path = "engine_core_cases/agents.rs"]
+mod agents;
 mod core_support;
 #[path = "engine_core_cases/production.rs"]
 mod production;

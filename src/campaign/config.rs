@@ -11,6 +11,7 @@
 //! Unknown fields are refused at load time (a misspelt `wait_between_retry_sec` would otherwise be silently
 //! ignored and the default used); load errors carry the field path too (`gateways[0].limit: invalid type ...`).
 
+use super::agents::{AgentSettings, DialMode};
 use super::calendar::{Calendar, CalendarSchedule};
 use super::callflow::{Callflow, is_channel_var_name};
 use super::causes::{CauseClass, CauseLists, CauseTable, CauseTableError};
@@ -93,6 +94,17 @@ pub struct CampaignConfig {
     pub calendar: Option<Calendar>,
     #[serde(default)]
     pub gateways: Vec<Gateway>,
+    /// How answered calls are used: `broadcast` (callflow or park), or joined to agents (`preview`,
+    /// `progressive`).
+    #[serde(default, skip_serializing_if = "is_broadcast")]
+    pub mode: DialMode,
+    /// The agent team and its rules; required by the agent modes, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentSettings>,
+}
+
+fn is_broadcast(mode: &DialMode) -> bool {
+    *mode == DialMode::Broadcast
 }
 
 /// Why a campaign could not be loaded or validated.
@@ -248,6 +260,30 @@ impl CampaignConfig {
                 .map_err(|e| errors.extend(e.under("calendar").0))
                 .ok(),
         };
+        match (self.mode.uses_agents(), &self.agents) {
+            (true, None) => errors.push(FieldError::new(
+                "agents",
+                format!(
+                    "missing: mode {} connects calls to agents and needs an agent team (agents: {{team}})",
+                    self.mode.as_str()
+                ),
+            )),
+            (true, Some(a)) => errors.extend(a.check(self.mode)),
+            (false, Some(_)) => errors.push(FieldError::new(
+                "agents",
+                "applies to the agent modes only (set mode to preview or progressive)",
+            )),
+            (false, None) => {}
+        }
+        if self.mode.uses_agents() && self.callflow.as_ref().is_some_and(|v| !v.is_null()) {
+            errors.push(FieldError::new(
+                "callflow",
+                format!(
+                    "a {} campaign joins answered calls to agents; a callflow is for broadcast campaigns",
+                    self.mode.as_str()
+                ),
+            ));
+        }
         let gateways = Gateways::compile(&self.gateways)
             .map_err(|e| errors.extend(e.under("gateways").0))
             .ok();
@@ -422,6 +458,27 @@ impl ValidCampaign {
         self.callflow.as_ref().filter(|c| !c.is_empty())
     }
 
+    /// This campaign with another wait before a retried member is called again: an agent's callback
+    /// (`next_after_sec`) is applied as the wait of that one result, so the store's rules stay the only ones.
+    pub fn with_retry_wait(&self, wait_sec: u64) -> ValidCampaign {
+        let mut v = self.clone();
+        v.config.wait_between_retries_sec = wait_sec;
+        v
+    }
+
+    /// How answered calls are used.
+    pub fn mode(&self) -> DialMode {
+        self.config.mode
+    }
+
+    /// The agent team and its rules: `Some` exactly when [`mode`](Self::mode) uses agents.
+    pub fn agents(&self) -> Option<&AgentSettings> {
+        self.config
+            .agents
+            .as_ref()
+            .filter(|_| self.config.mode.uses_agents())
+    }
+
     /// The campaign's channel variables, as strings, in the order written.
     pub fn channel_variables(&self) -> &[(String, String)] {
         &self.variables
@@ -482,6 +539,38 @@ mod tests {
             base[k] = v.clone();
         }
         base
+    }
+
+    #[test]
+    fn an_agent_mode_needs_a_team_and_refuses_a_callflow() {
+        let e = invalid(with(minimal(), json!({"mode": "progressive"})));
+        assert!(e.contains("agents: missing: mode progressive"), "{e}");
+        let e = invalid(with(minimal(), json!({"agents": {"team": "sales"}})));
+        assert!(e.contains("agents: applies to the agent modes only"), "{e}");
+        let e = invalid(with(
+            minimal(),
+            json!({"mode": "preview", "agents": {"team": "sales"}, "callflow": [{"playback": {"file": "x.wav"}}]}),
+        ));
+        assert!(
+            e.contains("callflow: a preview campaign joins answered calls to agents"),
+            "{e}"
+        );
+        let e = CampaignConfig::from_json_value(with(minimal(), json!({"mode": "predictive"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mode"), "{e}");
+        let ok = CampaignConfig::from_json_value(with(
+            minimal(),
+            json!({"mode": "progressive", "agents": {"team": "sales", "wrap_up_sec": 10}}),
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(ok.mode(), DialMode::Progressive);
+        assert_eq!(ok.agents().unwrap().wrap_up_sec, 10);
+        // A broadcast campaign's document does not grow a `mode` field.
+        let plain = CampaignConfig::from_json_value(minimal()).unwrap();
+        assert!(serde_json::to_value(&plain).unwrap().get("mode").is_none());
     }
 
     fn invalid(v: Value) -> String {

@@ -3,6 +3,7 @@
 //! Everything here is pure data and pure functions: no IO. The engine and the store consume these types;
 //! the API and the config loader produce them.
 
+pub mod agents;
 pub mod calendar;
 pub mod callflow;
 pub mod causes;

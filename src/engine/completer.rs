@@ -41,12 +41,13 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        // Each campaign's results in arrival order, campaigns in order of their first result.
+        // Each campaign version's results in arrival order (a callback's result carries its own wait, so its own
+        // version), versions in order of their first result.
         let mut groups: Vec<Vec<Completion>> = Vec::new();
         for c in batch {
             match groups
                 .iter_mut()
-                .find(|g| g[0].campaign.id() == c.campaign.id())
+                .find(|g| Arc::ptr_eq(&g[0].campaign, &c.campaign))
             {
                 Some(g) => g.push(c),
                 None => groups.push(vec![c]),

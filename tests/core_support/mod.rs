@@ -9,6 +9,9 @@
 
 #![allow(dead_code)]
 
+mod agents;
+pub use agents::*;
+
 use chrono::{DateTime, Duration, Utc};
 use fsdialer::campaign::config::CampaignConfig;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
@@ -141,6 +144,18 @@ pub struct Harness {
     pub kills: usize,
     /// The next this many claims are made in the store but their reply is lost (a timeout).
     pub lose_claim_replies: usize,
+    /// Agent side (see `agents`): reservations made, releases, agent legs dialled (leg, phone), preview offers,
+    /// abandon messages (member, message).
+    pub reservations: usize,
+    pub agent_releases: Vec<fsdialer::engine::core::AgentRelease>,
+    pub agent_legs_dialled: Vec<(Uuid, String)>,
+    pub offers: Vec<Uuid>,
+    pub abandons: Vec<(Uuid, Option<String>)>,
+    /// The scripted switch's channels: answered (and when), gone, bridged pairs (both ways).
+    pub answered: HashSet<Uuid>,
+    pub answered_at: HashMap<Uuid, DateTime<Utc>>,
+    pub gone: HashSet<Uuid>,
+    pub bridged: HashMap<Uuid, Uuid>,
 }
 
 impl Harness {
@@ -196,6 +211,15 @@ impl Harness {
             releases: 0,
             kills: 0,
             lose_claim_replies: 0,
+            reservations: 0,
+            agent_releases: Vec::new(),
+            agent_legs_dialled: Vec::new(),
+            offers: Vec::new(),
+            abandons: Vec::new(),
+            answered: HashSet::new(),
+            answered_at: HashMap::new(),
+            gone: HashSet::new(),
+            bridged: HashMap::new(),
         };
         h.input(Input::Upsert(valid)).await;
         h.input(Input::SwitchUp(0)).await;
@@ -209,6 +233,7 @@ impl Harness {
     }
 
     pub async fn input(&mut self, input: Input) {
+        self.switch_sees(&input);
         let actions = self.core.handle(self.now, input);
         self.queue.extend(actions);
         self.drain().await;
@@ -303,10 +328,23 @@ impl Harness {
                     attempt,
                     switch: self.located,
                 }),
-                Action::Kill { .. } => {
+                Action::Kill { uuid, cause, .. } => {
                     self.kills += 1;
+                    // FreeSWITCH hangs the channel up with the cause (if it still exists).
+                    if !self.gone.contains(&uuid) {
+                        self.hang_up_at(uuid, &cause, self.now);
+                    }
                     None
                 }
+                agent @ (Action::ReserveAgent { .. }
+                | Action::AgentOffered { .. }
+                | Action::AgentTalking { .. }
+                | Action::ReleaseAgent { .. }
+                | Action::OriginateAgent { .. }
+                | Action::Offer { .. }
+                | Action::Bridge { .. }
+                | Action::Abandon { .. }
+                | Action::StopMember { .. }) => self.agent_action(agent).await,
                 Action::Release {
                     attempt,
                     member,
@@ -341,6 +379,7 @@ impl Harness {
                 | Action::StartCallflow { .. } => None,
             };
             if let Some(input) = input {
+                self.switch_sees(&input);
                 let actions = self.core.handle(self.now, input);
                 self.queue.extend(actions);
             }

@@ -402,7 +402,11 @@ pub async fn export_attempts(
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let name = format!("{id}-attempts.csv");
     tokio::spawn(async move {
-        let head: Vec<String> = ATTEMPT_COLUMNS.iter().map(|s| s.to_string()).collect();
+        let head: Vec<String> = ATTEMPT_COLUMNS
+            .iter()
+            .chain(crate::engine::core::AGENT_EXPORT_COLUMNS.iter())
+            .map(|s| s.to_string())
+            .collect();
         if !send(&mut tx, csv_chunk(&[head])).await {
             return;
         }
@@ -432,7 +436,8 @@ pub async fn export_attempts(
                             } => ("ended", cause.clone(), String::new()),
                             MemberFate::Due(t) => ("due", String::new(), t.to_rfc3339()),
                         };
-                        rows.push(vec![
+                        let agent = crate::engine::core::agent_export_cells(a.note.as_deref());
+                        let mut row = vec![
                             id.clone(),
                             m.id.to_string(),
                             m.name.clone(),
@@ -451,7 +456,9 @@ pub async fn export_attempts(
                             end_cause,
                             next_due,
                             a.completed_at.to_rfc3339(),
-                        ]);
+                        ];
+                        row.extend(agent);
+                        rows.push(row);
                     }
                 }
                 rows.is_empty() || send(&mut tx, csv_chunk(&rows)).await

@@ -101,6 +101,11 @@ pub struct Call {
     pub store_failures: u32,
     /// Taken back after a restart (its start was seen by an earlier process).
     pub adopted: bool,
+    /// The agent side of a preview or progressive call.
+    pub agent: Option<super::AgentCall>,
+    /// The wait before this member is called again, when the agent asked for a callback (`next_after_sec`)
+    /// instead of the campaign's `wait_between_retries_sec`.
+    pub retry_wait: Option<u64>,
 }
 
 impl Call {
@@ -114,8 +119,23 @@ impl Call {
             answered_at: self.answered_at,
             hangup_at: Some(self.hangup.as_ref().map_or(now, |h| h.at)),
             talk_secs: decided.talk_secs,
-            note: self.note.clone(),
+            note: self.note_with_agent(),
         }
+    }
+
+    /// The callflow's note, with the agent facts under `agent_call` for an agent call.
+    fn note_with_agent(&self) -> Option<String> {
+        let Some(a) = &self.agent else {
+            return self.note.clone();
+        };
+        let mut note = self
+            .note
+            .as_deref()
+            .and_then(|n| serde_json::from_str::<serde_json::Value>(n).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        note["agent_call"] = a.note();
+        Some(note.to_string())
     }
 }
 
@@ -159,6 +179,8 @@ impl Core {
                 check_failures: 0,
                 store_failures: 0,
                 adopted: false,
+                agent: None,
+                retry_wait: None,
             },
         );
         let deadline =
@@ -214,9 +236,10 @@ impl Core {
 
     /// Forgets a call (released, revoked, given up, or completed and acknowledged): every map that names it.
     pub(super) fn drop_call(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
-        let Some(call) = self.calls.remove(&attempt) else {
+        let Some(mut call) = self.calls.remove(&attempt) else {
             return;
         };
+        self.agent_forget(&mut call);
         if let Some(job) = call.job {
             self.jobs.remove(&job);
         }
@@ -325,6 +348,9 @@ impl Core {
     }
 
     pub(super) fn on_job(&mut self, now: DateTime<Utc>, job: Uuid, body: &str) {
+        if self.agent_job(now, job, body) {
+            return;
+        }
         let Some(&attempt) = self.jobs.get(&job) else {
             return;
         };
@@ -387,6 +413,9 @@ impl Core {
     }
 
     pub(super) fn on_answered(&mut self, now: DateTime<Utc>, uuid: Uuid) {
+        if self.agent_leg_answered(now, uuid) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };
@@ -396,6 +425,11 @@ impl Core {
         }
         call.answered_at = Some(now);
         call.reconciling = false;
+        if call.agent.is_some() {
+            self.gateway_healthy(uuid);
+            self.agent_member_answered(now, uuid);
+            return;
+        }
         let flow = call
             .version
             .callflow()
@@ -424,6 +458,9 @@ impl Core {
         billsec: u32,
         talk_ms: u64,
     ) {
+        if self.agent_leg_hangup(now, uuid) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };
@@ -446,6 +483,9 @@ impl Core {
             talk_ms,
             at: now,
         });
+        if self.agent_member_hangup(now, uuid) {
+            return;
+        }
         if local {
             // A trunk or switch fault, not the callee: Minus, and it counts toward the gateway's breaker.
             self.gateway_failed(now, uuid);
@@ -567,10 +607,13 @@ impl Core {
         let campaign = call.campaign.clone();
         let gateway = call.gateway.clone();
         // The store applies it with the campaign's latest policy (a deleted one: the call's own version).
-        let version = self
+        let mut version = self
             .campaigns
             .get(&campaign)
             .map_or_else(|| call.version.clone(), |c| c.valid.clone());
+        if let Some(wait) = call.retry_wait {
+            version = Arc::new(version.with_retry_wait(wait));
+        }
         self.out.push(Action::Complete {
             campaign,
             version,
@@ -727,6 +770,12 @@ impl Core {
                 continue;
             };
             call.deadline = None;
+            if self.agent_deadline(now, a) {
+                continue;
+            }
+            let Some(call) = self.calls.get_mut(&a) else {
+                continue;
+            };
             if call.completing {
                 // The store never answered: send the result again.
                 call.completing = false;

@@ -28,6 +28,8 @@ use crate::store::{AttemptId, Claim, ClaimBatch, QueuePolicy};
 const SLEEP_POLL: ChronoDuration = ChronoDuration::seconds(30);
 /// The shortest back-off after an empty claim.
 const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The most members an agent campaign claims at once.
+const AGENT_ROOM_MAX: u32 = 1000;
 
 /// One campaign as the core runs it.
 #[derive(Debug)]
@@ -52,6 +54,12 @@ pub(super) struct CampaignRun {
     pub exhausted_check_pending: bool,
     /// Deleted: no new calls; forgotten when its last call is over.
     pub removed: bool,
+    /// Agent modes: claims waiting for an agent reservation (no new claim until they are answered).
+    pub agent_reserving: u32,
+    /// Agent modes: the most members one claim asks for, following how many agents were free lately (it grows by
+    /// one per reservation that found an agent and halves on each that found none), so a campaign with few free
+    /// agents does not claim members only to give them back.
+    pub agent_room: u32,
 }
 
 impl CampaignRun {
@@ -71,6 +79,8 @@ impl CampaignRun {
             next_recover: now,
             exhausted_check_pending: false,
             removed: false,
+            agent_reserving: 0,
+            agent_room: 1,
             valid,
         };
         run.follow_gateways(now);
@@ -78,6 +88,15 @@ impl CampaignRun {
     }
 
     /// Whether the campaign looks at its queue now (running, or sleeping until a window opens).
+    /// A reservation found an agent (`true`) or none.
+    pub fn agent_room_feedback(&mut self, found: bool) {
+        self.agent_room = if found {
+            (self.agent_room + 1).min(AGENT_ROOM_MAX)
+        } else {
+            (self.agent_room / 2).max(1)
+        };
+    }
+
     pub fn looks_for_members(&self) -> bool {
         !self.removed
             && !self.orphan_check_pending
@@ -259,6 +278,7 @@ impl Core {
                 self.campaigns.get(*id).is_some_and(|c| {
                     c.looks_for_members()
                         && c.pending_claim.is_none()
+                        && c.agent_reserving == 0
                         && now >= c.next_claim_at
                         && c.room(self.nodes) > 0
                 })
@@ -294,6 +314,11 @@ impl Core {
                 .min(share)
                 .min(left)
                 .min(self.cfg.claim_batch);
+            let max = if c.valid.mode().uses_agents() {
+                max.min(c.agent_room)
+            } else {
+                max
+            };
             if max == 0 {
                 // Wait for the next token, a call to end (which polls again), or sessions to free up.
                 let mut next = now + ChronoDuration::milliseconds(200);

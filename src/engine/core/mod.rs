@@ -15,6 +15,7 @@
 //! A call keeps the campaign version it was placed with (its causes, callflow and gateways), so an edit never
 //! changes how a call in progress is judged.
 
+mod agents;
 mod calls;
 mod campaigns;
 mod routing;
@@ -32,6 +33,10 @@ use crate::campaign::config::ValidCampaign;
 use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome, QueuePolicy};
 
 pub use crate::engine::switch_info::SwitchLimits;
+pub use agents::{
+    ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
+    AgentReservation, agent_export_cells, is_safe_dial_string,
+};
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
@@ -217,6 +222,32 @@ pub enum Input {
     },
     /// How many engine nodes are alive (this one included), from the store's node registry.
     Nodes(u32),
+    /// The answer to [`Action::ReserveAgent`]: the agent held for the call, `None` when no agent is free (or the
+    /// store failed).
+    AgentReserved {
+        attempt: AttemptId,
+        reservation: Option<AgentReservation>,
+    },
+    /// The answer to [`Action::Bridge`]: `ok` when `uuid_bridge` answered `+OK`.
+    Bridged {
+        attempt: AttemptId,
+        ok: bool,
+    },
+    /// The store released these reservations when their agent took a call on another line: their member legs
+    /// still ringing are cancelled.
+    AgentSiblings {
+        reservations: Vec<Uuid>,
+    },
+    /// A preview's decision by the agent.
+    PreviewDecision {
+        attempt: AttemptId,
+        accept: bool,
+    },
+    /// The agent's result for a call (the result callback).
+    AgentResult {
+        attempt: AttemptId,
+        outcome: AgentOutcome,
+    },
     /// A switch connected (again) or was lost.
     SwitchUp(usize),
     SwitchDown(usize),
@@ -296,6 +327,67 @@ pub enum Action {
     Recover { campaign: String },
     /// The call is forgotten: drop whatever the shell keeps for it (its slot, if nothing released it yet).
     Forget { attempt: AttemptId },
+    /// Reserve an agent of the campaign's team for the call (answer [`Input::AgentReserved`]); agents that
+    /// already missed this member are excluded.
+    ReserveAgent {
+        campaign: String,
+        attempt: AttemptId,
+        member: crate::store::MemberId,
+        settings: crate::campaign::agents::AgentSettings,
+        exclude: Vec<String>,
+    },
+    /// The reserved agent's leg is being called (its state: offering).
+    AgentOffered { reservation: Uuid },
+    /// The agent and the member are joined (its state: talking); the store releases the agent's other
+    /// reservations and the shell reports them ([`Input::AgentSiblings`]).
+    AgentTalking {
+        attempt: AttemptId,
+        reservation: Uuid,
+    },
+    /// Give a reservation back (`settings`: the team rules its wrap-up and no-answer counting follow).
+    ReleaseAgent {
+        reservation: Uuid,
+        agent: String,
+        how: AgentRelease,
+        settings: Option<crate::campaign::agents::AgentSettings>,
+    },
+    /// `bgapi originate` of an agent's leg (`&park()`), with `Job-UUID: job`.
+    OriginateAgent {
+        switch: usize,
+        attempt: AttemptId,
+        leg: Uuid,
+        job: Uuid,
+        originate: Originate,
+    },
+    /// Show the member to the agent (preview): a `dlr::offer` CUSTOM event on the agent's channel.
+    Offer {
+        switch: usize,
+        agent_leg: Uuid,
+        attempt: AttemptId,
+        campaign: String,
+        member: crate::store::MemberId,
+        name: String,
+        number: String,
+        variables: serde_json::Map<String, serde_json::Value>,
+    },
+    /// `uuid_bridge <attempt> <agent>` (answer [`Input::Bridged`]).
+    Bridge {
+        switch: usize,
+        attempt: AttemptId,
+        agent: Uuid,
+    },
+    /// No agent in time: play `message` to the member and hang up (`uuid_broadcast … playback!NORMAL_CLEARING::`),
+    /// or hang up at once without one.
+    Abandon {
+        switch: usize,
+        uuid: Uuid,
+        message: Option<String>,
+    },
+    /// End the member once its current attempt is applied (the agent asked to stop calling it).
+    StopMember {
+        campaign: String,
+        member: crate::store::MemberId,
+    },
     /// A campaign state change, to record in its history.
     History {
         campaign: String,
@@ -310,6 +402,9 @@ pub struct Core {
     campaigns: BTreeMap<String, CampaignRun>,
     calls: HashMap<AttemptId, Call>,
     jobs: HashMap<Uuid, AttemptId>,
+    /// Agent legs (their channel uuid) and their originate jobs, to the attempt they serve.
+    agent_legs: HashMap<Uuid, AttemptId>,
+    agent_jobs: HashMap<Uuid, AttemptId>,
     switches: Vec<SwitchState>,
     out: Vec<Action>,
     /// Every call deadline ever set, earliest first, so time costs O(log n) per call instead of a scan of every
@@ -352,6 +447,8 @@ impl Core {
             campaigns: BTreeMap::new(),
             calls: HashMap::new(),
             jobs: HashMap::new(),
+            agent_legs: HashMap::new(),
+            agent_jobs: HashMap::new(),
             switches: switches.into_iter().map(SwitchState::new).collect(),
             out: Vec::new(),
             deadlines: BinaryHeap::new(),
@@ -476,6 +573,16 @@ impl Core {
             } => self.on_originate_failed(now, attempt, sent, &error),
             Input::GatewayBusy { attempt } => self.on_gateway_busy(now, attempt),
             Input::JobResult { job, body } => self.on_job(now, job, &body),
+            Input::AgentReserved {
+                attempt,
+                reservation,
+            } => self.on_agent_reserved(now, attempt, reservation),
+            Input::Bridged { attempt, ok } => self.on_bridged(now, attempt, ok),
+            Input::AgentSiblings { reservations } => self.on_agent_siblings(now, reservations),
+            Input::PreviewDecision { attempt, accept } => {
+                self.on_preview_decision(now, attempt, accept)
+            }
+            Input::AgentResult { attempt, outcome } => self.on_agent_result(now, attempt, outcome),
             Input::ChannelSeen { uuid } => {
                 if let Some(call) = self.calls.get_mut(&uuid) {
                     call.channel_seen = true;

@@ -365,7 +365,7 @@ impl Core {
         }
         tracing::debug!(campaign = id, %attempt, gateway = gw_name, "originate");
         self.track(now, id, claim, Some(gw_name.clone()), Some(sw_i), Some(job));
-        self.out.push(Action::Originate {
+        let originate = Action::Originate {
             campaign: id.to_owned(),
             switch: sw_i,
             attempt,
@@ -373,7 +373,13 @@ impl Core {
             gateway: gw_name,
             gateway_limit: gw_limit,
             originate: built,
-        });
+        };
+        if valid.mode().uses_agents() {
+            // An agent first: the originate waits for its reservation.
+            self.agent_call_placed(now, attempt, originate);
+        } else {
+            self.out.push(originate);
+        }
     }
 
     /// The shell could not take a shared slot of the call's gateway: skip the gateway briefly, give the claim back.

@@ -24,6 +24,7 @@ use crate::esl::Event;
 use crate::esl::client::{Client, SwitchHealth};
 use crate::store::{AttemptId, Store};
 
+mod agents;
 mod runner;
 mod switch;
 mod tasks;
@@ -140,6 +141,8 @@ struct Shared {
     failed: Mutex<HashMap<String, std::collections::VecDeque<FailedResult>>>,
     flows: Mutex<HashMap<Uuid, mpsc::Sender<Event>>>,
     gateway_of: Mutex<HashMap<AttemptId, String>>,
+    /// Agent reservations this node holds, to the attempt they serve (inbox messages, lease renewal).
+    reservations: Mutex<HashMap<Uuid, AttemptId>>,
     /// When the core's loop last turned (liveness).
     last_turn: Mutex<std::time::Instant>,
     /// Calls in flight on this node (readiness and drain reports).
@@ -319,6 +322,7 @@ pub fn start(
         failed: Mutex::new(HashMap::new()),
         flows: Mutex::new(HashMap::new()),
         gateway_of: Mutex::new(HashMap::new()),
+        reservations: Mutex::new(HashMap::new()),
         last_turn: Mutex::new(std::time::Instant::now()),
         calls: std::sync::atomic::AtomicUsize::new(0),
     });
@@ -378,6 +382,15 @@ pub fn start(
     let (history_tx, history_rx) = mpsc::channel(HISTORY_QUEUE);
     let task = tasks.spawn(write_history(store.clone(), history_rx));
     names.insert(task.id(), "history".into());
+    let task = tasks.spawn(agents::agent_loop(
+        store.clone(),
+        cfg.core.node.clone(),
+        cfg.clock,
+        cfg.core.lease,
+        shared.clone(),
+        tx.clone(),
+    ));
+    names.insert(task.id(), "agents".into());
     let runner = Runner {
         switch_names: handle.switch_names.clone(),
         core,

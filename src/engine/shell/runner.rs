@@ -192,7 +192,7 @@ impl Runner {
         });
     }
 
-    fn client(&self, switch: usize) -> Option<Client> {
+    pub(super) fn client(&self, switch: usize) -> Option<Client> {
         lock(&self.shared.clients).get(switch).cloned().flatten()
     }
 
@@ -209,6 +209,15 @@ impl Runner {
         let lease = self.core.config().lease;
         let node = self.core.config().node.clone();
         match action {
+            agent @ (Action::ReserveAgent { .. }
+            | Action::AgentOffered { .. }
+            | Action::AgentTalking { .. }
+            | Action::ReleaseAgent { .. }
+            | Action::OriginateAgent { .. }
+            | Action::Offer { .. }
+            | Action::Bridge { .. }
+            | Action::Abandon { .. }
+            | Action::StopMember { .. }) => self.execute_agent(agent),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;

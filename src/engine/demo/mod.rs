@@ -10,6 +10,8 @@
 //! `fsdialer sim` at that speed): see [`choose_speed`]. The run gives up after [`scaled_timeout`] of the work
 //! unless a timeout is given; `fixtures/demo/members-small.json` is a sample small enough for real time.
 
+pub mod agents;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Give up after this much real time; `None`: [`scaled_timeout`] of the campaign and its members.
     pub timeout: Option<Duration>,
+    /// Join answered calls to [`agents::DEMO_AGENTS`] simulated agents in this mode (`None`: the campaign's own).
+    pub mode: Option<crate::campaign::agents::DialMode>,
 }
 
 impl Default for DemoOptions {
@@ -54,6 +58,7 @@ impl Default for DemoOptions {
             speed: 100.0,
             progress: true,
             timeout: None,
+            mode: None,
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct DemoReport {
     /// The campaign's id and the store it ran on (to read member and attempt records afterwards).
     pub campaign: String,
     pub store: Store,
+    /// Agent modes: per-agent figures and the abandoned count.
+    pub agents: Option<agents::AgentReport>,
 }
 
 impl DemoReport {
@@ -183,6 +190,9 @@ impl DemoReport {
             self.elapsed.as_secs_f64(),
             self.attempts_per_sec(),
         );
+        if let Some(a) = &self.agents {
+            s.push_str(&a.table());
+        }
         s
     }
 }
@@ -215,8 +225,12 @@ pub async fn run(
     };
     let text = std::fs::read_to_string(&opts.campaign)
         .map_err(|e| input_err(&opts.campaign, e.to_string()))?;
-    let config = CampaignConfig::from_toml_str(&text)
+    let mut config = CampaignConfig::from_toml_str(&text)
         .map_err(|e| input_err(&opts.campaign, e.to_string()))?;
+    let agent_mode = opts.mode.filter(|m| m.uses_agents());
+    if let Some(mode) = agent_mode {
+        config = agents::agent_campaign(config, mode);
+    }
     let valid = Arc::new(
         config
             .validate()
@@ -246,6 +260,9 @@ pub async fn run(
     store.drop_campaign(&id).await?;
     let clock = Clock::scaled(opts.speed);
     store.add(&id, &members, clock.now()).await?;
+    if agent_mode.is_some() {
+        agents::add_agents(&store, clock.now()).await?;
+    }
 
     let mut sim_handle = None;
     let endpoint = match &opts.esl {
@@ -301,6 +318,8 @@ pub async fn run(
         .await
         .map_err(|_| DemoError::Engine)?;
     engine.run(&id).await.map_err(|_| DemoError::Engine)?;
+    let desk = (agent_mode == Some(crate::campaign::agents::DialMode::Preview))
+        .then(|| tokio::spawn(agents::auto_accept(store.clone(), clock)));
 
     let started = Instant::now();
     let bar = opts.progress.then(|| {
@@ -361,6 +380,13 @@ pub async fn run(
         bar.finish();
     }
     let counters = store.counts(&id).await?;
+    if let Some(desk) = desk {
+        desk.abort();
+    }
+    let agent_report = match agent_mode {
+        Some(_) => Some(agents::AgentReport::read(&store, &id, members.len(), clock.now()).await?),
+        None => None,
+    };
     engine.shutdown().await;
     if let Some(h) = sim_handle {
         h.shutdown().await;
@@ -372,6 +398,7 @@ pub async fn run(
         final_state,
         campaign: id,
         store,
+        agents: agent_report,
     })
 }
 

@@ -1,0 +1,384 @@
+//! The shell's side of agent calls: the core's agent actions carried out against the store (reservations,
+//! states, releases) and the switch (the agent's leg, the offer event, `uuid_bridge`, the abandon message), and
+//! the agent loop: this node's inbox (preview decisions, result callbacks posted through the API on any node),
+//! the renewal of its reservations' leases and the recovery of reservations whose node died.
+//!
+//! The shell keeps one map, reservation → attempt, for the inbox and the renewals; it is cleaned on every
+//! release and bounded by the calls in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::runner::Runner;
+use super::{Msg, Shared, lock};
+use crate::agents::{AgentMessage, Release, ReserveRequest, TeamRules};
+use crate::campaign::agents::AgentSettings;
+use crate::engine::clock::Clock;
+use crate::engine::core::{Action, AgentOutcome, AgentRelease, AgentReservation, Input};
+use crate::esl::codec::Request;
+use crate::store::{AttemptId, Store};
+
+/// How often the inbox is read.
+const INBOX_POLL: Duration = Duration::from_millis(200);
+/// Most inbox messages taken at once.
+const INBOX_BATCH: usize = 256;
+
+/// The team rules a campaign's agent section gives the store.
+pub fn team_rules(s: &AgentSettings) -> TeamRules {
+    TeamRules {
+        team: s.team.clone(),
+        strategy: s.strategy,
+        wrap_up: Duration::from_secs(s.wrap_up_sec),
+        max_no_answer: s.max_no_answer,
+        no_answer_delay: Duration::from_secs(s.no_answer_delay_sec),
+    }
+}
+
+fn release_of(how: AgentRelease) -> Release {
+    match how {
+        AgentRelease::Unused => Release::Unused,
+        AgentRelease::Missed => Release::Missed,
+        AgentRelease::Finished { talk_ms } => Release::Finished {
+            talk: Duration::from_millis(talk_ms),
+        },
+    }
+}
+
+/// A header value for the offer event: one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+impl Runner {
+    /// Carries out one of the core's agent actions.
+    pub(super) fn execute_agent(&mut self, action: Action) {
+        let tx = self.tx.clone();
+        let store = self.store.clone();
+        let clock = self.clock;
+        let lease = self.core.config().lease;
+        let node = self.core.config().node.clone();
+        let shared = self.shared.clone();
+        match action {
+            Action::ReserveAgent {
+                campaign,
+                attempt,
+                member,
+                settings,
+                exclude,
+            } => {
+                tokio::spawn(async move {
+                    let request = ReserveRequest {
+                        rules: team_rules(&settings),
+                        campaign: campaign.clone(),
+                        member,
+                        attempt,
+                        node,
+                        lease,
+                        prefer: None,
+                        exclude,
+                    };
+                    let reservation = match store.reserve_agent(&request, clock.now()).await {
+                        Ok(Some(r)) => {
+                            lock(&shared.reservations).insert(r.id, attempt);
+                            Some(AgentReservation {
+                                id: r.id,
+                                agent: r.agent,
+                                dial_string: r.dial_string,
+                            })
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::warn!(campaign, %attempt, error = %e, "agent reservation failed");
+                            None
+                        }
+                    };
+                    let _ = tx
+                        .send(Msg::Input(Input::AgentReserved {
+                            attempt,
+                            reservation,
+                        }))
+                        .await;
+                });
+            }
+            Action::AgentOffered { reservation } => {
+                tokio::spawn(async move {
+                    if let Err(e) = store.agent_offering(reservation, clock.now()).await {
+                        tracing::warn!(%reservation, error = %e, "agent state (offering) not recorded");
+                    }
+                });
+            }
+            Action::AgentTalking {
+                attempt,
+                reservation,
+            } => {
+                tokio::spawn(async move {
+                    match store.agent_talking(reservation, clock.now()).await {
+                        Ok(None) => {
+                            tracing::warn!(%attempt, %reservation, "the store no longer holds this reservation (lease expired?)")
+                        }
+                        Ok(Some(siblings)) => {
+                            if !siblings.is_empty() {
+                                let ids: Vec<Uuid> = siblings.iter().map(|r| r.id).collect();
+                                {
+                                    let mut map = lock(&shared.reservations);
+                                    for id in &ids {
+                                        map.remove(id);
+                                    }
+                                }
+                                let _ = tx
+                                    .send(Msg::Input(Input::AgentSiblings { reservations: ids }))
+                                    .await;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%attempt, %reservation, error = %e, "agent state (talking) not recorded")
+                        }
+                    }
+                });
+            }
+            Action::ReleaseAgent {
+                reservation,
+                agent,
+                how,
+                settings,
+            } => {
+                lock(&shared.reservations).remove(&reservation);
+                let rules = settings
+                    .as_ref()
+                    .map(team_rules)
+                    .unwrap_or_else(|| TeamRules::new(""));
+                tokio::spawn(async move {
+                    if let Err(e) = store
+                        .release_agent(reservation, release_of(how), &rules, clock.now())
+                        .await
+                    {
+                        tracing::warn!(agent, %reservation, error = %e, "agent release failed; its lease will expire");
+                    }
+                });
+            }
+            Action::OriginateAgent {
+                switch,
+                attempt,
+                leg,
+                job,
+                originate,
+            } => {
+                let client = self.client(switch);
+                metrics::counter!("fsdialer_agent_originates_total").increment(1);
+                tokio::spawn(async move {
+                    let body = match client {
+                        None => "-ERR switch not connected".to_string(),
+                        Some(client) => {
+                            let command = format!("originate {}", originate.args);
+                            match client.bgapi_with_uuid(&command, job).await {
+                                Ok(bg) => match bg.result().await {
+                                    Ok(result) => result.text().into_owned(),
+                                    Err(e) => format!("-ERR {e}"),
+                                },
+                                Err(e) => format!("-ERR {e}"),
+                            }
+                        }
+                    };
+                    tracing::debug!(%attempt, %leg, reply = body.trim_end(), "agent leg originate");
+                    let _ = tx.send(Msg::Input(Input::JobResult { job, body })).await;
+                });
+            }
+            Action::Offer {
+                switch,
+                agent_leg,
+                attempt,
+                campaign,
+                member,
+                name,
+                number,
+                variables,
+            } => {
+                let Some(client) = self.client(switch) else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let leg = agent_leg.to_string();
+                    let attempt_s = attempt.to_string();
+                    let member_s = member.to_string();
+                    let name = one_line(&name);
+                    let number = one_line(&number);
+                    let vars: Vec<(String, String)> = variables
+                        .iter()
+                        .map(|(k, v)| {
+                            let text = match v {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            (format!("dlr_v_{}", one_line(k)), one_line(&text))
+                        })
+                        .collect();
+                    let mut headers: Vec<(&str, &str)> = vec![
+                        ("Event-Subclass", "dlr::offer"),
+                        ("Unique-ID", &leg),
+                        ("dlr_campaign", &campaign),
+                        ("dlr_attempt", &attempt_s),
+                        ("dlr_member", &member_s),
+                        ("dlr_member_name", &name),
+                        ("dlr_member_number", &number),
+                    ];
+                    headers.extend(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    match Request::new("sendevent CUSTOM", &headers, b"") {
+                        Ok(request) => {
+                            if let Err(e) = client.send(request).await {
+                                tracing::warn!(%attempt, error = %e, "offer event not sent");
+                            }
+                        }
+                        Err(e) => tracing::warn!(%attempt, error = %e, "offer event not built"),
+                    }
+                });
+            }
+            Action::Bridge {
+                switch,
+                attempt,
+                agent,
+            } => {
+                let client = self.client(switch);
+                tokio::spawn(async move {
+                    let ok = match client {
+                        Some(c) => {
+                            match c.api_text(&format!("uuid_bridge {attempt} {agent}")).await {
+                                Ok(reply) => {
+                                    let ok = reply.trim_start().starts_with("+OK");
+                                    if !ok {
+                                        tracing::info!(%attempt, reply = reply.trim_end(), "uuid_bridge refused");
+                                    }
+                                    ok
+                                }
+                                Err(e) => {
+                                    tracing::warn!(%attempt, error = %e, "uuid_bridge failed");
+                                    false
+                                }
+                            }
+                        }
+                        None => false,
+                    };
+                    let _ = tx.send(Msg::Input(Input::Bridged { attempt, ok })).await;
+                });
+            }
+            Action::Abandon {
+                switch,
+                uuid,
+                message,
+            } => {
+                let Some(client) = self.client(switch) else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    if let Some(path) = message {
+                        // FreeSWITCH's broadcast form `app!cause::arg` hangs the channel up after the app.
+                        let cmd =
+                            format!("uuid_broadcast {uuid} playback!NORMAL_CLEARING::{path} aleg");
+                        match client.api_text(&cmd).await {
+                            Ok(reply) if reply.trim_start().starts_with("+OK") => return,
+                            Ok(reply) => {
+                                tracing::warn!(%uuid, reply = reply.trim_end(), "abandon message refused; hanging up")
+                            }
+                            Err(e) => {
+                                tracing::warn!(%uuid, error = %e, "abandon message failed; hanging up")
+                            }
+                        }
+                    }
+                    let _ = client
+                        .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
+                        .await;
+                });
+            }
+            Action::StopMember { campaign, member } => {
+                tokio::spawn(async move {
+                    if let Err(e) = store.terminate(&campaign, member).await {
+                        tracing::warn!(campaign, %member, error = %e, "member not stopped as the agent asked");
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The agent loop of this node: inbox, lease renewal, recovery of dead nodes' reservations.
+pub(super) async fn agent_loop(
+    store: Store,
+    node: String,
+    clock: Clock,
+    lease: Duration,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+) {
+    let mut next_renew = tokio::time::Instant::now();
+    let mut next_recover = tokio::time::Instant::now();
+    let mut interval = tokio::time::interval(INBOX_POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match store.take_agent_messages(&node, INBOX_BATCH).await {
+            Ok(messages) => {
+                for m in messages {
+                    if let Some(input) = inbox_input(&shared, m)
+                        && tx.send(Msg::Input(input)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "agent inbox not read"),
+        }
+        let now_i = tokio::time::Instant::now();
+        if now_i >= next_renew {
+            next_renew = now_i + clock.to_real(lease / 3);
+            let ids: Vec<Uuid> = lock(&shared.reservations).keys().copied().collect();
+            if !ids.is_empty()
+                && let Err(e) = store
+                    .renew_agent_reservations(&node, &ids, clock.now(), lease)
+                    .await
+            {
+                tracing::warn!(error = %e, "agent reservations not renewed");
+            }
+        }
+        if now_i >= next_recover {
+            next_recover = now_i + clock.to_real(lease / 2);
+            match store.recover_agent_reservations(clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    reservations = n,
+                    "agent reservations of vanished nodes released"
+                ),
+                Err(e) => tracing::warn!(error = %e, "agent reservations not recovered"),
+            }
+        }
+    }
+}
+
+/// What an inbox message means to the core (`None`: it names nothing this node tracks).
+fn inbox_input(shared: &Shared, m: AgentMessage) -> Option<Input> {
+    let attempt_of = |r: &Uuid| -> Option<AttemptId> { lock(&shared.reservations).get(r).copied() };
+    match m {
+        AgentMessage::Accept { reservation } => Some(Input::PreviewDecision {
+            attempt: attempt_of(&reservation)?,
+            accept: true,
+        }),
+        AgentMessage::Skip { reservation } => Some(Input::PreviewDecision {
+            attempt: attempt_of(&reservation)?,
+            accept: false,
+        }),
+        AgentMessage::Result {
+            attempt, result, ..
+        } => Some(Input::AgentResult {
+            attempt,
+            outcome: AgentOutcome {
+                success: result.success,
+                next_after_sec: result.next_after_sec,
+                stop_communications: result.stop_communications,
+                description: result.description,
+            },
+        }),
+    }
+}

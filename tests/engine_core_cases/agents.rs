@@ -1,0 +1,338 @@
+//! Preview and progressive dialling on virtual time, with the real memory store's agents: reservation before
+//! dialling, the agent's leg on answer, the join, no-answer to the next agent, abandonment, wrap-up, pauses,
+//! logout while talking, sibling lines, preview accept/skip/timeout, two engines sharing one agent.
+
+use super::core_support::*;
+use chrono::Duration;
+use fsdialer::agents::{AgentState, AgentStatus};
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::engine::core::{ABANDONED_CAUSE, AgentRelease, CoreConfig, Input};
+use fsdialer::store::{MemberId, MemberState, Store};
+
+const TEAM: &str = "sales";
+
+fn progressive(extra: &str) -> std::sync::Arc<fsdialer::campaign::config::ValidCampaign> {
+    campaign(&format!(
+        "mode = \"progressive\"\n[agents]\nteam = \"{TEAM}\"\nagent_answer_timeout_sec = 5\nresult_timeout_sec = 0\n{extra}\n"
+    ))
+}
+
+fn preview(extra: &str) -> std::sync::Arc<fsdialer::campaign::config::ValidCampaign> {
+    campaign(&format!(
+        "mode = \"preview\"\n[agents]\nteam = \"{TEAM}\"\nagent_answer_timeout_sec = 5\nresult_timeout_sec = 0\npreview_timeout_sec = 20\n{extra}\n"
+    ))
+}
+
+async fn agent_state(h: &Harness, id: &str) -> (AgentStatus, AgentState) {
+    let v = h.store.agent(id, h.now).await.unwrap().unwrap();
+    (v.status, v.state)
+}
+
+fn note_of(h: &[fsdialer::store::AttemptRecord]) -> serde_json::Value {
+    let note = h.last().unwrap().note.clone().expect("a note");
+    serde_json::from_str(&note).unwrap()
+}
+
+#[tokio::test]
+async fn progressive_joins_the_answered_member_to_the_reserved_agent() {
+    let mut h = Harness::new(progressive(""), &[member("A", &["answer_30"])]).await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(1).await;
+    assert_eq!(
+        h.reservations, 1,
+        "the agent is reserved before the member is dialled"
+    );
+    assert_eq!(h.dialled.len(), 1);
+    assert!(
+        h.agent_legs_dialled.is_empty(),
+        "the agent's phone rings only once the member answers"
+    );
+    h.run_for(3).await;
+    assert_eq!(h.agent_legs_dialled.len(), 1);
+    assert_eq!(h.bridged.len(), 2, "member and agent joined");
+    assert_eq!(agent_state(&h, "a1").await.1, AgentState::Talking);
+    h.run_for(120).await;
+    let m = h.member(1).await;
+    assert!(m.success, "{m:?}");
+    let attempts = h.history(1).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].class, CauseClass::Ok);
+    let note = note_of(&attempts);
+    assert_eq!(note["agent_call"]["agent"], "a1");
+    assert_eq!(
+        note["agent_call"]["wait_ms"], 1000,
+        "answer at 3 s, agent answered and joined at 4 s"
+    );
+    assert_eq!(note["agent_call"]["abandoned"], false);
+    assert!(matches!(
+        h.agent_releases.as_slice(),
+        [AgentRelease::Finished { talk_ms }] if *talk_ms == 29_000
+    ));
+    let v = h.store.agent("a1", h.now).await.unwrap().unwrap();
+    assert_eq!(v.stats.calls, 1);
+    assert_eq!(v.state, AgentState::Idle);
+    assert!(h.core.calls().is_empty());
+}
+
+#[tokio::test]
+async fn with_no_agent_free_nothing_is_dialled_and_no_try_is_counted() {
+    let mut h = Harness::new(progressive(""), &[member("A", &["answer_30"])]).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(30).await;
+    assert!(h.dialled.is_empty());
+    let m = h.member(1).await;
+    assert_eq!(m.attempts, 0, "released claims count nothing");
+    assert_eq!(m.state, MemberState::Waiting);
+    assert!(h.releases >= 1);
+    // The agent logs in: the member is called.
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.run_for(120).await;
+    assert!(h.member(1).await.success);
+}
+
+#[tokio::test]
+async fn an_agent_that_does_not_answer_passes_the_member_to_the_next_then_it_is_abandoned() {
+    let mut h = Harness::new(
+        progressive("abandon_message = \"/prompts/sorry.wav\"\nno_answer_delay_sec = 60"),
+        &[member("A", &["answer_60"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentnoans", 1, h.now).await;
+    add_agent(&h.store, "a2", TEAM, "agentnoans", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(60).await;
+    // Two agent legs rang 5 s each; then no agent was left and the abandon message started within 2 s.
+    assert_eq!(h.agent_legs_dialled.len(), 2);
+    assert_eq!(
+        h.agent_releases
+            .iter()
+            .filter(|r| **r == AgentRelease::Missed)
+            .count(),
+        2
+    );
+    assert_eq!(h.abandons.len(), 1);
+    assert_eq!(h.abandons[0].1.as_deref(), Some("/prompts/sorry.wav"));
+    let attempts = h.history(1).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].cause, ABANDONED_CAUSE);
+    assert_eq!(attempts[0].class, CauseClass::Retry);
+    let note = note_of(&attempts);
+    assert_eq!(note["agent_call"]["abandoned"], true);
+    assert_eq!(
+        note["agent_call"]["missed_by"],
+        serde_json::json!(["a1", "a2"])
+    );
+    // The member answered at 3 s; each agent rang 5 s (to 8 s and 13 s); abandoned at 15 s; the message ended
+    // (and the call) 3 s later.
+    let hangup = attempts[0].hangup_at.unwrap();
+    assert_eq!((hangup - start()).num_seconds(), 18);
+    for a in ["a1", "a2"] {
+        assert!(
+            matches!(agent_state(&h, a).await.1, AgentState::Missed { .. }),
+            "{a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_offers_in_a_row_pause_the_agent() {
+    let mut h = Harness::new(
+        progressive("max_no_answer = 2\nno_answer_delay_sec = 0"),
+        &[member("A", &["answer_60"]), member("B", &["answer_60"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentnoans", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(300).await;
+    let (status, _) = agent_state(&h, "a1").await;
+    assert!(
+        matches!(&status, AgentStatus::Paused { reason, .. } if reason == "no_answer"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrap_up_keeps_the_agent_from_the_next_call() {
+    let mut h = Harness::new(
+        progressive("wrap_up_sec = 30"),
+        &[member("A", &["answer_20"]), member("B", &["answer_20"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(600).await;
+    assert!(h.member(1).await.success);
+    assert!(h.member(2).await.success);
+    let first = h.history(1).await[0].hangup_at.unwrap();
+    let second_dialled = h.history(2).await[0].originate_at;
+    assert!(
+        second_dialled >= first + Duration::seconds(30),
+        "second call placed {second_dialled}, first ended {first}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_with_a_timeout_ends_by_itself() {
+    let mut h = Harness::new(progressive(""), &[member("A", &["answer_20"])]).await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.store
+        .set_agent_status(
+            "a1",
+            AgentStatus::Paused {
+                reason: "lunch".into(),
+                until: Some(h.now + Duration::seconds(60)),
+            },
+            h.now,
+        )
+        .await
+        .unwrap();
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(59).await;
+    assert!(h.dialled.is_empty(), "paused: nobody to call for");
+    h.run_for(120).await;
+    assert_eq!(h.dialled.len(), 1);
+    assert!(h.member(1).await.success);
+}
+
+#[tokio::test]
+async fn logging_out_while_talking_finishes_the_call_then_logs_out() {
+    let mut h = Harness::new(
+        progressive(""),
+        &[member("A", &["answer_30"]), member("B", &["answer_30"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    assert_eq!(agent_state(&h, "a1").await.1, AgentState::Talking);
+    h.store
+        .set_agent_status("a1", AgentStatus::LoggedOut, h.now)
+        .await
+        .unwrap();
+    h.run_for(600).await;
+    assert!(h.member(1).await.success, "the call in progress finished");
+    assert_eq!(agent_state(&h, "a1").await.0, AgentStatus::LoggedOut);
+    assert_eq!(h.dialled.len(), 1, "nothing more for a logged-out agent");
+    assert_eq!(h.member(2).await.attempts, 0);
+}
+
+#[tokio::test]
+async fn an_answer_on_one_line_cancels_the_agents_other_lines_uncounted() {
+    let mut h = Harness::new(
+        progressive(""),
+        &[member("A", &["answer_30"]), member("B", &["noanswer"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 2, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(2).await;
+    assert_eq!(h.dialled.len(), 2, "two lines, two members ringing");
+    h.run_for(5).await;
+    let b = h.member(2).await;
+    assert_eq!(b.attempts, 0, "the cancelled line counts no try: {b:?}");
+    assert!(h.history(2).await.is_empty());
+    h.run_for(30).await;
+    assert!(h.member(1).await.success);
+}
+
+#[tokio::test]
+async fn preview_shows_the_member_and_dials_it_once_accepted() {
+    let mut h = Harness::new(preview(""), &[member("A", &["answer_30"])]).await;
+    add_agent(&h.store, "a1", TEAM, "agentans_2", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    assert_eq!(h.agent_legs_dialled.len(), 1, "the agent first");
+    assert_eq!(
+        h.offers.len(),
+        1,
+        "the member is shown once the agent answers"
+    );
+    assert!(h.dialled.is_empty(), "not dialled before the agent decides");
+    let attempt = *h.core.calls().keys().next().unwrap();
+    h.input(Input::PreviewDecision {
+        attempt,
+        accept: true,
+    })
+    .await;
+    assert_eq!(h.dialled.len(), 1);
+    h.run_for(120).await;
+    assert!(h.member(1).await.success);
+    assert_eq!(h.bridged.len(), 2);
+}
+
+#[tokio::test]
+async fn a_skipped_preview_costs_no_try() {
+    let mut h = Harness::new(preview(""), &[member("A", &["answer_30"])]).await;
+    add_agent(&h.store, "a1", TEAM, "agentans_2", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    let attempt = *h.core.calls().keys().next().unwrap();
+    h.input(Input::PreviewDecision {
+        attempt,
+        accept: false,
+    })
+    .await;
+    assert!(h.dialled.is_empty());
+    let m = h.member(1).await;
+    assert_eq!(m.attempts, 0, "{m:?}");
+    assert_eq!(m.state, MemberState::Waiting);
+    assert_eq!(h.agent_releases, vec![AgentRelease::Unused]);
+    h.run_for(1).await;
+    assert!(
+        h.gone.contains(&h.agent_legs_dialled[0].0),
+        "the agent's leg is hung up"
+    );
+}
+
+#[tokio::test]
+async fn a_preview_nobody_decides_is_dialled_after_the_timeout() {
+    let mut h = Harness::new(preview(""), &[member("A", &["answer_30"])]).await;
+    add_agent(&h.store, "a1", TEAM, "agentans_2", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(21).await;
+    assert!(h.dialled.is_empty());
+    h.run_for(2).await;
+    assert_eq!(h.dialled.len(), 1, "preview_on_timeout = dial");
+    h.run_for(120).await;
+    assert!(h.member(1).await.success);
+}
+
+#[tokio::test]
+async fn two_engines_sharing_one_agent_never_offer_it_two_calls() {
+    let store = Store::memory();
+    let members: Vec<_> = (0..6)
+        .map(|i| member(&format!("m{i}"), &["answer_20"]))
+        .collect();
+    store.add(CAMPAIGN, &members, start()).await.unwrap();
+    add_agent(&store, "a1", TEAM, "agentans_1", 1, start()).await;
+    let mut one = Harness::with_store(
+        progressive(""),
+        store.clone(),
+        start(),
+        CoreConfig::default(),
+    )
+    .await;
+    let mut two = Harness::with_store(
+        progressive(""),
+        store.clone(),
+        start(),
+        CoreConfig::default(),
+    )
+    .await;
+    one.input(Input::Run(CAMPAIGN.into())).await;
+    two.input(Input::Run(CAMPAIGN.into())).await;
+    for _ in 0..900 {
+        one.run_for(1).await;
+        two.run_for(1).await;
+        let busy = one.core.calls().len() + two.core.calls().len();
+        assert!(
+            busy <= 1,
+            "one agent, at most one call in flight across both engines: {busy}"
+        );
+    }
+    for id in 1..=6 {
+        assert!(one.member(id).await.success, "member {id}");
+    }
+    let _ = MemberId(1);
+}
