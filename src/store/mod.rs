@@ -49,6 +49,7 @@ mod nodes;
 mod record;
 pub mod redis;
 mod rules;
+mod sticky;
 mod types;
 
 pub use error::{StoreError, StoreResult};

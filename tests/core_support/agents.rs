@@ -62,6 +62,12 @@ impl Harness {
                 settings,
                 exclude,
             } => {
+                let prefer = self
+                    .store
+                    .sticky_agent(&campaign, member, self.now)
+                    .await
+                    .unwrap()
+                    .filter(|a| !exclude.contains(a));
                 let req = ReserveRequest {
                     rules: rules(&settings),
                     campaign,
@@ -69,7 +75,7 @@ impl Harness {
                     attempt,
                     node: "test-node".into(),
                     lease: std::time::Duration::from_secs(60),
-                    prefer: None,
+                    prefer,
                     exclude,
                 };
                 let r = self.store.reserve_agent(&req, self.now).await.unwrap();
@@ -169,6 +175,18 @@ impl Harness {
                     0
                 };
                 self.hang_up_at(uuid, "NORMAL_CLEARING", self.now + Duration::seconds(secs));
+                None
+            }
+            Action::StickyAgent {
+                campaign,
+                member,
+                agent,
+                until,
+            } => {
+                self.store
+                    .set_sticky_agent(&campaign, member, &agent, until, self.now)
+                    .await
+                    .unwrap();
                 None
             }
             Action::StopMember { campaign, member } => {

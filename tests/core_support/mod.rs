@@ -301,8 +301,13 @@ impl Harness {
                     None
                 }
                 Action::Complete {
-                    result, gateway, ..
+                    result,
+                    gateway,
+                    version,
+                    ..
                 } => {
+                    // The store applies the version the core sends (a callback's carries its own wait).
+                    let policy = policy_of(&version);
                     let attempt = result.attempt_id;
                     if self.poisoned.contains(&result.member_id) {
                         Some(Input::Completed {
@@ -314,7 +319,7 @@ impl Harness {
                         self.completed_on.insert(attempt, gateway);
                         let outcome = self
                             .store
-                            .complete(CAMPAIGN, &policy, self.valid.calendar(), &result, self.now)
+                            .complete(CAMPAIGN, &policy, version.calendar(), &result, self.now)
                             .await
                             .map_err(|e| e.to_string());
                         Some(Input::Completed { attempt, outcome })
@@ -344,7 +349,8 @@ impl Harness {
                 | Action::Offer { .. }
                 | Action::Bridge { .. }
                 | Action::Abandon { .. }
-                | Action::StopMember { .. }) => self.agent_action(agent).await,
+                | Action::StopMember { .. }
+                | Action::StickyAgent { .. }) => self.agent_action(agent).await,
                 Action::Release {
                     attempt,
                     member,

@@ -336,3 +336,161 @@ async fn two_engines_sharing_one_agent_never_offer_it_two_calls() {
     }
     let _ = MemberId(1);
 }
+
+#[tokio::test]
+async fn the_agents_result_decides_the_call_and_a_callback_sets_when_it_is_called_again() {
+    use fsdialer::engine::core::AgentOutcome;
+    let mut h = Harness::new(
+        progressive("").config().clone().pipe_result_timeout(120),
+        &[member("A", &["answer_30"]), member("B", &["answer_30"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    add_agent(&h.store, "a2", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(10).await;
+    let calls: Vec<_> = h.core.calls().keys().copied().collect();
+    assert_eq!(calls.len(), 2);
+    let attempt_of = |h: &Harness, member: u64| {
+        *h.core
+            .calls()
+            .iter()
+            .find(|(_, c)| c.claim.member_id == MemberId(member))
+            .unwrap()
+            .0
+    };
+    let (a, b) = (attempt_of(&h, 1), attempt_of(&h, 2));
+    // Both calls end at 33 s; the attempts wait for the agents' results.
+    h.run_for(30).await;
+    assert_eq!(h.core.calls().len(), 2, "held for the results");
+    // A: "call me back in 2 hours" (not a success); B: a sale.
+    h.input(Input::AgentResult {
+        attempt: a,
+        outcome: AgentOutcome {
+            success: false,
+            next_after_sec: Some(7200),
+            ..Default::default()
+        },
+    })
+    .await;
+    h.input(Input::AgentResult {
+        attempt: b,
+        outcome: AgentOutcome {
+            success: true,
+            ..Default::default()
+        },
+    })
+    .await;
+    assert!(h.core.calls().is_empty());
+    let ma = h.member(1).await;
+    assert_eq!(ma.state, MemberState::Waiting);
+    assert_eq!(ma.attempts, 1);
+    let due = ma.next_due.expect("a callback is due");
+    assert_eq!(
+        (due - h.now).num_seconds(),
+        7200,
+        "the agent's wait, not the campaign's 60 s"
+    );
+    let mb = h.member(2).await;
+    assert!(mb.success);
+    let note = note_of(&h.history(2).await);
+    assert_eq!(note["agent_call"]["agent_result"]["success"], true);
+}
+
+#[tokio::test]
+async fn without_a_result_in_time_the_hangup_cause_decides() {
+    let mut h = Harness::new(
+        progressive("").config().clone().pipe_result_timeout(60),
+        &[member("A", &["answer_30"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(40).await;
+    assert_eq!(h.core.calls().len(), 1, "waiting for the result");
+    h.run_for(60).await;
+    assert!(h.core.calls().is_empty());
+    assert!(
+        h.member(1).await.success,
+        "NORMAL_CLEARING after 29 s of talk is OK"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_asking_to_stop_ends_the_member() {
+    use fsdialer::engine::core::AgentOutcome;
+    let mut h = Harness::new(
+        progressive("").config().clone().pipe_result_timeout(60),
+        &[member("A", &["answer_30", "answer_30"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(40).await;
+    let attempt = *h.core.calls().keys().next().unwrap();
+    h.input(Input::AgentResult {
+        attempt,
+        outcome: AgentOutcome {
+            success: false,
+            stop_communications: true,
+            ..Default::default()
+        },
+    })
+    .await;
+    h.run_for(600).await;
+    let m = h.member(1).await;
+    assert_eq!(m.state, MemberState::Ended, "{m:?}");
+    assert!(!m.success);
+    assert_eq!(m.attempts, 1, "its second number is not called");
+}
+
+/// Campaign documents with another `result_timeout_sec`, revalidated.
+trait ResultTimeout {
+    fn pipe_result_timeout(
+        self,
+        secs: u64,
+    ) -> std::sync::Arc<fsdialer::campaign::config::ValidCampaign>;
+}
+
+impl ResultTimeout for fsdialer::campaign::config::CampaignConfig {
+    fn pipe_result_timeout(
+        mut self,
+        secs: u64,
+    ) -> std::sync::Arc<fsdialer::campaign::config::ValidCampaign> {
+        self.agents.as_mut().unwrap().result_timeout_sec = secs;
+        std::sync::Arc::new(self.validate().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_callback_goes_back_to_the_agent_that_scheduled_it() {
+    use fsdialer::engine::core::AgentOutcome;
+    let mut h = Harness::new(
+        progressive("strategy = \"fewest_calls\"").config().clone().pipe_result_timeout(60),
+        &[member("A", &["answer_30"])],
+    )
+    .await;
+    add_agent(&h.store, "a1", TEAM, "agentans_1", 1, h.now).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(40).await;
+    // a2 logs in now: with no call yet, fewest_calls would give it the next one.
+    add_agent(&h.store, "a2", TEAM, "agentans_1", 1, h.now).await;
+    let attempt = *h.core.calls().keys().next().unwrap();
+    h.input(Input::AgentResult {
+        attempt,
+        outcome: AgentOutcome {
+            success: false,
+            next_after_sec: Some(600),
+            ..Default::default()
+        },
+    })
+    .await;
+    h.run_for(700).await;
+    let attempts = h.history(1).await;
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        note_of(&attempts)["agent_call"]["agent"],
+        "a1",
+        "sticky to a1"
+    );
+}

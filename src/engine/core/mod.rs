@@ -383,6 +383,13 @@ pub enum Action {
         uuid: Uuid,
         message: Option<String>,
     },
+    /// The member's next call goes to `agent` first until `until` (an agent's callback).
+    StickyAgent {
+        campaign: String,
+        member: crate::store::MemberId,
+        agent: String,
+        until: DateTime<Utc>,
+    },
     /// End the member once its current attempt is applied (the agent asked to stop calling it).
     StopMember {
         campaign: String,

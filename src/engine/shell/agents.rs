@@ -71,6 +71,14 @@ impl Runner {
                 exclude,
             } => {
                 tokio::spawn(async move {
+                    // A callback goes to the agent that asked for it first (unless it already missed this member).
+                    let prefer = match store.sticky_agent(&campaign, member, clock.now()).await {
+                        Ok(p) => p.filter(|a| !exclude.contains(a)),
+                        Err(e) => {
+                            tracing::warn!(campaign, %member, error = %e, "sticky agent not read");
+                            None
+                        }
+                    };
                     let request = ReserveRequest {
                         rules: team_rules(&settings),
                         campaign: campaign.clone(),
@@ -78,7 +86,7 @@ impl Runner {
                         attempt,
                         node,
                         lease,
-                        prefer: None,
+                        prefer,
                         exclude,
                     };
                     let reservation = match store.reserve_agent(&request, clock.now()).await {
@@ -290,6 +298,21 @@ impl Runner {
                     let _ = client
                         .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
                         .await;
+                });
+            }
+            Action::StickyAgent {
+                campaign,
+                member,
+                agent,
+                until,
+            } => {
+                tokio::spawn(async move {
+                    if let Err(e) = store
+                        .set_sticky_agent(&campaign, member, &agent, until, clock.now())
+                        .await
+                    {
+                        tracing::warn!(campaign, %member, agent, error = %e, "sticky agent not recorded");
+                    }
                 });
             }
             Action::StopMember { campaign, member } => {

@@ -217,7 +217,8 @@ impl Runner {
             | Action::Offer { .. }
             | Action::Bridge { .. }
             | Action::Abandon { .. }
-            | Action::StopMember { .. }) => self.execute_agent(agent),
+            | Action::StopMember { .. }
+            | Action::StickyAgent { .. }) => self.execute_agent(agent),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;

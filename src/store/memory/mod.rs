@@ -46,6 +46,8 @@ pub struct MemoryStore {
     pub(in crate::store) docs_generation: std::sync::atomic::AtomicU64,
     /// Agents and their inboxes (see `store::agents`).
     pub(in crate::store) agents: agents::AgentBook,
+    /// Sticky agents of callbacks (see `store::sticky`).
+    pub(in crate::store) sticky: Mutex<crate::store::sticky::StickyMap>,
 }
 
 fn tz_points(
@@ -121,6 +123,7 @@ impl MemoryStore {
             history: Mutex::default(),
             nodes: Mutex::default(),
             agents: agents::AgentBook::default(),
+            sticky: Mutex::new(Default::default()),
         }
     }
 

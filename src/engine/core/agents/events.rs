@@ -359,10 +359,27 @@ impl Core {
                     campaign: call.campaign.clone(),
                     member: call.claim.member_id,
                 });
-            } else if let Some(after) = o.next_after_sec
-                && let Some(call) = self.calls.get_mut(&attempt)
-            {
-                call.retry_wait = Some(after);
+            } else if let Some(after) = o.next_after_sec {
+                // A callback: that agent takes it first, for `sticky_agent_sec` after it is due.
+                let sticky = call.agent.as_ref().and_then(|a| {
+                    let agent = a.facts.agent.clone()?;
+                    let secs = after.saturating_add(a.settings.sticky_agent_sec);
+                    (a.settings.sticky_agent_sec > 0).then(|| (agent, secs))
+                });
+                if let Some((agent, secs)) = sticky {
+                    self.out.push(Action::StickyAgent {
+                        campaign: call.campaign.clone(),
+                        member: call.claim.member_id,
+                        agent,
+                        until: now
+                            + ChronoDuration::seconds(
+                                i64::try_from(secs).unwrap_or(i64::MAX / 2_000),
+                            ),
+                    });
+                }
+                if let Some(call) = self.calls.get_mut(&attempt) {
+                    call.retry_wait = Some(after);
+                }
             }
         }
         self.complete(now, attempt, h.cause, class, h.talk_secs);
