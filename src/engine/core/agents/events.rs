@@ -364,7 +364,7 @@ impl Core {
                 let sticky = call.agent.as_ref().and_then(|a| {
                     let agent = a.facts.agent.clone()?;
                     let secs = after.saturating_add(a.settings.sticky_agent_sec);
-                    (a.settings.sticky_agent_sec > 0).then(|| (agent, secs))
+                    (a.settings.sticky_agent_sec > 0).then_some((agent, secs))
                 });
                 if let Some((agent, secs)) = sticky {
                     self.out.push(Action::StickyAgent {
