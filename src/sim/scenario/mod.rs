@@ -36,6 +36,25 @@
 //! match = "^operator$"
 //! actions = [{ app = "answer" }, { app = "park" }]
 //! ```
+//!
+//! Agent calls. `patience_ms` (a value or a range, in `[[rule]]` and `[default]`): an answered member leg left
+//! parked in silence (not bridged, nothing playing) that long is hung up NORMAL_CLEARING by its callee, as a
+//! person waiting for an agent would; a member meant for agents also wants `callee_hangs_up = false` (the agent's
+//! profile ends the talk). `[[agent]]` tables ([`agents`]) describe operators' phones; each matches the whole dial
+//! string (`endpoint/data` without `{vars}`, e.g. `user/1001`, `loopback/agent_1/default`) and is tried before any
+//! rule:
+//!
+//! ```toml
+//! [[agent]]
+//! match = "^user/10(0[1-9]|10)$"
+//! answer_ms = [1000, 3000]      # rings this long, then answers (default 1000); the leg then waits, parked
+//! no_answer_prob = 0.05         # rings until originate_timeout / leg_timeout: -ERR NO_ANSWER
+//! reject_prob = 0.02            # refuses after answer_ms with reject_cause (default CALL_REJECTED)
+//! reject_cause = "USER_BUSY"
+//! talk_ms = { median = 30000, sigma = 0.6 }  # once bridged (or a value, or [min, max]; default 30000)
+//! hangup_by = "either"          # who hangs up when talk_ms is over: agent (default), customer, either (50/50)
+//! dtmf = "1"                    # digits the agent presses for play_and_get_digits
+//! ```
 
 mod agents;
 

@@ -214,3 +214,112 @@ fn shipped_example_scenario_loads_and_decides() {
     let e = Scenario::from_file(Path::new("/nonexistent/x.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/x.toml"));
 }
+
+#[test]
+fn agents_match_the_dial_string_before_rules_and_members_get_their_patience() {
+    let mut s = Scenario::from_toml(
+        r#"
+        [[rule]]
+        match = "^1001$"
+        patience_ms = 4000
+        callee_hangs_up = false
+        [[agent]]
+        match = "^user/1001$"
+        answer_ms = 700
+        talk_ms = 9000
+        hangup_by = "customer"
+        dtmf = "5"
+        "#,
+    )
+    .unwrap();
+    let agent = s.plan("user/1001", "1001");
+    assert_eq!(
+        agent.outcome,
+        Outcome::Answer {
+            ring_ms: 700,
+            early_ms: None,
+            talk_ms: None,
+            cause: "NORMAL_CLEARING".into(),
+            digits: "5".into(),
+            digits_after_ms: None,
+        },
+        "an agent answers and waits for its bridge"
+    );
+    assert_eq!(
+        agent.talk,
+        Some(TalkPlan {
+            talk_ms: 9000,
+            ender: Ender::Customer
+        })
+    );
+    assert_eq!(agent.patience_ms, None);
+    let member = s.plan("sofia/gateway/gw/1001", "1001");
+    assert_eq!(member.talk, None);
+    assert_eq!(member.patience_ms, Some(4000));
+    assert!(matches!(
+        member.outcome,
+        Outcome::Answer { talk_ms: None, .. }
+    ));
+    assert_eq!(s.plan("sofia/gateway/gw/busy", "busy").patience_ms, None);
+}
+
+#[test]
+fn bad_agent_tables_are_refused_with_the_place() {
+    let bad = [
+        ("match = \"(\"", "invalid regex"),
+        ("match = \"x\"\nno_answer_prob = 1.5", "no_answer_prob"),
+        (
+            "match = \"x\"\nno_answer_prob = 0.6\nreject_prob = 0.6",
+            "more than 1",
+        ),
+        ("match = \"x\"\nreject_cause = \"NOPE\"", "NOPE"),
+        (
+            "match = \"x\"\ntalk_ms = { median = 0.0, sigma = 1.0 }",
+            "median > 0",
+        ),
+        ("match = \"x\"\nhangup_by = \"nobody\"", "hangup_by"),
+        ("match = \"x\"\nbogus = 1", "bogus"),
+    ];
+    for (table, expect) in bad {
+        let e = Scenario::from_toml(&format!("[[agent]]\n{table}\n")).unwrap_err();
+        assert!(e.to_string().contains(expect), "{table}: {e}");
+    }
+    let e =
+        Scenario::from_toml("[[agent]]\nmatch = \"x\"\n[[agent]]\nmatch = \")\"\n").unwrap_err();
+    assert!(e.to_string().contains("agent 2"), "{e}");
+}
+
+#[test]
+fn shipped_agents_scenario_loads_and_draws_agents_and_patient_members() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sim/agents_scenario.toml"
+    ));
+    let mut s = Scenario::from_file(path).unwrap();
+    let plans: Vec<_> = (1..=10)
+        .map(|n| {
+            s.plan(
+                &format!("loopback/agent_{n}/default"),
+                &format!("agent_{n}"),
+            )
+        })
+        .collect();
+    assert!(plans.iter().filter(|p| p.talk.is_some()).count() >= 7);
+    let agent_1010 = (0..20)
+        .filter_map(|_| s.plan("user/1010", "1010").talk)
+        .count();
+    assert!(
+        agent_1010 >= 14,
+        "user/1010 is an agent: {agent_1010} of 20 answered"
+    );
+    assert!(s.plan("user/1011", "1011").talk.is_none(), "not an agent");
+    let m = s.plan("sofia/gateway/gw/15551234", "15551234");
+    assert!(m.patience_ms.is_some_and(|p| (8000..=20000).contains(&p)));
+    assert!(matches!(
+        s.outcome("answer_2"),
+        Outcome::Answer {
+            talk_ms: Some(2000),
+            ..
+        }
+    ));
+}
