@@ -11,6 +11,9 @@ use fsdialer::sim::scenario::Scenario;
 #[path = "support/replay.rs"]
 mod replay;
 
+#[path = "sim_cases/agents.rs"]
+mod agents;
+
 const T0: u64 = 1_795_636_943_000_000;
 
 fn captures() -> serde_json::Value {

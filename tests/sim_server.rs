@@ -881,3 +881,94 @@ async fn a_campaign_starting_to_run_is_checked_for_prompts_missing_on_the_switch
     engine.shutdown().await;
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn uuid_bridge_over_esl_bridges_two_parked_legs_and_a_kill_hangs_up_both() {
+    let h = sim(10.0).await;
+    let mut c = Conn::authed(&h).await;
+    assert!(
+        c.cmd("event plain CHANNEL_EXECUTE CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB")
+            .await
+            .starts_with("+OK")
+    );
+    // The engine's node filter: both legs carry the node variable, so both pass.
+    assert!(
+        c.cmd("filter variable_dlr_node node-a")
+            .await
+            .starts_with("+OK")
+    );
+    assert!(
+        c.cmd("filter Event-Name BACKGROUND_JOB")
+            .await
+            .starts_with("+OK")
+    );
+    let (member, agent) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let mut seen = Vec::new();
+    for (uuid, dest) in [(&member, "answer_600"), (&agent, "answer_600")] {
+        c.cmd(&format!(
+            "bgapi originate {{origination_uuid={uuid},dlr_node=node-a}}loopback/{dest}/default &park()"
+        ))
+        .await;
+        seen.extend(c.events_until("BACKGROUND_JOB").await);
+    }
+    let jobs: Vec<String> = seen
+        .iter()
+        .filter(|e| e.name() == Some("BACKGROUND_JOB"))
+        .map(|e| e.body_text().unwrap().into_owned())
+        .collect();
+    assert_eq!(jobs, [format!("+OK {member}\n"), format!("+OK {agent}\n")]);
+
+    c.send(format!("api uuid_bridge {member} {agent}\n\n").as_bytes())
+        .await;
+    let mut reply = None;
+    let mut bridge = None;
+    let mut executes = std::collections::HashSet::new();
+    while reply.is_none() || bridge.is_none() {
+        let f = c.frame().await.expect("frame");
+        if !f.content_type().is_event() {
+            reply = Some(text(&f.body()));
+            continue;
+        }
+        let e = Event::from_frame(&f).unwrap();
+        if e.name() == Some("CHANNEL_EXECUTE") && e.get("Application") == Some("uuid_bridge") {
+            executes.insert(e.unique_id().unwrap().to_string());
+        }
+        if e.name() == Some("CHANNEL_BRIDGE") {
+            bridge = Some(e);
+        }
+    }
+    assert_eq!(reply.unwrap(), format!("+OK {agent}\n"));
+    let bridge = bridge.unwrap();
+    assert_eq!(bridge.unique_id(), Some(member.as_str()));
+    assert_eq!(bridge.get("Other-Leg-Unique-ID"), Some(agent.as_str()));
+    assert_eq!(bridge.get("Bridge-B-Unique-ID"), Some(agent.as_str()));
+    assert_eq!(
+        executes,
+        [member.clone(), agent.clone()].into_iter().collect(),
+        "the uuid_bridge EXECUTE of each leg passed the node filter"
+    );
+
+    assert_eq!(c.api(&format!("uuid_kill {agent}")).await, "+OK\n");
+    let mut ended = std::collections::HashMap::new();
+    let mut unbridged_before_member_ended = false;
+    while !(ended.contains_key(&member) && ended.contains_key(&agent)) {
+        let e = c.events_until("CHANNEL_HANGUP_COMPLETE").await;
+        for e in e {
+            if e.name() == Some("CHANNEL_UNBRIDGE") && e.unique_id() == Some(member.as_str()) {
+                unbridged_before_member_ended = !ended.contains_key(&member);
+            }
+            if e.name() == Some("CHANNEL_HANGUP_COMPLETE") {
+                let u = e.unique_id().unwrap().to_string();
+                ended.insert(u, e.get("Hangup-Cause").unwrap_or("").to_string());
+            }
+        }
+    }
+    assert!(unbridged_before_member_ended);
+    assert_eq!(ended[&agent], "NORMAL_CLEARING");
+    assert_eq!(ended[&member], "NORMAL_CLEARING");
+    assert_eq!(c.api("show calls count").await, "\n0 total.\n");
+    h.shutdown().await;
+}

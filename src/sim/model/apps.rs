@@ -6,6 +6,7 @@
 //! timed ones (playback, sleep, play_and_get_digits) complete from a timer. api reply texts are the real ones
 //! from `fixtures/esl/api_replies.bin`.
 
+use super::channel::Parked;
 use super::{Activity, Channel, Requester, Switch, Timer, channel, new_uuid};
 use crate::esl::Event;
 use crate::sim::originate::atoi;
@@ -57,6 +58,9 @@ impl Switch {
             ch.vars.add("current_application", app);
         }
         ch.last_app = Some((app.to_string(), arg.to_string()));
+        if let Some(p) = ch.patience.as_mut() {
+            p.waiting_since = None;
+        }
         // switch_core_session_exec clears the response an earlier application left.
         ch.vars.remove("current_application_response");
         if app == "set"
@@ -169,9 +173,13 @@ impl Switch {
         if let Some(headers) = pending {
             self.private_command(uuid, &headers);
         }
+        self.drain_queue(uuid);
         self.dialplan_next(uuid);
+        self.quiet_check(uuid);
     }
 
+    /// PRIVATE_COMMAND: the command's headers (a `sendmsg`'s start with `Command: sendmsg <uuid>`), the core
+    /// block, the channel's data.
     fn private_command(&mut self, uuid: &str, sendmsg: &[(String, String)]) {
         let seq = self.next_seq();
         if !self.wants("PRIVATE_COMMAND") {
@@ -181,7 +189,6 @@ impl Switch {
             return;
         };
         let mut h = Vec::with_capacity(64);
-        h.push(("Command".to_string(), format!("sendmsg {uuid}")));
         h.extend(sendmsg.iter().cloned());
         channel::core_headers(
             &mut h,
@@ -197,7 +204,7 @@ impl Switch {
 
     /// Leaves `park` (hang-up or transfer): CHANNEL_UNPARK and park's EXECUTE_COMPLETE.
     pub(super) fn leave_park(&mut self, uuid: &str) {
-        let Some(park_uuid) = self.channels.get_mut(uuid).and_then(|c| c.park.take()) else {
+        let Some(parked) = self.channels.get_mut(uuid).and_then(|c| c.park.take()) else {
             return;
         };
         self.fire(
@@ -207,6 +214,10 @@ impl Switch {
             &[],
             &[],
         );
+        // Parked by the state machine (park_after_bridge): no application to complete.
+        let Some(park_uuid) = parked.app_uuid else {
+            return;
+        };
         // park's response is whatever the last application it ran left in current_application_response.
         let response = self
             .channels
@@ -252,6 +263,7 @@ impl Switch {
             Activity::Idle => {}
         }
         self.leave_park(uuid);
+        self.break_bridge(uuid);
     }
 
     /// Runs an application on a live channel (`&app(args)` or `sendmsg` execute).
@@ -286,7 +298,9 @@ impl Switch {
                 self.begin_app(uuid, "park", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
                     ch.activity = Activity::Idle;
-                    ch.park = Some(au.clone());
+                    ch.park = Some(Parked {
+                        app_uuid: Some(au.clone()),
+                    });
                 }
                 self.fire(
                     "CHANNEL_PARK",
@@ -295,6 +309,7 @@ impl Switch {
                     &[],
                     &[],
                 );
+                self.quiet_check(uuid);
             }
             "answer" | "pre_answer" => {
                 self.begin_app(uuid, &app_l, arg, &au, false);
@@ -490,7 +505,9 @@ impl Switch {
                     if i + 1 == loops
                         && let Some(ch) = self.channels.get_mut(uuid)
                     {
-                        ch.pending_private = Some(headers.to_vec());
+                        let mut h = vec![("Command".to_string(), format!("sendmsg {uuid}"))];
+                        h.extend(headers.iter().cloned());
+                        ch.pending_private = Some(h);
                     }
                     self.execute(uuid, app, arg, get("Event-UUID"));
                 }
@@ -609,22 +626,8 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
                 None => "-ERR No such channel!\n".into(),
             }
         }
-        "uuid_broadcast" => {
-            let (u, path) = (
-                args.first().copied().unwrap_or(""),
-                args.get(1).copied().unwrap_or(""),
-            );
-            if sw.channels.contains_key(u) {
-                let (app, app_arg) = match path.split_once("::") {
-                    Some((a, b)) => (a.to_string(), b.to_string()),
-                    None => ("playback".to_string(), path.to_string()),
-                };
-                sw.execute(u, &app, &app_arg, None);
-                "+OK Message sent\n".into()
-            } else {
-                "-ERR Cannot locate session!\n".into()
-            }
-        }
+        "uuid_broadcast" => sw.uuid_broadcast_api(&args),
+        "uuid_bridge" => sw.uuid_bridge_api(&args),
         "hupall" => {
             let cause = args
                 .first()

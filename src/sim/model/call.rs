@@ -132,12 +132,21 @@ impl Switch {
                 self.dialplan_app_end(b.as_deref());
                 self.callee_answer(call_id);
             }
-            (Outcome::Answer { cause, .. }, 3) => {
-                self.dialplan_app_end(b.as_deref());
-                self.dialplan_hangup(b.as_deref(), &callee, cause);
-            }
+            (Outcome::Answer { cause, .. }, 3) => self.callee_hangs_up(call_id, cause),
             _ => {}
         }
+    }
+
+    /// The far end of an answered call hangs up: the loopback b-leg's dialplan ends with `hangup <cause>`, a
+    /// single channel hears it from the network.
+    pub(super) fn callee_hangs_up(&mut self, call_id: u64, cause: &str) {
+        let Some(call) = self.calls.get(&call_id) else {
+            return;
+        };
+        let b = call.b.clone();
+        let callee = b.clone().unwrap_or_else(|| call.a.clone());
+        self.dialplan_app_end(b.as_deref());
+        self.dialplan_hangup(b.as_deref(), &callee, cause);
     }
 
     pub(super) fn enter_execute(&mut self, b: Option<&str>) {

@@ -50,11 +50,54 @@ pub struct Profile {
     pub transfer: Option<TransferProfile>,
 }
 
-/// What a transfer writes into the new caller profile.
+/// What a transfer or a `uuid_bridge` writes into the new caller profile.
 #[derive(Debug, Clone, Default)]
 pub struct TransferProfile {
+    /// `Caller-RDNIS` (a transfer's old destination; empty: no header).
     pub rdnis: String,
     pub source: String,
+    /// A transfer makes the new profile's logical direction inbound; a `uuid_bridge` keeps the old one.
+    pub logical_inbound: bool,
+}
+
+/// The channel's `park`: entered by the park application (`app_uuid`, whose EXECUTE_COMPLETE ends it) or by the
+/// state machine (`park_after_bridge`: no application).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub app_uuid: Option<String>,
+}
+
+/// This channel's side of a `uuid_bridge`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeLink {
+    pub peer: String,
+    /// The originator runs the bridge (CHANNEL_BRIDGE / CHANNEL_UNBRIDGE fire on it); the originatee sleeps in it.
+    pub originator: bool,
+}
+
+/// The other leg's caller profile as the bridge copied it (`Other-Type`, `Other-Leg-*` headers).
+#[derive(Debug, Clone)]
+pub struct OtherLeg {
+    /// `originator` or `originatee`.
+    pub kind: &'static str,
+    pub headers: Vec<(String, String)>,
+}
+
+/// An application waiting for the channel (`uuid_broadcast` queues them as private events).
+#[derive(Debug, Clone)]
+pub struct QueuedApp {
+    pub app: String,
+    pub arg: String,
+    /// The command event's headers, fired back as PRIVATE_COMMAND once the application returns.
+    pub command: Vec<(String, String)>,
+}
+
+/// A member's patience: answered and parked in silence for `ms`, the callee hangs up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    pub ms: u64,
+    /// Since when the channel has been waiting in silence (`None`: it is not).
+    pub waiting_since: Option<u64>,
 }
 
 /// The codecs a channel has: a loopback leg gets them at creation (read, then write), a sofia leg when the far
@@ -122,7 +165,17 @@ pub struct Channel {
     /// Inside `park`: the park application's Application-UUID. Applications sent with `sendmsg` run within it and
     /// the channel stays parked after each; it ends (CHANNEL_UNPARK and its EXECUTE_COMPLETE) at hang-up or
     /// transfer.
-    pub park: Option<String>,
+    pub park: Option<Parked>,
+    /// Its `uuid_bridge`, while bridged.
+    pub uuid_bridge: Option<BridgeLink>,
+    /// The other leg's profile since a `uuid_bridge` (kept after the bridge ends, as FreeSWITCH does).
+    pub other_leg: Option<OtherLeg>,
+    /// Applications queued by `uuid_broadcast`, run one after the other when the channel is free.
+    pub queued: VecDeque<QueuedApp>,
+    /// An agent's leg (scenario `[[agent]]`): how the call ends once bridged.
+    pub talk: Option<crate::sim::scenario::TalkPlan>,
+    /// A member's leg (scenario `patience_ms`).
+    pub patience: Option<Patience>,
     /// The headers of the `sendmsg` whose application runs now: FreeSWITCH fires them back as PRIVATE_COMMAND
     /// when the application returns.
     pub pending_private: Option<Vec<(String, String)>>,
@@ -298,6 +351,10 @@ impl Channel {
             return;
         }
         self.push_profile(h);
+        if let Some(o) = &self.other_leg {
+            h.push(("Other-Type".into(), o.kind.into()));
+            h.extend(o.headers.iter().cloned());
+        }
         if carries_variables(event) {
             for (n, v) in self.vars.iter() {
                 h.push((format!("variable_{n}"), v.to_string()));
@@ -314,7 +371,11 @@ impl Channel {
             }
         };
         put("Caller-Direction", dir);
-        let logical = if p.transfer.is_some() { "inbound" } else { dir };
+        let logical = if p.transfer.as_ref().is_some_and(|t| t.logical_inbound) {
+            "inbound"
+        } else {
+            dir
+        };
         put("Caller-Logical-Direction", logical);
         put("Caller-Dialplan", &p.dialplan);
         put("Caller-Caller-ID-Name", &p.cid_name);
@@ -366,6 +427,17 @@ impl Channel {
         put("Caller-Screen-Bit", "true");
         put("Caller-Privacy-Hide-Name", "false");
         put("Caller-Privacy-Hide-Number", "false");
+    }
+
+    /// The `Other-Leg-*` headers of this channel's caller profile (`switch_caller_profile_event_set_data` with the
+    /// prefix `Other-Leg`: the capture's bridge shows no `Profile-Index` in it).
+    pub fn other_leg_headers(&self) -> Vec<(String, String)> {
+        let mut h = Vec::with_capacity(40);
+        self.push_profile(&mut h);
+        h.into_iter()
+            .filter(|(n, _)| n != "Caller-Profile-Index")
+            .map(|(n, v)| (n.replacen("Caller-", "Other-Leg-", 1), v))
+            .collect()
     }
 
     /// Adds the CDR variables FreeSWITCH computes when the channel reports (before CHANNEL_HANGUP_COMPLETE).
@@ -477,6 +549,7 @@ impl Channel {
         let (app, data) = match &self.activity {
             Activity::Running { app, arg, .. } => (app.clone(), arg.clone()),
             Activity::Bridged { arg, .. } => ("bridge".to_string(), arg.clone()),
+            _ if self.uuid_bridge.is_some() => ("uuid_bridge".to_string(), String::new()),
             Activity::Idle if self.park.is_some() => ("park".to_string(), String::new()),
             Activity::Idle => (String::new(), String::new()),
         };

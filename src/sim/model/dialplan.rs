@@ -36,6 +36,7 @@ impl Switch {
         p.transfer = Some(TransferProfile {
             rdnis,
             source: source.clone(),
+            logical_inbound: true,
         });
         p.dialplan = "XML".into();
         p.context = context.clone();

@@ -4,9 +4,10 @@
 
 use super::call::Call;
 use super::channel::Codecs;
+use super::channel::Patience;
 use super::{Activity, Channel, LegKind, Requester, Switch, Timer, channel, new_uuid};
 use crate::sim::originate::{self, LegStart, OriginateError, VarSet};
-use crate::sim::scenario::Outcome;
+use crate::sim::scenario::{Outcome, Plan};
 
 /// The codec variables every new channel gets (L16 at 8 kHz: the simulator has no media).
 const CODEC_VARS: [(&str, &str); 4] = [
@@ -133,18 +134,24 @@ impl Switch {
         if self.take_session().is_err() {
             return Err("DESTINATION_OUT_OF_ORDER".into());
         }
-        let outcome = if leg.endpoint == "null" {
-            Outcome::Answer {
-                ring_ms: 0,
-                early_ms: None,
-                talk_ms: None,
-                cause: "NORMAL_CLEARING".into(),
-                digits: String::new(),
-                digits_after_ms: None,
+        let plan = if leg.endpoint == "null" {
+            Plan {
+                outcome: Outcome::Answer {
+                    ring_ms: 0,
+                    early_ms: None,
+                    talk_ms: None,
+                    cause: "NORMAL_CLEARING".into(),
+                    digits: String::new(),
+                    digits_after_ms: None,
+                },
+                talk: None,
+                patience_ms: None,
             }
         } else {
-            self.scenario.outcome(&dest)
+            self.scenario
+                .plan(&format!("{}/{data}", leg.endpoint), &dest)
         };
+        let outcome = plan.outcome;
         let call_id = self.next_call;
         self.next_call += 1;
         let vars = &leg.channel_vars;
@@ -245,6 +252,11 @@ impl Switch {
                 Codecs::Read
             },
             park: None,
+            uuid_bridge: None,
+            other_leg: None,
+            queued: Default::default(),
+            talk: None,
+            patience: None,
             pending_private: None,
             dialplan: None,
             digits: None,
@@ -302,6 +314,11 @@ impl Switch {
             a.partner = Some(b_uuid.clone());
             b_chan = Some(b);
         }
+        a.talk = plan.talk;
+        a.patience = plan.patience_ms.map(|ms| Patience {
+            ms,
+            waiting_since: None,
+        });
         self.channels.insert(uuid.clone(), a);
         self.peak = self.peak.max(self.channels.len());
         self.calls.insert(

@@ -11,9 +11,12 @@
 //! points. The rest, by concern: `legs` (an originate becomes channels, loopback pairing), `call` (the call's
 //! life: callee, answer, originate result, hang-up), `capacity` (max_sessions and sessions_per_second),
 //! `dialplan` (transfer and the files playback finds), `digits` (play_and_get_digits), `apps` (applications and
-//! api replies), `channel` (one channel and its headers).
+//! api replies), `channel` (one channel and its headers), `uuid_bridge` (joining two channels and the survivor of
+//! a bridge), `broadcast` (`uuid_broadcast`'s queued applications), `patience` (members who hang up while they
+//! wait in silence).
 
 mod apps;
+mod broadcast;
 mod call;
 mod capacity;
 mod channel;
@@ -21,6 +24,8 @@ mod dialplan;
 mod digits;
 mod heartbeat;
 mod legs;
+mod patience;
+mod uuid_bridge;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -95,6 +100,12 @@ enum Timer {
     Timeout { call: u64 },
     /// A timed application finished on this channel.
     AppDone { uuid: String, app_uuid: String },
+    /// The channel's session looks at its queue of applications (`uuid_broadcast`).
+    Drain { uuid: String },
+    /// A bridged agent's talk time is over.
+    Talk { agent: String, peer: String },
+    /// A member has waited in silence as long as it will (stamped with when the silence began).
+    Patience { uuid: String, since: u64 },
 }
 
 /// The simulated switch.
@@ -198,6 +209,9 @@ impl Switch {
                 Timer::Callee { call, step } => self.callee_step(call, step),
                 Timer::Timeout { call } => self.originate_timeout(call),
                 Timer::AppDone { uuid, app_uuid } => self.app_done(&uuid, &app_uuid),
+                Timer::Drain { uuid } => self.drain_queue(&uuid),
+                Timer::Talk { agent, peer } => self.talk_over(&agent, &peer),
+                Timer::Patience { uuid, since } => self.patience_over(&uuid, since),
             }
         }
         self.set_now(now.max(self.now));

@@ -36,6 +36,27 @@
 //! match = "^operator$"
 //! actions = [{ app = "answer" }, { app = "park" }]
 //! ```
+//!
+//! Agent calls. `patience_ms` (a value or a range, in `[[rule]]` and `[default]`): an answered member leg left
+//! parked in silence (not bridged, nothing playing) that long is hung up NORMAL_CLEARING by its callee, as a
+//! person waiting for an agent would; a member meant for agents also wants `callee_hangs_up = false` (the agent's
+//! profile ends the talk). `[[agent]]` tables ([`agents`]) describe operators' phones; each matches the whole dial
+//! string (`endpoint/data` without `{vars}`, e.g. `user/1001`, `loopback/agent_1/default`) and is tried before any
+//! rule:
+//!
+//! ```toml
+//! [[agent]]
+//! match = "^user/10(0[1-9]|10)$"
+//! answer_ms = [1000, 3000]      # rings this long, then answers (default 1000); the leg then waits, parked
+//! no_answer_prob = 0.05         # rings until originate_timeout / leg_timeout: -ERR NO_ANSWER
+//! reject_prob = 0.02            # refuses after answer_ms with reject_cause (default CALL_REJECTED)
+//! reject_cause = "USER_BUSY"
+//! talk_ms = { median = 30000, sigma = 0.6 }  # once bridged (or a value, or [min, max]; default 30000)
+//! hangup_by = "either"          # who hangs up when talk_ms is over: agent (default), customer, either (50/50)
+//! dtmf = "1"                    # digits the agent presses for play_and_get_digits
+//! ```
+
+mod agents;
 
 use std::path::Path;
 
@@ -43,6 +64,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use regex::Regex;
 use serde::Deserialize;
+
+use agents::{AgentFile, AgentProfile};
+pub use agents::{Ender, HangupBy, TalkMillis, TalkPlan};
 
 /// What the callee does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +121,7 @@ pub enum Millis {
 }
 
 impl Millis {
-    fn draw(self, rng: &mut StdRng) -> u64 {
+    pub(super) fn draw(self, rng: &mut StdRng) -> u64 {
         match self {
             Millis::Fixed(v) => v,
             Millis::Range([a, b]) if a >= b => a,
@@ -135,6 +159,9 @@ struct RuleFile {
     /// Use the built-in dialplan for the numbers this rule matches.
     #[serde(default)]
     builtin: Option<bool>,
+    /// Answered and left parked in silence this long, the callee hangs up NORMAL_CLEARING.
+    #[serde(default)]
+    patience_ms: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +177,9 @@ struct ProfileFile {
     causes: std::collections::BTreeMap<String, u32>,
     #[serde(default)]
     digits: Option<String>,
+    /// Answered and left parked in silence this long, the callee hangs up NORMAL_CLEARING.
+    #[serde(default)]
+    patience_ms: Option<Millis>,
 }
 
 /// One application of an extension.
@@ -224,6 +254,8 @@ struct ScenarioFile {
     rules: Vec<RuleFile>,
     #[serde(default)]
     default: Option<ProfileFile>,
+    #[serde(default, rename = "agent")]
+    agents: Vec<AgentFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -240,7 +272,18 @@ pub struct Scenario {
     sounds: Option<std::collections::HashSet<String>>,
     extensions: Vec<Extension>,
     profile: Option<ProfileFile>,
+    agents: Vec<AgentProfile>,
     rng: StdRng,
+}
+
+/// Everything a scenario decides for one originated leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub outcome: Outcome,
+    /// An agent's leg: how the call ends once it is bridged.
+    pub talk: Option<TalkPlan>,
+    /// A member's leg: how long, answered and parked in silence, the callee waits before hanging up.
+    pub patience_ms: Option<u64>,
 }
 
 impl Default for Scenario {
@@ -258,6 +301,7 @@ impl Scenario {
             sounds: None,
             extensions: builtin_extensions(),
             profile: None,
+            agents: Vec::new(),
             rng: StdRng::seed_from_u64(0),
         }
     }
@@ -336,12 +380,19 @@ impl Scenario {
         if extensions.is_empty() {
             extensions = builtin_extensions();
         }
+        let agents = file
+            .agents
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| AgentProfile::check(i + 1, a))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Scenario {
             rules,
             missing_files,
             sounds: file.sounds.map(|s| s.into_iter().collect()),
             extensions,
             profile: file.default,
+            agents,
             rng: StdRng::seed_from_u64(file.seed.unwrap_or(0)),
         })
     }
@@ -383,18 +434,45 @@ impl Scenario {
 
     /// The outcome for a call to `destination`.
     pub fn outcome(&mut self, destination: &str) -> Outcome {
+        self.member_plan(destination).outcome
+    }
+
+    /// What a leg dialled with `dial` (`endpoint/data`, no variables) to `destination` does: an `[[agent]]`
+    /// matching the dial string first, then the rules, the random profile and the built-in dialplan on the
+    /// destination.
+    pub fn plan(&mut self, dial: &str, destination: &str) -> Plan {
+        if let Some(agent) = self.agents.iter().find(|a| a.matches(dial)).cloned() {
+            let (outcome, talk) = agent.draw(&mut self.rng);
+            return Plan {
+                outcome,
+                talk,
+                patience_ms: None,
+            };
+        }
+        self.member_plan(destination)
+    }
+
+    fn member_plan(&mut self, destination: &str) -> Plan {
         let found = self
             .rules
             .iter()
             .find(|r| r.regex.is_match(destination))
             .cloned();
-        if let Some(rule) = found {
-            return self.rule_outcome(&rule.spec, destination);
+        let (outcome, patience) = if let Some(rule) = found {
+            (
+                self.rule_outcome(&rule.spec, destination),
+                rule.spec.patience_ms,
+            )
+        } else if let Some(profile) = self.profile.clone() {
+            (self.profile_outcome(&profile), profile.patience_ms)
+        } else {
+            (builtin_outcome(destination), None)
+        };
+        Plan {
+            outcome,
+            talk: None,
+            patience_ms: patience.map(|p| p.draw(&mut self.rng)),
         }
-        if let Some(profile) = self.profile.clone() {
-            return self.profile_outcome(&profile);
-        }
-        builtin_outcome(destination)
     }
 
     fn rule_outcome(&mut self, r: &RuleFile, destination: &str) -> Outcome {
@@ -530,225 +608,4 @@ pub fn builtin_outcome(dest: &str) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_dialplan_every_pattern() {
-        assert!(matches!(
-            builtin_outcome("answer_2"),
-            Outcome::Answer {
-                talk_ms: Some(2000),
-                early_ms: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            builtin_outcome("early_1_answer_3"),
-            Outcome::Answer {
-                talk_ms: Some(3000),
-                early_ms: Some(1000),
-                ..
-            }
-        ));
-        assert_eq!(
-            builtin_outcome("busy"),
-            Outcome::Reject {
-                ring_ms: 0,
-                cause: "USER_BUSY".into()
-            }
-        );
-        assert_eq!(builtin_outcome("noanswer"), Outcome::Ring { ms: None });
-        assert_eq!(builtin_outcome("ring_4"), Outcome::Ring { ms: Some(4000) });
-        assert_eq!(
-            builtin_outcome("reject_CALL_REJECTED"),
-            Outcome::Reject {
-                ring_ms: 0,
-                cause: "CALL_REJECTED".into()
-            }
-        );
-        assert_eq!(builtin_outcome("nonexistent_999"), Outcome::NoRoute);
-        assert_eq!(builtin_outcome("reject_NOT_A_CAUSE"), Outcome::NoRoute);
-    }
-
-    #[test]
-    fn rules_match_in_order_and_fall_back_to_builtin() {
-        let mut s = Scenario::from_toml(
-            r#"
-            [[rule]]
-            match = "^1555"
-            ring_ms = 1500
-            talk_ms = 20000
-            digits = "12#"
-            [[rule]]
-            match = "^1666"
-            answer = false
-            hangup_cause = "USER_BUSY"
-            ring_ms = 500
-            "#,
-        )
-        .unwrap();
-        assert_eq!(
-            s.outcome("15551234"),
-            Outcome::Answer {
-                ring_ms: 1500,
-                early_ms: None,
-                talk_ms: Some(20000),
-                cause: "NORMAL_CLEARING".into(),
-                digits: "12#".into(),
-                digits_after_ms: None,
-            }
-        );
-        assert_eq!(
-            s.outcome("1666"),
-            Outcome::Reject {
-                ring_ms: 500,
-                cause: "USER_BUSY".into()
-            }
-        );
-        assert_eq!(
-            s.outcome("busy"),
-            Outcome::Reject {
-                ring_ms: 0,
-                cause: "USER_BUSY".into()
-            }
-        );
-    }
-
-    #[test]
-    fn missing_files_name_the_playbacks_that_find_no_file() {
-        let s = Scenario::from_toml("missing_files = \"^/nonexistent/\"").unwrap();
-        assert!(!s.file_exists("/nonexistent/a.wav", "/snd"));
-        assert!(s.file_exists("/snd/ivr/hello.wav", "/snd"));
-        assert!(Scenario::builtin().file_exists("/nonexistent/a.wav", "/snd"));
-        let e = Scenario::from_toml("missing_files = \"(\"").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("scenario missing_files: invalid regex"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_sounds_list_names_the_files_on_the_switch_and_streams_always_exist() {
-        let s = Scenario::from_toml(r#"sounds = ["ivr/welcome.wav", "/abs/confirm.wav"]"#).unwrap();
-        assert!(s.file_exists("/snd/ivr/welcome.wav", "/snd/"));
-        assert!(s.file_exists("/abs/confirm.wav", "/snd"));
-        assert!(!s.file_exists("/snd/ivr/other.wav", "/snd"));
-        assert!(!s.file_exists("/abs/welcome.wav", "/snd"));
-        assert!(
-            !s.file_exists("/snd/ivr/welcome.wav", ""),
-            "no prefix, no relative file"
-        );
-        assert!(s.file_exists("tone_stream://%(100,0,440)", "/snd"));
-        assert!(s.file_exists("silence_stream://500", "/snd"));
-    }
-
-    #[test]
-    fn extensions_match_destination_and_context_and_default_to_the_builtin_ones() {
-        let s = Scenario::from_toml(
-            r#"
-            [[extension]]
-            match = "^op(erator)?$"
-            actions = [{ app = "answer" }, { app = "park" }]
-            [[extension]]
-            name = "sales"
-            match = "^sales$"
-            context = "public"
-            actions = [{ app = "hangup", data = "USER_BUSY" }]
-            "#,
-        )
-        .unwrap();
-        let op = s.extension("operator", "default").unwrap();
-        assert_eq!(op.actions.len(), 2);
-        assert_eq!(op.actions[1].app, "park");
-        assert!(s.extension("sales", "default").is_none(), "another context");
-        assert_eq!(s.extension("sales", "public").unwrap().name, "sales");
-        assert!(
-            s.extension("park", "default").is_none(),
-            "an explicit dialplan replaces the built-in one"
-        );
-        let b = Scenario::builtin();
-        assert!(b.extension("operator", "default").is_some());
-        assert!(b.extension("park", "default").is_some());
-        assert!(b.extension("nowhere", "default").is_none());
-        let e = Scenario::from_toml("[[extension]]\nmatch = \"x\"\nactions = []").unwrap_err();
-        assert!(e.to_string().contains("at least one action"), "{e}");
-    }
-
-    #[test]
-    fn random_profile_reproduces_with_the_same_seed_and_respects_the_rate() {
-        let text = r#"
-            seed = 7
-            [default]
-            answer_rate = 0.5
-            ring_ms = [100, 900]
-            talk_ms = [1000, 2000]
-            causes = { USER_BUSY = 1, NO_ANSWER = 1 }
-        "#;
-        let mut a = Scenario::from_toml(text).unwrap();
-        let mut b = Scenario::from_toml(text).unwrap();
-        let xs: Vec<_> = (0..200).map(|_| a.outcome("x")).collect();
-        let ys: Vec<_> = (0..200).map(|_| b.outcome("x")).collect();
-        assert_eq!(xs, ys);
-        let answered = xs
-            .iter()
-            .filter(|o| matches!(o, Outcome::Answer { .. }))
-            .count();
-        assert!((60..140).contains(&answered), "answered {answered} of 200");
-        for o in &xs {
-            if let Outcome::Answer {
-                ring_ms,
-                talk_ms: Some(t),
-                ..
-            } = o
-            {
-                assert!((100..=900).contains(ring_ms) && (1000..=2000).contains(t));
-            }
-        }
-    }
-
-    #[test]
-    fn bad_files_are_refused_with_the_place() {
-        let e = Scenario::from_toml("[[rule]]\nmatch = \"(\"\n").unwrap_err();
-        assert!(e.to_string().contains("rule 1"), "{e}");
-        let e =
-            Scenario::from_toml("[[rule]]\nmatch = \"x\"\nhangup_cause = \"NOPE\"\n").unwrap_err();
-        assert!(e.to_string().contains("NOPE"), "{e}");
-        let e = Scenario::from_toml("[default]\nanswer_rate = 2.0\n").unwrap_err();
-        assert!(e.to_string().contains("answer_rate"), "{e}");
-        assert!(Scenario::from_toml("bogus = 1\n").is_err());
-    }
-}
-
-#[cfg(test)]
-mod example_file_tests {
-    use super::*;
-
-    #[test]
-    fn shipped_example_scenario_loads_and_decides() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/sim/example_scenario.toml"
-        ));
-        let mut s = Scenario::from_file(path).unwrap();
-        assert!(matches!(
-            s.outcome("answer_2"),
-            Outcome::Answer {
-                talk_ms: Some(2000),
-                ..
-            }
-        ));
-        assert!(matches!(s.outcome("15551234"), Outcome::Answer { digits, .. } if digits == "1#"));
-        assert_eq!(
-            s.outcome("1666"),
-            Outcome::Reject {
-                ring_ms: 2000,
-                cause: "USER_BUSY".into()
-            }
-        );
-        assert_eq!(s.outcome("1777"), Outcome::Ring { ms: None });
-        let e = Scenario::from_file(Path::new("/nonexistent/x.toml")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/x.toml"));
-    }
-}
+mod tests;
