@@ -63,3 +63,39 @@ for i in range(1000):
 with open("fixtures/demo/members.json", "w", encoding="utf-8") as f:
     json.dump(members, f, ensure_ascii=False, indent=1)
     f.write("\n")
+
+# fixtures/demo/members-agents.json: 200 members for `fsdialer demo --mode progressive|preview`. Most answer and
+# wait for an agent (fixtures/sim/demo-agents.toml); the rest are busy, unanswered or wrong numbers, and a few
+# answer_N callees who hang up after N s whoever is on the line (short ones are abandoned before an agent joins).
+rng = random.Random(20261206)
+
+
+def agent_number():
+    r = rng.random()
+    if r < 0.45:
+        return f"confirm_{rng.randint(1, 9999):04d}"
+    if r < 0.55:
+        return f"decline_{rng.randint(1, 9999):04d}"
+    if r < 0.62:
+        return f"silent_{rng.randint(1, 9999):04d}"
+    if r < 0.70:
+        return f"answer_{rng.randint(20, 90)}"
+    if r < 0.85:
+        return "busy"
+    if r < 0.95:
+        return "noanswer"
+    return "reject_UNALLOCATED_NUMBER"
+
+
+agent_members = []
+for i in range(200):
+    agent_members.append({
+        "name": f"{rng.choice(names)} #{i + 1}",
+        "variables": {"debt": rng.randint(100, 50000), "language": rng.choice(["uk", "en", "pl"])},
+        "communications": [{"number": agent_number(), "priority": 1}],
+        "external_id": f"crm-a{i + 1:04d}",
+    })
+
+with open("fixtures/demo/members-agents.json", "w", encoding="utf-8") as f:
+    json.dump(agent_members, f, ensure_ascii=False, indent=1)
+    f.write("\n")

@@ -63,7 +63,9 @@ struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     members: Option<PathBuf>,
     /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` to join answered calls
-    /// to 10 simulated agents (preview: a simulated desk accepts every member shown). Default: the campaign's.
+    /// to 10 simulated agents (preview: a simulated desk accepts every member shown); the agent modes default to
+    /// fixtures/demo/members-agents.json (200 members), fixtures/sim/demo-agents.toml and speed 30. Default: the
+    /// campaign's own mode.
     #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
     mode: Option<String>,
 }
@@ -170,7 +172,20 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.timeout == Some(0) {
         anyhow::bail!("--timeout must be at least 1 second");
     }
-    let choice = demo::choose_speed(args.esl.is_some(), args.speed)?;
+    let mode: Option<fsdialer::campaign::agents::DialMode> = match &args.mode {
+        Some(m) => {
+            Some(serde_json::from_value(serde_json::Value::String(m.clone())).context("--mode")?)
+        }
+        None => None,
+    };
+    let agents = mode.is_some_and(|m| m.uses_agents());
+    // Agent calls pass more round trips per call (reserve, the agent's leg, the join): a slower default speed
+    // keeps the engine's real milliseconds from becoming seconds of a waiting callee's patience.
+    let asked = match (args.speed, agents && args.esl.is_none()) {
+        (None, true) => Some(demo::agents::AGENT_SIM_SPEED),
+        (asked, _) => asked,
+    };
+    let choice = demo::choose_speed(args.esl.is_some(), asked)?;
     if choice.real_time {
         eprintln!("fsdialer: {}", demo::REAL_TIME_NOTE);
     }
@@ -184,18 +199,16 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = args.campaign {
         opts.campaign = c;
     }
+    let members_given = args.members.is_some();
     if let Some(m) = args.members {
         opts.members = m;
     }
-    if let Some(mode) = args.mode {
-        let mode: fsdialer::campaign::agents::DialMode =
-            serde_json::from_value(serde_json::Value::String(mode)).context("--mode")?;
-        opts.mode = Some(mode);
-        if mode.uses_agents() && opts.scenario.is_some() {
-            opts.scenario = Some(
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("fixtures/sim/demo-agents.toml"),
-            );
+    opts.mode = mode;
+    if agents {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        opts.scenario = Some(root.join("fixtures/sim/demo-agents.toml"));
+        if !members_given {
+            opts.members = root.join("fixtures/demo/members-agents.json");
         }
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;

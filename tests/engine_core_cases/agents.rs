@@ -466,7 +466,10 @@ impl ResultTimeout for fsdialer::campaign::config::CampaignConfig {
 async fn a_callback_goes_back_to_the_agent_that_scheduled_it() {
     use fsdialer::engine::core::AgentOutcome;
     let mut h = Harness::new(
-        progressive("strategy = \"fewest_calls\"").config().clone().pipe_result_timeout(60),
+        progressive("strategy = \"fewest_calls\"")
+            .config()
+            .clone()
+            .pipe_result_timeout(60),
         &[member("A", &["answer_30"])],
     )
     .await;

@@ -28,6 +28,9 @@ use crate::store::{AttemptId, Claim, ClaimBatch, QueuePolicy};
 const SLEEP_POLL: ChronoDuration = ChronoDuration::seconds(30);
 /// The shortest back-off after an empty claim.
 const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Bounds of [`CampaignRun::no_agent_backoff`].
+pub(super) const NO_AGENT_BACKOFF_MIN: ChronoDuration = ChronoDuration::milliseconds(250);
+pub(super) const NO_AGENT_BACKOFF_MAX: ChronoDuration = ChronoDuration::seconds(2);
 /// The most members an agent campaign claims at once.
 const AGENT_ROOM_MAX: u32 = 1000;
 
@@ -60,6 +63,13 @@ pub(super) struct CampaignRun {
     /// one per reservation that found an agent and halves on each that found none), so a campaign with few free
     /// agents does not claim members only to give them back.
     pub agent_room: u32,
+    /// Agent modes: how long the campaign waits before it looks for a free agent again after finding none
+    /// (doubling from [`NO_AGENT_BACKOFF_MIN`] to [`NO_AGENT_BACKOFF_MAX`]; an agent this node frees wakes it
+    /// sooner).
+    pub no_agent_backoff: ChronoDuration,
+    /// Agent modes: the earliest instant an agent this node released comes out of its wrap-up (a claim is due
+    /// then, whatever the back-off).
+    pub next_agent_free: Option<DateTime<Utc>>,
 }
 
 impl CampaignRun {
@@ -81,6 +91,8 @@ impl CampaignRun {
             removed: false,
             agent_reserving: 0,
             agent_room: 1,
+            no_agent_backoff: NO_AGENT_BACKOFF_MIN,
+            next_agent_free: None,
             valid,
         };
         run.follow_gateways(now);
@@ -95,6 +107,28 @@ impl CampaignRun {
         } else {
             (self.agent_room / 2).max(1)
         };
+        if found {
+            self.no_agent_backoff = NO_AGENT_BACKOFF_MIN;
+        }
+    }
+
+    /// No agent was free: the next claim waits, longer each time in a row.
+    pub fn no_agent(&mut self, now: DateTime<Utc>) {
+        let mut next = now + self.no_agent_backoff;
+        match self.next_agent_free {
+            Some(t) if t > now => next = next.min(t),
+            _ => self.next_agent_free = None,
+        }
+        self.next_claim_at = self.next_claim_at.max(next);
+        self.no_agent_backoff = (self.no_agent_backoff * 2).min(NO_AGENT_BACKOFF_MAX);
+    }
+
+    /// An agent this node released comes out of its wrap-up at `at`.
+    pub fn agent_free_at(&mut self, now: DateTime<Utc>, at: DateTime<Utc>) {
+        self.next_agent_free = Some(match self.next_agent_free {
+            Some(t) if t > now => t.min(at),
+            _ => at,
+        });
     }
 
     pub fn looks_for_members(&self) -> bool {

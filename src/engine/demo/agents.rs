@@ -18,6 +18,8 @@ use crate::campaign::config::CampaignConfig;
 use crate::engine::core::ABANDONED_CAUSE;
 use crate::store::{MemberId, Store, StoreResult};
 
+/// The in-process simulator's speed for agent demos (see `fsdialer demo --mode`).
+pub const AGENT_SIM_SPEED: f64 = 30.0;
 /// Agents the demo logs in.
 pub const DEMO_AGENTS: usize = 10;
 /// The demo's team.

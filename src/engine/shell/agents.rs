@@ -20,8 +20,10 @@ use crate::engine::core::{Action, AgentOutcome, AgentRelease, AgentReservation, 
 use crate::esl::codec::Request;
 use crate::store::{AttemptId, Store};
 
-/// How often the inbox is read.
+/// How often the inbox is read (engine time).
 const INBOX_POLL: Duration = Duration::from_millis(200);
+/// The shortest real period of the agent loop's timers.
+const MIN_PERIOD: Duration = Duration::from_millis(5);
 /// Most inbox messages taken at once.
 const INBOX_BATCH: usize = 256;
 
@@ -327,7 +329,9 @@ impl Runner {
     }
 }
 
-/// The agent loop of this node: inbox, lease renewal, recovery of dead nodes' reservations.
+/// The agent loop of this node: inbox, lease renewal, recovery of dead nodes' reservations. Periods follow the
+/// engine's clock (a sped-up simulation polls its inbox and renews its leases as often in simulated time as a real
+/// deployment does), within [`MIN_PERIOD`] of real time.
 pub(super) async fn agent_loop(
     store: Store,
     node: String,
@@ -336,45 +340,53 @@ pub(super) async fn agent_loop(
     shared: Arc<Shared>,
     tx: mpsc::Sender<Msg>,
 ) {
-    let mut next_renew = tokio::time::Instant::now();
-    let mut next_recover = tokio::time::Instant::now();
-    let mut interval = tokio::time::interval(INBOX_POLL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = |d: Duration| {
+        let mut i = tokio::time::interval(clock.to_real(d).max(MIN_PERIOD));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    };
+    let mut inbox = every(INBOX_POLL);
+    let mut renew = every(lease / 4);
+    let mut recover = every(lease / 2);
     loop {
-        interval.tick().await;
-        match store.take_agent_messages(&node, INBOX_BATCH).await {
-            Ok(messages) => {
-                for m in messages {
-                    if let Some(input) = inbox_input(&shared, m)
-                        && tx.send(Msg::Input(input)).await.is_err()
-                    {
-                        return;
+        tokio::select! {
+            _ = inbox.tick() => {
+                match store.take_agent_messages(&node, INBOX_BATCH).await {
+                    Ok(messages) => {
+                        for m in messages {
+                            if let Some(input) = inbox_input(&shared, m)
+                                && tx.send(Msg::Input(input)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
                     }
+                    Err(e) => tracing::warn!(error = %e, "agent inbox not read"),
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "agent inbox not read"),
-        }
-        let now_i = tokio::time::Instant::now();
-        if now_i >= next_renew {
-            next_renew = now_i + clock.to_real(lease / 3);
-            let ids: Vec<Uuid> = lock(&shared.reservations).keys().copied().collect();
-            if !ids.is_empty()
-                && let Err(e) = store
-                    .renew_agent_reservations(&node, &ids, clock.now(), lease)
-                    .await
-            {
-                tracing::warn!(error = %e, "agent reservations not renewed");
+            _ = renew.tick() => {
+                let ids: Vec<Uuid> = lock(&shared.reservations).keys().copied().collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                match store.renew_agent_reservations(&node, &ids, clock.now(), lease).await {
+                    Ok(lost) if !lost.is_empty() => tracing::warn!(
+                        reservations = lost.len(),
+                        "agent reservations no longer held (their lease expired before renewal)"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "agent reservations not renewed"),
+                }
             }
-        }
-        if now_i >= next_recover {
-            next_recover = now_i + clock.to_real(lease / 2);
-            match store.recover_agent_reservations(clock.now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    reservations = n,
-                    "agent reservations of vanished nodes released"
-                ),
-                Err(e) => tracing::warn!(error = %e, "agent reservations not recovered"),
+            _ = recover.tick() => {
+                match store.recover_agent_reservations(clock.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        reservations = n,
+                        "agent reservations of vanished nodes released"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "agent reservations not recovered"),
+                }
             }
         }
     }

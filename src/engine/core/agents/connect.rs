@@ -77,7 +77,7 @@ impl Core {
         if !usable {
             // Nobody waits for it any more: give it straight back.
             if let Some(r) = reservation {
-                self.release_agent(attempt, r, AgentRelease::Unused);
+                self.release_agent(now, attempt, r, AgentRelease::Unused);
             }
             return;
         }
@@ -97,7 +97,7 @@ impl Core {
                 // No agent for this member: it goes back uncounted, the campaign looks again shortly.
                 self.release_call(now, attempt);
                 if let Some(c) = self.campaigns.get_mut(&campaign) {
-                    c.next_claim_at = c.next_claim_at.max(now + NO_AGENT_BACKOFF);
+                    c.no_agent(now);
                 }
                 return;
             }
@@ -236,7 +236,7 @@ impl Core {
             }
         }
         if let Some(r) = reservation {
-            self.release_agent(attempt, r, AgentRelease::Missed);
+            self.release_agent(now, attempt, r, AgentRelease::Missed);
         }
         self.reserve(now, attempt);
     }
@@ -244,10 +244,19 @@ impl Core {
     /// Gives a reservation back to the store.
     pub(in crate::engine::core) fn release_agent(
         &mut self,
+        now: DateTime<Utc>,
         attempt: AttemptId,
         r: AgentReservation,
         how: AgentRelease,
     ) {
+        let call = self.calls.get(&attempt);
+        let settings = call.and_then(|c| c.agent.as_ref().map(|a| &a.settings));
+        if let (AgentRelease::Finished { .. }, Some(call), Some(s)) = (how, call, settings) {
+            let free = now + ChronoDuration::seconds(s.wrap_up_sec as i64);
+            if let Some(c) = self.campaigns.get_mut(&call.campaign) {
+                c.agent_free_at(now, free);
+            }
+        }
         let settings = self
             .calls
             .get(&attempt)
@@ -333,7 +342,7 @@ impl Core {
             });
         }
         if let Some(r) = reservation {
-            self.release_agent(attempt, r, AgentRelease::Unused);
+            self.release_agent(now, attempt, r, AgentRelease::Unused);
         }
         self.reserve(now, attempt);
     }
@@ -342,7 +351,7 @@ impl Core {
     /// taken. Their claims go back uncounted when they end.
     pub(in crate::engine::core) fn cancel_siblings(
         &mut self,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
         except: AttemptId,
         matches: impl Fn(&AgentReservation) -> bool,
     ) {
@@ -377,7 +386,7 @@ impl Core {
             });
         }
         for (attempt, r) in releases {
-            self.release_agent(attempt, r, AgentRelease::Unused);
+            self.release_agent(now, attempt, r, AgentRelease::Unused);
         }
     }
 

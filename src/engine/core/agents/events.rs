@@ -187,7 +187,7 @@ impl Core {
             });
         }
         if let Some(r) = a.reservation.take() {
-            self.release_agent(attempt, r, AgentRelease::Unused);
+            self.release_agent(now, attempt, r, AgentRelease::Unused);
         }
         self.release_call(now, attempt);
     }
@@ -250,7 +250,7 @@ impl Core {
                     .bridged_at
                     .map_or(0, |t| (now - t).num_milliseconds().max(0) as u64);
                 if let Some(r) = reservation {
-                    self.release_agent(attempt, r, AgentRelease::Finished { talk_ms });
+                    self.release_agent(now, attempt, r, AgentRelease::Finished { talk_ms });
                 }
                 self.agent_await_result(now, attempt);
             }
@@ -293,7 +293,7 @@ impl Core {
                     });
                 }
                 if let Some(r) = reservation {
-                    self.release_agent(attempt, r, how);
+                    self.release_agent(now, attempt, r, how);
                 }
                 return false;
             }

@@ -38,8 +38,6 @@ use crate::store::AttemptId;
 pub const ABANDONED_CAUSE: &str = "ABANDONED";
 /// How often a member waiting for an agent asks the store again.
 const RESERVE_RETRY: ChronoDuration = ChronoDuration::milliseconds(250);
-/// How long the campaign waits before claiming again when no agent was free.
-const NO_AGENT_BACKOFF: ChronoDuration = ChronoDuration::milliseconds(500);
 /// Longest an abandon message may play before the member leg is looked at again.
 const ABANDON_PLAY_MAX: ChronoDuration = ChronoDuration::seconds(120);
 
