@@ -11,7 +11,7 @@
 //! points. The rest, by concern: `legs` (an originate becomes channels, loopback pairing), `call` (the call's
 //! life: callee, answer, originate result, hang-up), `capacity` (max_sessions and sessions_per_second),
 //! `dialplan` (transfer and the files playback finds), `digits` (play_and_get_digits), `apps` (applications and
-//! api replies), `channel` (one channel and its headers).
+//! api replies), `channel` (one channel and its headers), `hash` (mod_hash's store and `api_hangup_hook`).
 
 mod apps;
 mod call;
@@ -19,6 +19,7 @@ mod capacity;
 mod channel;
 mod dialplan;
 mod digits;
+mod hash;
 mod heartbeat;
 mod legs;
 
@@ -32,6 +33,7 @@ use crate::sim::scenario::Scenario;
 use call::Call;
 use capacity::{Refusal, SessionLimits};
 pub use channel::{Activity, Channel, Identity, LegKind};
+pub use hash::HashDb;
 
 /// Tunables of the simulated switch.
 #[derive(Debug, Clone)]
@@ -117,6 +119,8 @@ pub struct Switch {
     events: Vec<Event>,
     replies: Vec<(u64, String)>,
     vars_global: VarSet,
+    /// mod_hash's db hash (`hash insert/...`), written by `api_hangup_hook`s too.
+    hash_db: HashDb,
 }
 
 fn new_uuid() -> String {
@@ -149,6 +153,7 @@ impl Switch {
             events: Vec::new(),
             replies: Vec::new(),
             vars_global,
+            hash_db: HashDb::default(),
         }
     }
 
