@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use fsdialer::campaign::config::CampaignConfig;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
 use fsdialer::engine::core::{
-    Action, Core, CoreConfig, Input, SwitchConfig, SwitchLimits, policy_of,
+    Action, Core, CoreConfig, HangupRecord, Input, SwitchConfig, SwitchLimits, policy_of,
 };
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::AttemptId;
@@ -128,6 +128,10 @@ pub struct Harness {
     pub exists_answer: Option<bool>,
     /// Where adopted calls are found (`Action::Locate`).
     pub located: Option<usize>,
+    /// The hangup records switch 0 keeps (`hash insert/fsdialer/...` of the calls' hangup hooks).
+    pub hangup_records: HashMap<AttemptId, HangupRecord>,
+    /// Records the core asked to delete, in order.
+    pub forgotten_records: Vec<AttemptId>,
     /// Members whose results the store refuses (a poison result).
     pub poisoned: HashSet<MemberId>,
     /// Results given up by the core.
@@ -188,6 +192,8 @@ impl Harness {
             completes: 0,
             exists_answer: Some(false),
             located: None,
+            hangup_records: HashMap::new(),
+            forgotten_records: Vec::new(),
             poisoned: HashSet::new(),
             failed: Vec::new(),
             originated_on: HashMap::new(),
@@ -299,10 +305,25 @@ impl Harness {
                     self.failed.push(result.attempt_id);
                     None
                 }
-                Action::Locate { attempt } => Some(Input::Located {
-                    attempt,
-                    switch: self.located,
-                }),
+                Action::Locate { attempt } => {
+                    Some(match (self.located, self.hangup_records.get(&attempt)) {
+                        (None, Some(record)) => Input::Located {
+                            attempt,
+                            switch: Some(0),
+                            ended: Some(record.clone()),
+                        },
+                        (switch, _) => Input::Located {
+                            attempt,
+                            switch,
+                            ended: None,
+                        },
+                    })
+                }
+                Action::ForgetHangupRecord { attempt, .. } => {
+                    self.hangup_records.remove(&attempt);
+                    self.forgotten_records.push(attempt);
+                    None
+                }
                 Action::Kill { .. } => {
                     self.kills += 1;
                     None
@@ -328,7 +349,13 @@ impl Harness {
                     })
                 }
                 Action::CheckExists { attempt, .. } => Some(match self.exists_answer {
-                    Some(exists) => Input::Exists { attempt, exists },
+                    Some(exists) => Input::Exists {
+                        attempt,
+                        exists,
+                        ended: (!exists)
+                            .then(|| self.hangup_records.get(&attempt).cloned())
+                            .flatten(),
+                    },
                     None => Input::CheckFailed { attempt },
                 }),
                 Action::History { transition, .. } => {

@@ -31,7 +31,7 @@ mod tasks;
 use runner::Runner;
 use switch::switch_task;
 pub use switch::{FREESWITCH_DEFAULT_LIMITS, event_input, resolve_limits};
-use tasks::{announce_node, write_history};
+use tasks::{announce_node, sweep_hangup_records, write_history};
 
 /// How to reach one FreeSWITCH node.
 #[derive(Debug, Clone)]
@@ -378,6 +378,8 @@ pub fn start(
     let (history_tx, history_rx) = mpsc::channel(HISTORY_QUEUE);
     let task = tasks.spawn(write_history(store.clone(), history_rx));
     names.insert(task.id(), "history".into());
+    let task = tasks.spawn(sweep_hangup_records(shared.clone(), cfg.clock));
+    names.insert(task.id(), "hangup record sweep".into());
     let runner = Runner {
         switch_names: handle.switch_names.clone(),
         core,
