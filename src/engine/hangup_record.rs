@@ -69,10 +69,14 @@ pub fn dump_command() -> String {
     format!("hash_dump db {REALM}")
 }
 
-/// The reply of [`select_command`]: `None` when there is no record (an empty reply).
+/// What FreeSWITCH's event socket answers for an api whose output is empty (mod_event_socket `api_exec`): a
+/// `hash select` of a missing key, a `hash_dump` of an empty realm.
+pub const NO_OUTPUT: &str = "-ERR no reply";
+
+/// The reply of [`select_command`]: `None` when there is no record (an empty output, [`NO_OUTPUT`] over ESL).
 pub fn parse_select(reply: &str) -> Result<Option<HangupRecord>, BadRecord> {
     let text = reply.trim_end_matches(['\n', '\r']);
-    if text.is_empty() {
+    if text.is_empty() || text == NO_OUTPUT {
         return Ok(None);
     }
     let bad = |what| BadRecord {
@@ -151,6 +155,7 @@ mod tests {
             .unwrap();
         assert_eq!(busy.answered_at, None);
         assert_eq!(parse_select("").unwrap(), None);
+        assert_eq!(parse_select("-ERR no reply\n").unwrap(), None);
         for bad in [
             "-ERR Usage: hash insert|select",
             "|0|1|0|0",

@@ -37,6 +37,7 @@
 //! - `list` and `reset` walk ids in steps ([`memory::SCAN_SPAN`] per script); each step is atomic, the whole is not.
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
+pub mod clock;
 mod docs;
 mod error;
 mod health;
@@ -148,6 +149,23 @@ impl Store {
         }
     }
 
+    /// The store's clock minus this node's (zero for the in-process store): added to every instant the store is
+    /// given, so the store's clock decides (`store::clock`).
+    pub(crate) async fn skew(&self) -> chrono::Duration {
+        match self {
+            Store::Memory(_) => chrono::Duration::zero(),
+            Store::Redis(r) => r.skew().await,
+        }
+    }
+
+    /// The same store for a node whose own clock is `local` instead of the system's (to test clock skew).
+    pub fn with_local_clock(self, local: clock::LocalClock) -> Store {
+        match self {
+            Store::Memory(m) => Store::Memory(m),
+            Store::Redis(r) => Store::Redis(r.with_local_clock(local)),
+        }
+    }
+
     /// A fresh in-process store.
     pub fn memory() -> Store {
         Store::Memory(Arc::new(MemoryStore::new()))
@@ -161,6 +179,9 @@ impl Store {
         members: &[MemberInput],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<AddOutcome>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, add(campaign, members, now))
     }
 
@@ -182,6 +203,9 @@ impl Store {
         m: &MemberInput,
         now: DateTime<Utc>,
     ) -> StoreResult<ChangeOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, update(campaign, id, m, now))
     }
 
@@ -197,6 +221,9 @@ impl Store {
 
     /// Revives every ended, unsuccessful member: due now, tries and number attempts back to 0. Returns how many.
     pub async fn reset(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, reset(campaign, now))
     }
 
@@ -221,6 +248,9 @@ impl Store {
         node: &str,
         lease: Duration,
     ) -> StoreResult<ClaimBatch> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let batch = dispatch!(
             self,
             claim(campaign, policy, schedule, now, max_n, node, lease)
@@ -240,6 +270,9 @@ impl Store {
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> StoreResult<CompleteOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, complete(campaign, policy, schedule, result, now))
     }
 
@@ -252,6 +285,9 @@ impl Store {
         results: &[AttemptResult],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<CompleteOutcome>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(
             self,
             complete_many(campaign, policy, schedule, results, now)
@@ -268,6 +304,10 @@ impl Store {
         not_before: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<ReleaseOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let not_before = not_before.map(|t| t + skew);
         dispatch!(self, release(campaign, member, attempt, not_before, now))
     }
 
@@ -283,6 +323,9 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Vec<AttemptId>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, renew(campaign, node, attempts, now, lease))
     }
 
@@ -295,6 +338,9 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<Recovered>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let recovered = dispatch!(self, recover_expired(campaign, policy, schedule, now, max))?;
         for r in &recovered {
             tracing::info!(
@@ -317,6 +363,9 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<ExpiredLease>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, expired_leases(campaign, now, max))
     }
 
@@ -340,6 +389,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(self, take_over(campaign, attempt, from, to, until, now))
     }
 
@@ -353,6 +406,9 @@ impl Store {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Claim>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let held = dispatch!(self, held_by(campaign, node))?;
         let mut claims = Vec::with_capacity(held.len());
         for (attempt, member_id) in held {
@@ -387,6 +443,9 @@ impl Store {
 
     /// The campaign's slots in use (unexpired leases), across all nodes.
     pub async fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, slots_in_use(campaign, now))
     }
 
@@ -399,6 +458,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(
             self,
             acquire_gateway_slot(gateway, limit, attempt, until, now)
@@ -417,6 +480,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<AttemptId>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(self, renew_gateway_slots(gateway, attempts, until, now))
     }
 
@@ -425,6 +492,9 @@ impl Store {
         gateway: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, gateway_slots_in_use(gateway, now))
     }
 
@@ -437,6 +507,9 @@ impl Store {
         n: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, take_tokens(key, rate_per_sec, burst, n, now))
     }
 

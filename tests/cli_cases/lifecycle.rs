@@ -156,6 +156,23 @@ fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
     }
 }
 
+/// Waits until the switch has `channels` channels up (a claimed call is not yet on the switch); the ESL client
+/// it asked with.
+async fn wait_channels_up(sim: &str, channels: usize) -> fsdialer::esl::client::Client {
+    let (esl, _events) = fsdialer::esl::client::Client::connect(
+        fsdialer::esl::client::ClientConfig::new(sim.to_owned(), "ClueCon"),
+    )
+    .await
+    .unwrap();
+    let up = eventually(20, || async {
+        let count = esl.api_text("show channels count").await.ok()?;
+        (count.trim() == format!("{channels} total.")).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "{channels} channels up on the switch");
+    esl
+}
+
 /// Members in a call, in the store.
 async fn active(store: &Store) -> u64 {
     store.counts(CAMPAIGN).await.unwrap().active
@@ -245,11 +262,8 @@ async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_rea
 
     let (first, base) = spawn_run(&config);
     start_campaign(&base, 50, N, "answer_8").await;
-    let up = eventually(20, || async {
-        (active(&store).await == N as u64).then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "calls are up");
+    // Every call up on the switch (two loopback legs each), not only claimed.
+    wait_channels_up(&sim_addr, 2 * N).await;
     signal(&first, "-KILL");
     drop(first);
     let t = Instant::now();
@@ -264,6 +278,66 @@ async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_rea
     // as lost.
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     assert_every_member_called_once_and_nothing_lost(&store, N).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_calls_end_while_the_node_is_down_and_the_restart_records_their_real_cause_from_the_switch()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Real time in the switch: the calls (4 s talk) end while the node is down.
+    let (_sim, sim_addr) = spawn_sim("1");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 20;
+
+    let (first, base) = spawn_run(&config);
+    start_campaign(&base, 50, N, "answer_4").await;
+    // Every call up on the switch (two loopback legs each), not only claimed.
+    let esl = wait_channels_up(&sim_addr, 2 * N).await;
+    signal(&first, "-KILL");
+    drop(first);
+    let ended_before_the_kill = store.counts(CAMPAIGN).await.unwrap().ended;
+    // Every call hangs up on the switch while no node listens.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let restart = chrono::Utc::now();
+    let (_second, _base) = spawn_run(&config);
+    let done = eventually(20, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+    // The calls recorded by the second process ended before it started: their cause and talk time came from
+    // the switch's hangup records.
+    let mut recovered = 0u64;
+    for id in 1..=N as u64 {
+        for a in store.attempts(CAMPAIGN, MemberId(id)).await.unwrap() {
+            if a.completed_at >= restart {
+                assert!(a.hangup_at.is_some_and(|h| h < restart), "{a:?}");
+                assert_eq!(a.cause, "NORMAL_CLEARING");
+                assert!((3..=5).contains(&a.talk_secs), "{a:?}");
+                recovered += 1;
+            }
+        }
+    }
+    eprintln!("recovered from the switch's hangup records: {recovered} of {N}");
+    assert_eq!(recovered, N as u64 - ended_before_the_kill);
+    assert!(recovered > 0);
+    // The switch keeps no record once the results are in.
+    let emptied = eventually(10, || async {
+        let dump = esl.api_text("hash_dump db fsdialer").await.ok()?;
+        // An empty output comes over ESL as `-ERR no reply`.
+        (dump.trim() == "-ERR no reply").then_some(())
+    })
+    .await;
+    assert!(
+        emptied.is_some(),
+        "{:?}",
+        esl.api_text("hash_dump db fsdialer").await
+    );
 }
 
 async fn send(

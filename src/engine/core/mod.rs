@@ -331,6 +331,8 @@ pub struct Core {
     /// Per-attempt lines (debug) and a periodic summary per campaign (info).
     attempt_log: crate::engine::attempt_log::AttemptLog,
     next_summary: DateTime<Utc>,
+    /// When the core started (a switch never connected counts as down since then).
+    started_at: DateTime<Utc>,
 }
 
 /// How often the attempt summary is logged.
@@ -368,6 +370,7 @@ impl Core {
             nodes: 1,
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
+            started_at: now,
         }
     }
 

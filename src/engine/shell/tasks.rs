@@ -58,9 +58,9 @@ pub(super) async fn write_history(store: Store, mut rx: mpsc::Receiver<(String, 
     }
 }
 
-/// Expired leases of other nodes whose calls are still up on a switch: taken over for this node (with an ESL
-/// filter for the dead node's events on every switch, set before looking, so the call's end is heard), and
-/// returned as claims to adopt.
+/// Expired leases (of vanished nodes, or this node's own from before a restart) whose calls are still up on a
+/// switch, or ended with a hangup record there: taken over for this node (with an ESL filter for a dead node's
+/// events on every switch, set before looking, so the call's end is heard), and returned as claims to adopt.
 pub(super) async fn take_over_live_calls(
     store: &Store,
     clients: &[Client],
@@ -73,8 +73,10 @@ pub(super) async fn take_over_live_calls(
     let expired = store.expired_leases(campaign, now, 1000).await?;
     let mut taken = Vec::new();
     let mut listening: Vec<String> = Vec::new();
-    for lease_of in expired.iter().filter(|l| l.node != node) {
-        if !listening.contains(&lease_of.node) {
+    // This node's own expired leases too: a restart after more than a lease (or a recovery that runs before
+    // the restart's adoption) must not count its calls that are up, or that ended on record, as lost.
+    for lease_of in &expired {
+        if lease_of.node != node && !listening.contains(&lease_of.node) {
             match subscription::node_filter(&lease_of.node) {
                 Ok(f) => {
                     for c in clients {
