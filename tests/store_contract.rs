@@ -1746,7 +1746,11 @@ async fn a_node_whose_clock_is_ten_minutes_ahead_does_not_recover_a_live_peers_c
 
     let its_now = chrono::Utc::now() + ahead_by;
     assert!(
-        ahead_store.expired_leases(C, its_now, 10).await.unwrap().is_empty(),
+        ahead_store
+            .expired_leases(C, its_now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "the peer's lease is live on the server's clock"
     );
     assert!(
@@ -1773,5 +1777,8 @@ async fn a_node_whose_clock_is_ten_minutes_ahead_does_not_recover_a_live_peers_c
     );
     assert_eq!(honest.slots_in_use(C, chrono::Utc::now()).await.unwrap(), 2);
     // Control: on the server's clock, the fast node's instant is past both leases.
-    assert_eq!(honest.expired_leases(C, its_now, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        honest.expired_leases(C, its_now, 10).await.unwrap().len(),
+        2
+    );
 }

@@ -20,6 +20,11 @@
 //! digits = "1#"
 //! digits_after_ms = 3000    # pressed 3 s after answering (default: as soon as a prompt has played)
 //! missing_files = "^/nonexistent/"  # playback of a matching path answers FILE NOT FOUND
+//! [[rule]]                # an outage: only from 0 to 60 s after the switch started (switch time)
+//! match = "^1666"
+//! answer = false
+//! hangup_cause = "GATEWAY_DOWN"
+//! until_ms = 60000        # and/or from_ms
 //! [default]               # random profile for numbers no rule matches
 //! answer_rate = 0.6
 //! ring_ms = [1000, 8000]  # uniform range
@@ -135,6 +140,12 @@ struct RuleFile {
     /// Use the built-in dialplan for the numbers this rule matches.
     #[serde(default)]
     builtin: Option<bool>,
+    /// The rule applies only from this many ms after the switch started (its own time, sped up by `--speed`).
+    #[serde(default)]
+    from_ms: Option<u64>,
+    /// The rule applies only until this many ms after the switch started (an outage window with `from_ms`).
+    #[serde(default)]
+    until_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +304,14 @@ impl Scenario {
             if let Some(c) = &spec.hangup_cause {
                 check_cause(&format!("rule {}", i + 1), c)?;
             }
+            if let (Some(from), Some(until)) = (spec.from_ms, spec.until_ms)
+                && from >= until
+            {
+                return Err(ScenarioError::Invalid {
+                    place: format!("rule {}", i + 1),
+                    message: format!("from_ms {from} is not before until_ms {until}"),
+                });
+            }
             rules.push(Rule { regex, spec });
         }
         if let Some(p) = &file.default {
@@ -381,12 +400,22 @@ impl Scenario {
             .find(|e| e.context == context && e.regex.is_match(destination))
     }
 
-    /// The outcome for a call to `destination`.
+    /// The outcome for a call to `destination` placed as the switch starts.
     pub fn outcome(&mut self, destination: &str) -> Outcome {
+        self.outcome_at(destination, 0)
+    }
+
+    /// The outcome for a call to `destination` placed `since_start_ms` after the switch started (rules with a
+    /// `from_ms`/`until_ms` window apply only within it).
+    pub fn outcome_at(&mut self, destination: &str, since_start_ms: u64) -> Outcome {
         let found = self
             .rules
             .iter()
-            .find(|r| r.regex.is_match(destination))
+            .find(|r| {
+                r.spec.from_ms.is_none_or(|f| since_start_ms >= f)
+                    && r.spec.until_ms.is_none_or(|u| since_start_ms < u)
+                    && r.regex.is_match(destination)
+            })
             .cloned();
         if let Some(rule) = found {
             return self.rule_outcome(&rule.spec, destination);
@@ -750,5 +779,27 @@ mod example_file_tests {
         assert_eq!(s.outcome("1777"), Outcome::Ring { ms: None });
         let e = Scenario::from_file(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"));
+    }
+
+    #[test]
+    fn a_rule_with_a_window_applies_only_within_it() {
+        let mut s = Scenario::from_toml(
+            "[[rule]]\nmatch = \"^x\"\nanswer = false\nhangup_cause = \"GATEWAY_DOWN\"\nfrom_ms = 1000\nuntil_ms = 5000\n\n[[rule]]\nmatch = \"^x\"\ntalk_ms = 1000\n",
+        )
+        .unwrap();
+        let down = Outcome::Reject {
+            ring_ms: 0,
+            cause: "GATEWAY_DOWN".into(),
+        };
+        assert!(matches!(s.outcome_at("x1", 999), Outcome::Answer { .. }));
+        assert_eq!(s.outcome_at("x1", 1000), down);
+        assert_eq!(s.outcome_at("x1", 4999), down);
+        assert!(matches!(s.outcome_at("x1", 5000), Outcome::Answer { .. }));
+        let e = Scenario::from_toml("[[rule]]\nmatch = \"x\"\nfrom_ms = 5\nuntil_ms = 5\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("from_ms 5 is not before until_ms 5"),
+            "{e}"
+        );
     }
 }

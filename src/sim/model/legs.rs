@@ -143,7 +143,8 @@ impl Switch {
                 digits_after_ms: None,
             }
         } else {
-            self.scenario.outcome(&dest)
+            let since_start_ms = self.now.saturating_sub(self.started_us) / 1000;
+            self.scenario.outcome_at(&dest, since_start_ms)
         };
         let call_id = self.next_call;
         self.next_call += 1;
