@@ -535,7 +535,10 @@ async fn a_gateway_down_for_a_while_is_paused_by_its_breaker_ends_no_member_and_
         let m = store.get(CAMPAIGN, MemberId(id)).await.unwrap().unwrap();
         // Counted tries are the failed ones (Retry, Error): the outage charged none.
         assert_eq!(m.tries, 0, "member {id}: the outage charged a try");
-        assert_eq!(m.communications[0].attempts, 0, "member {id}: its number neither");
+        assert_eq!(
+            m.communications[0].attempts, 0,
+            "member {id}: its number neither"
+        );
     }
     // The breaker held the gateway: a first burst (at most the limit in flight) and a few probes, not every
     // member dialled again and again for 4 s.

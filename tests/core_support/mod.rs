@@ -143,6 +143,8 @@ pub struct Harness {
     pub trunk_down_until: Option<DateTime<Utc>>,
     pub releases: usize,
     pub kills: usize,
+    /// Recoveries of expired leases asked for (`Action::Recover`), each at its instant.
+    pub recovers: Vec<DateTime<Utc>>,
     /// The next this many claims are made in the store but their reply is lost (a timeout).
     pub lose_claim_replies: usize,
 }
@@ -201,6 +203,7 @@ impl Harness {
             trunk_down_until: None,
             releases: 0,
             kills: 0,
+            recovers: Vec::new(),
             lose_claim_replies: 0,
         };
         h.input(Input::Upsert(valid)).await;
@@ -362,10 +365,11 @@ impl Harness {
                     self.history.push((transition.from, transition.to));
                     None
                 }
-                Action::Renew { .. }
-                | Action::Recover { .. }
-                | Action::Forget { .. }
-                | Action::StartCallflow { .. } => None,
+                Action::Recover { .. } => {
+                    self.recovers.push(self.now);
+                    None
+                }
+                Action::Renew { .. } | Action::Forget { .. } | Action::StartCallflow { .. } => None,
             };
             if let Some(input) = input {
                 let actions = self.core.handle(self.now, input);

@@ -440,6 +440,31 @@ async fn calls_that_ended_while_their_node_was_down_are_recorded_from_the_switch
 }
 
 #[tokio::test]
+async fn expired_leases_are_not_recovered_while_a_switch_cannot_answer_for_its_calls() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_1000")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    assert!(
+        !h.recovers.is_empty(),
+        "recovery runs while the switch is up"
+    );
+    h.input(Input::SwitchDown(0)).await;
+    let down_at = h.now;
+    h.recovers.clear();
+    // Down for less than switch_lost_after (120 s): its calls may be up, so no lease is recovered as lost.
+    h.run_for(100).await;
+    assert!(h.recovers.is_empty(), "{:?}", h.recovers);
+    // Lost for good: recovery resumes.
+    h.run_for(60).await;
+    assert!(
+        h.recovers
+            .iter()
+            .all(|t| *t >= down_at + Duration::seconds(120))
+    );
+    assert!(!h.recovers.is_empty());
+}
+
+#[tokio::test]
 async fn a_call_completed_normally_has_its_hangup_record_deleted_on_its_switch() {
     let mut h = Harness::new(campaign(""), &members(2, "answer_30")).await;
     h.input(Input::Run(CAMPAIGN.into())).await;

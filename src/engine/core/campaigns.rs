@@ -243,11 +243,14 @@ impl Core {
             }
             // Recovery counts the expired leases whose calls no switch has as lost: only while every switch can
             // answer for its calls (a restart before its switches connect would count their live calls lost).
-            if c.sm.state().is_active() && now >= c.next_recover && switches_accountable {
+            if c.sm.state().is_active() && now >= c.next_recover {
+                // Skipped (not postponed) while a switch cannot answer: the next round comes all the same.
                 c.next_recover = now + lease / 2;
-                self.out.push(Action::Recover {
-                    campaign: id.clone(),
-                });
+                if switches_accountable {
+                    self.out.push(Action::Recover {
+                        campaign: id.clone(),
+                    });
+                }
             }
         }
     }
