@@ -505,15 +505,27 @@ async fn an_esl_socket_cut_mid_run_is_reconciled_and_nothing_is_lost_or_counted_
     assert_eq!(end, CampaignState::Done);
     assert!(proxy.proxied() >= 2, "the engine reconnected");
     let audit = audit(&store, &id, members.len(), rules(&campaign, SPEED)).await;
-    // Calls whose channel vanished during the cut: found gone by uuid_exists, counted once as lost_attempt.
-    // Calls whose channel vanished during the cut (or never reached the switch: an originate written as the
-    // socket died): found gone by uuid_exists after the reconnect, counted once as lost_attempt.
-    let lost = audit.attempts_with_cause(LOST_ATTEMPT_CAUSE);
+    // Calls whose channel ended during the cut: found gone by uuid_exists after the reconnect, and recorded with
+    // their real outcome, read from the hangup record their `api_hangup_hook` left on the switch.
+    let recorded: Vec<_> = audit
+        .attempts()
+        .filter(|a| {
+            a.number == "answer_2" && a.originate_at < cut_at && a.completed_at >= restored_at
+        })
+        .collect();
     assert!(
-        lost.iter()
-            .any(|l| l.number == "answer_2" && l.answer_at.is_some()),
-        "2 s calls answered before the cut end unseen during it: {lost:#?}"
+        !recorded.is_empty(),
+        "2 s calls answered before the cut end unseen during it"
     );
+    for a in &recorded {
+        assert_eq!(a.cause, "NORMAL_CLEARING", "{a:?}");
+        assert_eq!(a.talk_secs, 2, "{a:?}");
+        assert!(a.answer_at.is_some(), "{a:?}");
+        assert!(a.hangup_at.is_some_and(|h| h <= restored_at), "{a:?}");
+    }
+    // Only calls that never reached the switch (an originate written as the socket died) are counted once as
+    // lost_attempt.
+    let lost = audit.attempts_with_cause(LOST_ATTEMPT_CAUSE);
     for l in &lost {
         assert!(l.originate_at < restored_at, "{l:?}");
         assert!(

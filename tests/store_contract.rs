@@ -1724,3 +1724,63 @@ async fn a_campaign_in_the_old_member_layout_is_refused_and_left_untouched() {
 
 #[path = "store_contract_cases/agents.rs"]
 mod agents;
+/// Leases are scored with the server's clock (`TIME`): a node whose own clock runs 10 minutes ahead sees a live
+/// peer's leases as live, and does not recover its calls; its own leases last their length on the server's clock.
+/// The control (the same instant given to a store on the server's clock) proves the instants would have expired.
+#[tokio::test]
+async fn a_node_whose_clock_is_ten_minutes_ahead_does_not_recover_a_live_peers_calls() {
+    let (honest, _server) = redis_store(AttemptIds::Random).await;
+    let ahead_by = CDuration::minutes(10);
+    let ahead_store = honest
+        .clone()
+        .with_local_clock(std::sync::Arc::new(move || chrono::Utc::now() + ahead_by));
+    let p = policy();
+    let now = chrono::Utc::now();
+    honest
+        .add(C, &[member("a", &["100"]), member("b", &["101"])], now)
+        .await
+        .unwrap();
+    let peer = honest
+        .claim(C, &p, &Always, now, 1, "peer", LEASE)
+        .await
+        .unwrap();
+    assert_eq!(peer.claims.len(), 1);
+
+    let its_now = chrono::Utc::now() + ahead_by;
+    assert!(
+        ahead_store
+            .expired_leases(C, its_now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the peer's lease is live on the server's clock"
+    );
+    assert!(
+        ahead_store
+            .recover_expired(C, &p, &Always, its_now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(honest.counts(C).await.unwrap().active, 1);
+    // The fast node's own claim: leased for LEASE on the server's clock, not ten minutes less.
+    let own = ahead_store
+        .claim(C, &p, &Always, its_now, 1, "fast", LEASE)
+        .await
+        .unwrap();
+    assert_eq!(own.claims.len(), 1);
+    assert!(
+        honest
+            .expired_leases(C, chrono::Utc::now(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no lease of either node has expired"
+    );
+    assert_eq!(honest.slots_in_use(C, chrono::Utc::now()).await.unwrap(), 2);
+    // Control: on the server's clock, the fast node's instant is past both leases.
+    assert_eq!(
+        honest.expired_leases(C, its_now, 10).await.unwrap().len(),
+        2
+    );
+}

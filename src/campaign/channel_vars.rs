@@ -18,7 +18,12 @@ pub const DIALER_PREFIX: &str = "dlr_";
 /// Prefix under which member variables reach the channel (`x` → `dlr_v_x`).
 pub const MEMBER_PREFIX: &str = "dlr_v_";
 /// Variables the dialer sets on every originate and nobody else may set (besides the `dlr_` prefix).
-pub const DIALER_VARIABLES: &[&str] = &["origination_uuid", "originate_timeout"];
+pub const DIALER_VARIABLES: &[&str] = &[
+    "origination_uuid",
+    "originate_timeout",
+    "origination_nested_vars",
+    "api_hangup_hook",
+];
 /// Longest variable name accepted.
 pub const MAX_NAME_LEN: usize = 128;
 

@@ -17,6 +17,7 @@ pub mod clock;
 mod completer;
 pub mod core;
 pub mod demo;
+pub mod hangup_record;
 pub mod originate;
 pub mod pacing;
 pub mod shell;

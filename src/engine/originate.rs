@@ -8,7 +8,8 @@
 //! anywhere break the originate; a `${...}` value is refused; `:_:` splits enterprise branches; a newline ends the
 //! command; leading and trailing spaces are trimmed; an empty value unsets the variable.
 //!
-//! Names: the dialer's variables first (`origination_uuid`, timeouts, caller id, `dlr_*`), then the campaign's
+//! Names: the dialer's variables first (`origination_uuid`, timeouts, caller id, `dlr_*`, and the hangup hook of
+//! `engine::hangup_record`, sent verbatim with `origination_nested_vars=true`), then the campaign's
 //! (any name but the dialer's own), then the member's — each member variable `x` as `dlr_v_x` unless the campaign
 //! allowlists `x` (the rule lives in [`crate::campaign::channel_vars`]). Names are compared without regard to case,
 //! as FreeSWITCH does, and the first writer of a name wins: nothing later can override `origination_uuid`.
@@ -274,6 +275,12 @@ fn assemble(spec: &OriginateSpec<'_>, member_names: &MemberChannelVars) -> Origi
     if let Some(node) = spec.node {
         dialer.push(("dlr_node", node.to_owned()));
     }
+    // The call's outcome, left in the switch at hangup (`engine::hangup_record`); `${…}` needs nested vars.
+    dialer.push(("origination_nested_vars", "true".to_owned()));
+    dialer.push((
+        "api_hangup_hook",
+        crate::engine::hangup_record::hook_value(spec.attempt_id),
+    ));
 
     let mut vars = Vec::new();
     let mut body = String::with_capacity(256);
@@ -295,7 +302,10 @@ fn assemble(spec: &OriginateSpec<'_>, member_names: &MemberChannelVars) -> Origi
                 }
                 body.push_str(&c.channel_name);
                 body.push('=');
-                if carriable(c.value) {
+                if carriable(c.value)
+                    || c.source == VarSource::Dialer && c.name == "api_hangup_hook"
+                {
+                    // The hook's `${…}` is meant for FreeSWITCH (expanded at hangup); its braces are balanced.
                     push_escaped(&mut body, c.value);
                     VarDisposition::Sent
                 } else {
@@ -372,8 +382,31 @@ mod tests {
         let o = build(&spec(&[], &[]));
         assert_eq!(
             o.args,
-            "{origination_uuid=00000000-0000-0000-0000-000000000000,originate_timeout=30,ignore_early_media=true,origination_caller_id_number=1000,dlr_campaign_id=c1,dlr_member_id=m1,dlr_attempt=1}loopback/answer_2/default &park()"
+            "{origination_uuid=00000000-0000-0000-0000-000000000000,originate_timeout=30,ignore_early_media=true,origination_caller_id_number=1000,dlr_campaign_id=c1,dlr_member_id=m1,dlr_attempt=1,origination_nested_vars=true,api_hangup_hook='hash insert/fsdialer/00000000-0000-0000-0000-000000000000/${hangup_cause}|${answer_epoch}|${end_epoch}|${billsec}|${billmsec}'}loopback/answer_2/default &park()"
         );
+    }
+
+    #[test]
+    fn the_hangup_hook_reaches_the_channel_verbatim_and_campaigns_cannot_replace_it() {
+        let campaign = v(&[
+            ("api_hangup_hook", "system rm -rf /"),
+            ("origination_nested_vars", "false"),
+        ]);
+        let o = build(&spec(&campaign, &[]));
+        let parsed = crate::sim::originate::parse(&o.args).unwrap();
+        let leg = parsed.first_leg().unwrap();
+        let hook = crate::engine::hangup_record::hook_value(Uuid::nil());
+        assert_eq!(
+            leg.channel_vars.get("api_hangup_hook"),
+            Some(hook.as_str()),
+            "{}",
+            o.args
+        );
+        assert_eq!(
+            leg.channel_vars.get("origination_nested_vars"),
+            Some("true")
+        );
+        assert!(leg.refused_vars.is_empty(), "{:?}", leg.refused_vars);
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
 pub mod agents;
+pub mod clock;
 mod docs;
 mod error;
 mod health;
@@ -150,6 +151,23 @@ impl Store {
         }
     }
 
+    /// The store's clock minus this node's (zero for the in-process store): added to every instant the store is
+    /// given, so the store's clock decides (`store::clock`).
+    pub(crate) async fn skew(&self) -> chrono::Duration {
+        match self {
+            Store::Memory(_) => chrono::Duration::zero(),
+            Store::Redis(r) => r.skew().await,
+        }
+    }
+
+    /// The same store for a node whose own clock is `local` instead of the system's (to test clock skew).
+    pub fn with_local_clock(self, local: clock::LocalClock) -> Store {
+        match self {
+            Store::Memory(m) => Store::Memory(m),
+            Store::Redis(r) => Store::Redis(r.with_local_clock(local)),
+        }
+    }
+
     /// A fresh in-process store.
     pub fn memory() -> Store {
         Store::Memory(Arc::new(MemoryStore::new()))
@@ -163,6 +181,9 @@ impl Store {
         members: &[MemberInput],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<AddOutcome>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, add(campaign, members, now))
     }
 
@@ -184,6 +205,9 @@ impl Store {
         m: &MemberInput,
         now: DateTime<Utc>,
     ) -> StoreResult<ChangeOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, update(campaign, id, m, now))
     }
 
@@ -199,6 +223,9 @@ impl Store {
 
     /// Revives every ended, unsuccessful member: due now, tries and number attempts back to 0. Returns how many.
     pub async fn reset(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, reset(campaign, now))
     }
 
@@ -223,6 +250,9 @@ impl Store {
         node: &str,
         lease: Duration,
     ) -> StoreResult<ClaimBatch> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let batch = dispatch!(
             self,
             claim(campaign, policy, schedule, now, max_n, node, lease)
@@ -242,6 +272,9 @@ impl Store {
         result: &AttemptResult,
         now: DateTime<Utc>,
     ) -> StoreResult<CompleteOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, complete(campaign, policy, schedule, result, now))
     }
 
@@ -254,6 +287,9 @@ impl Store {
         results: &[AttemptResult],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<CompleteOutcome>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(
             self,
             complete_many(campaign, policy, schedule, results, now)
@@ -270,6 +306,10 @@ impl Store {
         not_before: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<ReleaseOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let not_before = not_before.map(|t| t + skew);
         dispatch!(self, release(campaign, member, attempt, not_before, now))
     }
 
@@ -285,6 +325,9 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Vec<AttemptId>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, renew(campaign, node, attempts, now, lease))
     }
 
@@ -297,6 +340,9 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<Recovered>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let recovered = dispatch!(self, recover_expired(campaign, policy, schedule, now, max))?;
         for r in &recovered {
             tracing::info!(
@@ -319,6 +365,9 @@ impl Store {
         now: DateTime<Utc>,
         max: usize,
     ) -> StoreResult<Vec<ExpiredLease>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, expired_leases(campaign, now, max))
     }
 
@@ -342,6 +391,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(self, take_over(campaign, attempt, from, to, until, now))
     }
 
@@ -355,6 +408,9 @@ impl Store {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Claim>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         let held = dispatch!(self, held_by(campaign, node))?;
         let mut claims = Vec::with_capacity(held.len());
         for (attempt, member_id) in held {
@@ -389,6 +445,9 @@ impl Store {
 
     /// The campaign's slots in use (unexpired leases), across all nodes.
     pub async fn slots_in_use(&self, campaign: &str, now: DateTime<Utc>) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, slots_in_use(campaign, now))
     }
 
@@ -401,6 +460,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(
             self,
             acquire_gateway_slot(gateway, limit, attempt, until, now)
@@ -419,6 +482,10 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<AttemptId>> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
+        let until = until + skew;
         dispatch!(self, renew_gateway_slots(gateway, attempts, until, now))
     }
 
@@ -427,6 +494,9 @@ impl Store {
         gateway: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, gateway_slots_in_use(gateway, now))
     }
 
@@ -439,6 +509,9 @@ impl Store {
         n: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<u32> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let now = now + skew;
         dispatch!(self, take_tokens(key, rate_per_sec, burst, n, now))
     }
 

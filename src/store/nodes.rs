@@ -19,7 +19,7 @@ impl Store {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> StoreResult<u32> {
-        let now = ms(now);
+        let now = ms(now + self.skew().await);
         let oldest = now - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         match self {
             Store::Memory(m) => {

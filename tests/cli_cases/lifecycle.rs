@@ -5,7 +5,8 @@
 
 use super::Child;
 use super::api_support::*;
-use fsdialer::store::{MemberId, MemberState, Store};
+use fsdialer::campaign::causes::CauseClass;
+use fsdialer::store::{AttemptRecord, MemberId, MemberState, Store};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -30,6 +31,11 @@ fn address_in_first_line(child: &mut std::process::Child, marker: &str) -> Strin
 
 /// A `fsdialer sim` process at `speed`.
 fn spawn_sim(speed: &str) -> (Child, String) {
+    spawn_sim_with(speed, &[])
+}
+
+/// A `fsdialer sim` process at `speed`, with more arguments (`--scenario FILE`).
+fn spawn_sim_with(speed: &str, more: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "sim",
@@ -44,6 +50,7 @@ fn spawn_sim(speed: &str) -> (Child, String) {
             "--sessions-per-second",
             "2000",
         ])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -156,6 +163,23 @@ fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
     }
 }
 
+/// Waits until the switch has `channels` channels up (a claimed call is not yet on the switch); the ESL client
+/// it asked with.
+async fn wait_channels_up(sim: &str, channels: usize) -> fsdialer::esl::client::Client {
+    let (esl, _events) = fsdialer::esl::client::Client::connect(
+        fsdialer::esl::client::ClientConfig::new(sim.to_owned(), "ClueCon"),
+    )
+    .await
+    .unwrap();
+    let up = eventually(20, || async {
+        let count = esl.api_text("show channels count").await.ok()?;
+        (count.trim() == format!("{channels} total.")).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "{channels} channels up on the switch");
+    esl
+}
+
 /// Members in a call, in the store.
 async fn active(store: &Store) -> u64 {
     store.counts(CAMPAIGN).await.unwrap().active
@@ -245,11 +269,8 @@ async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_rea
 
     let (first, base) = spawn_run(&config);
     start_campaign(&base, 50, N, "answer_8").await;
-    let up = eventually(20, || async {
-        (active(&store).await == N as u64).then_some(())
-    })
-    .await;
-    assert!(up.is_some(), "calls are up");
+    // Every call up on the switch (two loopback legs each), not only claimed.
+    wait_channels_up(&sim_addr, 2 * N).await;
     signal(&first, "-KILL");
     drop(first);
     let t = Instant::now();
@@ -264,6 +285,268 @@ async fn kill_9_then_start_again_adopts_the_calls_still_up_and_records_their_rea
     // as lost.
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     assert_every_member_called_once_and_nothing_lost(&store, N).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_calls_end_while_the_node_is_down_and_the_restart_records_their_real_cause_from_the_switch()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Real time in the switch: the calls (4 s talk) end while the node is down.
+    let (_sim, sim_addr) = spawn_sim("1");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 20;
+
+    let (first, base) = spawn_run(&config);
+    start_campaign(&base, 50, N, "answer_4").await;
+    // Every call up on the switch (two loopback legs each), not only claimed.
+    let esl = wait_channels_up(&sim_addr, 2 * N).await;
+    signal(&first, "-KILL");
+    drop(first);
+    let ended_before_the_kill = store.counts(CAMPAIGN).await.unwrap().ended;
+    // Every call hangs up on the switch while no node listens.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let restart = chrono::Utc::now();
+    let (_second, _base) = spawn_run(&config);
+    let done = eventually(20, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+    // The calls recorded by the second process ended before it started: their cause and talk time came from
+    // the switch's hangup records.
+    let mut recovered = 0u64;
+    for id in 1..=N as u64 {
+        for a in store.attempts(CAMPAIGN, MemberId(id)).await.unwrap() {
+            if a.completed_at >= restart {
+                assert!(a.hangup_at.is_some_and(|h| h < restart), "{a:?}");
+                assert_eq!(a.cause, "NORMAL_CLEARING");
+                assert!((3..=5).contains(&a.talk_secs), "{a:?}");
+                recovered += 1;
+            }
+        }
+    }
+    eprintln!("recovered from the switch's hangup records: {recovered} of {N}");
+    assert_eq!(recovered, N as u64 - ended_before_the_kill);
+    assert!(recovered > 0);
+    // The switch keeps no record once the results are in.
+    let emptied = eventually(10, || async {
+        let dump = esl.api_text("hash_dump db fsdialer").await.ok()?;
+        // An empty output comes over ESL as `-ERR no reply`.
+        (dump.trim() == "-ERR no reply").then_some(())
+    })
+    .await;
+    assert!(
+        emptied.is_some(),
+        "{:?}",
+        esl.api_text("hash_dump db fsdialer").await
+    );
+}
+
+/// The invariants, from the raw data, for a campaign whose members all answer in the end: every member ended
+/// once with success, no attempt id twice, counted tries within `max_tries`, counters equal to the attempt log
+/// (`lost` to its LOST_ATTEMPT records). Returns the attempt log.
+async fn assert_invariants(store: &Store, n: usize, max_tries: u32) -> Vec<AttemptRecord> {
+    let counts = store.counts(CAMPAIGN).await.unwrap();
+    let mut ids = HashSet::new();
+    let mut all = Vec::new();
+    for id in 1..=n as u64 {
+        let m = store.get(CAMPAIGN, MemberId(id)).await.unwrap().unwrap();
+        assert_eq!(m.state, MemberState::Ended, "member {id}");
+        assert!(m.success, "member {id}: {:?}", m.end_cause);
+        assert!(m.tries <= max_tries, "member {id}: {} tries", m.tries);
+        let log = store.attempts(CAMPAIGN, MemberId(id)).await.unwrap();
+        let ok: Vec<_> = log.iter().filter(|a| a.class == CauseClass::Ok).collect();
+        assert_eq!(ok.len(), 1, "member {id} succeeded once: {log:?}");
+        for a in &log {
+            assert!(
+                ids.insert(a.attempt_id),
+                "attempt id {} twice",
+                a.attempt_id
+            );
+        }
+        all.extend(log);
+    }
+    let lost = all.iter().filter(|a| a.cause == "LOST_ATTEMPT").count() as u64;
+    assert_eq!(counts.lost, lost, "{counts:?}");
+    assert_eq!(counts.calls, all.len() as u64, "{counts:?}");
+    assert_eq!(counts.ok, n as u64);
+    assert_eq!(counts.success, n as u64);
+    assert_eq!(counts.ended, n as u64);
+    assert_eq!(counts.active, 0);
+    all
+}
+
+/// A config with two switches, `switch_lost_after_sec` short.
+fn write_two_switch_config(
+    dir: &Path,
+    redis: &str,
+    sims: [&str; 2],
+    lost_after_sec: u32,
+) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+node_id = "two-switch-node"
+store = "{redis}"
+[api]
+listen = "127.0.0.1:0"
+[[api.keys]]
+id = "{}"
+secret = "{}"
+role = "admin"
+[engine]
+lease_sec = 5
+sync_interval_sec = 1
+switch_lost_after_sec = {lost_after_sec}
+[[switches]]
+name = "sim-a"
+address = "{}"
+password = "ClueCon"
+max_sessions = 2000
+sessions_per_second = 400
+sessions_per_call = 2
+[[switches]]
+name = "sim-b"
+address = "{}"
+password = "ClueCon"
+max_sessions = 2000
+sessions_per_second = 400
+sessions_per_call = 2
+"#,
+        ADMIN.0, ADMIN.1, sims[0], sims[1]
+    );
+    let path = dir.join("two-switch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_killed_for_good_has_its_calls_settled_after_switch_lost_after_and_the_campaign_finishes_on_the_other()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut sim_a, addr_a) = spawn_sim("1");
+    let (_sim_b, addr_b) = spawn_sim("1");
+    let dir = tempfile::tempdir().unwrap();
+    const LOST_AFTER: u32 = 2;
+    let config = write_two_switch_config(dir.path(), &redis.url(), [&addr_a, &addr_b], LOST_AFTER);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 30;
+
+    let (_run, base) = spawn_run(&config);
+    // 20 s calls: the ones on the switch that dies are up when it does.
+    start_campaign(&base, 20, N, "answer_20").await;
+    let on_a = {
+        let (esl, _events) = fsdialer::esl::client::Client::connect(
+            fsdialer::esl::client::ClientConfig::new(addr_a.clone(), "ClueCon"),
+        )
+        .await
+        .unwrap();
+        eventually(20, || async {
+            let count = esl.api_text("show channels count").await.ok()?;
+            let n: usize = count.split_whitespace().next()?.parse().ok()?;
+            (n >= 2).then_some(n / 2)
+        })
+        .await
+        .expect("calls up on switch a")
+    };
+    let killed = chrono::Utc::now();
+    signal(&sim_a, "-KILL");
+    let _ = sim_a.0.wait();
+    let done = eventually(90, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    let log = assert_invariants(&store, N, 3).await;
+    let lost: Vec<&AttemptRecord> = log.iter().filter(|a| a.cause == "LOST_ATTEMPT").collect();
+    eprintln!(
+        "calls on the killed switch: {on_a} or more; settled as lost: {}; attempts: {}",
+        lost.len(),
+        log.len()
+    );
+    assert!(
+        lost.len() >= on_a,
+        "{} lost, {on_a} were on the switch",
+        lost.len()
+    );
+    for a in &lost {
+        let after = a.completed_at - killed;
+        assert!(
+            after >= chrono::Duration::seconds(i64::from(LOST_AFTER))
+                && after < chrono::Duration::seconds(15),
+            "settled {after:?} after the switch died: {a:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_down_for_a_while_is_paused_by_its_breaker_ends_no_member_and_dialling_resumes_after()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    // Switch time runs ×2: the trunk answers GATEWAY_DOWN for its first 8 s (4 s of real time), then 1 s calls.
+    let scenario = dir.path().join("outage.toml");
+    std::fs::write(
+        &scenario,
+        "[[rule]]\nmatch = \"^7\"\nanswer = false\nhangup_cause = \"GATEWAY_DOWN\"\nuntil_ms = 8000\n\n[[rule]]\nmatch = \"^7\"\ntalk_ms = 2000\n",
+    )
+    .unwrap();
+    let (_sim, sim_addr) = spawn_sim_with("2", &["--scenario", scenario.to_str().unwrap()]);
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 30;
+
+    let (_run, base) = spawn_run(&config);
+    start_campaign(&base, 10, N, "7000").await;
+    // During the outage: failures seen, no member ended, no try counted.
+    let failing = eventually(10, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.calls > 0).then_some(c)
+    })
+    .await
+    .expect("calls placed");
+    assert_eq!(failing.ended, 0, "{failing:?}");
+    let done = eventually(60, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    let log = assert_invariants(&store, N, 3).await;
+    let down: Vec<&AttemptRecord> = log.iter().filter(|a| a.cause == "GATEWAY_DOWN").collect();
+    eprintln!(
+        "GATEWAY_DOWN attempts during the outage: {}; attempts: {}",
+        down.len(),
+        log.len()
+    );
+    assert!(!down.is_empty());
+    assert!(
+        down.iter().all(|a| a.class == CauseClass::Minus),
+        "a trunk fault costs no try"
+    );
+    for id in 1..=N as u64 {
+        let m = store.get(CAMPAIGN, MemberId(id)).await.unwrap().unwrap();
+        // Counted tries are the failed ones (Retry, Error): the outage charged none.
+        assert_eq!(m.tries, 0, "member {id}: the outage charged a try");
+        assert_eq!(
+            m.communications[0].attempts, 0,
+            "member {id}: its number neither"
+        );
+    }
+    // The breaker held the gateway: a first burst (at most the limit in flight) and a few probes, not every
+    // member dialled again and again for 4 s.
+    assert!(
+        down.len() <= 10 + 5,
+        "{} calls into a dead trunk",
+        down.len()
+    );
 }
 
 async fn send(

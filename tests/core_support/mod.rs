@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use fsdialer::campaign::config::CampaignConfig;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
 use fsdialer::engine::core::{
-    Action, Core, CoreConfig, Input, SwitchConfig, SwitchLimits, policy_of,
+    Action, Core, CoreConfig, HangupRecord, Input, SwitchConfig, SwitchLimits, policy_of,
 };
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::AttemptId;
@@ -131,6 +131,10 @@ pub struct Harness {
     pub exists_answer: Option<bool>,
     /// Where adopted calls are found (`Action::Locate`).
     pub located: Option<usize>,
+    /// The hangup records switch 0 keeps (`hash insert/fsdialer/...` of the calls' hangup hooks).
+    pub hangup_records: HashMap<AttemptId, HangupRecord>,
+    /// Records the core asked to delete, in order.
+    pub forgotten_records: Vec<AttemptId>,
     /// Members whose results the store refuses (a poison result).
     pub poisoned: HashSet<MemberId>,
     /// Results given up by the core.
@@ -142,6 +146,8 @@ pub struct Harness {
     pub trunk_down_until: Option<DateTime<Utc>>,
     pub releases: usize,
     pub kills: usize,
+    /// Recoveries of expired leases asked for (`Action::Recover`), each at its instant.
+    pub recovers: Vec<DateTime<Utc>>,
     /// The next this many claims are made in the store but their reply is lost (a timeout).
     pub lose_claim_replies: usize,
     /// Agent side (see `agents`): reservations made, releases, agent legs dialled (leg, phone), preview offers,
@@ -203,6 +209,8 @@ impl Harness {
             completes: 0,
             exists_answer: Some(false),
             located: None,
+            hangup_records: HashMap::new(),
+            forgotten_records: Vec::new(),
             poisoned: HashSet::new(),
             failed: Vec::new(),
             originated_on: HashMap::new(),
@@ -210,6 +218,7 @@ impl Harness {
             trunk_down_until: None,
             releases: 0,
             kills: 0,
+            recovers: Vec::new(),
             lose_claim_replies: 0,
             reservations: 0,
             agent_releases: Vec::new(),
@@ -329,10 +338,25 @@ impl Harness {
                     self.failed.push(result.attempt_id);
                     None
                 }
-                Action::Locate { attempt } => Some(Input::Located {
-                    attempt,
-                    switch: self.located,
-                }),
+                Action::Locate { attempt } => {
+                    Some(match (self.located, self.hangup_records.get(&attempt)) {
+                        (None, Some(record)) => Input::Located {
+                            attempt,
+                            switch: Some(0),
+                            ended: Some(record.clone()),
+                        },
+                        (switch, _) => Input::Located {
+                            attempt,
+                            switch,
+                            ended: None,
+                        },
+                    })
+                }
+                Action::ForgetHangupRecord { attempt, .. } => {
+                    self.hangup_records.remove(&attempt);
+                    self.forgotten_records.push(attempt);
+                    None
+                }
                 Action::Kill { uuid, cause, .. } => {
                     self.kills += 1;
                     // FreeSWITCH hangs the channel up with the cause (if it still exists).
@@ -372,17 +396,24 @@ impl Harness {
                     })
                 }
                 Action::CheckExists { attempt, .. } => Some(match self.exists_answer {
-                    Some(exists) => Input::Exists { attempt, exists },
+                    Some(exists) => Input::Exists {
+                        attempt,
+                        exists,
+                        ended: (!exists)
+                            .then(|| self.hangup_records.get(&attempt).cloned())
+                            .flatten(),
+                    },
                     None => Input::CheckFailed { attempt },
                 }),
                 Action::History { transition, .. } => {
                     self.history.push((transition.from, transition.to));
                     None
                 }
-                Action::Renew { .. }
-                | Action::Recover { .. }
-                | Action::Forget { .. }
-                | Action::StartCallflow { .. } => None,
+                Action::Recover { .. } => {
+                    self.recovers.push(self.now);
+                    None
+                }
+                Action::Renew { .. } | Action::Forget { .. } | Action::StartCallflow { .. } => None,
             };
             if let Some(input) = input {
                 self.switch_sees(&input);

@@ -5,9 +5,10 @@ use super::core_support::*;
 use chrono::Duration;
 use fsdialer::campaign::causes::CauseClass;
 use fsdialer::campaign::member::MemberInput;
-use fsdialer::engine::core::{CoreConfig, Input, LOST_CAUSE};
+use fsdialer::engine::core::{CoreConfig, HangupRecord, Input, LOST_CAUSE};
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{MemberId, MemberState};
+use uuid::Uuid;
 
 fn members(n: usize, number: &str) -> Vec<MemberInput> {
     (0..n)
@@ -375,6 +376,105 @@ async fn an_adopted_call_on_no_switch_is_lost_once() {
     let hist = second.history(1).await;
     assert_eq!(hist.len(), 1);
     assert_eq!(hist[0].cause, LOST_CAUSE);
+}
+
+#[tokio::test]
+async fn calls_that_ended_while_their_node_was_down_are_recorded_from_the_switch_hangup_records() {
+    let (mut second, claims) = restarted(3, "answer_100").await;
+    assert_eq!(claims.len(), 3);
+    // Two ended while the node was down and their hooks recorded it; the third left no record.
+    let ended_at = second.now - chrono::Duration::seconds(5);
+    let records = [
+        HangupRecord {
+            cause: "NORMAL_CLEARING".into(),
+            answered_at: Some(ended_at - chrono::Duration::seconds(42)),
+            ended_at,
+            talk_secs: 42,
+            talk_ms: 42_300,
+        },
+        HangupRecord {
+            cause: "USER_BUSY".into(),
+            answered_at: None,
+            ended_at,
+            talk_secs: 0,
+            talk_ms: 0,
+        },
+    ];
+    for (member, r) in [1u64, 2].into_iter().zip(records) {
+        let c = claims
+            .iter()
+            .find(|c| c.member_id == MemberId(member))
+            .unwrap();
+        second.hangup_records.insert(c.attempt_id, r);
+    }
+    second.located = None;
+    second
+        .input(Input::Adopt {
+            campaign: CAMPAIGN.into(),
+            claims: claims.clone(),
+        })
+        .await;
+    assert_eq!(second.core.active(CAMPAIGN), 0);
+    let answered = second.history(1).await;
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].cause, "NORMAL_CLEARING");
+    assert_eq!(answered[0].talk_secs, 42);
+    assert_eq!(answered[0].hangup_at, Some(ended_at));
+    assert!(
+        second.member(1).await.success,
+        "42 s ≥ min_success_duration"
+    );
+    let busy = second.history(2).await;
+    assert_eq!(busy[0].cause, "USER_BUSY");
+    assert_eq!(busy[0].talk_secs, 0);
+    assert_eq!(
+        second.history(3).await[0].cause,
+        LOST_CAUSE,
+        "no record: lost"
+    );
+    let counts = second.store.counts(CAMPAIGN).await.unwrap();
+    assert_eq!(counts.lost, 1);
+    // The records read are deleted on the switch once the results are in.
+    assert!(second.hangup_records.is_empty());
+    assert_eq!(second.forgotten_records.len(), 2);
+}
+
+#[tokio::test]
+async fn expired_leases_are_not_recovered_while_a_switch_cannot_answer_for_its_calls() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_1000")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(5).await;
+    assert!(
+        !h.recovers.is_empty(),
+        "recovery runs while the switch is up"
+    );
+    h.input(Input::SwitchDown(0)).await;
+    let down_at = h.now;
+    h.recovers.clear();
+    // Down for less than switch_lost_after (120 s): its calls may be up, so no lease is recovered as lost.
+    h.run_for(100).await;
+    assert!(h.recovers.is_empty(), "{:?}", h.recovers);
+    // Lost for good: recovery resumes.
+    h.run_for(60).await;
+    assert!(
+        h.recovers
+            .iter()
+            .all(|t| *t >= down_at + Duration::seconds(120))
+    );
+    assert!(!h.recovers.is_empty());
+}
+
+#[tokio::test]
+async fn a_call_completed_normally_has_its_hangup_record_deleted_on_its_switch() {
+    let mut h = Harness::new(campaign(""), &members(2, "answer_30")).await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(120).await;
+    assert!(h.member(1).await.success && h.member(2).await.success);
+    let mut dialled: Vec<Uuid> = h.dialled.iter().map(|(a, _)| *a).collect();
+    let mut forgotten = h.forgotten_records.clone();
+    dialled.sort();
+    forgotten.sort();
+    assert_eq!(forgotten, dialled);
 }
 
 #[tokio::test]

@@ -522,7 +522,7 @@ fn agent_draws_reproduce_with_the_seed() {
     let draws = |n: usize| {
         let mut s = Scenario::from_toml(text).unwrap();
         (0..n)
-            .map(|_| s.plan("user/1001", "1001"))
+            .map(|_| s.plan("user/1001", "1001", 0))
             .collect::<Vec<_>>()
     };
     let (x, y) = (draws(300), draws(300));

@@ -14,14 +14,16 @@
 //!   times, then given up and reported). A call whose end is missed is found by `uuid_exists` and settled as the
 //!   campaign's `lost_attempt`; none stays active forever.
 //! - **Adoption**: after a restart, the attempts this node still holds in the store are tracked again and looked
-//!   for on the switches; one still up finishes with its real outcome, one gone is lost.
+//!   for on the switches; one still up finishes with its real outcome; one gone that left a hangup record on a
+//!   switch (`engine::hangup_record`) is recorded with the outcome the record holds; only one gone without a
+//!   record is lost. The record of every call whose result is recorded is then deleted on its switch.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::cmp::Reverse;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::{Action, Core, LOST_CAUSE, dur};
+use super::{Action, Core, HangupRecord, LOST_CAUSE, dur};
 use crate::campaign::causes::{CauseClass, is_known_cause};
 use crate::campaign::config::ValidCampaign;
 use crate::engine::attempt_log::AttemptLine;
@@ -272,7 +274,13 @@ impl Core {
         self.arm(attempt, now + dur(self.cfg.check_timeout));
     }
 
-    pub(super) fn on_exists(&mut self, now: DateTime<Utc>, attempt: AttemptId, exists: bool) {
+    pub(super) fn on_exists(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+        exists: bool,
+        ended: Option<HangupRecord>,
+    ) {
         let Some(call) = self.calls.get_mut(&attempt) else {
             return;
         };
@@ -281,6 +289,10 @@ impl Core {
         }
         call.reconciling = false;
         call.check_failures = 0;
+        if let (false, Some(record)) = (exists, ended) {
+            self.on_recorded_end(now, attempt, record);
+            return;
+        }
         if exists {
             // Still up: keep tracking; look again later.
             let wait = if call.answered_at.is_some() || call.adopted {
@@ -461,6 +473,46 @@ impl Core {
         if self.agent_leg_hangup(now, uuid) {
             return;
         }
+        self.hangup_at(now, now, uuid, cause, answered, billsec, talk_ms);
+    }
+
+    /// A call whose channel is gone and whose end was never heard, but whose hangup hook left its outcome on the
+    /// switch: ended as the record says.
+    fn on_recorded_end(&mut self, now: DateTime<Utc>, attempt: AttemptId, record: HangupRecord) {
+        let Some(call) = self.calls.get_mut(&attempt) else {
+            return;
+        };
+        if call.answered_at.is_none() {
+            call.answered_at = record.answered_at;
+        }
+        tracing::info!(%attempt, cause = record.cause, "the call ended unobserved: its outcome is read from the switch's hangup record");
+        metrics::counter!("fsdialer_recorded_hangups_total").increment(1);
+        // The record's end may lie in the future of a node whose clock is behind the switch's.
+        let at = record.ended_at.min(now);
+        let answered = record.answered_at.is_some();
+        self.hangup_at(
+            now,
+            at,
+            attempt,
+            record.cause,
+            answered,
+            record.talk_secs,
+            record.talk_ms,
+        );
+    }
+
+    /// The channel hung up at `at` (heard at `now`).
+    #[allow(clippy::too_many_arguments)]
+    fn hangup_at(
+        &mut self,
+        now: DateTime<Utc>,
+        at: DateTime<Utc>,
+        uuid: Uuid,
+        cause: String,
+        answered: bool,
+        billsec: u32,
+        talk_ms: u64,
+    ) {
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };
@@ -472,7 +524,7 @@ impl Core {
         if answered && call.answered_at.is_none() {
             // The answer was never seen (it happened while the ESL socket was down, or before an adoption): it
             // was `billsec` before the hangup.
-            call.answered_at = Some(now - ChronoDuration::seconds(i64::from(billsec)));
+            call.answered_at = Some(at - ChronoDuration::seconds(i64::from(billsec)));
         }
         let answered = answered || call.answered_at.is_some();
         let local = !answered && is_local_failure(call, &cause);
@@ -481,7 +533,7 @@ impl Core {
             answered,
             talk_secs: billsec,
             talk_ms,
-            at: now,
+            at,
         });
         if self.agent_member_hangup(now, uuid) {
             return;
@@ -635,6 +687,13 @@ impl Core {
         };
         let error = match outcome {
             Ok(_) => {
+                // The result is recorded: the switch need not keep the call's hangup record any longer.
+                if let Some(switch) = call.switch
+                    && (call.job.is_some() || call.adopted)
+                {
+                    self.out
+                        .push(Action::ForgetHangupRecord { switch, attempt });
+                }
                 self.drop_call(now, attempt);
                 return;
             }
@@ -730,6 +789,7 @@ impl Core {
         now: DateTime<Utc>,
         attempt: AttemptId,
         switch: Option<usize>,
+        ended: Option<HangupRecord>,
     ) {
         let Some(call) = self.calls.get_mut(&attempt) else {
             return;
@@ -738,6 +798,16 @@ impl Core {
             return;
         }
         match switch {
+            Some(i) if i < self.switches.len() && ended.is_some() => {
+                // Gone, but its end is on record on switch `i` (whose record is deleted once the result is in).
+                call.switch = Some(i);
+                call.reconciling = false;
+                call.check_failures = 0;
+                self.switches[i].calls += 1;
+                if let Some(record) = ended {
+                    self.on_recorded_end(now, attempt, record);
+                }
+            }
             Some(i) if i < self.switches.len() => {
                 call.switch = Some(i);
                 call.reconciling = false;

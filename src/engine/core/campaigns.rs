@@ -275,6 +275,11 @@ impl Core {
             self.claims(now, &ids);
         }
         let lease = dur(self.cfg.lease);
+        let after = super::dur(self.cfg.switch_lost_after);
+        let switches_accountable = self
+            .switches
+            .iter()
+            .all(|s| s.accountable(now, after, self.started_at));
         for (id, c) in self.campaigns.iter_mut() {
             if c.active > 0 && now >= c.next_renew {
                 c.next_renew = now + lease / 3;
@@ -289,11 +294,16 @@ impl Core {
                     attempts,
                 });
             }
+            // Recovery counts the expired leases whose calls no switch has as lost: only while every switch can
+            // answer for its calls (a restart before its switches connect would count their live calls lost).
             if c.sm.state().is_active() && now >= c.next_recover {
+                // Skipped (not postponed) while a switch cannot answer: the next round comes all the same.
                 c.next_recover = now + lease / 2;
-                self.out.push(Action::Recover {
-                    campaign: id.clone(),
-                });
+                if switches_accountable {
+                    self.out.push(Action::Recover {
+                        campaign: id.clone(),
+                    });
+                }
             }
         }
     }

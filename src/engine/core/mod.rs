@@ -30,6 +30,7 @@ use uuid::Uuid;
 use super::originate::Originate;
 use super::state::{CampaignState, Transition};
 use crate::campaign::config::ValidCampaign;
+pub use crate::engine::hangup_record::HangupRecord;
 use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome, QueuePolicy};
 
 pub use crate::engine::switch_info::SwitchLimits;
@@ -126,10 +127,13 @@ pub enum Input {
         campaign: String,
         claims: Vec<Claim>,
     },
-    /// The answer to [`Action::Locate`]: the switch the channel is up on, `None` when no switch has it.
+    /// The answer to [`Action::Locate`]: the switch the channel is up on, `None` when no switch has it; or, when
+    /// the channel is gone but a switch kept its hangup record (`engine::hangup_record`), that switch and the
+    /// record.
     Located {
         attempt: AttemptId,
         switch: Option<usize>,
+        ended: Option<HangupRecord>,
     },
     /// The answer to [`Action::Claim`].
     Claimed {
@@ -199,10 +203,12 @@ pub enum Input {
         attempt: AttemptId,
         outcome: Result<CompleteOutcome, String>,
     },
-    /// The answer to [`Action::CheckExists`].
+    /// The answer to [`Action::CheckExists`]; for a channel that is gone, the hangup record the switch kept, if
+    /// any.
     Exists {
         attempt: AttemptId,
         exists: bool,
+        ended: Option<HangupRecord>,
     },
     /// [`Action::CheckExists`] could not be answered (the command failed or timed out).
     CheckFailed {
@@ -311,8 +317,11 @@ pub enum Action {
     },
     /// `uuid_exists <uuid>` on the switch.
     CheckExists { switch: usize, attempt: AttemptId },
-    /// Find the switch an adopted call is up on (`uuid_exists` on each); answer with [`Input::Located`].
+    /// Find the switch an adopted call is up on (`uuid_exists` on each, then its hangup record on each);
+    /// answer with [`Input::Located`].
     Locate { attempt: AttemptId },
+    /// The call's result is recorded: delete its hangup record on the switch (`hash delete`).
+    ForgetHangupRecord { switch: usize, attempt: AttemptId },
     /// A claim's reply was lost (the store may have claimed members for it): list the attempts this node holds in
     /// the campaign ([`Input::Orphans`]). No claim of the campaign is sent until the answer.
     FindOrphans { campaign: String },
@@ -424,6 +433,8 @@ pub struct Core {
     /// Per-attempt lines (debug) and a periodic summary per campaign (info).
     attempt_log: crate::engine::attempt_log::AttemptLog,
     next_summary: DateTime<Utc>,
+    /// When the core started (a switch never connected counts as down since then).
+    started_at: DateTime<Utc>,
 }
 
 /// How often the attempt summary is logged.
@@ -463,6 +474,7 @@ impl Core {
             nodes: 1,
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
+            started_at: now,
         }
     }
 
@@ -569,7 +581,11 @@ impl Core {
             Input::Wake(id) => self.wake(now, &id),
             Input::Drain => self.drain(now),
             Input::Adopt { campaign, claims } => self.adopt(now, &campaign, claims),
-            Input::Located { attempt, switch } => self.on_located(now, attempt, switch),
+            Input::Located {
+                attempt,
+                switch,
+                ended,
+            } => self.on_located(now, attempt, switch, ended),
             Input::Claimed { campaign, batch } => self.on_claimed(now, &campaign, batch),
             Input::ClaimFailed { campaign, error } => self.on_claim_failed(now, &campaign, &error),
             Input::Orphans { campaign, held } => self.on_orphans(now, &campaign, held),
@@ -616,7 +632,11 @@ impl Core {
                 note,
             } => self.on_callflow_done(now, uuid, result, error, note),
             Input::Completed { attempt, outcome } => self.on_completed(now, attempt, outcome),
-            Input::Exists { attempt, exists } => self.on_exists(now, attempt, exists),
+            Input::Exists {
+                attempt,
+                exists,
+                ended,
+            } => self.on_exists(now, attempt, exists, ended),
             Input::CheckFailed { attempt } => self.on_check_failed(now, attempt),
             Input::Revoked {
                 hang_up,

@@ -202,6 +202,17 @@ impl SwitchState {
         self.connected = false;
     }
 
+    /// Whether the switch can say which of its calls are up: connected, or down long enough (`after`, counted
+    /// from `started` for one never connected) to be lost, its calls gone.
+    pub fn accountable(
+        &self,
+        now: DateTime<Utc>,
+        after: ChronoDuration,
+        started: DateTime<Utc>,
+    ) -> bool {
+        self.connected || self.settled || self.down_since.unwrap_or(started) + after <= now
+    }
+
     /// When this outage makes the switch lost (its calls settled), if it is down and not settled yet.
     pub fn lost_at(&self, after: ChronoDuration) -> Option<DateTime<Utc>> {
         self.down_since.filter(|_| !self.settled).map(|d| d + after)

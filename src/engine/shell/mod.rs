@@ -32,7 +32,7 @@ mod tasks;
 use runner::Runner;
 use switch::switch_task;
 pub use switch::{FREESWITCH_DEFAULT_LIMITS, event_input, resolve_limits};
-use tasks::{announce_node, write_history};
+use tasks::{announce_node, sweep_hangup_records, write_history};
 
 /// How to reach one FreeSWITCH node.
 #[derive(Debug, Clone)]
@@ -391,6 +391,8 @@ pub fn start(
         tx.clone(),
     ));
     names.insert(task.id(), "agents".into());
+    let task = tasks.spawn(sweep_hangup_records(shared.clone(), cfg.clock));
+    names.insert(task.id(), "hangup record sweep".into());
     let runner = Runner {
         switch_names: handle.switch_names.clone(),
         core,

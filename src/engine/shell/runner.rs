@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-use super::tasks::{take_over_live_calls, uuid_exists};
+use super::tasks::{forget_hangup_record, hangup_record_on, take_over_live_calls, uuid_exists};
 use super::*;
 use crate::campaign::config::ValidCampaign;
 use crate::engine::clock::Clock;
@@ -420,16 +420,30 @@ impl Runner {
                     });
                 }
             }
+            Action::ForgetHangupRecord { switch, attempt } => {
+                if let Some(client) = self.client(switch) {
+                    tokio::spawn(async move { forget_hangup_record(&client, attempt).await });
+                }
+            }
             Action::CheckExists { switch, attempt } => {
                 let client = self.client(switch);
                 tokio::spawn(async move {
                     let exists = match client {
-                        Some(client) => uuid_exists(&client, attempt).await,
+                        Some(ref client) => uuid_exists(client, attempt).await,
                         None => None,
                     };
-                    let input = match exists {
-                        Some(exists) => Input::Exists { attempt, exists },
-                        None => Input::CheckFailed { attempt },
+                    // A channel that is gone may have left its end on record.
+                    let ended = match (exists, client.as_ref()) {
+                        (Some(false), Some(c)) => hangup_record_on(c, attempt).await,
+                        _ => Some(None),
+                    };
+                    let input = match (exists, ended) {
+                        (Some(exists), Some(ended)) => Input::Exists {
+                            attempt,
+                            exists,
+                            ended,
+                        },
+                        _ => Input::CheckFailed { attempt },
                     };
                     let _ = tx.send(Msg::Input(input)).await;
                 });
@@ -454,10 +468,27 @@ impl Runner {
                             None => every_switch_answered = false,
                         }
                     }
+                    // Gone from every switch: its end may be on record on one of them.
+                    let mut ended = None;
+                    if found.is_none() && every_switch_answered {
+                        for (i, client) in clients.iter().enumerate() {
+                            let Some(c) = client.as_ref() else { continue };
+                            match hangup_record_on(c, attempt).await {
+                                Some(Some(record)) => {
+                                    found = Some(i);
+                                    ended = Some(record);
+                                    break;
+                                }
+                                Some(None) => {}
+                                None => every_switch_answered = false,
+                            }
+                        }
+                    }
                     let input = if found.is_some() || every_switch_answered {
                         Input::Located {
                             attempt,
                             switch: found,
+                            ended,
                         }
                     } else {
                         Input::CheckFailed { attempt }

@@ -1,5 +1,7 @@
 //! The engine's background tasks besides the core loop: the node registry heartbeat, the ordered campaign-history
-//! writer, and the take-over of a vanished node's calls that are still up (recovery never hangs up a live call).
+//! writer, the take-over of a vanished node's calls that are still up or whose end the switch recorded (recovery
+//! never hangs up a live call, and records an unobserved end with its real outcome), and the switch-side hangup
+//! records (`engine::hangup_record`): read, deleted, swept.
 
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -7,6 +9,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::engine::clock::Clock;
 use crate::engine::core::Input;
+use crate::engine::hangup_record::{self, HangupRecord};
 use crate::engine::state::Transition;
 use crate::engine::subscription;
 use crate::esl::client::Client;
@@ -55,9 +58,9 @@ pub(super) async fn write_history(store: Store, mut rx: mpsc::Receiver<(String, 
     }
 }
 
-/// Expired leases of other nodes whose calls are still up on a switch: taken over for this node (with an ESL
-/// filter for the dead node's events on every switch, set before looking, so the call's end is heard), and
-/// returned as claims to adopt.
+/// Expired leases (of vanished nodes, or this node's own from before a restart) whose calls are still up on a
+/// switch, or ended with a hangup record there: taken over for this node (with an ESL filter for a dead node's
+/// events on every switch, set before looking, so the call's end is heard), and returned as claims to adopt.
 pub(super) async fn take_over_live_calls(
     store: &Store,
     clients: &[Client],
@@ -70,8 +73,10 @@ pub(super) async fn take_over_live_calls(
     let expired = store.expired_leases(campaign, now, 1000).await?;
     let mut taken = Vec::new();
     let mut listening: Vec<String> = Vec::new();
-    for lease_of in expired.iter().filter(|l| l.node != node) {
-        if !listening.contains(&lease_of.node) {
+    // This node's own expired leases too: a restart after more than a lease (or a recovery that runs before
+    // the restart's adoption) must not count its calls that are up, or that ended on record, as lost.
+    for lease_of in &expired {
+        if lease_of.node != node && !listening.contains(&lease_of.node) {
             match subscription::node_filter(&lease_of.node) {
                 Ok(f) => {
                     for c in clients {
@@ -82,14 +87,23 @@ pub(super) async fn take_over_live_calls(
             }
             listening.push(lease_of.node.clone());
         }
-        let mut up = false;
+        // Up, or gone with its end on record: either way this node can record its real outcome.
+        let mut ours_to_take = false;
         for c in clients {
             if uuid_exists(c, lease_of.attempt_id).await == Some(true) {
-                up = true;
+                ours_to_take = true;
                 break;
             }
         }
-        if !up {
+        if !ours_to_take {
+            for c in clients {
+                if let Some(Some(_)) = hangup_record_on(c, lease_of.attempt_id).await {
+                    ours_to_take = true;
+                    break;
+                }
+            }
+        }
+        if !ours_to_take {
             continue;
         }
         let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -134,6 +148,81 @@ pub(super) async fn uuid_exists(client: &Client, attempt: AttemptId) -> Option<b
         Err(_) => {
             tracing::warn!(%attempt, "uuid_exists timed out");
             None
+        }
+    }
+}
+
+/// The hangup record of an attempt on one switch: `None` when it could not be asked; `Some(None)` when there is
+/// none (or it cannot be read: logged, and treated as none, so a switch without mod_hash only loses the record).
+pub(super) async fn hangup_record_on(
+    client: &Client,
+    attempt: AttemptId,
+) -> Option<Option<HangupRecord>> {
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.api_text(&hangup_record::select_command(attempt)),
+    )
+    .await;
+    match asked {
+        Ok(Ok(text)) => match hangup_record::parse_select(&text) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                tracing::warn!(%attempt, error = %e, "unreadable hangup record");
+                Some(None)
+            }
+        },
+        Ok(Err(e)) => {
+            tracing::warn!(%attempt, error = %e, "reading the hangup record failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%attempt, "reading the hangup record timed out");
+            None
+        }
+    }
+}
+
+/// Deletes an attempt's hangup record on one switch (`-ERR Not found` when there was none is fine).
+pub(super) async fn forget_hangup_record(client: &Client, attempt: AttemptId) {
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.api_text(&hangup_record::delete_command(attempt)),
+    )
+    .await;
+    if !matches!(asked, Ok(Ok(_))) {
+        tracing::debug!(%attempt, "deleting the hangup record failed: the sweep deletes it later");
+    }
+}
+
+/// Every [`hangup_record::SWEEP_EVERY`], deletes on each connected switch the hangup records that ended more than
+/// [`hangup_record::KEEP`] ago (the ones nobody came back for).
+pub(super) async fn sweep_hangup_records(shared: Arc<Shared>, clock: Clock) {
+    let mut tick = tokio::time::interval(hangup_record::SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now: Vec<Client> = lock(&shared.clients).iter().flatten().cloned().collect();
+        let before = clock.now() - hangup_record::KEEP;
+        for client in now {
+            let dump = tokio::time::timeout(
+                Duration::from_secs(30),
+                client.api_text(&hangup_record::dump_command()),
+            )
+            .await;
+            let Ok(Ok(dump)) = dump else {
+                tracing::warn!("listing the hangup records failed");
+                continue;
+            };
+            let stale = hangup_record::stale_in_dump(&dump, before);
+            if !stale.is_empty() {
+                tracing::info!(
+                    records = stale.len(),
+                    "deleting hangup records nobody came back for"
+                );
+            }
+            for attempt in stale {
+                forget_hangup_record(&client, attempt).await;
+            }
         }
     }
 }

@@ -565,7 +565,12 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
         "uptime" => format!("{}\n", now.saturating_sub(sw.started_us) / 1_000_000),
         "module_exists" => if matches!(
             arg,
-            "mod_loopback" | "mod_sofia" | "mod_commands" | "mod_dptools" | "mod_event_socket"
+            "mod_loopback"
+                | "mod_sofia"
+                | "mod_commands"
+                | "mod_dptools"
+                | "mod_event_socket"
+                | "mod_hash"
         ) {
             "true"
         } else {
@@ -584,6 +589,8 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
             "+OK\n".into()
         }
         "eval" => arg.replace("${hostname}", &sw.cfg.identity.hostname),
+        "hash" => sw.hash_db.api(arg),
+        "hash_dump" => sw.hash_db.dump(arg),
         "uuid_exists" => (args.first().is_some_and(|u| sw.channels.contains_key(*u))).to_string(),
         "uuid_kill" => match args
             .first()

@@ -481,6 +481,9 @@ impl Switch {
             }
             None => return,
         };
+        // FreeSWITCH runs it at the end of the hangup state, with the timestamps and `hangup_cause` already set
+        // (here they are computed on reporting, just above): before CHANNEL_HANGUP_COMPLETE either way.
+        self.run_hangup_hook(uuid);
         self.fire(
             "CHANNEL_HANGUP_COMPLETE",
             uuid,

@@ -148,8 +148,12 @@ impl Switch {
                 patience_ms: None,
             }
         } else {
-            self.scenario
-                .plan(&format!("{}/{data}", leg.endpoint), &dest)
+            let since_start_ms = self.now.saturating_sub(self.started_us) / 1000;
+            self.scenario.plan(
+                &format!("{}/{data}", leg.endpoint),
+                &dest,
+                since_start_ms,
+            )
         };
         let outcome = plan.outcome;
         let call_id = self.next_call;

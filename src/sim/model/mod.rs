@@ -13,7 +13,7 @@
 //! `dialplan` (transfer and the files playback finds), `digits` (play_and_get_digits), `apps` (applications and
 //! api replies), `channel` (one channel and its headers), `uuid_bridge` (joining two channels and the survivor of
 //! a bridge), `broadcast` (`uuid_broadcast`'s queued applications), `patience` (members who hang up while they
-//! wait in silence).
+//! wait in silence), `hash` (mod_hash's store and `api_hangup_hook`).
 
 mod apps;
 mod broadcast;
@@ -22,6 +22,7 @@ mod capacity;
 mod channel;
 mod dialplan;
 mod digits;
+mod hash;
 mod heartbeat;
 mod legs;
 mod patience;
@@ -37,6 +38,7 @@ use crate::sim::scenario::Scenario;
 use call::Call;
 use capacity::{Refusal, SessionLimits};
 pub use channel::{Activity, Channel, Identity, LegKind};
+pub use hash::HashDb;
 
 /// Tunables of the simulated switch.
 #[derive(Debug, Clone)]
@@ -128,6 +130,8 @@ pub struct Switch {
     events: Vec<Event>,
     replies: Vec<(u64, String)>,
     vars_global: VarSet,
+    /// mod_hash's db hash (`hash insert/...`), written by `api_hangup_hook`s too.
+    hash_db: HashDb,
 }
 
 fn new_uuid() -> String {
@@ -160,6 +164,7 @@ impl Switch {
             events: Vec::new(),
             replies: Vec::new(),
             vars_global,
+            hash_db: HashDb::default(),
         }
     }
 

@@ -20,6 +20,11 @@
 //! digits = "1#"
 //! digits_after_ms = 3000    # pressed 3 s after answering (default: as soon as a prompt has played)
 //! missing_files = "^/nonexistent/"  # playback of a matching path answers FILE NOT FOUND
+//! [[rule]]                # an outage: only from 0 to 60 s after the switch started (switch time)
+//! match = "^1666"
+//! answer = false
+//! hangup_cause = "GATEWAY_DOWN"
+//! until_ms = 60000        # and/or from_ms
 //! [default]               # random profile for numbers no rule matches
 //! answer_rate = 0.6
 //! ring_ms = [1000, 8000]  # uniform range
@@ -162,6 +167,12 @@ struct RuleFile {
     /// Answered and left parked in silence this long, the callee hangs up NORMAL_CLEARING.
     #[serde(default)]
     patience_ms: Option<Millis>,
+    /// The rule applies only from this many ms after the switch started (its own time, sped up by `--speed`).
+    #[serde(default)]
+    from_ms: Option<u64>,
+    /// The rule applies only until this many ms after the switch started (an outage window with `from_ms`).
+    #[serde(default)]
+    until_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +348,14 @@ impl Scenario {
             if let Some(c) = &spec.hangup_cause {
                 check_cause(&format!("rule {}", i + 1), c)?;
             }
+            if let (Some(from), Some(until)) = (spec.from_ms, spec.until_ms)
+                && from >= until
+            {
+                return Err(ScenarioError::Invalid {
+                    place: format!("rule {}", i + 1),
+                    message: format!("from_ms {from} is not before until_ms {until}"),
+                });
+            }
             rules.push(Rule { regex, spec });
         }
         if let Some(p) = &file.default {
@@ -432,15 +451,21 @@ impl Scenario {
             .find(|e| e.context == context && e.regex.is_match(destination))
     }
 
-    /// The outcome for a call to `destination`.
+    /// The outcome for a call to `destination` placed as the switch starts.
     pub fn outcome(&mut self, destination: &str) -> Outcome {
-        self.member_plan(destination).outcome
+        self.member_plan(destination, 0).outcome
     }
 
-    /// What a leg dialled with `dial` (`endpoint/data`, no variables) to `destination` does: an `[[agent]]`
-    /// matching the dial string first, then the rules, the random profile and the built-in dialplan on the
-    /// destination.
-    pub fn plan(&mut self, dial: &str, destination: &str) -> Plan {
+    /// The outcome for a call to `destination` placed `since_start_ms` after the switch started (rules with a
+    /// `from_ms`/`until_ms` window apply only within it).
+    pub fn outcome_at(&mut self, destination: &str, since_start_ms: u64) -> Outcome {
+        self.member_plan(destination, since_start_ms).outcome
+    }
+
+    /// What a leg dialled with `dial` (`endpoint/data`, no variables) to `destination`, placed `since_start_ms`
+    /// after the switch started, does: an `[[agent]]` matching the dial string first, then the rules (within
+    /// their windows), the random profile and the built-in dialplan on the destination.
+    pub fn plan(&mut self, dial: &str, destination: &str, since_start_ms: u64) -> Plan {
         if let Some(agent) = self.agents.iter().find(|a| a.matches(dial)).cloned() {
             let (outcome, talk) = agent.draw(&mut self.rng);
             return Plan {
@@ -449,14 +474,18 @@ impl Scenario {
                 patience_ms: None,
             };
         }
-        self.member_plan(destination)
+        self.member_plan(destination, since_start_ms)
     }
 
-    fn member_plan(&mut self, destination: &str) -> Plan {
+    fn member_plan(&mut self, destination: &str, since_start_ms: u64) -> Plan {
         let found = self
             .rules
             .iter()
-            .find(|r| r.regex.is_match(destination))
+            .find(|r| {
+                r.spec.from_ms.is_none_or(|f| since_start_ms >= f)
+                    && r.spec.until_ms.is_none_or(|u| since_start_ms < u)
+                    && r.regex.is_match(destination)
+            })
             .cloned();
         let (outcome, patience) = if let Some(rule) = found {
             (

@@ -1,7 +1,8 @@
 //! The leases a node holds, read and moved outside the campaign scripts: what a restarted node takes back
 //! (`held_by`), the expired leases a recovering node looks at (`expired_leases`), who holds an attempt now
 //! (`attempt_holder`), and the take-over of a vanished node's call that is still up (`take_over`, one small script
-//! on the campaign's `act` hash and `lease` set: both keys share the campaign's hash tag).
+//! on the campaign's `act` hash and `lease` set: both keys share the campaign's hash tag); and the server's clock
+//! (`TIME`) that every lease is scored with (`skew`, see `store::clock`).
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -12,6 +13,33 @@ use crate::store::record;
 use crate::store::types::{AttemptId, ExpiredLease, MemberId, ms};
 
 impl RedisStore {
+    /// The server's clock minus this node's, measured with `TIME` when due (see `store::clock`). A failed
+    /// measurement keeps the last one (the operation that follows reports the connection's failure itself).
+    pub async fn skew(&self) -> chrono::Duration {
+        if self.clock.needs_measure() {
+            let time: Result<(String, String), _> =
+                redis::cmd("TIME").query_async(&mut self.conn()).await;
+            match time {
+                Ok((secs, micros)) => match (secs.parse::<i64>(), micros.parse::<i64>()) {
+                    (Ok(s), Ok(us)) => {
+                        if let Some(t) = DateTime::from_timestamp_micros(s * 1_000_000 + us) {
+                            self.clock.record(t);
+                        }
+                    }
+                    _ => tracing::warn!(secs, micros, "unreadable TIME reply"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot read the store's clock"),
+            }
+        }
+        self.clock.skew()
+    }
+
+    /// The same store for a node on another clock than the system's (tests of clock skew).
+    pub fn with_local_clock(mut self, local: crate::store::clock::LocalClock) -> RedisStore {
+        self.clock = std::sync::Arc::new(crate::store::clock::StoreClock::with_local(local));
+        self
+    }
+
     /// The campaign's expired leases (oldest first, at most `max`) with the node that held each.
     pub async fn expired_leases(
         &self,

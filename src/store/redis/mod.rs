@@ -143,6 +143,8 @@ pub struct RedisStore {
     registered: Arc<Mutex<HashSet<String>>>,
     /// What this store's claims saw of their members, for the completion fast path (`fast.rs`).
     snapshots: Arc<fast::Snapshots>,
+    /// The skew between the server's clock and this node's (`leases.rs`, `store::clock`).
+    clock: Arc<crate::store::clock::StoreClock>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -246,6 +248,7 @@ impl RedisStore {
             tzs: Arc::default(),
             registered: Arc::default(),
             snapshots: Arc::default(),
+            clock: Arc::new(crate::store::clock::StoreClock::system()),
         })
     }
 
