@@ -1,4 +1,5 @@
-//! The store contract: every scenario runs against the memory backend and against a real redis-server.
+//! The store contract: every scenario runs against the memory backend, a real redis-server, a local Redis Cluster
+//! and a local Sentinel set-up.
 
 mod store_support;
 
@@ -1199,6 +1200,33 @@ macro_rules! contract {
                     super::$name(&s).await;
                 }
             )*
+        }
+        /// Every scenario on one local Redis Cluster (3 masters, 3 replicas), each on an emptied store: forming a
+        /// cluster per scenario would cost more than all the scenarios.
+        mod cluster {
+            #[tokio::test]
+            async fn every_scenario_holds_on_a_redis_cluster() {
+                let cluster = fsdialer::store::local_redis::LocalCluster::start()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                $(
+                    eprintln!("cluster: {}", stringify!($name));
+                    let s = super::emptied_store(&cluster.url()).await;
+                    super::$name(&s).await;
+                )*
+            }
+        }
+        /// Every scenario on one local Sentinel set-up (master, replica, three Sentinels), each on an emptied store.
+        mod sentinel {
+            #[tokio::test]
+            async fn every_scenario_holds_on_a_sentinel_watched_master() {
+                let set = fsdialer::store::local_redis::LocalSentinel::start()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                $(
+                    eprintln!("sentinel: {}", stringify!($name));
+                    let s = super::emptied_store(&set.url()).await;
+                    super::$name(&s).await;
+                )*
+            }
         }
     };
 }
