@@ -1,6 +1,8 @@
 //! Shared helpers of the store integration tests: a real windowed calendar, member builders, backends.
 #![allow(dead_code)]
 
+pub mod failover;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};

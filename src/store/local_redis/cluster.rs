@@ -193,6 +193,11 @@ impl LocalCluster {
             .query(&mut self.any_admin()?)?)
     }
 
+    /// The port of the master serving `key`'s slot now.
+    pub fn master_port_of(&self, key: &str) -> Result<u16, LocalRedisError> {
+        self.master_port_of_slot(self.slot_of(key)?)
+    }
+
     fn master_port_of_slot(&self, slot: u16) -> Result<u16, LocalRedisError> {
         let mut admin = self.any_admin()?;
         let shards: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut admin)?;
