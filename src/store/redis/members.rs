@@ -61,12 +61,11 @@ impl RedisStore {
         self.register(campaign).await?;
         self.remember_tzs(campaign, prepared.iter().map(|p| rules::tz_key(&p.tz)));
         let now = ms(now);
-        let prefix = keys::campaign_prefix(campaign);
         let futures: Vec<_> = prepared
             .chunks(ADD_CHUNK)
             .map(|chunk| {
                 let args: Vec<String> = chunk.iter().flat_map(Self::member_args).collect();
-                self.add_chunk(prefix.clone(), now, args)
+                self.add_chunk(campaign, now, args)
             })
             .collect();
         let results: Vec<StoreResult<Vec<AddOutcome>>> = futures::stream::iter(futures)
@@ -82,11 +81,11 @@ impl RedisStore {
 
     async fn add_chunk(
         &self,
-        prefix: String,
+        campaign: &str,
         now: i64,
         args: Vec<String>,
     ) -> StoreResult<Vec<AddOutcome>> {
-        let mut inv = self.scripts.add.key(prefix);
+        let mut inv = self.campaign_script(&self.scripts.add, campaign);
         inv.arg(now);
         for a in args {
             inv.arg(a);
@@ -132,9 +131,7 @@ impl RedisStore {
     ) -> StoreResult<Option<(Member, record::StaticData, Option<String>)>> {
         record::check_campaign(campaign)?;
         let out: String = self
-            .scripts
-            .get
-            .key(keys::campaign_prefix(campaign))
+            .campaign_script(&self.scripts.get, campaign)
             .arg(id.0)
             .arg(if with_log { "1" } else { "0" })
             .invoke_async(&mut self.conn())
@@ -184,7 +181,7 @@ impl RedisStore {
         record::check_campaign(campaign)?;
         let p = record::prepare(0, m)?;
         self.remember_tzs(campaign, [rules::tz_key(&p.tz)]);
-        let mut inv = self.scripts.update.key(keys::campaign_prefix(campaign));
+        let mut inv = self.campaign_script(&self.scripts.update, campaign);
         inv.arg(ms(now)).arg(id.0);
         for a in Self::member_args(&p) {
             inv.arg(a);
@@ -211,9 +208,7 @@ impl RedisStore {
     pub async fn delete(&self, campaign: &str, id: MemberId) -> StoreResult<ChangeOutcome> {
         record::check_campaign(campaign)?;
         let out: String = self
-            .scripts
-            .delete
-            .key(keys::campaign_prefix(campaign))
+            .campaign_script(&self.scripts.delete, campaign)
             .arg(id.0)
             .invoke_async(&mut self.conn())
             .await
@@ -229,9 +224,7 @@ impl RedisStore {
     pub async fn terminate(&self, campaign: &str, id: MemberId) -> StoreResult<TerminateOutcome> {
         record::check_campaign(campaign)?;
         let out: String = self
-            .scripts
-            .terminate
-            .key(keys::campaign_prefix(campaign))
+            .campaign_script(&self.scripts.terminate, campaign)
             .arg(id.0)
             .invoke_async(&mut self.conn())
             .await
@@ -266,9 +259,7 @@ impl RedisStore {
         let mut after: i64 = 0;
         loop {
             let out: String = self
-                .scripts
-                .reset
-                .key(keys::campaign_prefix(campaign))
+                .campaign_script(&self.scripts.reset, campaign)
                 .arg(ms(now))
                 .arg(after)
                 .arg(SCAN_SPAN)
@@ -337,9 +328,7 @@ impl RedisStore {
         let mut members = Vec::new();
         loop {
             let out: String = self
-                .scripts
-                .list
-                .key(keys::campaign_prefix(campaign))
+                .campaign_script(&self.scripts.list, campaign)
                 .arg(after)
                 .arg(SCAN_SPAN)
                 .arg(limit)

@@ -27,8 +27,10 @@
 //! trip. Scripts never do timezone math: the Rust side evaluates the [`Schedule`] for each timezone of the campaign
 //! (cached per campaign) and passes `{tz: [open, next_allowed(now), next_allowed(now + wait)]}`. A script that meets a
 //! timezone it was not given changes nothing and names it; the call is repeated with it (once per new timezone).
-//! Scripts address member keys they derive from `KEYS[1]` (the campaign prefix); all share the hash tag, so this
-//! works on Redis Cluster too.
+//! Campaign scripts get `KEYS[1]` the campaign prefix, then the campaign's fixed keys (`keys::CAMPAIGN_SCRIPT_KEYS`),
+//! all declared; the member keys they find while running are derived from the prefix and share its hash tag, so
+//! every script touches one slot and runs on Redis Cluster. Global keys (`dlr:campaigns`, the campaign documents,
+//! the node registry) are never touched by a campaign script: they are read and written by single commands.
 //!
 //! Why a member is one string: the claim and the completion each touch a whole batch of members, and with one
 //! string per member that is one `MGET` and one `MSET` for the batch. A hash per member cost one `HMGET` and one
@@ -269,6 +271,19 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// A call of a campaign script with its declared keys (see `keys::CAMPAIGN_SCRIPT_KEYS`).
+    fn campaign_script<'s>(
+        &self,
+        script: &'s Script,
+        campaign: &str,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut inv = script.prepare_invoke();
+        for k in keys::campaign_script_keys(campaign) {
+            inv.key(k);
+        }
+        inv
+    }
+
     fn remember_tzs<'a>(&self, campaign: &str, tzs: impl IntoIterator<Item = &'a str>) {
         let mut g = self.tzs.lock().unwrap_or_else(|p| p.into_inner());
         let set = g.entry(campaign.to_string()).or_default();
@@ -313,7 +328,7 @@ impl RedisStore {
     ) -> StoreResult<redis::Value> {
         for _ in 0..4 {
             let tz = self.tz_json(call.campaign, schedule, now, wait_ms);
-            let mut inv = call.script.key(keys::campaign_prefix(call.campaign));
+            let mut inv = self.campaign_script(call.script, call.campaign);
             for a in &call.before {
                 inv.arg(a);
             }

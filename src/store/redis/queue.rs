@@ -250,10 +250,7 @@ impl RedisStore {
             op: OP,
             detail: e.to_string(),
         })?;
-        let mut inv = self
-            .scripts
-            .complete_fast
-            .key(keys::campaign_prefix(campaign));
+        let mut inv = self.campaign_script(&self.scripts.complete_fast, campaign);
         for a in batch.into_args(now, &order_name, deltas) {
             inv.arg(a);
         }
@@ -282,9 +279,7 @@ impl RedisStore {
         record::check_campaign(campaign)?;
         self.snapshots.take(&attempt);
         let out: String = self
-            .scripts
-            .release
-            .key(keys::campaign_prefix(campaign))
+            .campaign_script(&self.scripts.release, campaign)
             .arg(ms(now))
             .arg(member.0)
             .arg(attempt.to_string())
@@ -317,7 +312,7 @@ impl RedisStore {
         if attempts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = self.scripts.renew.key(keys::campaign_prefix(campaign));
+        let mut inv = self.campaign_script(&self.scripts.renew, campaign);
         inv.arg(ms(now)).arg(lease).arg(node);
         for a in attempts {
             inv.arg(a.to_string());

@@ -1,12 +1,16 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
--- a script touches starts with it, so all of them live in the campaign's hash slot. Mirrors store/rules.rs and
--- store/memory/campaign.rs; keep the three in step. A member is one string record: see parse_rec below and the
--- layout table in redis/mod.rs.
+-- a script touches starts with it, so all of them live in the campaign's hash slot (Redis Cluster). KEYS[2..11]
+-- declare the campaign's fixed keys (redis/keys.rs CAMPAIGN_SCRIPT_KEYS, same order); member records are found
+-- while the script runs and share the hash tag. Mirrors store/rules.rs and store/memory/campaign.rs; keep the
+-- three in step. A member is one string record: see parse_rec below and the layout table in redis/mod.rs.
 local P = KEYS[1]
 local NOW = ARGV[1]
-local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
-local K_LEASE, K_ACT, K_EXT = P .. 'lease', P .. 'act', P .. 'ext'
-local K_TZS, K_CNT, K_META, K_LOG = P .. 'tzs', P .. 'cnt', P .. 'meta', P .. 'log'
+if #KEYS ~= 11 or KEYS[2] ~= P .. 'seq' or KEYS[11] ~= P .. 'log' then
+  error('campaign script called without its declared keys')
+end
+local K_SEQ, K_READY, K_WAIT = KEYS[2], KEYS[3], KEYS[4]
+local K_LEASE, K_ACT, K_EXT = KEYS[5], KEYS[6], KEYS[7]
+local K_TZS, K_CNT, K_META, K_LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local TIER = 1099511627776 -- 2^40
 local PROMOTE_CAP, EXAMINE_EXTRA, MAX_DUE = 5000, 1000, 17592186044415
 
