@@ -168,6 +168,9 @@ pub enum StoreConnection {
     Single(ConnectionManager),
     Sentinel(SentinelConnection),
     Cluster(ClusterConnection),
+    /// Sends every script twice (tests of scripts under resends, `redis/resend.rs`).
+    #[cfg(test)]
+    Resending(super::resend::Resending),
 }
 
 impl StoreConnection {
@@ -235,6 +238,8 @@ impl ConnectionLike for StoreConnection {
             StoreConnection::Single(c) => c.req_packed_command(cmd),
             StoreConnection::Sentinel(c) => c.req_packed_command(cmd),
             StoreConnection::Cluster(c) => c.req_packed_command(cmd),
+            #[cfg(test)]
+            StoreConnection::Resending(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -248,6 +253,8 @@ impl ConnectionLike for StoreConnection {
             StoreConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             StoreConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             StoreConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(test)]
+            StoreConnection::Resending(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -256,6 +263,8 @@ impl ConnectionLike for StoreConnection {
             StoreConnection::Single(c) => c.get_db(),
             StoreConnection::Sentinel(c) => c.get_db(),
             StoreConnection::Cluster(c) => c.get_db(),
+            #[cfg(test)]
+            StoreConnection::Resending(c) => c.get_db(),
         }
     }
 }

@@ -23,6 +23,12 @@ pub fn campaign_script_keys(campaign: &str) -> impl Iterator<Item = String> + '_
     )
 }
 
+/// Where a writing script keeps its reply for a resend of the same call (`KEYS[12]`; `call` is unique per call,
+/// the same for its resends; see `memo_keep` in `lua/prelude.lua`).
+pub fn memo_key(campaign: &str, call: &uuid::Uuid) -> String {
+    format!("dlr:{{{campaign}}}:memo:{call}")
+}
+
 /// A key of the campaign (`tzs`, `cnt`, `lease`...).
 pub fn campaign_key(campaign: &str, name: &str) -> String {
     format!("dlr:{{{campaign}}}:{name}")

@@ -85,7 +85,7 @@ impl RedisStore {
         now: i64,
         args: Vec<String>,
     ) -> StoreResult<Vec<AddOutcome>> {
-        let mut inv = self.campaign_script(&self.scripts.add, campaign);
+        let mut inv = self.campaign_script_once(&self.scripts.add, campaign);
         inv.arg(now);
         for a in args {
             inv.arg(a);
@@ -208,7 +208,7 @@ impl RedisStore {
     pub async fn delete(&self, campaign: &str, id: MemberId) -> StoreResult<ChangeOutcome> {
         record::check_campaign(campaign)?;
         let out: String = self
-            .campaign_script(&self.scripts.delete, campaign)
+            .campaign_script_once(&self.scripts.delete, campaign)
             .arg(id.0)
             .invoke_async(&mut self.conn())
             .await
@@ -224,7 +224,7 @@ impl RedisStore {
     pub async fn terminate(&self, campaign: &str, id: MemberId) -> StoreResult<TerminateOutcome> {
         record::check_campaign(campaign)?;
         let out: String = self
-            .campaign_script(&self.scripts.terminate, campaign)
+            .campaign_script_once(&self.scripts.terminate, campaign)
             .arg(id.0)
             .invoke_async(&mut self.conn())
             .await
@@ -259,7 +259,7 @@ impl RedisStore {
         let mut after: i64 = 0;
         loop {
             let out: String = self
-                .campaign_script(&self.scripts.reset, campaign)
+                .campaign_script_once(&self.scripts.reset, campaign)
                 .arg(ms(now))
                 .arg(after)
                 .arg(SCAN_SPAN)

@@ -58,6 +58,8 @@ mod members;
 mod packed;
 mod queue;
 mod reply;
+#[cfg(test)]
+mod resend;
 
 use super::error::{StoreError, StoreResult};
 use super::ids::AttemptIds;
@@ -284,6 +286,18 @@ impl RedisStore {
         inv
     }
 
+    /// Like [`campaign_script`](Self::campaign_script), for a script that must give a resend of the call (by the
+    /// client, after a lost connection) its first reply: adds the call's memo key (`keys::memo_key`).
+    fn campaign_script_once<'s>(
+        &self,
+        script: &'s Script,
+        campaign: &str,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut inv = self.campaign_script(script, campaign);
+        inv.key(keys::memo_key(campaign, &uuid::Uuid::new_v4()));
+        inv
+    }
+
     fn remember_tzs<'a>(&self, campaign: &str, tzs: impl IntoIterator<Item = &'a str>) {
         let mut g = self.tzs.lock().unwrap_or_else(|p| p.into_inner());
         let set = g.entry(campaign.to_string()).or_default();
@@ -328,7 +342,7 @@ impl RedisStore {
     ) -> StoreResult<redis::Value> {
         for _ in 0..4 {
             let tz = self.tz_json(call.campaign, schedule, now, wait_ms);
-            let mut inv = self.campaign_script(call.script, call.campaign);
+            let mut inv = self.campaign_script_once(call.script, call.campaign);
             for a in &call.before {
                 inv.arg(a);
             }

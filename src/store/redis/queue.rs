@@ -279,7 +279,7 @@ impl RedisStore {
         record::check_campaign(campaign)?;
         self.snapshots.take(&attempt);
         let out: String = self
-            .campaign_script(&self.scripts.release, campaign)
+            .campaign_script_once(&self.scripts.release, campaign)
             .arg(ms(now))
             .arg(member.0)
             .arg(attempt.to_string())
