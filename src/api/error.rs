@@ -93,7 +93,9 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidArgument { .. }
             | StoreError::InvalidCampaign { .. } => ApiError::unprocessable(e.to_string()),
             StoreError::ExternalIdTaken { .. } => ApiError::conflict(e.to_string()),
-            StoreError::Redis { .. } | StoreError::TlsConnect { .. } => {
+            StoreError::Redis { .. }
+            | StoreError::TlsConnect { .. }
+            | StoreError::NotReplicated { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
             }
             StoreError::InvalidUrl { .. } | StoreError::Corrupt { .. } => {

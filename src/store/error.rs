@@ -42,6 +42,16 @@ pub enum StoreError {
     /// Redis answered something this version of the store cannot read (a different layout or a bug).
     #[error("redis {op}: unexpected reply: {detail}")]
     Corrupt { op: &'static str, detail: String },
+    /// A write was applied on the Redis master but fewer replicas than `store_wait_replicas` confirmed it in time:
+    /// it would be lost if the master failed now. Repeating the call is safe (it answers as applied or duplicate).
+    #[error(
+        "redis {op}: written to the master, confirmed by {acknowledged} of {wanted} replicas in time"
+    )]
+    NotReplicated {
+        op: &'static str,
+        wanted: u32,
+        acknowledged: u32,
+    },
     /// The external_id of an update already belongs to another member.
     #[error("external_id {external_id:?} already belongs to member {owner}")]
     ExternalIdTaken { external_id: String, owner: u64 },

@@ -162,6 +162,19 @@ impl Store {
         }
     }
 
+    /// Makes completions wait until `n` replicas confirmed them (Redis `WAIT`; see
+    /// [`RedisStore::with_wait_replicas`]). Refused on the memory store, which has no replicas; 0 changes nothing.
+    pub fn with_wait_replicas(self, n: u32) -> StoreResult<Store> {
+        match self {
+            Store::Redis(r) => Ok(Store::Redis(r.with_wait_replicas(n))),
+            Store::Memory(_) if n == 0 => Ok(self),
+            Store::Memory(_) => Err(StoreError::InvalidArgument {
+                what: "wait_replicas",
+                reason: "the memory store has no replicas to wait for".into(),
+            }),
+        }
+    }
+
     /// A fresh in-process store.
     pub fn memory() -> Store {
         Store::Memory(Arc::new(MemoryStore::new()))

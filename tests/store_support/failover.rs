@@ -59,14 +59,20 @@ struct Shared {
 
 /// Adds [`MEMBERS`] to each campaign, dials them all (one node per campaign), runs `kill` after `kill_after`, and
 /// keeps dialling until every member ended; `watched` is the campaign whose first claim after the kill is timed.
+/// Completions wait for `wait_replicas` replicas (`store_wait_replicas`).
 pub async fn dial_through_a_master_kill(
     url: &str,
+    wait_replicas: u32,
     campaigns: &[String],
     watched: &str,
     kill_after: Duration,
     kill: impl FnOnce(),
 ) -> FailoverReport {
-    let store = Store::open(url).await.expect("connect");
+    let store = Store::open(url)
+        .await
+        .expect("connect")
+        .with_wait_replicas(wait_replicas)
+        .expect("a Redis store");
     for c in campaigns {
         let members: Vec<_> = (0..MEMBERS)
             .map(|i| member(&format!("{c}-{i}"), &["1", "2"]))

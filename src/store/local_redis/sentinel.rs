@@ -164,6 +164,15 @@ impl LocalSentinel {
         Ok(port)
     }
 
+    /// Starts the killed servers again on their ports; the Sentinels make a returning old master a replica of the
+    /// new one.
+    pub fn restart_killed(&mut self) -> Result<(), LocalRedisError> {
+        for node in self.data.iter_mut().filter(|n| !n.running()) {
+            node.restart()?;
+        }
+        Ok(())
+    }
+
     /// Waits until the Sentinels name a running master that answers as one; returns its port.
     pub fn wait_promoted(&self, within: Duration) -> Result<u16, LocalRedisError> {
         let mut port = 0;

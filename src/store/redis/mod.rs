@@ -145,7 +145,12 @@ pub struct RedisStore {
     registered: Arc<Mutex<HashSet<String>>>,
     /// What this store's claims saw of their members, for the completion fast path (`fast.rs`).
     snapshots: Arc<fast::Snapshots>,
+    /// Replicas that must confirm completions before they are acknowledged (`WAIT`); `None`: the master's word.
+    wait_replicas: Option<u32>,
 }
+
+/// How long a completion waits for its replicas (`WAIT`) before it fails with [`StoreError::NotReplicated`].
+pub const WAIT_REPLICAS_TIMEOUT_MS: u64 = 2000;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -266,6 +271,7 @@ impl RedisStore {
             tzs: Arc::default(),
             registered: Arc::default(),
             snapshots: Arc::default(),
+            wait_replicas: None,
         }
     }
 
@@ -484,6 +490,53 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(StoreError::redis("memory usage"))
+    }
+
+    /// Makes completions wait until `n` replicas confirmed them (`WAIT n`, at most
+    /// [`WAIT_REPLICAS_TIMEOUT_MS`]); 0: no waiting.
+    pub fn with_wait_replicas(mut self, n: u32) -> RedisStore {
+        self.wait_replicas = (n > 0).then_some(n);
+        self
+    }
+
+    /// Waits until the configured replicas confirmed every write this store sent to the campaign's master.
+    /// Redis's limit: `WAIT` makes a lost write unlikely, not impossible (a fail-over may still promote a replica
+    /// that had not confirmed it when the timeout hit, and the write stays applied on the old master).
+    async fn wait_replicas(&self, op: &'static str, campaign: &str) -> StoreResult<()> {
+        let Some(wanted) = self.wait_replicas else {
+            return Ok(());
+        };
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(wanted).arg(WAIT_REPLICAS_TIMEOUT_MS);
+        let mut conn = self.conn();
+        // On a cluster, WAIT goes to the master that took the campaign's writes.
+        let reply = match conn.cluster() {
+            Some(cluster) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(keys::campaign_prefix(campaign), SlotAddr::Master);
+                cluster
+                    .route_command(
+                        wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await
+            }
+            None => wait.query_async(&mut conn).await,
+        };
+        let acknowledged: i64 = reply
+            .and_then(|v| {
+                redis::FromRedisValue::from_redis_value(v).map_err(redis::RedisError::from)
+            })
+            .map_err(StoreError::redis(op))?;
+        let acknowledged = u32::try_from(acknowledged.max(0)).unwrap_or(u32::MAX);
+        if acknowledged < wanted {
+            return Err(StoreError::NotReplicated {
+                op,
+                wanted,
+                acknowledged,
+            });
+        }
+        Ok(())
     }
 
     /// The underlying connection, for tools and tests that need raw commands.

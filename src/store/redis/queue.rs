@@ -177,6 +177,7 @@ impl RedisStore {
                 });
             }
         }
+        self.wait_replicas("complete", campaign).await?;
         Ok(outcomes)
     }
 
