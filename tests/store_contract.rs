@@ -1181,6 +1181,17 @@ async fn drop_campaign_removes_everything(s: &Store) {
     assert!(s.campaigns().await.unwrap().is_empty());
 }
 
+async fn campaign_history_keeps_the_latest_entries_in_order(s: &Store) {
+    let keep = fsdialer::store::HISTORY_KEEP;
+    for i in 0..keep + 3 {
+        s.push_history(C, &format!("e{i}")).await.unwrap();
+    }
+    let h = s.history(C).await.unwrap();
+    assert_eq!(h.len(), keep);
+    assert_eq!(h.first().map(String::as_str), Some("e3"));
+    assert_eq!(h.last(), Some(&format!("e{}", keep + 2)));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1502,6 +1513,7 @@ contract!(
     token_buckets_grant_a_burst_then_the_rate,
     bad_input_is_refused_with_a_clear_error_and_nothing_stored,
     drop_campaign_removes_everything,
+    campaign_history_keeps_the_latest_entries_in_order,
 );
 
 /// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw
