@@ -1192,6 +1192,10 @@ async fn campaign_history_keeps_the_latest_entries_in_order(s: &Store) {
     assert_eq!(h.last(), Some(&format!("e{}", keep + 2)));
 }
 
+async fn the_store_answers_a_health_ping(s: &Store) {
+    s.ping().await.expect("a round trip to the backend");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1514,6 +1518,7 @@ contract!(
     bad_input_is_refused_with_a_clear_error_and_nothing_stored,
     drop_campaign_removes_everything,
     campaign_history_keeps_the_latest_entries_in_order,
+    the_store_answers_a_health_ping,
 );
 
 /// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw
