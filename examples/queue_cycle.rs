@@ -12,6 +12,9 @@
 //! With `CLAIM_ONLY=1` nothing is completed: each cycle only claims, so a run of at most 39 cycles (the members
 //! run out at 40) measures the claim alone; the completion's cost is the difference from a normal run.
 //!
+//! With `CAMPAIGNS=N` it runs N campaigns at once (`queue_cycle_0`…, 20,000 members shared out, at least 1,000
+//! each), each in its own loop: on a Redis Cluster (`REDIS_URL=redis+cluster://…`) they spread over the shards.
+//!
 //! `REDIS_URL=redis://127.0.0.1:6379 SECS=5 cargo run --release --example queue_cycle`
 
 #[path = "../benches/support/queue_load.rs"]
@@ -41,36 +44,93 @@ async fn main() -> anyhow::Result<()> {
     let secs = env_num("SECS", 5)?;
     let cycles = env_num("CYCLES", u64::MAX)?;
     let claim_only = env_num("CLAIM_ONLY", 0)? == 1;
+    let campaigns = env_num("CAMPAIGNS", 1)?.max(1) as usize;
     let store = Store::open(&url).await?;
     let completer = if env_num("OTHER", 0)? == 1 {
         Store::open(&url).await?
     } else {
         store.clone()
     };
-    let mut now = Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap();
-    store.drop_campaign(CAMPAIGN).await?;
-    let members: Vec<MemberInput> = (0..MEMBERS).map(member).collect();
-    store.add(CAMPAIGN, &members, now).await?;
+    let names: Vec<String> = (0..campaigns)
+        .map(|i| {
+            if campaigns == 1 {
+                CAMPAIGN.to_string()
+            } else {
+                format!("{CAMPAIGN}_{i}")
+            }
+        })
+        .collect();
+    let per_campaign = (MEMBERS / campaigns).max(2 * BATCH);
+    let now = Utc.with_ymd_and_hms(2024, 3, 4, 10, 0, 0).unwrap();
+    let members: Vec<MemberInput> = (0..per_campaign).map(member).collect();
+    for name in &names {
+        store.drop_campaign(name).await?;
+        store.add(name, &members, now).await?;
+    }
+    let t0 = Instant::now();
+    let runs = names.iter().map(|name| {
+        cycle(
+            &store,
+            &completer,
+            name,
+            now,
+            Limits {
+                secs,
+                cycles,
+                claim_only,
+            },
+        )
+    });
+    let n: u64 = futures::future::try_join_all(runs).await?.iter().sum();
+    let took = t0.elapsed().as_secs_f64();
+    println!(
+        "{n} members {} in {took:.2} s over {campaigns} campaign(s): {:.0}/s",
+        if claim_only {
+            "claimed"
+        } else {
+            "claimed and completed"
+        },
+        n as f64 / took
+    );
+    Ok(())
+}
+
+/// When a campaign's loop stops.
+#[derive(Clone, Copy)]
+struct Limits {
+    secs: u64,
+    cycles: u64,
+    claim_only: bool,
+}
+
+/// Claims and completes in one campaign until the limits; returns the members completed (or claimed).
+async fn cycle(
+    store: &Store,
+    completer: &Store,
+    campaign: &str,
+    mut now: chrono::DateTime<Utc>,
+    limits: Limits,
+) -> anyhow::Result<u64> {
     let policy = QueuePolicy {
         limit: 100_000,
         wait_between_retries_sec: 0,
         ..QueuePolicy::default()
     };
     let lease = Duration::from_secs(60);
-    let claim = |now| store.claim(CAMPAIGN, &policy, &Always, now, BATCH, "queue_cycle", lease);
+    let claim = |now| store.claim(campaign, &policy, &Always, now, BATCH, "queue_cycle", lease);
     now += CDuration::milliseconds(1);
     let mut pending = claim(now).await?.claims;
     let t0 = Instant::now();
     let (mut done, mut n) = (0, 0u64);
-    while done < cycles && t0.elapsed() < Duration::from_secs(secs) {
+    while done < limits.cycles && t0.elapsed() < Duration::from_secs(limits.secs) {
         now += CDuration::milliseconds(1);
         let results: Vec<AttemptResult> = pending.iter().map(minus).collect();
-        let (next, completed) = if claim_only {
+        let (next, completed) = if limits.claim_only {
             (claim(now).await, Ok(vec![]))
         } else {
             tokio::join!(
                 claim(now),
-                completer.complete_many(CAMPAIGN, &policy, &Always, &results, now)
+                completer.complete_many(campaign, &policy, &Always, &results, now)
             )
         };
         if !completed?
@@ -83,15 +143,5 @@ async fn main() -> anyhow::Result<()> {
         n += results.len() as u64;
         done += 1;
     }
-    let took = t0.elapsed().as_secs_f64();
-    println!(
-        "{n} members {} in {took:.2} s: {:.0}/s",
-        if claim_only {
-            "claimed"
-        } else {
-            "claimed and completed"
-        },
-        n as f64 / took
-    );
-    Ok(())
+    Ok(n)
 }

@@ -35,7 +35,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Member store: `memory://` or `redis://host:port`.
+    /// Member store: `memory://`, `redis://host:port`, `redis+sentinel://host:port,host:port/mastername` or
+    /// `redis+cluster://host:port,host:port`.
     #[arg(long, default_value = "memory://")]
     store: String,
     /// An external switch's event socket `HOST:PORT` (a real FreeSWITCH, or `fsdialer sim`), instead of the
@@ -83,8 +84,8 @@ struct ImportArgs {
     /// The campaign to add the members to (it must exist in the store).
     #[arg(long)]
     campaign: String,
-    /// Member store: `redis://host:port`, `rediss://host:port` (TLS), or `memory://` (only useful for checking a
-    /// file).
+    /// Member store: `redis://host:port`, `rediss://host:port` (TLS), `redis+sentinel://host:port,host:port/name`,
+    /// `redis+cluster://host:port,host:port`, or `memory://` (only useful for checking a file).
     #[arg(long, conflicts_with = "config")]
     store: Option<String>,
     /// With a `rediss://` --store: trust only the CA(s) of this PEM file (a private CA) instead of the system's.

@@ -1,4 +1,5 @@
-//! The store contract: every scenario runs against the memory backend and against a real redis-server.
+//! The store contract: every scenario runs against the memory backend, a real redis-server, a local Redis Cluster
+//! and a local Sentinel set-up.
 
 mod store_support;
 
@@ -1180,6 +1181,21 @@ async fn drop_campaign_removes_everything(s: &Store) {
     assert!(s.campaigns().await.unwrap().is_empty());
 }
 
+async fn campaign_history_keeps_the_latest_entries_in_order(s: &Store) {
+    let keep = fsdialer::store::HISTORY_KEEP;
+    for i in 0..keep + 3 {
+        s.push_history(C, &format!("e{i}")).await.unwrap();
+    }
+    let h = s.history(C).await.unwrap();
+    assert_eq!(h.len(), keep);
+    assert_eq!(h.first().map(String::as_str), Some("e3"));
+    assert_eq!(h.last(), Some(&format!("e{}", keep + 2)));
+}
+
+async fn the_store_answers_a_health_ping(s: &Store) {
+    s.ping().await.expect("a round trip to the backend");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1199,6 +1215,33 @@ macro_rules! contract {
                     super::$name(&s).await;
                 }
             )*
+        }
+        /// Every scenario on one local Redis Cluster (3 masters, 3 replicas), each on an emptied store: forming a
+        /// cluster per scenario would cost more than all the scenarios.
+        mod cluster {
+            #[tokio::test]
+            async fn every_scenario_holds_on_a_redis_cluster() {
+                let cluster = fsdialer::store::local_redis::LocalCluster::start()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                $(
+                    eprintln!("cluster: {}", stringify!($name));
+                    let s = super::emptied_store(&cluster.url()).await;
+                    super::$name(&s).await;
+                )*
+            }
+        }
+        /// Every scenario on one local Sentinel set-up (master, replica, three Sentinels), each on an emptied store.
+        mod sentinel {
+            #[tokio::test]
+            async fn every_scenario_holds_on_a_sentinel_watched_master() {
+                let set = fsdialer::store::local_redis::LocalSentinel::start()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                $(
+                    eprintln!("sentinel: {}", stringify!($name));
+                    let s = super::emptied_store(&set.url()).await;
+                    super::$name(&s).await;
+                )*
+            }
         }
     };
 }
@@ -1474,6 +1517,8 @@ contract!(
     token_buckets_grant_a_burst_then_the_rate,
     bad_input_is_refused_with_a_clear_error_and_nothing_stored,
     drop_campaign_removes_everything,
+    campaign_history_keeps_the_latest_entries_in_order,
+    the_store_answers_a_health_ping,
 );
 
 /// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw

@@ -99,7 +99,9 @@ impl From<StoreError> for ApiError {
             StoreError::AgentsContended { .. } | StoreError::InboxFull { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
-            StoreError::Redis { .. } | StoreError::TlsConnect { .. } => {
+            StoreError::Redis { .. }
+            | StoreError::TlsConnect { .. }
+            | StoreError::NotReplicated { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
             }
             StoreError::InvalidUrl { .. } | StoreError::Corrupt { .. } => {

@@ -5,8 +5,12 @@
 //!                                         # host name, so a restarted node takes its calls back (never the pid)
 //! store = "redis://127.0.0.1:6379"        # or "memory://" (single node, nothing persisted), or
 //!                                         # "rediss://[user:password@]host:6380[/db]" (Redis over TLS)
+//!                                         # "redis+sentinel://host:26379,host:26380/mastername" (Sentinel)
+//!                                         # "redis+cluster://host:7000,host:7001,host:7002" (Redis Cluster)
 //! store_ca_file = "redis-ca.pem"          # optional, rediss:// only: trust only the CA(s) of this PEM file
 //!                                         # (a private CA); default: the system's trust store
+//! store_wait_replicas = 0                 # Redis only: replicas that must confirm each completion (WAIT) before
+//!                                         # it is acknowledged; 1 keeps results through a fail-over (see README)
 //! log_numbers = false                     # true: whole phone numbers in logs (default: last 3 characters)
 //!
 //! [api]
@@ -378,6 +382,9 @@ pub struct RunConfig {
     /// For a `rediss://` store: PEM file of the CA(s) to trust instead of the system's.
     #[serde(default)]
     pub store_ca_file: Option<PathBuf>,
+    /// Replicas that must confirm each completion before it counts as written (Redis `WAIT`); 0: the master's word.
+    #[serde(default)]
+    pub store_wait_replicas: u32,
     /// Whole phone numbers in logs (personal data); default: only their last 3 characters.
     #[serde(default)]
     pub log_numbers: bool,
@@ -420,6 +427,7 @@ impl RunConfig {
             node_id: None,
             store: default_store(),
             store_ca_file: None,
+            store_wait_replicas: 0,
             log_numbers: false,
             api: ApiSection::default(),
             engine: EngineSection::default(),
@@ -578,6 +586,11 @@ impl RunConfig {
             }
             Err(e) => problems.push(format!("store: {e}")),
             Ok(kind) => {
+                if kind == crate::store::StoreKind::Memory && self.store_wait_replicas > 0 {
+                    problems.push(
+                        "store_wait_replicas: only used with a Redis store (memory:// has no replicas)".into(),
+                    );
+                }
                 if let Some(ca) = &self.store_ca_file {
                     if kind != crate::store::StoreKind::RedisTls {
                         problems
@@ -1004,5 +1017,28 @@ calendar = { timezone = "Europe/Kyiv", accept = [{ weekday = 1, start_min = 540,
         let e = problems("store = \"rediss://u:s3cr3t@127.0.0.1:6380/#insecure\"\n");
         assert!(e.contains("#insecure is refused"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_stores_are_accepted_and_malformed_ones_named() {
+        for ok in [
+            "store = \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/main\"\nstore_wait_replicas = 1\n",
+            "store = \"redis+cluster://10.0.0.1:7000,10.0.0.2:7000\"\n",
+        ] {
+            assert_eq!(problems(ok), "", "{ok}");
+        }
+        let e = problems("store = \"redis+sentinel://10.0.0.1:26379\"\n");
+        assert!(e.contains("mastername"), "{e}");
+        let e = problems("store = \"redis+cluster://u:s3cr3t@10.0.0.1\"\n");
+        assert!(e.contains("host:port") && !e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn store_wait_replicas_needs_a_redis_store() {
+        let e = problems("store = \"memory://\"\nstore_wait_replicas = 1\n");
+        assert!(
+            e.starts_with("store_wait_replicas: only used with a Redis store"),
+            "{e}"
+        );
     }
 }

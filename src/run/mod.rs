@@ -141,7 +141,8 @@ pub async fn start(
         &cfg.store_tls(),
         crate::store::AttemptIds::Random,
     )
-    .await?;
+    .await?
+    .with_wait_replicas(cfg.store_wait_replicas)?;
 
     let mut switches: Vec<SwitchEndpoint> = cfg
         .switches

@@ -56,6 +56,16 @@ pub enum StoreError {
         "agent inbox of node {node:?} is full ({cap} messages waiting): the node is not taking them"
     )]
     InboxFull { node: String, cap: usize },
+    /// A write was applied on the Redis master but fewer replicas than `store_wait_replicas` confirmed it in time:
+    /// it would be lost if the master failed now. Repeating the call is safe (it answers as applied or duplicate).
+    #[error(
+        "redis {op}: written to the master, confirmed by {acknowledged} of {wanted} replicas in time"
+    )]
+    NotReplicated {
+        op: &'static str,
+        wanted: u32,
+        acknowledged: u32,
+    },
     /// The external_id of an update already belongs to another member.
     #[error("external_id {external_id:?} already belongs to member {owner}")]
     ExternalIdTaken { external_id: String, owner: u64 },

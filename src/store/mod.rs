@@ -7,8 +7,9 @@
 //!   The key layout is documented in [`redis`].
 //! - [`MemoryStore`]: in-process, for the demo and single-node runs.
 //!
-//! [`Store`] holds either, chosen at run time from a URL (`memory://`, `redis://host:port`, or `rediss://host:port`
-//! for Redis over TLS, with [`StoreTls`] naming the CA to trust).
+//! [`Store`] holds either, chosen at run time from a URL (`memory://`, `redis://host:port`, `rediss://host:port`
+//! for Redis over TLS with [`StoreTls`] naming the CA to trust, `redis+sentinel://host:port,host:port/mastername`
+//! for a Sentinel-watched master, or `redis+cluster://host:port,host:port` for a Redis Cluster; see `redis::conn`).
 //!
 //! # How the engine uses it
 //! 1. `take_tokens(Campaign)` for the CPS budget, then [`Store::claim`] up to that many members: the store applies the
@@ -100,10 +101,14 @@ pub enum StoreKind {
     Redis,
     /// `rediss://`: Redis over TLS.
     RedisTls,
+    /// `redis+sentinel://host:port,host:port/mastername`: the master a set of Sentinels watch.
+    RedisSentinel,
+    /// `redis+cluster://host:port,host:port`: a Redis Cluster, from seed nodes.
+    RedisCluster,
 }
 
 /// What [`store_kind`] accepts, for error messages.
-pub const STORE_URL_FORMS: &str = "expected memory://, redis://[user:password@]host:port[/db] or rediss://[user:password@]host:port[/db]";
+pub const STORE_URL_FORMS: &str = "expected memory://, redis://[user:password@]host:port[/db], rediss://[user:password@]host:port[/db], redis+sentinel://[user:password@]host:port,host:port/mastername or redis+cluster://[user:password@]host:port,host:port";
 
 /// The kind of store `url` names, or why it names none. A `rediss://` URL may not carry a fragment: redis-rs
 /// reads `#insecure` as "accept any certificate", which would silently turn TLS into encryption without
@@ -125,6 +130,12 @@ pub fn store_kind(url: &str) -> StoreResult<StoreKind> {
             ));
         }
         Ok(StoreKind::RedisTls)
+    } else if url.starts_with(self::redis::conn::SENTINEL_SCHEME) {
+        self::redis::conn::check_url(url)?;
+        Ok(StoreKind::RedisSentinel)
+    } else if url.starts_with(self::redis::conn::CLUSTER_SCHEME) {
+        self::redis::conn::check_url(url)?;
+        Ok(StoreKind::RedisCluster)
     } else {
         Err(invalid(STORE_URL_FORMS))
     }
@@ -145,7 +156,10 @@ impl Store {
     pub async fn open_with(url: &str, tls: &StoreTls, ids: AttemptIds) -> StoreResult<Store> {
         match store_kind(url)? {
             StoreKind::Memory => Ok(Store::Memory(Arc::new(MemoryStore::with_attempt_ids(ids)))),
-            StoreKind::Redis | StoreKind::RedisTls => {
+            StoreKind::Redis
+            | StoreKind::RedisTls
+            | StoreKind::RedisSentinel
+            | StoreKind::RedisCluster => {
                 Ok(Store::Redis(RedisStore::connect_with(url, tls, ids).await?))
             }
         }
@@ -165,6 +179,19 @@ impl Store {
         match self {
             Store::Memory(m) => Store::Memory(m),
             Store::Redis(r) => Store::Redis(r.with_local_clock(local)),
+        }
+    }
+
+    /// Makes completions wait until `n` replicas confirmed them (Redis `WAIT`; see
+    /// [`RedisStore::with_wait_replicas`]). Refused on the memory store, which has no replicas; 0 changes nothing.
+    pub fn with_wait_replicas(self, n: u32) -> StoreResult<Store> {
+        match self {
+            Store::Redis(r) => Ok(Store::Redis(r.with_wait_replicas(n))),
+            Store::Memory(_) if n == 0 => Ok(self),
+            Store::Memory(_) => Err(StoreError::InvalidArgument {
+                what: "wait_replicas",
+                reason: "the memory store has no replicas to wait for".into(),
+            }),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Shared helpers of the store integration tests: a real windowed calendar, member builders, backends.
 #![allow(dead_code)]
 
+pub mod failover;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use fsdialer::campaign::member::{CommunicationInput, MemberInput};
@@ -132,4 +134,21 @@ pub async fn redis_store(ids: AttemptIds) -> (Store, LocalRedis) {
 
 pub fn year(date: DateTime<Utc>) -> i32 {
     date.year()
+}
+
+/// A store on `url` (a cluster or Sentinel set-up shared by many scenarios) with every key removed first, so
+/// each scenario starts from an empty store as it would on a fresh server.
+pub async fn emptied_store(url: &str) -> Store {
+    let store = Store::open(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let Store::Redis(r) = &store else {
+        panic!("{url} is not a Redis store")
+    };
+    // On a cluster the client sends FLUSHALL to every master.
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut r.connection())
+        .await
+        .expect("FLUSHALL");
+    store
 }

@@ -28,7 +28,7 @@ use crate::store::{Counters, Store};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// `memory://` (default) or `redis://host:port`.
+    /// `memory://` (default), or a Redis store URL (`redis://host:port`, `redis+sentinel://…`, `redis+cluster://…`).
     pub store: String,
     /// An external switch (`host:port`, password); `None` starts the simulator in-process.
     pub esl: Option<(String, String)>,

@@ -7,6 +7,28 @@ pub fn campaign_prefix(campaign: &str) -> String {
     format!("dlr:{{{campaign}}}:")
 }
 
+/// The keys every campaign script declares, after the prefix (`KEYS[2]`… in `lua/prelude.lua`, same order).
+/// Member records (`m:<id>`) are found while a script runs (in the ready and wait sets), so they cannot be
+/// declared; they carry the same hash tag, hence the same slot.
+pub const CAMPAIGN_SCRIPT_KEYS: [&str; 10] = [
+    "seq", "ready", "wait", "lease", "act", "ext", "tzs", "cnt", "meta", "log",
+];
+
+/// `KEYS` of a campaign script: the prefix, then [`CAMPAIGN_SCRIPT_KEYS`].
+pub fn campaign_script_keys(campaign: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(campaign_prefix(campaign)).chain(
+        CAMPAIGN_SCRIPT_KEYS
+            .iter()
+            .map(move |k| campaign_key(campaign, k)),
+    )
+}
+
+/// Where a writing script keeps its reply for a resend of the same call (`KEYS[12]`; `call` is unique per call,
+/// the same for its resends; see `memo_keep` in `lua/prelude.lua`).
+pub fn memo_key(campaign: &str, call: &uuid::Uuid) -> String {
+    format!("dlr:{{{campaign}}}:memo:{call}")
+}
+
 /// A key of the campaign (`tzs`, `cnt`, `lease`...).
 pub fn campaign_key(campaign: &str, name: &str) -> String {
     format!("dlr:{{{campaign}}}:{name}")

@@ -1,6 +1,7 @@
 -- add: ARGV now, then per member 9 values: n, v, c, p, z, x, u, e ('' = absent), h (the number hint, see claim.lua).
 -- Reply: {first new id, codes, ids of upserts...}: one code per member, `a` added (new ids are consecutive from the
 -- first), `u` updated (same external id), `c` refused (that member is in a call); upserts' ids follow in order.
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local now = tonumber(ARGV[1])
 local nowstr = ARGV[1]
 local W = 9
@@ -79,4 +80,4 @@ local first = 0
 if fresh > 0 then first = next_id - fresh + 1 end
 local reply = { first, table.concat(codes) }
 for _, id in ipairs(upserts) do reply[#reply + 1] = id end
-return reply
+return memo_keep(reply)

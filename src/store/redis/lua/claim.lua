@@ -3,6 +3,22 @@
 -- claim wrote it (state `a`, its `a` field `attempt|k|claimed|node`; redis/packed.rs reads it, and the completion
 -- fast path builds the next record from it), each ended member as {id, cause}.
 -- One MGET and one MSET per round of taken members: no per-member Redis call on the way to a claim.
+-- A resend of a claim that already ran (its reply lost with the connection) returns what that run returned: the
+-- memo when it ended members, else the members its attempt ids hold in `act`, as it left them (nothing changes
+-- an active member's record before its claimer has heard of the claim).
+do local replay = memo_replay() if replay ~= nil then return replay end end
+if ARGV[7] ~= nil and redis.call('HEXISTS', K_ACT, ARGV[7]) == 1 then
+  local claims, n = {}, 0
+  for i = 7, #ARGV do
+    local act = redis.call('HGET', K_ACT, ARGV[i])
+    if act == false then break end
+    local hid = string.match(act, '^([^|]*)')
+    n = n + 1
+    claims[2 * n - 1] = hid
+    claims[2 * n] = redis.call('GET', P .. 'm:' .. hid)
+  end
+  return { claims, {} }
+end
 local now, max_n, node, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local pol, tzmap = cjson.decode(ARGV[5]), cjson.decode(ARGV[6])
 local missing = tz_missing(tzmap)
@@ -177,4 +193,5 @@ if got > 0 then
   cnt('active', got)
 end
 flush()
+if nended > 0 then return memo_keep({ claims, ended }) end
 return { claims, ended }

@@ -2,6 +2,7 @@
 -- attempt, member id, cause, class, answered_ms|'', hangup_ms|'', talk, note ('' = none; escaped: no '|' or newline).
 -- Results are applied in order.
 -- Reply: one entry per result: {'d', due} / {'e', cause, success} applied, {'dup'} duplicate, {'nc'} not current.
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local now, pol, tzmap = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
 local missing = tz_missing(tzmap)
 if missing then return missing end
@@ -22,4 +23,4 @@ for i = 4, #ARGV, 8 do
   end
 end
 end_batch(gone)
-return out
+return memo_keep(out)

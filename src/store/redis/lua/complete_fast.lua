@@ -7,7 +7,7 @@
 -- drops the entry (completion, recovery, release) or changes it (a terminate marks it), so the record is still the
 -- one the claim wrote and the decision made from it stands. The ready order must be ranked by the assumed order.
 -- Otherwise nothing is written and the reply is 'conflict' (the caller falls back to `complete`, which decides in
--- Lua). Reply: 'ok'.
+-- Lua), unless the call is a resend of one that ran (then 'ok' again). Reply: 'ok'.
 -- Why sections: each goes to its Redis command as it came (`unpack` over a range of ARGV), so no Lua code runs per
 -- result beyond one check; Redis's Lua is slow next to its commands, and it hashes every string it makes.
 if stored_order() ~= ARGV[2] then return 'conflict' end
@@ -19,8 +19,25 @@ local w0 = r0 + 2 * r
 local l0 = w0 + 2 * w
 if n < 1 or l0 + 2 * n - 1 ~= #ARGV then error('complete_fast: ' .. #ARGV .. ' arguments for ' .. n .. ' results') end
 local cur = redis.call('HMGET', K_ACT, unpack(ARGV, a0, s0 - 1))
+-- A resend of this call after it ran (the reply was lost with the connection) finds every attempt gone and every
+-- log line it wrote in place: it answers 'ok' again, as the run did.
+local function already_written()
+  local fields = {}
+  for j = 1, n do
+    if cur[j] ~= false then return false end
+    fields[j] = ARGV[l0 + 2 * (j - 1)]
+  end
+  local lines = redis.call('HMGET', K_LOG, unpack(fields))
+  for j = 1, n do
+    if lines[j] ~= ARGV[l0 + 2 * j - 1] then return false end
+  end
+  return true
+end
 for j = 1, n do
-  if cur[j] == false then return 'conflict' end
+  if cur[j] == false then
+    if already_written() then return 'ok' end
+    return 'conflict'
+  end
 end
 if table.concat(cur, '\n') ~= ARGV[7] then return 'conflict' end
 redis.call('MSET', unpack(ARGV, s0, r0 - 1))

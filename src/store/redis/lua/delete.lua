@@ -1,4 +1,5 @@
 -- delete: ARGV id. Refused while the member is in a call.
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local id = tonumber(ARGV[1])
 local m = load(id)
 if m == nil then return cjson.encode({ r = 'not_found' }) end
@@ -15,4 +16,4 @@ if e ~= '' then redis.call('HDEL', K_EXT, e) end
 drop_log(id, m.b)
 redis.call('DEL', mkey(id))
 flush()
-return cjson.encode({ r = 'done' })
+return memo_keep(cjson.encode({ r = 'done' }))

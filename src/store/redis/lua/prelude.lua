@@ -1,12 +1,35 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
--- a script touches starts with it, so all of them live in the campaign's hash slot. Mirrors store/rules.rs and
--- store/memory/campaign.rs; keep the three in step. A member is one string record: see parse_rec below and the
--- layout table in redis/mod.rs.
+-- a script touches starts with it, so all of them live in the campaign's hash slot (Redis Cluster). KEYS[2..11]
+-- declare the campaign's fixed keys (redis/keys.rs CAMPAIGN_SCRIPT_KEYS, same order); member records are found
+-- while the script runs and share the hash tag. Mirrors store/rules.rs and store/memory/campaign.rs; keep the
+-- three in step. A member is one string record: see parse_rec below and the layout table in redis/mod.rs.
 local P = KEYS[1]
 local NOW = ARGV[1]
-local K_SEQ, K_READY, K_WAIT = P .. 'seq', P .. 'ready', P .. 'wait'
-local K_LEASE, K_ACT, K_EXT = P .. 'lease', P .. 'act', P .. 'ext'
-local K_TZS, K_CNT, K_META, K_LOG = P .. 'tzs', P .. 'cnt', P .. 'meta', P .. 'log'
+if (#KEYS ~= 11 and #KEYS ~= 12) or KEYS[2] ~= P .. 'seq' or KEYS[11] ~= P .. 'log' then
+  error('campaign script called without its declared keys')
+end
+local K_SEQ, K_READY, K_WAIT = KEYS[2], KEYS[3], KEYS[4]
+local K_LEASE, K_ACT, K_EXT = KEYS[5], KEYS[6], KEYS[7]
+local K_TZS, K_CNT, K_META, K_LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+-- The call's reply kept for a resend (KEYS[12], `memo:<call id>`, see redis/keys.rs memo_key): a client that lost
+-- the reply with its connection and sends the same call again gets the first run's reply instead of a second run.
+local K_MEMO = KEYS[12]
+local MEMO_MS = 120000
+local function memo_replay()
+  if K_MEMO == nil then return nil end
+  local v = redis.call('GET', K_MEMO)
+  if v == false then return nil end
+  if string.sub(v, 1, 1) == 's' then return string.sub(v, 2) end
+  return cjson.decode(string.sub(v, 2))
+end
+local function memo_keep(out)
+  if K_MEMO ~= nil then
+    local v
+    if type(out) == 'string' then v = 's' .. out else v = 't' .. cjson.encode(out) end
+    redis.call('SET', K_MEMO, v, 'PX', MEMO_MS)
+  end
+  return out
+end
 local TIER = 1099511627776 -- 2^40
 local PROMOTE_CAP, EXAMINE_EXTRA, MAX_DUE = 5000, 1000, 17592186044415
 

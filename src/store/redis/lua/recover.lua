@@ -1,5 +1,6 @@
 -- recover: ARGV now, policy json, tz json, max, lost class
 -- Reply: one entry per recovered attempt: {attempt, member id, node, fate} (fate as apply returns it).
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local now, pol, tzmap, max, class = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3]), tonumber(ARGV[4]),
     ARGV[5]
 local missing = tz_missing(tzmap)
@@ -22,4 +23,5 @@ for _, attempt in ipairs(expired) do
   end
 end
 end_batch(gone)
+if #out > 0 then memo_keep(out) end
 return out

@@ -1,4 +1,5 @@
 -- release: ARGV now, member id, attempt, not_before_ms|-1
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local now, id, attempt, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local m = load(id)
 if m == nil or not is_current(m.a, attempt) then return cjson.encode({ r = 'not_current' }) end
@@ -16,4 +17,4 @@ else
 end
 save(id, m)
 flush()
-return cjson.encode({ r = 'released' })
+return memo_keep(cjson.encode({ r = 'released' }))

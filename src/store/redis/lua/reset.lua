@@ -1,4 +1,5 @@
 -- reset: ARGV now, after, span. Revives ended, unsuccessful members with ids in (after, after+span].
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local now, after, span = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local seq = num(redis.call('GET', K_SEQ), 0)
 local hi = math.min(after + span, seq)
@@ -24,4 +25,4 @@ end
 flush()
 local next = -1
 if hi < seq then next = hi end
-return cjson.encode({ n = revived, next = next })
+return memo_keep(cjson.encode({ n = revived, next = next }))

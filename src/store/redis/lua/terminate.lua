@@ -1,4 +1,5 @@
 -- terminate: ARGV id. Ends a waiting member with MANAGER_REQUEST; marks an active one (its call must be killed).
+do local replay = memo_replay() if replay ~= nil then return replay end end
 local id = tonumber(ARGV[1])
 local m = load(id)
 if m == nil then return cjson.encode({ r = 'not_found' }) end
@@ -9,11 +10,11 @@ if m.s == 'a' then
   local attempt, _, _, node = active_of(m.a)
   -- Marks the attempt's `act` entry too: the completion fast path checks it (see complete_fast.lua).
   redis.call('HSET', K_ACT, attempt, idt(id) .. '|' .. node .. '|q')
-  return cjson.encode({ r = 'kill', a = attempt, g = node })
+  return memo_keep(cjson.encode({ r = 'kill', a = attempt, g = node }))
 end
 unqueue(id, m.s, m.w)
 cnt('waiting', -1)
 finish(m, 'MANAGER_REQUEST', false)
 save(id, m)
 flush()
-return cjson.encode({ r = 'terminated' })
+return memo_keep(cjson.encode({ r = 'terminated' }))

@@ -8,6 +8,12 @@
 //! The binary comes from `PATH`; when it is missing the error says how to install it rather than letting a test
 //! silently skip.
 
+mod cluster;
+mod sentinel;
+
+pub use cluster::LocalCluster;
+pub use sentinel::LocalSentinel;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +32,17 @@ pub enum LocalRedisError {
         "local redis-server on port {port} did not accept connections within {secs} s; its log: {log}"
     )]
     NotReady { port: u16, secs: u64, log: String },
+    #[error("local {what}: {reason}")]
+    Setup { what: &'static str, reason: String },
+}
+
+impl From<redis::RedisError> for LocalRedisError {
+    fn from(e: redis::RedisError) -> LocalRedisError {
+        LocalRedisError::Setup {
+            what: "redis set-up",
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// Options of the local server.
@@ -58,6 +75,17 @@ pub struct LocalRedis {
     tls_port: Option<u16>,
     dir: PathBuf,
     options: LocalRedisOptions,
+    /// A role beyond a plain server (cluster node, Sentinel), see [`LocalRedis::start_as`].
+    role: Role,
+}
+
+/// What a local process is besides a plain server.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Role {
+    /// Written to `redis.conf` in the server's directory and given first (Sentinel needs a writable file).
+    config: Option<String>,
+    /// Arguments after the usual ones (`--cluster-enabled yes`, `--sentinel`...).
+    args: Vec<String>,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -67,6 +95,13 @@ fn free_port() -> std::io::Result<u16> {
 impl LocalRedis {
     /// Starts a server in a fresh temporary directory.
     pub fn start(options: LocalRedisOptions) -> Result<LocalRedis, LocalRedisError> {
+        LocalRedis::start_as(options, Role::default())
+    }
+
+    pub(crate) fn start_as(
+        options: LocalRedisOptions,
+        role: Role,
+    ) -> Result<LocalRedis, LocalRedisError> {
         let port = free_port()?;
         let tls_port = match options.tls {
             Some(_) => Some(free_port()?),
@@ -86,6 +121,7 @@ impl LocalRedis {
             tls_port,
             dir,
             options,
+            role,
         };
         r.spawn()?;
         Ok(r)
@@ -94,6 +130,14 @@ impl LocalRedis {
     fn spawn(&mut self) -> Result<(), LocalRedisError> {
         let log = self.dir.join("redis.log");
         let mut cmd = Command::new("redis-server");
+        if let Some(config) = &self.role.config {
+            let file = self.dir.join("redis.conf");
+            // A restart keeps the file a Sentinel rewrote (it holds what the Sentinel learned).
+            if !file.exists() {
+                std::fs::write(&file, config)?;
+            }
+            cmd.arg(&file);
+        }
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -125,6 +169,7 @@ impl LocalRedis {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.role.args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -184,6 +229,17 @@ impl LocalRedis {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the process is running (not killed).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A blocking connection for set-up commands.
+    pub(crate) fn admin(&self) -> Result<redis::Connection, LocalRedisError> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?;
+        Ok(client.get_connection_with_timeout(Duration::from_secs(5))?)
     }
 
     /// Kills the server abruptly (SIGKILL): no shutdown save, like a crash.
