@@ -445,7 +445,8 @@ impl Core {
         let Some(call) = self.calls.get_mut(&attempt) else {
             return;
         };
-        if call.answered_at.is_none() {
+        // Answer and end both on the switch's clock (the answer as this node heard it is on another).
+        if record.answered_at.is_some() {
             call.answered_at = record.answered_at;
         }
         tracing::info!(%attempt, cause = record.cause, "the call ended unobserved: its outcome is read from the switch's hangup record");
