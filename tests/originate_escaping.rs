@@ -109,7 +109,11 @@ fn plain(name: &str) -> bool {
 
 fn dialer_owned(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    l.starts_with("dlr_") || l == "origination_uuid" || l == "originate_timeout"
+    l.starts_with("dlr_")
+        || l == "origination_uuid"
+        || l == "originate_timeout"
+        || l == "origination_nested_vars"
+        || l == "api_hangup_hook"
 }
 
 proptest! {
@@ -160,7 +164,9 @@ proptest! {
         expected.insert("dlr_member_id".into(), member_id.clone());
         expected.insert("dlr_attempt".into(), "3".into());
         expected.insert("dlr_node".into(), "node-1".into());
-        let considered = &built.vars[8..];
+        expected.insert("origination_nested_vars".into(), "true".into());
+        expected.insert("api_hangup_hook".into(), fsdialer::engine::hangup_record::hook_value(attempt));
+        let considered = &built.vars[10..];
         let inputs: Vec<(&String, &String, bool)> = campaign_vars
             .iter()
             .map(|(n, v)| (n, v, false))
@@ -202,7 +208,7 @@ proptest! {
         for (n, _) in leg.channel_vars.iter() {
             let from_member = member_vars.iter().any(|(m, _)| m.eq_ignore_ascii_case(n));
             let from_campaign = campaign_vars.iter().any(|(c, _)| c.eq_ignore_ascii_case(n));
-            let from_dialer = dialer_owned(n) || built.vars[..7].iter().any(|d| d.name == n);
+            let from_dialer = dialer_owned(n) || built.vars[..10].iter().any(|d| d.name == n);
             if from_member && !from_campaign && !from_dialer {
                 prop_assert!(allowlist.iter().any(|a| a.eq_ignore_ascii_case(n)), "{n} set by a member");
             }

@@ -2,7 +2,7 @@
 //! down is still recorded with its real cause (not as a lost attempt) by whichever node takes it back.
 //!
 //! Each originate sets `api_hangup_hook` (with `origination_nested_vars=true`, without which FreeSWITCH refuses
-//! any value holding `${`) to `hash insert/fsdialer/<attempt>/${hangup_cause}|${answer_epoch}|${end_epoch}|
+//! any value holding `${`) to `hash insert/fsdialer/<attempt>/${hangup_cause}|${answer_uepoch}|${end_uepoch}|
 //! ${billsec}|${billmsec}`: FreeSWITCH 1.10 runs it at the end of the channel's hangup state, with those variables
 //! set, before CHANNEL_HANGUP_COMPLETE. A node that finds an adopted call's channel gone reads
 //! `hash select/fsdialer/<attempt>` on the switches; a record is the call's real end.
@@ -30,7 +30,7 @@ pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HangupRecord {
     pub cause: String,
-    /// `None` when the call was never answered (`answer_epoch` 0).
+    /// `None` when the call was never answered (`answer_uepoch` 0).
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: DateTime<Utc>,
     /// `billsec`.
@@ -41,7 +41,7 @@ pub struct HangupRecord {
 
 /// A record that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("hangup record {text:?} is not cause|answer_epoch|end_epoch|billsec|billmsec: {what}")]
+#[error("hangup record {text:?} is not cause|answer_uepoch|end_uepoch|billsec|billmsec: {what}")]
 pub struct BadRecord {
     pub text: String,
     pub what: &'static str,
@@ -50,7 +50,7 @@ pub struct BadRecord {
 /// The value of `api_hangup_hook` for one attempt (sent verbatim: it holds `${…}` and one space).
 pub fn hook_value(attempt: AttemptId) -> String {
     format!(
-        "hash insert/{REALM}/{attempt}/${{hangup_cause}}|${{answer_epoch}}|${{end_epoch}}|${{billsec}}|${{billmsec}}"
+        "hash insert/{REALM}/{attempt}/${{hangup_cause}}|${{answer_uepoch}}|${{end_uepoch}}|${{billsec}}|${{billmsec}}"
     )
 }
 
@@ -94,7 +94,7 @@ pub fn parse_select(reply: &str) -> Result<Option<HangupRecord>, BadRecord> {
         return Err(bad("no hangup cause"));
     }
     let epoch = |s: &str| -> Result<i64, BadRecord> { s.parse::<i64>().map_err(|_| bad("epoch")) };
-    let at = |secs: i64| DateTime::from_timestamp(secs, 0).ok_or_else(|| bad("epoch"));
+    let at = |micros: i64| DateTime::from_timestamp_micros(micros).ok_or_else(|| bad("epoch"));
     let answer = epoch(answer)?;
     Ok(Some(HangupRecord {
         cause: cause.to_owned(),
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(
             hook_value(a),
             format!(
-                "hash insert/fsdialer/{A}/${{hangup_cause}}|${{answer_epoch}}|${{end_epoch}}|${{billsec}}|${{billmsec}}"
+                "hash insert/fsdialer/{A}/${{hangup_cause}}|${{answer_uepoch}}|${{end_uepoch}}|${{billsec}}|${{billmsec}}"
             )
         );
         assert_eq!(select_command(a), format!("hash select/fsdialer/{A}"));
@@ -143,14 +143,14 @@ mod tests {
 
     #[test]
     fn records_parse_answered_or_not_and_bad_ones_are_refused_by_name() {
-        let r = parse_select("NORMAL_CLEARING|1700000000|1700000008|8|8012")
+        let r = parse_select("NORMAL_CLEARING|1700000000000000|1700000008012000|8|8012")
             .unwrap()
             .unwrap();
         assert_eq!(r.cause, "NORMAL_CLEARING");
         assert_eq!(r.answered_at.unwrap().timestamp(), 1_700_000_000);
-        assert_eq!(r.ended_at.timestamp(), 1_700_000_008);
+        assert_eq!(r.ended_at.timestamp_micros(), 1_700_000_008_012_000);
         assert_eq!((r.talk_secs, r.talk_ms), (8, 8012));
-        let busy = parse_select("USER_BUSY|0|1700000003|0|0\n")
+        let busy = parse_select("USER_BUSY|0|1700000003000000|0|0\n")
             .unwrap()
             .unwrap();
         assert_eq!(busy.answered_at, None);
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn the_sweep_picks_old_and_unreadable_records_of_the_realm_only() {
         let dump = format!(
-            "D/fsdialer_{A}/NORMAL_CLEARING|0|100|0|0\nD/fsdialer_5d0c6f0e-1111-4a5e-9d9e-000000000002/NO_ANSWER|0|900|0|0\nD/fsdialer_5d0c6f0e-1111-4a5e-9d9e-000000000003/garbage\nD/other_{A}/x\n"
+            "D/fsdialer_{A}/NORMAL_CLEARING|0|100000000|0|0\nD/fsdialer_5d0c6f0e-1111-4a5e-9d9e-000000000002/NO_ANSWER|0|900000000|0|0\nD/fsdialer_5d0c6f0e-1111-4a5e-9d9e-000000000003/garbage\nD/other_{A}/x\n"
         );
         let before = DateTime::from_timestamp(500, 0).unwrap();
         let stale: Vec<String> = stale_in_dump(&dump, before)

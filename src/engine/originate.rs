@@ -382,7 +382,7 @@ mod tests {
         let o = build(&spec(&[], &[]));
         assert_eq!(
             o.args,
-            "{origination_uuid=00000000-0000-0000-0000-000000000000,originate_timeout=30,ignore_early_media=true,origination_caller_id_number=1000,dlr_campaign_id=c1,dlr_member_id=m1,dlr_attempt=1,origination_nested_vars=true,api_hangup_hook='hash insert/fsdialer/00000000-0000-0000-0000-000000000000/${hangup_cause}|${answer_epoch}|${end_epoch}|${billsec}|${billmsec}'}loopback/answer_2/default &park()"
+            "{origination_uuid=00000000-0000-0000-0000-000000000000,originate_timeout=30,ignore_early_media=true,origination_caller_id_number=1000,dlr_campaign_id=c1,dlr_member_id=m1,dlr_attempt=1,origination_nested_vars=true,api_hangup_hook='hash insert/fsdialer/00000000-0000-0000-0000-000000000000/${hangup_cause}|${answer_uepoch}|${end_uepoch}|${billsec}|${billmsec}'}loopback/answer_2/default &park()"
         );
     }
 

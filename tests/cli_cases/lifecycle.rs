@@ -1,7 +1,9 @@
-//! `fsdialer run` as a production process next to a switch, with real processes: a Redis server, a `fsdialer sim`
-//! process as the switch, and the engine process stopped (SIGTERM, kill -9) and started again in the middle of a
-//! campaign. After each scenario the invariants are checked from the raw data: every member ended exactly once,
-//! no attempt id twice, counted tries within `max_tries`, counters equal to the attempt log, and no call lost.
+//! `fsdialer run` as a production process next to a switch, with real processes: a Redis server, `fsdialer sim`
+//! processes as the switches, and the engine process stopped (SIGTERM, kill -9) and started again in the middle of
+//! a campaign; calls that end while no engine runs (recorded from the switch's hangup records); a switch killed for
+//! good; a trunk answering GATEWAY_DOWN for a while. After each scenario the invariants are checked from the raw
+//! data: every member ended exactly once, no attempt id twice, counted tries within `max_tries`, counters equal to
+//! the attempt log, and no call lost that was not truly gone.
 
 use super::Child;
 use super::api_support::*;

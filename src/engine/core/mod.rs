@@ -9,12 +9,15 @@
 //!   removes, reorders or renames gateways never moves a call's slot to another gateway; each gateway has a
 //!   circuit breaker that local failures (trunk or switch faults) open;
 //! - [`calls`](self::calls): one attempt's life — job, answer, hangup, callflow, classification (SPEC §4),
-//!   completion (retried with back-off, then given up and reported), reconciliation with `uuid_exists`, adoption
-//!   after a restart. Every tracked call has a deadline in every state, so none can stay active forever.
+//!   completion (retried with back-off, then given up and reported), reconciliation with `uuid_exists`. Every
+//!   tracked call has a deadline in every state, so none can stay active forever;
+//! - [`adoption`](self::adoption): calls of an earlier run or of a vanished node tracked again; one that ended
+//!   unobserved is recorded from the hangup record its `api_hangup_hook` left on the switch.
 //!
 //! A call keeps the campaign version it was placed with (its causes, callflow and gateways), so an edit never
 //! changes how a call in progress is judged.
 
+mod adoption;
 mod agents;
 mod calls;
 mod campaigns;
