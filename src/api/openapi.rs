@@ -328,6 +328,7 @@ pub fn schemas() -> Map<String, Value> {
             &["status", "store"],
         ),
     );
+    super::openapi_agents::add(&mut m);
     m
 }
 

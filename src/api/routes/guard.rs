@@ -10,7 +10,7 @@
 //!   two drifted apart) is refused with 403, never served.
 
 use super::Route;
-use crate::api::auth::{Keys, Role, credentials};
+use crate::api::auth::{Caller, Keys, Role, credentials};
 use crate::api::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
@@ -90,30 +90,38 @@ impl Guard {
         }
     }
 
-    fn check(&self, req: &Request, access: Access) -> Result<(), ApiError> {
+    /// Checks the request's key against `access`; the caller, for keyed routes.
+    fn check(&self, req: &Request, access: Access) -> Result<Option<Caller>, ApiError> {
         let Access::Key(required) = access else {
-            return Ok(());
+            return Ok(None);
         };
         let (key, token) = credentials(req.headers(), req.uri().query());
         self.keys
-            .check(key.as_deref(), token.as_deref(), required)
-            .map(|_| ())
+            .check_caller(key.as_deref(), token.as_deref(), required)
+            .map(Some)
     }
 }
 
 /// The middleware (layered on every route of the router).
-pub async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+/// The caller of a keyed route is put in the request's extensions ([`Caller`]) for handlers that decide per
+/// resource (an agent key acts only for its agent).
+pub async fn authorize(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     match g.decide(req.method(), path) {
         Decision::Serve(access) => match g.check(&req, access) {
-            Ok(()) => next.run(req).await,
+            Ok(caller) => {
+                if let Some(c) = caller {
+                    req.extensions_mut().insert(c);
+                }
+                next.run(req).await
+            }
             Err(e) => e.into_response(),
         },
         Decision::MethodNotAllowed(access) => match g.check(&req, access) {
-            Ok(()) => super::system::method_not_allowed(req.uri().clone())
+            Ok(_) => super::system::method_not_allowed(req.uri().clone())
                 .await
                 .into_response(),
             Err(e) => e.into_response(),
