@@ -400,6 +400,9 @@ fn operation(route: &Route) -> Value {
             op["security"] =
                 json!([{"key": [], "token": []}, {"key_query": [], "token_query": []}]);
             op["x-required-role"] = json!(role.as_str());
+            if route.agent_self {
+                op["x-agent-key"] = json!("a key of role agent may use it for its own agent");
+            }
         }
         None => op["security"] = json!([]),
     }

@@ -2,9 +2,10 @@
 //! with the member it is offered or talking to, and the result callback of an agent call
 //! (`PUT /api/v2/dialer/{id}/members/{mid}/status`, Webitel v3).
 //!
-//! Who may do what beyond the route table's role (see [`Caller`]): an `agent` key reads and acts only for its own
-//! agent (and gives results only for members it handles); `admin` does everything; `members-writer` may give
-//! results (a CRM does); `read-only` reads.
+//! Who may do what: the route table says which role each route needs (read-only to read, admin to change an agent
+//! or act for it, members-writer to give results, as a CRM does), and which routes a key of role `agent` may also
+//! use; the handlers here admit such a key only for its own agent ([`Caller`]), and its results only for members
+//! that agent handles.
 //!
 //! Accept, skip and results are not applied here: they are posted to the inbox of the engine node that owns the
 //! call (the reservation's node, or the attempt's lease holder), which applies them.
@@ -401,6 +402,7 @@ pub async fn result(
                 .find(|v| handles(v, &campaign, member))
                 .map(|v| v.agent.id),
         },
+        // The route table admits no read-only key here; refused all the same (fail closed).
         Role::ReadOnly => {
             return Err(ApiError::forbidden(format!(
                 "key {:?} has role read-only; giving a result needs members-writer, admin or the agent's key",

@@ -65,6 +65,8 @@ pub struct Route {
     pub tag: &'static str,
     /// `None`: no key needed.
     pub role: Option<Role>,
+    /// A key of role `agent` may also use the route, for its own agent only (the handler checks which).
+    pub agent_self: bool,
     pub params: Vec<Param>,
     pub body: Option<Content>,
     pub answer: Content,
@@ -103,6 +105,7 @@ impl Route {
             summary: "",
             tag: "dialer",
             role: Some(Role::ReadOnly),
+            agent_self: false,
             params,
             body: None,
             answer: Content {
@@ -123,6 +126,11 @@ impl Route {
     }
     fn role(mut self, r: Option<Role>) -> Route {
         self.role = r;
+        self
+    }
+    /// Also open to a key of role `agent`, for its own agent.
+    fn or_own_agent(mut self) -> Route {
+        self.agent_self = true;
         self
     }
     fn query(mut self, name: &'static str, ty: &'static str, description: &'static str) -> Route {
@@ -166,8 +174,6 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
     use Role::*;
     let w = Some(MembersWriter);
     let a = Some(Admin);
-    // Agent routes admit every key; the handlers decide per agent (see `agents`).
-    let ag = Some(Agent);
     vec![
         Route::new("GET", D, "listCampaigns", get(campaigns::list))
             .summary("List campaigns")
@@ -288,14 +294,15 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
                       attempt, ends the agent's wrap-up (409 when no attempt is in progress). Admin, members-writer, \
                       or the key of the agent handling the member")
             .tag("agents")
-            .role(ag)
+            .role(w)
+            .or_own_agent()
             .body(JSON, "AgentResultInput")
             .answer(JSON, "AgentResultAnswer")
             .errors(&[400, 404, 409, 413, 422, 503]),
         Route::new("GET", AG, "listAgents", get(agents::list))
             .summary("List agents with their live state (an agent key sees itself only)")
             .tag("agents")
-            .role(ag)
+            .or_own_agent()
             .answer(JSON, "AgentList")
             .errors(&[]),
         Route::new("POST", AG, "createAgent", post(agents::create))
@@ -308,7 +315,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
         Route::new("GET", "/api/v2/agents/{id}", "getAgent", get(agents::get))
             .summary("Read an agent: status, live state, reservations, figures, and the member offered or talking")
             .tag("agents")
-            .role(ag)
+            .or_own_agent()
             .path_doc("id", "agent id")
             .answer(JSON, "AgentAnswer"),
         Route::new("PUT", "/api/v2/agents/{id}", "updateAgent", put(agents::update))
@@ -330,7 +337,8 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .summary("The agent's status: ready, pause (reason, timeout_sec), logout, on_demand; a pause or logout \
                       during a call applies when it ends. Admin or the agent's key")
             .tag("agents")
-            .role(ag)
+            .role(a)
+            .or_own_agent()
             .path_doc("id", "agent id")
             .path_doc("status", "ready, pause, logout or on_demand")
             .body(JSON, "AgentStatusInput")
@@ -339,7 +347,8 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
         Route::new("PUT", "/api/v2/agents/{id}/accept", "acceptOffer", put(agents::accept))
             .summary("Accept the previewed member (409 when nothing is offered). Admin or the agent's key")
             .tag("agents")
-            .role(ag)
+            .role(a)
+            .or_own_agent()
             .path_doc("id", "agent id")
             .answer(JSON, "OfferAnswer")
             .errors(&[404, 409, 503]),
@@ -347,7 +356,8 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .summary("Skip the previewed member: it goes back, no try counted (409 when nothing is offered). Admin \
                       or the agent's key")
             .tag("agents")
-            .role(ag)
+            .role(a)
+            .or_own_agent()
             .path_doc("id", "agent id")
             .answer(JSON, "OfferAnswer")
             .errors(&[404, 409, 503]),
