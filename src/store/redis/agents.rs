@@ -210,7 +210,15 @@ impl RedisStore {
         scope: Scope<'_>,
         mut f: impl FnMut(&mut [Slot]) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        for _ in 0..TX_ATTEMPTS {
+        for attempt in 0..TX_ATTEMPTS {
+            if attempt > 0 {
+                // Writers that lost a race all reread at once and tend to pick the same agent again: spread them.
+                let cap_us = 200 * attempt.min(10) as u64;
+                tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(
+                    0..=cap_us,
+                )))
+                .await;
+            }
             let loaded = self.load_agents(op, scope).await?;
             let mut before = Vec::with_capacity(loaded.len());
             for (id, raw) in &loaded {
