@@ -15,11 +15,13 @@ fn benches(c: &mut Criterion) {
             id: "admin".into(),
             secret: secret.into(),
             role: Role::Admin,
+            agent: None,
         },
         ApiKey {
             id: "crm".into(),
             secret: "another-0123456789abcdef0123456789abcdef0123456789abcd".into(),
             role: Role::MembersWriter,
+            agent: None,
         },
     ])
     .unwrap();

@@ -827,3 +827,6 @@ async fn the_api_with_a_certificate_serves_https_to_clients_trusting_its_ca_and_
     assert!(t0.elapsed() >= std::time::Duration::from_millis(900));
     api.shutdown().await;
 }
+
+#[path = "api_routes_cases/agents.rs"]
+mod agents;

@@ -463,3 +463,91 @@ fn on_demand_pause() -> AgentStatus {
         until: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::model::TeamMembership;
+
+    fn at(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + min * 60, 0).unwrap()
+    }
+
+    fn ready(lines: u32) -> AgentRecord {
+        let agent = Agent {
+            id: "a".into(),
+            name: String::new(),
+            dial_string: "user/1".into(),
+            teams: vec![TeamMembership {
+                team: "t".into(),
+                level: 1,
+            }],
+            lines,
+            version: 1,
+        };
+        let mut r = AgentRecord::new(agent, at(0));
+        r.set_status(AgentStatus::Ready, at(0));
+        r
+    }
+
+    fn request() -> ReserveRequest {
+        ReserveRequest {
+            rules: TeamRules::new("t"),
+            campaign: "c".into(),
+            member: crate::store::MemberId(1),
+            attempt: uuid::Uuid::new_v4(),
+            node: "n".into(),
+            lease: Duration::from_secs(60),
+            prefer: None,
+            exclude: vec![],
+        }
+    }
+
+    #[test]
+    fn expiries_are_applied_at_their_own_instant_so_the_figures_split_there() {
+        let mut r = ready(1);
+        r.set_status(
+            AgentStatus::Paused {
+                reason: "x".into(),
+                until: Some(at(10)),
+            },
+            at(5),
+        );
+        r.settle(at(30));
+        assert_eq!(r.status, AgentStatus::Ready);
+        assert_eq!(r.available_since, at(10));
+        assert_eq!(r.stats.paused_ms, 5 * 60_000);
+        assert_eq!(r.stats.idle_ms, 25 * 60_000);
+        assert_eq!(r.stats.logged_in_ms, 30 * 60_000);
+    }
+
+    #[test]
+    fn a_missed_offer_without_delay_leaves_the_agent_idle_and_counts_the_streak() {
+        let mut r = ready(1);
+        let req = request();
+        assert_eq!(r.eligible(&req), Some(1));
+        let res = r.reserve(&req, uuid::Uuid::new_v4(), at(1));
+        assert_eq!(r.state(), AgentState::Reserved);
+        assert_eq!(r.eligible(&req), None, "one line, held");
+        assert!(r.release(res.id, Release::Missed, &req.rules, at(2)));
+        assert_eq!((r.state(), r.no_answer_streak), (AgentState::Idle, 1));
+        assert!(
+            !r.release(res.id, Release::Missed, &req.rules, at(2)),
+            "released once"
+        );
+        assert_eq!(r.stats.missed, 1);
+    }
+
+    #[test]
+    fn an_agent_is_never_reserved_twice_for_one_attempt() {
+        let mut r = ready(3);
+        let req = request();
+        r.reserve(&req, uuid::Uuid::new_v4(), at(1));
+        assert_eq!(r.eligible(&req), None);
+        let other = ReserveRequest {
+            attempt: uuid::Uuid::new_v4(),
+            ..request()
+        };
+        assert_eq!(r.eligible(&other), Some(1));
+    }
+}

@@ -6,7 +6,9 @@
 //!   length, never on how many leading bytes of the offered one matched, nor on which key id was named (every key
 //!   is examined on every request).
 //! - Roles: `admin` (everything), `members-writer` (read everything; add, change, delete, terminate, reset and
-//!   import members), `read-only` (GET only).
+//!   import members; give results of agent calls), `read-only` (GET only), `agent` (bound to one agent id by the
+//!   key's `agent`: read that agent, change its status, accept or skip its previews, give the result of its
+//!   calls; nothing else). Unknown role names are refused when the configuration is read.
 
 use super::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,8 @@ use subtle::{Choice, ConstantTimeEq};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
+    /// One agent's own routes (see [`Caller::may_act_for`]); below every other role, so no other route admits it.
+    Agent,
     /// GET routes.
     ReadOnly,
     /// Member writes (add, update, delete, terminate, reset, import).
@@ -27,6 +31,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Agent => "agent",
             Role::ReadOnly => "read-only",
             Role::MembersWriter => "members-writer",
             Role::Admin => "admin",
@@ -43,6 +48,46 @@ pub struct ApiKey {
     /// Sent as `X-Access-Token` / `access_token`.
     pub secret: String,
     pub role: Role,
+    /// The agent id a key of role `agent` acts as (required for that role, refused for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// Who made a request: the key's id, its role and, for role `agent`, the agent it acts as. The guard puts it in
+/// the request's extensions for the handlers that decide per resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub key: String,
+    pub role: Role,
+    pub agent: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller may act as agent `id`: an admin may act for any agent, an agent key only for its own.
+    pub fn may_act_for(&self, id: &str) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Agent if self.agent.as_deref() == Some(id) => Ok(()),
+            Role::Agent => Err(ApiError::forbidden(format!(
+                "key {:?} acts for agent {:?}, not {id:?}",
+                self.key,
+                self.agent.as_deref().unwrap_or_default()
+            ))),
+            r => Err(ApiError::forbidden(format!(
+                "key {:?} has role {}; acting for an agent needs admin or that agent's key",
+                self.key,
+                r.as_str()
+            ))),
+        }
+    }
+
+    /// Whether the caller may read agent `id`: any role but `agent`, which reads only its own.
+    pub fn may_read(&self, id: &str) -> Result<(), ApiError> {
+        match self.role {
+            Role::Agent => self.may_act_for(id),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -51,6 +96,7 @@ impl std::fmt::Debug for ApiKey {
             .field("id", &self.id)
             .field("secret", &"<redacted>")
             .field("role", &self.role)
+            .field("agent", &self.agent)
             .finish()
     }
 }
@@ -105,6 +151,23 @@ impl Keys {
             if keys[..index].iter().any(|o| o.id == k.id) {
                 return Err(bad("id", &format!("{:?} is used by another key", k.id)));
             }
+            match (&k.role, &k.agent) {
+                (Role::Agent, None) => {
+                    return Err(bad(
+                        "agent",
+                        "role agent needs the agent id the key acts as",
+                    ));
+                }
+                (Role::Agent, Some(a)) => {
+                    if let Err(e) = crate::agents::model::check_name("agent", a) {
+                        return Err(bad("agent", &e.reason));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(bad("agent", "only a key of role agent acts as an agent"));
+                }
+                (_, None) => {}
+            }
             if k.secret.len() < MIN_SECRET_LEN {
                 return Err(bad(
                     "secret",
@@ -121,15 +184,24 @@ impl Keys {
 
     /// The role of the key named `id` if `secret` is its secret. Every key is examined, in constant time per key.
     pub fn authenticate(&self, id: &str, secret: &str) -> Option<Role> {
-        let mut found: Option<Role> = None;
+        self.identify(id, secret).map(|c| c.role)
+    }
+
+    /// The caller behind the key named `id` if `secret` is its secret (every key examined, as `authenticate`).
+    pub fn identify(&self, id: &str, secret: &str) -> Option<Caller> {
+        let mut found: Option<&ApiKey> = None;
         for k in &self.keys {
             let ok = ct_equal(k.id.as_bytes(), id.as_bytes())
                 & ct_equal(k.secret.as_bytes(), secret.as_bytes());
             if bool::from(ok) {
-                found = Some(k.role);
+                found = Some(k);
             }
         }
-        found
+        found.map(|k| Caller {
+            key: k.id.clone(),
+            role: k.role,
+            agent: k.agent.clone(),
+        })
     }
 
     /// Checks a request's credentials against a route's required role: 401 or 403 on refusal.
@@ -139,19 +211,29 @@ impl Keys {
         secret: Option<&str>,
         required: Role,
     ) -> Result<Role, ApiError> {
+        self.check_caller(id, secret, required).map(|c| c.role)
+    }
+
+    /// Like [`check`](Self::check), answering who the caller is.
+    pub fn check_caller(
+        &self,
+        id: Option<&str>,
+        secret: Option<&str>,
+        required: Role,
+    ) -> Result<Caller, ApiError> {
         let (Some(id), Some(secret)) = (id, secret) else {
             return Err(ApiError::unauthorized(
                 "missing credentials: send X-Key and X-Access-Token headers (or x_key and access_token query parameters)",
             ));
         };
-        match self.authenticate(id, secret) {
+        match self.identify(id, secret) {
             None => Err(ApiError::unauthorized("unknown key or wrong secret")),
-            Some(role) if role < required => Err(ApiError::forbidden(format!(
+            Some(c) if c.role < required => Err(ApiError::forbidden(format!(
                 "key {id:?} has role {}; this route needs {}",
-                role.as_str(),
+                c.role.as_str(),
                 required.as_str()
             ))),
-            Some(role) => Ok(role),
+            Some(c) => Ok(c),
         }
     }
 }
@@ -229,16 +311,19 @@ mod tests {
                 id: "admin".into(),
                 secret: "0123456789abcdef-admin".into(),
                 role: Role::Admin,
+                agent: None,
             },
             ApiKey {
                 id: "crm".into(),
                 secret: "0123456789abcdef-crm".into(),
                 role: Role::MembersWriter,
+                agent: None,
             },
             ApiKey {
                 id: "ro".into(),
                 secret: "0123456789abcdef-ro".into(),
                 role: Role::ReadOnly,
+                agent: None,
             },
         ])
         .unwrap()
@@ -304,6 +389,7 @@ mod tests {
             id: "a".into(),
             secret: "short".into(),
             role: Role::Admin,
+            agent: None,
         }])
         .unwrap_err();
         assert_eq!(
@@ -314,6 +400,7 @@ mod tests {
             id: "a".into(),
             secret: "0123456789abcdef".into(),
             role: Role::Admin,
+            agent: None,
         };
         let dup = Keys::new(vec![k.clone(), k]).unwrap_err();
         assert_eq!(
@@ -342,5 +429,50 @@ mod tests {
         let r: Role = serde_json::from_str("\"members-writer\"").unwrap();
         assert_eq!(r, Role::MembersWriter);
         assert!(Role::Admin > Role::MembersWriter && Role::MembersWriter > Role::ReadOnly);
+        assert!(
+            Role::ReadOnly > Role::Agent,
+            "an agent key passes no route of the other roles"
+        );
+        assert!(
+            serde_json::from_str::<Role>("\"supervisor\"").is_err(),
+            "unknown roles are refused"
+        );
+    }
+
+    #[test]
+    fn an_agent_key_is_bound_to_its_agent_and_acts_only_for_it() {
+        let key = |role, agent: Option<&str>| ApiKey {
+            id: "k".into(),
+            secret: "0123456789abcdef".into(),
+            role,
+            agent: agent.map(str::to_owned),
+        };
+        assert_eq!(
+            Keys::new(vec![key(Role::Agent, None)])
+                .unwrap_err()
+                .to_string(),
+            "api.keys[0].agent: role agent needs the agent id the key acts as"
+        );
+        assert!(Keys::new(vec![key(Role::Admin, Some("a1"))]).is_err());
+        let k = Keys::new(vec![key(Role::Agent, Some("a1"))]).unwrap();
+        let c = k
+            .check_caller(Some("k"), Some("0123456789abcdef"), Role::Agent)
+            .unwrap();
+        assert_eq!(c.agent.as_deref(), Some("a1"));
+        assert!(c.may_act_for("a1").is_ok() && c.may_read("a1").is_ok());
+        assert_eq!(c.may_act_for("a2").unwrap_err().status, 403);
+        assert_eq!(
+            k.check(Some("k"), Some("0123456789abcdef"), Role::ReadOnly)
+                .unwrap_err()
+                .status,
+            403
+        );
+        let ro = Caller {
+            key: "ro".into(),
+            role: Role::ReadOnly,
+            agent: None,
+        };
+        assert!(ro.may_read("a1").is_ok());
+        assert_eq!(ro.may_act_for("a1").unwrap_err().status, 403);
     }
 }

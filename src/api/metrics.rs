@@ -10,11 +10,19 @@
 //! member state (`fsdialer_queue_members{campaign,state}`), calls in progress on this node
 //! (`fsdialer_active_calls{campaign}`), the store's cumulative attempt counters
 //! (`fsdialer_campaign_attempts_total{campaign,class}`), and one timed round trip to the store
-//! (`fsdialer_store_ping_seconds`, `fsdialer_store_up`) — the Redis latency as the API sees it.
+//! (`fsdialer_store_ping_seconds`, `fsdialer_store_up`) — the Redis latency as the API sees it; and the agents:
+//! how many are in each state and status (`fsdialer_agents{state}`, `fsdialer_agents_status{status}`), and per
+//! agent (the first [`MAX_AGENT_SERIES`] in id order, so the label set stays bounded; beyond, only the totals)
+//! `fsdialer_agent_calls_total`, `fsdialer_agent_missed_total`, `fsdialer_agent_talk_seconds`,
+//! `fsdialer_agent_wrap_seconds`, `fsdialer_agent_idle_seconds` and `fsdialer_agent_occupancy`
+//! (label `agent`).
 
 use super::ApiState;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
+
+/// Most agents given their own series in `/metrics`.
+pub const MAX_AGENT_SERIES: usize = 500;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -64,6 +72,7 @@ async fn refresh(state: &ApiState) {
             metrics::gauge!("fsdialer_store_up", "backend" => state.store.backend()).set(0.0);
         }
     }
+    agent_figures(state).await;
     let Ok(docs) = state.store.campaign_docs().await else {
         return;
     };
@@ -95,5 +104,52 @@ async fn refresh(state: &ApiState) {
             metrics::gauge!("fsdialer_active_calls", "campaign" => id.clone())
                 .set(f64::from(active));
         }
+    }
+}
+
+async fn agent_figures(state: &ApiState) {
+    let agents = match state.store.agents(state.now()).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "agents not read for /metrics");
+            return;
+        }
+    };
+    let mut by_state = std::collections::BTreeMap::<&str, u32>::new();
+    let mut by_status = std::collections::BTreeMap::<&str, u32>::new();
+    for name in [
+        "idle", "reserved", "offering", "talking", "wrap_up", "missed",
+    ] {
+        by_state.insert(name, 0);
+    }
+    for name in ["logged_out", "ready", "paused", "on_demand"] {
+        by_status.insert(name, 0);
+    }
+    for v in &agents {
+        *by_state.entry(v.state.name()).or_default() += 1;
+        *by_status.entry(v.status.name()).or_default() += 1;
+    }
+    for (s, n) in by_state {
+        metrics::gauge!("fsdialer_agents", "state" => s).set(f64::from(n));
+    }
+    for (s, n) in by_status {
+        metrics::gauge!("fsdialer_agents_status", "status" => s).set(f64::from(n));
+    }
+    metrics::gauge!("fsdialer_agents_without_series")
+        .set(agents.len().saturating_sub(MAX_AGENT_SERIES) as f64);
+    for v in agents.iter().take(MAX_AGENT_SERIES) {
+        let id = v.agent.id.clone();
+        let s = &v.stats;
+        metrics::counter!("fsdialer_agent_calls_total", "agent" => id.clone()).absolute(s.calls);
+        metrics::counter!("fsdialer_agent_missed_total", "agent" => id.clone()).absolute(s.missed);
+        for (name, ms) in [
+            ("fsdialer_agent_talk_seconds", s.talk_ms),
+            ("fsdialer_agent_wrap_seconds", s.wrap_ms),
+            ("fsdialer_agent_idle_seconds", s.idle_ms),
+        ] {
+            metrics::gauge!(name, "agent" => id.clone()).set(ms as f64 / 1000.0);
+        }
+        metrics::gauge!("fsdialer_agent_occupancy", "agent" => id)
+            .set(s.occupancy().unwrap_or(0.0));
     }
 }

@@ -8,6 +8,7 @@
 //! - [`validate`]: member validation with field paths; [`import`]: streaming CSV import (also used by
 //!   `fsdialer import`).
 //! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
+//! - `routes::agents`: the agents (CRUD, status, accept/skip, the result callback), schemas in [`openapi_agents`].
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
 //! - [`error`] / [`reply`] / [`views`]: the answer shapes; [`spreadsheet`]: CSV cells safe for spreadsheets.
 //!
@@ -21,6 +22,7 @@ pub mod extract;
 pub mod import;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_agents;
 pub mod reply;
 pub mod routes;
 pub mod server;

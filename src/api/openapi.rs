@@ -328,6 +328,7 @@ pub fn schemas() -> Map<String, Value> {
             &["status", "store"],
         ),
     );
+    super::openapi_agents::add(&mut m);
     m
 }
 
@@ -399,6 +400,9 @@ fn operation(route: &Route) -> Value {
             op["security"] =
                 json!([{"key": [], "token": []}, {"key_query": [], "token_query": []}]);
             op["x-required-role"] = json!(role.as_str());
+            if route.agent_self {
+                op["x-agent-key"] = json!("a key of role agent may use it for its own agent");
+            }
         }
         None => op["security"] = json!([]),
     }

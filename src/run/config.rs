@@ -31,7 +31,9 @@
 //! [[api.keys]]
 //! id = "ops"                              # sent as X-Key
 //! secret = "a long random secret"         # sent as X-Access-Token (at least 16 bytes)
-//! role = "admin"                          # admin | members-writer | read-only
+//! role = "admin"                          # admin | members-writer | read-only | agent
+//! # agent = "a1"                          # role agent only: the agent id the key acts as (its own status,
+//!                                         # accept/skip, results; nothing else)
 //!
 //! [engine]
 //! lease_sec = 60                          # lease of a claimed attempt
@@ -529,6 +531,7 @@ impl RunConfig {
                     id,
                     secret,
                     role: Role::Admin,
+                    agent: None,
                 },
                 KeySource::Environment,
             )),
@@ -555,6 +558,7 @@ impl RunConfig {
                     id: "admin".into(),
                     secret,
                     role: Role::Admin,
+                    agent: None,
                 },
                 KeySource::Generated,
             ));

@@ -6,8 +6,8 @@
 //! - memory: under the agent map's lock;
 //! - Redis: the records are read in one script, the function runs in Rust, and one compare-and-set script writes
 //!   the records it changed (with the indexes: teams, reservation → agent, lease expiries) only if none of them
-//!   changed in between; otherwise the whole operation runs again on fresh records (at most [`TX_ATTEMPTS`]
-//!   times). Two nodes reserving the same agent therefore never both succeed: the second one's write is refused
+//!   changed in between; otherwise the whole operation runs again on fresh records after a short random pause
+//!   (at most [`TX_ATTEMPTS`] times, then [`StoreError::AgentsContended`]). Two nodes reserving the same agent therefore never both succeed: the second one's write is refused
 //!   and it picks again among what is left. All keys share the `{agents}` hash tag (one Redis Cluster slot).
 //!
 //! The agent rules stay in Rust (one place for both backends); the price is two round trips per operation.
@@ -25,7 +25,8 @@ use crate::agents::{
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// Most agents a store holds.
+/// Most agents a store holds (checked before a create, outside its atomic write: concurrent creates may pass it
+/// by a few).
 pub const MAX_AGENTS: usize = 5000;
 /// Most messages waiting in one node's agent inbox; posting to a full inbox is refused.
 pub const INBOX_CAP: usize = 10_000;

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 pub const ADMIN: (&str, &str) = ("admin", "0123456789abcdef-admin");
 pub const WRITER: (&str, &str) = ("crm", "0123456789abcdef-crm-writer");
 pub const READER: (&str, &str) = ("ro", "0123456789abcdef-read-only");
+/// A key of role `agent` acting as agent `a1`.
+pub const AGENT_A1: (&str, &str) = ("agent-a1", "0123456789abcdef-agent-a1");
 
 /// Small limits so the 413 tests stay small.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -54,13 +56,18 @@ role = "members-writer"
 id = "{}"
 secret = "{}"
 role = "read-only"
+[[api.keys]]
+id = "{}"
+secret = "{}"
+role = "agent"
+agent = "a1"
 [engine]
 lease_sec = 3
 sync_interval_sec = 1
 [sim]
 speed = 1.0
 "#,
-        ADMIN.0, ADMIN.1, WRITER.0, WRITER.1, READER.0, READER.1
+        ADMIN.0, ADMIN.1, WRITER.0, WRITER.1, READER.0, READER.1, AGENT_A1.0, AGENT_A1.1
     )
 }
 

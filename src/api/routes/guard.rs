@@ -10,7 +10,7 @@
 //!   two drifted apart) is refused with 403, never served.
 
 use super::Route;
-use crate::api::auth::{Keys, Role, credentials};
+use crate::api::auth::{Caller, Keys, Role, credentials};
 use crate::api::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
@@ -26,17 +26,26 @@ pub enum Access {
     Public,
     /// A key with at least this role.
     Key(Role),
+    /// A key with at least this role, or any key of role `agent` (the handler then admits only the agent's own
+    /// resources).
+    KeyOrAgent(Role),
 }
 
 impl Access {
-    fn of(role: Option<Role>) -> Access {
-        role.map_or(Access::Public, Access::Key)
+    fn of(role: Option<Role>, agent_self: bool) -> Access {
+        match role {
+            None => Access::Public,
+            Some(r) if agent_self => Access::KeyOrAgent(r),
+            Some(r) => Access::Key(r),
+        }
     }
 
-    /// The weaker of two accesses (public is weakest).
+    /// The weaker of two accesses (public is weakest; admitting agent keys is weaker than not).
     fn weaker(self, other: Access) -> Access {
         match (self, other) {
             (Access::Key(a), Access::Key(b)) => Access::Key(a.min(b)),
+            (Access::KeyOrAgent(a), Access::Key(b) | Access::KeyOrAgent(b))
+            | (Access::Key(a), Access::KeyOrAgent(b)) => Access::KeyOrAgent(a.min(b)),
             _ => Access::Public,
         }
     }
@@ -66,7 +75,7 @@ impl Guard {
             paths
                 .entry(r.path)
                 .or_default()
-                .insert(r.method, Access::of(r.role));
+                .insert(r.method, Access::of(r.role, r.agent_self));
         }
         Guard { keys, paths }
     }
@@ -90,30 +99,49 @@ impl Guard {
         }
     }
 
-    fn check(&self, req: &Request, access: Access) -> Result<(), ApiError> {
-        let Access::Key(required) = access else {
-            return Ok(());
-        };
+    /// Checks the request's key against `access`; the caller, for keyed routes.
+    fn check(&self, req: &Request, access: Access) -> Result<Option<Caller>, ApiError> {
         let (key, token) = credentials(req.headers(), req.uri().query());
-        self.keys
-            .check(key.as_deref(), token.as_deref(), required)
-            .map(|_| ())
+        let (key, token) = (key.as_deref(), token.as_deref());
+        match access {
+            Access::Public => Ok(None),
+            Access::Key(required) => self.keys.check_caller(key, token, required).map(Some),
+            Access::KeyOrAgent(required) => {
+                let c = self.keys.check_caller(key, token, Role::Agent)?;
+                if c.role != Role::Agent && c.role < required {
+                    return Err(ApiError::forbidden(format!(
+                        "key {:?} has role {}; this route needs {}",
+                        c.key,
+                        c.role.as_str(),
+                        required.as_str()
+                    )));
+                }
+                Ok(Some(c))
+            }
+        }
     }
 }
 
 /// The middleware (layered on every route of the router).
-pub async fn authorize(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+/// The caller of a keyed route is put in the request's extensions ([`Caller`]) for handlers that decide per
+/// resource (an agent key acts only for its agent).
+pub async fn authorize(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     match g.decide(req.method(), path) {
         Decision::Serve(access) => match g.check(&req, access) {
-            Ok(()) => next.run(req).await,
+            Ok(caller) => {
+                if let Some(c) = caller {
+                    req.extensions_mut().insert(c);
+                }
+                next.run(req).await
+            }
             Err(e) => e.into_response(),
         },
         Decision::MethodNotAllowed(access) => match g.check(&req, access) {
-            Ok(()) => super::system::method_not_allowed(req.uri().clone())
+            Ok(_) => super::system::method_not_allowed(req.uri().clone())
                 .await
                 .into_response(),
             Err(e) => e.into_response(),
@@ -137,6 +165,22 @@ mod tests {
 
     fn route(method: &'static str, path: &'static str, role: Option<Role>) -> Route {
         Route::new(method, path, "op", get(|| async {})).role(role)
+    }
+
+    #[test]
+    fn agent_keys_pass_only_routes_open_to_their_own_agent() {
+        let g = guard(&[
+            route("PUT", "/s", Some(Role::Admin)).or_own_agent(),
+            route("DELETE", "/s", Some(Role::Admin)),
+        ]);
+        assert_eq!(
+            g.decide(&Method::PUT, Some("/s")),
+            Decision::Serve(Access::KeyOrAgent(Role::Admin))
+        );
+        assert_eq!(
+            g.decide(&Method::PATCH, Some("/s")),
+            Decision::MethodNotAllowed(Access::KeyOrAgent(Role::Admin))
+        );
     }
 
     fn guard(routes: &[Route]) -> Guard {

@@ -5,6 +5,7 @@
 //! [`crate::api::openapi::document`] builds `/api/v2/openapi.json` from the same entries, so a route cannot exist
 //! without being documented, nor be documented with another role than the one enforced.
 
+pub mod agents;
 pub mod campaigns;
 pub mod files;
 pub mod guard;
@@ -64,6 +65,8 @@ pub struct Route {
     pub tag: &'static str,
     /// `None`: no key needed.
     pub role: Option<Role>,
+    /// A key of role `agent` may also use the route, for its own agent only (the handler checks which).
+    pub agent_self: bool,
     pub params: Vec<Param>,
     pub body: Option<Content>,
     pub answer: Content,
@@ -102,6 +105,7 @@ impl Route {
             summary: "",
             tag: "dialer",
             role: Some(Role::ReadOnly),
+            agent_self: false,
             params,
             body: None,
             answer: Content {
@@ -124,6 +128,11 @@ impl Route {
         self.role = r;
         self
     }
+    /// Also open to a key of role `agent`, for its own agent.
+    fn or_own_agent(mut self) -> Route {
+        self.agent_self = true;
+        self
+    }
     fn query(mut self, name: &'static str, ty: &'static str, description: &'static str) -> Route {
         self.params.push(Param {
             name,
@@ -142,6 +151,15 @@ impl Route {
         self.answer = Content { media, schema };
         self
     }
+    /// Describes path parameter `name` (the default descriptions are the campaign routes').
+    fn path_doc(mut self, name: &'static str, description: &'static str) -> Route {
+        for p in &mut self.params {
+            if p.name == name && p.location == Location::Path {
+                p.description = description;
+            }
+        }
+        self
+    }
     fn errors(mut self, e: &[u16]) -> Route {
         self.errors = e.to_vec();
         self
@@ -149,6 +167,7 @@ impl Route {
 }
 
 const D: &str = "/api/v2/dialer";
+const AG: &str = "/api/v2/agents";
 
 /// Every route of the API.
 pub fn table(cfg: &ApiConfig) -> Vec<Route> {
@@ -270,6 +289,78 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .tag("members")
             .answer(JSON, "AttemptList")
             .errors(&[400, 404]),
+        Route::new("PUT", "/api/v2/dialer/{id}/members/{mid}/status", "memberResult", put(agents::result))
+            .summary("The result of an agent call (Webitel v3): posted to the engine node holding the member's \
+                      attempt, ends the agent's wrap-up (409 when no attempt is in progress). Admin, members-writer, \
+                      or the key of the agent handling the member")
+            .tag("agents")
+            .role(w)
+            .or_own_agent()
+            .body(JSON, "AgentResultInput")
+            .answer(JSON, "AgentResultAnswer")
+            .errors(&[400, 404, 409, 413, 422, 503]),
+        Route::new("GET", AG, "listAgents", get(agents::list))
+            .summary("List agents with their live state (an agent key sees itself only)")
+            .tag("agents")
+            .or_own_agent()
+            .answer(JSON, "AgentList")
+            .errors(&[]),
+        Route::new("POST", AG, "createAgent", post(agents::create))
+            .summary("Create an agent (409 if the id exists)")
+            .tag("agents")
+            .role(a)
+            .body(JSON, "AgentInput")
+            .answer(JSON, "AgentAnswer")
+            .errors(&[400, 409, 413, 422]),
+        Route::new("GET", "/api/v2/agents/{id}", "getAgent", get(agents::get))
+            .summary("Read an agent: status, live state, reservations, figures, and the member offered or talking")
+            .tag("agents")
+            .or_own_agent()
+            .path_doc("id", "agent id")
+            .answer(JSON, "AgentAnswer"),
+        Route::new("PUT", "/api/v2/agents/{id}", "updateAgent", put(agents::update))
+            .summary("Replace an agent's configuration (with `version`: only that version, 409 otherwise)")
+            .tag("agents")
+            .role(a)
+            .path_doc("id", "agent id")
+            .body(JSON, "AgentInput")
+            .answer(JSON, "AgentAnswer")
+            .errors(&[400, 404, 409, 413, 422]),
+        Route::new("DELETE", "/api/v2/agents/{id}", "deleteAgent", delete(agents::delete))
+            .summary("Delete an agent (409 while it holds reservations)")
+            .tag("agents")
+            .role(a)
+            .path_doc("id", "agent id")
+            .answer(JSON, "Deleted")
+            .errors(&[404, 409]),
+        Route::new("PUT", "/api/v2/agents/{id}/status/{status}", "setAgentStatus", put(agents::set_status))
+            .summary("The agent's status: ready, pause (reason, timeout_sec), logout, on_demand; a pause or logout \
+                      during a call applies when it ends. Admin or the agent's key")
+            .tag("agents")
+            .role(a)
+            .or_own_agent()
+            .path_doc("id", "agent id")
+            .path_doc("status", "ready, pause, logout or on_demand")
+            .body(JSON, "AgentStatusInput")
+            .answer(JSON, "AgentStatusAnswer")
+            .errors(&[400, 404, 413, 422]),
+        Route::new("PUT", "/api/v2/agents/{id}/accept", "acceptOffer", put(agents::accept))
+            .summary("Accept the previewed member (409 when nothing is offered). Admin or the agent's key")
+            .tag("agents")
+            .role(a)
+            .or_own_agent()
+            .path_doc("id", "agent id")
+            .answer(JSON, "OfferAnswer")
+            .errors(&[404, 409, 503]),
+        Route::new("PUT", "/api/v2/agents/{id}/skip", "skipOffer", put(agents::skip))
+            .summary("Skip the previewed member: it goes back, no try counted (409 when nothing is offered). Admin \
+                      or the agent's key")
+            .tag("agents")
+            .role(a)
+            .or_own_agent()
+            .path_doc("id", "agent id")
+            .answer(JSON, "OfferAnswer")
+            .errors(&[404, 409, 503]),
         Route::new("GET", "/healthz", "healthz", get(system::healthz))
             .summary("Liveness and store reachability")
             .tag("service")

@@ -6,7 +6,8 @@
 //! - `dlr:{agents}:team:<team>`: set of the ids of the agents serving the team;
 //! - `dlr:{agents}:res`: hash reservation id → agent id;
 //! - `dlr:{agents}:leases`: sorted set reservation id → lease expiry (epoch ms), for recovery;
-//! - `dlr:{agents}:inbox:<node>`: list of the node's agent messages (JSON of [`AgentMessage`]), capped.
+//! - `dlr:{agents}:inbox:<node>`: list of the node's agent messages (JSON of [`AgentMessage`]), capped, expiring
+//!   an hour after its last message.
 
 use super::RedisStore;
 use crate::agents::{AgentMessage, AgentRecord};
@@ -21,6 +22,8 @@ use std::sync::LazyLock;
 const REC: &str = "dlr:{agents}:rec";
 const RES: &str = "dlr:{agents}:res";
 const LEASES: &str = "dlr:{agents}:leases";
+/// How long an inbox nobody takes from is kept after its last message: 1 hour.
+const INBOX_TTL_MS: u64 = 3_600_000;
 
 fn team_key(team: &str) -> String {
     format!("dlr:{{agents}}:team:{team}")
@@ -96,12 +99,14 @@ return 1
     )
 });
 
-/// Appends a message unless the inbox holds `ARGV[2]` already.
+/// Appends a message unless the inbox holds `ARGV[2]` already; the inbox expires `ARGV[3]` ms after the last post
+/// (a node that is gone for good leaves no inbox behind).
 static POST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 ",
     )
@@ -210,7 +215,15 @@ impl RedisStore {
         scope: Scope<'_>,
         mut f: impl FnMut(&mut [Slot]) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        for _ in 0..TX_ATTEMPTS {
+        for attempt in 0..TX_ATTEMPTS {
+            if attempt > 0 {
+                // Writers that lost a race all reread at once and tend to pick the same agent again: spread them.
+                let cap_us = 200 * attempt.min(10) as u64;
+                tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(
+                    0..=cap_us,
+                )))
+                .await;
+            }
             let loaded = self.load_agents(op, scope).await?;
             let mut before = Vec::with_capacity(loaded.len());
             for (id, raw) in &loaded {
@@ -316,6 +329,7 @@ impl RedisStore {
             .key(inbox_key(node))
             .arg(json)
             .arg(INBOX_CAP)
+            .arg(INBOX_TTL_MS)
             .invoke_async(&mut self.conn())
             .await
             .map_err(StoreError::redis(OP))?;
