@@ -340,6 +340,15 @@ fn uuid_bridge_refuses_missing_and_unanswered_channels_with_freeswitch_texts() {
         format!("+OK {AGENT}\n"),
         "the third uuid is tried when the second fails"
     );
+    // An answered member and a ringing agent: the simulator does not bridge a leg still being originated.
+    let mut b = Bench::new(SCENARIO);
+    b.originate(MEMBER, "", "sofia/gateway/gw/15551234");
+    b.originate(AGENT, "", "user/1001");
+    b.until(100);
+    assert_eq!(
+        b.api("uuid_bridge", &format!("{MEMBER} {AGENT}")),
+        "-ERR Invalid uuid\n"
+    );
     // Two ringing channels cannot be bridged; over bgapi the reply is the job's body.
     let mut b = Bench::new(SCENARIO);
     b.originate(MEMBER, "", "user/1002");
@@ -522,7 +531,7 @@ fn agent_draws_reproduce_with_the_seed() {
     let draws = |n: usize| {
         let mut s = Scenario::from_toml(text).unwrap();
         (0..n)
-            .map(|_| s.plan("user/1001", "1001"))
+            .map(|_| s.plan("user", "1001", "1001"))
             .collect::<Vec<_>>()
     };
     let (x, y) = (draws(300), draws(300));
@@ -572,4 +581,39 @@ fn a_member_waiting_in_silence_hangs_up_when_its_patience_runs_out() {
     b.api("uuid_bridge", &format!("{MEMBER} {AGENT}"));
     b.until(10_000);
     assert_eq!(b.sw.channel_count(), 2, "talking, not waiting");
+}
+
+#[test]
+fn uuid_broadcast_bleg_plays_on_the_bridged_partner_and_both_on_each() {
+    let mut b = Bench::parked_pair(SCENARIO);
+    b.api("uuid_bridge", &format!("{MEMBER} {AGENT}"));
+    let from = b.events.len();
+    assert_eq!(
+        b.api("uuid_broadcast", &format!("{MEMBER} /p/whisper.wav bleg")),
+        "+OK Message sent\n"
+    );
+    b.until(3000);
+    assert!(
+        b.trail(AGENT, from)
+            .contains(&"CHANNEL_EXECUTE(playback)".to_string())
+    );
+    assert!(
+        !b.trail(MEMBER, from)
+            .contains(&"CHANNEL_EXECUTE(playback)".to_string())
+    );
+    let from = b.events.len();
+    b.api("uuid_broadcast", &format!("{MEMBER} /p/both.wav both"));
+    b.until(4500);
+    for leg in [MEMBER, AGENT] {
+        assert!(
+            b.trail(leg, from)
+                .contains(&"CHANNEL_EXECUTE_COMPLETE(playback)".to_string()),
+            "{leg}"
+        );
+    }
+    assert_eq!(
+        b.sw.channel_count(),
+        2,
+        "still bridged: a broadcast does not end the bridge"
+    );
 }

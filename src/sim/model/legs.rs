@@ -148,8 +148,7 @@ impl Switch {
                 patience_ms: None,
             }
         } else {
-            self.scenario
-                .plan(&format!("{}/{data}", leg.endpoint), &dest)
+            self.scenario.plan(&leg.endpoint, &data, &dest)
         };
         let outcome = plan.outcome;
         let call_id = self.next_call;
