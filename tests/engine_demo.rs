@@ -144,7 +144,8 @@ async fn demo_against_an_external_switch_ends_every_member_of_the_small_sample()
 /// is lost, and no agent is ever in two calls (the joined stretches of each agent never overlap); the agents'
 /// own figures add up to the joined calls and no reservation is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progressive_campaign_with_ten_agents_accounts_for_every_member_and_never_doubles_an_agent() {
+async fn progressive_campaign_with_ten_agents_accounts_for_every_member_and_never_doubles_an_agent()
+{
     use fsdialer::campaign::agents::DialMode;
     let _one = ONE_AT_A_TIME.lock().await;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -179,7 +180,10 @@ async fn progressive_campaign_with_ten_agents_accounts_for_every_member_and_neve
     assert_eq!(c.lost, 0);
     assert_eq!(c.calls, c.ok + c.retry + c.error + c.minus);
     assert!(c.success > 700, "success {}", c.success);
-    assert_eq!(c.ended_by_cause.get("UNALLOCATED_NUMBER").copied(), Some(20));
+    assert_eq!(
+        c.ended_by_cause.get("UNALLOCATED_NUMBER").copied(),
+        Some(20)
+    );
 
     // Every joined call of each agent, from the attempt log: (bridged, hung up).
     let mut joined: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();

@@ -472,7 +472,10 @@ async fn with_wait_replicas_no_acknowledged_result_is_lost_when_the_sentinel_mas
     .await;
     eprintln!("sentinel fail-over, wait_replicas = 1: {report:?}");
     assert_eq!(report.results_lost, 0, "{report:?}");
-    assert!(report.resumed_after < Duration::from_secs(5), "{report:?}");
+    // With wait_replicas, dialling resumes only once the promoted master has a replica again (the old master
+    // restarted as one): that takes the restart too, so the bound is wider than the plain fail-over's 5 s, and a
+    // loaded machine stretches it.
+    assert!(report.resumed_after < Duration::from_secs(30), "{report:?}");
 }
 
 /// A completion no replica confirms is applied on the master but reported as not replicated; repeating it is safe.

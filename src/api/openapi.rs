@@ -125,9 +125,34 @@ fn campaign_config() -> Value {
             "calendar": {"type": ["object", "null"], "description": "{timezone, accept: [{weekday, start_min, end_min}], except: [{date, repeat_yearly}], start, end}"},
             "gateways": {"type": "array", "minItems": 1, "items": {"type": "object",
                 "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, enabled, local_failure_causes, breaker_threshold}"}},
+            "mode": {"enum": ["broadcast", "preview", "progressive"], "default": "broadcast",
+                     "description": "broadcast: the callflow (or park) on answer; preview/progressive: joined to an agent of `agents.team`"},
+            "agents": agent_settings(),
         }),
         &["gateways"],
     )
+}
+
+/// A campaign's `agents` section (the agent modes).
+fn agent_settings() -> Value {
+    json!({"type": ["object", "null"], "description": "required by the agent modes, refused otherwise",
+                "required": ["team"],
+                "properties": {
+                    "team": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "strategy": {"enum": ["longest_idle", "least_talk_time", "fewest_calls", "round_robin", "top_down", "random"], "default": "longest_idle"},
+                    "wrap_up_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 0},
+                    "max_no_answer": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 0, "description": "missed offers in a row that pause the agent (reason no_answer); 0 = never"},
+                    "no_answer_delay_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 10},
+                    "sticky_agent_sec": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 30},
+                    "agent_answer_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 300, "default": 15},
+                    "connect_timeout_ms": {"type": "integer", "minimum": 100, "maximum": 60000, "default": 2000},
+                    "preview_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 30},
+                    "preview_on_timeout": {"enum": ["dial", "skip"], "default": "dial"},
+                    "abandon_message": {"type": "string", "description": "played to a member no agent took in time, then hung up"},
+                    "abandoned_class": {"enum": ["ok", "retry", "error", "minus"], "default": "retry"},
+                    "result_timeout_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60, "description": "how long the attempt waits for the agent's result callback"}
+                },
+                "additionalProperties": false})
 }
 
 fn campaign_view() -> Value {

@@ -340,6 +340,15 @@ fn uuid_bridge_refuses_missing_and_unanswered_channels_with_freeswitch_texts() {
         format!("+OK {AGENT}\n"),
         "the third uuid is tried when the second fails"
     );
+    // An answered member and a ringing agent: the simulator does not bridge a leg still being originated.
+    let mut b = Bench::new(SCENARIO);
+    b.originate(MEMBER, "", "sofia/gateway/gw/15551234");
+    b.originate(AGENT, "", "user/1001");
+    b.until(100);
+    assert_eq!(
+        b.api("uuid_bridge", &format!("{MEMBER} {AGENT}")),
+        "-ERR Invalid uuid\n"
+    );
     // Two ringing channels cannot be bridged; over bgapi the reply is the job's body.
     let mut b = Bench::new(SCENARIO);
     b.originate(MEMBER, "", "user/1002");
@@ -522,7 +531,7 @@ fn agent_draws_reproduce_with_the_seed() {
     let draws = |n: usize| {
         let mut s = Scenario::from_toml(text).unwrap();
         (0..n)
-            .map(|_| s.plan("user/1001", "1001", 0))
+            .map(|_| s.plan("user", "1001", "1001", 0))
             .collect::<Vec<_>>()
     };
     let (x, y) = (draws(300), draws(300));
@@ -572,4 +581,74 @@ fn a_member_waiting_in_silence_hangs_up_when_its_patience_runs_out() {
     b.api("uuid_bridge", &format!("{MEMBER} {AGENT}"));
     b.until(10_000);
     assert_eq!(b.sw.channel_count(), 2, "talking, not waiting");
+}
+
+#[test]
+fn uuid_broadcast_bleg_plays_on_the_bridged_partner_and_both_on_each() {
+    let mut b = Bench::parked_pair(SCENARIO);
+    b.api("uuid_bridge", &format!("{MEMBER} {AGENT}"));
+    let from = b.events.len();
+    assert_eq!(
+        b.api("uuid_broadcast", &format!("{MEMBER} /p/whisper.wav bleg")),
+        "+OK Message sent\n"
+    );
+    b.until(3000);
+    assert!(
+        b.trail(AGENT, from)
+            .contains(&"CHANNEL_EXECUTE(playback)".to_string())
+    );
+    assert!(
+        !b.trail(MEMBER, from)
+            .contains(&"CHANNEL_EXECUTE(playback)".to_string())
+    );
+    let from = b.events.len();
+    b.api("uuid_broadcast", &format!("{MEMBER} /p/both.wav both"));
+    b.until(4500);
+    for leg in [MEMBER, AGENT] {
+        assert!(
+            b.trail(leg, from)
+                .contains(&"CHANNEL_EXECUTE_COMPLETE(playback)".to_string()),
+            "{leg}"
+        );
+    }
+    assert_eq!(
+        b.sw.channel_count(),
+        2,
+        "still bridged: a broadcast does not end the bridge"
+    );
+}
+
+/// The preview offer: the engine runs `event` on the agent's parked leg (`sendmsg … execute event`); the switch
+/// fires the CUSTOM `dlr::offer` event its argument names, with the pairs it carries and the channel's own data
+/// (so an ESL filter on `variable_dlr_node` passes it), and the leg stays parked.
+#[test]
+fn the_event_application_fires_a_custom_event_with_the_channels_data() {
+    let mut b = Bench::parked_pair(SCENARIO);
+    let arg = fsdialer::engine::shell::offer_event_arg(
+        "c1",
+        uuid::Uuid::nil(),
+        fsdialer::store::MemberId(7),
+        "Smith, John",
+        "15551234",
+        &serde_json::Map::new(),
+    );
+    let headers = vec![
+        ("call-command".to_string(), "execute".to_string()),
+        ("execute-app-name".to_string(), "event".to_string()),
+        ("execute-app-arg".to_string(), arg),
+    ];
+    b.sw.sendmsg(b.now, AGENT, &headers).unwrap();
+    b.collect();
+    b.until(3000);
+    let e = b.last(AGENT, "CUSTOM");
+    assert_eq!(e.get("Event-Subclass"), Some("dlr::offer"));
+    assert_eq!(e.get("dlr_member"), Some("7"));
+    assert_eq!(e.get("dlr_member_name"), Some("Smith%2C John"));
+    assert_eq!(e.get("variable_dlr_node"), Some("n1"));
+    assert_eq!(e.unique_id(), Some(AGENT));
+    // Still parked: a bridge takes it.
+    assert_eq!(
+        b.api("uuid_bridge", &format!("{MEMBER} {AGENT}")),
+        format!("+OK {AGENT}\n")
+    );
 }

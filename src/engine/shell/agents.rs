@@ -17,7 +17,7 @@ use crate::agents::{AgentMessage, Release, ReserveRequest, TeamRules};
 use crate::campaign::agents::AgentSettings;
 use crate::engine::clock::Clock;
 use crate::engine::core::{Action, AgentOutcome, AgentRelease, AgentReservation, Input};
-use crate::esl::codec::Request;
+use crate::esl::client::SendMsg;
 use crate::store::{AttemptId, Store};
 
 /// How often the inbox is read (engine time).
@@ -48,11 +48,61 @@ fn release_of(how: AgentRelease) -> Release {
     }
 }
 
-/// A header value for the offer event: one line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// Most `name=value` pairs FreeSWITCH's `event` application reads (`switch_separate_string` into 25 slots).
+const EVENT_APP_PAIRS: usize = 25;
+
+/// A value for the `event` application's argument: `,` separates pairs there and quotes and backslashes are read
+/// by its splitter, so those (and `%`, control characters) are percent-encoded; the rest goes as is.
+fn event_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, ',' | '%' | '\'' | '"' | '\\') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The argument of the `event` application that shows a previewed member on the agent's channel: a CUSTOM
+/// `dlr::offer` event with the channel's own data (its `Unique-ID`, `variable_dlr_node`…) and the member's
+/// campaign, attempt, id, name and number, then as many of its variables (`dlr_v_<name>`, names of letters,
+/// digits and `_` only) as fit FreeSWITCH's 25 pairs. Values are percent-encoded where `event_value` says.
+pub fn offer_event_arg(
+    campaign: &str,
+    attempt: AttemptId,
+    member: crate::store::MemberId,
+    name: &str,
+    number: &str,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut pairs: Vec<String> = vec![
+        "Event-Name=CUSTOM".into(),
+        "Event-Subclass=dlr::offer".into(),
+        format!("dlr_campaign={}", event_value(campaign)),
+        format!("dlr_attempt={attempt}"),
+        format!("dlr_member={member}"),
+        format!("dlr_member_name={}", event_value(name)),
+        format!("dlr_member_number={}", event_value(number)),
+    ];
+    for (k, v) in variables {
+        if pairs.len() >= EVENT_APP_PAIRS {
+            break;
+        }
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            continue;
+        }
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        pairs.push(format!("dlr_v_{k}={}", event_value(&text)));
+    }
+    pairs.join(",")
 }
 
 impl Runner {
@@ -210,39 +260,11 @@ impl Runner {
                 let Some(client) = self.client(switch) else {
                     return;
                 };
+                let arg = offer_event_arg(&campaign, attempt, member, &name, &number, &variables);
                 tokio::spawn(async move {
-                    let leg = agent_leg.to_string();
-                    let attempt_s = attempt.to_string();
-                    let member_s = member.to_string();
-                    let name = one_line(&name);
-                    let number = one_line(&number);
-                    let vars: Vec<(String, String)> = variables
-                        .iter()
-                        .map(|(k, v)| {
-                            let text = match v {
-                                serde_json::Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            };
-                            (format!("dlr_v_{}", one_line(k)), one_line(&text))
-                        })
-                        .collect();
-                    let mut headers: Vec<(&str, &str)> = vec![
-                        ("Event-Subclass", "dlr::offer"),
-                        ("Unique-ID", &leg),
-                        ("dlr_campaign", &campaign),
-                        ("dlr_attempt", &attempt_s),
-                        ("dlr_member", &member_s),
-                        ("dlr_member_name", &name),
-                        ("dlr_member_number", &number),
-                    ];
-                    headers.extend(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                    match Request::new("sendevent CUSTOM", &headers, b"") {
-                        Ok(request) => {
-                            if let Err(e) = client.send(request).await {
-                                tracing::warn!(%attempt, error = %e, "offer event not sent");
-                            }
-                        }
-                        Err(e) => tracing::warn!(%attempt, error = %e, "offer event not built"),
+                    let msg = SendMsg::execute("event", &arg);
+                    if let Err(e) = client.sendmsg(&agent_leg.to_string(), &msg).await {
+                        tracing::warn!(%attempt, error = %e, "offer event not sent");
                     }
                 });
             }
@@ -415,5 +437,48 @@ fn inbox_input(shared: &Shared, m: AgentMessage) -> Option<Input> {
                 description: result.description,
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offer_event_cannot_be_split_or_extended_by_member_data() {
+        let mut vars = serde_json::Map::new();
+        vars.insert("debt".into(), serde_json::json!(120.5));
+        vars.insert("note".into(), serde_json::json!("a, b='c' 100%"));
+        vars.insert("bad name".into(), serde_json::json!("x"));
+        for i in 0..40 {
+            vars.insert(format!("v{i:02}"), serde_json::json!(i));
+        }
+        let arg = offer_event_arg(
+            "c1",
+            Uuid::nil(),
+            crate::store::MemberId(7),
+            "Smith, John\nEvent-Name=HEARTBEAT",
+            "+380 50,123",
+            &vars,
+        );
+        let pairs: Vec<&str> = arg.split(',').collect();
+        assert_eq!(pairs.len(), EVENT_APP_PAIRS, "{arg}");
+        assert_eq!(pairs[0], "Event-Name=CUSTOM");
+        assert_eq!(pairs[1], "Event-Subclass=dlr::offer");
+        assert_eq!(
+            pairs[5],
+            "dlr_member_name=Smith%2C John%0AEvent-Name=HEARTBEAT"
+        );
+        assert_eq!(pairs[6], "dlr_member_number=+380 50%2C123");
+        assert!(pairs.contains(&"dlr_v_debt=120.5"));
+        assert!(pairs.contains(&"dlr_v_note=a%2C b=%27c%27 100%25"));
+        assert!(!arg.contains("bad name"));
+        assert_eq!(
+            pairs
+                .iter()
+                .filter(|p| p.starts_with("Event-Name="))
+                .count(),
+            1
+        );
     }
 }

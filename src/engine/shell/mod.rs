@@ -29,6 +29,7 @@ mod runner;
 mod switch;
 mod tasks;
 
+pub use agents::offer_event_arg;
 use runner::Runner;
 use switch::switch_task;
 pub use switch::{FREESWITCH_DEFAULT_LIMITS, event_input, resolve_limits};

@@ -327,6 +327,9 @@ impl Switch {
                 {
                     ch.vars.add(k, v);
                 }
+                if app_l == "event" {
+                    self.event_app(uuid, arg);
+                }
                 if app_l == "record_session" {
                     if let Some(ch) = self.channels.get_mut(uuid) {
                         ch.vars.add("record_session_path", arg);
@@ -396,6 +399,36 @@ impl Switch {
                 self.hangup(uuid, "DESTINATION_OUT_OF_ORDER");
             }
         }
+    }
+
+    /// The `event` application (mod_dptools `event_function`): fires CHANNEL_APPLICATION, or the event its
+    /// `Event-Name=` names (`CUSTOM` with `Event-Subclass=`), with the `name=value` pairs of its comma-separated
+    /// argument (at most 25; spaces around names and values trimmed) followed by the channel's data.
+    fn event_app(&mut self, uuid: &str, arg: &str) {
+        let mut name = "CHANNEL_APPLICATION".to_string();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for part in arg.split(',').take(25) {
+            let Some((k, v)) = part.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if k.eq_ignore_ascii_case("Event-Name") {
+                name = v.to_string();
+                continue;
+            }
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        let pre: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.fire(
+            &name,
+            uuid,
+            ("mod_dptools.c", "event_function", 1215),
+            &pre,
+            &[],
+        );
     }
 
     /// A timed application ended.

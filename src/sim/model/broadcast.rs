@@ -3,9 +3,9 @@
 //! As mod_commands' `uuid_broadcast_function` and `switch_ivr_broadcast` (src/switch_ivr_async.c) do it: `path` is
 //! a file for `playback`, or `app::args` for any application, or `app!CAUSE::args` to hang the channel up with CAUSE
 //! after it (`app!::args`: normal_clearing). The legs: none given = aleg (and hold the b-leg), `aleg`, `bleg` (the
-//! `signal_bond` partner only), `both`; `holdb` alone runs nothing. Each is an `execute` command queued as a private
-//! event on the channel (`event-lock`, `lead-frames: 5`, `hold-bleg`), and the hang-up (a-leg only) a second one
-//! after it. The channel runs them when it is free (a parked channel at once, inside its park; a channel running
+//! `signal_bond` / `originate_signal_bond` partner only), `both`; `holdb` alone runs nothing. Each is an `execute`
+//! command queued as a private event on the channel (`event-lock`, `lead-frames: 5`, `hold-bleg`), and the
+//! hang-up (a-leg only) a second one after it. The channel runs them when it is free (a parked channel at once, inside its park; a channel running
 //! an application when that one returns), each with its CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE and, once it
 //! returns, the command fired back as PRIVATE_COMMAND (`switch_ivr_parse_next_event`). Replies: `+OK Message sent`,
 //! `-ERR invalid uuid`, `-USAGE: <uuid> <path> [aleg|bleg|holdb|both]`.
@@ -96,7 +96,11 @@ impl Switch {
             && let Some(partner) = self
                 .channels
                 .get(uuid)
-                .and_then(|c| c.vars.get("signal_bond"))
+                .and_then(|c| {
+                    c.vars
+                        .get("signal_bond")
+                        .or(c.vars.get("originate_signal_bond"))
+                })
                 .map(str::to_string)
             && self.channels.contains_key(&partner)
         {

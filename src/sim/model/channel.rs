@@ -260,33 +260,10 @@ pub fn callstate_number(callstate: &str) -> u8 {
     }
 }
 
-/// Events whose channel data includes the variables (`switch_channel_event_set_extended_data`).
+/// Events whose channel data includes the variables (`switch_channel_event_set_extended_data`): the one list,
+/// kept where the engine's ESL filter needs it too.
 pub fn carries_variables(event: &str) -> bool {
-    matches!(
-        event,
-        "CHANNEL_CREATE"
-            | "CHANNEL_ORIGINATE"
-            | "CHANNEL_UUID"
-            | "CHANNEL_ANSWER"
-            | "CHANNEL_PARK"
-            | "CHANNEL_UNPARK"
-            | "CHANNEL_BRIDGE"
-            | "CHANNEL_UNBRIDGE"
-            | "CHANNEL_PROGRESS"
-            | "CHANNEL_PROGRESS_MEDIA"
-            | "CHANNEL_HANGUP"
-            | "CHANNEL_HANGUP_COMPLETE"
-            | "CHANNEL_DATA"
-            | "CHANNEL_EXECUTE"
-            | "CHANNEL_EXECUTE_COMPLETE"
-            | "CHANNEL_DESTROY"
-            | "API"
-            | "RECORD_START"
-            | "RECORD_STOP"
-            | "PLAYBACK_START"
-            | "PLAYBACK_STOP"
-            | "CALL_UPDATE"
-    )
+    crate::engine::subscription::CARRY_VARIABLES.contains(&event)
 }
 
 impl Channel {

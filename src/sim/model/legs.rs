@@ -149,11 +149,8 @@ impl Switch {
             }
         } else {
             let since_start_ms = self.now.saturating_sub(self.started_us) / 1000;
-            self.scenario.plan(
-                &format!("{}/{data}", leg.endpoint),
-                &dest,
-                since_start_ms,
-            )
+            self.scenario
+                .plan(&leg.endpoint, &data, &dest, since_start_ms)
         };
         let outcome = plan.outcome;
         let call_id = self.next_call;

@@ -1,7 +1,7 @@
 //! `uuid_bridge <a> <b>`: joining two live channels, and what becomes of the survivor when one side hangs up.
 //!
 //! As `switch_ivr_uuid_bridge` (src/switch_ivr_bridge.c) does it: `a` is the originator unless only `b` has media
-//! (then they swap); a missing uuid, a hung-up originator or two unanswered channels answer `-ERR Invalid uuid`,
+//! (then they swap); a missing uuid, a hung-up originator or two channels without media answer `-ERR Invalid uuid`,
 //! success `+OK <b>` (mod_commands' `uuid_bridge_function`, which also tries a third uuid when the second fails).
 //! The channels get `bridge_channel`/`bridge_uuid`/`signal_bond` (the originator also `uuid_bridge`), the
 //! `original_*` variables, a new caller profile each (index + 1, `Caller-Transfer-Source`
@@ -18,6 +18,9 @@
 //! `park_after_bridge` parks, with `hangup_after_bridge` hangs up with the other side's cause, otherwise it returns
 //! to CS_EXECUTE, finds nothing left to run and hangs up NORMAL_CLEARING; an originatee parks with
 //! `park_after_bridge`, otherwise hangs up NORMAL_CLEARING (`audio_bridge_on_exchange_media`).
+//!
+//! Not modelled: bridging a leg whose originate is still ringing (FreeSWITCH waits for its answer inside the
+//! bridge; the simulator refuses with `-ERR Invalid uuid`), and a channel inside the `bridge` application.
 //!
 //! Once bridged, an agent's leg (scenario `[[agent]]`) starts its talk time; when it is over the chosen side's far
 //! end hangs up.
@@ -63,7 +66,22 @@ impl Switch {
             );
             return false;
         }
-        let (a, b) = match (ca.answered_us > 0, cb.answered_us > 0) {
+        // A leg whose originate has not returned yet (still ringing) is not modelled in a bridge: refused.
+        let originating = |u: &str, call: u64| {
+            self.calls
+                .get(&call)
+                .is_some_and(|c| !c.settled && c.a == u)
+        };
+        if originating(a, ca.call) || originating(b, cb.call) {
+            tracing::debug!(
+                a,
+                b,
+                "sim: uuid_bridge of a leg still being originated refused"
+            );
+            return false;
+        }
+        let media_up = |c: &super::Channel| c.answered_us > 0 || c.progress_media_us > 0;
+        let (a, b) = match (media_up(ca), media_up(cb)) {
             (true, _) => (a.to_string(), b.to_string()),
             (false, true) => (b.to_string(), a.to_string()),
             (false, false) => return false,

@@ -462,11 +462,24 @@ impl Scenario {
         self.member_plan(destination, since_start_ms).outcome
     }
 
-    /// What a leg dialled with `dial` (`endpoint/data`, no variables) to `destination`, placed `since_start_ms`
-    /// after the switch started, does: an `[[agent]]` matching the dial string first, then the rules (within
-    /// their windows), the random profile and the built-in dialplan on the destination.
-    pub fn plan(&mut self, dial: &str, destination: &str, since_start_ms: u64) -> Plan {
-        if let Some(agent) = self.agents.iter().find(|a| a.matches(dial)).cloned() {
+    /// What a leg dialled as `endpoint/data` (no variables) to `destination`, placed `since_start_ms` after the
+    /// switch started, does: an `[[agent]]` matching the dial string first, then the rules (within their
+    /// windows), the random profile and the built-in dialplan on the destination.
+    pub fn plan(
+        &mut self,
+        endpoint: &str,
+        data: &str,
+        destination: &str,
+        since_start_ms: u64,
+    ) -> Plan {
+        let agent = match self.agents.is_empty() {
+            true => None,
+            false => {
+                let dial = format!("{endpoint}/{data}");
+                self.agents.iter().find(|a| a.matches(&dial)).cloned()
+            }
+        };
+        if let Some(agent) = agent {
             let (outcome, talk) = agent.draw(&mut self.rng);
             return Plan {
                 outcome,

@@ -232,7 +232,7 @@ fn agents_match_the_dial_string_before_rules_and_members_get_their_patience() {
         "#,
     )
     .unwrap();
-    let agent = s.plan("user/1001", "1001", 0);
+    let agent = s.plan("user", "1001", "1001", 0);
     assert_eq!(
         agent.outcome,
         Outcome::Answer {
@@ -253,14 +253,17 @@ fn agents_match_the_dial_string_before_rules_and_members_get_their_patience() {
         })
     );
     assert_eq!(agent.patience_ms, None);
-    let member = s.plan("sofia/gateway/gw/1001", "1001", 0);
+    let member = s.plan("sofia", "gateway/gw/1001", "1001", 0);
     assert_eq!(member.talk, None);
     assert_eq!(member.patience_ms, Some(4000));
     assert!(matches!(
         member.outcome,
         Outcome::Answer { talk_ms: None, .. }
     ));
-    assert_eq!(s.plan("sofia/gateway/gw/busy", "busy", 0).patience_ms, None);
+    assert_eq!(
+        s.plan("sofia", "gateway/gw/busy", "busy", 0).patience_ms,
+        None
+    );
 }
 
 #[test]
@@ -299,7 +302,8 @@ fn shipped_agents_scenario_loads_and_draws_agents_and_patient_members() {
     let plans: Vec<_> = (1..=10)
         .map(|n| {
             s.plan(
-                &format!("loopback/agent_{n}/default"),
+                "loopback",
+                &format!("agent_{n}/default"),
                 &format!("agent_{n}"),
                 0,
             )
@@ -307,14 +311,17 @@ fn shipped_agents_scenario_loads_and_draws_agents_and_patient_members() {
         .collect();
     assert!(plans.iter().filter(|p| p.talk.is_some()).count() >= 7);
     let agent_1010 = (0..20)
-        .filter_map(|_| s.plan("user/1010", "1010", 0).talk)
+        .filter_map(|_| s.plan("user", "1010", "1010", 0).talk)
         .count();
     assert!(
         agent_1010 >= 14,
         "user/1010 is an agent: {agent_1010} of 20 answered"
     );
-    assert!(s.plan("user/1011", "1011", 0).talk.is_none(), "not an agent");
-    let m = s.plan("sofia/gateway/gw/15551234", "15551234", 0);
+    assert!(
+        s.plan("user", "1011", "1011", 0).talk.is_none(),
+        "not an agent"
+    );
+    let m = s.plan("sofia", "gateway/gw/15551234", "15551234", 0);
     assert!(m.patience_ms.is_some_and(|p| (8000..=20000).contains(&p)));
     assert!(matches!(
         s.outcome("answer_2"),
@@ -339,8 +346,8 @@ fn a_rule_with_a_window_applies_only_within_it() {
     assert_eq!(s.outcome_at("x1", 1000), down);
     assert_eq!(s.outcome_at("x1", 4999), down);
     assert!(matches!(s.outcome_at("x1", 5000), Outcome::Answer { .. }));
-    let e = Scenario::from_toml("[[rule]]\nmatch = \"x\"\nfrom_ms = 5\nuntil_ms = 5\n")
-        .unwrap_err();
+    let e =
+        Scenario::from_toml("[[rule]]\nmatch = \"x\"\nfrom_ms = 5\nuntil_ms = 5\n").unwrap_err();
     assert!(
         e.to_string().contains("from_ms 5 is not before until_ms 5"),
         "{e}"
