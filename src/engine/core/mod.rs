@@ -422,8 +422,7 @@ pub struct Core {
     calls: HashMap<AttemptId, Call>,
     jobs: HashMap<Uuid, AttemptId>,
     /// Agent legs (their channel uuid) and their originate jobs, to the attempt they serve.
-    agent_legs: HashMap<Uuid, AttemptId>,
-    agent_jobs: HashMap<Uuid, AttemptId>,
+    agent_legs: agents::LegIndex,
     switches: Vec<SwitchState>,
     out: Vec<Action>,
     /// Every call deadline ever set, earliest first, so time costs O(log n) per call instead of a scan of every
@@ -468,8 +467,7 @@ impl Core {
             campaigns: BTreeMap::new(),
             calls: HashMap::new(),
             jobs: HashMap::new(),
-            agent_legs: HashMap::new(),
-            agent_jobs: HashMap::new(),
+            agent_legs: agents::LegIndex::default(),
             switches: switches.into_iter().map(SwitchState::new).collect(),
             out: Vec::new(),
             deadlines: BinaryHeap::new(),

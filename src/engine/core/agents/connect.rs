@@ -196,8 +196,7 @@ impl Core {
         });
         a.phase = AgentPhase::AgentRinging;
         a.facts.offered_at.get_or_insert(now);
-        self.agent_legs.insert(leg, attempt);
-        self.agent_jobs.insert(job, attempt);
+        self.agent_legs.insert(leg, job, attempt);
         self.out.push(Action::AgentOffered { reservation: r.id });
         self.out.push(Action::OriginateAgent {
             switch,
@@ -225,15 +224,8 @@ impl Core {
             a.facts.missed.push(r.agent.clone());
         }
         if let Some(leg) = &leg {
-            self.agent_legs.remove(&leg.uuid);
-            self.agent_jobs.remove(&leg.job);
-            if let Some(switch) = switch {
-                self.out.push(Action::Kill {
-                    switch,
-                    uuid: leg.uuid,
-                    cause: "ORIGINATOR_CANCEL".into(),
-                });
-            }
+            self.agent_legs
+                .hang_up(&mut self.out, switch, leg, "ORIGINATOR_CANCEL");
         }
         if let Some(r) = reservation {
             self.release_agent(now, attempt, r, AgentRelease::Missed);
@@ -333,13 +325,8 @@ impl Core {
         let reservation = a.reservation.take();
         a.phase = AgentPhase::Waiting;
         if let (Some(leg), Some(switch)) = (leg, switch) {
-            self.agent_legs.remove(&leg.uuid);
-            self.agent_jobs.remove(&leg.job);
-            self.out.push(Action::Kill {
-                switch,
-                uuid: leg.uuid,
-                cause: "NORMAL_CLEARING".into(),
-            });
+            self.agent_legs
+                .hang_up(&mut self.out, Some(switch), &leg, "NORMAL_CLEARING");
         }
         if let Some(r) = reservation {
             self.release_agent(now, attempt, r, AgentRelease::Unused);

@@ -14,7 +14,7 @@ impl Core {
         now: DateTime<Utc>,
         uuid: Uuid,
     ) -> bool {
-        let Some(&attempt) = self.agent_legs.get(&uuid) else {
+        let Some(&attempt) = self.agent_legs.legs.get(&uuid) else {
             return false;
         };
         let Some(call) = self.calls.get_mut(&attempt) else {
@@ -64,7 +64,7 @@ impl Core {
         job: Uuid,
         body: &str,
     ) -> bool {
-        let Some(&attempt) = self.agent_jobs.get(&job) else {
+        let Some(&attempt) = self.agent_legs.jobs.get(&job) else {
             return false;
         };
         let leg = self
@@ -90,7 +90,7 @@ impl Core {
         now: DateTime<Utc>,
         uuid: Uuid,
     ) -> bool {
-        let Some(attempt) = self.agent_legs.remove(&uuid) else {
+        let Some(attempt) = self.agent_legs.legs.remove(&uuid) else {
             return false;
         };
         let Some(call) = self.calls.get_mut(&attempt) else {
@@ -103,7 +103,7 @@ impl Core {
         let Some(leg) = a.leg.as_ref().filter(|l| l.uuid == uuid).cloned() else {
             return true;
         };
-        self.agent_jobs.remove(&leg.job);
+        self.agent_legs.jobs.remove(&leg.job);
         match a.phase {
             // Joined: the member's own hangup follows and settles everything.
             AgentPhase::Bridged | AgentPhase::AwaitingResult | AgentPhase::Abandoning => {}
@@ -178,13 +178,8 @@ impl Core {
             return;
         };
         if let (Some(leg), Some(switch)) = (a.leg.take(), switch) {
-            self.agent_legs.remove(&leg.uuid);
-            self.agent_jobs.remove(&leg.job);
-            self.out.push(Action::Kill {
-                switch,
-                uuid: leg.uuid,
-                cause: "NORMAL_CLEARING".into(),
-            });
+            self.agent_legs
+                .hang_up(&mut self.out, Some(switch), &leg, "NORMAL_CLEARING");
         }
         if let Some(r) = a.reservation.take() {
             self.release_agent(now, attempt, r, AgentRelease::Unused);
@@ -258,13 +253,8 @@ impl Core {
                 // Answered and never joined to an agent: abandoned, whoever hung up.
                 a.facts.abandoned = true;
                 if let (Some(leg), Some(switch)) = (leg, switch) {
-                    self.agent_legs.remove(&leg.uuid);
-                    self.agent_jobs.remove(&leg.job);
-                    self.out.push(Action::Kill {
-                        switch,
-                        uuid: leg.uuid,
-                        cause: "ORIGINATOR_CANCEL".into(),
-                    });
+                    self.agent_legs
+                        .hang_up(&mut self.out, Some(switch), &leg, "ORIGINATOR_CANCEL");
                 }
                 if let Some(r) = reservation {
                     self.out
@@ -284,13 +274,8 @@ impl Core {
                     AgentRelease::Unused
                 };
                 if let (Some(leg), Some(switch)) = (leg, switch) {
-                    self.agent_legs.remove(&leg.uuid);
-                    self.agent_jobs.remove(&leg.job);
-                    self.out.push(Action::Kill {
-                        switch,
-                        uuid: leg.uuid,
-                        cause: "NORMAL_CLEARING".into(),
-                    });
+                    self.agent_legs
+                        .hang_up(&mut self.out, Some(switch), &leg, "NORMAL_CLEARING");
                 }
                 if let Some(r) = reservation {
                     self.release_agent(now, attempt, r, how);
@@ -462,8 +447,8 @@ impl Core {
             return;
         };
         if let Some(leg) = a.leg.take() {
-            let up = self.agent_legs.remove(&leg.uuid).is_some();
-            self.agent_jobs.remove(&leg.job);
+            let up = self.agent_legs.legs.remove(&leg.uuid).is_some();
+            self.agent_legs.jobs.remove(&leg.job);
             if up && let Some(switch) = call.switch {
                 self.out.push(Action::Kill {
                     switch,

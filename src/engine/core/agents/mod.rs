@@ -175,6 +175,39 @@ impl AgentCall {
 mod connect;
 mod events;
 
+/// Agent legs this node placed, by channel uuid and by originate job, to the attempt each serves.
+#[derive(Debug, Default)]
+pub struct LegIndex {
+    pub legs: std::collections::HashMap<Uuid, AttemptId>,
+    pub jobs: std::collections::HashMap<Uuid, AttemptId>,
+}
+
+impl LegIndex {
+    fn insert(&mut self, leg: Uuid, job: Uuid, attempt: AttemptId) {
+        self.legs.insert(leg, attempt);
+        self.jobs.insert(job, attempt);
+    }
+
+    /// Forgets the leg and hangs it up with `cause` (when its switch is known).
+    fn hang_up(
+        &mut self,
+        out: &mut Vec<Action>,
+        switch: Option<usize>,
+        leg: &AgentLeg,
+        cause: &str,
+    ) {
+        self.legs.remove(&leg.uuid);
+        self.jobs.remove(&leg.job);
+        if let Some(switch) = switch {
+            out.push(Action::Kill {
+                switch,
+                uuid: leg.uuid,
+                cause: cause.into(),
+            });
+        }
+    }
+}
+
 /// The export columns of an attempt's agent facts ([`AGENT_EXPORT_COLUMNS`]), read from its note; empty cells
 /// for an attempt without an agent.
 pub fn agent_export_cells(note: Option<&str>) -> Vec<String> {
