@@ -226,3 +226,65 @@ async fn progressive_campaign_with_ten_agents_accounts_for_every_member_and_neve
         "no reservation left behind"
     );
 }
+
+/// Preview end to end over ESL: the agent's leg rings first, the member is shown (the store says the agent is
+/// offered it), a simulated desk accepts it through the store's inbox of the engine node that owns the call, and
+/// only then is the member dialled and joined. Every member ends; every joined call was accepted first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_members_are_dialled_once_their_agent_accepts_through_the_inbox() {
+    use fsdialer::campaign::agents::DialMode;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let members: Vec<serde_json::Value> = (0..60)
+        .map(|i| serde_json::json!({"name": format!("m{i}"), "communications": [{"number": format!("cust_{i:04}")}]}))
+        .collect();
+    let members_file = dir.path().join("members.json");
+    std::fs::write(&members_file, serde_json::to_vec(&members).unwrap()).unwrap();
+    let opts = DemoOptions {
+        progress: false,
+        members: members_file,
+        scenario: Some(root.join("fixtures/sim/agents-e2e.toml")),
+        speed: 20.0,
+        timeout: Some(Duration::from_secs(180)),
+        mode: Some(DialMode::Preview),
+        ..DemoOptions::default()
+    };
+    let report = run(opts, None).await.expect("the preview demo runs");
+    let c = &report.counters;
+    assert_eq!(report.final_state, Some(CampaignState::Done));
+    assert_eq!(c.ended, 60, "every member ended");
+    assert_eq!(c.lost, 0);
+    assert!(c.success >= 50, "success {}", c.success);
+    let mut joined = 0;
+    for id in 1..=60u64 {
+        for a in report
+            .store
+            .attempts(&report.campaign, fsdialer::store::MemberId(id))
+            .await
+            .unwrap()
+        {
+            let note: serde_json::Value = serde_json::from_str(a.note.as_deref().unwrap()).unwrap();
+            let call = &note["agent_call"];
+            assert_eq!(call["mode"], "preview");
+            if let Some(bridged) = call["bridged_at"].as_str() {
+                joined += 1;
+                // The agent answered (and was shown the member) before the member was dialled and joined.
+                let agent_answered = call["agent_answered_at"]
+                    .as_str()
+                    .expect("agent answered first");
+                let (answered, bridged) = (
+                    chrono::DateTime::parse_from_rfc3339(agent_answered).unwrap(),
+                    chrono::DateTime::parse_from_rfc3339(bridged).unwrap(),
+                );
+                assert!(answered < bridged, "{call}");
+                // Accepted through the inbox, not dialled by the 30 s preview timeout: the member rang 1-3 s.
+                assert!(
+                    bridged - answered < chrono::Duration::seconds(15),
+                    "dialled only after the preview timeout: {call}"
+                );
+            }
+        }
+    }
+    assert!(joined >= 50, "joined {joined}");
+}
