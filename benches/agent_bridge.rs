@@ -91,7 +91,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// The floor without the engine: originate a parked member leg, then time an agent leg's originate and
-/// `uuid_bridge` from a bare ESL client, `n` times.
+/// `uuid_bridge` from a bare ESL client, `n` times (microseconds).
 async fn baseline(addr: &str, n: usize) -> Vec<u64> {
     let (client, _events) = Client::connect(ClientConfig::new(addr, "ClueCon"))
         .await
@@ -102,7 +102,7 @@ async fn baseline(addr: &str, n: usize) -> Vec<u64> {
         let agent = uuid::Uuid::new_v4();
         let reply = client
             .api_text(&format!(
-                "originate {{origination_uuid={member}}}loopback/cust_base{i}/default &park()"
+                "originate {{origination_uuid={member}}}loopback/answer_60/default &park()"
             ))
             .await
             .expect("member leg");
@@ -120,7 +120,7 @@ async fn baseline(addr: &str, n: usize) -> Vec<u64> {
             .await
             .expect("bridge");
         assert!(reply.starts_with("+OK"), "{reply}");
-        waits.push(started.elapsed().as_millis() as u64);
+        waits.push(started.elapsed().as_micros() as u64);
         let _ = client.api(&format!("uuid_kill {member}")).await;
     }
     waits
@@ -281,7 +281,7 @@ async fn run() {
         waits.last().copied().unwrap_or(0)
     );
     println!(
-        "  baseline (bare client: agent originate + uuid_bridge): p50 {} ms  p99 {} ms",
+        "  baseline (bare client: agent originate + uuid_bridge): p50 {} us  p99 {} us",
         percentile(&base, 0.5),
         percentile(&base, 0.99)
     );
