@@ -173,9 +173,9 @@ pub fn add(m: &mut Map<String, Value>) {
             json!({
                 "success": {"type": "boolean"},
                 "next_after_sec": {"type": ["integer", "null"], "description": "call the member again after this (sticky to the agent)"},
-                "next_communication": {"type": ["string", "null"], "description": "the number to call next time"},
+                "next_communication": {"type": ["string", "null"], "description": "not supported yet: refused with 422"},
                 "stop_communications": {"type": "boolean", "default": false},
-                "reset_retries": {"type": "boolean", "default": false},
+                "reset_retries": {"type": "boolean", "default": false, "description": "not supported yet: true is refused with 422"},
                 "description": {"type": ["string", "null"]},
                 "agent": {"type": ["string", "null"], "description": "admin/members-writer: the agent giving it (found from the call when absent)"},
             }),

@@ -387,6 +387,34 @@ async fn offers_and_results_go_to_the_node_owning_the_call_and_show_the_member()
     );
     assert_eq!(result.next_after_sec, Some(3600));
     assert_eq!(result.agent.as_deref(), Some("a1"));
+    // Fields the engine does not apply yet are refused, not accepted and ignored.
+    for (body, field) in [
+        (
+            json!({"success": false, "reset_retries": true}),
+            "reset_retries",
+        ),
+        (
+            json!({"success": false, "next_communication": "380501112233"}),
+            "next_communication",
+        ),
+    ] {
+        let r = as_agent(
+            &api,
+            "PUT",
+            "/api/v2/dialer/c1/members/1/status",
+            Some(body),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.text.contains(field), "{}", r.text);
+    }
+    assert!(
+        store
+            .take_agent_messages(OTHER_NODE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let ro = api
         .raw(
             "PUT",

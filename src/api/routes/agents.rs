@@ -372,6 +372,18 @@ pub async fn result(
             "next_communication: 1 to 64 printable characters",
         ));
     }
+    // Not applied by the engine yet (they need store operations on the member's numbers and tries): refused
+    // rather than accepted and ignored.
+    if input.next_communication.is_some() {
+        return Err(ApiError::unprocessable(
+            "next_communication: not supported yet (the member's next number follows the campaign's number_order)",
+        ));
+    }
+    if input.reset_retries {
+        return Err(ApiError::unprocessable(
+            "reset_retries: not supported yet (give next_after_sec for a callback; tries count as usual)",
+        ));
+    }
     if input.description.as_ref().is_some_and(|d| d.len() > 1000) {
         return Err(ApiError::unprocessable("description: at most 1000 bytes"));
     }
