@@ -255,6 +255,21 @@ impl LocalRedis {
         self.kill();
         self.spawn()
     }
+
+    /// Starts the server again as a replica of the server on `master_port`: how a failed master without
+    /// persistence must come back, never as an empty master that clients (or a Sentinel with stale news) could
+    /// take for the real one and whose emptiness a resync would spread.
+    pub fn restart_as_replica_of(&mut self, master_port: u16) -> Result<(), LocalRedisError> {
+        if let Some(i) = self.role.args.iter().position(|a| a == "--replicaof") {
+            self.role.args.drain(i..(i + 3).min(self.role.args.len()));
+        }
+        self.role.args.extend([
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            master_port.to_string(),
+        ]);
+        self.restart()
+    }
 }
 
 impl Drop for LocalRedis {

@@ -164,11 +164,12 @@ impl LocalSentinel {
         Ok(port)
     }
 
-    /// Starts the killed servers again on their ports; the Sentinels make a returning old master a replica of the
-    /// new one.
+    /// Starts the killed servers again on their ports, as replicas of the master the Sentinels name now (an old
+    /// master without persistence must not come back as an empty master; the Sentinels then adopt it as a replica).
     pub fn restart_killed(&mut self) -> Result<(), LocalRedisError> {
+        let master = self.master_port()?;
         for node in self.data.iter_mut().filter(|n| !n.running()) {
-            node.restart()?;
+            node.restart_as_replica_of(master)?;
         }
         Ok(())
     }
