@@ -7,22 +7,12 @@
 //! together, as FreeSWITCH does after `uuid_bridge`. The abandon message plays 3 s, then the member hangs up.
 
 use super::*;
-use fsdialer::agents::{Agent, AgentStatus, Release, ReserveRequest, TeamMembership, TeamRules};
-use fsdialer::campaign::agents::AgentSettings;
-use fsdialer::engine::core::{AgentRelease, AgentReservation};
+use fsdialer::agents::{Agent, AgentStatus, ReserveRequest, TeamMembership, TeamRules};
+use fsdialer::engine::core::AgentReservation;
+use fsdialer::engine::shell::{release_of, team_rules};
 
 /// How long the abandon message plays in the harness.
 pub const ABANDON_MESSAGE_SECS: i64 = 3;
-
-pub fn rules(s: &AgentSettings) -> TeamRules {
-    TeamRules {
-        team: s.team.clone(),
-        strategy: s.strategy,
-        wrap_up: std::time::Duration::from_secs(s.wrap_up_sec),
-        max_no_answer: s.max_no_answer,
-        no_answer_delay: std::time::Duration::from_secs(s.no_answer_delay_sec),
-    }
-}
 
 /// An agent of team `team` whose phone behaves as `phone` (see the module doc), ready.
 pub async fn add_agent(
@@ -69,7 +59,7 @@ impl Harness {
                     .unwrap()
                     .filter(|a| !exclude.contains(a));
                 let req = ReserveRequest {
-                    rules: rules(&settings),
+                    rules: team_rules(&settings),
                     campaign,
                     member,
                     attempt,
@@ -115,15 +105,9 @@ impl Harness {
             } => {
                 let rules = settings
                     .as_ref()
-                    .map(rules)
+                    .map(team_rules)
                     .unwrap_or_else(|| TeamRules::new(""));
-                let release = match how {
-                    AgentRelease::Unused => Release::Unused,
-                    AgentRelease::Missed => Release::Missed,
-                    AgentRelease::Finished { talk_ms } => Release::Finished {
-                        talk: std::time::Duration::from_millis(talk_ms),
-                    },
-                };
+                let release = release_of(how);
                 self.agent_releases.push(how);
                 self.store
                     .release_agent(reservation, release, &rules, self.now)

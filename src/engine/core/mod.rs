@@ -602,7 +602,7 @@ impl Core {
                 reservation,
             } => self.on_agent_reserved(now, attempt, reservation),
             Input::Bridged { attempt, ok } => self.on_bridged(now, attempt, ok),
-            Input::AgentSiblings { reservations } => self.on_agent_siblings(now, reservations),
+            Input::AgentSiblings { reservations } => self.on_agent_siblings(reservations),
             Input::PreviewDecision { attempt, accept } => {
                 self.on_preview_decision(now, attempt, accept)
             }

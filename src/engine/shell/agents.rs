@@ -38,7 +38,8 @@ pub fn team_rules(s: &AgentSettings) -> TeamRules {
     }
 }
 
-fn release_of(how: AgentRelease) -> Release {
+/// The store's release for the core's.
+pub fn release_of(how: AgentRelease) -> Release {
     match how {
         AgentRelease::Unused => Release::Unused,
         AgentRelease::Missed => Release::Missed,

@@ -29,7 +29,7 @@ mod runner;
 mod switch;
 mod tasks;
 
-pub use agents::offer_event_arg;
+pub use agents::{offer_event_arg, release_of, team_rules};
 use runner::Runner;
 use switch::switch_task;
 pub use switch::{FREESWITCH_DEFAULT_LIMITS, event_input, resolve_limits};

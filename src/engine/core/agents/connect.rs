@@ -84,8 +84,7 @@ impl Core {
         let call = self.calls.get_mut(&attempt).expect("checked");
         let campaign = call.campaign.clone();
         let a = call.agent.as_mut().expect("checked");
-        let first =
-            !a.member_dialled() && a.facts.reserved_at.is_none() && a.facts.missed.is_empty();
+        let first = a.awaiting_first_agent();
         let dialled = a.member_dialled();
         let preview = a.mode == DialMode::Preview;
         if first && let Some(c) = self.campaigns.get_mut(&campaign) {
@@ -243,18 +242,12 @@ impl Core {
     ) {
         let call = self.calls.get(&attempt);
         let settings = call.and_then(|c| c.agent.as_ref().map(|a| &a.settings));
-        if let (AgentRelease::Finished { .. }, Some(call), Some(s)) = (how, call, settings) {
-            let free = now + ChronoDuration::seconds(s.wrap_up_sec as i64);
-            if let Some(c) = self.campaigns.get_mut(&call.campaign) {
-                c.agent_free_at(now, free);
-            }
+        if let (AgentRelease::Finished { .. }, Some(call), Some(s)) = (how, call, settings)
+            && let Some(c) = self.campaigns.get_mut(&call.campaign)
+        {
+            c.agent_free_at(now, now + ChronoDuration::seconds(s.wrap_up_sec as i64));
         }
-        let settings = self
-            .calls
-            .get(&attempt)
-            .and_then(|c| c.agent.as_ref().map(|a| &a.settings));
-        let action = release_action(r, how, settings);
-        self.out.push(action);
+        self.out.push(release_action(r, how, settings));
     }
 
     /// Joins the member and the agent's answered leg.
@@ -378,11 +371,7 @@ impl Core {
     }
 
     /// The store released these reservations (the agent took another call on one of its lines).
-    pub(in crate::engine::core) fn on_agent_siblings(
-        &mut self,
-        now: DateTime<Utc>,
-        reservations: Vec<Uuid>,
-    ) {
+    pub(in crate::engine::core) fn on_agent_siblings(&mut self, reservations: Vec<Uuid>) {
         if reservations.is_empty() {
             return;
         }
@@ -405,7 +394,6 @@ impl Core {
                 }
             }
         }
-        let _ = now;
     }
 
     /// No agent in time for an answered member: play the abandon message and hang up.

@@ -465,10 +465,7 @@ impl Core {
                 settings: Some(a.settings.clone()),
             });
         }
-        if a.phase == AgentPhase::Reserving
-            && !a.member_dialled()
-            && a.facts.reserved_at.is_none()
-            && a.facts.missed.is_empty()
+        if a.awaiting_first_agent()
             && let Some(c) = self.campaigns.get_mut(&call.campaign)
         {
             c.agent_reserving = c.agent_reserving.saturating_sub(1);

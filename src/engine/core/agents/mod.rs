@@ -142,6 +142,14 @@ impl AgentCall {
         self.member_originate.is_none()
     }
 
+    /// The claim still waits for its first reservation (counted in the campaign's `agent_reserving`).
+    fn awaiting_first_agent(&self) -> bool {
+        self.phase == AgentPhase::Reserving
+            && !self.member_dialled()
+            && self.facts.reserved_at.is_none()
+            && self.facts.missed.is_empty()
+    }
+
     /// The attempt's note: the agent facts as compact JSON.
     pub fn note(&self) -> serde_json::Value {
         let f = &self.facts;
