@@ -3,7 +3,7 @@
 //! without a master (`cluster-node-timeout 1000`) and always may (`cluster-replica-validity-factor 0`: a fresh
 //! replica would otherwise count as too stale to take over).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{LocalRedis, LocalRedisError, LocalRedisOptions, Role};
 
@@ -26,29 +26,13 @@ fn setup(reason: impl Into<String>) -> LocalRedisError {
     }
 }
 
+/// Waits for a condition of the cluster set-up (see [`super::wait_until`]).
 fn wait_for(
     what: &str,
     within: Duration,
-    mut ok: impl FnMut() -> Result<bool, LocalRedisError>,
+    ok: impl FnMut() -> Result<bool, LocalRedisError>,
 ) -> Result<(), LocalRedisError> {
-    let deadline = Instant::now() + within;
-    let mut last = None;
-    loop {
-        match ok() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e.to_string()),
-        }
-        if Instant::now() > deadline {
-            return Err(setup(format!(
-                "{what} not reached within {} s{}",
-                within.as_secs(),
-                last.map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    super::wait_until("cluster", what, within, ok)
 }
 
 impl LocalCluster {

@@ -88,6 +88,37 @@ pub(crate) struct Role {
     args: Vec<String>,
 }
 
+/// Polls `ok` every 50 ms until it says yes or `within` passes; the error names the set-up (`cluster`,
+/// `sentinel`), what was awaited and the last error `ok` returned.
+pub(crate) fn wait_until(
+    set_up: &'static str,
+    what: &str,
+    within: Duration,
+    mut ok: impl FnMut() -> Result<bool, LocalRedisError>,
+) -> Result<(), LocalRedisError> {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        match ok() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e.to_string()),
+        }
+        if Instant::now() > deadline {
+            return Err(LocalRedisError::Setup {
+                what: set_up,
+                reason: format!(
+                    "{what} not reached within {} s{}",
+                    within.as_secs(),
+                    last.map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -2,7 +2,7 @@
 //! plain `redis-server` processes on free ports (killed when dropped). The Sentinels call the master down after
 //! one second without an answer (`down-after-milliseconds 1000`) and promote the replica.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{LocalRedis, LocalRedisError, LocalRedisOptions, Role};
 
@@ -24,29 +24,13 @@ fn setup(reason: impl Into<String>) -> LocalRedisError {
     }
 }
 
+/// Waits for a condition of the sentinel set-up (see [`super::wait_until`]).
 fn wait_for(
     what: &str,
     within: Duration,
-    mut ok: impl FnMut() -> Result<bool, LocalRedisError>,
+    ok: impl FnMut() -> Result<bool, LocalRedisError>,
 ) -> Result<(), LocalRedisError> {
-    let deadline = Instant::now() + within;
-    let mut last = None;
-    loop {
-        match ok() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e.to_string()),
-        }
-        if Instant::now() > deadline {
-            return Err(setup(format!(
-                "{what} not reached within {} s{}",
-                within.as_secs(),
-                last.map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    super::wait_until("sentinel", what, within, ok)
 }
 
 impl LocalSentinel {
