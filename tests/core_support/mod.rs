@@ -367,6 +367,7 @@ impl Harness {
                 }
                 agent @ (Action::ReserveAgent { .. }
                 | Action::AgentOffered { .. }
+                | Action::AdoptAgents { .. }
                 | Action::AgentTalking { .. }
                 | Action::ReleaseAgent { .. }
                 | Action::OriginateAgent { .. }

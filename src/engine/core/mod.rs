@@ -247,6 +247,11 @@ pub enum Input {
     AgentSiblings {
         reservations: Vec<Uuid>,
     },
+    /// The answer to [`Action::AdoptAgents`]: the reservations the store handed to this node.
+    AgentsAdopted {
+        attempts: Vec<AttemptId>,
+        reservations: Vec<crate::agents::AdoptedReservation>,
+    },
     /// A preview's decision by the agent.
     PreviewDecision {
         attempt: AttemptId,
@@ -348,8 +353,15 @@ pub enum Action {
         settings: crate::campaign::agents::AgentSettings,
         exclude: Vec<String>,
     },
-    /// The reserved agent's leg is being called (its state: offering).
-    AgentOffered { reservation: Uuid },
+    /// The reserved agent's leg `leg` is being called (its state: offering; the leg is kept with the reservation
+    /// so a node adopting the call after a restart finds it).
+    AgentOffered { reservation: Uuid, leg: Uuid },
+    /// Calls of an agent campaign were adopted: hand their reservations to this node (answer
+    /// [`Input::AgentsAdopted`]).
+    AdoptAgents {
+        campaign: String,
+        attempts: Vec<AttemptId>,
+    },
     /// The agent and the member are joined (its state: talking); the store releases the agent's other
     /// reservations and the shell reports them ([`Input::AgentSiblings`]).
     AgentTalking {
@@ -603,6 +615,10 @@ impl Core {
             } => self.on_agent_reserved(now, attempt, reservation),
             Input::Bridged { attempt, ok } => self.on_bridged(now, attempt, ok),
             Input::AgentSiblings { reservations } => self.on_agent_siblings(reservations),
+            Input::AgentsAdopted {
+                attempts,
+                reservations,
+            } => self.on_agents_adopted(now, attempts, reservations),
             Input::PreviewDecision { attempt, accept } => {
                 self.on_preview_decision(now, attempt, accept)
             }

@@ -211,6 +211,7 @@ impl Runner {
         match action {
             agent @ (Action::ReserveAgent { .. }
             | Action::AgentOffered { .. }
+            | Action::AdoptAgents { .. }
             | Action::AgentTalking { .. }
             | Action::ReleaseAgent { .. }
             | Action::OriginateAgent { .. }
