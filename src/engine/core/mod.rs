@@ -19,6 +19,7 @@
 
 mod adoption;
 mod agents;
+mod amd;
 mod calls;
 mod campaigns;
 mod routing;
@@ -40,6 +41,10 @@ pub use crate::engine::switch_info::SwitchLimits;
 pub use agents::{
     ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
     AgentReservation, agent_export_cells, is_safe_dial_string,
+};
+pub use amd::{
+    AMD_EXPORT_COLUMNS, AmdCall, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
+    MACHINE_HANGUP_CAUSE, amd_export_cells,
 };
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
@@ -265,6 +270,17 @@ pub enum Input {
         switch: usize,
         limits: SwitchLimits,
     },
+    /// The AMD decision on a call: `amd_result` (`None`: no decision, e.g. `CANCEL`) and `amd_cause`, from the
+    /// blocking `amd`'s CHANNEL_EXECUTE_COMPLETE or the non-blocking variant's `CUSTOM amd::info`.
+    AmdResult {
+        uuid: Uuid,
+        result: Option<AmdResult>,
+        cause: Option<String>,
+    },
+    /// `CUSTOM avmd::beep` on a call: the voicemail's beep.
+    AvmdBeep {
+        uuid: Uuid,
+    },
 }
 
 /// What the core asks the shell to do.
@@ -406,6 +422,20 @@ pub enum Action {
     StopMember {
         campaign: String,
         member: crate::store::MemberId,
+    },
+    /// Start answering-machine detection: `sendmsg <uuid>` execute `amd <args>`.
+    StartAmd {
+        switch: usize,
+        uuid: Uuid,
+        args: String,
+    },
+    /// Start beep detection on a machine: `sendmsg <uuid>` execute `avmd_start`.
+    StartBeepDetection { switch: usize, uuid: Uuid },
+    /// The voicemail drop: play `message` and hang up after it (`uuid_broadcast … playback!NORMAL_CLEARING::`).
+    LeaveMessage {
+        switch: usize,
+        uuid: Uuid,
+        message: String,
     },
     /// A campaign state change, to record in its history.
     History {
@@ -650,6 +680,12 @@ impl Core {
                 }
                 self.nodes = n.max(1);
             }
+            Input::AmdResult {
+                uuid,
+                result,
+                cause,
+            } => self.on_amd_result(now, uuid, result, cause),
+            Input::AvmdBeep { uuid } => self.on_avmd_beep(now, uuid),
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchLimits { switch, limits } => self.on_switch_limits(switch, limits),
             Input::SwitchDown(i) => {

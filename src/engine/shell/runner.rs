@@ -219,6 +219,9 @@ impl Runner {
             | Action::Abandon { .. }
             | Action::StopMember { .. }
             | Action::StickyAgent { .. }) => self.execute_agent(agent),
+            amd @ (Action::StartAmd { .. }
+            | Action::StartBeepDetection { .. }
+            | Action::LeaveMessage { .. }) => self.execute_amd(amd),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;
