@@ -232,6 +232,8 @@ fn counters() -> Value {
             "ended_by_cause": {"type": "object", "additionalProperties": {"type": "integer"}},
             "calls": n, "answered": n, "success": n, "ok": n, "retry": n, "error": n, "minus": n, "lost": n,
             "state": n, "state_name": {"type": "string"}, "active_calls": n,
+            "amd": {"type": "object", "description": "this node's answers by AMD result since it started, and the voicemail messages it left",
+                    "properties": {"human": n, "machine": n, "notsure": n, "undecided": n, "messages_left": n}},
         }),
         &["waiting", "active", "ended", "calls"],
     )

@@ -101,6 +101,17 @@ pub struct AmdCall {
     pub message_left: bool,
 }
 
+/// Answers of one campaign on this node by AMD result, and messages left (`/stats`' `amd`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AmdCounts {
+    pub human: u64,
+    pub machine: u64,
+    pub notsure: u64,
+    /// Hung up before the detector reported (or it reported no result, e.g. `CANCEL`).
+    pub undecided: u64,
+    pub messages_left: u64,
+}
+
 /// Whether an answer is worth a live person, as far as the core knows now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerKind {
@@ -253,6 +264,13 @@ impl Core {
         amd.cause = cause;
         amd.decided_at = Some(now);
         let label = result.map_or("NONE", AmdResult::as_str);
+        let counts = self.amd_counts.entry(call.campaign.clone()).or_default();
+        match result {
+            Some(AmdResult::Human) => counts.human += 1,
+            Some(AmdResult::Machine) => counts.machine += 1,
+            Some(AmdResult::NotSure) => counts.notsure += 1,
+            None => counts.undecided += 1,
+        }
         metrics::counter!("fsdialer_amd_results_total", "campaign" => call.campaign.clone(), "result" => label)
             .increment(1);
         metrics::histogram!("fsdialer_amd_decision_seconds")
@@ -343,19 +361,23 @@ impl Core {
             return 0;
         };
         let analysis = amd.analysis_ms(at);
-        match amd.phase {
-            AmdPhase::Analysing => {
-                amd.phase = AmdPhase::Unanswered;
-                // Hung up before the decision: nobody was waiting for an agent.
-                self.amd_release_agent(uuid);
-            }
-            AmdPhase::Message => amd.message_left = cause == MESSAGE_DONE_CAUSE,
-            _ => {}
+        let phase = amd.phase;
+        let left = phase == AmdPhase::Message && cause == MESSAGE_DONE_CAUSE;
+        amd.message_left = left;
+        if phase == AmdPhase::Analysing {
+            amd.phase = AmdPhase::Unanswered;
         }
-        if let Some(amd) = self.calls.get(&uuid).and_then(|c| c.amd.as_ref())
-            && amd.message_left
-            && let Some(campaign) = self.calls.get(&uuid).map(|c| c.campaign.clone())
-        {
+        let Some(campaign) = self.calls.get(&uuid).map(|c| c.campaign.clone()) else {
+            return analysis;
+        };
+        let counts = self.amd_counts.entry(campaign.clone()).or_default();
+        counts.undecided += u64::from(phase == AmdPhase::Analysing);
+        counts.messages_left += u64::from(left);
+        if phase == AmdPhase::Analysing {
+            // Hung up before the decision: nobody was waiting for an agent.
+            self.amd_release_agent(uuid);
+        }
+        if left {
             metrics::counter!("fsdialer_amd_messages_left_total", "campaign" => campaign)
                 .increment(1);
         }

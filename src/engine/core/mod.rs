@@ -43,7 +43,7 @@ pub use agents::{
     AgentReservation, agent_export_cells, is_safe_dial_string,
 };
 pub use amd::{
-    AMD_EXPORT_COLUMNS, AmdCall, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
+    AMD_EXPORT_COLUMNS, AmdCall, AmdCounts, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
     MACHINE_HANGUP_CAUSE, amd_export_cells,
 };
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
@@ -467,6 +467,8 @@ pub struct Core {
     next_summary: DateTime<Utc>,
     /// When the core started (a switch never connected counts as down since then).
     started_at: DateTime<Utc>,
+    /// Per campaign: this node's answers by AMD result and messages left (forgotten with the campaign).
+    amd_counts: BTreeMap<String, AmdCounts>,
 }
 
 /// How often the attempt summary is logged.
@@ -506,6 +508,7 @@ impl Core {
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
             started_at: now,
+            amd_counts: BTreeMap::new(),
         }
     }
 
@@ -535,6 +538,11 @@ impl Core {
     /// Calls in flight on this node.
     pub fn calls(&self) -> &HashMap<AttemptId, Call> {
         &self.calls
+    }
+
+    /// This node's answers of a campaign by AMD result, and the messages it left.
+    pub fn amd_counts(&self, id: &str) -> AmdCounts {
+        self.amd_counts.get(id).copied().unwrap_or_default()
     }
 
     /// Calls in flight of one campaign.

@@ -124,6 +124,10 @@ impl Runner {
                 let _ = reply.send(self.core.state(&id).map(|s| (s, self.core.active(&id))));
                 true
             }
+            Msg::AmdCounts(id, reply) => {
+                let _ = reply.send(self.core.amd_counts(&id));
+                true
+            }
             Msg::WhenDrained(done) => {
                 self.drained.push(done);
                 true

@@ -84,8 +84,8 @@ pub struct AmdFile {
     delays_ms: BTreeMap<String, Millis>,
 }
 
-/// The simulated detector.
-#[derive(Debug, Clone, Default)]
+/// The simulated detector (by default always right, with the default delays).
+#[derive(Debug, Clone)]
 pub struct Detector {
     pub variant: AmdVariant,
     human: Vec<(&'static str, u32)>,
@@ -149,6 +149,17 @@ fn matrix(
     Ok(out)
 }
 
+impl Default for Detector {
+    fn default() -> Self {
+        Detector {
+            variant: AmdVariant::default(),
+            human: vec![("HUMAN", 1)],
+            machine: vec![("MACHINE", 1)],
+            delays: BTreeMap::new(),
+        }
+    }
+}
+
 impl Detector {
     pub fn from_file(file: AmdFile) -> Result<Detector, ScenarioError> {
         for k in file.delays_ms.keys() {
@@ -177,7 +188,10 @@ impl Detector {
         };
         let total: u32 = row.iter().map(|(_, w)| *w).sum();
         let mut pick = rng.random_range(0..total.max(1));
-        let mut result = row[0].0;
+        let mut result = match callee {
+            Callee::Human => "HUMAN",
+            Callee::Machine { .. } => "MACHINE",
+        };
         for (r, w) in row {
             if pick < *w {
                 result = r;
@@ -262,6 +276,11 @@ mod tests {
     #[test]
     fn a_default_detector_is_always_right_and_the_variant_names_the_human_cause() {
         let mut rng = StdRng::seed_from_u64(1);
+        let built_in = Detector::default();
+        assert_eq!(
+            built_in.judge(CalleePlan::default(), 5000, &mut rng).result,
+            "HUMAN"
+        );
         let d = Detector::from_file(AmdFile::default()).unwrap();
         let human = CalleePlan::default();
         let v = d.judge(human, 5000, &mut rng);
