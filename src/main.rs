@@ -186,7 +186,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let agents = mode.is_some_and(|m| m.uses_agents());
     // Agent calls pass more round trips per call (reserve, the agent's leg, the join): a slower default speed
     // keeps the engine's real milliseconds from becoming seconds of a waiting callee's patience.
-    let asked = match (args.speed, agents && args.esl.is_none()) {
+    // So does AMD (the detector, beep detection, the voicemail drop): the same slower default.
+    let asked = match (args.speed, (agents || args.amd) && args.esl.is_none()) {
         (None, true) => Some(demo::agents::AGENT_SIM_SPEED),
         (asked, _) => asked,
     };

@@ -67,6 +67,10 @@ impl Runner {
                 Ok(reply) => {
                     tracing::warn!(%uuid, app, reply = %reply.text(), "the switch refused the application")
                 }
+                // The callee hung up first (a short answer): its hangup tells the core the rest.
+                Err(e) if e.to_string().contains("invalid session id") => {
+                    tracing::debug!(%uuid, app, error = %e, "channel gone before the application")
+                }
                 Err(e) => tracing::warn!(%uuid, app, error = %e, "cannot start the application"),
             }
         });
