@@ -73,7 +73,21 @@ impl Harness {
                 None
             }
             Action::LeaveMessage { uuid, message, .. } => {
-                self.amd.messages.push((self.now, uuid, message));
+                self.amd.messages.push((self.now, uuid, message.clone()));
+                // The message plays to its end unless the machine hangs up first.
+                let end = self.now + Duration::seconds(MESSAGE_SECS);
+                let machine_leaves_first = self.pending.iter().any(|(t, i)| {
+                    *t <= end && matches!(i, Input::Hangup { uuid: u, .. } if *u == uuid)
+                });
+                if !machine_leaves_first {
+                    self.pending.push((
+                        end,
+                        Input::PlaybackPlayed {
+                            uuid,
+                            file: message,
+                        },
+                    ));
+                }
                 self.hang_up_at(
                     uuid,
                     "NORMAL_CLEARING",

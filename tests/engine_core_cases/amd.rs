@@ -255,3 +255,20 @@ async fn a_member_who_hangs_up_during_the_analysis_is_no_abandoned_call() {
     assert_eq!(h.agent_releases, [AgentRelease::Unused]);
     assert_eq!(note_of(&a)["amd"]["answer"], "undecided");
 }
+
+#[tokio::test]
+async fn a_machine_that_hangs_up_during_the_message_has_no_message_left() {
+    // Answer at 3 s, MACHINE at 5 s, beep and message at 8 s; the machine hangs up at 9 s, mid-message.
+    let mut h = Harness::new(
+        with_amd("machine = \"leave_message\"\nmachine_message = \"/m.wav\""),
+        &[member("A", &["amd_MACHINE_6"])],
+    )
+    .await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(60).await;
+    assert_eq!(h.amd.messages.len(), 1, "the message started");
+    let a = h.history(1).await;
+    assert_eq!(a[0].class, CauseClass::Retry, "{a:?}");
+    assert_eq!(note_of(&a)["amd"]["message_left"], false);
+    assert_eq!(h.core.amd_counts(CAMPAIGN).messages_left, 0);
+}

@@ -16,9 +16,10 @@
 //! The hook for pacing: [`Call::answer_kind`] says whether an answer is live, a machine, or still undecided; an
 //! abandonment rate counts live answers only (a machine is never abandoned, it is never offered to an agent).
 //!
-//! Classes: a machine answer is `machine_class` (retry) or, once the message played to the end (the channel
-//! hung up `NORMAL_CLEARING` by the broadcast after it), `message_left_class` (ok); a live answer as its cause
-//! says, judged on the talk time after the analysis. A member who hangs up during the analysis is no abandoned
+//! Classes: a machine answer is `machine_class` (retry) or, once the message played to its end (the broadcast's
+//! `playback` completed `FILE PLAYED`, [`Input::PlaybackPlayed`](super::Input::PlaybackPlayed); a machine that
+//! hangs up during it gets `PLAYBACK ERROR`), `message_left_class` (ok); a live answer as its cause says, judged
+//! on the talk time after the analysis. A member who hangs up during the analysis is no abandoned
 //! call: the agent goes back unused and the cause decides on no talk time.
 //!
 //! The attempt's note records `amd`: result, cause, decision time, beep and message instants, message left.
@@ -37,8 +38,6 @@ pub const AMD_GRACE: ChronoDuration = ChronoDuration::seconds(3);
 pub const ENGINE_TIMEOUT_CAUSE: &str = "ENGINE_TIMEOUT";
 /// The cause a machine answer is hung up with (Webitel's: a retry cause in every table).
 pub const MACHINE_HANGUP_CAUSE: &str = "NORMAL_UNSPECIFIED";
-/// The cause `uuid_broadcast … playback!NORMAL_CLEARING::<file>` hangs up with after the message.
-const MESSAGE_DONE_CAUSE: &str = "NORMAL_CLEARING";
 /// Longest a machine's message (or its hang-up) may take before the call is looked at on the switch.
 const MACHINE_END_MAX: ChronoDuration = ChronoDuration::seconds(300);
 
@@ -356,32 +355,46 @@ impl Core {
     }
 
     /// The call hung up at `at`: closes its detection and returns the analysis time to take off its talk time.
-    pub(super) fn amd_hangup(&mut self, uuid: Uuid, at: DateTime<Utc>, cause: &str) -> u64 {
+    pub(super) fn amd_hangup(&mut self, uuid: Uuid, at: DateTime<Utc>) -> u64 {
         let Some(amd) = self.calls.get_mut(&uuid).and_then(|c| c.amd.as_mut()) else {
             return 0;
         };
         let analysis = amd.analysis_ms(at);
-        let phase = amd.phase;
-        let left = phase == AmdPhase::Message && cause == MESSAGE_DONE_CAUSE;
-        amd.message_left = left;
-        if phase == AmdPhase::Analysing {
-            amd.phase = AmdPhase::Unanswered;
-        }
-        let Some(campaign) = self.calls.get(&uuid).map(|c| c.campaign.clone()) else {
+        if amd.phase != AmdPhase::Analysing {
             return analysis;
-        };
-        let counts = self.amd_counts.entry(campaign.clone()).or_default();
-        counts.undecided += u64::from(phase == AmdPhase::Analysing);
-        counts.messages_left += u64::from(left);
-        if phase == AmdPhase::Analysing {
-            // Hung up before the decision: nobody was waiting for an agent.
-            self.amd_release_agent(uuid);
         }
-        if left {
-            metrics::counter!("fsdialer_amd_messages_left_total", "campaign" => campaign)
-                .increment(1);
+        amd.phase = AmdPhase::Unanswered;
+        if let Some(campaign) = self.calls.get(&uuid).map(|c| c.campaign.clone()) {
+            self.amd_counts.entry(campaign).or_default().undecided += 1;
         }
+        // Hung up before the decision: nobody was waiting for an agent.
+        self.amd_release_agent(uuid);
         analysis
+    }
+
+    /// A playback on a call played to its end: the voicemail message, if it is the one being left.
+    pub(super) fn on_playback_played(&mut self, uuid: Uuid, file: &str) {
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        let ours = call
+            .version
+            .amd()
+            .and_then(|s| s.machine_message.as_deref())
+            .is_some_and(|m| m == file);
+        let Some(amd) = call.amd.as_mut() else {
+            return;
+        };
+        if !ours || amd.phase != AmdPhase::Message || amd.message_left {
+            return;
+        }
+        amd.message_left = true;
+        let campaign = call.campaign.clone();
+        self.amd_counts
+            .entry(campaign.clone())
+            .or_default()
+            .messages_left += 1;
+        metrics::counter!("fsdialer_amd_messages_left_total", "campaign" => campaign).increment(1);
     }
 
     /// A call's deadline passed while AMD holds it; returns whether it was handled here.

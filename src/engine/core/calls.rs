@@ -495,7 +495,7 @@ impl Core {
         let answered = answered || call.answered_at.is_some();
         let local = !answered && is_local_failure(call, &cause);
         // Talk time excludes the AMD analysis (as Webitel v3): a machine's greeting is no conversation.
-        let analysis_ms = self.amd_hangup(uuid, at, &cause);
+        let analysis_ms = self.amd_hangup(uuid, at);
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;
         };

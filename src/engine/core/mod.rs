@@ -281,6 +281,11 @@ pub enum Input {
     AvmdBeep {
         uuid: Uuid,
     },
+    /// A `playback` on a call completed with `Application-Response: FILE PLAYED` (the file played to its end).
+    PlaybackPlayed {
+        uuid: Uuid,
+        file: String,
+    },
 }
 
 /// What the core asks the shell to do.
@@ -694,6 +699,7 @@ impl Core {
                 cause,
             } => self.on_amd_result(now, uuid, result, cause),
             Input::AvmdBeep { uuid } => self.on_avmd_beep(now, uuid),
+            Input::PlaybackPlayed { uuid, file } => self.on_playback_played(uuid, &file),
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchLimits { switch, limits } => self.on_switch_limits(switch, limits),
             Input::SwitchDown(i) => {

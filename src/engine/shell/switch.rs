@@ -111,7 +111,8 @@ pub fn event_input(e: &Event) -> Option<Input> {
 }
 
 /// The AMD and beep-detection events: `CUSTOM amd::info` (with or without `Event-Name`), the blocking `amd`'s
-/// CHANNEL_EXECUTE_COMPLETE once it set `amd_result`, and `CUSTOM avmd::beep`.
+/// CHANNEL_EXECUTE_COMPLETE once it set `amd_result`, `CUSTOM avmd::beep`, and a `playback` that completed
+/// `FILE PLAYED` (the voicemail message left).
 fn amd_event_input(e: &Event) -> Option<Input> {
     let decision = match (e.subclass(), e.name()) {
         (Some(AMD_INFO), _) => true,
@@ -120,9 +121,15 @@ fn amd_event_input(e: &Event) -> Option<Input> {
             return Some(Input::AvmdBeep { uuid });
         }
         (_, Some("CHANNEL_EXECUTE_COMPLETE")) => {
-            e.get("Application")
-                .is_some_and(|a| a.eq_ignore_ascii_case(AMD_APP))
-                && e.variable("amd_result").is_some()
+            let app = e.get("Application").unwrap_or_default();
+            if app.eq_ignore_ascii_case("playback")
+                && e.get("Application-Response") == Some("FILE PLAYED")
+            {
+                let uuid = e.unique_id()?.parse().ok()?;
+                let file = e.get("Application-Data").unwrap_or_default().to_owned();
+                return Some(Input::PlaybackPlayed { uuid, file });
+            }
+            app.eq_ignore_ascii_case(AMD_APP) && e.variable("amd_result").is_some()
         }
         _ => false,
     };
