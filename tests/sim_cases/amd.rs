@@ -22,6 +22,9 @@ callee_hangs_up = false
 [[rule]]
 match = "^person"
 callee_hangs_up = false
+[[rule]]
+match = "^brief"
+talk_ms = 1000
 "#
     )
 }
@@ -128,4 +131,21 @@ fn avmd_hears_the_beep_only_if_it_runs_when_the_beep_comes() {
     execute(&mut b, "avmd_start", "");
     b.until(20_000);
     assert!(beeps(&b).is_empty());
+}
+
+#[test]
+fn a_callee_hanging_up_before_the_non_blocking_decision_cancels_it_without_an_event() {
+    let mut b = Bench::new(&scenario("mod_amd_nonblocking"));
+    let from = answered(&mut b, "brief_1");
+    execute(&mut b, "amd", "");
+    b.until(5000);
+    assert!(
+        b.events[from..]
+            .iter()
+            .all(|(_, e)| e.subclass() != Some("amd::info")),
+        "no decision event after the hangup"
+    );
+    let end = b.last(CALL, "CHANNEL_HANGUP_COMPLETE");
+    assert_eq!(end.variable("amd_result"), Some("CANCEL"));
+    assert_eq!(end.variable("amd_cause"), Some("CANCEL"));
 }

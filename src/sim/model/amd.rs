@@ -6,7 +6,8 @@
 //!   carries them as `variable_*`). The **non-blocking** variant completes at once; at its decision it sets the
 //!   variables and `amd_result_epoch`, fires `CUSTOM amd::info` as a clone — `Event-Subclass` and the channel's
 //!   data, **no** `Event-Name`, `Core-UUID` or `Event-Date-*` — and runs `amd_on_human` / `amd_on_machine` /
-//!   `amd_on_notsure` (`app::arg` or `app arg`). A channel that hangs up first gets no event.
+//!   `amd_on_notsure` (`app::arg` or `app arg`). A channel that hangs up first gets no event, and
+//!   `amd_result=CANCEL`.
 //! - `avmd_start` / `avmd_stop`: `CUSTOM avmd::start` / `avmd::stop` (`Beep-Status`); a machine's beep
 //!   (`greeting_ms` after its answer) heard while avmd runs sets `avmd_detect=TRUE`, fires `avmd::beep`
 //!   (`Beep-Status: DETECTED`, `Frequency`, `Amplitude`…, only `Unique-ID` of the channel, no channel data) and
@@ -128,6 +129,20 @@ impl Switch {
             .or_else(|| value.split_once(' '))
             .unwrap_or((value.as_str(), ""));
         self.execute(uuid, app, arg, None);
+    }
+
+    /// The channel hangs up: its media bugs close. The non-blocking amd still deciding sets `amd_result=CANCEL`
+    /// (and `amd_cause=CANCEL`) and fires nothing; avmd stops listening.
+    pub(super) fn amd_close(&mut self, uuid: &str) {
+        let nonblocking = self.scenario.amd_variant() == AmdVariant::ModAmdNonblocking;
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        ch.avmd = false;
+        if ch.amd_verdict.take().is_some() && nonblocking {
+            ch.vars.add("amd_result", "CANCEL");
+            ch.vars.add("amd_cause", "CANCEL");
+        }
     }
 
     /// `avmd_start`.

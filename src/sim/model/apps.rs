@@ -235,6 +235,7 @@ impl Switch {
 
     /// What a channel's running application does when the channel hangs up.
     pub(super) fn teardown(&mut self, uuid: &str) {
+        self.amd_close(uuid);
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
