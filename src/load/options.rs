@@ -228,7 +228,7 @@ pub fn parse_duration(option: &'static str, text: &str) -> Result<Duration, Load
     };
     let value: f64 = number.trim().parse().unwrap_or(f64::NAN);
     let secs = value * scale;
-    if secs.is_finite() && secs >= 0.0 && secs < 366.0 * 86400.0 {
+    if (0.0..366.0 * 86400.0).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(LoadError::Option {

@@ -115,12 +115,12 @@ impl Pacer {
         self.wall_start + Duration::from_secs_f64(real * self.speed)
     }
 
-    fn from_switch_clock(&self, t: DateTime<Utc>) -> Instant {
+    fn instant_of_switch_time(&self, t: DateTime<Utc>) -> Instant {
         let switch_secs = (t - self.wall_start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         self.start + Duration::from_secs_f64((switch_secs / self.speed).max(0.0))
     }
 
-    fn from_wall(&self, t: DateTime<Utc>) -> Instant {
+    fn instant_of_wall_time(&self, t: DateTime<Utc>) -> Instant {
         let secs = (t - self.wall_start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         self.start + Duration::from_secs_f64(secs.max(0.0))
     }
@@ -139,7 +139,7 @@ impl Pacer {
         let wall = self.wall(now);
         if self.asked.available(wall) == 0 {
             let at = self.asked.next_token_at(wall);
-            return Decision::Wait(self.from_wall(at).max(now + Duration::from_micros(1)));
+            return Decision::Wait(self.instant_of_wall_time(at).max(now + Duration::from_micros(1)));
         }
         let clock = self.switch_clock(now);
         let n = self.switches.len();
@@ -154,7 +154,7 @@ impl Pacer {
             }
             let at = window.next_token_at(clock);
             let at = self
-                .from_switch_clock(at)
+                .instant_of_switch_time(at)
                 .max(now + Duration::from_micros(1));
             earliest = Some(earliest.map_or(at, |e| e.min(at)));
         }

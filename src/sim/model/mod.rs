@@ -108,6 +108,8 @@ enum Timer {
     Talk { agent: String, peer: String },
     /// A member has waited in silence as long as it will (stamped with when the silence began).
     Patience { uuid: String, since: u64 },
+    /// `sched_hangup` is due.
+    ScheduledHangup { uuid: String, cause: String },
 }
 
 /// The simulated switch.
@@ -217,6 +219,11 @@ impl Switch {
                 Timer::Drain { uuid } => self.drain_queue(&uuid),
                 Timer::Talk { agent, peer } => self.talk_over(&agent, &peer),
                 Timer::Patience { uuid, since } => self.patience_over(&uuid, since),
+                Timer::ScheduledHangup { uuid, cause } => {
+                    if self.channels.contains_key(&uuid) {
+                        self.hangup(&uuid, &cause);
+                    }
+                }
             }
         }
         self.set_now(now.max(self.now));
