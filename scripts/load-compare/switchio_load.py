@@ -7,7 +7,7 @@ switchio's Originator places calls in bursts each second (`rate` originates spac
 at once, and hangs each up `duration` seconds after its BACKGROUND_JOB. This script loads a one-callback app,
 points the originate at `sofia/external/<n>@HOST` (fixtures/sim/load.toml answers numeric destinations), runs until
 CALLS were placed and every call ended, and prints one JSON line: calls placed, answered (BACKGROUND_JOB +OK),
-failed, the wall time, and the CPU time of this process (user + system).
+failed, the wall time, the time to place them all and the rate that makes, and the CPU time of this process (user + system).
 
 switchio's set-up sends `fsctl verbose_events true`, `fsctl loglevel warning` and `console loglevel warning`
 (logging settings, no effect on calls); `fsdialer sim` answers them `-ERR`, which switchio would raise on, so
@@ -68,10 +68,13 @@ originator.pool.evals(
 cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.time()
 originator.start()
-deadline = t0 + calls / rate + hold + 120
+deadline = t0 + calls / rate * 3 + hold + 120
+placing_secs = None
 while time.time() < deadline:
-    time.sleep(0.5)
-    if originator.total_originated_sessions >= calls and originator.pool.count_sessions() == 0:
+    time.sleep(0.1)
+    if placing_secs is None and originator.total_originated_sessions >= calls:
+        placing_secs = time.time() - t0
+    if placing_secs is not None and originator.pool.count_sessions() == 0:
         break
 wall = time.time() - t0
 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -85,6 +88,8 @@ print(
             "answered": counter.answered,
             "failed": counter.failed,
             "wall_secs": round(wall, 2),
+            "placing_secs": round(placing_secs, 2) if placing_secs else None,
+            "achieved_rate": round(placed / placing_secs, 1) if placing_secs else None,
             "cpu_secs": round(cpu, 3),
             "cpu_per_call_us": round(cpu * 1e6 / placed, 1) if placed else None,
         }

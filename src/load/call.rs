@@ -71,6 +71,7 @@ pub async fn run(
         switch,
         stats: stats.clone(),
         answered: false,
+        connected: false,
     };
     let end = call.follow(&originate.args, plan.hold, &stop).await;
     stats.ended(&end, Instant::now());
@@ -83,7 +84,10 @@ struct Call {
     registration: Registration,
     switch: Arc<Switch>,
     stats: Arc<Stats>,
+    /// CHANNEL_ANSWER seen (counted, with its post-dial delay).
     answered: bool,
+    /// The originate said `+OK`: the call is up even if its CHANNEL_ANSWER was not seen.
+    connected: bool,
 }
 
 impl Call {
@@ -114,7 +118,7 @@ impl Call {
             }
         }
         match result.as_ref().map(JobResult::outcome) {
-            Ok(JobOutcome::Ok(_)) => {}
+            Ok(JobOutcome::Ok(_)) => self.connected = true,
             Ok(JobOutcome::Err(cause)) => {
                 return CallEnd::Failed {
                     cause: first_word(cause),
@@ -177,10 +181,7 @@ impl Call {
         })
         .await;
         match confirmed {
-            Ok(Some(cause)) if self.answered => {
-                let _ = cause;
-                CallEnd::HungUpByUs
-            }
+            Ok(Some(_)) if self.answered || self.connected => CallEnd::HungUpByUs,
             // Stopped before it was answered: it did not fail on its own; it counts under the cause it got.
             Ok(Some(cause)) => CallEnd::Failed { cause },
             Ok(None) | Err(_) => CallEnd::Unconfirmed,

@@ -230,6 +230,19 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
         }
         _ => plan.rate,
     };
+    let max_sessions: Option<u32> = switches
+        .iter()
+        .map(|s| s.limits.map(|l| l.max_sessions))
+        .sum();
+    if let Some(max) = max_sessions
+        && plan.limit > max
+    {
+        tracing::warn!(
+            limit = plan.limit,
+            max_sessions = max,
+            "--limit is above the switches' max-sessions together: they will refuse calls beyond it"
+        );
+    }
     let mut status_before = Vec::new();
     for s in &switches {
         status_before.push(s.status().await);

@@ -2,9 +2,10 @@
 //!
 //! Three rules, each in one place:
 //! - **the schedule**: calls are spread evenly, call `k` due `k / rate` seconds after the start (with `--ramp-up`
-//!   the rate rises linearly from 0, so the first `rate × ramp / 2` calls take the ramp's time). A run that fell
-//!   behind (every call slot busy, a switch's limit) starts the schedule again from where it is instead of
-//!   catching up in a burst;
+//!   the rate rises linearly from 0, so the first `rate × ramp / 2` calls take the ramp's time). Calls due in the
+//!   last [`CATCH_UP`] are placed at once (a timer that woke late, or a rate above the timer's resolution); a run
+//!   that fell further behind (every call slot busy, a switch's limit) starts the schedule again from where it is
+//!   instead of catching up in a burst;
 //! - **the asked rate**: never more than `ceil(rate)` calls in any one-second window of the wall clock (so in
 //!   any whole second), whatever the timer's jitter: [`crate::engine::pacing::SessionWindow`];
 //! - **each switch's own `sessions-per-second`** (unless `--force`): the engine's rule for a FreeSWITCH node
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::engine::pacing::SessionWindow;
+
+/// How late a call may be and still be caught up with (placed at once after the one before).
+pub const CATCH_UP: Duration = Duration::from_millis(200);
 
 /// The even schedule of the asked rate, with its ramp.
 #[derive(Debug, Clone)]
@@ -139,7 +143,10 @@ impl Pacer {
         let wall = self.wall(now);
         if self.asked.available(wall) == 0 {
             let at = self.asked.next_token_at(wall);
-            return Decision::Wait(self.instant_of_wall_time(at).max(now + Duration::from_micros(1)));
+            return Decision::Wait(
+                self.instant_of_wall_time(at)
+                    .max(now + Duration::from_micros(1)),
+            );
         }
         let clock = self.switch_clock(now);
         let n = self.switches.len();
@@ -178,8 +185,9 @@ impl Pacer {
         let interval = Duration::from_secs_f64(
             self.schedule.due(self.next + 1) - self.schedule.due(self.next),
         );
-        // Late by more than a whole interval: start again from here rather than catch up in a burst.
-        if now > due + interval {
+        // Late by more than a whole interval and the catch-up allowance: start again from here rather than catch up
+        // in a burst.
+        if now > due + interval.max(CATCH_UP) {
             self.offset += now - due;
         }
         self.next += 1;
@@ -281,6 +289,21 @@ mod tests {
         );
         let span = (times[199] - times[0]).as_secs_f64();
         assert!(span >= 1.8, "about 100 a real second: {span}");
+    }
+
+    #[test]
+    fn a_timer_that_woke_a_little_late_catches_up_with_the_calls_due() {
+        let start = Instant::now();
+        let mut p = Pacer::new(start, Utc::now(), 500.0, Duration::ZERO, 1.0, &[None]);
+        // Woken 30 ms in: the 16 calls due by then (0, 2, …, 30 ms) go at once, the next is due at 32 ms.
+        let late = start + Duration::from_millis(30);
+        let mut placed = 0;
+        while let Decision::Place { switch } = p.decide(late) {
+            p.placed(switch, late);
+            placed += 1;
+        }
+        assert_eq!(placed, 16);
+        assert_eq!(p.decide(late), Decision::Wait(start + Duration::from_millis(32)));
     }
 
     #[test]
