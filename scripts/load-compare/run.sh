@@ -3,7 +3,10 @@
 #
 # Usage: scripts/load-compare/run.sh RATE [SECS] [SPEED] [HOLD_SIM_SEC]
 #   RATE calls/s asked of both; SECS of placing (default 60); the simulator's SPEED (default 100) and the hold in
-#   the switch's seconds (default 60, i.e. 0.6 s real at ×100).
+#   the switch's seconds (default 60, i.e. 0.6 s real at ×100). switchio counts its call duration from the
+#   channel's creation (and `sched_hangup` takes whole seconds): it is given HOLD + 1 to cover the ringing
+#   (0.2-1.5 s in fixtures/sim/load.toml). switchio stalls against a sped-up simulator (see README): compare at
+#   SPEED 1 with a short hold.
 # Needs target/release/fsdialer (cargo build --release) and, for switchio, SWITCHIO_PYTHON: a Python 3.6 with
 # `pip install switchio six` (switchio 0.1.0a1 does not import on 3.7+); without it only fsdialer runs.
 # Prints fsdialer's report, switchio's JSON line, and the simulator's CPU per call under each.
@@ -45,7 +48,7 @@ if [ -n "${SWITCHIO_PYTHON:-}" ]; then
   start_sim "$port"
   before=$(cpu_ticks "$sim_pid")
   "$SWITCHIO_PYTHON" "$root/scripts/load-compare/switchio_load.py" 127.0.0.1 "$port" "$rate" 1000000 \
-    "$((rate * secs))" "$hold" 2>"$out/switchio.log" | tee "$out/switchio.json"
+    "$((rate * secs))" "$((hold + 1))" 2>"$out/switchio.log" | tee "$out/switchio.json"
   after=$(cpu_ticks "$sim_pid")
   kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
   placed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['placed'])" "$out/switchio.json")

@@ -70,8 +70,18 @@ t0 = time.time()
 originator.start()
 deadline = t0 + calls / rate * 3 + hold + 120
 placing_secs = None
+next_progress = t0 + 5
 while time.time() < deadline:
     time.sleep(0.1)
+    if time.time() >= next_progress:
+        next_progress += 5
+        sys.stderr.write(
+            "progress: {:.0f} s, {} placed, {} up\n".format(
+                time.time() - t0,
+                originator.total_originated_sessions,
+                originator.pool.count_sessions(),
+            )
+        )
     if placing_secs is None and originator.total_originated_sessions >= calls:
         placing_secs = time.time() - t0
     if placing_secs is not None and originator.pool.count_sessions() == 0:
@@ -85,6 +95,7 @@ print(
     json.dumps(
         {
             "placed": placed,
+            "finished": placing_secs is not None and originator.pool.count_sessions() == 0,
             "answered": counter.answered,
             "failed": counter.failed,
             "wall_secs": round(wall, 2),

@@ -29,6 +29,9 @@ pub const ESL_FAILURE: &str = "ESL_CONNECTION_LOST";
 #[derive(Debug)]
 pub struct CallPlan {
     pub seq: u64,
+    /// When the pacer let the call go: the instant its rate is counted at (the originate is written as soon as
+    /// the call's task runs; latencies are measured from that write).
+    pub placed_at: Instant,
     pub dial_string: String,
     /// Real time to hold the call after it is answered.
     pub hold: Duration,
@@ -62,8 +65,8 @@ pub async fn run(
         application: "&park()",
         node: Some(&plan.tag),
     });
+    stats.placed(plan.placed_at);
     let sent = Instant::now();
-    stats.placed(sent);
     let mut call = Call {
         uuid,
         sent,

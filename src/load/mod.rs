@@ -297,6 +297,7 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
         let hold = dialler.plan.real(dialler.plan.hold.draw(&mut rng));
         let call_plan = call::CallPlan {
             seq: dialler.seq,
+            placed_at: now,
             dial_string: dialler.plan.dial.expand(&number),
             hold,
             originate_timeout_sec: dialler.plan.originate_timeout_sec,

@@ -303,7 +303,10 @@ mod tests {
             placed += 1;
         }
         assert_eq!(placed, 16);
-        assert_eq!(p.decide(late), Decision::Wait(start + Duration::from_millis(32)));
+        assert_eq!(
+            p.decide(late),
+            Decision::Wait(start + Duration::from_millis(32))
+        );
     }
 
     #[test]
