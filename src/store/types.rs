@@ -344,6 +344,37 @@ pub struct Counters {
     pub lost: u64,
 }
 
+impl Counters {
+    /// Adds `delta` to the counter named `field` as the Redis `cnt` hash names it (`end:<CAUSE>` for an end
+    /// cause); unknown names are ignored. Counters never go below zero; an end cause at zero is dropped.
+    pub fn add(&mut self, field: &str, delta: i64) {
+        let slot = match field {
+            "waiting" => &mut self.waiting,
+            "active" => &mut self.active,
+            "ended" => &mut self.ended,
+            "calls" => &mut self.calls,
+            "answered" => &mut self.answered,
+            "success" => &mut self.success,
+            "ok" => &mut self.ok,
+            "retry" => &mut self.retry,
+            "error" => &mut self.error,
+            "minus" => &mut self.minus,
+            "lost" => &mut self.lost,
+            other => {
+                if let Some(cause) = other.strip_prefix("end:") {
+                    let e = self.ended_by_cause.entry(cause.to_string()).or_insert(0);
+                    *e = e.saturating_add_signed(delta);
+                    if *e == 0 {
+                        self.ended_by_cause.remove(cause);
+                    }
+                }
+                return;
+            }
+        };
+        *slot = slot.saturating_add_signed(delta);
+    }
+}
+
 /// Filter and page of `list`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListQuery {
@@ -380,10 +411,6 @@ pub fn from_ms(v: i64) -> DateTime<Utc> {
     } else {
         DateTime::<Utc>::MAX_UTC
     })
-}
-
-pub(crate) fn class_code(c: CauseClass) -> &'static str {
-    c.as_str()
 }
 
 pub(crate) fn class_from_code(s: &str) -> Option<CauseClass> {
