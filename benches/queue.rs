@@ -124,9 +124,7 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
         // Told apart by their argument counts for a batch of n (`total` is the whole command line): claim
         // n + 10; complete.lua 7n + 13 when every member goes back to the ready order; peek.lua 2n + 16;
         // an import 9 per member, in batches far larger than n.
-        if total >= 9 * batch {
-            continue;
-        } else if total >= 8 * batch {
+        if total >= 8 * batch {
             continue;
         } else if total >= 7 * batch {
             fast.push(micros);

@@ -56,6 +56,19 @@ pub struct Finished<'a> {
 }
 
 impl<'a> Finished<'a> {
+    /// An attempt whose lease expired, counted as the campaign's `lost_attempt` says (class `class`).
+    pub fn lost(attempt: AttemptId, class: CauseClass) -> Finished<'static> {
+        Finished {
+            attempt,
+            cause: LOST_ATTEMPT_CAUSE,
+            class,
+            answered: None,
+            hangup: None,
+            talk_secs: 0,
+            note: None,
+        }
+    }
+
     /// The result as the engine reports it.
     pub fn of(r: &'a AttemptResult) -> Finished<'a> {
         Finished {
@@ -307,6 +320,18 @@ mod tests {
         }
     }
 
+    /// Decides `cause`/`class` for `m` at 2,000 ms under `max` tries.
+    fn run(m: InCall<'_>, cause: &str, class: CauseClass, max: u32) -> Decision {
+        decide(m, finished(cause, class), &policy(max), POINT, 2_000).unwrap()
+    }
+
+    fn ended(cause: &str, success: bool) -> Next {
+        Next::Ended {
+            cause: cause.into(),
+            success,
+        }
+    }
+
     fn count(d: &Decision, field: &str) -> i64 {
         d.counters
             .iter()
@@ -318,14 +343,7 @@ mod tests {
     #[test]
     fn a_retry_counts_a_try_and_is_due_after_the_wait() {
         let nums = [num(CommState::Idle, 0)];
-        let d = decide(
-            in_call(&nums),
-            finished("NO_ANSWER", CauseClass::Retry),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
+        let d = run(in_call(&nums), "NO_ANSWER", CauseClass::Retry, 5);
         assert_eq!(d.next, Next::Due(62_000));
         assert_eq!((d.tries, d.nums[0].att, d.nums[0].last), (2, 1, 1_000));
         assert_eq!(d.nums[0].cause, "NO_ANSWER");
@@ -343,14 +361,7 @@ mod tests {
     #[test]
     fn the_last_try_ends_the_member_with_max_try_count() {
         let nums = [num(CommState::Idle, 0)];
-        let d = decide(
-            in_call(&nums),
-            finished("NO_ANSWER", CauseClass::Retry),
-            &policy(2),
-            POINT,
-            2_000,
-        )
-        .unwrap();
+        let d = run(in_call(&nums), "NO_ANSWER", CauseClass::Retry, 2);
         assert_eq!(
             d.fate(),
             MemberFate::Ended {
@@ -365,14 +376,7 @@ mod tests {
     #[test]
     fn an_error_marks_the_number_done_and_moves_to_the_next_at_the_next_opening() {
         let nums = [num(CommState::Idle, 0), num(CommState::Idle, 0)];
-        let d = decide(
-            in_call(&nums),
-            finished("UNALLOCATED_NUMBER", CauseClass::Error),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
+        let d = run(in_call(&nums), "UNALLOCATED_NUMBER", CauseClass::Error, 5);
         assert_eq!(d.nums[0].state, CommState::Done);
         assert_eq!(d.next, Next::Due(2_000));
     }
@@ -382,36 +386,10 @@ mod tests {
         let nums = [num(CommState::Idle, 0)];
         let mut m = in_call(&nums);
         m.terminate_pending = true;
-        let d = decide(
-            m,
-            finished("NO_ANSWER", CauseClass::Retry),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
-        assert_eq!(
-            d.next,
-            Next::Ended {
-                cause: MANAGER_REQUEST.into(),
-                success: false
-            }
-        );
-        let d = decide(
-            m,
-            finished("NORMAL_CLEARING", CauseClass::Ok),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
-        assert_eq!(
-            d.next,
-            Next::Ended {
-                cause: "NORMAL_CLEARING".into(),
-                success: true
-            }
-        );
+        let d = run(m, "NO_ANSWER", CauseClass::Retry, 5);
+        assert_eq!(d.next, ended(MANAGER_REQUEST, false));
+        let d = run(m, "NORMAL_CLEARING", CauseClass::Ok, 5);
+        assert_eq!(d.next, ended("NORMAL_CLEARING", true));
         assert_eq!(count(&d, "success"), 1);
     }
 
@@ -420,21 +398,8 @@ mod tests {
         let nums = [num(CommState::Idle, 0)];
         let mut m = in_call(&nums);
         m.expire = Some(30_000);
-        let d = decide(
-            m,
-            finished("USER_BUSY", CauseClass::Retry),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
-        assert_eq!(
-            d.next,
-            Next::Ended {
-                cause: MEMBER_EXPIRED.into(),
-                success: false
-            }
-        );
+        let d = run(m, "USER_BUSY", CauseClass::Retry, 5);
+        assert_eq!(d.next, ended(MEMBER_EXPIRED, false));
         let closed = TzPoint {
             open: false,
             next_now: None,
@@ -448,27 +413,14 @@ mod tests {
             2_000,
         )
         .unwrap();
-        assert_eq!(
-            d.next,
-            Next::Ended {
-                cause: QUEUE_EXPIRE.into(),
-                success: false
-            }
-        );
+        assert_eq!(d.next, ended(QUEUE_EXPIRE, false));
         assert_eq!(d.tries, 1, "minus counts no try");
     }
 
     #[test]
     fn a_lost_attempt_counts_as_lost_and_a_missing_number_is_refused() {
         let nums = [num(CommState::Idle, 0)];
-        let d = decide(
-            in_call(&nums),
-            finished(LOST_ATTEMPT_CAUSE, CauseClass::Minus),
-            &policy(5),
-            POINT,
-            2_000,
-        )
-        .unwrap();
+        let d = run(in_call(&nums), LOST_ATTEMPT_CAUSE, CauseClass::Minus, 5);
         assert_eq!(count(&d, "lost"), 1);
         let mut m = in_call(&nums);
         m.k = 3;

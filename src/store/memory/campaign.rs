@@ -499,15 +499,7 @@ impl Camp {
                 policy,
                 point,
                 lease.member,
-                Finished {
-                    attempt,
-                    cause: LOST_ATTEMPT_CAUSE,
-                    class,
-                    answered: None,
-                    hangup: None,
-                    talk_secs: 0,
-                    note: None,
-                },
+                Finished::lost(attempt, class),
                 now,
             );
             out.push(Recovered {

@@ -354,15 +354,7 @@ impl RedisStore {
                 })?;
                 let snap = Snapshot::of_record(member, record, Some(act.clone()))
                     .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
-                let lost = Finished {
-                    attempt: attempt_id,
-                    cause: LOST_ATTEMPT_CAUSE,
-                    class,
-                    answered: None,
-                    hangup: None,
-                    talk_secs: 0,
-                    note: None,
-                };
+                let lost = Finished::lost(attempt_id, class);
                 let fate = batch
                     .decide(campaign, &snap, lost, policy, &mut calendar, now)
                     .map_err(|detail| StoreError::Corrupt { op: OP, detail })?;
