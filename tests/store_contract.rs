@@ -1521,8 +1521,8 @@ contract!(
     the_store_answers_a_health_ping,
 );
 
-/// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw
-/// the claim, decides in Lua. Twin members given the same results must end up identical either way.
+/// The claiming store completes from what its claim saw; another node's store, which never saw the claim, reads
+/// the records first. Twin members given the same results must end up identical either way.
 #[tokio::test]
 async fn results_applied_by_the_claiming_node_or_another_node_leave_identical_members() {
     let (here, server) = redis_store(AttemptIds::Random).await;

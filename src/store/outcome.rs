@@ -2,7 +2,7 @@
 //!
 //! Both backends call [`decide`] and write what it returns: the memory store into its maps
 //! (`memory/campaign.rs`), the Redis store into the member's record with a script that only checks the member is
-//! still in that attempt and writes (`redis/fast.rs`, `redis/lua/complete.lua`). No other code classifies a
+//! still in that attempt and writes (`redis/completion.rs`, `redis/lua/complete.lua`). No other code classifies a
 //! result, counts a try, marks a number done, reschedules or ends a member after a call, or moves a counter for it.
 //!
 //! The steps, in order (SPEC §4):
