@@ -248,6 +248,24 @@ impl Store {
         dispatch!(self, delete(campaign, id))
     }
 
+    /// Keeps an agent's follow-up (next call at an instant, tries counted again) with the member's attempt: the
+    /// attempt's completion applies it (`outcome.rs`). `NotCurrent` when the member is not in that attempt.
+    pub async fn follow_up(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        attempt: AttemptId,
+        follow_up: &FollowUp,
+    ) -> StoreResult<FollowUpOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let follow_up = FollowUp {
+            next_at: follow_up.next_at.map(|t| t + skew),
+            ..*follow_up
+        };
+        dispatch!(self, follow_up(campaign, id, attempt, &follow_up))
+    }
+
     /// Ends a member with MANAGER_REQUEST; for a member in a call, says which call to kill.
     pub async fn terminate(&self, campaign: &str, id: MemberId) -> StoreResult<TerminateOutcome> {
         dispatch!(self, terminate(campaign, id))

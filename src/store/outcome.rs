@@ -13,7 +13,9 @@
 //!    is left (or `MAX_TRY_COUNT` when the member's tries are used up), else it is due at the calendar's next
 //!    opening; `minus` counts nothing and is due after the wait.
 //! 3. A member terminated through the API during the call ends with `MANAGER_REQUEST` unless the call succeeded.
-//! 4. A member that would be due when the calendar has no opening left ends with `QUEUE_EXPIRE`; one due at or after
+//! 4. An agent's follow-up (`Store::follow_up`): `reset_tries` sets the tries and every number's attempts back to 0
+//!    before step 2 counts this result; `next_at` replaces the instant a member not ended is due at.
+//! 5. A member that would be due when the calendar has no opening left ends with `QUEUE_EXPIRE`; one due at or after
 //!    its expiry ends with `MEMBER_EXPIRED`.
 
 use super::record::{LogEntry, NumState};
@@ -41,6 +43,28 @@ pub struct InCall<'a> {
     pub expire: Option<i64>,
     /// The member was terminated through the API during the call.
     pub terminate_pending: bool,
+    /// What the agent asked for with its result (`Store::follow_up`), if anything.
+    pub follow_up: FollowUpMs,
+}
+
+/// An agent's follow-up of a call as the rules read it (see [`FollowUp`]): instants in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowUpMs {
+    /// Call the member again at this instant instead of after the campaign's wait (a member not ended by the
+    /// result; never before the result itself).
+    pub next_at: Option<i64>,
+    /// Start counting tries again: the member's tries and every number's attempts go back to 0 before this
+    /// result counts (number states stay: a number done stays done).
+    pub reset_tries: bool,
+}
+
+impl FollowUpMs {
+    pub fn of(f: &FollowUp) -> FollowUpMs {
+        FollowUpMs {
+            next_at: f.next_at.map(ms),
+            reset_tries: f.reset_tries,
+        }
+    }
 }
 
 /// An attempt's final result as the rules read it.
@@ -152,6 +176,12 @@ pub fn decide(
     let mut tries = m.tries;
     let cause = result.cause;
     let max = policy.max_tries;
+    if m.follow_up.reset_tries {
+        tries = 0;
+        for n in &mut nums {
+            n.att = 0;
+        }
+    }
     {
         let n = &mut nums[k];
         n.state = CommState::Idle;
@@ -198,6 +228,9 @@ pub fn decide(
     if m.terminate_pending && result.class != CauseClass::Ok {
         end = Some((MANAGER_REQUEST, false));
         due_at = None;
+    }
+    if let (Some(at), Some(_)) = (m.follow_up.next_at, due_at) {
+        due_at = Some(Some(at.max(now)));
     }
     if let Some(next) = due_at {
         match next {
@@ -292,6 +325,7 @@ mod tests {
             tries: 1,
             expire: None,
             terminate_pending: false,
+            follow_up: FollowUpMs::default(),
         }
     }
 
@@ -415,6 +449,34 @@ mod tests {
         .unwrap();
         assert_eq!(d.next, ended(QUEUE_EXPIRE, false));
         assert_eq!(d.tries, 1, "minus counts no try");
+    }
+
+    #[test]
+    fn an_agents_follow_up_sets_the_next_call_and_starts_the_tries_again() {
+        let nums = [num(CommState::Idle, 3), num(CommState::Done, 2)];
+        let mut m = in_call(&nums);
+        m.tries = 4;
+        // Without the follow-up, the fifth try ends the member.
+        let d = run(m, "NO_ANSWER", CauseClass::Retry, 5);
+        assert_eq!(d.next, ended(MAX_TRY_COUNT, false));
+        m.follow_up = FollowUpMs {
+            next_at: Some(3_600_000),
+            reset_tries: true,
+        };
+        let d = run(m, "NO_ANSWER", CauseClass::Retry, 5);
+        assert_eq!(d.next, Next::Due(3_600_000));
+        assert_eq!((d.tries, d.nums[0].att, d.nums[1].att), (1, 1, 0));
+        assert_eq!(d.nums[1].state, CommState::Done, "a done number stays done");
+        // An instant already past is now; a success ends the member whatever was asked.
+        m.follow_up.next_at = Some(10);
+        assert_eq!(
+            run(m, "NO_ANSWER", CauseClass::Retry, 5).next,
+            Next::Due(2_000)
+        );
+        assert_eq!(
+            run(m, "NORMAL_CLEARING", CauseClass::Ok, 5).next,
+            ended("NORMAL_CLEARING", true)
+        );
     }
 
     #[test]

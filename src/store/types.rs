@@ -320,6 +320,25 @@ impl<'de> Deserialize<'de> for MemberFate {
     }
 }
 
+/// What an agent asks for a member with the result of its call (the result callback's `next_communication` and
+/// `reset_retries`), kept with the attempt until it completes (see `store::outcome` for the rule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowUp {
+    /// Call the member again at this instant (if the result does not end it).
+    pub next_at: Option<DateTime<Utc>>,
+    /// Start counting the member's tries again.
+    pub reset_tries: bool,
+}
+
+/// The outcome of [`Store::follow_up`](crate::store::Store::follow_up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpOutcome {
+    /// Kept: the attempt's completion applies it.
+    Set,
+    /// The member is not in that attempt (it completed, was released or recovered).
+    NotCurrent,
+}
+
 /// Campaign counters (SPEC §10): current state counts and cumulative attempt counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counters {

@@ -5,7 +5,7 @@
 
 use crate::campaign::causes::CauseClass;
 use crate::campaign::params::MemberOrder;
-use crate::store::outcome::{self, Finished, InCall, Next};
+use crate::store::outcome::{self, Finished, FollowUpMs, InCall, Next};
 use crate::store::record::{LogEntry, NumState, Prepared, StaticData};
 use crate::store::rules::{self, TzPoint};
 use crate::store::types::*;
@@ -29,6 +29,8 @@ pub(super) struct Current {
     pub node: String,
     pub k: usize,
     pub claimed: i64,
+    /// What the agent asked for with its result (`follow_up`), applied at completion.
+    pub follow_up: FollowUpMs,
 }
 
 #[derive(Debug, Clone)]
@@ -370,6 +372,7 @@ impl Camp {
                 node: node.to_string(),
                 k,
                 claimed: now,
+                follow_up: FollowUpMs::default(),
             });
             let expiry = now + lease_ms;
             self.leases.insert((expiry, attempt));
@@ -415,6 +418,7 @@ impl Camp {
             tries: rec.tries,
             expire: rec.expire,
             terminate_pending: rec.q,
+            follow_up: cur.follow_up,
         };
         // The claim chose `k` among the member's numbers, and numbers change only while it waits.
         let decision =
@@ -611,6 +615,22 @@ impl Camp {
             self.ext.remove(&e);
         }
         ChangeOutcome::Done
+    }
+
+    /// Keeps an agent's follow-up with the member's attempt `attempt`, for its completion.
+    pub fn follow_up(&mut self, id: u64, attempt: Uuid, follow_up: FollowUpMs) -> FollowUpOutcome {
+        match self
+            .members
+            .get_mut(&id)
+            .and_then(|r| r.cur.as_mut())
+            .filter(|c| c.attempt == attempt)
+        {
+            Some(cur) => {
+                cur.follow_up = follow_up;
+                FollowUpOutcome::Set
+            }
+            None => FollowUpOutcome::NotCurrent,
+        }
     }
 
     pub fn terminate(&mut self, id: u64) -> TerminateOutcome {

@@ -19,7 +19,7 @@
 
 use super::packed::Record;
 use crate::campaign::params::{MemberOrder, NumberOrder};
-use crate::store::outcome::{self, Finished, InCall, Next};
+use crate::store::outcome::{self, Finished, FollowUpMs, InCall, Next};
 use crate::store::record;
 use crate::store::rules::{self, TzPoint};
 use crate::store::types::*;
@@ -51,6 +51,35 @@ pub(super) struct Snapshot {
     pub prio: i64,
     /// The member was terminated through the API during the call.
     pub terminate_pending: bool,
+    /// An agent's follow-up kept in the `act` entry (`|f<next ms>,<reset>`, see `lua/follow_up.lua`).
+    pub follow_up: FollowUpMs,
+}
+
+/// The follow-up an `act` entry holds (`hid|node[|q][|f<next ms or ''>,<0|1>]`).
+fn follow_up_of(act: &str) -> Result<FollowUpMs, String> {
+    let Some(spec) = act.split('|').skip(2).find_map(|p| p.strip_prefix('f')) else {
+        return Ok(FollowUpMs::default());
+    };
+    let bad = || format!("act entry {act:?}: follow-up {spec:?}");
+    let (next, reset) = spec.split_once(',').ok_or_else(bad)?;
+    let next_at = if next.is_empty() {
+        None
+    } else {
+        Some(next.parse().map_err(|_| bad())?)
+    };
+    Ok(FollowUpMs {
+        next_at,
+        reset_tries: reset == "1",
+    })
+}
+
+/// The `act` entry form of a follow-up (what `lua/follow_up.lua` appends after `|f`).
+pub(super) fn follow_up_spec(f: &FollowUpMs) -> String {
+    format!(
+        "{},{}",
+        f.next_at.map(|t| t.to_string()).unwrap_or_default(),
+        u8::from(f.reset_tries)
+    )
 }
 
 impl Snapshot {
@@ -69,9 +98,11 @@ impl Snapshot {
                 .map(Some)
                 .ok_or_else(|| format!("member {member}: field {name} is not an integer: {v:?}"))
         };
+        let act = act.unwrap_or_else(|| format!("{}|{}", rules::id_token(member), active.node));
         let snapshot = Snapshot {
             member,
-            act: act.unwrap_or_else(|| format!("{}|{}", rules::id_token(member), active.node)),
+            follow_up: follow_up_of(&act)?,
+            act,
             k: active.k,
             claimed: active.claimed,
             node: active.node.to_string(),
@@ -273,6 +304,7 @@ pub(super) fn decide(
         tries: snap.tries,
         expire: snap.expire,
         terminate_pending: snap.terminate_pending,
+        follow_up: snap.follow_up,
     };
     let d = outcome::decide(member, r, policy, point, now).map_err(|e| e.to_string())?;
     d.add_counters(deltas);
@@ -530,6 +562,19 @@ mod tests {
         let mut s = snap();
         s.k = 5;
         assert!(run(&s, CauseClass::Ok, "NORMAL_CLEARING", 5, 0).is_err());
+    }
+
+    #[test]
+    fn a_follow_up_is_read_back_from_the_act_entry_it_is_written_into() {
+        let f = FollowUpMs {
+            next_at: Some(1_709_546_400_000),
+            reset_tries: true,
+        };
+        let act = format!("000000002a|n1|q|f{}", follow_up_spec(&f));
+        assert_eq!(follow_up_of(&act), Ok(f));
+        assert_eq!(follow_up_of("000000002a|n1|f,0"), Ok(FollowUpMs::default()));
+        assert_eq!(follow_up_of("000000002a|n1|q"), Ok(FollowUpMs::default()));
+        assert!(follow_up_of("000000002a|n1|fx,1").is_err());
     }
 
     #[test]

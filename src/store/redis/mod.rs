@@ -11,7 +11,7 @@
 //! | `dlr:{C}:ready` | zset | due members in claim order: score = order primary (see `rules::primary`), member = `hex11(due_ms) hex10(id)` (ties sort by due, then id) |
 //! | `dlr:{C}:wait` | zset | members due later: score = due ms, member = id |
 //! | `dlr:{C}:lease` | zset | active attempts: score = lease expiry ms, member = attempt id (the campaign's slots in use) |
-//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts (`\|q` appended once the member was terminated in the call) |
+//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts (`\|q` appended once the member was terminated in the call, `\|f<next ms>,<reset 0\|1>` once an agent gave a follow-up) |
 //! | `dlr:{C}:ext` | hash | external id → member id |
 //! | `dlr:{C}:seq` | string | last member id |
 //! | `dlr:{C}:tzs` | set | the timezones members use (`""` = the calendar's) |
@@ -91,6 +91,7 @@ struct Scripts {
     claim: Script,
     complete: Script,
     peek: Script,
+    follow_up: Script,
     renew: Script,
     release: Script,
     add: Script,
@@ -118,6 +119,7 @@ impl Scripts {
             claim: with(include_str!("lua/claim.lua")),
             complete: with(include_str!("lua/complete.lua")),
             peek: read_only(include_str!("lua/peek.lua")),
+            follow_up: with(include_str!("lua/follow_up.lua")),
             renew: with(include_str!("lua/renew.lua")),
             release: with(include_str!("lua/release.lua")),
             add: with_replace(include_str!("lua/add.lua")),

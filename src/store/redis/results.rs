@@ -317,6 +317,34 @@ impl RedisStore {
         })
     }
 
+    /// Keeps an agent's follow-up with the member's attempt, for its completion (`lua/follow_up.lua`).
+    pub async fn follow_up(
+        &self,
+        campaign: &str,
+        member: MemberId,
+        attempt: AttemptId,
+        follow_up: &FollowUp,
+    ) -> StoreResult<FollowUpOutcome> {
+        record::check_campaign(campaign)?;
+        let spec = completion::follow_up_spec(&crate::store::outcome::FollowUpMs::of(follow_up));
+        let out: String = self
+            .campaign_script(&self.scripts.follow_up, campaign)
+            .arg(member.0)
+            .arg(attempt.to_string())
+            .arg(spec)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::redis("follow_up"))?;
+        match out.as_str() {
+            "set" => Ok(FollowUpOutcome::Set),
+            "not_current" => Ok(FollowUpOutcome::NotCurrent),
+            other => Err(StoreError::Corrupt {
+                op: "follow_up",
+                detail: format!("unknown reply {other:?}"),
+            }),
+        }
+    }
+
     /// Applies `lost_attempt` to up to `max` attempts whose lease expired by `now`.
     pub async fn recover_expired(
         &self,
