@@ -2,8 +2,8 @@
 //! - `queue/claim_complete`: claim a batch of 500, complete them with one `complete_many`, members per second;
 //! - `queue/claim_complete_overlapped`: the same with the next claim running while the previous batch completes;
 //! - `queue/claim_complete_other_node`: the first, with the results completed through a second store (as when
-//!   another engine node completes them): no claim snapshot, so every result is decided in Lua (`complete.lua`).
-//!   The baseline, in the same run, for the completion fast path;
+//!   another engine node completes them): no claim snapshot, so every batch is read first (`peek.lua`), then
+//!   decided in Rust and written as the claiming node's is. The baseline, in the same run, for the read-free path;
 //! - `queue/import`: bulk add, members per second; plus a one-off import of 1,000,000 members;
 //! - memory per member: `MEMORY USAGE` of a member's record (2 numbers, 3 variables) and `used_memory` per member
 //!   including the ready queue, printed;
@@ -94,7 +94,7 @@ async fn used_memory(store: &RedisStore) -> u64 {
 }
 
 /// Median run time per member of the claim and the complete script calls in Redis's slow log, in µs.
-/// Returns (claim, complete fast path, complete in Lua).
+/// Returns (claim, complete, the read of a completion by another node).
 async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, f64) {
     let entries: Vec<Vec<::redis::Value>> = ::redis::cmd("SLOWLOG")
         .arg("GET")
@@ -102,7 +102,7 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
         .query_async(&mut store.connection())
         .await
         .unwrap();
-    let (mut claim, mut fast, mut lua) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut claim, mut fast, mut read) = (Vec::new(), Vec::new(), Vec::new());
     for e in entries {
         let micros: i64 = ::redis::from_redis_value(e[2].clone()).unwrap();
         let args: Vec<String> = ::redis::from_redis_value(e[3].clone()).unwrap();
@@ -122,14 +122,14 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
             args.len()
         };
         // Told apart by their argument counts for a batch of n (`total` is the whole command line): claim
-        // n + 10; complete_fast.lua 7n + 11 when every member goes back to the ready order; complete.lua 8n + 6;
+        // n + 10; complete.lua 7n + 13 when every member goes back to the ready order; peek.lua 2n + 16;
         // an import 9 per member, in batches far larger than n.
-        if total >= 9 * batch {
+        if total >= 8 * batch {
             continue;
-        } else if total >= 8 * batch {
-            lua.push(micros);
         } else if total >= 7 * batch {
             fast.push(micros);
+        } else if total >= 2 * batch && total < 3 * batch {
+            read.push(micros);
         } else if total >= batch && total < 2 * batch {
             claim.push(micros);
         }
@@ -138,7 +138,7 @@ async fn script_time_per_member(store: &RedisStore, batch: usize) -> (f64, f64, 
         v.sort_unstable();
         v.get(v.len() / 2).map_or(0.0, |m| *m as f64 / batch as f64)
     };
-    (median(claim), median(fast), median(lua))
+    (median(claim), median(fast), median(read))
 }
 
 fn queue(c: &mut Criterion) {
@@ -309,9 +309,9 @@ fn queue(c: &mut Criterion) {
             })
         })
     });
-    // Redis CPU of the two fast-path groups (taken before the baseline runs).
+    // Redis CPU of the two claiming-node groups (taken before the baseline runs).
     let cpu_fast = rt.block_on(redis_cpu(redis_store)) - cpu_start;
-    // Baseline: the same cycle, completed through another store (no snapshots: every result decided in Lua).
+    // Baseline: the same cycle, completed through another store (no snapshots: every batch read before it is decided).
     let other = rt.block_on(Store::open(&server.url())).unwrap();
     rt.block_on(import(&store, "other", 20_000));
     g.bench_function("claim_complete_other_node", |b| {
@@ -355,7 +355,7 @@ fn queue(c: &mut Criterion) {
             log.unwrap_or(0) as f64 / lines.max(1) as f64
         );
     });
-    // Redis CPU per claimed-and-completed member of the two fast-path groups (includes the overlapped group's own
+    // Redis CPU per claimed-and-completed member of the two claiming-node groups (includes the overlapped group's own
     // 20,000-member import).
     let n = cycled.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
@@ -366,10 +366,10 @@ fn queue(c: &mut Criterion) {
     // Redis time per member of each script, from the slow log (claim: one argument per attempt id; the
     // completion fast path: seven per result).
     rt.block_on(async {
-        let (claim, fast, lua) = script_time_per_member(redis_store, BATCH).await;
+        let (claim, fast, read) = script_time_per_member(redis_store, BATCH).await;
         eprintln!(
             "redis time per member (script run time, median call): claim {claim:.1} us, complete {fast:.1} us \
-             (fast path), complete {lua:.1} us (decided in Lua: other node)"
+             (decided from the claim), read {read:.1} us (peek: another node's completion, before it decides)"
         );
     });
     // Where the time goes inside Redis (script time per call).

@@ -7,7 +7,7 @@
 //! `valgrind --tool=callgrind` with a fixed `CYCLES` (instructions do not depend on what else the machine does).
 //!
 //! With `OTHER=1` the results are completed through a second store, as when another engine node completes them: no
-//! claim snapshot, so every result is decided in Lua (`complete.lua`).
+//! claim snapshot, so every batch is read first (`peek.lua`) and then decided in Rust and written as usual.
 //!
 //! With `CLAIM_ONLY=1` nothing is completed: each cycle only claims, so a run of at most 39 cycles (the members
 //! run out at 40) measures the claim alone; the completion's cost is the difference from a normal run.

@@ -716,6 +716,61 @@ async fn external_id_upserts_instead_of_duplicating(s: &Store) {
     );
 }
 
+/// An agent's follow-up (the result callback's `next_communication` and `reset_retries`) is kept with the attempt
+/// and applied by its completion, whichever node completes it: the member is due at the instant asked for, and its
+/// tries count from zero again, so the result that would have used up its last try does not end it.
+async fn an_agents_follow_up_reschedules_at_its_instant_and_resets_the_tries(s: &Store) {
+    let p = QueuePolicy {
+        max_tries: 2,
+        wait_between_retries_sec: 0,
+        ..policy()
+    };
+    let id = add1(s, member("a", &["1"])).await;
+    let first = claim(s, &p, t(10, 0), 1).await.claims.remove(0);
+    complete(s, &p, &first, "NO_ANSWER", CauseClass::Retry, t(10, 1)).await;
+    let second = claim(s, &p, t(10, 2), 1).await.claims.remove(0);
+    let callback = t(15, 30);
+    let follow = FollowUp {
+        next_at: Some(callback),
+        reset_tries: true,
+    };
+    assert_eq!(
+        s.follow_up(C, id, second.attempt_id, &follow)
+            .await
+            .unwrap(),
+        FollowUpOutcome::Set
+    );
+    // The second retry would end the member (max_tries 2); with the tries reset it is due at the callback.
+    assert_eq!(
+        complete(s, &p, &second, "NO_ANSWER", CauseClass::Retry, t(10, 3)).await,
+        CompleteOutcome::Applied(MemberFate::Due(callback))
+    );
+    let m = s.get(C, id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.tries, m.next_due),
+        (MemberState::Waiting, 1, Some(callback))
+    );
+    assert!(
+        claim(s, &p, t(15, 29), 1).await.claims.is_empty(),
+        "called before the callback"
+    );
+    let third = claim(s, &p, callback, 1).await.claims.remove(0);
+    // Kept only for the attempt it was given with: a stale one is refused, and the next result counts as usual.
+    assert_eq!(
+        s.follow_up(C, id, second.attempt_id, &follow)
+            .await
+            .unwrap(),
+        FollowUpOutcome::NotCurrent
+    );
+    assert_eq!(
+        complete(s, &p, &third, "NO_ANSWER", CauseClass::Retry, t(15, 31)).await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: "MAX_TRY_COUNT".into(),
+            success: false
+        })
+    );
+}
+
 async fn renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request(s: &Store) {
     let a = add1(s, member("a", &["1"])).await;
     let b = add1(s, member("b", &["2"])).await;
@@ -1509,6 +1564,7 @@ contract!(
     external_id_upserts_instead_of_duplicating,
     terminate_ends_a_waiting_member_and_flags_a_call_to_kill,
     renewal_drops_a_terminated_call_and_ends_its_member_with_manager_request,
+    an_agents_follow_up_reschedules_at_its_instant_and_resets_the_tries,
     reset_revives_ended_unsuccessful_members_only,
     list_pages_through_members_with_filters,
     expired_leases_are_recovered_per_lost_attempt_and_free_their_slots,
@@ -1521,8 +1577,8 @@ contract!(
     the_store_answers_a_health_ping,
 );
 
-/// The claiming store completes from what its claim saw (the fast path); another node's store, which never saw
-/// the claim, decides in Lua. Twin members given the same results must end up identical either way.
+/// The claiming store completes from what its claim saw; another node's store, which never saw the claim, reads
+/// the records first. Twin members given the same results must end up identical either way.
 #[tokio::test]
 async fn results_applied_by_the_claiming_node_or_another_node_leave_identical_members() {
     let (here, server) = redis_store(AttemptIds::Random).await;

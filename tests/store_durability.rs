@@ -442,6 +442,87 @@ async fn a_sentinel_master_killed_mid_campaign_fails_over_without_losing_members
     );
 }
 
+/// The port of the server a store's own connection reaches now (`INFO server` through it).
+async fn server_port(store: &Store) -> Result<u16, String> {
+    let Store::Redis(redis) = store else {
+        panic!("a Redis store")
+    };
+    let info: String = ::redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut redis.connection())
+        .await
+        .map_err(|e| e.to_string())?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("tcp_port:"))
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| format!("no tcp_port in {info}"))
+}
+
+/// A Sentinel master is killed and comes back at its old address as a replica of the promoted one: the store keeps
+/// reading through its own connection, and every read after the fail-over reaches the promoted master (never the
+/// old address, whose server is a replica that may still be syncing), with everything written before the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_store_reads_only_from_the_promoted_master_through_its_own_connection_after_the_old_one_returns_as_a_replica()
+ {
+    const CAMPAIGN: &str = "stale-read";
+    let mut set = local_redis::LocalSentinel::start().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&set.url()).await.expect("connect");
+    let members: Vec<_> = (0..50)
+        .map(|i| member(&format!("m{i}"), &["1", "2"]))
+        .collect();
+    store
+        .add(CAMPAIGN, &members, Utc::now())
+        .await
+        .expect("add");
+    let Store::Redis(redis) = &store else {
+        panic!("a Redis store")
+    };
+    // Replicated before the kill, so the promoted replica has it.
+    let replicas: i64 = ::redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut redis.connection())
+        .await
+        .expect("WAIT");
+    assert_eq!(replicas, 1);
+    let old = set.kill_master().expect("kill");
+    assert_eq!(
+        server_port(&store).await.ok(),
+        None,
+        "the killed master answered"
+    );
+    let promoted = set
+        .wait_promoted(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(promoted, old);
+    set.restart_killed().expect("restart as a replica");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let counts = loop {
+        match store.counts(CAMPAIGN).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no read succeeded: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(counts.waiting, 50, "{counts:?}");
+    // Over several role re-checks, every read goes to the promoted master.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        assert_eq!(
+            server_port(&store).await,
+            Ok(promoted),
+            "read from another server"
+        );
+        assert_eq!(store.counts(CAMPAIGN).await.expect("counts").waiting, 50);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The same fail-over with `store_wait_replicas = 1`: every acknowledged result was confirmed by the replica that
 /// is promoted, so none is missing afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,9 +27,11 @@ pub struct AgentResult {
     pub success: bool,
     /// Call the member again after this many seconds (a callback, sticky to the agent).
     pub next_after_sec: Option<u64>,
-    /// The number to call next time.
+    /// Call the member again at this instant (RFC 3339; the API keeps it with the attempt in the store, see
+    /// `Store::follow_up`).
     pub next_communication: Option<String>,
     pub stop_communications: bool,
+    /// Count the member's tries from zero again (kept with the attempt in the store like `next_communication`).
     pub reset_retries: bool,
     pub description: Option<String>,
     /// The agent that gave the result, when known.

@@ -173,9 +173,9 @@ pub fn add(m: &mut Map<String, Value>) {
             json!({
                 "success": {"type": "boolean"},
                 "next_after_sec": {"type": ["integer", "null"], "description": "call the member again after this (sticky to the agent)"},
-                "next_communication": {"type": ["string", "null"], "description": "not supported yet: refused with 422"},
+                "next_communication": {"type": ["string", "null"], "format": "date-time", "description": "call the member again at this instant (RFC 3339, not in the past; the campaign's calendar still applies); not with next_after_sec (422). Kept with the attempt in progress and applied when it completes (409 if it just ended)"},
                 "stop_communications": {"type": "boolean", "default": false},
-                "reset_retries": {"type": "boolean", "default": false, "description": "not supported yet: true is refused with 422"},
+                "reset_retries": {"type": "boolean", "default": false, "description": "count the member's tries from zero again (its tries and every number's attempts go back to 0 before this result counts), so this result cannot end it with MAX_TRY_COUNT"},
                 "description": {"type": ["string", "null"]},
                 "agent": {"type": ["string", "null"], "description": "admin/members-writer: the agent giving it (found from the call when absent)"},
             }),

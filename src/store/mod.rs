@@ -3,8 +3,12 @@
 //!
 //! Two backends behave identically (one contract test-suite runs against both, and a property test holds them to
 //! the same results on random operation sequences):
-//! - [`RedisStore`]: production, shared by many engine nodes; one Lua script per operation (atomic, one round trip).
-//!   The key layout is documented in [`redis`].
+//! - [`RedisStore`]: production, shared by many engine nodes; one Lua script per operation (atomic, one round trip),
+//!   except that what a result does to its member is decided in Rust and written by a script that checks the member
+//!   is still in that attempt. The key layout is documented in [`redis`].
+//!
+//! What an attempt's result does to its member (SPEC §4) is written once, in `outcome.rs`, and both backends apply
+//! it; the queue rules (ready order, number choice, calendar) are in `rules.rs`.
 //! - [`MemoryStore`]: in-process, for the demo and single-node runs.
 //!
 //! [`Store`] holds either, chosen at run time from a URL (`memory://`, `redis://host:port`, `rediss://host:port`
@@ -48,6 +52,7 @@ mod ids;
 pub mod local_redis;
 mod memory;
 mod nodes;
+mod outcome;
 mod record;
 pub mod redis;
 mod rules;
@@ -241,6 +246,24 @@ impl Store {
     /// Deletes a member. Refused while it is in a call.
     pub async fn delete(&self, campaign: &str, id: MemberId) -> StoreResult<ChangeOutcome> {
         dispatch!(self, delete(campaign, id))
+    }
+
+    /// Keeps an agent's follow-up (next call at an instant, tries counted again) with the member's attempt: the
+    /// attempt's completion applies it (`outcome.rs`). `NotCurrent` when the member is not in that attempt.
+    pub async fn follow_up(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        attempt: AttemptId,
+        follow_up: &FollowUp,
+    ) -> StoreResult<FollowUpOutcome> {
+        // The store's clock decides (see `store::clock`).
+        let skew = self.skew().await;
+        let follow_up = FollowUp {
+            next_at: follow_up.next_at.map(|t| t + skew),
+            ..*follow_up
+        };
+        dispatch!(self, follow_up(campaign, id, attempt, &follow_up))
     }
 
     /// Ends a member with MANAGER_REQUEST; for a member in a call, says which call to kill.

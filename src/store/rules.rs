@@ -1,7 +1,8 @@
 //! The queue rules both backends follow, written once in Rust: ready order, number choice, calendar evaluation.
 //!
-//! The memory backend calls these functions directly; the Redis scripts (`redis/lua/*.lua`) implement the same
-//! rules in Lua and the property test in `tests/store_props.rs` holds the two to identical results.
+//! The memory backend calls these functions directly; the claim script (`redis/lua/claim.lua`) implements the same
+//! rules in Lua and the property test in `tests/store_props.rs` holds the two to identical results. What a result
+//! does to its member is not here but in `outcome.rs`, which both backends call.
 //!
 //! Ready order: a due member is ranked by a small integer *primary* (depends on `member_order`), then by its due
 //! instant, then by its id (insertion order). In Redis the primary is the ZSET score and the member string is

@@ -320,6 +320,25 @@ impl<'de> Deserialize<'de> for MemberFate {
     }
 }
 
+/// What an agent asks for a member with the result of its call (the result callback's `next_communication` and
+/// `reset_retries`), kept with the attempt until it completes (see `store::outcome` for the rule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowUp {
+    /// Call the member again at this instant (if the result does not end it).
+    pub next_at: Option<DateTime<Utc>>,
+    /// Start counting the member's tries again.
+    pub reset_tries: bool,
+}
+
+/// The outcome of [`Store::follow_up`](crate::store::Store::follow_up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpOutcome {
+    /// Kept: the attempt's completion applies it.
+    Set,
+    /// The member is not in that attempt (it completed, was released or recovered).
+    NotCurrent,
+}
+
 /// Campaign counters (SPEC §10): current state counts and cumulative attempt counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counters {
@@ -342,6 +361,37 @@ pub struct Counters {
     pub minus: u64,
     /// Attempts recovered after their lease expired.
     pub lost: u64,
+}
+
+impl Counters {
+    /// Adds `delta` to the counter named `field` as the Redis `cnt` hash names it (`end:<CAUSE>` for an end
+    /// cause); unknown names are ignored. Counters never go below zero; an end cause at zero is dropped.
+    pub fn add(&mut self, field: &str, delta: i64) {
+        let slot = match field {
+            "waiting" => &mut self.waiting,
+            "active" => &mut self.active,
+            "ended" => &mut self.ended,
+            "calls" => &mut self.calls,
+            "answered" => &mut self.answered,
+            "success" => &mut self.success,
+            "ok" => &mut self.ok,
+            "retry" => &mut self.retry,
+            "error" => &mut self.error,
+            "minus" => &mut self.minus,
+            "lost" => &mut self.lost,
+            other => {
+                if let Some(cause) = other.strip_prefix("end:") {
+                    let e = self.ended_by_cause.entry(cause.to_string()).or_insert(0);
+                    *e = e.saturating_add_signed(delta);
+                    if *e == 0 {
+                        self.ended_by_cause.remove(cause);
+                    }
+                }
+                return;
+            }
+        };
+        *slot = slot.saturating_add_signed(delta);
+    }
 }
 
 /// Filter and page of `list`.
@@ -380,10 +430,6 @@ pub fn from_ms(v: i64) -> DateTime<Utc> {
     } else {
         DateTime::<Utc>::MAX_UTC
     })
-}
-
-pub(crate) fn class_code(c: CauseClass) -> &'static str {
-    c.as_str()
 }
 
 pub(crate) fn class_from_code(s: &str) -> Option<CauseClass> {

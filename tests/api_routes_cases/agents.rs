@@ -4,8 +4,9 @@
 
 use super::api_support::*;
 use fsdialer::agents::*;
+use fsdialer::campaign::causes::CauseClass;
 use fsdialer::campaign::schedule::Always;
-use fsdialer::store::{MemberId, QueuePolicy};
+use fsdialer::store::{AttemptResult, CompleteOutcome, MemberFate, MemberId, QueuePolicy};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -392,15 +393,19 @@ async fn offers_and_results_go_to_the_node_owning_the_call_and_show_the_member()
     );
     assert_eq!(result.next_after_sec, Some(3600));
     assert_eq!(result.agent.as_deref(), Some("a1"));
-    // Fields the engine does not apply yet are refused, not accepted and ignored.
-    for (body, field) in [
-        (
-            json!({"success": false, "reset_retries": true}),
-            "reset_retries",
-        ),
+    // A next call at an instant that is no instant, is past, or comes with next_after_sec: refused, nothing posted.
+    for (body, says) in [
         (
             json!({"success": false, "next_communication": "380501112233"}),
-            "next_communication",
+            "is not an RFC 3339 instant",
+        ),
+        (
+            json!({"success": false, "next_communication": "2020-01-01T00:00:00Z"}),
+            "is in the past",
+        ),
+        (
+            json!({"success": false, "next_after_sec": 60, "next_communication": "2999-01-01T00:00:00Z"}),
+            "give one of them",
         ),
     ] {
         let r = as_agent(
@@ -411,7 +416,8 @@ async fn offers_and_results_go_to_the_node_owning_the_call_and_show_the_member()
         )
         .await;
         assert_eq!(r.status, 422, "{}", r.text);
-        assert!(r.text.contains(field), "{}", r.text);
+        assert!(r.text.contains("next_communication"), "{}", r.text);
+        assert!(r.text.contains(says), "{}", r.text);
     }
     assert!(
         store
@@ -443,6 +449,57 @@ async fn offers_and_results_go_to_the_node_owning_the_call_and_show_the_member()
         "a CRM's result finds the agent: {}",
         w.text
     );
+
+    // A next call at an instant with the tries counted again: kept with the attempt, applied when the node
+    // holding it completes it (a retry result, as the engine gives for an unsuccessful agent result).
+    let callback = (now + chrono::Duration::hours(2))
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    let r = api
+        .call(
+            "PUT",
+            "/api/v2/dialer/c1/members/1/status",
+            Some(json!({"success": false, "next_communication": callback, "reset_retries": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = store.take_agent_messages(OTHER_NODE, 10).await.unwrap();
+    // (After the CRM's result above.)
+    assert!(
+        matches!(got.last(), Some(AgentMessage::Result { result, .. }) if result.reset_retries),
+        "{got:?}"
+    );
+    let due = chrono::DateTime::parse_from_rfc3339(&callback)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let retry = AttemptResult {
+        attempt_id: claim.attempt_id,
+        member_id: MemberId(1),
+        cause: "NO_ANSWER".into(),
+        class: CauseClass::Retry,
+        answered_at: None,
+        hangup_at: Some(now),
+        talk_secs: 0,
+        note: None,
+    };
+    assert_eq!(
+        store
+            .complete("c1", &QueuePolicy::default(), &Always, &retry, now)
+            .await
+            .unwrap(),
+        CompleteOutcome::Applied(MemberFate::Due(due))
+    );
+    let member = store.get("c1", MemberId(1)).await.unwrap().unwrap();
+    assert_eq!((member.next_due, member.tries), (Some(due), 1));
+    // The attempt is over: a follow-up for it now is a conflict.
+    let late = api
+        .call(
+            "PUT",
+            "/api/v2/dialer/c1/members/1/status",
+            Some(json!({"success": false, "reset_retries": true})),
+        )
+        .await;
+    assert_eq!(late.status, 409, "{}", late.text);
 
     let m = api.raw("GET", "/metrics", Some(READER), None).await;
     for needle in [

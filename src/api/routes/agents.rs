@@ -19,7 +19,7 @@ use crate::agents::{
     Agent, AgentMessage, AgentResult, AgentStatus, AgentView, DeleteAgentOutcome, PutAgentOutcome,
     ReservationState, ReservationView, TeamMembership,
 };
-use crate::store::{CommState, MemberId};
+use crate::store::{CommState, FollowUp, FollowUpOutcome, MemberId};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -350,8 +350,40 @@ fn handles(v: &AgentView, campaign: &str, member: MemberId) -> bool {
             .is_some_and(|c| c.campaign == campaign && c.member == member)
 }
 
+/// The instant the result callback asks the member to be called again at (`next_communication`, RFC 3339), if any.
+/// Refused: an instant that does not parse, one in the past, or one given with `next_after_sec` (two answers to
+/// one question).
+fn next_call_at(
+    input: &ResultInput,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let Some(text) = &input.next_communication else {
+        return Ok(None);
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| {
+            ApiError::unprocessable(format!(
+                "next_communication: {:?} is not an RFC 3339 instant such as 2024-03-04T15:30:00+02:00 ({e})",
+                text.chars().take(64).collect::<String>()
+            ))
+        })?
+        .with_timezone(&chrono::Utc);
+    if at < now {
+        return Err(ApiError::unprocessable(format!(
+            "next_communication: {text} is in the past"
+        )));
+    }
+    if input.next_after_sec.is_some() {
+        return Err(ApiError::unprocessable(
+            "next_communication and next_after_sec: give one of them",
+        ));
+    }
+    Ok(Some(at))
+}
+
 /// `PUT /api/v2/dialer/{id}/members/{mid}/status`: the result of an agent call. Posted to the node holding the
 /// member's attempt; ends the agent's wrap-up. 409 when the member has no attempt in progress.
+/// `next_communication` and `reset_retries` are kept with the attempt in the store (`Store::follow_up`).
 pub async fn result(
     State(st): St,
     Extension(caller): Extension<Caller>,
@@ -363,31 +395,11 @@ pub async fn result(
     let input: ResultInput = body(&st, &headers, b, false)
         .await?
         .ok_or_else(|| ApiError::bad_request("body: empty"))?;
-    if input
-        .next_communication
-        .as_ref()
-        .is_some_and(|n| n.is_empty() || n.len() > 64 || n.chars().any(char::is_control))
-    {
-        return Err(ApiError::unprocessable(
-            "next_communication: 1 to 64 printable characters",
-        ));
-    }
-    // Not applied by the engine yet (they need store operations on the member's numbers and tries): refused
-    // rather than accepted and ignored.
-    if input.next_communication.is_some() {
-        return Err(ApiError::unprocessable(
-            "next_communication: not supported yet (the member's next number follows the campaign's number_order)",
-        ));
-    }
-    if input.reset_retries {
-        return Err(ApiError::unprocessable(
-            "reset_retries: not supported yet (give next_after_sec for a callback; tries count as usual)",
-        ));
-    }
+    let now = st.now();
+    let next_at = next_call_at(&input, now)?;
     if input.description.as_ref().is_some_and(|d| d.len() > 1000) {
         return Err(ApiError::unprocessable("description: at most 1000 bytes"));
     }
-    let now = st.now();
     let agent = match caller.role {
         Role::Agent => {
             let id = caller.agent.clone().unwrap_or_default();
@@ -435,6 +447,24 @@ pub async fn result(
             "attempt {attempt} of member {mid} is held by no engine node (it just ended or was recovered)"
         )));
     };
+    // The follow-up is kept with the attempt in the store, and its completion applies it (`store::outcome`),
+    // whichever node completes it.
+    if next_at.is_some() || input.reset_retries {
+        let follow_up = FollowUp {
+            next_at,
+            reset_tries: input.reset_retries,
+        };
+        if st
+            .store
+            .follow_up(&campaign, member, attempt, &follow_up)
+            .await?
+            == FollowUpOutcome::NotCurrent
+        {
+            return Err(ApiError::conflict(format!(
+                "attempt {attempt} of member {mid} just ended: next_communication and reset_retries apply to the attempt in progress"
+            )));
+        }
+    }
     let msg = AgentMessage::Result {
         campaign: campaign.clone(),
         member,

@@ -5,6 +5,7 @@
 
 use crate::campaign::causes::CauseClass;
 use crate::campaign::params::MemberOrder;
+use crate::store::outcome::{self, Finished, FollowUpMs, InCall, Next};
 use crate::store::record::{LogEntry, NumState, Prepared, StaticData};
 use crate::store::rules::{self, TzPoint};
 use crate::store::types::*;
@@ -28,6 +29,8 @@ pub(super) struct Current {
     pub node: String,
     pub k: usize,
     pub claimed: i64,
+    /// What the agent asked for with its result (`follow_up`), applied at completion.
+    pub follow_up: FollowUpMs,
 }
 
 #[derive(Debug, Clone)]
@@ -109,17 +112,6 @@ pub(super) struct Camp {
     pub cnt: Counters,
 }
 
-/// The outcome of applying a result to a member, before it is reported.
-fn fate_of(rec: &Rec) -> MemberFate {
-    match rec.st {
-        St::Ended => MemberFate::Ended {
-            cause: rec.end_cause.clone().unwrap_or_default(),
-            success: rec.success,
-        },
-        _ => MemberFate::Due(from_ms(rec.due)),
-    }
-}
-
 impl Camp {
     fn order(&self) -> MemberOrder {
         self.order.unwrap_or_default()
@@ -159,16 +151,8 @@ impl Camp {
     }
 
     fn bump_end(&mut self, cause: &str, delta: i64) {
-        let e = self
-            .cnt
-            .ended_by_cause
-            .entry(cause.to_string())
-            .or_insert(0);
-        *e = e.saturating_add_signed(delta);
-        if *e == 0 {
-            self.cnt.ended_by_cause.remove(cause);
-        }
-        self.cnt.ended = self.cnt.ended.saturating_add_signed(delta);
+        self.cnt.add(&format!("end:{cause}"), delta);
+        self.cnt.add("ended", delta);
     }
 
     /// Ends a member that is not queued any more (counters: the caller already removed it from its gauge).
@@ -388,6 +372,7 @@ impl Camp {
                 node: node.to_string(),
                 k,
                 claimed: now,
+                follow_up: FollowUpMs::default(),
             });
             let expiry = now + lease_ms;
             self.leases.insert((expiry, attempt));
@@ -412,137 +397,54 @@ impl Camp {
         }
     }
 
-    /// Applies a final result to the member's current attempt (complete, and lease recovery).
-    #[allow(clippy::too_many_arguments)]
+    /// Applies a final result to member `id` in its current attempt: the rules decide (`store::outcome`), this
+    /// writes what they decided.
     fn apply(
         &mut self,
         policy: &QueuePolicy,
         point: TzPoint,
         id: u64,
-        cause: &str,
-        class: CauseClass,
-        answered: Option<i64>,
-        hangup: Option<i64>,
-        talk: u32,
-        note: Option<&str>,
+        result: Finished<'_>,
         now: i64,
     ) -> MemberFate {
         let rec = self.members.get_mut(&id).expect("caller checked");
         let cur = rec.cur.take().expect("caller checked");
-        self.drop_lease(&cur.attempt);
-        self.cnt.active -= 1;
-        self.cnt.calls += 1;
-        if answered.is_some() {
-            self.cnt.answered += 1;
-        }
-        match class {
-            CauseClass::Ok => self.cnt.ok += 1,
-            CauseClass::Retry => self.cnt.retry += 1,
-            CauseClass::Error => self.cnt.error += 1,
-            CauseClass::Minus => self.cnt.minus += 1,
-        }
-        // Every lost attempt counts in `lost`, however it was found (lease recovery, or an engine that settled it).
-        if cause == LOST_ATTEMPT_CAUSE {
-            self.cnt.lost += 1;
-        }
-        let k = cur.k;
-        let rec = self.members.get_mut(&id).expect("caller checked");
-        rec.last_idx = Some(k);
-        let num = &mut rec.nums[k];
-        num.state = CommState::Idle;
-        num.last = cur.claimed;
-        num.cause = cause.to_string();
-        let max = policy.max_tries;
-        // None = reschedule at the given TzPoint choice; Some = end with (cause, success).
-        let mut end: Option<(String, bool)> = None;
-        let mut due_at: Option<Option<i64>> = None;
-        match class {
-            CauseClass::Ok => end = Some((cause.to_string(), true)),
-            CauseClass::Retry => {
-                rec.tries += 1;
-                let num = &mut rec.nums[k];
-                num.att += 1;
-                if policy.tries_per_number {
-                    if num.att >= max {
-                        num.state = CommState::Done;
-                    }
-                    if rec.nums.iter().all(|n| n.state == CommState::Done) {
-                        end = Some((MAX_TRY_COUNT.to_string(), false));
-                    }
-                } else if rec.tries >= max {
-                    end = Some((MAX_TRY_COUNT.to_string(), false));
-                }
-                if end.is_none() {
-                    due_at = Some(point.next_wait);
-                }
-            }
-            CauseClass::Error => {
-                rec.tries += 1;
-                let num = &mut rec.nums[k];
-                num.att += 1;
-                num.state = CommState::Done;
-                if rec.nums.iter().all(|n| n.state == CommState::Done) {
-                    end = Some((cause.to_string(), false));
-                } else if !policy.tries_per_number && rec.tries >= max {
-                    end = Some((MAX_TRY_COUNT.to_string(), false));
-                } else {
-                    due_at = Some(point.next_now);
-                }
-            }
-            CauseClass::Minus => due_at = Some(point.next_wait),
-        }
-        if rec.q && class != CauseClass::Ok {
-            end = Some((MANAGER_REQUEST.to_string(), false));
-            due_at = None;
-        }
-        if let Some(next) = due_at {
-            match next {
-                None => end = Some((QUEUE_EXPIRE.to_string(), false)),
-                Some(d) if rec.expire.is_some_and(|x| x <= d) => {
-                    end = Some((MEMBER_EXPIRED.to_string(), false))
-                }
-                Some(_) => {}
-            }
-        }
-        let entry_base = LogEntry {
-            i: cur.attempt,
-            no: rec.attempts,
-            k,
-            g: cur.node.clone(),
-            m: cur.claimed,
-            an: answered,
-            hu: hangup,
-            ts: talk,
-            c: cause.to_string(),
-            cl: class.as_str().to_string(),
-            fe: None,
-            fs: 0,
-            fd: None,
-            at: now,
-            nt: note.map(str::to_owned),
+        let member = InCall {
+            nums: &rec.nums,
+            k: cur.k,
+            claimed: cur.claimed,
+            node: &cur.node,
+            attempt_no: rec.attempts,
+            tries: rec.tries,
+            expire: rec.expire,
+            terminate_pending: rec.q,
+            follow_up: cur.follow_up,
         };
-        match end {
-            Some((c, success)) => {
-                self.finish(id, &c, success);
+        // The claim chose `k` among the member's numbers, and numbers change only while it waits.
+        let decision =
+            outcome::decide(member, result, policy, point, now).expect("claimed number exists");
+        rec.nums = decision.nums;
+        rec.tries = decision.tries;
+        rec.last_idx = Some(cur.k);
+        rec.q = false;
+        rec.log.push(decision.log);
+        self.drop_lease(&cur.attempt);
+        for (field, delta) in &decision.counters {
+            self.cnt.add(field, *delta);
+        }
+        match decision.next {
+            Next::Ended { cause, success } => {
+                let rec = self.members.get_mut(&id).expect("caller checked");
+                rec.st = St::Ended;
+                rec.success = success;
+                rec.end_cause = Some(cause.clone());
+                MemberFate::Ended { cause, success }
             }
-            None => {
-                self.cnt.waiting += 1;
-                let d = due_at.flatten().expect("rescheduled with a due");
-                self.schedule(id, d, now);
+            Next::Due(due) => {
+                self.schedule(id, due, now);
+                MemberFate::Due(from_ms(due))
             }
         }
-        let rec = self.members.get_mut(&id).expect("caller checked");
-        let fate = fate_of(rec);
-        let mut entry = entry_base;
-        match &fate {
-            MemberFate::Ended { cause, success } => {
-                entry.fe = Some(cause.clone());
-                entry.fs = u8::from(*success);
-            }
-            MemberFate::Due(_) => entry.fd = Some(rec.due),
-        }
-        rec.log.push(entry);
-        fate
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -564,18 +466,7 @@ impl Camp {
             };
         }
         let point = point_for(tz, &rec.tz);
-        CompleteOutcome::Applied(self.apply(
-            policy,
-            point,
-            r.member_id.0,
-            &r.cause,
-            r.class,
-            r.answered_at.map(ms),
-            r.hangup_at.map(ms),
-            r.talk_secs,
-            r.note.as_deref(),
-            now,
-        ))
+        CompleteOutcome::Applied(self.apply(policy, point, r.member_id.0, Finished::of(r), now))
     }
 
     pub fn recover(
@@ -612,12 +503,7 @@ impl Camp {
                 policy,
                 point,
                 lease.member,
-                LOST_ATTEMPT_CAUSE,
-                class,
-                None,
-                None,
-                0,
-                None,
+                Finished::lost(attempt, class),
                 now,
             );
             out.push(Recovered {
@@ -659,12 +545,15 @@ impl Camp {
                     &QueuePolicy::default(),
                     closed,
                     member,
-                    MANAGER_REQUEST,
-                    CauseClass::Minus,
-                    None,
-                    Some(now),
-                    0,
-                    None,
+                    Finished {
+                        attempt: *a,
+                        cause: MANAGER_REQUEST,
+                        class: CauseClass::Minus,
+                        answered: None,
+                        hangup: Some(now),
+                        talk_secs: 0,
+                        note: None,
+                    },
                     now,
                 );
                 lost.push(*a);
@@ -726,6 +615,22 @@ impl Camp {
             self.ext.remove(&e);
         }
         ChangeOutcome::Done
+    }
+
+    /// Keeps an agent's follow-up with the member's attempt `attempt`, for its completion.
+    pub fn follow_up(&mut self, id: u64, attempt: Uuid, follow_up: FollowUpMs) -> FollowUpOutcome {
+        match self
+            .members
+            .get_mut(&id)
+            .and_then(|r| r.cur.as_mut())
+            .filter(|c| c.attempt == attempt)
+        {
+            Some(cur) => {
+                cur.follow_up = follow_up;
+                FollowUpOutcome::Set
+            }
+            None => FollowUpOutcome::NotCurrent,
+        }
     }
 
     pub fn terminate(&mut self, id: u64) -> TerminateOutcome {

@@ -216,6 +216,19 @@ impl MemoryStore {
         self.with_existing(campaign, ChangeOutcome::NotFound, |c| c.delete(id.0))
     }
 
+    pub fn follow_up(
+        &self,
+        campaign: &str,
+        id: MemberId,
+        attempt: AttemptId,
+        follow_up: &FollowUp,
+    ) -> StoreResult<FollowUpOutcome> {
+        let f = crate::store::outcome::FollowUpMs::of(follow_up);
+        self.with_existing(campaign, FollowUpOutcome::NotCurrent, |c| {
+            c.follow_up(id.0, attempt, f)
+        })
+    }
+
     pub fn terminate(&self, campaign: &str, id: MemberId) -> StoreResult<TerminateOutcome> {
         self.with_existing(campaign, TerminateOutcome::NotFound, |c| c.terminate(id.0))
     }

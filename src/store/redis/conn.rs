@@ -5,12 +5,19 @@
 //! to the shard owning it, and the Sentinel connection sends everything to the master Sentinel names.
 //!
 //! The Sentinel connection keeps one multiplexed connection to the current master and forgets it on any error that
-//! says the master is gone or demoted (I/O, timeout, refused connection, `READONLY`); the next command asks the
-//! Sentinels again, so after a fail-over commands reach the new master without a restart. The command that met the
-//! error fails (the caller retries it: the scripts are idempotent under retries, see `claim.lua`).
+//! says the master is gone or demoted (I/O, timeout, refused connection, `READONLY`, or any error after which
+//! redis-rs says the connection must be replaced); the next command asks the Sentinels again, so after a fail-over
+//! commands reach the new master without a restart. The command that met the error fails (the caller retries it:
+//! the scripts are idempotent under retries, see `claim.lua`).
+//!
+//! Only a master is ever used, reads included (a replica serves reads, possibly stale or, while it resyncs, of a
+//! partial data set): every new connection is checked with `ROLE` before its first command, and a connection in use
+//! is checked again once [`ROLE_RECHECK`] passed since its last check, before the command that follows, so a server
+//! demoted under an open connection (a `REPLICAOF` that kept its clients) is left within that time. A server that
+//! answers as a replica is dropped and the master asked for again.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
@@ -269,12 +276,34 @@ impl ConnectionLike for StoreConnection {
     }
 }
 
+/// How long a Sentinel connection is used before its server is asked again whether it is still the master.
+pub const ROLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// The connection to the master in use and when its role was last confirmed.
+#[derive(Clone)]
+struct Checked {
+    conn: MultiplexedConnection,
+    at: Instant,
+}
+
 /// A connection to the master the Sentinels name, found again after a fail-over (see the module doc).
 #[derive(Clone)]
 pub struct SentinelConnection {
     client: Arc<tokio::sync::Mutex<SentinelClient>>,
-    current: Arc<Mutex<Option<MultiplexedConnection>>>,
+    current: Arc<Mutex<Option<Checked>>>,
     config: AsyncConnectionConfig,
+}
+
+/// Whether a `ROLE` reply is a master's.
+fn is_master(role: &[Value]) -> bool {
+    matches!(role.first(), Some(Value::BulkString(r)) if r == b"master")
+}
+
+fn not_master() -> RedisError {
+    RedisError::from((
+        ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+        "the server the Sentinels name is not a master (yet)",
+    ))
 }
 
 impl SentinelConnection {
@@ -305,36 +334,65 @@ impl SentinelConnection {
         })
     }
 
-    fn cached(&self) -> Option<MultiplexedConnection> {
+    fn cached(&self) -> Option<Checked> {
         self.current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// The connection to the current master: the cached one, or a new one to the master the Sentinels name now.
+    fn forget(&self) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The connection to the current master: the cached one (its role confirmed again when [`ROLE_RECHECK`]
+    /// passed), or a new one to the master the Sentinels name now, once it answered `ROLE` as a master.
     async fn master(&self) -> redis::RedisResult<MultiplexedConnection> {
         if let Some(c) = self.cached() {
-            return Ok(c);
+            if c.at.elapsed() < ROLE_RECHECK {
+                return Ok(c.conn);
+            }
+            match redis::cmd("ROLE")
+                .query_async::<Vec<Value>>(&mut c.conn.clone())
+                .await
+            {
+                Ok(role) if is_master(&role) => {
+                    let mut g = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(cur) = g.as_mut() {
+                        cur.at = Instant::now();
+                    }
+                    return Ok(c.conn);
+                }
+                Ok(_) => {
+                    tracing::warn!(
+                        "store: the server in use is a replica now; asking the Sentinels again"
+                    );
+                    self.forget();
+                }
+                Err(e) => {
+                    self.after_error(&e);
+                    return Err(e);
+                }
+            }
         }
         let mut client = self.client.lock().await;
         // Another command may have connected while this one waited for the lock.
         if let Some(c) = self.cached() {
-            return Ok(c);
+            return Ok(c.conn);
         }
         let conn = client
             .get_async_connection_with_config(&self.config)
             .await?;
         // The address a Sentinel gives may still be the old master, now a replica: refuse it until promoted.
         let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn.clone()).await?;
-        if !matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
-            return Err(RedisError::from((
-                ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
-                "the server the Sentinels name is not a master yet",
-            )));
+        if !is_master(&role) {
+            return Err(not_master());
         }
         tracing::info!("store: connected to the master the Sentinels name");
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Checked {
+            conn: conn.clone(),
+            at: Instant::now(),
+        });
         Ok(conn)
     }
 
@@ -344,10 +402,11 @@ impl SentinelConnection {
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_timeout()
+            || e.is_unrecoverable_error()
             || e.kind() == ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
         if gone {
             tracing::warn!(error = %e, "store: master lost; asking the Sentinels again");
-            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.forget();
         }
     }
 }

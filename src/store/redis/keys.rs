@@ -49,6 +49,12 @@ pub fn gateway_bucket(gateway: &str) -> String {
     format!("dlr:{{gw:{gateway}}}:cps")
 }
 
+/// Where one `take_tokens` call keeps its grant for a resend of the call (`call` is unique per call): the
+/// bucket's key (hence its hash tag) with `:memo:<call>`.
+pub fn bucket_memo(bucket: &str, call: &uuid::Uuid) -> String {
+    format!("{bucket}:memo:{call}")
+}
+
 /// A campaign's calls-per-second bucket.
 pub fn campaign_bucket(campaign: &str) -> String {
     campaign_key(campaign, "cps")

@@ -1,5 +1,10 @@
 //! Limits shared on Redis: gateway slot pools (`dlr:{gw:G}:slots`) and calls-per-second buckets (a campaign's or a
-//! gateway's). Each key has its own hash tag; every script touches that one key.
+//! gateway's). Each key has its own hash tag; every script touches that key (and a bucket call its memo, which
+//! shares the tag).
+//!
+//! Under client resends (a script sent again after a lost connection) each runs once in effect: a bucket call keeps
+//! its grant under a per-call memo key and a resend answers it without taking tokens again; a slot acquire is keyed
+//! by its attempt (a resend finds the attempt's slot and answers 1 again) and a renewal sets the same expiry twice.
 
 use super::{RedisStore, keys};
 use crate::store::error::{StoreError, StoreResult};
@@ -110,10 +115,12 @@ impl RedisStore {
                 keys::gateway_bucket(g)
             }
         };
+        let memo = keys::bucket_memo(&k, &uuid::Uuid::new_v4());
         let granted: u32 = self
             .scripts
             .bucket
             .key(k)
+            .key(memo)
             .arg(rate_per_sec.to_string())
             .arg(burst.to_string())
             .arg(n)

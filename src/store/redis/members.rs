@@ -289,27 +289,7 @@ impl RedisStore {
             .map_err(StoreError::redis("counts"))?;
         let mut c = Counters::default();
         for (k, v) in raw {
-            let v = v.max(0) as u64;
-            match k.as_str() {
-                "waiting" => c.waiting = v,
-                "active" => c.active = v,
-                "ended" => c.ended = v,
-                "calls" => c.calls = v,
-                "answered" => c.answered = v,
-                "success" => c.success = v,
-                "ok" => c.ok = v,
-                "retry" => c.retry = v,
-                "error" => c.error = v,
-                "minus" => c.minus = v,
-                "lost" => c.lost = v,
-                other => {
-                    if let Some(cause) = other.strip_prefix("end:")
-                        && v > 0
-                    {
-                        c.ended_by_cause.insert(cause.to_string(), v);
-                    }
-                }
-            }
+            c.add(&k, v.max(0));
         }
         Ok(c)
     }

@@ -6,12 +6,12 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `dlr:{C}:m:<id>` | string | one member, one line of state then its data (`packed.rs`): `h\|x\|z\|b\|s\|w\|t\|u\|r\|q\|y\|o\|p\|a` = `h` the next number under each number order (`by_priority,top_down`, written by `add` and the completion fast path, emptied by every other writer of `u`), `x` expire ms, `z` timezone, `b` attempts, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1, `q` terminate pending, `y` end cause, `o` success, `p` priority, while active `a` = `attempt\|number index\|claim ms\|node` (`""` = a field's default); then a line each for the numbers (JSON `[[number, description?, type?]…]`), the variables (JSON) and the external id (JSON string), and the name to the end |
+//! | `dlr:{C}:m:<id>` | string | one member, one line of state then its data (`packed.rs`): `h\|x\|z\|b\|s\|w\|t\|u\|r\|q\|y\|o\|p\|a` = `h` the next number under each number order (`by_priority,top_down`, written by `add` and every completion, emptied by every other writer of `u`), `x` expire ms, `z` timezone, `b` attempts, `s` state (`r` ready, `w` waiting, `a` active, `e` ended), `w` due ms, `t` counted tries, `u` per-number state (`prio,state,attempts,last_ms,cause;…`), `r` last number used + 1, `q` terminate pending, `y` end cause, `o` success, `p` priority, while active `a` = `attempt\|number index\|claim ms\|node` (`""` = a field's default); then a line each for the numbers (JSON `[[number, description?, type?]…]`), the variables (JSON) and the external id (JSON string), and the name to the end |
 //! | `dlr:{C}:log` | hash | the attempt log: field `<id>.<attempt no>` → that attempt's `\|`-separated line (SPEC §10, see `record::LogEntry::parse_line`) |
 //! | `dlr:{C}:ready` | zset | due members in claim order: score = order primary (see `rules::primary`), member = `hex11(due_ms) hex10(id)` (ties sort by due, then id) |
 //! | `dlr:{C}:wait` | zset | members due later: score = due ms, member = id |
 //! | `dlr:{C}:lease` | zset | active attempts: score = lease expiry ms, member = attempt id (the campaign's slots in use) |
-//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts (`\|q` appended once the member was terminated in the call) |
+//! | `dlr:{C}:act` | hash | attempt id → `<member id>\|<node>` for active attempts (`\|q` appended once the member was terminated in the call, `\|f<next ms>,<reset 0\|1>` once an agent gave a follow-up) |
 //! | `dlr:{C}:ext` | hash | external id → member id |
 //! | `dlr:{C}:seq` | string | last member id |
 //! | `dlr:{C}:tzs` | set | the timezones members use (`""` = the calendar's) |
@@ -39,10 +39,11 @@
 //! per batch rather than one `APPEND` per member, and the claim keeps Lua's slow number-to-string conversions out of
 //! its loop.
 //!
-//! Completing attempts has a fast path (`redis/fast.rs`): the Rust side decides each result from the record the
-//! claim wrote, and `complete_fast.lua` only checks that each attempt's `act` entry is still the one the claim wrote
-//! (whatever changes an active member drops or marks that entry) and writes; `complete.lua` decides in Lua whenever
-//! that check fails or the claim was not this process's.
+//! What a result does to its member (SPEC §4) is decided in Rust by `store::outcome`, the one implementation both
+//! backends use: `complete.lua` only checks that each member is still in the attempt the decision was made for (the
+//! attempt's `act` entry is still the one read; whatever changes an active member drops or changes that entry) and
+//! writes what was decided. The node that made a claim decides from the record the claim returned; any other node
+//! reads the record first (`peek.lua`) and decides again on a conflict (`results.rs`, `completion.rs`).
 //!
 //! Scripts start with `#!lua`, so a Redis that is out of memory refuses a writing script before it runs rather than
 //! at its first write; read-only scripts carry `flags=no-writes`. Each script reads and checks what it needs before
@@ -50,8 +51,8 @@
 //! this store wrote) could leave a batch partly applied.
 
 mod agents;
+mod completion;
 pub mod conn;
-mod fast;
 pub mod keys;
 mod leases;
 mod limits;
@@ -61,6 +62,7 @@ mod queue;
 mod reply;
 #[cfg(test)]
 mod resend;
+mod results;
 
 use super::error::{StoreError, StoreResult};
 use super::ids::AttemptIds;
@@ -88,8 +90,8 @@ const REPLACE: &str = include_str!("lua/replace.lua");
 struct Scripts {
     claim: Script,
     complete: Script,
-    complete_fast: Script,
-    recover: Script,
+    peek: Script,
+    follow_up: Script,
     renew: Script,
     release: Script,
     add: Script,
@@ -116,8 +118,8 @@ impl Scripts {
         Scripts {
             claim: with(include_str!("lua/claim.lua")),
             complete: with(include_str!("lua/complete.lua")),
-            complete_fast: with(include_str!("lua/complete_fast.lua")),
-            recover: with(include_str!("lua/recover.lua")),
+            peek: read_only(include_str!("lua/peek.lua")),
+            follow_up: with(include_str!("lua/follow_up.lua")),
             renew: with(include_str!("lua/renew.lua")),
             release: with(include_str!("lua/release.lua")),
             add: with_replace(include_str!("lua/add.lua")),
@@ -144,8 +146,8 @@ pub struct RedisStore {
     tzs: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
     /// Campaigns already registered in `dlr:campaigns` by this process.
     registered: Arc<Mutex<HashSet<String>>>,
-    /// What this store's claims saw of their members, for the completion fast path (`fast.rs`).
-    snapshots: Arc<fast::Snapshots>,
+    /// What this store's claims saw of their members, to decide their results without a read (`completion.rs`).
+    snapshots: Arc<completion::Snapshots>,
     /// The skew between the server's clock and this node's (`leases.rs`, `store::clock`).
     clock: Arc<crate::store::clock::StoreClock>,
     /// Replicas that must confirm completions before they are acknowledged (`WAIT`); `None`: the master's word.

@@ -197,14 +197,6 @@ pub mod resp {
         }
     }
 
-    pub fn uuid(op: &'static str, v: &Value) -> Result<uuid::Uuid, StoreError> {
-        let s = string(op, v)?;
-        uuid::Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt {
-            op,
-            detail: format!("attempt id {s:?}: {e}"),
-        })
-    }
-
     pub fn at<'a>(op: &'static str, a: &'a [Value], i: usize) -> Result<&'a Value, StoreError> {
         a.get(i).ok_or_else(|| StoreError::Corrupt {
             op,
@@ -223,23 +215,6 @@ pub mod resp {
                     .collect(),
             ),
             _ => None,
-        }
-    }
-
-    /// A fate as `apply` returns it: `{'d', due}` or `{'e', cause, success}`.
-    pub fn fate(
-        op: &'static str,
-        v: &Value,
-    ) -> Result<crate::store::types::MemberFate, StoreError> {
-        use crate::store::types::{MemberFate, from_ms};
-        let a = array(op, v)?;
-        match string(op, at(op, a, 0)?)?.as_str() {
-            "d" => Ok(MemberFate::Due(from_ms(int(op, at(op, a, 1)?)?))),
-            "e" => Ok(MemberFate::Ended {
-                cause: string(op, at(op, a, 1)?)?,
-                success: int(op, at(op, a, 2)?)? == 1,
-            }),
-            _ => Err(bad(op, "unknown fate", v)),
         }
     }
 }

@@ -273,3 +273,49 @@ async fn every_campaign_script_sent_twice_answers_as_the_first_run_and_changes_t
     // Attempt ids differ between the runs only if a resend drew new ones: they are seeded alike.
     assert_eq!(once.2, twice.2, "attempt logs");
 }
+
+/// The limit scripts (token buckets, gateway slots) under resends: every grant answered as the first run answered
+/// it, and no token or slot taken twice.
+#[tokio::test]
+async fn limit_scripts_sent_twice_grant_as_the_first_run_and_take_once() {
+    let server = LocalRedis::start(LocalRedisOptions::default()).unwrap();
+    let (a, _, resent) = stores(&server, true, 11).await;
+    let campaign = LimitKey::Campaign(C.into());
+    let gateway = LimitKey::Gateway("gw1".into());
+    // A bucket of 5 at one instant (no refill): 3, then the 2 left, then none, whatever the resends.
+    for key in [&campaign, &gateway] {
+        let grants = [
+            a.take_tokens(key, 1.0, 5.0, 3, at(0)).await.unwrap(),
+            a.take_tokens(key, 1.0, 5.0, 3, at(0)).await.unwrap(),
+            a.take_tokens(key, 1.0, 5.0, 3, at(0)).await.unwrap(),
+        ];
+        assert_eq!(grants, [3, 2, 0], "{key:?}");
+    }
+    // One slot: the first attempt keeps it across resends of its acquire and renewal; a second attempt finds none.
+    let (first, second) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    assert!(
+        a.acquire_gateway_slot("gw1", 1, first, at(60), at(0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.renew_gateway_slots("gw1", &[first], at(120), at(30))
+            .await
+            .unwrap(),
+        Vec::<AttemptId>::new()
+    );
+    assert!(
+        !a.acquire_gateway_slot("gw1", 1, second, at(60), at(31))
+            .await
+            .unwrap()
+    );
+    let resent = resent.lock().unwrap().clone();
+    assert_eq!(resent.len(), 9, "every limit script was sent twice");
+    for r in &resent {
+        assert_eq!(
+            r.first, r.second,
+            "a resend answered differently: {}",
+            r.command
+        );
+    }
+}

@@ -139,7 +139,7 @@ while got < want and examined < want + EXAMINE_EXTRA do
           -- The number to call, as a string (nil: none left).
           local kstr = HINT_K[hint]
           if kstr == nil then
-            -- The choice made when the number state was last written (see redis/fast.rs).
+            -- The choice made when the number state was last written (see redis/completion.rs).
             local kp, kt = match(hint, '^(%d*),(%d*)$')
             if kp == nil then
               kstr = false

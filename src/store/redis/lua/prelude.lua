@@ -1,8 +1,10 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
 -- a script touches starts with it, so all of them live in the campaign's hash slot (Redis Cluster). KEYS[2..11]
 -- declare the campaign's fixed keys (redis/keys.rs CAMPAIGN_SCRIPT_KEYS, same order); member records are found
--- while the script runs and share the hash tag. Mirrors store/rules.rs and store/memory/campaign.rs; keep the
--- three in step. A member is one string record: see parse_rec below and the layout table in redis/mod.rs.
+-- while the script runs and share the hash tag. The queue rules here (ready order, number choice) mirror
+-- store/rules.rs and store/memory/campaign.rs; keep them in step. What a result does to its member (SPEC §4) is not
+-- here: store/outcome.rs decides it and complete.lua writes it. A member is one string record: see parse_rec below
+-- and the layout table in redis/mod.rs.
 local P = KEYS[1]
 local NOW = ARGV[1]
 if (#KEYS ~= 11 and #KEYS ~= 12) or KEYS[2] ~= P .. 'seq' or KEYS[11] ~= P .. 'log' then
@@ -127,26 +129,6 @@ local function pack_nums(nums)
   local parts = {}
   for i, n in ipairs(nums) do parts[i] = pack_num(n) end
   return table.concat(parts, ';')
-end
-
-local function parse_num(entry)
-  local p, st, att, last, cause = string.match(entry, '^([^,]*),?([^,]*),?([^,]*),?([^,]*),?(.*)$')
-  if st == '' then st = 'i' end
-  return { prio = tonumber(p) or 0, st = st, att = tonumber(att) or 0, last = tonumber(last) or 0, cause = cause }
-end
-
-local function num_entries(s)
-  local out = {}
-  for entry in string.gmatch(s, '[^;]+') do out[#out + 1] = entry end
-  return out
-end
-
--- Every number done? (entries as num_entries returns them)
-local function all_done(entries)
-  for _, e in ipairs(entries) do
-    if string.match(e, '^[^,]*,([^,]*)') ~= 'd' then return false end
-  end
-  return true
 end
 
 -- Index (0-based) of the number to dial, or nil when every number is done.
@@ -324,107 +306,10 @@ local function is_current(a, attempt)
   return a ~= false and a ~= nil and string.byte(a, #attempt + 1) == 124 and string.find(a, attempt, 1, true) == 1
 end
 
-local function some(v)
-  if v == nil or v < 0 then return nil end
-  return v
-end
-
--- Applies a final result to member `id` (fields `m`) in its current attempt, saves it and appends the attempt to its
--- log; returns the fate {'e', cause, 0|1} or {'d', due}. Lease entries are left to the caller (`gone` collects the
--- attempt ids to drop). `ans`, `hup`, `talk` are the strings as received ('' = absent); NOW is ARGV[1], the string
--- of `now`.
-local function apply(id, m, cause, class, ans, hup, talk, note, now, pol, tzmap, gone)
-  local attempt, k, claimed, node, kstr, mstr = active_of(m.a)
-  local entries = num_entries(m.u)
-  local tries, x, q = num(m.t, 0), num(m.x, nil), m.q == '1'
-  local point = point_of(tzmap, m.z)
-  gone[#gone + 1] = attempt
-  cnt('active', -1)
-  cnt('calls', 1)
-  if ans ~= '' then cnt('answered', 1) end
-  cnt(class, 1)
-  -- Every lost attempt counts in `lost`, however it was found (lease recovery, or an engine that settled it).
-  if cause == 'LOST_ATTEMPT' then cnt('lost', 1) end
-  local nm = parse_num(entries[k + 1])
-  nm.st = 'i'
-  nm.last = claimed
-  nm.cause = cause
-  local max = pol.mt
-  local end_cause, success, due = nil, false, nil
-  local resched = false
-  if class == 'ok' then
-    end_cause, success = cause, true
-  elseif class == 'retry' then
-    tries = tries + 1
-    nm.att = nm.att + 1
-    if pol.tpn then
-      if nm.att >= max then nm.st = 'd' end
-      entries[k + 1] = pack_num(nm)
-      if all_done(entries) then end_cause = 'MAX_TRY_COUNT' end
-    elseif tries >= max then
-      end_cause = 'MAX_TRY_COUNT'
-    end
-    if end_cause == nil then resched, due = true, some(point[3]) end
-  elseif class == 'error' then
-    tries = tries + 1
-    nm.att = nm.att + 1
-    nm.st = 'd'
-    entries[k + 1] = pack_num(nm)
-    if all_done(entries) then
-      end_cause = cause
-    elseif (not pol.tpn) and tries >= max then
-      end_cause = 'MAX_TRY_COUNT'
-    else
-      resched, due = true, some(point[2])
-    end
-  else
-    resched, due = true, some(point[3])
-  end
-  if q and class ~= 'ok' then
-    end_cause, success, resched = 'MANAGER_REQUEST', false, false
-  end
-  if resched then
-    if due == nil then
-      end_cause = 'QUEUE_EXPIRE'
-    elseif x ~= nil and x <= due then
-      end_cause = 'MEMBER_EXPIRED'
-    end
-  end
-  entries[k + 1] = pack_num(nm)
-  -- `h` (the next-number hint) is emptied: only the completion fast path (redis/fast.rs) writes it, with `u`.
-  m.u, m.r, m.a, m.h, m.q = table.concat(entries, ';'), fint(k + 1), '', '', ''
-  if tries > 0 then m.t = fint(tries) end
-  local fate, fe, fs, fd
-  if end_cause then
-    finish(m, end_cause, success)
-    fe, fs, fd = end_cause, '0', ''
-    if success then fs = '1' end
-    fate = { 'e', end_cause, tonumber(fs) }
-  else
-    cnt('waiting', 1)
-    due = schedule(m, id, due, now, stored_order())
-    fe, fs, fd = '', '0', fint(due)
-    fate = { 'd', due }
-  end
-  save(id, m)
-  -- Log line (see LogEntry::parse_line):
-  -- attempt|no|k|claimed|answered|hangup|talk|cause|class|end|success|due|at|note|node
-  redis.call('HSET', K_LOG, idt(id) .. '.' .. m.b, attempt .. '|' .. m.b .. '|' .. kstr .. '|' .. mstr .. '|' .. (ans or '') .. '|'
-    .. (hup or '') .. '|' .. talk .. '|' .. cause .. '|' .. class .. '|' .. fe .. '|' .. fs .. '|' .. fd .. '|' .. NOW
-    .. '|' .. (note or '') .. '|' .. node .. '\n')
-  return fate
-end
-
 -- Drops the leases of the attempts given (ids that ended; one ZREM and one HDEL for all).
 local function drop_leases(...)
   if select('#', ...) > 0 then
     redis.call('ZREM', K_LEASE, ...)
     redis.call('HDEL', K_ACT, ...)
   end
-end
-
--- Ends a batch of `apply` calls: leases, queue entries, counters.
-local function end_batch(gone)
-  drop_leases(unpack(gone))
-  flush()
 end

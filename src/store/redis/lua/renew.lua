@@ -1,8 +1,9 @@
--- renew: ARGV now, lease_ms, node, attempt ids... ; returns the ids whose calls must be dropped: those no longer
--- this node's (completed, recovered), and those whose member was terminated through the API while in the call
--- (completed here with MANAGER_REQUEST, class minus: the member ends with MANAGER_REQUEST).
+-- renew: ARGV now, lease_ms, node, attempt ids... Extends this node's leases. Reply {v = lost, t = terminated}:
+-- `lost`, the ids no longer this node's (completed, recovered); `terminated`, {attempt, member id} of the attempts
+-- whose member was terminated through the API while in the call (not renewed: the caller completes them with
+-- MANAGER_REQUEST, so the member ends, and drops their calls).
 local now, lease, node = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local lost, gone = {}, {}
+local lost, terminated = {}, {}
 for i = 4, #ARGV do
   local attempt = ARGV[i]
   local act = redis.call('HGET', K_ACT, attempt)
@@ -10,12 +11,13 @@ for i = 4, #ARGV do
   if act ~= false then
     local id, owner = act_of(act)
     local exp = redis.call('ZSCORE', K_LEASE, attempt)
-    -- A lease that expired but was not recovered yet is still this node's: renew it (recovery and renewal are
-    -- atomic, so whichever runs first wins).
+    -- A lease that expired but was not recovered yet is still this node's: renew it (recovery writes only leases
+    -- still expired, so whichever comes first wins).
     if owner == node and exp ~= false then
       local m = load(id)
       if m ~= nil and active_of(m.a) == attempt and m.q == '1' then
-        apply(id, m, 'MANAGER_REQUEST', 'minus', '', NOW, '0', '', now, {}, {}, gone)
+        terminated[#terminated + 1] = { attempt, id }
+        ok = true
       else
         redis.call('ZADD', K_LEASE, fint(now + lease), attempt)
         ok = true
@@ -24,5 +26,4 @@ for i = 4, #ARGV do
   end
   if not ok then lost[#lost + 1] = attempt end
 end
-end_batch(gone)
-return cjson.encode({ v = lost })
+return cjson.encode({ v = lost, t = terminated })

@@ -8,7 +8,7 @@ if m.s == 'a' then
   m.q = '1'
   save(id, m)
   local attempt, _, _, node = active_of(m.a)
-  -- Marks the attempt's `act` entry too: the completion fast path checks it (see complete_fast.lua).
+  -- Marks the attempt's `act` entry too: the completion checks it (see complete.lua).
   redis.call('HSET', K_ACT, attempt, idt(id) .. '|' .. node .. '|q')
   return memo_keep(cjson.encode({ r = 'kill', a = attempt, g = node }))
 end

@@ -1,51 +1,127 @@
-//! The completion fast path: Rust decides, Lua checks and writes.
+//! Completing attempts on Redis: the rules decide in Rust (`store::outcome`), Lua checks and writes.
 //!
-//! Why: Redis runs Lua slowly next to its native commands. Deciding a result in `complete.lua` (read eight
-//! fields, parse the number state, apply SPEC §4, repack, build the log line) cost ≈ 44 µs of Redis time per
-//! member on the bench machine, more than the claim that preceded it; the same writes with the decision already
-//! made cost ≈ 19 µs. Redis is the one part every engine node shares, so its time per call is what bounds the
-//! whole cluster's call rate.
+//! Why: Redis runs Lua slowly next to its native commands, and the rules are written once, in Rust, for both
+//! backends. Deciding a result in Lua (read eight fields, parse the number state, apply SPEC §4, repack, build the
+//! log line) cost ≈ 44 µs of Redis time per member on the bench machine; the same writes with the decision already
+//! made cost ≈ 19 µs. Redis is the one part every engine node shares, so its time per call is what bounds the whole
+//! cluster's call rate.
 //!
-//! How: a claim reply carries each member's record as the claim wrote it (`packed.rs`); [`Snapshots`] keeps it,
-//! with the fields the rules read, per attempt this store claimed. When a batch of results comes back and each has
-//! its snapshot, [`decide`] applies the rules here (the same steps as `apply` in `lua/prelude.lua` and
-//! `Camp::apply` in `memory/campaign.rs`; the property test holds all three to the same results) and builds the
-//! member's new record from the claimed one, and `lua/complete_fast.lua` writes them, all or nothing, after checking
-//! that each attempt's `act` entry is still `<member>|<node>` as the claim wrote it. That check is enough: while a
-//! member is in a call nothing else may change its record (update, delete and upsert are refused, reset touches
-//! ended members only), a terminate marks the `act` entry as well as setting `q`, and every completion, release and
-//! recovery drops the entry. Whatever does not fit (no snapshot, a member twice in one batch, a failed check) goes
-//! through `complete.lua`, which decides in Lua as before.
+//! How: a [`Snapshot`] is a member in an attempt as it was read, with the `act` entry of that attempt at the
+//! time. A claim reply carries each member's record as the claim wrote it (`packed.rs`), so the node that claimed
+//! keeps its snapshots ([`Snapshots`]) and decides its results without reading anything; any other node (or a
+//! result without its snapshot: after a restart, a recovery, a renewal that finds a terminated member) reads
+//! the records first (`lua/peek.lua`). Either way [`decide`] applies the rules to the snapshot and builds the
+//! member's new record, and `lua/complete.lua` writes a batch of them, all or nothing, after checking that each
+//! attempt's `act` entry is still the one the snapshot holds. That check is enough: while a member is in a call
+//! nothing else may change its record (update, delete and upsert are refused, reset touches ended members only), a
+//! terminate marks the `act` entry as well as setting `q`, a take-over rewrites it, and every completion and release
+//! drops it. A failed check is a conflict: the caller reads again and decides again.
 
 use super::packed::Record;
-use crate::campaign::causes::CauseClass;
 use crate::campaign::params::{MemberOrder, NumberOrder};
-use crate::store::record::{self, LogEntry, NumState};
+use crate::store::outcome::{self, Finished, FollowUpMs, InCall, Next};
+use crate::store::record;
 use crate::store::rules::{self, TzPoint};
 use crate::store::types::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use uuid::Uuid;
 
-/// At most this many snapshots are kept; past it the oldest half of the map is dropped (their results then take
-/// the slow path, nothing else changes).
+/// At most this many snapshots are kept; past it the oldest half of the map is dropped (their results then are
+/// read before they are decided, nothing else changes).
 const MAX_SNAPSHOTS: usize = 200_000;
 
-/// A claimed member as the claim wrote it.
+/// A member in an attempt, as it was read.
 #[derive(Debug, Clone)]
 pub(super) struct Snapshot {
     pub member: u64,
-    /// The member's record as the claim wrote it (`packed.rs`): its number state and timezone, and the base of the
-    /// record the completion writes.
+    /// The member's record as it was read (`packed.rs`): its number state and timezone, and the base of the record
+    /// the completion writes.
     pub record: String,
+    /// The attempt's `act` entry when the record was read (`hid|node[|q]`): what the write checks.
+    pub act: String,
     pub k: usize,
     pub claimed: i64,
+    /// The node that made the claim (the record's active attempt names it).
     pub node: String,
     /// `b` after the claim (this attempt's number).
     pub attempts: u32,
     pub tries: u32,
     pub expire: Option<i64>,
     pub prio: i64,
+    /// The member was terminated through the API during the call.
+    pub terminate_pending: bool,
+    /// An agent's follow-up kept in the `act` entry (`|f<next ms>,<reset>`, see `lua/follow_up.lua`).
+    pub follow_up: FollowUpMs,
+}
+
+/// The follow-up an `act` entry holds (`hid|node[|q][|f<next ms or ''>,<0|1>]`).
+fn follow_up_of(act: &str) -> Result<FollowUpMs, String> {
+    let Some(spec) = act.split('|').skip(2).find_map(|p| p.strip_prefix('f')) else {
+        return Ok(FollowUpMs::default());
+    };
+    let bad = || format!("act entry {act:?}: follow-up {spec:?}");
+    let (next, reset) = spec.split_once(',').ok_or_else(bad)?;
+    let next_at = if next.is_empty() {
+        None
+    } else {
+        Some(next.parse().map_err(|_| bad())?)
+    };
+    Ok(FollowUpMs {
+        next_at,
+        reset_tries: reset == "1",
+    })
+}
+
+/// The `act` entry form of a follow-up (what `lua/follow_up.lua` appends after `|f`).
+pub(super) fn follow_up_spec(f: &FollowUpMs) -> String {
+    format!(
+        "{},{}",
+        f.next_at.map(|t| t.to_string()).unwrap_or_default(),
+        u8::from(f.reset_tries)
+    )
+}
+
+impl Snapshot {
+    /// The snapshot of member `member` in the attempt its record names; `act` is the attempt's `act` entry as read
+    /// with the record (`None`: the one the claim that wrote this record wrote, `hid|node`).
+    pub fn of_record(member: u64, record: String, act: Option<String>) -> Result<Snapshot, String> {
+        let r = Record::parse(&record)?;
+        let active = r
+            .active()?
+            .ok_or_else(|| format!("member {member}: no active attempt"))?;
+        let int = |name: &str, v: &str| -> Result<Option<i64>, String> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            record::parse_int(v)
+                .map(Some)
+                .ok_or_else(|| format!("member {member}: field {name} is not an integer: {v:?}"))
+        };
+        let act = act.unwrap_or_else(|| format!("{}|{}", rules::id_token(member), active.node));
+        let snapshot = Snapshot {
+            member,
+            follow_up: follow_up_of(&act)?,
+            act,
+            k: active.k,
+            claimed: active.claimed,
+            node: active.node.to_string(),
+            attempts: int("b", r.b)?.unwrap_or(0) as u32,
+            tries: int("t", r.t)?.unwrap_or(0) as u32,
+            expire: int("x", r.x)?,
+            prio: int("p", r.p)?.unwrap_or(0),
+            terminate_pending: r.q == "1",
+            record: String::new(),
+        };
+        Ok(Snapshot { record, ..snapshot })
+    }
+
+    /// The attempt id the record names.
+    pub fn attempt(&self) -> Result<Uuid, String> {
+        let r = Record::parse(&self.record)?;
+        let a = r.active()?.ok_or("no active attempt")?;
+        Uuid::parse_str(a.attempt).map_err(|e| format!("attempt id {:?}: {e}", a.attempt))
+    }
 }
 
 /// Snapshots by attempt, each with its insertion number (for trimming), and the last number given.
@@ -55,7 +131,7 @@ struct Kept {
     map: HashMap<Uuid, (u64, Snapshot)>,
 }
 
-/// The snapshots of this store's attempts in flight.
+/// The snapshots of this store's claims in flight.
 #[derive(Debug, Default)]
 pub(super) struct Snapshots {
     inner: Mutex<Kept>,
@@ -92,12 +168,8 @@ impl Snapshots {
     }
 }
 
-/// Counter deltas of a batch, as `complete_fast.lua` adds them (field → delta).
+/// Counter deltas of a batch, as `complete.lua` adds them (field → delta).
 pub(super) type Deltas = BTreeMap<String, i64>;
-
-fn bump(d: &mut Deltas, field: &str, by: i64) {
-    *d.entry(field.to_string()).or_insert(0) += by;
-}
 
 /// Where a decided member goes in the campaign's queues.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +182,7 @@ pub(super) enum Queue {
     None,
 }
 
-/// One decided result: what `complete_fast.lua` writes for it and the fate to report.
+/// One decided result: what `complete.lua` writes for it and the fate to report.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Decided {
     /// The member id as its keys spell it.
@@ -124,12 +196,12 @@ pub(super) struct Decided {
     pub fate: MemberFate,
 }
 
-/// The arguments of one `complete_fast.lua` call, gathered section by section so the script hands each section
-/// to one Redis command as it is (`unpack` over a range of `ARGV`) instead of walking the results in Lua.
+/// The arguments of one `complete.lua` call, gathered section by section so the script hands each section to one
+/// Redis command as it is (`unpack` over a range of `ARGV`) instead of walking the results in Lua.
 #[derive(Debug, Default)]
-pub(super) struct FastBatch {
+pub(super) struct Writes {
     attempts: Vec<String>,
-    /// The `act` entries the claims wrote (`hid|node`), in the attempts' order.
+    /// The `act` entries the decisions read, in the attempts' order.
     acts: Vec<String>,
     /// Member key, new record.
     sets: Vec<String>,
@@ -139,13 +211,16 @@ pub(super) struct FastBatch {
     wait: Vec<String>,
     /// Log field, log line.
     logs: Vec<String>,
+    /// Attempts whose lease and `act` entry go without a decision (their member moved on).
+    drops: Vec<String>,
 }
 
-impl FastBatch {
-    /// Adds a decided result: `key` is the member's record key (`keys::member_key`), `node` made the claim.
-    pub fn push(&mut self, d: Decided, attempt: &Uuid, node: &str, key: String) {
+impl Writes {
+    /// Adds a decided result: `key` is the member's record key (`keys::member_key`), `act` the attempt's `act` entry
+    /// the decision was made with.
+    pub fn push(&mut self, d: Decided, attempt: &Uuid, act: &str, key: String) {
         self.attempts.push(attempt.to_string());
-        self.acts.push(format!("{}|{node}", d.hid));
+        self.acts.push(act.to_string());
         self.sets.push(key);
         self.sets.push(d.record);
         match d.queue {
@@ -157,15 +232,32 @@ impl FastBatch {
         self.logs.push(d.line);
     }
 
-    /// The script's arguments (see `complete_fast.lua`): `now`, the member order assumed, the counter deltas
-    /// (JSON), the three section sizes, the `act` entries joined by newlines, then the sections.
-    pub fn into_args(self, now: i64, order: &str, deltas: String) -> Vec<String> {
+    /// Drops an attempt's lease and `act` entry (an attempt whose member is not in it any more).
+    pub fn drop_lease(&mut self, attempt: String) {
+        self.drops.push(attempt);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attempts.is_empty() && self.drops.is_empty()
+    }
+
+    /// The script's arguments (see `complete.lua`): `now`, the member order assumed, the counter deltas (JSON),
+    /// the three section sizes, the `act` entries joined by newlines, the expiry check, the drop count, then the
+    /// sections.
+    pub fn into_args(
+        self,
+        now: i64,
+        order: &str,
+        deltas: String,
+        expired_by: Option<i64>,
+    ) -> Vec<String> {
         let mut args = Vec::with_capacity(
-            7 + self.attempts.len()
+            9 + self.attempts.len()
                 + self.sets.len()
                 + self.ready.len()
                 + self.wait.len()
-                + self.logs.len(),
+                + self.logs.len()
+                + self.drops.len(),
         );
         args.extend([
             now.to_string(),
@@ -175,166 +267,79 @@ impl FastBatch {
             (self.ready.len() / 2).to_string(),
             (self.wait.len() / 2).to_string(),
             self.acts.join("\n"),
+            expired_by.map(|e| e.to_string()).unwrap_or_default(),
+            self.drops.len().to_string(),
         ]);
         args.extend(self.attempts);
         args.extend(self.sets);
         args.extend(self.ready);
         args.extend(self.wait);
         args.extend(self.logs);
+        args.extend(self.drops);
         args
     }
 }
 
-/// Applies `r` to the member as `snap` holds it, `base` being its record parsed (SPEC §4, step for step as `apply`
-/// in `lua/prelude.lua`). Fails (and the caller takes the slow path) only when the snapshot does not fit the result.
-#[allow(clippy::too_many_arguments)]
+/// Applies `r` to the member as `snap` holds it (the rules of `store::outcome`) and builds what `complete.lua`
+/// writes: the member's new record, its queue entry, its log line. `order` ranks the ready order. Fails (and
+/// nothing is written for the batch) only when the snapshot does not fit the result.
 pub(super) fn decide(
     snap: &Snapshot,
-    base: &Record,
-    r: &AttemptResult,
+    r: Finished<'_>,
     policy: &QueuePolicy,
     point: TzPoint,
     order: MemberOrder,
     now: i64,
     deltas: &mut Deltas,
 ) -> Result<Decided, String> {
-    let mut nums = record::unpack_nums(base.u)?;
+    let base = Record::parse(&snap.record)?;
+    let nums = record::unpack_nums(base.u)?;
     let k = snap.k;
-    if k >= nums.len() {
-        return Err(format!("number #{k} of {}", nums.len()));
-    }
-    let cause = r.cause.as_str();
-    let class = r.class;
-    let mut tries = snap.tries;
-    let max = policy.max_tries;
-    {
-        let n = &mut nums[k];
-        n.state = CommState::Idle;
-        n.last = snap.claimed;
-        n.cause = cause.to_string();
-    }
-    let all_done = |nums: &[NumState]| nums.iter().all(|n| n.state == CommState::Done);
-    // None = reschedule at the chosen instant (None inside: the calendar has none); Some = end.
-    let mut end: Option<(&str, bool)> = None;
-    let mut due_at: Option<Option<i64>> = None;
-    match class {
-        CauseClass::Ok => end = Some((cause, true)),
-        CauseClass::Retry => {
-            tries += 1;
-            nums[k].att += 1;
-            if policy.tries_per_number {
-                if nums[k].att >= max {
-                    nums[k].state = CommState::Done;
-                }
-                if all_done(&nums) {
-                    end = Some((MAX_TRY_COUNT, false));
-                }
-            } else if tries >= max {
-                end = Some((MAX_TRY_COUNT, false));
-            }
-            if end.is_none() {
-                due_at = Some(point.next_wait);
-            }
-        }
-        CauseClass::Error => {
-            tries += 1;
-            nums[k].att += 1;
-            nums[k].state = CommState::Done;
-            if all_done(&nums) {
-                end = Some((cause, false));
-            } else if !policy.tries_per_number && tries >= max {
-                end = Some((MAX_TRY_COUNT, false));
-            } else {
-                due_at = Some(point.next_now);
-            }
-        }
-        CauseClass::Minus => due_at = Some(point.next_wait),
-    }
-    if let Some(next) = due_at {
-        match next {
-            None => end = Some((QUEUE_EXPIRE, false)),
-            Some(d) if snap.expire.is_some_and(|x| x <= d) => end = Some((MEMBER_EXPIRED, false)),
-            Some(_) => {}
-        }
-    }
-    bump(deltas, "active", -1);
-    bump(deltas, "calls", 1);
-    if r.answered_at.is_some() {
-        bump(deltas, "answered", 1);
-    }
-    bump(deltas, class.as_str(), 1);
-    if r.cause == LOST_ATTEMPT_CAUSE {
-        bump(deltas, "lost", 1);
-    }
-    let hid = rules::id_token(snap.member);
-    let (due, queue, fate) = match end {
-        Some((c, success)) => {
-            if success {
-                bump(deltas, "success", 1);
-            }
-            bump(deltas, "ended", 1);
-            bump(deltas, &format!("end:{c}"), 1);
-            let fate = MemberFate::Ended {
-                cause: c.to_string(),
-                success,
-            };
-            (None, Queue::None, fate)
-        }
-        None => {
-            bump(deltas, "waiting", 1);
-            let due = rules::clamp_due(due_at.flatten().expect("rescheduled with a due"));
-            let fate = MemberFate::Due(from_ms(due));
-            let queue = if due <= now {
-                let score = rules::primary(order, snap.prio, tries, snap.attempts);
-                Queue::Ready(score.to_string(), format!("{due:011x}{hid}"))
-            } else {
-                Queue::Wait(due.to_string(), hid.clone())
-            };
-            (Some(due.to_string()), queue, fate)
-        }
-    };
-    let (fe, fs, fd) = match &fate {
-        MemberFate::Ended { cause, success } => (Some(cause.clone()), u8::from(*success), None),
-        MemberFate::Due(d) => (None, 0, Some(ms(*d))),
-    };
-    let line = LogEntry {
-        i: r.attempt_id,
-        no: snap.attempts,
+    let member = InCall {
+        nums: &nums,
         k,
-        g: snap.node.clone(),
-        m: snap.claimed,
-        an: r.answered_at.map(ms),
-        hu: r.hangup_at.map(ms),
-        ts: r.talk_secs,
-        c: cause.to_string(),
-        cl: class.as_str().to_string(),
-        fe,
-        fs,
-        fd,
-        at: now,
-        nt: r.note.clone(),
-    }
-    .to_line();
+        claimed: snap.claimed,
+        node: &snap.node,
+        attempt_no: snap.attempts,
+        tries: snap.tries,
+        expire: snap.expire,
+        terminate_pending: snap.terminate_pending,
+        follow_up: snap.follow_up,
+    };
+    let d = outcome::decide(member, r, policy, point, now).map_err(|e| e.to_string())?;
+    d.add_counters(deltas);
+    let hid = rules::id_token(snap.member);
+    let queue = match d.next {
+        Next::Ended { .. } => Queue::None,
+        Next::Due(due) if due <= now => {
+            let score = rules::primary(order, snap.prio, d.tries, snap.attempts);
+            Queue::Ready(score.to_string(), format!("{due:011x}{hid}"))
+        }
+        Next::Due(due) => Queue::Wait(due.to_string(), hid.clone()),
+    };
     // The next claim's number choice under either number order (`h`, read by `claim.lua`).
     let pick = |order| {
-        rules::choose_number(order, &nums, Some(k)).map_or(String::new(), |i| i.to_string())
+        rules::choose_number(order, &d.nums, Some(k)).map_or(String::new(), |i| i.to_string())
     };
     let hint = format!(
         "{},{}",
         pick(NumberOrder::ByPriority),
         pick(NumberOrder::TopDown)
     );
-    // What `apply` in `lua/prelude.lua` writes, field for field (and the hint, which only this path writes).
-    let packed = record::pack_nums(&nums);
-    let (t, r_field) = (tries.to_string(), (k + 1).to_string());
-    let record = match &fate {
-        MemberFate::Ended { cause, success } => Record {
+    let packed = record::pack_nums(&d.nums);
+    let (t, r_field) = (d.tries.to_string(), (k + 1).to_string());
+    let due = match d.next {
+        Next::Due(due) => Some(due.to_string()),
+        Next::Ended { .. } => None,
+    };
+    let record = match &d.next {
+        Next::Ended { cause, success } => Record {
             s: "e",
             y: cause,
             o: if *success { "1" } else { base.o },
             ..base.clone()
         },
-        MemberFate::Due(_) => Record {
+        Next::Due(_) => Record {
             s: if matches!(queue, Queue::Ready(..)) {
                 "r"
             } else {
@@ -345,7 +350,7 @@ pub(super) fn decide(
         },
     };
     let record = Record {
-        t: if tries > 0 { &t } else { base.t },
+        t: if d.tries > 0 { &t } else { base.t },
         u: &packed,
         r: &r_field,
         h: &hint,
@@ -356,17 +361,19 @@ pub(super) fn decide(
     .pack();
     Ok(Decided {
         log_field: format!("{hid}.{}", snap.attempts),
+        line: d.log.to_line(),
+        fate: d.fate(),
         hid,
         record,
         queue,
-        line,
-        fate,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::campaign::causes::CauseClass;
+    use crate::store::record::LogEntry;
 
     const ATTEMPT: Uuid = Uuid::from_u128(9);
 
@@ -399,17 +406,16 @@ mod tests {
             n: "Ann",
         }
         .pack();
-        Snapshot {
-            member: 42,
-            record,
-            k: 1,
-            claimed: 1_000,
-            node: "n1".into(),
-            attempts: 3,
-            tries: 2,
-            expire: None,
-            prio: 4,
-        }
+        let snap = Snapshot::of_record(42, record, None).unwrap();
+        assert_eq!(
+            (snap.k, snap.claimed, snap.attempts, snap.tries, snap.prio),
+            (1, 1_000, 3, 2, 4)
+        );
+        assert_eq!(
+            (snap.act.as_str(), snap.node.as_str()),
+            ("000000002a|n1", "n1")
+        );
+        snap
     }
 
     /// Decides `class`/`cause` for `s` at 2,000 ms with max_tries `max`, due-now at 2,000 and after the wait at
@@ -441,11 +447,9 @@ mod tests {
             next_wait: Some(next_wait),
         };
         let mut d = Deltas::new();
-        let base = Record::parse(&s.record)?;
         let out = decide(
             s,
-            &base,
-            &r,
+            Finished::of(&r),
             &policy,
             point,
             MemberOrder::PriorityFirst,
@@ -479,19 +483,21 @@ mod tests {
         assert_eq!(entry.fd, Some(61_000));
         assert_eq!(entry.nt.as_deref(), Some("a|b"));
         assert_eq!((d["retry"], d["waiting"], d["active"]), (1, 1, -1));
-        let mut batch = FastBatch::default();
+        let mut batch = Writes::default();
         batch.push(
             out,
             &ATTEMPT,
-            &s.node,
+            &s.act,
             super::super::keys::member_key("c", s.member),
         );
-        let args = batch.into_args(2_000, "priority_first", "{}".into());
-        assert_eq!(args[3..7], ["1", "0", "1", "000000002a|n1"]);
-        assert_eq!(args[7], ATTEMPT.to_string());
-        assert_eq!(args[8], "dlr:{c}:m:000000002a");
-        assert_eq!(args[10..12], ["61000", "000000002a"]);
-        assert_eq!(args[12], "000000002a.3");
+        batch.drop_lease("gone".into());
+        let args = batch.into_args(2_000, "priority_first", "{}".into(), None);
+        assert_eq!(args[3..9], ["1", "0", "1", "000000002a|n1", "", "1"]);
+        assert_eq!(args[9], ATTEMPT.to_string());
+        assert_eq!(args[10], "dlr:{c}:m:000000002a");
+        assert_eq!(args[12..14], ["61000", "000000002a"]);
+        assert_eq!(args[14], "000000002a.3");
+        assert_eq!(args[16..], ["gone"]);
     }
 
     #[test]
@@ -556,6 +562,19 @@ mod tests {
         let mut s = snap();
         s.k = 5;
         assert!(run(&s, CauseClass::Ok, "NORMAL_CLEARING", 5, 0).is_err());
+    }
+
+    #[test]
+    fn a_follow_up_is_read_back_from_the_act_entry_it_is_written_into() {
+        let f = FollowUpMs {
+            next_at: Some(1_709_546_400_000),
+            reset_tries: true,
+        };
+        let act = format!("000000002a|n1|q|f{}", follow_up_spec(&f));
+        assert_eq!(follow_up_of(&act), Ok(f));
+        assert_eq!(follow_up_of("000000002a|n1|f,0"), Ok(FollowUpMs::default()));
+        assert_eq!(follow_up_of("000000002a|n1|q"), Ok(FollowUpMs::default()));
+        assert!(follow_up_of("000000002a|n1|fx,1").is_err());
     }
 
     #[test]
