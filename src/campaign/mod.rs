@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod calendar;
+pub mod caller_id;
 pub mod callflow;
 pub mod causes;
 pub mod channel_vars;

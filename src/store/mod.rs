@@ -39,7 +39,9 @@
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
 pub mod agents;
+pub mod caller_ids;
 pub mod clock;
+pub mod dnc;
 mod docs;
 mod error;
 mod health;
@@ -48,6 +50,7 @@ mod ids;
 pub mod local_redis;
 mod memory;
 mod nodes;
+pub mod number_calls;
 mod record;
 pub mod redis;
 mod rules;

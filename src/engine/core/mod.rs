@@ -19,6 +19,7 @@
 
 mod adoption;
 mod agents;
+mod caller_ids;
 mod calls;
 mod campaigns;
 mod routing;
@@ -41,6 +42,7 @@ pub use agents::{
     ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
     AgentReservation, agent_export_cells, is_safe_dial_string,
 };
+pub use caller_ids::CallerIdCount;
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
@@ -165,6 +167,16 @@ pub enum Input {
     GatewayBusy {
         attempt: AttemptId,
     },
+    /// The store's count of a caller ID's calls today (after the shell took one, or was refused one).
+    CallerIdUsed {
+        number: String,
+        used_today: u32,
+    },
+    /// The store refused the attempt's caller ID (its daily cap was reached by now, or the store failed): the
+    /// call was not placed.
+    CallerIdRefused {
+        attempt: AttemptId,
+    },
     /// A BACKGROUND_JOB for one of our Job-UUIDs: `+OK <uuid>` or `-ERR <CAUSE>`.
     JobResult {
         job: Uuid,
@@ -286,6 +298,9 @@ pub enum Action {
         job: Uuid,
         gateway: String,
         gateway_limit: Option<u32>,
+        /// The caller ID to count in the store before the originate is sent (report
+        /// [`Input::CallerIdUsed`], and [`Input::CallerIdRefused`] if it is refused).
+        caller_id: Option<CallerIdCount>,
         originate: Originate,
     },
     /// Undo a claim without counting it; the member is due again not before `not_before`.
@@ -301,6 +316,8 @@ pub enum Action {
         campaign: String,
         version: Arc<ValidCampaign>,
         gateway: Option<String>,
+        /// The caller ID the call presented (for its answer-rate figures).
+        caller_id: Option<String>,
         result: AttemptResult,
     },
     /// The store refused the result `max_store_retries` times: it is given up (the member stays in its call
@@ -449,6 +466,8 @@ pub struct Core {
     next_summary: DateTime<Utc>,
     /// When the core started (a switch never connected counts as down since then).
     started_at: DateTime<Utc>,
+    /// Each caller ID's calls today as the store last said (see `caller_ids`).
+    caller_id_usage: caller_ids::UsageSnapshot,
 }
 
 /// How often the attempt summary is logged.
@@ -488,6 +507,7 @@ impl Core {
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
             started_at: now,
+            caller_id_usage: Default::default(),
         }
     }
 
@@ -608,6 +628,10 @@ impl Core {
                 error,
             } => self.on_originate_failed(now, attempt, sent, &error),
             Input::GatewayBusy { attempt } => self.on_gateway_busy(now, attempt),
+            Input::CallerIdUsed { number, used_today } => {
+                self.on_caller_id_used(now, number, used_today)
+            }
+            Input::CallerIdRefused { attempt } => self.on_caller_id_refused(now, attempt),
             Input::JobResult { job, body } => self.on_job(now, job, &body),
             Input::AgentReserved {
                 attempt,

@@ -25,6 +25,7 @@ use crate::esl::client::{Client, SwitchHealth};
 use crate::store::{AttemptId, Store};
 
 mod agents;
+mod caller_ids;
 mod runner;
 mod switch;
 mod tasks;
