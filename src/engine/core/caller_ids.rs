@@ -3,7 +3,8 @@
 //! change.
 //!
 //! The core keeps each caller ID's calls today as the store last reported them ([`UsageSnapshot`], fed by
-//! [`Input::CallerIdUsed`](super::Input::CallerIdUsed)); the choice is made on that snapshot, and the shell then
+//! [`Input::CallerIdUsed`](super::Input::CallerIdUsed), and counted up at once by each choice so one claim batch
+//! spreads over the pool); the choice is made on that snapshot, and the shell then
 //! takes the chosen number's count in the store, which refuses it at the cap (another node may have used the last
 //! call since): the call is then given back uncounted and the next claim chooses again on the fresher counts. A
 //! pool whose every number is capped by the snapshot holds the call (the claim goes back uncounted for
@@ -78,10 +79,14 @@ impl Core {
         // The attempt id is random (or seeded in tests): a fair and reproducible value for `random` rotation.
         let random = claim.attempt_id.as_u128() as u64;
         match pool.select(&claim.number, self.caller_id_usage.today(now), random) {
-            CallerIdChoice::Number(number) => CallerIdPlan::Present(CallerIdCount {
-                number,
-                cap: pool.daily_cap(),
-            }),
+            CallerIdChoice::Number(number) => {
+                // Counted here at once, so the rest of a claim batch chooses on it; the store's count replaces it.
+                *self.caller_id_usage.used.entry(number.clone()).or_insert(0) += 1;
+                CallerIdPlan::Present(CallerIdCount {
+                    number,
+                    cap: pool.daily_cap(),
+                })
+            }
             CallerIdChoice::SwitchDefault => CallerIdPlan::SwitchDefault,
             CallerIdChoice::Exhausted => CallerIdPlan::Hold,
         }
