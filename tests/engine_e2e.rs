@@ -940,7 +940,8 @@ async fn attempts_of(
 /// switch sees the chosen number as the channel's caller ID, every attempt records it, and once every number is
 /// capped the remaining members are not called (no attempt, no try counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn caller_ids_follow_the_callee_area_and_the_daily_cap_and_reach_the_switch_and_the_attempts() {
+async fn caller_ids_follow_the_callee_area_and_the_daily_cap_and_reach_the_switch_and_the_attempts()
+{
     let _serial = serial().await;
     const SPEED: f64 = 50.0;
     const KYIV: &str = "+380441110000";
@@ -965,7 +966,12 @@ async fn caller_ids_follow_the_callee_area_and_the_daily_cap_and_reach_the_switc
     numbers.extend((0..5).map(|i| format!("38044{i}_answer_1")));
     let members: Vec<fsdialer::campaign::member::MemberInput> = numbers
         .iter()
-        .map(|n| serde_json::from_value(serde_json::json!({"name": n, "communications": [{"number": n}]})).unwrap())
+        .map(|n| {
+            serde_json::from_value(
+                serde_json::json!({"name": n, "communications": [{"number": n}]}),
+            )
+            .unwrap()
+        })
         .collect();
     let added = store.add(&id, &members, clock.now()).await.unwrap();
 
@@ -990,14 +996,27 @@ async fn caller_ids_follow_the_callee_area_and_the_daily_cap_and_reach_the_switc
     assert_eq!(attempts.len(), 4, "{attempts:#?}");
     let mut by_caller_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for a in &attempts {
-        let cid = a.caller_id.clone().expect("every attempt records its caller ID");
-        assert_eq!(observer.get(a.attempt_id).caller_id.as_deref(), Some(cid.as_str()), "{a:?}");
+        let cid = a
+            .caller_id
+            .clone()
+            .expect("every attempt records its caller ID");
+        assert_eq!(
+            observer.get(a.attempt_id).caller_id.as_deref(),
+            Some(cid.as_str()),
+            "{a:?}"
+        );
         by_caller_id.entry(cid).or_default().push(a.number.clone());
     }
     assert_eq!(by_caller_id[KYIV].len(), 2, "{by_caller_id:?}");
-    assert!(by_caller_id[KYIV].iter().all(|n| n.starts_with("38044")), "{by_caller_id:?}");
+    assert!(
+        by_caller_id[KYIV].iter().all(|n| n.starts_with("38044")),
+        "{by_caller_id:?}"
+    );
     assert_eq!(by_caller_id[US].len(), 2, "{by_caller_id:?}");
-    assert!(by_caller_id[US].contains(&"4930_answer_1".to_owned()), "{by_caller_id:?}");
+    assert!(
+        by_caller_id[US].contains(&"4930_answer_1".to_owned()),
+        "{by_caller_id:?}"
+    );
     let used = store
         .caller_ids_used_today(&[KYIV.into(), US.into()], clock.now())
         .await

@@ -7,6 +7,7 @@
 //! [`crate::store::Store::dnc_check`].
 
 pub mod import;
+pub mod load;
 pub mod normalize;
 
 pub use normalize::{E164Rule, NormalizeError, NormalizedNumber};

@@ -456,6 +456,7 @@ pub async fn export_attempts(
                             end_cause,
                             next_due,
                             a.completed_at.to_rfc3339(),
+                            a.caller_id.clone().unwrap_or_default(),
                         ];
                         row.extend(agent);
                         rows.push(row);

@@ -1,6 +1,6 @@
 //! The shell's side of caller-ID pools (issue 21): counting the chosen caller ID in the store before its
 //! originate is sent (the store refuses it at the pool's daily cap, across every node), and recording each
-//! finished call's caller ID for its answer rate (store figures per campaign, `/metrics` counters per caller ID).
+//! finished call's caller ID for its answer rate (store figures per campaign, which the stats and `/metrics` read).
 
 use tokio::sync::mpsc;
 
@@ -33,8 +33,8 @@ pub(super) async fn take_caller_id(
     }
 }
 
-/// Records a finished call presented as `caller_id`: the campaign's figures in the store (in the background; a
-/// failure is logged) and this node's counters.
+/// Records a finished call presented as `caller_id` in the campaign's figures in the store (in the background; a
+/// failure is logged). `/metrics` reads them from there.
 pub(super) fn record_caller_id_result(
     store: &Store,
     campaign: &str,
