@@ -57,7 +57,10 @@ mod rules;
 mod sticky;
 mod types;
 
+pub use caller_ids::{CallerIdFigures, CallerIdTake};
+pub use dnc::{DncPage, DncSizes};
 pub use error::{StoreError, StoreResult};
+pub use number_calls::NumberCalls;
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
