@@ -58,7 +58,7 @@ pub struct DncHit {
 
 /// The prefixes of a number's digits that a prefix entry may be, shortest first (every one from 1 digit to the
 /// whole number).
-pub fn prefixes_of(number: &NormalizedNumber) -> impl Iterator<Item = &str> {
+pub fn prefixes_of(number: &NormalizedNumber) -> impl DoubleEndedIterator<Item = &str> {
     let d = number.digits();
     (1..=d.len()).map(move |n| &d[..n])
 }

@@ -79,9 +79,7 @@ impl DncBook {
             return Some(hit(DncKind::Number, number.digits()));
         }
         let prefixes = self.lists.get(&(list.clone(), DncKind::Prefix))?;
-        let best = prefixes_of(number)
-            .filter(|p| prefixes.contains(*p))
-            .last()?;
+        let best = prefixes_of(number).rfind(|p| prefixes.contains(*p))?;
         Some(hit(DncKind::Prefix, best))
     }
 }
@@ -157,6 +155,28 @@ impl Store {
         }
     }
 
+    /// Empties a list (both parts).
+    pub async fn dnc_clear(&self, list: &DncList) -> StoreResult<()> {
+        let (nk, pk) = (key(list, DncKind::Number)?, key(list, DncKind::Prefix)?);
+        match self {
+            Store::Memory(m) => {
+                let mut book = m.dnc.lock().unwrap_or_else(|p| p.into_inner());
+                for kind in [DncKind::Number, DncKind::Prefix] {
+                    if let Some(set) = book.lists.remove(&(list.clone(), kind)) {
+                        book.total -= set.len();
+                    }
+                }
+                Ok(())
+            }
+            Store::Redis(r) => redis::cmd("UNLINK")
+                .arg(nk)
+                .arg(pk)
+                .query_async::<()>(&mut r.connection())
+                .await
+                .map_err(StoreError::redis("dnc_clear")),
+        }
+    }
+
     /// How many numbers and prefixes a list holds.
     pub async fn dnc_sizes(&self, list: &DncList) -> StoreResult<DncSizes> {
         let (nk, pk) = (key(list, DncKind::Number)?, key(list, DncKind::Prefix)?);
@@ -220,7 +240,7 @@ impl Store {
                     .zip(found)
                     .filter(|(_, f)| *f)
                     .map(|(p, _)| *p)
-                    .last()
+                    .next_back()
                     .map(|p| hit(DncKind::Prefix, p)))
             }
         }
