@@ -401,4 +401,24 @@ mod tests {
         };
         assert!(CallerIdPool::compile(&empty).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a user writes, a number the pool accepts is digits (and a leading `+`): it cannot add a
+        /// variable, a leg or an argument to the originate.
+        #[test]
+        fn an_accepted_caller_id_is_only_digits(number in "[+0-9,{}$' =]{0,24}", prefix in proptest::option::of("\\PC{0,8}")) {
+            let cfg = CallerIdPoolConfig {
+                numbers: vec![CallerIdNumber { number: number.clone(), prefix }],
+                rotation: Rotation::RoundRobin,
+                local_presence: true,
+                daily_cap: None,
+                when_capped: WhenCapped::Hold,
+            };
+            if CallerIdPool::compile(&cfg).is_ok() {
+                let digits = number.strip_prefix('+').unwrap_or(&number);
+                proptest::prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+                proptest::prop_assert!(crate::campaign::gateway::is_dial_safe(&number));
+            }
+        }
+    }
 }
