@@ -300,14 +300,6 @@ impl Runner {
                             }
                         }
                     }
-                    if let Some(cid) = caller_id
-                        && !take_caller_id(&store, &tx, cid, clock.now()).await
-                    {
-                        let _ = tx
-                            .send(Msg::Input(Input::CallerIdRefused { attempt }))
-                            .await;
-                        return;
-                    }
                     let Some(client) = client else {
                         let _ = tx
                             .send(Msg::Input(Input::OriginateFailed {
@@ -318,6 +310,15 @@ impl Runner {
                             .await;
                         return;
                     };
+                    // Counted last, so a call that cannot be sent does not use up the caller ID's cap.
+                    if let Some(cid) = caller_id
+                        && !take_caller_id(&store, &tx, cid, clock.now()).await
+                    {
+                        let _ = tx
+                            .send(Msg::Input(Input::CallerIdRefused { attempt }))
+                            .await;
+                        return;
+                    }
                     let command = format!("originate {}", originate.args);
                     let input = match client.bgapi_with_uuid(&command, job).await {
                         Ok(bg) => match bg.result().await {
