@@ -69,6 +69,10 @@ struct DemoArgs {
     /// campaign's own mode.
     #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
     mode: Option<String>,
+    /// Answering-machine detection on (mod_amd on the simulated switch, whose `silent_*` callees are answering
+    /// machines; they get a voicemail message after the beep): the table splits answers by AMD result.
+    #[arg(long)]
+    amd: bool,
 }
 
 #[derive(clap::Args)]
@@ -182,7 +186,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let agents = mode.is_some_and(|m| m.uses_agents());
     // Agent calls pass more round trips per call (reserve, the agent's leg, the join): a slower default speed
     // keeps the engine's real milliseconds from becoming seconds of a waiting callee's patience.
-    let asked = match (args.speed, agents && args.esl.is_none()) {
+    // So does AMD (the detector, beep detection, the voicemail drop): the same slower default.
+    let asked = match (args.speed, (agents || args.amd) && args.esl.is_none()) {
         (None, true) => Some(demo::agents::AGENT_SIM_SPEED),
         (asked, _) => asked,
     };
@@ -211,6 +216,11 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if !members_given {
             opts.members = root.join("fixtures/demo/members-agents.json");
         }
+    }
+    opts.amd = args.amd;
+    if args.amd && !agents {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        opts.scenario = Some(root.join(demo::amd::DEMO_AMD_SCENARIO));
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     let report = rt.block_on(fsdialer::engine::demo::run(

@@ -13,6 +13,8 @@ mod replay;
 
 #[path = "sim_cases/agents.rs"]
 mod agents;
+#[path = "sim_cases/amd.rs"]
+mod amd;
 
 const T0: u64 = 1_795_636_943_000_000;
 

@@ -12,6 +12,7 @@
 //! ignored and the default used); load errors carry the field path too (`gateways[0].limit: invalid type ...`).
 
 use super::agents::{AgentSettings, DialMode};
+use super::amd::AmdSettings;
 use super::calendar::{Calendar, CalendarSchedule};
 use super::caller_id::{CallerIdPool, CallerIdPoolConfig};
 use super::callflow::{Callflow, is_channel_var_name};
@@ -111,6 +112,9 @@ pub struct CampaignConfig {
     /// [`crate::dnc::normalize`]); none: numbers are taken as international.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e164: Option<E164Rule>,
+    /// Answering-machine detection on answered calls (see [`super::amd`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<AmdSettings>,
 }
 
 fn is_broadcast(mode: &DialMode) -> bool {
@@ -284,6 +288,9 @@ impl CampaignConfig {
                 "applies to the agent modes only (set mode to preview or progressive)",
             )),
             (false, None) => {}
+        }
+        if let Some(amd) = &self.amd {
+            errors.extend(amd.check());
         }
         if self.mode.uses_agents() && self.callflow.as_ref().is_some_and(|v| !v.is_null()) {
             errors.push(FieldError::new(
@@ -508,6 +515,11 @@ impl ValidCampaign {
             .agents
             .as_ref()
             .filter(|_| self.config.mode.uses_agents())
+    }
+
+    /// Answering-machine detection, when the campaign has it enabled.
+    pub fn amd(&self) -> Option<&AmdSettings> {
+        self.config.amd.as_ref().filter(|a| a.enabled)
     }
 
     /// The campaign's channel variables, as strings, in the order written.

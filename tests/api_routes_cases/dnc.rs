@@ -161,13 +161,81 @@ async fn a_csv_import_reports_bad_lines_and_the_export_gives_the_list_back() {
     let mut lines: Vec<&str> = out.text.lines().collect();
     assert_eq!(lines.remove(0), "number,kind");
     assert_eq!(lines.len(), 25_001);
-    assert!(lines.contains(&"+12020000042,number"));
-    assert!(lines.contains(&"+44,prefix"));
+    assert!(lines.contains(&"12020000042,number"));
+    assert!(lines.contains(&"44,prefix"));
     let check = api.get("/api/v2/dnc/check/+442071234567").await;
     assert_eq!(
         check.json["data"]["lists"][0]["kind"], "prefix",
         "{}",
         check.text
+    );
+    api.shutdown().await;
+}
+
+/// A campaign's caller-ID pool through the API: the attempt shows the caller ID, the export has it as a column,
+/// and the stats and `/metrics` give the caller ID's calls, answers and answer rate.
+#[tokio::test]
+async fn the_caller_id_shows_on_the_attempt_the_export_the_stats_and_the_metrics() {
+    let api = start().await;
+    let id = "cid";
+    let mut body = campaign(id);
+    body["caller_id_pool"] = json!({"numbers": [{"number": "+380441110000"}], "daily_cap": 100});
+    let c = api.call("POST", "/api/v2/dialer", Some(body)).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    let mut bad = campaign("cid-bad");
+    bad["caller_id_pool"] = json!({"numbers": [{"number": "100,origination_uuid=x"}]});
+    let b = api.call("POST", "/api/v2/dialer", Some(bad)).await;
+    assert_eq!(b.status, 422, "{}", b.text);
+    assert!(
+        b.text.contains("caller_id_pool.numbers[0].number"),
+        "{}",
+        b.text
+    );
+    let a = api
+        .call(
+            "POST",
+            &format!("/api/v2/dialer/{id}/members?autoRun=true"),
+            Some(member("Person", "answer_1")),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let stats = eventually(20, || async {
+        let s = api.get(&format!("/api/v2/dialer/{id}/stats")).await.json["data"].clone();
+        (s["ended"] == 1 && s["caller_ids"][0]["calls"] == 1).then_some(s)
+    })
+    .await
+    .expect("the member ends and its caller ID is counted");
+    assert_eq!(
+        stats["caller_ids"],
+        json!([{"caller_id": "+380441110000", "calls": 1, "answered": 1, "answer_rate": 1.0}])
+    );
+    let att = api
+        .get(&format!("/api/v2/dialer/{id}/members/1/attempts"))
+        .await;
+    assert_eq!(
+        att.json["data"][0]["caller_id"], "+380441110000",
+        "{}",
+        att.text
+    );
+    let exp = api
+        .get(&format!("/api/v2/dialer/{id}/attempts/export.csv"))
+        .await;
+    let mut rdr = csv::Reader::from_reader(exp.text.as_bytes());
+    let head = rdr.headers().unwrap().clone();
+    let col = head
+        .iter()
+        .position(|h| h == "caller_id")
+        .expect("caller_id column");
+    let row = rdr.records().next().unwrap().unwrap();
+    // Spreadsheet-safe: a leading + is quoted.
+    assert_eq!(&row[col], "'+380441110000");
+    let m = api.raw("GET", "/metrics", Some(READER), None).await;
+    assert!(
+        m.text.contains(
+            "fsdialer_caller_id_answer_rate{campaign=\"cid\",caller_id=\"+380441110000\"} 1"
+        ),
+        "{}",
+        m.text
     );
     api.shutdown().await;
 }

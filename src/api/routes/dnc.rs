@@ -274,7 +274,8 @@ pub async fn import_campaign(State(st): St, ApiPath(id): ApiPath<String>, body: 
     import(&st, DncList::Campaign(id), rule, body).await
 }
 
-/// Streams a list as CSV (`number,kind`, international form).
+/// Streams a list as CSV (`number,kind`): international digits without the `+`, so a spreadsheet reads them as
+/// text-safe numbers and an import (any rule) reads them back as the same entries.
 fn export(st: &ApiState, list: DncList) -> Response {
     let store = st.store.clone();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -302,7 +303,6 @@ fn export(st: &ApiState, list: DncList) -> Response {
                 };
                 let mut text = String::with_capacity(page.entries.len() * 20);
                 for e in &page.entries {
-                    text.push('+');
                     text.push_str(e);
                     text.push(',');
                     text.push_str(kind.as_str());

@@ -390,6 +390,7 @@ const ATTEMPT_COLUMNS: &[&str] = &[
     "end_cause",
     "next_due",
     "completed_at",
+    "caller_id",
 ];
 
 /// `GET /api/v2/dialer/{id}/attempts/export.csv`: every recorded attempt of the campaign (SPEC §10), by member.
@@ -405,6 +406,7 @@ pub async fn export_attempts(
         let head: Vec<String> = ATTEMPT_COLUMNS
             .iter()
             .chain(crate::engine::core::AGENT_EXPORT_COLUMNS.iter())
+            .chain(crate::engine::core::AMD_EXPORT_COLUMNS.iter())
             .map(|s| s.to_string())
             .collect();
         if !send(&mut tx, csv_chunk(&[head])).await {
@@ -459,6 +461,7 @@ pub async fn export_attempts(
                             a.caller_id.clone().unwrap_or_default(),
                         ];
                         row.extend(agent);
+                        row.extend(crate::engine::core::amd_export_cells(a.note.as_deref()));
                         rows.push(row);
                     }
                 }

@@ -108,6 +108,8 @@ pub struct Call {
     pub retry_wait: Option<u64>,
     /// The caller ID the call presents (`None`: the switch's default), recorded with the attempt.
     pub caller_id: Option<String>,
+    /// Answering-machine detection on this call (`None`: its campaign has none, or it is not answered yet).
+    pub amd: Option<super::amd::AmdCall>,
 }
 
 impl Call {
@@ -125,10 +127,10 @@ impl Call {
         }
     }
 
-    /// The callflow's note, with the caller ID under `caller_id` and the agent facts under `agent_call` for an
-    /// agent call.
+    /// The callflow's note, with the caller ID under `caller_id`, the agent facts under `agent_call` for an agent
+    /// call and the AMD facts under `amd` for a call that ran the detector.
     fn note_with_facts(&self) -> Option<String> {
-        if self.agent.is_none() && self.caller_id.is_none() {
+        if self.agent.is_none() && self.amd.is_none() && self.caller_id.is_none() {
             return self.note.clone();
         }
         let mut note = self
@@ -142,6 +144,9 @@ impl Call {
         }
         if let Some(a) = &self.agent {
             note["agent_call"] = a.note();
+        }
+        if let Some(amd) = &self.amd {
+            note["amd"] = amd.note();
         }
         Some(note.to_string())
     }
@@ -190,6 +195,7 @@ impl Core {
                 agent: None,
                 retry_wait: None,
                 caller_id: None,
+                amd: None,
             },
         );
         let deadline =
@@ -444,28 +450,12 @@ impl Core {
         }
         call.answered_at = Some(now);
         call.reconciling = false;
-        if call.agent.is_some() {
-            self.gateway_healthy(uuid);
-            self.agent_member_answered(now, uuid);
+        self.gateway_healthy(uuid);
+        // With AMD, the answer is live only once the detector says so (`amd`).
+        if self.amd_start(now, uuid) {
             return;
         }
-        let flow = call
-            .version
-            .callflow()
-            .is_some()
-            .then(|| (call.campaign.clone(), call.version.clone(), call.switch));
-        if let Some((campaign, version, Some(switch))) = flow {
-            call.callflow = CallflowState::Running;
-            self.out.push(Action::StartCallflow {
-                campaign,
-                version,
-                switch,
-                attempt: uuid,
-            });
-        }
-        self.gateway_healthy(uuid);
-        // An answered call may last long: look at it again after max_call if its end is not seen.
-        self.arm(uuid, now + dur(self.cfg.max_call));
+        self.answer_live(now, uuid);
     }
 
     pub(super) fn on_hangup(
@@ -510,6 +500,16 @@ impl Core {
         }
         let answered = answered || call.answered_at.is_some();
         let local = !answered && is_local_failure(call, &cause);
+        // Talk time excludes the AMD analysis (as Webitel v3): a machine's greeting is no conversation.
+        let analysis_ms = self.amd_hangup(uuid, at);
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        let talk_ms = talk_ms.saturating_sub(analysis_ms);
+        let billsec = match analysis_ms {
+            0 => billsec,
+            _ => u32::try_from(talk_ms / 1000).unwrap_or(u32::MAX),
+        };
         call.hangup = Some(HangupFacts {
             cause: cause.clone(),
             answered,
@@ -583,6 +583,9 @@ impl Core {
         let Some(call) = self.calls.get(&uuid) else {
             return CauseClass::Retry;
         };
+        if answered && let Some(class) = call.amd_class() {
+            return class;
+        }
         if answered && let CallflowState::Done(Some(success)) = call.callflow {
             return if success {
                 CauseClass::Ok
@@ -760,7 +763,7 @@ impl Core {
                 continue;
             };
             call.deadline = None;
-            if self.agent_deadline(now, a) {
+            if self.amd_deadline(now, a) || self.agent_deadline(now, a) {
                 continue;
             }
             let Some(call) = self.calls.get_mut(&a) else {

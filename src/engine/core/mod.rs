@@ -19,6 +19,7 @@
 
 mod adoption;
 mod agents;
+mod amd;
 mod caller_ids;
 mod calls;
 mod campaigns;
@@ -41,6 +42,10 @@ pub use crate::engine::switch_info::SwitchLimits;
 pub use agents::{
     ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
     AgentReservation, agent_export_cells, is_safe_dial_string,
+};
+pub use amd::{
+    AMD_EXPORT_COLUMNS, AmdCall, AmdCounts, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
+    MACHINE_HANGUP_CAUSE, amd_export_cells,
 };
 pub use caller_ids::CallerIdCount;
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
@@ -282,6 +287,22 @@ pub enum Input {
         switch: usize,
         limits: SwitchLimits,
     },
+    /// The AMD decision on a call: `amd_result` (`None`: no decision, e.g. `CANCEL`) and `amd_cause`, from the
+    /// blocking `amd`'s CHANNEL_EXECUTE_COMPLETE or the non-blocking variant's `CUSTOM amd::info`.
+    AmdResult {
+        uuid: Uuid,
+        result: Option<AmdResult>,
+        cause: Option<String>,
+    },
+    /// `CUSTOM avmd::beep` on a call: the voicemail's beep.
+    AvmdBeep {
+        uuid: Uuid,
+    },
+    /// A `playback` on a call completed with `Application-Response: FILE PLAYED` (the file played to its end).
+    PlaybackPlayed {
+        uuid: Uuid,
+        file: String,
+    },
 }
 
 /// What the core asks the shell to do.
@@ -436,6 +457,20 @@ pub enum Action {
         campaign: String,
         member: crate::store::MemberId,
     },
+    /// Start answering-machine detection: `sendmsg <uuid>` execute `amd <args>`.
+    StartAmd {
+        switch: usize,
+        uuid: Uuid,
+        args: String,
+    },
+    /// Start beep detection on a machine: `sendmsg <uuid>` execute `avmd_start`.
+    StartBeepDetection { switch: usize, uuid: Uuid },
+    /// The voicemail drop: play `message` and hang up after it (`uuid_broadcast … playback!NORMAL_CLEARING::`).
+    LeaveMessage {
+        switch: usize,
+        uuid: Uuid,
+        message: String,
+    },
     /// A campaign state change, to record in its history.
     History {
         campaign: String,
@@ -468,6 +503,8 @@ pub struct Core {
     started_at: DateTime<Utc>,
     /// Each caller ID's calls today as the store last said (see `caller_ids`).
     caller_id_usage: caller_ids::UsageSnapshot,
+    /// Per campaign: this node's answers by AMD result and messages left (forgotten with the campaign).
+    amd_counts: BTreeMap<String, AmdCounts>,
 }
 
 /// How often the attempt summary is logged.
@@ -508,6 +545,7 @@ impl Core {
             next_summary: now + SUMMARY_EVERY,
             started_at: now,
             caller_id_usage: Default::default(),
+            amd_counts: BTreeMap::new(),
         }
     }
 
@@ -537,6 +575,11 @@ impl Core {
     /// Calls in flight on this node.
     pub fn calls(&self) -> &HashMap<AttemptId, Call> {
         &self.calls
+    }
+
+    /// This node's answers of a campaign by AMD result, and the messages it left.
+    pub fn amd_counts(&self, id: &str) -> AmdCounts {
+        self.amd_counts.get(id).copied().unwrap_or_default()
     }
 
     /// Calls in flight of one campaign.
@@ -690,6 +733,13 @@ impl Core {
                 }
                 self.nodes = n.max(1);
             }
+            Input::AmdResult {
+                uuid,
+                result,
+                cause,
+            } => self.on_amd_result(now, uuid, result, cause),
+            Input::AvmdBeep { uuid } => self.on_avmd_beep(now, uuid),
+            Input::PlaybackPlayed { uuid, file } => self.on_playback_played(uuid, &file),
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchLimits { switch, limits } => self.on_switch_limits(switch, limits),
             Input::SwitchDown(i) => {

@@ -333,23 +333,17 @@ impl Runner {
                     return;
                 };
                 tokio::spawn(async move {
-                    if let Some(path) = message {
-                        // FreeSWITCH's broadcast form `app!cause::arg` hangs the channel up after the app.
-                        let cmd =
-                            format!("uuid_broadcast {uuid} playback!NORMAL_CLEARING::{path} aleg");
-                        match client.api_text(&cmd).await {
-                            Ok(reply) if reply.trim_start().starts_with("+OK") => return,
-                            Ok(reply) => {
-                                tracing::warn!(%uuid, reply = reply.trim_end(), "abandon message refused; hanging up")
-                            }
-                            Err(e) => {
-                                tracing::warn!(%uuid, error = %e, "abandon message failed; hanging up")
-                            }
+                    match message {
+                        Some(path) => {
+                            super::amd::play_then_hang_up(&client, uuid, &path, "abandon message")
+                                .await
+                        }
+                        None => {
+                            let _ = client
+                                .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
+                                .await;
                         }
                     }
-                    let _ = client
-                        .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
-                        .await;
                 });
             }
             Action::StickyAgent {

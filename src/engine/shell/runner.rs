@@ -125,6 +125,10 @@ impl Runner {
                 let _ = reply.send(self.core.state(&id).map(|s| (s, self.core.active(&id))));
                 true
             }
+            Msg::AmdCounts(id, reply) => {
+                let _ = reply.send(self.core.amd_counts(&id));
+                true
+            }
             Msg::WhenDrained(done) => {
                 self.drained.push(done);
                 true
@@ -221,6 +225,9 @@ impl Runner {
             | Action::Abandon { .. }
             | Action::StopMember { .. }
             | Action::StickyAgent { .. }) => self.execute_agent(agent),
+            amd @ (Action::StartAmd { .. }
+            | Action::StartBeepDetection { .. }
+            | Action::LeaveMessage { .. }) => self.execute_amd(amd),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;

@@ -235,6 +235,7 @@ impl Switch {
 
     /// What a channel's running application does when the channel hangs up.
     pub(super) fn teardown(&mut self, uuid: &str) {
+        self.amd_close(uuid);
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -376,6 +377,9 @@ impl Switch {
                 self.hangup(uuid, &cause);
             }
             "transfer" => self.transfer(uuid, arg, &au),
+            "amd" => self.amd_start(uuid, arg, &au),
+            "avmd_start" => self.avmd_start(uuid, &au),
+            "avmd_stop" => self.avmd_stop(uuid, &au),
             "bridge" => {
                 self.begin_app(uuid, "bridge", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
@@ -450,6 +454,7 @@ impl Switch {
         match app.as_str() {
             "play_and_get_digits" => self.digits_step(uuid),
             "playback" => self.finish_app(uuid, "FILE PLAYED"),
+            "amd" => self.amd_blocking_done(uuid),
             _ => self.finish_app(uuid, ""),
         }
     }
