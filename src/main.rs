@@ -22,6 +22,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
     Sim(fsdialer::sim::cli::SimArgs),
+    /// Load-test FreeSWITCH: place calls at an exact rate and concurrency, hold them, report what the switch did.
+    Load(fsdialer::load::cli::LoadArgs),
     /// Serve the REST API with the engine: production from a configuration file, or the embedded default.
     Run(RunArgs),
     /// Import members from a CSV file straight into the store (SPEC §9).
@@ -169,6 +171,12 @@ fn esl_parse(input: PathBuf, max_frame: usize) -> anyhow::Result<ExitCode> {
 fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(fsdialer::sim::cli::run(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(args: fsdialer::load::cli::LoadArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(fsdialer::load::cli::run(args))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -368,11 +376,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
     init_logging(match cli.command {
-        Command::Demo(_) | Command::Import(_) => "warn",
+        Command::Demo(_) | Command::Import(_) | Command::Load(_) => "warn",
         _ => "info",
     });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Load(args) => load(args),
         Command::Demo(args) => demo(args),
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),

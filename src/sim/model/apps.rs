@@ -646,6 +646,9 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
             }
             None => "-ERR No such channel!\n".into(),
         },
+        // mod_commands' `sched_hangup [+]<time> <uuid> [<cause>]`: seconds from now with `+`, else an epoch second;
+        // the cause defaults to ALLOTTED_TIMEOUT. (switchio hangs its calls up with it.)
+        "sched_hangup" => sched_hangup(sw, &args),
         "uuid_getvar" => match (args.first().and_then(|u| sw.channels.get(*u)), args.get(1)) {
             (Some(ch), Some(v)) => ch
                 .vars
@@ -700,6 +703,33 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
         "show" => show(sw, &args),
         _ => format!("-ERR {cmd} Command not found!\n"),
     }
+}
+
+fn sched_hangup(sw: &mut Switch, args: &[&str]) -> String {
+    let (Some(when), Some(uuid)) = (args.first(), args.get(1)) else {
+        return "-USAGE: [+]<time> <uuid> [<cause>]\n".into();
+    };
+    let at_us = match when.strip_prefix('+') {
+        Some(secs) => sw.now + atoi(secs).max(0) as u64 * 1_000_000,
+        None => (atoi(when).max(0) as u64 * 1_000_000).max(sw.now),
+    };
+    if !sw.channels.contains_key(*uuid) {
+        return "-ERR No such channel!\n".into();
+    }
+    let cause = args
+        .get(2)
+        .and_then(|c| crate::sim::causes::str2cause(c))
+        .unwrap_or("ALLOTTED_TIMEOUT")
+        .to_string();
+    let after_ms = at_us.saturating_sub(sw.now) / 1000;
+    sw.schedule(
+        after_ms,
+        Timer::ScheduledHangup {
+            uuid: (*uuid).to_string(),
+            cause,
+        },
+    );
+    "+OK\n".into()
 }
 
 /// mod_commands' `CTL_SYNTAX` (signalwire/freeswitch master; 1.10.12's lacks `uuid_version`).

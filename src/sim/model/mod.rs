@@ -114,6 +114,8 @@ enum Timer {
     AmdDecision { uuid: String },
     /// A machine's beep sounds on this channel.
     Beep { uuid: String },
+    /// `sched_hangup` is due.
+    ScheduledHangup { uuid: String, cause: String },
 }
 
 /// The simulated switch.
@@ -225,6 +227,11 @@ impl Switch {
                 Timer::Patience { uuid, since } => self.patience_over(&uuid, since),
                 Timer::AmdDecision { uuid } => self.amd_decision(&uuid),
                 Timer::Beep { uuid } => self.beep(&uuid),
+                Timer::ScheduledHangup { uuid, cause } => {
+                    if self.channels.contains_key(&uuid) {
+                        self.hangup(&uuid, &cause);
+                    }
+                }
             }
         }
         self.set_now(now.max(self.now));
