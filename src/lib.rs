@@ -18,6 +18,7 @@
 pub mod agents;
 pub mod api;
 pub mod campaign;
+pub mod dnc;
 pub mod engine;
 pub mod esl;
 pub mod load;

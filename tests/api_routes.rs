@@ -884,3 +884,6 @@ async fn amd_is_validated_and_its_results_show_in_stats_metrics_and_the_export()
     assert_eq!(&row[col("message_left")], "false");
     api.shutdown().await;
 }
+
+#[path = "api_routes_cases/dnc.rs"]
+mod dnc;

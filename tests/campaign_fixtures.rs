@@ -58,8 +58,11 @@ fn demo_gateway_dials_numbers_through_loopback() {
     let route = c.gateways().route("0501234567").unwrap();
     assert_eq!(route.dial_string, "loopback/0501234567/default");
     let gw = c.gateways().get(route.index).unwrap();
-    assert_eq!(gw.next_caller_id(), Some("380441234567"));
-    assert_eq!(gw.next_caller_id(), Some("380441234568"));
+    let pool = gw.caller_id_pool().unwrap();
+    let none = std::collections::HashMap::new();
+    let n = |s: &str| fsdialer::campaign::caller_id::CallerIdChoice::Number(s.into());
+    assert_eq!(pool.select("0501234567", &none, 0), n("380441234567"));
+    assert_eq!(pool.select("0501234567", &none, 0), n("380441234568"));
     assert!(c.gateways().route("050 123").is_err());
 }
 

@@ -322,3 +322,39 @@ async fn stop_lets_calls_in_progress_finish() {
         assert!(h.member(id).await.success);
     }
 }
+
+/// A caller ID another node used up today: the core does not know yet and picks it, the store refuses it, the
+/// claim goes back uncounted; from then on the core knows the pool is exhausted and holds the member (no call, no
+/// try) until the next UTC day, when the count starts again and the call is placed.
+#[tokio::test]
+async fn a_caller_id_capped_by_another_node_is_refused_then_the_member_waits_uncounted_for_the_next_day()
+ {
+    let pool = "[caller_id_pool]\nnumbers = [{ number = \"+380441110000\" }]\ndaily_cap = 1\n";
+    let mut h = Harness::new(campaign(pool), &[member("A", &["answer_20"])]).await;
+    // Another node placed today's only call with the number.
+    assert!(
+        h.store
+            .take_caller_id("+380441110000", Some(1), h.now)
+            .await
+            .unwrap()
+            .taken
+    );
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(600).await;
+    assert_eq!(h.caller_ids_refused, 1);
+    assert!(h.dialled.is_empty(), "{:?}", h.dialled);
+    let m = h.member(1).await;
+    assert_eq!((m.state, m.tries), (MemberState::Waiting, 0));
+    assert!(h.history(1).await.is_empty());
+    // The next UTC day: the number is free again and the call is placed with it.
+    let midnight = (h.now + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 5)
+        .unwrap()
+        .and_utc();
+    let secs = (midnight - h.now).num_seconds() + 120;
+    h.run_for(secs).await;
+    assert_eq!(h.dialled.len(), 1);
+    let attempts = h.history(1).await;
+    assert_eq!(attempts[0].caller_id.as_deref(), Some("+380441110000"));
+}

@@ -923,3 +923,118 @@ async fn stop_lets_calls_in_progress_finish_places_no_new_call_and_run_resumes_t
     node.stop().await;
     sim.shutdown().await;
 }
+
+/// Every attempt of the members, oldest first per member.
+async fn attempts_of(
+    store: &Store,
+    campaign: &str,
+    members: &[fsdialer::store::MemberId],
+) -> Vec<fsdialer::store::AttemptRecord> {
+    let mut all = Vec::new();
+    for m in members {
+        all.extend(store.attempts(campaign, *m).await.unwrap());
+    }
+    all
+}
+
+/// Caller-ID pools end to end on the simulated switch: local presence picks the number of the callee's area,
+/// least-used rotation with a daily cap of 2 moves on to the pool's other number when the local one is capped, the
+/// switch sees the chosen number as the channel's caller ID, every attempt records it, and once every number is
+/// capped the remaining members are not called (no attempt, no try counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_ids_follow_the_callee_area_and_the_daily_cap_and_reach_the_switch_and_the_attempts()
+{
+    let _serial = serial().await;
+    const SPEED: f64 = 50.0;
+    const KYIV: &str = "+380441110000";
+    const US: &str = "+12025550100";
+    let sim = start_sim(&SimSpec::roomy(SPEED)).await;
+    let clock = Clock::scaled(SPEED);
+    let observer = Observer::start(sim.local_addr(), clock).await;
+    let store = Store::memory();
+    let mut config = campaign_config("mix");
+    config.id = Some("e2e-cid".into());
+    config.gateways[0].pattern = "^[0-9]+_(.*)$".into();
+    config.caller_id_pool = Some(
+        serde_json::from_value(serde_json::json!({
+            "numbers": [{"number": KYIV, "prefix": "38044"}, {"number": US}],
+            "local_presence": true, "rotation": "least_used", "daily_cap": 2
+        }))
+        .unwrap(),
+    );
+    let campaign = validate(&config);
+    let id = campaign.id().to_owned();
+    let mut numbers = vec!["4930_answer_1".to_owned()];
+    numbers.extend((0..5).map(|i| format!("38044{i}_answer_1")));
+    let members: Vec<fsdialer::campaign::member::MemberInput> = numbers
+        .iter()
+        .map(|n| {
+            serde_json::from_value(
+                serde_json::json!({"name": n, "communications": [{"number": n}]}),
+            )
+            .unwrap()
+        })
+        .collect();
+    let added = store.add(&id, &members, clock.now()).await.unwrap();
+
+    let node = Node::start(
+        "node-1",
+        StoreSpec::Shared(store.clone()),
+        vec![endpoint("sim", sim.local_addr(), 20_000, 20_000)],
+        clock,
+        Duration::from_secs(60),
+    )
+    .await;
+    node.run_campaign(&campaign).await;
+    let ids: Vec<_> = added.iter().map(|a| a.id()).collect();
+    wait_until("four calls recorded", RUN_TIMEOUT, || {
+        let (store, id, ids) = (store.clone(), id.clone(), ids.clone());
+        async move { attempts_of(&store, &id, &ids).await.len() >= 4 }
+    })
+    .await;
+    // Two more holds of the capped members (60 s virtual each).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts = attempts_of(&store, &id, &ids).await;
+    assert_eq!(attempts.len(), 4, "{attempts:#?}");
+    let mut by_caller_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in &attempts {
+        let cid = a
+            .caller_id
+            .clone()
+            .expect("every attempt records its caller ID");
+        assert_eq!(
+            observer.get(a.attempt_id).caller_id.as_deref(),
+            Some(cid.as_str()),
+            "{a:?}"
+        );
+        by_caller_id.entry(cid).or_default().push(a.number.clone());
+    }
+    assert_eq!(by_caller_id[KYIV].len(), 2, "{by_caller_id:?}");
+    assert!(
+        by_caller_id[KYIV].iter().all(|n| n.starts_with("38044")),
+        "{by_caller_id:?}"
+    );
+    assert_eq!(by_caller_id[US].len(), 2, "{by_caller_id:?}");
+    assert!(
+        by_caller_id[US].contains(&"4930_answer_1".to_owned()),
+        "{by_caller_id:?}"
+    );
+    let used = store
+        .caller_ids_used_today(&[KYIV.into(), US.into()], clock.now())
+        .await
+        .unwrap();
+    assert_eq!((used[KYIV], used[US]), (2, 2));
+    let mut held = 0;
+    for a in &added {
+        let m = store.get(&id, a.id()).await.unwrap().unwrap();
+        if m.attempts == 0 {
+            held += 1;
+            assert_eq!((m.tries, m.state), (0, MemberState::Waiting), "{m:?}");
+        }
+    }
+    assert_eq!(held, 2);
+    let stats = store.caller_id_stats(&id).await.unwrap();
+    assert_eq!(stats.iter().map(|s| s.calls).sum::<u64>(), 4, "{stats:?}");
+    node.stop().await;
+    sim.shutdown().await;
+}

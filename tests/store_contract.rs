@@ -1885,3 +1885,6 @@ async fn a_node_whose_clock_is_ten_minutes_ahead_does_not_recover_a_live_peers_c
         2
     );
 }
+
+#[path = "store_contract_cases/dialling_rules.rs"]
+mod dialling_rules;

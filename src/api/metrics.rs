@@ -17,11 +17,16 @@
 //! agent (the first [`MAX_AGENT_SERIES`] in id order, so the label set stays bounded; beyond, only the totals)
 //! `fsdialer_agent_calls_total`, `fsdialer_agent_missed_total`, `fsdialer_agent_talk_seconds`,
 //! `fsdialer_agent_wrap_seconds`, `fsdialer_agent_idle_seconds` and `fsdialer_agent_occupancy`
-//! (label `agent`).
+//! (label `agent`); per campaign and caller ID (every node's calls, from the store; the first
+//! [`MAX_CALLER_ID_SERIES`] by number) `fsdialer_caller_id_calls_total`, `fsdialer_caller_id_answered_total` and
+//! `fsdialer_caller_id_answer_rate` (labels `campaign`, `caller_id`).
 
 use super::ApiState;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
+
+/// Most caller IDs of one campaign given their own series in `/metrics`.
+pub const MAX_CALLER_ID_SERIES: usize = 1000;
 
 /// Most agents given their own series in `/metrics`.
 pub const MAX_AGENT_SERIES: usize = 500;
@@ -102,10 +107,32 @@ async fn refresh(state: &ApiState) {
             metrics::counter!("fsdialer_campaign_answered_total", "campaign" => id.clone())
                 .absolute(c.answered);
         }
+        caller_id_figures(state, &id).await;
         if let Ok(Some((_, active))) = state.engine().state(&id).await {
             metrics::gauge!("fsdialer_active_calls", "campaign" => id.clone())
                 .set(f64::from(active));
         }
+    }
+}
+
+/// The campaign's figures per caller ID, from the store (every node's calls).
+async fn caller_id_figures(state: &ApiState, campaign: &str) {
+    let figures = match state.store.caller_id_stats(campaign).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(campaign, error = %e, "caller ID figures not read for /metrics");
+            return;
+        }
+    };
+    for f in figures.into_iter().take(MAX_CALLER_ID_SERIES) {
+        let labels = [
+            ("campaign", campaign.to_owned()),
+            ("caller_id", f.caller_id),
+        ];
+        metrics::counter!("fsdialer_caller_id_calls_total", &labels).absolute(f.calls);
+        metrics::counter!("fsdialer_caller_id_answered_total", &labels).absolute(f.answered);
+        metrics::gauge!("fsdialer_caller_id_answer_rate", &labels)
+            .set(f.answer_rate.unwrap_or(0.0));
     }
 }
 

@@ -124,10 +124,12 @@ fn campaign_config() -> Value {
             "lost_attempt": {"enum": ["retry", "minus", "error"]},
             "calendar": {"type": ["object", "null"], "description": "{timezone, accept: [{weekday, start_min, end_min}], except: [{date, repeat_yearly}], start, end}"},
             "gateways": {"type": "array", "minItems": 1, "items": {"type": "object",
-                "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, enabled, local_failure_causes, breaker_threshold}"}},
+                "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, caller_id_pool, enabled, local_failure_causes, breaker_threshold}"}},
             "mode": {"enum": ["broadcast", "preview", "progressive"], "default": "broadcast",
                      "description": "broadcast: the callflow (or park) on answer; preview/progressive: joined to an agent of `agents.team`"},
             "agents": agent_settings(),
+            "caller_id_pool": super::openapi_dnc::caller_id_pool(),
+            "e164": super::openapi_dnc::e164_rule(),
             "amd": amd_settings(),
         }),
         &["gateways"],
@@ -232,6 +234,7 @@ fn counters() -> Value {
             "ended_by_cause": {"type": "object", "additionalProperties": {"type": "integer"}},
             "calls": n, "answered": n, "success": n, "ok": n, "retry": n, "error": n, "minus": n, "lost": n,
             "state": n, "state_name": {"type": "string"}, "active_calls": n,
+            "caller_ids": super::openapi_dnc::caller_id_figures(),
             "amd": {"type": "object", "description": "this node's answers by AMD result since it started, and the voicemail messages it left",
                     "properties": {"human": n, "machine": n, "notsure": n, "undecided": n, "messages_left": n}},
         }),
@@ -256,6 +259,7 @@ fn attempt() -> Value {
             "class": {"enum": ["ok", "retry", "error", "minus"]},
             "fate": {"type": "object", "description": "{ended: CAUSE, success} or {due: instant}"},
             "completed_at": {"type": "string", "format": INSTANT},
+            "caller_id": {"type": "string", "description": "the caller ID the call presented; absent: the switch's default"},
         }),
         &["attempt_id", "member_id", "cause", "class"],
     )
@@ -384,6 +388,7 @@ pub fn schemas() -> Map<String, Value> {
         ),
     );
     super::openapi_agents::add(&mut m);
+    super::openapi_dnc::add(&mut m);
     m
 }
 

@@ -14,14 +14,17 @@
 use super::agents::{AgentSettings, DialMode};
 use super::amd::AmdSettings;
 use super::calendar::{Calendar, CalendarSchedule};
+use super::caller_id::{CallerIdPool, CallerIdPoolConfig};
 use super::callflow::{Callflow, is_channel_var_name};
 use super::causes::{CauseClass, CauseLists, CauseTable, CauseTableError};
 use super::channel_vars::{MemberChannelVars, is_dialer_owned};
 use super::error::{FieldError, FieldErrors};
 use super::gateway::{Gateway, Gateways};
 use super::params::{LostAttempt, MemberOrder, NumberOrder};
+use crate::dnc::E164Rule;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Longest campaign id accepted.
 pub const MAX_ID_LEN: usize = 64;
@@ -102,6 +105,13 @@ pub struct CampaignConfig {
     /// The agent team and its rules; required by the agent modes, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentSettings>,
+    /// The caller IDs of calls whose gateway has no pool of its own (see [`super::caller_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_id_pool: Option<CallerIdPoolConfig>,
+    /// How the campaign's numbers are written, to match them with the do-not-call lists (see
+    /// [`crate::dnc::normalize`]); none: numbers are taken as international.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e164: Option<E164Rule>,
     /// Answering-machine detection on answered calls (see [`super::amd`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdSettings>,
@@ -294,6 +304,15 @@ impl CampaignConfig {
         let gateways = Gateways::compile(&self.gateways)
             .map_err(|e| errors.extend(e.under("gateways").0))
             .ok();
+        let caller_ids = self.caller_id_pool.as_ref().and_then(|p| {
+            CallerIdPool::compile(p)
+                .map_err(|e| errors.extend(e.into_iter().map(|e| e.under("caller_id_pool"))))
+                .ok()
+                .map(Arc::new)
+        });
+        if let Some(Err((field, message))) = self.e164.as_ref().map(E164Rule::check) {
+            errors.push(FieldError::new(format!("e164.{field}"), message));
+        }
         let callflow = match &self.callflow {
             None | Some(Value::Null) => Some(None),
             Some(v) => Callflow::parse(v)
@@ -325,6 +344,7 @@ impl CampaignConfig {
                 callflow,
                 variables,
                 member_channel_vars,
+                caller_ids,
             }),
             _ => Err(ConfigError::Invalid(FieldErrors(errors))),
         }
@@ -423,6 +443,7 @@ pub struct ValidCampaign {
     callflow: Option<Callflow>,
     variables: Vec<(String, String)>,
     member_channel_vars: MemberChannelVars,
+    caller_ids: Option<Arc<CallerIdPool>>,
 }
 
 impl ValidCampaign {
@@ -458,6 +479,16 @@ impl ValidCampaign {
 
     pub fn gateways(&self) -> &Gateways {
         &self.gateways
+    }
+
+    /// The campaign's caller-ID pool (a gateway's own pool comes first).
+    pub fn caller_id_pool(&self) -> Option<&Arc<CallerIdPool>> {
+        self.caller_ids.as_ref()
+    }
+
+    /// How the campaign's numbers are normalised for the do-not-call lists.
+    pub fn e164(&self) -> E164Rule {
+        self.config.e164.clone().unwrap_or_default()
     }
 
     /// The callflow, `None` when the campaign has none (calls are parked).

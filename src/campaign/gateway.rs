@@ -14,14 +14,14 @@
 //! captured text has anything else (space, `,`, `/`, `@`, `{`, `$`, quotes, newline, non-ASCII) is refused with
 //! [`RouteError::UnsafeNumber`] instead of being allowed to change the dial string's meaning.
 //!
-//! Caller ID: each call takes the next number of the gateway's `caller_id_numbers` pool **round-robin** (a
-//! per-gateway counter in this process; several engine nodes each rotate on their own), which spreads calls evenly
-//! over the pool and is deterministic in tests.
+//! Caller ID: a gateway's `caller_id_pool` (rotation, local presence, daily cap: [`super::caller_id`]) is used
+//! for its calls; the older `caller_id_numbers` list is a pool of those numbers taken round-robin without cap.
 
+use super::caller_id::{CallerIdPool, CallerIdPoolConfig};
 use super::error::{FieldError, FieldErrors};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A gateway as written in a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,9 +39,13 @@ pub struct Gateway {
     /// Max new calls per second through this gateway; none = unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cps: Option<f64>,
-    /// Caller ID numbers, one per call, round-robin; empty = FreeSWITCH's default.
+    /// Caller ID numbers, one per call, round-robin; empty = FreeSWITCH's default. Shorthand for a
+    /// `caller_id_pool` without prefixes or cap (give one or the other).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caller_id_numbers: Vec<String>,
+    /// The caller IDs this gateway's calls present (see [`super::caller_id`]); none: the campaign's pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_id_pool: Option<CallerIdPoolConfig>,
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     /// Hangup causes that mean the trunk or the switch failed, not the callee: such an attempt is Minus (it
@@ -111,23 +115,13 @@ fn parse_template(template: &str) -> Vec<Piece> {
 }
 
 /// A validated gateway.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ValidGateway {
     config: Gateway,
     regex: Regex,
     template: Vec<Piece>,
-    next_caller_id: AtomicUsize,
-}
-
-impl Clone for ValidGateway {
-    fn clone(&self) -> Self {
-        ValidGateway {
-            config: self.config.clone(),
-            regex: self.regex.clone(),
-            template: self.template.clone(),
-            next_caller_id: AtomicUsize::new(self.next_caller_id.load(Ordering::Relaxed)),
-        }
-    }
+    /// Shared by the clones of one validated campaign, so the round-robin turn survives them.
+    caller_ids: Option<Arc<CallerIdPool>>,
 }
 
 /// Why a number could not be routed.
@@ -237,12 +231,27 @@ impl ValidGateway {
                 ));
             }
         }
+        let caller_ids = match (&g.caller_id_pool, g.caller_id_numbers.is_empty()) {
+            (Some(_), false) => {
+                errors.push(FieldError::new(
+                    "caller_id_pool",
+                    "give caller_id_numbers or caller_id_pool, not both",
+                ));
+                None
+            }
+            (Some(pool), true) => CallerIdPool::compile(pool)
+                .map_err(|e| errors.extend(e.into_iter().map(|e| e.under("caller_id_pool"))))
+                .ok()
+                .map(Arc::new),
+            (None, false) => Some(Arc::new(CallerIdPool::round_robin(&g.caller_id_numbers))),
+            (None, true) => None,
+        };
         match regex {
             Some(regex) if errors.is_empty() => Ok(ValidGateway {
                 config: g.clone(),
                 regex,
                 template,
-                next_caller_id: AtomicUsize::new(0),
+                caller_ids,
             }),
             _ => Err(errors),
         }
@@ -318,14 +327,9 @@ impl ValidGateway {
         Ok(Some(out))
     }
 
-    /// The caller ID for the next call: the pool's numbers in turn; `None` if the pool is empty.
-    pub fn next_caller_id(&self) -> Option<&str> {
-        let pool = &self.config.caller_id_numbers;
-        if pool.is_empty() {
-            return None;
-        }
-        let n = self.next_caller_id.fetch_add(1, Ordering::Relaxed);
-        Some(&pool[n % pool.len()])
+    /// The gateway's caller-ID pool, if it has one.
+    pub fn caller_id_pool(&self) -> Option<&Arc<CallerIdPool>> {
+        self.caller_ids.as_ref()
     }
 }
 
@@ -447,6 +451,7 @@ mod tests {
             limit: None,
             cps: None,
             caller_id_numbers: vec![],
+            caller_id_pool: None,
             enabled: true,
             local_failure_causes: None,
             breaker_threshold: None,
@@ -604,10 +609,31 @@ mod tests {
         let mut g = gw("a", "^(.*)$", "x/$1");
         g.caller_id_numbers = vec!["100".into(), "200".into(), "300".into()];
         let gws = Gateways::compile(&[g, gw("b", "^(.*)$", "y/$1")]).unwrap();
-        let a = gws.get(0).unwrap();
-        let picked: Vec<_> = (0..5).map(|_| a.next_caller_id().unwrap()).collect();
-        assert_eq!(picked, ["100", "200", "300", "100", "200"]);
-        assert_eq!(gws.get(1).unwrap().next_caller_id(), None);
+        let pool = gws.get(0).unwrap().caller_id_pool().unwrap();
+        let none = std::collections::HashMap::new();
+        let picked: Vec<_> = (0..5).map(|_| pool.select("1", &none, 0)).collect();
+        let n = |s: &str| crate::campaign::caller_id::CallerIdChoice::Number(s.into());
+        assert_eq!(picked, [n("100"), n("200"), n("300"), n("100"), n("200")]);
+        assert!(gws.get(1).unwrap().caller_id_pool().is_none());
+    }
+
+    #[test]
+    fn a_gateway_pool_is_validated_under_its_path_and_excludes_the_plain_list() {
+        let mut g = gw("a", "^(.*)$", "x/$1");
+        g.caller_id_pool = Some(
+            serde_json::from_value(serde_json::json!({"numbers": [{"number": "1 2"}]})).unwrap(),
+        );
+        let err = Gateways::compile(&[g.clone()]).unwrap_err().to_string();
+        assert!(
+            err.contains("[0].caller_id_pool.numbers[0].number: "),
+            "{err}"
+        );
+        g.caller_id_pool = Some(
+            serde_json::from_value(serde_json::json!({"numbers": [{"number": "100"}]})).unwrap(),
+        );
+        g.caller_id_numbers = vec!["200".into()];
+        let err = Gateways::compile(&[g]).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

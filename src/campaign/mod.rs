@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod amd;
 pub mod calendar;
+pub mod caller_id;
 pub mod callflow;
 pub mod causes;
 pub mod channel_vars;

@@ -43,7 +43,9 @@
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
 pub mod agents;
+pub mod caller_ids;
 pub mod clock;
+pub mod dnc;
 mod docs;
 mod error;
 mod health;
@@ -52,6 +54,7 @@ mod ids;
 pub mod local_redis;
 mod memory;
 mod nodes;
+pub mod number_calls;
 mod outcome;
 mod record;
 pub mod redis;
@@ -59,10 +62,13 @@ mod rules;
 mod sticky;
 mod types;
 
+pub use caller_ids::{CallerIdFigures, CallerIdTake};
+pub use dnc::{DncPage, DncSizes};
 pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
+pub use number_calls::NumberCalls;
 pub use record::{MAX_ABS_PRIORITY, priority_in_range};
 pub use redis::RedisStore;
 pub use rules::{EXAMINE_EXTRA, PROMOTE_CAP};

@@ -722,6 +722,7 @@ impl LogEntry {
                 .ok_or_else(|| format!("attempt {}: unknown class {:?}", self.i, self.cl))?,
             fate,
             completed_at: from_ms(self.at),
+            caller_id: super::caller_ids::caller_id_in_note(self.nt.as_deref()),
             note: self.nt.clone(),
         })
     }

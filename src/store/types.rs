@@ -278,6 +278,9 @@ pub struct AttemptRecord {
     pub fate: MemberFate,
     /// When the result was applied.
     pub completed_at: DateTime<Utc>,
+    /// The caller ID the call presented (from the note's `caller_id`); `None`: the switch's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_id: Option<String>,
 }
 
 impl Serialize for MemberFate {

@@ -147,6 +147,8 @@ pub struct Harness {
     /// Until when numbers `trunk_N` get `-ERR GATEWAY_DOWN`.
     pub trunk_down_until: Option<DateTime<Utc>>,
     pub releases: usize,
+    /// Calls the store refused a caller ID to (its daily cap).
+    pub caller_ids_refused: usize,
     pub kills: usize,
     /// Recoveries of expired leases asked for (`Action::Recover`), each at its instant.
     pub recovers: Vec<DateTime<Utc>>,
@@ -221,6 +223,7 @@ impl Harness {
             completed_on: HashMap::new(),
             trunk_down_until: None,
             releases: 0,
+            caller_ids_refused: 0,
             kills: 0,
             recovers: Vec::new(),
             lose_claim_replies: 0,
@@ -301,8 +304,30 @@ impl Harness {
                     job,
                     originate,
                     gateway,
+                    caller_id,
                     ..
                 } => {
+                    // The caller ID is counted in the store first, as the shell does.
+                    if let Some(cid) = caller_id {
+                        let take = self
+                            .store
+                            .take_caller_id(&cid.number, cid.cap, self.now)
+                            .await
+                            .unwrap();
+                        let used = Input::CallerIdUsed {
+                            number: cid.number,
+                            used_today: take.used_today,
+                        };
+                        self.queue.extend(self.core.handle(self.now, used));
+                        if !take.taken {
+                            self.caller_ids_refused += 1;
+                            self.queue.extend(
+                                self.core
+                                    .handle(self.now, Input::CallerIdRefused { attempt }),
+                            );
+                            continue;
+                        }
+                    }
                     self.originated_on.insert(attempt, gateway);
                     let number = originate
                         .args

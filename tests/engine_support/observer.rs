@@ -18,6 +18,8 @@ pub struct Seen {
     pub created: Option<DateTime<Utc>>,
     pub hangup: Option<DateTime<Utc>>,
     pub hangup_cause: Option<String>,
+    /// `Caller-Caller-ID-Number` of its CHANNEL_CREATE: the caller ID it presents.
+    pub caller_id: Option<String>,
 }
 
 /// Records CHANNEL_CREATE and CHANNEL_HANGUP_COMPLETE of every channel; dropping it disconnects.
@@ -51,7 +53,10 @@ impl Observer {
                 let mut map = s.lock().unwrap_or_else(|p| p.into_inner());
                 let entry = map.entry(uuid).or_default();
                 match e.name() {
-                    Some("CHANNEL_CREATE") => entry.created = Some(now),
+                    Some("CHANNEL_CREATE") => {
+                        entry.created = Some(now);
+                        entry.caller_id = e.get("Caller-Caller-ID-Number").map(str::to_owned);
+                    }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
                         entry.hangup = Some(now);
                         entry.hangup_cause = e.hangup_cause().map(str::to_owned);

@@ -390,6 +390,7 @@ const ATTEMPT_COLUMNS: &[&str] = &[
     "end_cause",
     "next_due",
     "completed_at",
+    "caller_id",
 ];
 
 /// `GET /api/v2/dialer/{id}/attempts/export.csv`: every recorded attempt of the campaign (SPEC §10), by member.
@@ -457,6 +458,7 @@ pub async fn export_attempts(
                             end_cause,
                             next_due,
                             a.completed_at.to_rfc3339(),
+                            a.caller_id.clone().unwrap_or_default(),
                         ];
                         row.extend(agent);
                         row.extend(crate::engine::core::amd_export_cells(a.note.as_deref()));

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod campaigns;
+pub mod dnc;
 pub mod files;
 pub mod guard;
 pub mod members;
@@ -168,6 +169,7 @@ impl Route {
 
 const D: &str = "/api/v2/dialer";
 const AG: &str = "/api/v2/agents";
+const DNC: &str = "/api/v2/dnc";
 
 /// Every route of the API.
 pub fn table(cfg: &ApiConfig) -> Vec<Route> {
@@ -361,6 +363,81 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .path_doc("id", "agent id")
             .answer(JSON, "OfferAnswer")
             .errors(&[404, 409, 503]),
+        Route::new("POST", DNC, "addGlobalDnc", post(dnc::add_global))
+            .summary("Add numbers and prefixes to the global do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .body(JSON, "DncEntries")
+            .answer(JSON, "DncChangeAnswer")
+            .errors(&[400, 413, 422, 503]),
+        Route::new("DELETE", DNC, "removeGlobalDnc", delete(dnc::remove_global))
+            .summary("Remove numbers and prefixes from the global do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .body(JSON, "DncEntries")
+            .answer(JSON, "DncChangeAnswer")
+            .errors(&[400, 413, 422, 503]),
+        Route::new("GET", DNC, "globalDncSizes", get(dnc::sizes_global))
+            .summary("How many numbers and prefixes the global do-not-call list holds")
+            .tag("dnc")
+            .answer(JSON, "DncSizesAnswer")
+            .errors(&[503]),
+        Route::new("GET", "/api/v2/dnc/check/{number}", "checkDnc", get(dnc::check))
+            .summary("Which do-not-call lists hold a number (global, and the campaign's with ?campaign=)")
+            .tag("dnc")
+            .path_doc("number", "the number as written")
+            .query("campaign", "string", "also the campaign's list, normalised with the campaign's e164 rule")
+            .query("country_code", "string", "without campaign: the country code of national numbers")
+            .query("trunk_prefix", "string", "without campaign: the national trunk prefix (default 0)")
+            .query("international_prefix", "string", "without campaign: the international prefix (default 00)")
+            .answer(JSON, "DncCheckAnswer")
+            .errors(&[400, 404, 503]),
+        Route::new("POST", "/api/v2/dnc/import", "importGlobalDnc", post(dnc::import_global))
+            .summary("Stream a CSV (number[,prefix]) into the global do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .query("country_code", "string", "the country code of national numbers")
+            .query("trunk_prefix", "string", "the national trunk prefix (default 0)")
+            .query("international_prefix", "string", "the international prefix (default 00)")
+            .body(CSV, "Csv")
+            .answer(JSON, "DncImportAnswer")
+            .errors(&[400, 413, 422, 503]),
+        Route::new("GET", "/api/v2/dnc/export.csv", "exportGlobalDnc", get(dnc::export_global))
+            .summary("Export the global do-not-call list as CSV")
+            .tag("dnc")
+            .answer(CSV, "Csv")
+            .errors(&[]),
+        Route::new("POST", "/api/v2/dialer/{id}/dnc", "addCampaignDnc", post(dnc::add_campaign))
+            .summary("Add numbers and prefixes to the campaign's do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .body(JSON, "DncEntries")
+            .answer(JSON, "DncChangeAnswer")
+            .errors(&[400, 404, 413, 422, 503]),
+        Route::new("DELETE", "/api/v2/dialer/{id}/dnc", "removeCampaignDnc", delete(dnc::remove_campaign))
+            .summary("Remove numbers and prefixes from the campaign's do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .body(JSON, "DncEntries")
+            .answer(JSON, "DncChangeAnswer")
+            .errors(&[400, 404, 413, 422, 503]),
+        Route::new("GET", "/api/v2/dialer/{id}/dnc", "campaignDncSizes", get(dnc::sizes_campaign))
+            .summary("How many numbers and prefixes the campaign's do-not-call list holds")
+            .tag("dnc")
+            .answer(JSON, "DncSizesAnswer")
+            .errors(&[404, 503]),
+        Route::new("POST", "/api/v2/dialer/{id}/dnc/import", "importCampaignDnc", post(dnc::import_campaign))
+            .summary("Stream a CSV (number[,prefix]) into the campaign's do-not-call list")
+            .tag("dnc")
+            .role(w)
+            .body(CSV, "Csv")
+            .answer(JSON, "DncImportAnswer")
+            .errors(&[400, 404, 413, 422, 503]),
+        Route::new("GET", "/api/v2/dialer/{id}/dnc/export.csv", "exportCampaignDnc", get(dnc::export_campaign))
+            .summary("Export the campaign's do-not-call list as CSV")
+            .tag("dnc")
+            .answer(CSV, "Csv")
+            .errors(&[404]),
         Route::new("GET", "/healthz", "healthz", get(system::healthz))
             .summary("Liveness and store reachability")
             .tag("service")

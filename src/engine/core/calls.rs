@@ -106,6 +106,8 @@ pub struct Call {
     /// The wait before this member is called again, when the agent asked for a callback (`next_after_sec`)
     /// instead of the campaign's `wait_between_retries_sec`.
     pub retry_wait: Option<u64>,
+    /// The caller ID the call presents (`None`: the switch's default), recorded with the attempt.
+    pub caller_id: Option<String>,
     /// Answering-machine detection on this call (`None`: its campaign has none, or it is not answered yet).
     pub amd: Option<super::amd::AmdCall>,
 }
@@ -121,14 +123,14 @@ impl Call {
             answered_at: self.answered_at,
             hangup_at: Some(self.hangup.as_ref().map_or(now, |h| h.at)),
             talk_secs: decided.talk_secs,
-            note: self.note_with_agent(),
+            note: self.note_with_facts(),
         }
     }
 
-    /// The callflow's note, with the agent facts under `agent_call` for an agent call and the AMD facts under
-    /// `amd` for a call that ran the detector.
-    fn note_with_agent(&self) -> Option<String> {
-        if self.agent.is_none() && self.amd.is_none() {
+    /// The callflow's note, with the caller ID under `caller_id`, the agent facts under `agent_call` for an agent
+    /// call and the AMD facts under `amd` for a call that ran the detector.
+    fn note_with_facts(&self) -> Option<String> {
+        if self.agent.is_none() && self.amd.is_none() && self.caller_id.is_none() {
             return self.note.clone();
         }
         let mut note = self
@@ -137,6 +139,9 @@ impl Call {
             .and_then(|n| serde_json::from_str::<serde_json::Value>(n).ok())
             .filter(serde_json::Value::is_object)
             .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(cid) = &self.caller_id {
+            note[crate::store::caller_ids::NOTE_KEY] = cid.as_str().into();
+        }
         if let Some(a) = &self.agent {
             note["agent_call"] = a.note();
         }
@@ -189,6 +194,7 @@ impl Core {
                 adopted: false,
                 agent: None,
                 retry_wait: None,
+                caller_id: None,
                 amd: None,
             },
         );
@@ -645,10 +651,12 @@ impl Core {
         if let Some(wait) = call.retry_wait {
             version = Arc::new(version.with_retry_wait(wait));
         }
+        let caller_id = call.caller_id.clone();
         self.out.push(Action::Complete {
             campaign,
             version,
             gateway,
+            caller_id,
             result,
         });
         // A store that never answers: send again (completion is idempotent in the store).

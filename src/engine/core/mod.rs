@@ -20,6 +20,7 @@
 mod adoption;
 mod agents;
 mod amd;
+mod caller_ids;
 mod calls;
 mod campaigns;
 mod routing;
@@ -46,6 +47,7 @@ pub use amd::{
     AMD_EXPORT_COLUMNS, AmdCall, AmdCounts, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
     MACHINE_HANGUP_CAUSE, amd_export_cells,
 };
+pub use caller_ids::CallerIdCount;
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
@@ -168,6 +170,16 @@ pub enum Input {
     },
     /// The shell could not take a shared gateway slot or token for this attempt.
     GatewayBusy {
+        attempt: AttemptId,
+    },
+    /// The store's count of a caller ID's calls today (after the shell took one, or was refused one).
+    CallerIdUsed {
+        number: String,
+        used_today: u32,
+    },
+    /// The store refused the attempt's caller ID (its daily cap was reached by now, or the store failed): the
+    /// call was not placed.
+    CallerIdRefused {
         attempt: AttemptId,
     },
     /// A BACKGROUND_JOB for one of our Job-UUIDs: `+OK <uuid>` or `-ERR <CAUSE>`.
@@ -307,6 +319,9 @@ pub enum Action {
         job: Uuid,
         gateway: String,
         gateway_limit: Option<u32>,
+        /// The caller ID to count in the store before the originate is sent (report
+        /// [`Input::CallerIdUsed`], and [`Input::CallerIdRefused`] if it is refused).
+        caller_id: Option<CallerIdCount>,
         originate: Originate,
     },
     /// Undo a claim without counting it; the member is due again not before `not_before`.
@@ -322,6 +337,8 @@ pub enum Action {
         campaign: String,
         version: Arc<ValidCampaign>,
         gateway: Option<String>,
+        /// The caller ID the call presented (for its answer-rate figures).
+        caller_id: Option<String>,
         result: AttemptResult,
     },
     /// The store refused the result `max_store_retries` times: it is given up (the member stays in its call
@@ -484,6 +501,8 @@ pub struct Core {
     next_summary: DateTime<Utc>,
     /// When the core started (a switch never connected counts as down since then).
     started_at: DateTime<Utc>,
+    /// Each caller ID's calls today as the store last said (see `caller_ids`).
+    caller_id_usage: caller_ids::UsageSnapshot,
     /// Per campaign: this node's answers by AMD result and messages left (forgotten with the campaign).
     amd_counts: BTreeMap<String, AmdCounts>,
 }
@@ -525,6 +544,7 @@ impl Core {
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
             started_at: now,
+            caller_id_usage: Default::default(),
             amd_counts: BTreeMap::new(),
         }
     }
@@ -651,6 +671,10 @@ impl Core {
                 error,
             } => self.on_originate_failed(now, attempt, sent, &error),
             Input::GatewayBusy { attempt } => self.on_gateway_busy(now, attempt),
+            Input::CallerIdUsed { number, used_today } => {
+                self.on_caller_id_used(now, number, used_today)
+            }
+            Input::CallerIdRefused { attempt } => self.on_caller_id_refused(now, attempt),
             Input::JobResult { job, body } => self.on_job(now, job, &body),
             Input::AgentReserved {
                 attempt,

@@ -14,6 +14,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
+use super::caller_ids::CallerIdPlan;
 use super::{Action, Core, SwitchConfig, SwitchLimits};
 use crate::campaign::causes::CauseClass;
 use crate::engine::originate::{self, OriginateSpec};
@@ -309,7 +310,14 @@ impl Core {
             .get(route.index)
             .expect("routed gateway exists");
         let gw_name = gateway.name().to_owned();
-        let caller_id = gateway.next_caller_id().map(str::to_owned);
+        let caller_id = match self.plan_caller_id(now, gateway, valid.caller_id_pool(), &claim) {
+            CallerIdPlan::SwitchDefault => None,
+            CallerIdPlan::Present(count) => Some(count),
+            CallerIdPlan::Hold => {
+                self.hold_for_caller_ids(now, id, &claim);
+                return;
+            }
+        };
         let member_vars: Vec<(String, String)> = claim
             .variables
             .iter()
@@ -326,7 +334,7 @@ impl Core {
             attempt_id: claim.attempt_id,
             dial_string: &route.dial_string,
             originate_timeout_sec: valid.config().originate_timeout_sec,
-            caller_id_number: caller_id.as_deref(),
+            caller_id_number: caller_id.as_ref().map(|c| c.number.as_str()),
             campaign_id: id,
             member_id: &member_id,
             attempt_no: claim.attempt_no,
@@ -376,6 +384,9 @@ impl Core {
         }
         tracing::debug!(campaign = id, %attempt, gateway = gw_name, "originate");
         self.track(now, id, claim, Some(gw_name.clone()), Some(sw_i), Some(job));
+        if let Some(call) = self.calls.get_mut(&attempt) {
+            call.caller_id = caller_id.as_ref().map(|c| c.number.clone());
+        }
         let originate = Action::Originate {
             campaign: id.to_owned(),
             switch: sw_i,
@@ -383,6 +394,7 @@ impl Core {
             job,
             gateway: gw_name,
             gateway_limit: gw_limit,
+            caller_id,
             originate: built,
         };
         if valid.mode().uses_agents() {

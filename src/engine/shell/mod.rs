@@ -26,6 +26,7 @@ use crate::store::{AttemptId, Store};
 
 mod agents;
 mod amd;
+mod caller_ids;
 mod runner;
 mod switch;
 mod tasks;

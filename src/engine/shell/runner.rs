@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+use super::caller_ids::{record_caller_id_result, take_caller_id};
 use super::tasks::{forget_hangup_record, hangup_record_on, take_over_live_calls, uuid_exists};
 use super::*;
 use crate::campaign::config::ValidCampaign;
@@ -285,6 +286,7 @@ impl Runner {
                 job,
                 gateway,
                 gateway_limit,
+                caller_id,
                 originate,
             } => {
                 let client = self.client(switch);
@@ -315,6 +317,15 @@ impl Runner {
                             .await;
                         return;
                     };
+                    // Counted last, so a call that cannot be sent does not use up the caller ID's cap.
+                    if let Some(cid) = caller_id
+                        && !take_caller_id(&store, &tx, cid, clock.now()).await
+                    {
+                        let _ = tx
+                            .send(Msg::Input(Input::CallerIdRefused { attempt }))
+                            .await;
+                        return;
+                    }
                     let command = format!("originate {}", originate.args);
                     let input = match client.bgapi_with_uuid(&command, job).await {
                         Ok(bg) => match bg.result().await {
@@ -360,8 +371,12 @@ impl Runner {
                 campaign: _,
                 version: valid,
                 gateway: _,
+                caller_id,
                 result,
             } => {
+                if let Some(cid) = caller_id {
+                    record_caller_id_result(&store, valid.id(), cid, result.answered_at.is_some());
+                }
                 let gateway = lock(&self.shared.gateway_of).remove(&result.attempt_id);
                 metrics::counter!(
                     "fsdialer_hangups_total",

@@ -48,6 +48,12 @@ pub struct MemoryStore {
     pub(in crate::store) agents: agents::AgentBook,
     /// Sticky agents of callbacks (see `store::sticky`).
     pub(in crate::store) sticky: Mutex<crate::store::sticky::StickyMap>,
+    /// Caller-ID use per day and per campaign (see `store::caller_ids`).
+    pub(in crate::store) caller_ids: Mutex<crate::store::caller_ids::CallerIdBook>,
+    /// Do-not-call lists (see `store::dnc`).
+    pub(in crate::store) dnc: Mutex<crate::store::dnc::DncBook>,
+    /// Calls per number (see `store::number_calls`).
+    pub(in crate::store) number_calls: Mutex<crate::store::number_calls::NumberBook>,
 }
 
 fn tz_points(
@@ -124,6 +130,9 @@ impl MemoryStore {
             nodes: Mutex::default(),
             agents: agents::AgentBook::default(),
             sticky: Mutex::new(Default::default()),
+            caller_ids: Mutex::default(),
+            dnc: Mutex::default(),
+            number_calls: Mutex::default(),
         }
     }
 

@@ -1,0 +1,223 @@
+//! The store contract of issue 21's shared dialling data: do-not-call lists (numbers, prefixes, the global and a
+//! campaign's list, pages), caller-ID daily counts with their cap and answer figures, and calls per number.
+
+use super::*;
+use fsdialer::dnc::{DncKind, DncList, E164Rule, NormalizedNumber};
+
+fn intl(digits: &str) -> NormalizedNumber {
+    E164Rule::default().normalize_prefix(digits).unwrap()
+}
+
+async fn dnc_lists_hold_numbers_and_prefixes_per_list(s: &Store) {
+    let global = DncList::Global;
+    let camp = DncList::Campaign(C.into());
+    let n = intl("380501234567");
+    assert!(s.dnc_check(C, &n).await.unwrap().is_empty());
+    assert_eq!(
+        s.dnc_add(&camp, DncKind::Number, &[n.clone(), n.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.dnc_add(&global, DncKind::Prefix, &[intl("38050"), intl("380")])
+            .await
+            .unwrap(),
+        2
+    );
+    let hits = s.dnc_check(C, &n).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = hits
+        .iter()
+        .map(|h| (h.list.as_str(), h.entry.as_str(), h.kind))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("global", "38050", "prefix"),
+            ("campaign:camp1", "380501234567", "number")
+        ]
+    );
+    // Another campaign sees only the global list; a number under no prefix is free.
+    assert_eq!(s.dnc_check("other", &n).await.unwrap().len(), 1);
+    assert!(
+        s.dnc_check(C, &intl("12025550100"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.dnc_sizes(&global).await.unwrap(),
+        DncSizes {
+            numbers: 0,
+            prefixes: 2
+        }
+    );
+    assert_eq!(
+        s.dnc_remove(&global, DncKind::Prefix, &[intl("38050"), intl("1")])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.dnc_check(C, &n).await.unwrap()[0].entry, "380");
+    assert!(
+        s.dnc_add(&DncList::Campaign("bad{tag}".into()), DncKind::Number, &[n])
+            .await
+            .is_err()
+    );
+}
+
+async fn dnc_pages_walk_every_entry_once(s: &Store) {
+    let list = DncList::Campaign(C.into());
+    let entries: Vec<NormalizedNumber> = (0..2_500).map(|i| intl(&format!("4930{i:06}"))).collect();
+    s.dnc_add(&list, DncKind::Number, &entries).await.unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = s
+            .dnc_page(&list, DncKind::Number, cursor.as_deref(), 300)
+            .await
+            .unwrap();
+        seen.extend(page.entries);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 2_500);
+}
+
+async fn a_caller_id_daily_cap_is_never_passed_by_concurrent_takes(s: &Store) {
+    let now = t(9, 0);
+    let takes = (0..20).map(|_| s.take_caller_id("+380441110000", Some(7), now));
+    let results = futures::future::join_all(takes).await;
+    let taken = results.iter().filter(|r| r.as_ref().unwrap().taken).count();
+    assert_eq!(taken, 7);
+    let used = s
+        .caller_ids_used_today(&["+380441110000".into(), "+1".into()], now)
+        .await
+        .unwrap();
+    assert_eq!(used.get("+380441110000"), Some(&7));
+    assert_eq!(used.get("+1"), None);
+    // The next UTC day starts from zero.
+    assert!(
+        s.take_caller_id("+380441110000", Some(7), now + CDuration::days(1))
+            .await
+            .unwrap()
+            .taken
+    );
+    s.record_caller_id_result(C, "+380441110000", true)
+        .await
+        .unwrap();
+    s.record_caller_id_result(C, "+380441110000", false)
+        .await
+        .unwrap();
+    let f = s.caller_id_stats(C).await.unwrap();
+    assert_eq!(
+        (f[0].calls, f[0].answered, f[0].answer_rate),
+        (2, 1, Some(0.5))
+    );
+}
+
+async fn calls_per_number_count_the_day_and_keep_the_last_call(s: &Store) {
+    let n = "380501234567";
+    assert_eq!(s.number_calls_today(n, t(9, 0)).await.unwrap(), 0);
+    s.record_number_call(n, t(9, 0)).await.unwrap();
+    let after = s.record_number_call(n, t(10, 30)).await.unwrap();
+    assert_eq!(after.today, 2);
+    assert_eq!(s.number_calls_today(n, t(11, 0)).await.unwrap(), 2);
+    // A call recorded late (an older instant) does not move the last call back.
+    s.record_number_call(n, t(9, 30)).await.unwrap();
+    let figures = s.number_calls(n, t(11, 0)).await.unwrap();
+    assert_eq!((figures.today, figures.last_call), (3, Some(t(10, 30))));
+    // Another day: the count restarts, the last call is remembered.
+    let tomorrow = t(11, 0) + CDuration::days(1);
+    assert_eq!(s.number_calls_today(n, tomorrow).await.unwrap(), 0);
+    assert_eq!(s.record_number_call(n, tomorrow).await.unwrap().today, 1);
+    assert!(s.record_number_call("38{0}", tomorrow).await.is_err());
+}
+
+contract!(
+    dnc_lists_hold_numbers_and_prefixes_per_list,
+    dnc_pages_walk_every_entry_once,
+    a_caller_id_daily_cap_is_never_passed_by_concurrent_takes,
+    calls_per_number_count_the_day_and_keep_the_last_call,
+);
+
+/// Two stores on one Redis (two engine nodes): the cap of a caller ID is shared, and so are calls per number.
+#[tokio::test]
+async fn two_nodes_on_one_redis_share_the_caller_id_cap_and_the_number_counts() {
+    let server = redis_server(false);
+    let a = Store::open(&server.url()).await.unwrap();
+    let b = Store::open(&server.url()).await.unwrap();
+    let now = t(9, 0);
+    let mut taken = 0;
+    for i in 0..10 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        taken += usize::from(
+            s.take_caller_id("+380441110000", Some(5), now)
+                .await
+                .unwrap()
+                .taken,
+        );
+    }
+    assert_eq!(taken, 5);
+    assert!(
+        !b.take_caller_id("+380441110000", Some(5), now)
+            .await
+            .unwrap()
+            .taken
+    );
+    a.record_number_call("380501234567", now).await.unwrap();
+    b.record_number_call("380501234567", now).await.unwrap();
+    assert_eq!(a.number_calls_today("380501234567", now).await.unwrap(), 2);
+}
+
+/// A CSV of `rows` numbers made as it is read, in 64 KiB chunks: the file never exists whole.
+fn generated_csv(
+    rows: u64,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin {
+    let mut next = 0u64;
+    futures::stream::poll_fn(move |_| {
+        if next >= rows {
+            return std::task::Poll::Ready(None);
+        }
+        let mut chunk = String::with_capacity(64 * 1024 + 32);
+        while chunk.len() < 64 * 1024 && next < rows {
+            chunk.push_str(&format!("0{:09}\n", 500_000_000 + next));
+            next += 1;
+        }
+        std::task::Poll::Ready(Some(Ok(bytes::Bytes::from(chunk))))
+    })
+}
+
+async fn a_million_numbers_stream_into_a_list(s: &Store) {
+    const ROWS: u64 = 1_000_000;
+    let rule = E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    };
+    let list = DncList::Campaign(C.into());
+    let report = fsdialer::dnc::load::import_stream(s, &list, rule, generated_csv(ROWS), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.lines, report.entries, report.added, report.rejected),
+        (ROWS, ROWS, ROWS, 0)
+    );
+    assert_eq!(s.dnc_sizes(&list).await.unwrap().numbers, ROWS);
+    let last = intl(&format!("380{}", 500_000_000 + ROWS - 1));
+    assert_eq!(s.dnc_check(C, &last).await.unwrap().len(), 1);
+    s.dnc_clear(&list).await.unwrap();
+    assert_eq!(s.dnc_sizes(&list).await.unwrap(), DncSizes::default());
+}
+
+#[tokio::test]
+async fn a_million_numbers_stream_into_a_memory_list() {
+    a_million_numbers_stream_into_a_list(&Store::memory()).await;
+}
+
+#[tokio::test]
+async fn a_million_numbers_stream_into_a_redis_list() {
+    let (s, _server) = redis_store(AttemptIds::Random).await;
+    a_million_numbers_stream_into_a_list(&s).await;
+}
