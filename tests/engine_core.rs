@@ -9,6 +9,8 @@
 #[path = "engine_core_cases/agents.rs"]
 mod agents;
 mod core_support;
+#[path = "engine_core_cases/predictive.rs"]
+mod predictive;
 #[path = "engine_core_cases/production.rs"]
 mod production;
 

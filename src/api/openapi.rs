@@ -328,6 +328,30 @@ pub fn schemas() -> Map<String, Value> {
     );
     put("Stats", counters());
     put("StatsAnswer", ok_of(r("Stats")));
+    let count = json!({"type": "integer", "minimum": 0});
+    put(
+        "ComplianceDay",
+        obj(
+            json!({"date": {"type": "string", "format": "date"}, "live_answers": count,
+                   "abandoned": count, "machine_answers": count, "messages_played": count,
+                   "rolling_live_answers": count, "rolling_abandoned": count,
+                   "rolling_abandon_pct": {"type": ["number", "null"]}}),
+            &[
+                "date",
+                "live_answers",
+                "abandoned",
+                "machine_answers",
+                "messages_played",
+                "rolling_live_answers",
+                "rolling_abandoned",
+                "rolling_abandon_pct",
+            ],
+        ),
+    );
+    put(
+        "ComplianceAnswer",
+        ok_of(json!({"type": "array", "items": r("ComplianceDay")})),
+    );
     put(
         "Transition",
         obj(

@@ -40,6 +40,7 @@
 
 pub mod agents;
 pub mod clock;
+mod compliance;
 mod docs;
 mod error;
 mod health;
@@ -54,6 +55,7 @@ mod rules;
 mod sticky;
 mod types;
 
+pub use compliance::COMPLIANCE_MAX_RANGE_DAYS;
 pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;

@@ -604,6 +604,10 @@ impl Core {
             class,
             talk_secs: talk,
         });
+        self.predictive_decided(now, attempt, &cause, class);
+        let Some(call) = self.calls.get(&attempt) else {
+            return;
+        };
         let member = call.claim.member_id.to_string();
         let number = crate::logging::mask_number(&call.claim.number);
         self.attempt_log.ended(&AttemptLine {
@@ -666,6 +670,10 @@ impl Core {
                 {
                     self.out
                         .push(Action::ForgetHangupRecord { switch, attempt });
+                }
+                // The compliance record counts each answered agent call once, when its result is stored.
+                if let Some(record) = self.compliance_action(attempt) {
+                    self.out.push(record);
                 }
                 self.drop_call(now, attempt);
                 return;

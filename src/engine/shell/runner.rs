@@ -218,6 +218,8 @@ impl Runner {
             | Action::Bridge { .. }
             | Action::Abandon { .. }
             | Action::StopMember { .. }
+            | Action::CountAgents { .. }
+            | Action::RecordCompliance { .. }
             | Action::StickyAgent { .. }) => self.execute_agent(agent),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {

@@ -48,6 +48,8 @@ pub struct MemoryStore {
     pub(in crate::store) agents: agents::AgentBook,
     /// Sticky agents of callbacks (see `store::sticky`).
     pub(in crate::store) sticky: Mutex<crate::store::sticky::StickyMap>,
+    /// The compliance record (see `store::compliance`).
+    pub(in crate::store) compliance: Mutex<crate::store::compliance::ComplianceMap>,
 }
 
 fn tz_points(
@@ -124,6 +126,7 @@ impl MemoryStore {
             nodes: Mutex::default(),
             agents: agents::AgentBook::default(),
             sticky: Mutex::new(Default::default()),
+            compliance: Mutex::new(Default::default()),
         }
     }
 

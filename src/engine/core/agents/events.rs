@@ -204,6 +204,7 @@ impl Core {
         }
         match a.mode {
             DialMode::Preview => self.bridge(now, attempt),
+            DialMode::Predictive => self.predictive_answered(now, attempt),
             _ => {
                 let agent = a.reservation.as_ref().map(|r| r.agent.clone());
                 self.call_agent_leg(now, attempt);
@@ -238,15 +239,18 @@ impl Core {
         }
         let leg = a.leg.clone();
         let reservation = a.reservation.take();
+        let campaign = call.campaign.clone();
         match a.phase {
             AgentPhase::Bridged => {
                 let talk_ms = a
                     .facts
                     .bridged_at
                     .map_or(0, |t| (now - t).num_milliseconds().max(0) as u64);
+                let wrap_up_sec = a.settings.wrap_up_sec;
                 if let Some(r) = reservation {
                     self.release_agent(now, attempt, r, AgentRelease::Finished { talk_ms });
                 }
+                self.predictive_talked(now, &campaign, talk_ms, wrap_up_sec);
                 self.agent_await_result(now, attempt);
             }
             _ if answered => {
@@ -262,6 +266,7 @@ impl Core {
                 }
                 let class = a.settings.abandoned_class;
                 metrics::counter!("fsdialer_abandoned_total").increment(1);
+                self.agent_judge(now, attempt);
                 self.gateway_forget(attempt);
                 self.complete(now, attempt, ABANDONED_CAUSE.into(), class, talk);
             }
@@ -387,12 +392,31 @@ impl Core {
         let Some(a) = call.agent.as_mut() else {
             return false;
         };
+        let predictive_abandon = a.mode == DialMode::Predictive
+            && a.abandon_at.is_some_and(|t| now >= t)
+            && matches!(
+                a.phase,
+                AgentPhase::Reserving | AgentPhase::Waiting | AgentPhase::AgentRinging
+            );
         match a.phase {
             AgentPhase::AwaitingResult => {
                 self.agent_finish(now, attempt);
                 true
             }
             _ if hung_up => false,
+            _ if predictive_abandon => {
+                // 2 s after the answer and no agent joined: the agent's leg (if ringing) is given up unused — not
+                // the agent's miss — and the member hears the abandon message.
+                if let Some(leg) = a.leg.take() {
+                    self.agent_legs
+                        .hang_up(&mut self.out, switch, &leg, "ORIGINATOR_CANCEL");
+                }
+                if let Some(r) = a.reservation.take() {
+                    self.release_agent(now, attempt, r, AgentRelease::Unused);
+                }
+                self.abandon(now, attempt);
+                true
+            }
             AgentPhase::Reserving => {
                 // The store never answered: ask again (an answered member also checks its abandon time).
                 if a.abandon_at.is_some_and(|t| now >= t) {
