@@ -748,7 +748,11 @@ impl Core {
                 break;
             }
             self.deadlines.pop();
-            if self.calls.get(&a).is_some_and(|c| c.deadline == Some(at)) {
+            // Cleared as it is taken, so a second entry for the same instant (armed twice) fires once.
+            if let Some(c) = self.calls.get_mut(&a)
+                && c.deadline == Some(at)
+            {
+                c.deadline = None;
                 due.push(a);
             }
         }

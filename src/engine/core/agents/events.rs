@@ -246,11 +246,10 @@ impl Core {
                     .facts
                     .bridged_at
                     .map_or(0, |t| (now - t).num_milliseconds().max(0) as u64);
-                let wrap_up_sec = a.settings.wrap_up_sec;
                 if let Some(r) = reservation {
                     self.release_agent(now, attempt, r, AgentRelease::Finished { talk_ms });
                 }
-                self.predictive_talked(now, &campaign, talk_ms, wrap_up_sec);
+                self.predictive_talked(now, &campaign, talk_ms);
                 self.agent_await_result(now, attempt);
             }
             _ if answered => {
@@ -328,10 +327,11 @@ impl Core {
 
     /// Decides a joined call: the agent's result when given, else the hangup cause.
     pub(in crate::engine::core) fn agent_finish(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
-        let Some(call) = self.calls.get(&attempt) else {
+        let Some(h) = self.calls.get(&attempt).and_then(|c| c.hangup.clone()) else {
             return;
         };
-        let Some(h) = call.hangup.clone() else {
+        self.predictive_wrapped(now, attempt);
+        let Some(call) = self.calls.get(&attempt) else {
             return;
         };
         let outcome = call.agent.as_ref().and_then(|a| a.outcome.clone());

@@ -211,12 +211,36 @@ impl Core {
         now: DateTime<Utc>,
         campaign: &str,
         talk_ms: u64,
-        wrap_up_sec: u64,
     ) {
         self.pacer_record(now, campaign, |p, s| {
-            p.record_talk(now, s, talk_ms as f64 / 1000.0);
-            p.record_wrap(now, s, wrap_up_sec as f64);
+            p.record_talk(now, s, talk_ms as f64 / 1000.0)
         });
+    }
+
+    /// A joined call is being decided after its hangup: the agent's wrap-up lasted until its result came (the
+    /// result callback ends it), or the team's whole `wrap_up_sec` without one.
+    pub(in crate::engine::core) fn predictive_wrapped(
+        &mut self,
+        now: DateTime<Utc>,
+        attempt: AttemptId,
+    ) {
+        let Some(call) = self.calls.get(&attempt) else {
+            return;
+        };
+        let (Some(a), Some(h)) = (call.agent.as_ref(), call.hangup.as_ref()) else {
+            return;
+        };
+        if a.mode != DialMode::Predictive || a.facts.bridged_at.is_none() {
+            return;
+        }
+        let wrap = if a.outcome.is_some() {
+            ((now - h.at).num_milliseconds().max(0) as f64 / 1000.0)
+                .min(a.settings.wrap_up_sec as f64)
+        } else {
+            a.settings.wrap_up_sec as f64
+        };
+        let campaign = call.campaign.clone();
+        self.pacer_record(now, &campaign, |p, s| p.record_wrap(now, s, wrap));
     }
 
     /// A predictive call's result is decided: one never answered (and not the dialer's own failure, Minus) is a
