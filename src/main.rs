@@ -22,6 +22,9 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
     Sim(fsdialer::sim::cli::SimArgs),
+    /// Simulate whole shifts of a predictive campaign on virtual time in the engine's own core, with fsdialer's
+    /// pacer and the baselines (Webitel, ViciDial, progressive) on the same seeds.
+    PacingSim(fsdialer::engine::pacing_sim::cli::PacingSimArgs),
     /// Serve the REST API with the engine: production from a configuration file, or the embedded default.
     Run(RunArgs),
     /// Import members from a CSV file straight into the store (SPEC §9).
@@ -358,11 +361,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
     init_logging(match cli.command {
-        Command::Demo(_) | Command::Import(_) => "warn",
+        Command::Demo(_) | Command::Import(_) | Command::PacingSim(_) => "warn",
         _ => "info",
     });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
+        Command::PacingSim(args) => {
+            fsdialer::engine::pacing_sim::cli::run(&args, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         Command::Demo(args) => demo(args),
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),

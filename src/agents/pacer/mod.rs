@@ -288,7 +288,7 @@ impl PacerState {
         let target = s.target_abandon_pct / 100.0;
         let w = self.recent.total(now);
         let rate = (w.abandoned as f64 + LOOP_PRIOR * target) / (w.live as f64 + LOOP_PRIOR);
-        let error = ((target - rate) / target).clamp(-4.0, 1.0);
+        let error = ((target - rate) / target).clamp(-2.0, 1.0);
         self.correction = (self.correction * (LOOP_RATE * dt * error).exp())
             .clamp(CORRECTION_MIN, CORRECTION_MAX);
     }
@@ -296,7 +296,8 @@ impl PacerState {
 
 /// Live answers at the target rate the closed loop's window starts with.
 const LOOP_PRIOR: f64 = 20.0;
-/// How fast the correction moves (per second, at a 100 % error).
-const LOOP_RATE: f64 = 1.0 / 30.0;
+/// How fast the correction moves (per second, at a 100 % error): slow against the window it reads, so the loop
+/// does not chase the window's own lag into a limit cycle.
+const LOOP_RATE: f64 = 1.0 / 180.0;
 const CORRECTION_MIN: f64 = 0.02;
 const CORRECTION_MAX: f64 = 3.0;

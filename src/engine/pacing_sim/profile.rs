@@ -131,7 +131,10 @@ impl Profile {
 
     fn check(&self) -> Result<(), ProfileError> {
         if !(1..=5000).contains(&self.agents) {
-            return Err(invalid("agents", format!("must be 1 to 5000, got {}", self.agents)));
+            return Err(invalid(
+                "agents",
+                format!("must be 1 to 5000, got {}", self.agents),
+            ));
         }
         if !(self.shift_hours > 0.0 && self.shift_hours <= 24.0) {
             return Err(invalid(
@@ -139,14 +142,27 @@ impl Profile {
                 format!("must be over 0 and at most 24, got {}", self.shift_hours),
             ));
         }
-        check_probs("customer", self.customer.answer_prob, self.customer.machine_prob)?;
-        positive("customer.time_to_answer_sec.median", self.customer.time_to_answer_sec.median)?;
-        non_negative("customer.time_to_answer_sec.sigma", self.customer.time_to_answer_sec.sigma)?;
+        check_probs(
+            "customer",
+            self.customer.answer_prob,
+            self.customer.machine_prob,
+        )?;
+        positive(
+            "customer.time_to_answer_sec.median",
+            self.customer.time_to_answer_sec.median,
+        )?;
+        non_negative(
+            "customer.time_to_answer_sec.sigma",
+            self.customer.time_to_answer_sec.sigma,
+        )?;
         let patience = self.customer.patience_sec;
         if !(patience.min >= 0.0 && patience.max >= patience.min && patience.max.is_finite()) {
             return Err(invalid(
                 "customer.patience_sec",
-                format!("needs 0 <= min <= max, got {} .. {}", patience.min, patience.max),
+                format!(
+                    "needs 0 <= min <= max, got {} .. {}",
+                    patience.min, patience.max
+                ),
             ));
         }
         positive("agent.talk_sec.median", self.agent.talk_sec.median)?;
@@ -157,7 +173,10 @@ impl Profile {
         if !(15..=300).contains(&self.ring_timeout_sec) {
             return Err(invalid(
                 "ring_timeout_sec",
-                format!("must be 15 to 300 (predictive mode rings at least 15 s), got {}", self.ring_timeout_sec),
+                format!(
+                    "must be 15 to 300 (predictive mode rings at least 15 s), got {}",
+                    self.ring_timeout_sec
+                ),
             ));
         }
         for (i, c) in self.change.iter().enumerate() {
@@ -165,7 +184,10 @@ impl Profile {
             if !(c.at_hour >= 0.0 && c.at_hour <= self.shift_hours) {
                 return Err(invalid(
                     &format!("{at}.at_hour"),
-                    format!("must be within the shift (0 to {}), got {}", self.shift_hours, c.at_hour),
+                    format!(
+                        "must be within the shift (0 to {}), got {}",
+                        self.shift_hours, c.at_hour
+                    ),
                 ));
             }
             let (answer, machine) = self.probs_at(c.at_hour);
@@ -174,7 +196,10 @@ impl Profile {
         if let Some(p) = &self.pacing
             && p.contains_key("policy")
         {
-            return Err(invalid("pacing.policy", "is chosen by the simulator (it runs every policy)"));
+            return Err(invalid(
+                "pacing.policy",
+                "is chosen by the simulator (it runs every policy)",
+            ));
         }
         Ok(())
     }
@@ -195,7 +220,10 @@ impl Profile {
 
 fn check_probs(at: &str, answer: f64, machine: f64) -> Result<(), ProfileError> {
     if !(0.0..=1.0).contains(&answer) {
-        return Err(invalid(&format!("{at}.answer_prob"), format!("must be 0 to 1, got {answer}")));
+        return Err(invalid(
+            &format!("{at}.answer_prob"),
+            format!("must be 0 to 1, got {answer}"),
+        ));
     }
     if machine != 0.0 {
         // The engine tells a machine from a person only with answering-machine detection (issue 18), which
@@ -256,17 +284,28 @@ answer_prob = 0.15
     #[test]
     fn bad_profiles_name_the_field() {
         for (text, path) in [
-            (ISSUE_PROFILE.replace("answer_prob = 0.30", "answer_prob = 1.30"), "customer.answer_prob"),
-            (ISSUE_PROFILE.replace("at_hour = 4.0", "at_hour = 9.0"), "change[0].at_hour"),
-            (ISSUE_PROFILE.replace("machine_prob = 0.0", "machine_prob = 0.25"), "customer.machine_prob"),
+            (
+                ISSUE_PROFILE.replace("answer_prob = 0.30", "answer_prob = 1.30"),
+                "customer.answer_prob",
+            ),
+            (
+                ISSUE_PROFILE.replace("at_hour = 4.0", "at_hour = 9.0"),
+                "change[0].at_hour",
+            ),
+            (
+                ISSUE_PROFILE.replace("machine_prob = 0.0", "machine_prob = 0.25"),
+                "customer.machine_prob",
+            ),
             (ISSUE_PROFILE.replace("agents = 50", "agents = 0"), "agents"),
         ] {
             let e = Profile::from_toml_str(&text).unwrap_err().to_string();
             assert!(e.starts_with(path), "{path}: {e}");
         }
-        let e = Profile::from_toml_str(&ISSUE_PROFILE.replace("agents = 50", "agents = 50\nagentz = 1"))
-            .unwrap_err()
-            .to_string();
+        let e = Profile::from_toml_str(
+            &ISSUE_PROFILE.replace("agents = 50", "agents = 50\nagentz = 1"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("agentz"), "{e}");
     }
 }

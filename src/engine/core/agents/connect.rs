@@ -424,6 +424,7 @@ impl Core {
         };
         a.phase = AgentPhase::Abandoning;
         a.facts.abandoned = true;
+        a.facts.abandoned_at = Some(now);
         let message = a.settings.abandon_message.clone();
         a.message_played = message.is_some();
         self.out.push(Action::Abandon {

@@ -118,6 +118,8 @@ pub struct AgentFacts {
     /// From the member's answer to the bridge.
     pub wait_ms: Option<u64>,
     pub abandoned: bool,
+    /// When the abandon message was started (or the member hung up, without one).
+    pub abandoned_at: Option<DateTime<Utc>>,
     /// Agents that left this member unanswered.
     pub missed: Vec<String>,
 }
@@ -174,6 +176,7 @@ impl AgentCall {
             "bridged_at": ts(f.bridged_at),
             "wait_ms": f.wait_ms,
             "abandoned": f.abandoned,
+            "abandoned_at": ts(f.abandoned_at),
             "wrap_up_sec": self.settings.wrap_up_sec,
             "answered_by": match self.answer_kind {
                 crate::agents::compliance::AnswerKind::Live => "live",
