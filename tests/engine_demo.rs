@@ -12,6 +12,35 @@ use std::time::Duration;
 /// digit within simulated seconds), and a second demo beside it on a loaded two-core machine costs it confirmations.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// An agent demo of `mode` over members with these numbers (a members file in `dir`), on the agents end-to-end
+/// scenario (fixtures/sim/agents-e2e.toml).
+fn agent_demo(
+    dir: &std::path::Path,
+    numbers: impl Iterator<Item = String>,
+    mode: fsdialer::campaign::agents::DialMode,
+    speed: f64,
+    timeout_sec: u64,
+) -> DemoOptions {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let members: Vec<serde_json::Value> = numbers
+        .enumerate()
+        .map(|(i, number)| {
+            serde_json::json!({"name": format!("m{i}"), "communications": [{"number": number}]})
+        })
+        .collect();
+    let members_file = dir.join("members.json");
+    std::fs::write(&members_file, serde_json::to_vec(&members).unwrap()).unwrap();
+    DemoOptions {
+        progress: false,
+        members: members_file,
+        scenario: Some(root.join("fixtures/sim/agents-e2e.toml")),
+        speed,
+        timeout: Some(Duration::from_secs(timeout_sec)),
+        mode: Some(mode),
+        ..DemoOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -148,30 +177,14 @@ async fn progressive_campaign_with_ten_agents_accounts_for_every_member_and_neve
 {
     use fsdialer::campaign::agents::DialMode;
     let _one = ONE_AT_A_TIME.lock().await;
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let members: Vec<serde_json::Value> = (0..1000)
-        .map(|i| {
-            let number = match i % 50 {
-                0..=41 => format!("cust_{i:04}"),
-                42..=45 => "busy".to_string(),
-                46..=48 => "noanswer".to_string(),
-                _ => "reject_UNALLOCATED_NUMBER".to_string(),
-            };
-            serde_json::json!({"name": format!("m{i}"), "communications": [{"number": number}]})
-        })
-        .collect();
-    let members_file = dir.path().join("members.json");
-    std::fs::write(&members_file, serde_json::to_vec(&members).unwrap()).unwrap();
-    let opts = DemoOptions {
-        progress: false,
-        members: members_file,
-        scenario: Some(root.join("fixtures/sim/agents-e2e.toml")),
-        speed: 40.0,
-        timeout: Some(Duration::from_secs(240)),
-        mode: Some(DialMode::Progressive),
-        ..DemoOptions::default()
-    };
+    let numbers = (0..1000).map(|i| match i % 50 {
+        0..=41 => format!("cust_{i:04}"),
+        42..=45 => "busy".to_string(),
+        46..=48 => "noanswer".to_string(),
+        _ => "reject_UNALLOCATED_NUMBER".to_string(),
+    });
+    let opts = agent_demo(dir.path(), numbers, DialMode::Progressive, 40.0, 240);
     let report = run(opts, None).await.expect("the agent demo runs");
     let c = &report.counters;
     assert_eq!(report.final_state, Some(CampaignState::Done));
@@ -292,39 +305,26 @@ async fn preview_members_are_dialled_once_their_agent_accepts_through_the_inbox(
 /// Predictive dialling end to end over ESL: 300 members (most answer in 1-3 s, some ring out), 10 agents of the
 /// in-process simulated switch whose phones answer in 0.3-1.5 s and miss 5 % of offers. Every member ends, no
 /// attempt is lost, no agent is ever in two calls, and every member abandoned by the engine heard the abandon
-/// message started within 2 s of its answer (FTC/Ofcom); the compliance record equals a recount of the attempts.
+/// message started within 2 s of its answer (FTC/Ofcom; the core starts it at 2.000 s of its clock, and the
+/// check allows 500 ms of simulated time — 50 ms of real time at ×10 — for the event loop on a loaded machine);
+/// the compliance record equals a recount of the attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predictive_campaign_abandons_within_two_seconds_of_the_answer_over_esl() {
     use fsdialer::campaign::agents::DialMode;
     let _one = ONE_AT_A_TIME.lock().await;
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let members: Vec<serde_json::Value> = (0..300)
-        .map(|i| {
-            let number = match i % 10 {
-                0..=5 => format!("cust_{i:04}"),
-                _ => "noanswer".to_string(),
-            };
-            serde_json::json!({"name": format!("m{i}"), "communications": [{"number": number}]})
-        })
-        .collect();
-    let members_file = dir.path().join("members.json");
-    std::fs::write(&members_file, serde_json::to_vec(&members).unwrap()).unwrap();
-    let opts = DemoOptions {
-        progress: false,
-        members: members_file,
-        scenario: Some(root.join("fixtures/sim/agents-e2e.toml")),
-        speed: 20.0,
-        timeout: Some(Duration::from_secs(240)),
-        mode: Some(DialMode::Predictive),
-        ..DemoOptions::default()
-    };
+    let numbers = (0..300).map(|i| match i % 10 {
+        0..=5 => format!("cust_{i:04}"),
+        _ => "noanswer".to_string(),
+    });
+    let opts = agent_demo(dir.path(), numbers, DialMode::Predictive, 10.0, 400);
     let report = run(opts, None).await.expect("the predictive demo runs");
     let c = &report.counters;
     assert_eq!(report.final_state, Some(CampaignState::Done));
     assert_eq!(c.ended, 300, "every member ended");
     assert_eq!(c.lost, 0);
     let mut abandoned_by_engine = 0;
+    let mut latest = chrono::Duration::zero();
     let mut live = 0u64;
     let mut abandoned = 0u64;
     let mut messages = 0u64;
@@ -353,8 +353,9 @@ async fn predictive_campaign_abandons_within_two_seconds_of_the_answer_over_esl(
                     chrono::DateTime::parse_from_rfc3339(call["abandoned_at"].as_str().unwrap())
                         .unwrap();
                 let after = at.with_timezone(&chrono::Utc) - answer;
+                latest = latest.max(after);
                 assert!(
-                    after <= chrono::Duration::milliseconds(2250),
+                    after <= chrono::Duration::milliseconds(2500),
                     "the abandon message started {after} after the answer: {call}"
                 );
             }
@@ -366,6 +367,9 @@ async fn predictive_campaign_abandons_within_two_seconds_of_the_answer_over_esl(
             }
         }
     }
+    eprintln!(
+        "{abandoned_by_engine} abandon messages, the latest started {latest} after its answer"
+    );
     assert!(live > 150, "live answers {live}");
     assert!(
         abandoned_by_engine > 0,

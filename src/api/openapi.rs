@@ -348,16 +348,7 @@ pub fn schemas() -> Map<String, Value> {
                    "abandoned": count, "machine_answers": count, "messages_played": count,
                    "rolling_live_answers": count, "rolling_abandoned": count,
                    "rolling_abandon_pct": {"type": ["number", "null"]}}),
-            &[
-                "date",
-                "live_answers",
-                "abandoned",
-                "machine_answers",
-                "messages_played",
-                "rolling_live_answers",
-                "rolling_abandoned",
-                "rolling_abandon_pct",
-            ],
+            &crate::api::routes::compliance::CSV_COLUMNS,
         ),
     );
     put(

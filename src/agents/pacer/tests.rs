@@ -247,7 +247,7 @@ fn webitel_and_vicidial_follow_their_published_rules() {
         "{}",
         w.webitel.over_dial
     );
-    assert_eq!(d.dials, 52.min(150));
+    assert_eq!(d.dials, 52);
     // ViciDial: idle agents raise the level every 15 s, capped at 3.
     let s = PacingSettings {
         policy: PacingPolicy::Vicidial,
