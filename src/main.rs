@@ -66,11 +66,12 @@ struct DemoArgs {
     /// members whose numbers ../shared/real-freeswitch/dialplan-demo.xml routes.
     #[arg(long, value_name = "FILE")]
     members: Option<PathBuf>,
-    /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` to join answered calls
-    /// to 10 simulated agents (preview: a simulated desk accepts every member shown); the agent modes default to
+    /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` / `predictive` to join
+    /// answered calls to 10 simulated agents (preview: a simulated desk accepts every member shown; predictive:
+    /// more calls than free agents, as the pacer predicts); the agent modes default to
     /// fixtures/demo/members-agents.json (200 members), fixtures/sim/demo-agents.toml and speed 30. Default: the
     /// campaign's own mode.
-    #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
+    #[arg(long, value_parser = ["broadcast", "preview", "progressive", "predictive"])]
     mode: Option<String>,
 }
 

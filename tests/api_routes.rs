@@ -830,3 +830,5 @@ async fn the_api_with_a_certificate_serves_https_to_clients_trusting_its_ca_and_
 
 #[path = "api_routes_cases/agents.rs"]
 mod agents;
+#[path = "api_routes_cases/compliance.rs"]
+mod compliance;

@@ -191,9 +191,9 @@ fn the_closed_loop_dials_less_while_the_short_window_is_over_the_target() {
     let mut hot = calm.clone();
     let agents = team(10, 40, 0);
     let base = calm.decide(&s, &inputs(agents, &[]), now).dials;
-    // 30 s in which every fifth live answer is abandoned (20 %): the correction shrinks.
+    // Two minutes in which every fifth live answer is abandoned (20 %): the correction shrinks.
     let mut t = now;
-    for i in 0..60 {
+    for i in 0..240 {
         t = now + Duration::milliseconds(i * 500);
         hot.record_dial(t, &s, DialOutcome::LiveAnswer { after_sec: 8.0 });
         hot.record_judged(t, i % 5 == 0);
