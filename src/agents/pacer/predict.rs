@@ -6,7 +6,8 @@
 //! being answered by a person, given how long it has rung) and `n·p` from `n` new calls. Both are sums of
 //! independent trials, so their difference is taken as normal, and the expected overflow `E[(answers − free)+]`
 //! over the expected answers is the share of them that would find no agent. The pacer dials the largest `n`
-//! whose share stays at the target times the closed loop's correction ([`PacerState::correction`]).
+//! whose share stays at the target times the closed loop's correction ([`PacerState::correction`]); a correction
+//! under 1 also discounts the agents expected to come free, by the same factor.
 
 use super::{PacerInputs, PacerState, PacingSettings};
 
@@ -23,11 +24,15 @@ pub fn dials(s: &PacingSettings, state: &PacerState, inputs: &PacerInputs<'_>) -
     let m = e.machine_prob.clamp(0.0, 1.0 - p);
     let horizon = e.time_to_answer_sec.max(1.0);
     let wrap = e.wrap_sec.unwrap_or(0.0);
-    // Agents free at the horizon.
+    // Agents free at the horizon. While the closed loop holds the campaign under its target (correction below 1)
+    // the agents still busy are trusted that much less to come free in time, so the loop can take the pacer all
+    // the way down to dialling for the free agents only.
+    let trust = state.correction.min(1.0);
     let busy_done = e
         .talk_sec
-        .map_or(0.0, |talk| chance_within(horizon, talk + wrap));
-    let wrap_done = chance_within(horizon, wrap);
+        .map_or(0.0, |talk| chance_within(horizon, talk + wrap))
+        * trust;
+    let wrap_done = chance_within(horizon, wrap) * trust;
     let a = inputs.agents;
     let free_mean =
         f64::from(a.free) + f64::from(a.busy) * busy_done + f64::from(a.wrapping) * wrap_done;
