@@ -41,6 +41,28 @@ fn agent_demo(
     }
 }
 
+/// Every attempt of members `1..=members` with its note's `agent_call`.
+async fn agent_attempts(
+    report: &fsdialer::engine::demo::DemoReport,
+    members: u64,
+) -> Vec<(fsdialer::store::AttemptRecord, serde_json::Value)> {
+    let mut out = Vec::new();
+    for id in 1..=members {
+        for a in report
+            .store
+            .attempts(&report.campaign, fsdialer::store::MemberId(id))
+            .await
+            .unwrap()
+        {
+            let note: serde_json::Value =
+                serde_json::from_str(a.note.as_deref().expect("agent calls carry a note")).unwrap();
+            let call = note["agent_call"].clone();
+            out.push((a, call));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_campaign_runs_to_done_with_every_member_accounted_for() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -270,15 +292,8 @@ async fn preview_members_are_dialled_once_their_agent_accepts_through_the_inbox(
     assert_eq!(c.lost, 0);
     assert!(c.success >= 50, "success {}", c.success);
     let mut joined = 0;
-    for id in 1..=60u64 {
-        for a in report
-            .store
-            .attempts(&report.campaign, fsdialer::store::MemberId(id))
-            .await
-            .unwrap()
+    for (_, call) in agent_attempts(&report, 60).await {
         {
-            let note: serde_json::Value = serde_json::from_str(a.note.as_deref().unwrap()).unwrap();
-            let call = &note["agent_call"];
             assert_eq!(call["mode"], "preview");
             if let Some(bridged) = call["bridged_at"].as_str() {
                 joined += 1;
@@ -331,15 +346,8 @@ async fn predictive_campaign_abandons_within_two_seconds_of_the_answer_over_esl(
     type Instant = chrono::DateTime<chrono::FixedOffset>;
     let mut joined: std::collections::BTreeMap<String, Vec<(Instant, Instant)>> =
         Default::default();
-    for id in 1..=300u64 {
-        for a in report
-            .store
-            .attempts(&report.campaign, fsdialer::store::MemberId(id))
-            .await
-            .unwrap()
+    for (a, call) in agent_attempts(&report, 300).await {
         {
-            let note: serde_json::Value = serde_json::from_str(a.note.as_deref().unwrap()).unwrap();
-            let call = &note["agent_call"];
             assert_eq!(call["mode"], "predictive");
             let Some(answer) = a.answer_at else { continue };
             live += 1;
