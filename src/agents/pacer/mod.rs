@@ -215,7 +215,7 @@ impl PacerState {
         let one_to_one = inputs.agents.free.saturating_sub(outstanding);
         let ready = inputs.agents.ready();
         // Advance every controller, so a policy switched on later starts from the present.
-        self.update_correction(s, now);
+        self.update_correction(s, inputs.abandon_30d_pct, now);
         let wanted = match s.policy {
             PacingPolicy::Fsdialer => {
                 if self.model.live_answers_seen < u64::from(s.warmup_answers) {
@@ -276,8 +276,14 @@ impl PacerState {
     /// The closed loop: the correction of the target grows while the short window's rate is under the target
     /// and shrinks while it is over, exponentially in time (`LOOP_RATE` per second at a 100 % error). The
     /// window's rate is smoothed with `LOOP_PRIOR` live answers at the target, so a quiet start is not read as
-    /// a perfect record.
-    fn update_correction(&mut self, s: &PacingSettings, now: DateTime<Utc>) {
+    /// a perfect record. The rolling 30-day rate, when over the target, counts as the measure instead: the target
+    /// caps the regulator's window too, and a small team's short window is too noisy to hold it alone.
+    fn update_correction(
+        &mut self,
+        s: &PacingSettings,
+        abandon_30d_pct: Option<f64>,
+        now: DateTime<Utc>,
+    ) {
         let Some(at) = self.corrected_at.replace(now) else {
             return;
         };
@@ -287,7 +293,8 @@ impl PacerState {
         }
         let target = s.target_abandon_pct / 100.0;
         let w = self.recent.total(now);
-        let rate = (w.abandoned as f64 + LOOP_PRIOR * target) / (w.live as f64 + LOOP_PRIOR);
+        let window = (w.abandoned as f64 + LOOP_PRIOR * target) / (w.live as f64 + LOOP_PRIOR);
+        let rate = abandon_30d_pct.map_or(window, |r| window.max(r / 100.0));
         let error = ((target - rate) / target).clamp(-2.0, 1.0);
         self.correction = (self.correction * (LOOP_RATE * dt * error).exp())
             .clamp(CORRECTION_MIN, CORRECTION_MAX);

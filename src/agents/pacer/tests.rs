@@ -267,3 +267,21 @@ fn webitel_and_vicidial_follow_their_published_rules() {
     // Goal 50 × 3 = 150 less 25 talking.
     assert_eq!(v.decide(&s, &inputs(team(25, 25, 0), &[]), t).dials, 125);
 }
+
+#[test]
+fn a_thirty_day_rate_over_the_target_holds_the_loop_back_even_when_the_short_window_is_clean() {
+    let s = PacingSettings::default();
+    let mut state = PacerState::new(&s);
+    let now = traffic(&mut state, &s, t0(), 600, 2, 0.3);
+    let mut clean = state.clone();
+    let agents = team(10, 40, 0);
+    let mut over = inputs(agents, &[]);
+    over.abandon_30d_pct = Some(2.8);
+    for i in 0..120 {
+        let t = now + Duration::seconds(i);
+        state.decide(&s, &over, t);
+        clean.decide(&s, &inputs(agents, &[]), t);
+    }
+    assert!(state.correction < 1.0, "{}", state.correction);
+    assert!(clean.correction > 1.0, "{}", clean.correction);
+}
