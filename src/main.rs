@@ -24,6 +24,9 @@ enum Command {
     Sim(fsdialer::sim::cli::SimArgs),
     /// Load-test FreeSWITCH: place calls at an exact rate and concurrency, hold them, report what the switch did.
     Load(fsdialer::load::cli::LoadArgs),
+    /// Simulate whole shifts of a predictive campaign on virtual time in the engine's own core, with fsdialer's
+    /// pacer and the baselines (Webitel, ViciDial, progressive) on the same seeds.
+    PacingSim(fsdialer::engine::pacing_sim::cli::PacingSimArgs),
     /// Serve the REST API with the engine: production from a configuration file, or the embedded default.
     Run(RunArgs),
     /// Import members from a CSV file straight into the store (SPEC §9).
@@ -65,11 +68,12 @@ struct DemoArgs {
     /// members whose numbers ../shared/real-freeswitch/dialplan-demo.xml routes.
     #[arg(long, value_name = "FILE")]
     members: Option<PathBuf>,
-    /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` to join answered calls
-    /// to 10 simulated agents (preview: a simulated desk accepts every member shown); the agent modes default to
+    /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` / `predictive` to join
+    /// answered calls to 10 simulated agents (preview: a simulated desk accepts every member shown; predictive:
+    /// more calls than free agents, as the pacer predicts); the agent modes default to
     /// fixtures/demo/members-agents.json (200 members), fixtures/sim/demo-agents.toml and speed 30. Default: the
     /// campaign's own mode.
-    #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
+    #[arg(long, value_parser = ["broadcast", "preview", "progressive", "predictive"])]
     mode: Option<String>,
     /// Answering-machine detection on (mod_amd on the simulated switch, whose `silent_*` callees are answering
     /// machines; they get a voicemail message after the beep): the table splits answers by AMD result.
@@ -376,12 +380,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
     init_logging(match cli.command {
-        Command::Demo(_) | Command::Import(_) | Command::Load(_) => "warn",
+        Command::Demo(_) | Command::Import(_) | Command::Load(_) | Command::PacingSim(_) => "warn",
         _ => "info",
     });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
         Command::Load(args) => load(args),
+        Command::PacingSim(args) => {
+            fsdialer::engine::pacing_sim::cli::run(&args, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         Command::Demo(args) => demo(args),
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),

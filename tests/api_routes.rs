@@ -885,5 +885,7 @@ async fn amd_is_validated_and_its_results_show_in_stats_metrics_and_the_export()
     api.shutdown().await;
 }
 
+#[path = "api_routes_cases/compliance.rs"]
+mod compliance;
 #[path = "api_routes_cases/dnc.rs"]
 mod dnc;

@@ -11,6 +11,8 @@ mod agents;
 #[path = "engine_core_cases/amd.rs"]
 mod amd;
 mod core_support;
+#[path = "engine_core_cases/predictive.rs"]
+mod predictive;
 #[path = "engine_core_cases/production.rs"]
 mod production;
 

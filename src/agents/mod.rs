@@ -12,9 +12,13 @@
 //! - [`record`]: the stored form of one agent and every transition of it. Both store backends run these same
 //!   transitions (memory under its lock, Redis under a compare-and-set script), so each rule lives here once.
 //! - [`view`]: what the API shows of an agent ([`AgentView`]).
+//! - [`compliance`]: the abandonment record (FTC/Ofcom rule, daily counts, rolling 30-day rate).
+//! - [`pacer`]: the predictive pacer (issue 17), a pure function of its inputs and time.
 
+pub mod compliance;
 pub mod message;
 pub mod model;
+pub mod pacer;
 pub mod record;
 pub mod reservation;
 pub mod stats;

@@ -125,8 +125,8 @@ fn campaign_config() -> Value {
             "calendar": {"type": ["object", "null"], "description": "{timezone, accept: [{weekday, start_min, end_min}], except: [{date, repeat_yearly}], start, end}"},
             "gateways": {"type": "array", "minItems": 1, "items": {"type": "object",
                 "description": "{name, pattern, dial_string, limit, cps, caller_id_numbers, caller_id_pool, enabled, local_failure_causes, breaker_threshold}"}},
-            "mode": {"enum": ["broadcast", "preview", "progressive"], "default": "broadcast",
-                     "description": "broadcast: the callflow (or park) on answer; preview/progressive: joined to an agent of `agents.team`"},
+            "mode": {"enum": ["broadcast", "preview", "progressive", "predictive"], "default": "broadcast",
+                     "description": "broadcast: the callflow (or park) on answer; preview/progressive/predictive: joined to an agent of `agents.team` (predictive: more calls than free agents, as the pacer predicts; originate_timeout_sec at least 15)"},
             "agents": agent_settings(),
             "caller_id_pool": super::openapi_dnc::caller_id_pool(),
             "e164": super::openapi_dnc::e164_rule(),
@@ -153,7 +153,19 @@ fn agent_settings() -> Value {
                     "preview_on_timeout": {"enum": ["dial", "skip"], "default": "dial"},
                     "abandon_message": {"type": "string", "description": "played to a member no agent took in time, then hung up"},
                     "abandoned_class": {"enum": ["ok", "retry", "error", "minus"], "default": "retry"},
-                    "result_timeout_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60, "description": "how long the attempt waits for the agent's result callback"}
+                    "result_timeout_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60, "description": "how long the attempt waits for the agent's result callback"},
+                    "abandon_redial_after_sec": {"type": "integer", "minimum": 1, "maximum": 2_592_000, "description": "predictive: an abandoned member is not called again for this long (Ofcom: 259200 = 72 h)"},
+                    "pacing": {"type": "object", "description": "predictive: the pacer", "additionalProperties": false,
+                        "properties": {
+                            "target_abandon_pct": {"type": "number", "minimum": 0.1, "maximum": 10, "default": 2.0, "description": "the closed loop's target (% of live answers)"},
+                            "max_abandon_pct": {"type": "number", "minimum": 0.1, "maximum": 10, "default": 3.0, "description": "the rolling 30-day rate at or over this dials 1:1"},
+                            "max_lines_per_agent": {"type": "number", "minimum": 1, "maximum": 10, "default": 3.0},
+                            "min_agents_for_predictive": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 5},
+                            "half_life_sec": {"type": "number", "minimum": 1, "maximum": 3600, "default": 20.0, "description": "of the model's exponentially weighted means"},
+                            "warmup_answers": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 20, "description": "live answers before the model is trusted (1:1 until then)"},
+                            "window_sec": {"type": "integer", "minimum": 10, "maximum": 86400, "default": 300, "description": "the closed loop's rolling window"},
+                            "policy": {"enum": ["fsdialer", "webitel", "vicidial", "progressive"], "default": "fsdialer", "description": "the anchors' controllers are for comparison (pacing-sim)"}
+                        }}
                 },
                 "additionalProperties": false})
 }
@@ -362,6 +374,21 @@ pub fn schemas() -> Map<String, Value> {
     );
     put("Stats", counters());
     put("StatsAnswer", ok_of(r("Stats")));
+    let count = json!({"type": "integer", "minimum": 0});
+    put(
+        "ComplianceDay",
+        obj(
+            json!({"date": {"type": "string", "format": "date"}, "live_answers": count,
+                   "abandoned": count, "machine_answers": count, "messages_played": count,
+                   "rolling_live_answers": count, "rolling_abandoned": count,
+                   "rolling_abandon_pct": {"type": ["number", "null"]}}),
+            &crate::api::routes::compliance::CSV_COLUMNS,
+        ),
+    );
+    put(
+        "ComplianceAnswer",
+        ok_of(json!({"type": "array", "items": r("ComplianceDay")})),
+    );
     put(
         "Transition",
         obj(

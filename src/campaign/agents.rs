@@ -6,6 +6,11 @@
 //!   (or `preview_timeout_sec` passes and `preview_on_timeout` says `dial`);
 //! - `progressive`: an agent (one per line) is reserved before the member is dialled; on answer the agent's leg is
 //!   called and the two are joined; a member nobody takes within `connect_timeout_ms` hears the abandon message.
+//! - `predictive`: the pacer (`agents::pacer`, settings in `agents.pacing`) places more member calls than there
+//!   are free agents; an agent is reserved when a member answers; one not joined within `connect_timeout_ms`
+//!   (at most 2 s: the FTC/Ofcom limit) hears the abandon message and counts as abandoned. The ring time must be
+//!   at least 15 s (`originate_timeout_sec`), and an abandoned member may be held back for
+//!   `abandon_redial_after_sec` (Ofcom: 72 h).
 //!
 //! The team settings (strategy, wrap-up, no-answer limits) live here, in the campaign that uses the team, and
 //! travel with every reservation, so the store needs no separate team document.
@@ -15,6 +20,12 @@ use serde::{Deserialize, Serialize};
 use super::causes::CauseClass;
 use super::error::FieldError;
 use crate::agents::Strategy;
+use crate::agents::pacer::{CONNECT_LIMIT_MS, PacingSettings};
+
+/// The shortest ring time of a predictive campaign (FTC: 15 s or four rings).
+pub const PREDICTIVE_MIN_RING_SEC: u32 = 15;
+/// The longest `abandon_redial_after_sec` accepted (30 days).
+const MAX_ABANDON_REDIAL_SEC: u64 = 30 * 86_400;
 
 /// How the campaign dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -27,6 +38,8 @@ pub enum DialMode {
     Preview,
     /// One call per reserved agent line; answered calls are joined to the agent.
     Progressive,
+    /// More calls than free agents, as the pacer predicts; an agent is reserved when a member answers.
+    Predictive,
 }
 
 impl DialMode {
@@ -40,6 +53,7 @@ impl DialMode {
             DialMode::Broadcast => "broadcast",
             DialMode::Preview => "preview",
             DialMode::Progressive => "progressive",
+            DialMode::Predictive => "predictive",
         }
     }
 }
@@ -120,12 +134,24 @@ pub struct AgentSettings {
     /// cause decides the attempt.
     #[serde(default = "default_result_timeout_sec")]
     pub result_timeout_sec: u64,
+    /// Predictive: the pacer's settings (defaults when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<PacingSettings>,
+    /// Predictive: an abandoned member is not called again for this long (Ofcom: 72 h = 259200); none: the
+    /// campaign's `wait_between_retries_sec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandon_redial_after_sec: Option<u64>,
 }
 
 /// Longest team name accepted.
 const MAX_TEAM_LEN: usize = 64;
 
 impl AgentSettings {
+    /// The pacing settings of a predictive campaign (the defaults when the section is left out).
+    pub fn pacing(&self) -> PacingSettings {
+        self.pacing.clone().unwrap_or_default()
+    }
+
     /// Every problem with the section, paths relative to `agents`.
     pub fn check(&self, mode: DialMode) -> Vec<FieldError> {
         let mut errors = Vec::new();
@@ -177,6 +203,46 @@ impl AgentSettings {
             && let Err(e) = check_media_path(m)
         {
             errors.push(FieldError::new(at("abandon_message"), e));
+        }
+        if mode == DialMode::Predictive {
+            if self.connect_timeout_ms > CONNECT_LIMIT_MS {
+                errors.push(FieldError::new(
+                    at("connect_timeout_ms"),
+                    format!(
+                        "must be at most {CONNECT_LIMIT_MS} in predictive mode (a live answer not joined to an agent within 2 s is abandoned), got {}",
+                        self.connect_timeout_ms
+                    ),
+                ));
+            }
+            if let Some(p) = &self.pacing {
+                errors.extend(p.check("agents.pacing"));
+            }
+            if let Some(after) = self.abandon_redial_after_sec
+                && !(1..=MAX_ABANDON_REDIAL_SEC).contains(&after)
+            {
+                errors.push(FieldError::new(
+                    at("abandon_redial_after_sec"),
+                    format!("must be 1 to {MAX_ABANDON_REDIAL_SEC}, got {after}"),
+                ));
+            }
+        } else {
+            for (name, set) in [
+                ("pacing", self.pacing.is_some()),
+                (
+                    "abandon_redial_after_sec",
+                    self.abandon_redial_after_sec.is_some(),
+                ),
+            ] {
+                if set {
+                    errors.push(FieldError::new(
+                        at(name),
+                        format!(
+                            "applies to predictive campaigns only (mode is {})",
+                            mode.as_str()
+                        ),
+                    ));
+                }
+            }
         }
         if mode != DialMode::Preview && self.preview_on_timeout != PreviewTimeout::default() {
             // Harmless, but a sign the operator expects preview behaviour from another mode.
@@ -249,6 +315,41 @@ mod tests {
         let mut s = settings();
         s.abandon_message = Some("/var/lib/prompts/sorry.wav".into());
         assert!(s.check(DialMode::Progressive).is_empty());
+    }
+
+    #[test]
+    fn predictive_settings_are_checked_and_refused_in_other_modes() {
+        let mut s = settings();
+        s.pacing = Some(PacingSettings {
+            target_abandon_pct: 4.0,
+            max_lines_per_agent: 0.5,
+            ..Default::default()
+        });
+        s.abandon_redial_after_sec = Some(0);
+        s.connect_timeout_ms = 2500;
+        let paths: Vec<String> = s
+            .check(DialMode::Predictive)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        for p in [
+            "agents.pacing.target_abandon_pct",
+            "agents.pacing.max_lines_per_agent",
+            "agents.abandon_redial_after_sec",
+            "agents.connect_timeout_ms",
+        ] {
+            assert!(paths.contains(&p.to_string()), "{p}: {paths:?}");
+        }
+        let paths: Vec<String> = s
+            .check(DialMode::Progressive)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert!(paths.contains(&"agents.pacing".to_string()), "{paths:?}");
+        let mut ok = settings();
+        ok.abandon_redial_after_sec = Some(259_200);
+        assert!(ok.check(DialMode::Predictive).is_empty());
+        assert_eq!(ok.pacing().target_abandon_pct, 2.0);
     }
 
     #[test]

@@ -285,12 +285,24 @@ impl CampaignConfig {
             (true, Some(a)) => errors.extend(a.check(self.mode)),
             (false, Some(_)) => errors.push(FieldError::new(
                 "agents",
-                "applies to the agent modes only (set mode to preview or progressive)",
+                "applies to the agent modes only (set mode to preview, progressive or predictive)",
             )),
             (false, None) => {}
         }
         if let Some(amd) = &self.amd {
             errors.extend(amd.check());
+        }
+        if self.mode == DialMode::Predictive
+            && self.originate_timeout_sec < super::agents::PREDICTIVE_MIN_RING_SEC
+        {
+            errors.push(FieldError::new(
+                "originate_timeout_sec",
+                format!(
+                    "must be at least {} in predictive mode (FTC: ring 15 s before giving up), got {}",
+                    super::agents::PREDICTIVE_MIN_RING_SEC,
+                    self.originate_timeout_sec
+                ),
+            ));
         }
         if self.mode.uses_agents() && self.callflow.as_ref().is_some_and(|v| !v.is_null()) {
             errors.push(FieldError::new(
@@ -598,10 +610,28 @@ mod tests {
             e.contains("callflow: a preview campaign joins answered calls to agents"),
             "{e}"
         );
-        let e = CampaignConfig::from_json_value(with(minimal(), json!({"mode": "predictive"})))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mode"), "{e}");
+        let e = invalid(with(
+            minimal(),
+            json!({"mode": "predictive", "originate_timeout_sec": 10, "agents": {"team": "sales"}}),
+        ));
+        assert!(
+            e.contains("originate_timeout_sec: must be at least 15 in predictive mode"),
+            "{e}"
+        );
+        let predictive = CampaignConfig::from_json_value(with(
+            minimal(),
+            json!({"mode": "predictive", "originate_timeout_sec": 15,
+                   "agents": {"team": "sales", "abandon_redial_after_sec": 259200,
+                              "pacing": {"target_abandon_pct": 1.5}}}),
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(predictive.mode(), DialMode::Predictive);
+        let agents = predictive.agents().unwrap();
+        assert_eq!(agents.pacing().target_abandon_pct, 1.5);
+        assert_eq!(agents.pacing().max_abandon_pct, 3.0);
+        assert_eq!(agents.abandon_redial_after_sec, Some(259_200));
         let ok = CampaignConfig::from_json_value(with(
             minimal(),
             json!({"mode": "progressive", "agents": {"team": "sales", "wrap_up_sec": 10}}),

@@ -4,6 +4,7 @@
 //! - [`originate`]: the originate command for one attempt, with escaping member data cannot break.
 //! - [`state`]: campaign states and their history.
 //! - [`pacing`]: local token buckets.
+//! - [`pacing_sim`]: `fsdialer pacing-sim`, whole shifts of a predictive campaign on virtual time in the core.
 //! - [`core`]: the pure engine state machine (inputs and time in, actions out).
 //! - [`shell`]: the async shell wiring the core to the store and the ESL clients.
 //! - [`clock`]: real or sped-up time.
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod hangup_record;
 pub mod originate;
 pub mod pacing;
+pub mod pacing_sim;
 pub mod shell;
 pub mod state;
 pub mod subscription;

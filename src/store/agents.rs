@@ -151,6 +151,24 @@ impl Store {
         Ok(v)
     }
 
+    /// A team's agents by what they can do for a predictive campaign now (free, busy, in wrap-up).
+    pub async fn team_counts(
+        &self,
+        team: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<crate::agents::pacer::AgentCounts> {
+        check_name("team", team)?;
+        let views = self
+            .agent_tx("team_counts", Scope::Team(team), |slots| {
+                Ok(slots
+                    .iter()
+                    .filter_map(|s| s.record.as_ref().map(|r| r.view(now)))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(crate::agents::pacer::AgentCounts::of_team(&views))
+    }
+
     /// How many agents the store holds.
     pub async fn agent_count(&self) -> StoreResult<usize> {
         match self {

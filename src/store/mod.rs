@@ -45,6 +45,7 @@
 pub mod agents;
 pub mod caller_ids;
 pub mod clock;
+mod compliance;
 pub mod dnc;
 mod docs;
 mod error;
@@ -63,6 +64,7 @@ mod sticky;
 mod types;
 
 pub use caller_ids::{CallerIdFigures, CallerIdTake};
+pub use compliance::COMPLIANCE_MAX_RANGE_DAYS;
 pub use dnc::{DncPage, DncSizes};
 pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;

@@ -193,6 +193,30 @@ impl Harness {
                 self.store.terminate(&campaign, member).await.unwrap();
                 None
             }
+            Action::CountAgents { campaign, team } => {
+                let counts = self.store.team_counts(&team, self.now).await.unwrap();
+                let abandon_30d_pct = self
+                    .store
+                    .abandon_rate_30d(&campaign, self.now.date_naive())
+                    .await
+                    .unwrap();
+                Some(Input::AgentCounts {
+                    campaign,
+                    counts: Some(counts),
+                    abandon_30d_pct,
+                })
+            }
+            Action::RecordCompliance {
+                campaign,
+                day,
+                counts,
+            } => {
+                self.store
+                    .record_compliance(&campaign, day, counts)
+                    .await
+                    .unwrap();
+                None
+            }
             other => panic!("not an agent action: {other:?}"),
         }
     }

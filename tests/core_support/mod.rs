@@ -406,6 +406,8 @@ impl Harness {
                 | Action::Bridge { .. }
                 | Action::Abandon { .. }
                 | Action::StopMember { .. }
+                | Action::CountAgents { .. }
+                | Action::RecordCompliance { .. }
                 | Action::StickyAgent { .. }) => self.agent_action(agent).await,
                 amd @ (Action::StartAmd { .. }
                 | Action::StartBeepDetection { .. }

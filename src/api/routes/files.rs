@@ -191,7 +191,7 @@ pub async fn import(
     Ok(ok(report))
 }
 
-fn csv_response(name: &str, body: Body) -> Response {
+pub(super) fn csv_response(name: &str, body: Body) -> Response {
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -228,7 +228,7 @@ async fn each_member(
 type Tx = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 /// Rows as CSV, every cell [`neutralise`](crate::api::spreadsheet::neutralise)d: all exports go through here.
-fn csv_chunk(rows: &[Vec<String>]) -> Bytes {
+pub(super) fn csv_chunk(rows: &[Vec<String>]) -> Bytes {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     for r in rows {
         let _ = w.write_record(

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod campaigns;
+pub mod compliance;
 pub mod dnc;
 pub mod files;
 pub mod guard;
@@ -212,6 +213,14 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
         Route::new("GET", "/api/v2/dialer/{id}/history", "campaignHistory", get(campaigns::history))
             .summary("Campaign state transitions seen by this node")
             .answer(JSON, "HistoryAnswer"),
+        Route::new("GET", "/api/v2/dialer/{id}/compliance", "campaignCompliance", get(compliance::get))
+            .summary("The abandonment record per UTC day (live answers, abandoned within the FTC 2-s rule, machine \
+                      answers, messages played) with the rolling 30-day rate; `format=csv` for CSV")
+            .query("from", "string", "first day, YYYY-MM-DD (default: 29 days before `to`)")
+            .query("to", "string", "last day, YYYY-MM-DD (default: today, UTC)")
+            .query("format", "string", "json (default) or csv")
+            .answer(JSON, "ComplianceAnswer")
+            .errors(&[400, 404]),
         Route::new("POST", "/api/v2/dialer/{id}/members", "addMembers", post(members::add))
             .summary("Add one member or an array of members; every member is validated before anything is written")
             .tag("members")

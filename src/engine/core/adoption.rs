@@ -111,6 +111,8 @@ impl Core {
             cancelled: false,
             outcome: None,
             facts: AgentFacts::default(),
+            judged: false,
+            message_played: false,
         };
         let mut others = Vec::new();
         for r in held {

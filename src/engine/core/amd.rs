@@ -284,6 +284,7 @@ impl Core {
             self.answer_live(now, uuid);
             return;
         }
+        self.predictive_machine_answered(now, uuid);
         self.amd_release_agent(uuid);
         let Some(call) = self.calls.get_mut(&uuid) else {
             return;

@@ -616,6 +616,10 @@ impl Core {
             class,
             talk_secs: talk,
         });
+        self.predictive_decided(now, attempt, &cause, class);
+        let Some(call) = self.calls.get(&attempt) else {
+            return;
+        };
         let member = call.claim.member_id.to_string();
         let number = crate::logging::mask_number(&call.claim.number);
         self.attempt_log.ended(&AttemptLine {
@@ -680,6 +684,10 @@ impl Core {
                 {
                     self.out
                         .push(Action::ForgetHangupRecord { switch, attempt });
+                }
+                // The compliance record counts each answered agent call once, when its result is stored.
+                if let Some(record) = self.compliance_action(attempt) {
+                    self.out.push(record);
                 }
                 self.drop_call(now, attempt);
                 return;
@@ -754,7 +762,11 @@ impl Core {
                 break;
             }
             self.deadlines.pop();
-            if self.calls.get(&a).is_some_and(|c| c.deadline == Some(at)) {
+            // Cleared as it is taken, so a second entry for the same instant (armed twice) fires once.
+            if let Some(c) = self.calls.get_mut(&a)
+                && c.deadline == Some(at)
+            {
+                c.deadline = None;
                 due.push(a);
             }
         }

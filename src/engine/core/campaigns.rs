@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::agents::PacedRoom;
 use super::routing::GatewayState;
 use super::{Action, Core, dur, policy_of};
+use crate::campaign::agents::DialMode;
 use crate::campaign::config::ValidCampaign;
 use crate::engine::pacing::TokenBucket;
 use crate::engine::state::{CampaignState, StateInput, StateMachine};
@@ -70,6 +72,8 @@ pub(super) struct CampaignRun {
     /// Agent modes: the earliest instant an agent this node released comes out of its wrap-up (a claim is due
     /// then, whatever the back-off).
     pub next_agent_free: Option<DateTime<Utc>>,
+    /// Predictive: the pacer, its model and the team's latest counts.
+    pub pacer: Option<super::agents::PacerRun>,
 }
 
 impl CampaignRun {
@@ -93,6 +97,7 @@ impl CampaignRun {
             agent_room: 1,
             no_agent_backoff: NO_AGENT_BACKOFF_MIN,
             next_agent_free: None,
+            pacer: super::agents::PacerRun::of(&valid),
             valid,
         };
         run.follow_gateways(now);
@@ -193,6 +198,13 @@ impl Core {
         existing.cps = c.cps.map(|r| TokenBucket::new(r, r.max(1.0), now));
         existing.sm.set_eternal(c.eternal);
         existing.removed = false;
+        existing.pacer = match (existing.pacer.take(), super::agents::PacerRun::of(&valid)) {
+            (Some(mut kept), Some(next)) => {
+                kept.follow(next);
+                Some(kept)
+            }
+            (_, next) => next,
+        };
         existing.valid = valid;
         existing.follow_gateways(now);
         // A lowered limit or a paused gateway takes effect at the next claim; a raised one (or a new gateway)
@@ -359,11 +371,21 @@ impl Core {
                 .min(share)
                 .min(left)
                 .min(self.cfg.claim_batch);
-            let max = if c.valid.mode().uses_agents() {
-                max.min(c.agent_room)
-            } else {
-                max
+            let max = match c.valid.mode() {
+                DialMode::Broadcast => max,
+                DialMode::Predictive => {
+                    if max == 0 {
+                        0
+                    } else {
+                        match self.paced_room(now, id) {
+                            PacedRoom::Counting => continue,
+                            PacedRoom::Dials(n) => max.min(n),
+                        }
+                    }
+                }
+                DialMode::Preview | DialMode::Progressive => max.min(c.agent_room),
             };
+            let c = self.campaigns.get_mut(id).expect("listed");
             if max == 0 {
                 // Wait for the next token, a call to end (which polls again), or sessions to free up.
                 let mut next = now + ChronoDuration::milliseconds(200);

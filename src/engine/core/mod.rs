@@ -41,7 +41,7 @@ use crate::store::{AttemptId, AttemptResult, Claim, ClaimBatch, CompleteOutcome,
 pub use crate::engine::switch_info::SwitchLimits;
 pub use agents::{
     ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
-    AgentReservation, agent_export_cells, is_safe_dial_string,
+    AgentReservation, PacerRun, agent_export_cells, is_safe_dial_string,
 };
 pub use amd::{
     AMD_EXPORT_COLUMNS, AmdCall, AmdCounts, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
@@ -269,6 +269,13 @@ pub enum Input {
         attempts: Vec<AttemptId>,
         reservations: Vec<crate::agents::AdoptedReservation>,
     },
+    /// The answer to [`Action::CountAgents`]: the team's agents now (`None`: the store failed) and the
+    /// campaign's rolling 30-day abandonment rate from its compliance record (`None`: no live answer recorded).
+    AgentCounts {
+        campaign: String,
+        counts: Option<crate::agents::pacer::AgentCounts>,
+        abandon_30d_pct: Option<f64>,
+    },
     /// A preview's decision by the agent.
     PreviewDecision {
         attempt: AttemptId,
@@ -444,6 +451,15 @@ pub enum Action {
         switch: usize,
         uuid: Uuid,
         message: Option<String>,
+    },
+    /// Count a predictive campaign's team (free, busy, in wrap-up) and read its rolling 30-day abandonment rate
+    /// (answer [`Input::AgentCounts`]).
+    CountAgents { campaign: String, team: String },
+    /// Add an answered agent call's counts to the campaign's compliance record for `day`.
+    RecordCompliance {
+        campaign: String,
+        day: chrono::NaiveDate,
+        counts: crate::agents::compliance::DayCounts,
     },
     /// The member's next call goes to `agent` first until `until` (an agent's callback).
     StickyAgent {
@@ -686,6 +702,11 @@ impl Core {
                 attempts,
                 reservations,
             } => self.on_agents_adopted(now, attempts, reservations),
+            Input::AgentCounts {
+                campaign,
+                counts,
+                abandon_30d_pct,
+            } => self.on_agent_counts(now, &campaign, counts, abandon_30d_pct),
             Input::PreviewDecision { attempt, accept } => {
                 self.on_preview_decision(now, attempt, accept)
             }

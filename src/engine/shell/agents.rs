@@ -106,6 +106,9 @@ pub fn offer_event_arg(
     pairs.join(",")
 }
 
+/// Times a compliance count is written before it is reported lost.
+const COMPLIANCE_TRIES: u32 = 4;
+
 impl Runner {
     /// Carries out one of the core's agent actions.
     pub(super) fn execute_agent(&mut self, action: Action) {
@@ -365,6 +368,58 @@ impl Runner {
                 tokio::spawn(async move {
                     if let Err(e) = store.terminate(&campaign, member).await {
                         tracing::warn!(campaign, %member, error = %e, "member not stopped as the agent asked");
+                    }
+                });
+            }
+            Action::CountAgents { campaign, team } => {
+                tokio::spawn(async move {
+                    let now = clock.now();
+                    let counts = match store.team_counts(&team, now).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::warn!(campaign, team, error = %e, "team not counted for pacing");
+                            None
+                        }
+                    };
+                    // Without a readable record the pacer runs on its own rules (the 30-day fallback needs one).
+                    let abandon_30d_pct = match store
+                        .abandon_rate_30d(&campaign, crate::agents::compliance::day_of(now))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(campaign, error = %e, "compliance record not read for pacing");
+                            None
+                        }
+                    };
+                    let _ = tx
+                        .send(Msg::Input(Input::AgentCounts {
+                            campaign,
+                            counts,
+                            abandon_30d_pct,
+                        }))
+                        .await;
+                });
+            }
+            Action::RecordCompliance {
+                campaign,
+                day,
+                counts,
+            } => {
+                tokio::spawn(async move {
+                    for attempt in 1..=COMPLIANCE_TRIES {
+                        match store.record_compliance(&campaign, day, counts).await {
+                            Ok(()) => return,
+                            Err(e) if attempt == COMPLIANCE_TRIES => {
+                                metrics::counter!("fsdialer_compliance_write_failures_total")
+                                    .increment(1);
+                                tracing::error!(campaign, %day, ?counts, error = %e, "compliance counts not recorded");
+                            }
+                            Err(_) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt))
+                                    .await
+                            }
+                        }
                     }
                 });
             }

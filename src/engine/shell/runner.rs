@@ -224,6 +224,8 @@ impl Runner {
             | Action::Bridge { .. }
             | Action::Abandon { .. }
             | Action::StopMember { .. }
+            | Action::CountAgents { .. }
+            | Action::RecordCompliance { .. }
             | Action::StickyAgent { .. }) => self.execute_agent(agent),
             amd @ (Action::StartAmd { .. }
             | Action::StartBeepDetection { .. }

@@ -54,6 +54,8 @@ pub struct MemoryStore {
     pub(in crate::store) dnc: Mutex<crate::store::dnc::DncBook>,
     /// Calls per number (see `store::number_calls`).
     pub(in crate::store) number_calls: Mutex<crate::store::number_calls::NumberBook>,
+    /// The compliance record (see `store::compliance`).
+    pub(in crate::store) compliance: Mutex<crate::store::compliance::ComplianceMap>,
 }
 
 fn tz_points(
@@ -133,6 +135,7 @@ impl MemoryStore {
             caller_ids: Mutex::default(),
             dnc: Mutex::default(),
             number_calls: Mutex::default(),
+            compliance: Mutex::new(Default::default()),
         }
     }
 

@@ -32,7 +32,14 @@ impl Core {
             cancelled: false,
             outcome: None,
             facts: AgentFacts::default(),
+            judged: false,
+            message_played: false,
         });
+        if call.version.mode() == DialMode::Predictive {
+            // Predictive: dialled now, as the pacer allowed; the agent is reserved at the answer.
+            self.dial_member(now, attempt);
+            return;
+        }
         if let Some(c) = self.campaigns.get_mut(&call.campaign) {
             c.agent_reserving += 1;
         }
@@ -55,8 +62,10 @@ impl Core {
             settings: a.settings.clone(),
             exclude: a.facts.missed.clone(),
         };
+        let abandon_at = a.abandon_at;
         self.out.push(action);
-        self.arm(attempt, now + dur(self.cfg.check_timeout));
+        let at = now + dur(self.cfg.check_timeout);
+        self.arm(attempt, abandon_at.map_or(at, |t| t.min(at)));
     }
 
     /// The store's answer to [`Action::ReserveAgent`] (`None`: no agent free, or the store failed).
@@ -162,6 +171,10 @@ impl Core {
             return;
         };
         let timeout = a.settings.agent_answer_timeout_sec;
+        // Predictive: the member must be joined by its abandon instant, however long the agent may ring.
+        let abandon_at = (a.mode == DialMode::Predictive)
+            .then_some(a.abandon_at)
+            .flatten();
         if !is_safe_dial_string(&r.dial_string) {
             tracing::error!(
                 campaign,
@@ -208,7 +221,7 @@ impl Core {
             originate: built,
         });
         let at = now + ChronoDuration::seconds(i64::from(timeout)) + ChronoDuration::seconds(1);
-        self.arm(attempt, at);
+        self.arm(attempt, abandon_at.map_or(at, |t| t.min(at)));
     }
 
     /// The agent's leg did not answer (failed, rejected, timed out): release it as missed and look for another.
@@ -291,7 +304,12 @@ impl Core {
             return;
         };
         let switch = call.switch;
-        let answered_at = call.answered_at;
+        // The person waits from the answer, or from the end of the greeting when AMD decided later (FTC/Ofcom).
+        let answered_at = call
+            .amd
+            .as_ref()
+            .and_then(|amd| amd.decided_at)
+            .or(call.answered_at);
         let Some(a) = call
             .agent
             .as_mut()
@@ -313,6 +331,7 @@ impl Core {
                 metrics::histogram!("fsdialer_answer_to_bridge_seconds").record(w as f64 / 1000.0);
             }
             self.arm(attempt, now + dur(self.cfg.max_call));
+            self.agent_judge(now, attempt);
             return;
         }
         // The member (or the agent) is gone: its hangup follows. Free the agent and hang its leg up.
@@ -412,12 +431,15 @@ impl Core {
         };
         a.phase = AgentPhase::Abandoning;
         a.facts.abandoned = true;
+        a.facts.abandoned_at = Some(now);
         let message = a.settings.abandon_message.clone();
+        a.message_played = message.is_some();
         self.out.push(Action::Abandon {
             switch,
             uuid: attempt,
             message,
         });
         self.arm(attempt, now + ABANDON_PLAY_MAX);
+        self.agent_judge(now, attempt);
     }
 }

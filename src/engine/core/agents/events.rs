@@ -206,6 +206,7 @@ impl Core {
         }
         match a.mode {
             DialMode::Preview => self.bridge(now, attempt),
+            DialMode::Predictive => self.predictive_answered(now, attempt),
             _ => {
                 let agent = a.reservation.as_ref().map(|r| r.agent.clone());
                 self.call_agent_leg(now, attempt);
@@ -241,6 +242,7 @@ impl Core {
         }
         let leg = a.leg.clone();
         let reservation = a.reservation.take();
+        let campaign = call.campaign.clone();
         match a.phase {
             AgentPhase::Bridged => {
                 // A call adopted after a restart has no join instant here: the switch's talk time stands in.
@@ -250,6 +252,7 @@ impl Core {
                 if let Some(r) = reservation {
                     self.release_agent(now, attempt, r, AgentRelease::Finished { talk_ms });
                 }
+                self.predictive_talked(now, &campaign, talk_ms);
                 self.agent_await_result(now, attempt);
             }
             _ if answered => {
@@ -265,6 +268,7 @@ impl Core {
                 }
                 let class = a.settings.abandoned_class;
                 metrics::counter!("fsdialer_abandoned_total").increment(1);
+                self.agent_judge(now, attempt);
                 self.gateway_forget(attempt);
                 self.complete(now, attempt, ABANDONED_CAUSE.into(), class, talk);
             }
@@ -326,10 +330,11 @@ impl Core {
 
     /// Decides a joined call: the agent's result when given, else the hangup cause.
     pub(in crate::engine::core) fn agent_finish(&mut self, now: DateTime<Utc>, attempt: AttemptId) {
-        let Some(call) = self.calls.get(&attempt) else {
+        let Some(h) = self.calls.get(&attempt).and_then(|c| c.hangup.clone()) else {
             return;
         };
-        let Some(h) = call.hangup.clone() else {
+        self.predictive_wrapped(now, attempt);
+        let Some(call) = self.calls.get(&attempt) else {
             return;
         };
         let outcome = call.agent.as_ref().and_then(|a| a.outcome.clone());
@@ -390,12 +395,31 @@ impl Core {
         let Some(a) = call.agent.as_mut() else {
             return false;
         };
+        let predictive_abandon = a.mode == DialMode::Predictive
+            && a.abandon_at.is_some_and(|t| now >= t)
+            && matches!(
+                a.phase,
+                AgentPhase::Reserving | AgentPhase::Waiting | AgentPhase::AgentRinging
+            );
         match a.phase {
             AgentPhase::AwaitingResult => {
                 self.agent_finish(now, attempt);
                 true
             }
             _ if hung_up => false,
+            _ if predictive_abandon => {
+                // 2 s after the answer and no agent joined: the agent's leg (if ringing) is given up unused — not
+                // the agent's miss — and the member hears the abandon message.
+                if let Some(leg) = a.leg.take() {
+                    self.agent_legs
+                        .hang_up(&mut self.out, switch, &leg, "ORIGINATOR_CANCEL");
+                }
+                if let Some(r) = a.reservation.take() {
+                    self.release_agent(now, attempt, r, AgentRelease::Unused);
+                }
+                self.abandon(now, attempt);
+                true
+            }
             AgentPhase::Reserving => {
                 // The store never answered: ask again (an answered member also checks its abandon time).
                 if a.abandon_at.is_some_and(|t| now >= t) {

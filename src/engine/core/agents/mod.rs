@@ -19,8 +19,12 @@
 //!   `result`; without one the hangup cause does, as for any call. A member answered and never joined is
 //!   `ABANDONED` with the campaign's `abandoned_class`, whoever hung up.
 //!
-//! By concern: `connect` (reserving, dialling the agent and the member, joining, abandoning) and `events` (what
-//! the switch, the agent and time say about a call). This file holds the types.
+//! - **Predictive**: the member is dialled at once, as many as the pacer says (`predictive`); the agent is
+//!   reserved when the member answers, and a member not joined within 2 s of its answer is abandoned.
+//!
+//! By concern: `connect` (reserving, dialling the agent and the member, joining, abandoning), `events` (what
+//! the switch, the agent and time say about a call) and `predictive` (the pacer's room for claims, its model's
+//! observations, the compliance counts). This file holds the types.
 //!
 //! Every phase has a deadline, so no reservation, agent leg or member waits forever; every path that forgets a
 //! call gives its reservation back and hangs up an agent leg still up.
@@ -115,6 +119,8 @@ pub struct AgentFacts {
     /// From the member's answer to the bridge.
     pub wait_ms: Option<u64>,
     pub abandoned: bool,
+    /// When the abandon message was started (or the member hung up, without one).
+    pub abandoned_at: Option<DateTime<Utc>>,
     /// Agents that left this member unanswered.
     pub missed: Vec<String>,
 }
@@ -136,6 +142,10 @@ pub struct AgentCall {
     pub cancelled: bool,
     pub outcome: Option<AgentOutcome>,
     pub facts: AgentFacts,
+    /// The live answer was judged (joined within 2 s, or abandoned) and counted by the pacer.
+    pub judged: bool,
+    /// The abandon message was started.
+    pub message_played: bool,
 }
 
 impl AgentCall {
@@ -164,7 +174,9 @@ impl AgentCall {
             "bridged_at": ts(f.bridged_at),
             "wait_ms": f.wait_ms,
             "abandoned": f.abandoned,
+            "abandoned_at": ts(f.abandoned_at),
             "wrap_up_sec": self.settings.wrap_up_sec,
+            "abandon_message_played": self.message_played,
         });
         if !f.missed.is_empty() {
             o["missed_by"] = serde_json::json!(f.missed);
@@ -183,6 +195,9 @@ impl AgentCall {
 
 mod connect;
 mod events;
+mod predictive;
+
+pub use predictive::{PacedRoom, PacerRun};
 
 /// Agent legs this node placed, by channel uuid and by originate job, to the attempt each serves.
 #[derive(Debug, Default)]
