@@ -23,6 +23,7 @@ pub mod import;
 pub mod metrics;
 pub mod openapi;
 pub mod openapi_agents;
+pub mod openapi_webhooks;
 pub mod reply;
 pub mod routes;
 pub mod server;

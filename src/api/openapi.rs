@@ -128,6 +128,7 @@ fn campaign_config() -> Value {
             "mode": {"enum": ["broadcast", "preview", "progressive"], "default": "broadcast",
                      "description": "broadcast: the callflow (or park) on answer; preview/progressive: joined to an agent of `agents.team`"},
             "agents": agent_settings(),
+            "webhooks": super::openapi_webhooks::webhooks(),
         }),
         &["gateways"],
     )
@@ -354,6 +355,7 @@ pub fn schemas() -> Map<String, Value> {
         ),
     );
     super::openapi_agents::add(&mut m);
+    super::openapi_webhooks::add(&mut m);
     m
 }
 

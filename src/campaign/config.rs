@@ -19,6 +19,7 @@ use super::channel_vars::{MemberChannelVars, is_dialer_owned};
 use super::error::{FieldError, FieldErrors};
 use super::gateway::{Gateway, Gateways};
 use super::params::{LostAttempt, MemberOrder, NumberOrder};
+use super::webhook::{WebhookConfig, check_webhooks};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -101,6 +102,9 @@ pub struct CampaignConfig {
     /// The agent team and its rules; required by the agent modes, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentSettings>,
+    /// Where each outcome is POSTed (see `crate::webhooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 fn is_broadcast(mode: &DialMode) -> bool {
@@ -284,6 +288,7 @@ impl CampaignConfig {
                 ),
             ));
         }
+        errors.extend(check_webhooks(&self.webhooks));
         let gateways = Gateways::compile(&self.gateways)
             .map_err(|e| errors.extend(e.under("gateways").0))
             .ok();

@@ -48,6 +48,7 @@ mod ids;
 pub mod local_redis;
 mod memory;
 mod nodes;
+pub mod outbox;
 mod record;
 pub mod redis;
 mod rules;

@@ -11,6 +11,7 @@ pub mod files;
 pub mod guard;
 pub mod members;
 pub mod system;
+pub mod webhooks;
 
 use super::auth::Role;
 use super::{ApiConfig, ApiState};
@@ -210,6 +211,28 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
         Route::new("GET", "/api/v2/dialer/{id}/history", "campaignHistory", get(campaigns::history))
             .summary("Campaign state transitions seen by this node")
             .answer(JSON, "HistoryAnswer"),
+        Route::new("GET", "/api/v2/dialer/{id}/webhooks", "webhookCounts", get(webhooks::counts))
+            .summary("The campaign's webhook outbox: markers, events queued, dead letters")
+            .tag("webhooks")
+            .answer(JSON, "WebhookCounts"),
+        Route::new("GET", "/api/v2/dialer/{id}/webhooks/dead", "webhookDeadLetters", get(webhooks::dead))
+            .summary("Webhook events that failed max_attempts times, newest first")
+            .tag("webhooks")
+            .query("offset", "integer", "dead letters to skip (default 0)")
+            .query("limit", "integer", "page size (1 to 1000, default 100)")
+            .answer(JSON, "DeadLetters")
+            .errors(&[400, 404]),
+        Route::new("POST", "/api/v2/dialer/{id}/webhooks/dead/replay", "replayAllDeadLetters", post(webhooks::replay_all))
+            .summary("Queue every dead letter again, its tries reset")
+            .tag("webhooks")
+            .role(a)
+            .answer(JSON, "Replayed"),
+        Route::new("POST", "/api/v2/dialer/{id}/webhooks/dead/{did}/replay", "replayDeadLetter", post(webhooks::replay))
+            .summary("Queue one dead letter again, its tries reset")
+            .tag("webhooks")
+            .role(a)
+            .path_doc("did", "the dead letter's id")
+            .answer(JSON, "Replayed"),
         Route::new("POST", "/api/v2/dialer/{id}/members", "addMembers", post(members::add))
             .summary("Add one member or an array of members; every member is validated before anything is written")
             .tag("members")

@@ -48,6 +48,8 @@ pub struct MemoryStore {
     pub(in crate::store) agents: agents::AgentBook,
     /// Sticky agents of callbacks (see `store::sticky`).
     pub(in crate::store) sticky: Mutex<crate::store::sticky::StickyMap>,
+    /// The webhook outbox (see `store::outbox`).
+    pub(in crate::store) outbox: crate::store::outbox::MemoryOutbox,
 }
 
 fn tz_points(
@@ -124,6 +126,7 @@ impl MemoryStore {
             nodes: Mutex::default(),
             agents: agents::AgentBook::default(),
             sticky: Mutex::new(Default::default()),
+            outbox: Default::default(),
         }
     }
 
