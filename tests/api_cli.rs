@@ -310,3 +310,5 @@ async fn the_embedded_default_generates_an_admin_key_that_works() {
 mod lifecycle;
 #[path = "cli_cases/webhooks.rs"]
 mod webhooks;
+#[path = "cli_cases/page.rs"]
+mod page;

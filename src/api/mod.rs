@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod openapi_agents;
 pub mod openapi_webhooks;
+pub mod page;
 pub mod reply;
 pub mod routes;
 pub mod server;
@@ -60,6 +61,8 @@ pub struct ApiConfig {
     pub member_limits: MemberLimits,
     /// Connection and request limits (timeouts, concurrency, JSON depth).
     pub http: server::HttpLimits,
+    /// The API is served over HTTPS: the page's cookies are `Secure`.
+    pub https: bool,
 }
 
 impl ApiConfig {
@@ -72,6 +75,7 @@ impl ApiConfig {
             metrics_public: false,
             member_limits: MemberLimits::default(),
             http: server::HttpLimits::default(),
+            https: false,
         }
     }
 }

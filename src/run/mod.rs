@@ -223,6 +223,7 @@ pub async fn start(
         metrics_public: cfg.api.metrics_public,
         member_limits: cfg.api.member_limits(),
         http: cfg.api.http_limits(),
+        https: api_tls.is_some(),
     };
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {

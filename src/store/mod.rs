@@ -39,6 +39,7 @@
 //! - An attempt recovered after its lease expired gets the cause [`LOST_ATTEMPT_CAUSE`].
 
 pub mod agents;
+mod causes;
 pub mod clock;
 mod docs;
 mod error;
@@ -55,6 +56,7 @@ mod rules;
 mod sticky;
 mod types;
 
+pub use causes::{MAX_CAUSES, OTHER_CAUSE};
 pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;

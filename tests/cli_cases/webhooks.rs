@@ -22,7 +22,6 @@ struct Received {
     key: String,
     event: String,
     body: Value,
-    at: Instant,
 }
 
 #[derive(Default)]
@@ -64,7 +63,6 @@ async fn receive(State(st): State<Arc<ReceiverState>>, headers: HeaderMap, body:
         key: h(sign::IDEMPOTENCY_HEADER),
         event: h(sign::EVENT_HEADER),
         body: serde_json::from_str(&body).unwrap_or(Value::Null),
-        at: Instant::now(),
     });
     StatusCode::NO_CONTENT
 }
@@ -236,6 +234,13 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
     let (_sim, sim_addr) = spawn_sim("10");
     let dir = tempfile::tempdir().unwrap();
     let config = write_node_config(dir.path(), "slow-node", &redis.url(), &sim_addr);
+    // A read-only key too.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "role = \"admin\"\n",
+        &format!("role = \"admin\"\n[[api.keys]]\nid = \"{}\"\nsecret = \"{}\"\nrole = \"read-only\"\n", READER.0, READER.1),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
     let st = Arc::new(ReceiverState::default());
     *st.delay.lock().unwrap() = Duration::from_secs(30);
     let (receiver, port) = start_receiver(st.clone(), 0).await;

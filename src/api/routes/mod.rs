@@ -14,6 +14,7 @@ pub mod system;
 pub mod webhooks;
 
 use super::auth::Role;
+use super::page;
 use super::{ApiConfig, ApiState};
 use axum::Router;
 use axum::body::Body;
@@ -384,6 +385,42 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .path_doc("id", "agent id")
             .answer(JSON, "OfferAnswer")
             .errors(&[404, 409, 503]),
+        Route::new("GET", "/", "operatorPage", get(page::index))
+            .summary("The live operator page (HTML)")
+            .tag("page")
+            .role(None)
+            .answer("text/html", "Text")
+            .errors(&[]),
+        Route::new("GET", "/page/app.js", "operatorPageScript", get(page::app_js))
+            .summary("The operator page's script")
+            .tag("page")
+            .role(None)
+            .answer("text/javascript", "Text")
+            .errors(&[]),
+        Route::new("GET", "/page/app.css", "operatorPageStyle", get(page::app_css))
+            .summary("The operator page's style sheet")
+            .tag("page")
+            .role(None)
+            .answer("text/css", "Text")
+            .errors(&[]),
+        Route::new("POST", "/page/login", "pageLogin", post(page::login))
+            .summary("Log the page in: {key, token} of a key of role read-only or above; sets HttpOnly cookies")
+            .tag("page")
+            .role(None)
+            .body(JSON, "Any")
+            .answer(JSON, "Any")
+            .errors(&[400, 401, 403, 413]),
+        Route::new("POST", "/page/logout", "pageLogout", post(page::logout))
+            .summary("Log the page out (clears its cookies)")
+            .tag("page")
+            .role(None)
+            .answer(JSON, "Any")
+            .errors(&[]),
+        Route::new("GET", "/api/v2/live", "liveStream", get(page::live::stream))
+            .summary("Server-sent events: a `snapshot` of every campaign's live figures whenever they change")
+            .tag("page")
+            .answer("text/event-stream", "Text")
+            .errors(&[503]),
         Route::new("GET", "/healthz", "healthz", get(system::healthz))
             .summary("Liveness and store reachability")
             .tag("service")
@@ -420,7 +457,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
 /// Whether a route is one of the service routes (`/healthz`, `/metrics`, the OpenAPI document), which are not
 /// counted by the concurrency limit.
 pub fn is_service(r: &Route) -> bool {
-    r.tag == "service"
+    r.tag == "service" || r.tag == "page"
 }
 
 /// The API router, with the guard and the request limits of [`super::server`].

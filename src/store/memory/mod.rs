@@ -50,6 +50,8 @@ pub struct MemoryStore {
     pub(in crate::store) sticky: Mutex<crate::store::sticky::StickyMap>,
     /// The webhook outbox (see `store::outbox`).
     pub(in crate::store) outbox: crate::store::outbox::MemoryOutbox,
+    /// Attempts per hangup cause (see `store::causes`).
+    pub(in crate::store) causes: Mutex<crate::store::causes::CauseMap>,
 }
 
 fn tz_points(
@@ -127,6 +129,7 @@ impl MemoryStore {
             agents: agents::AgentBook::default(),
             sticky: Mutex::new(Default::default()),
             outbox: Default::default(),
+            causes: Mutex::default(),
         }
     }
 

@@ -168,6 +168,7 @@ $("#create-form").addEventListener("submit", async (e) => {
   const accept = [1, 2, 3, 4, 5, 6, 7].map((d) => ({ weekday: d, start_min: 0, end_min: 1440 }));
   const body = {
     id: f.id.value, name: f.name.value, limit: Number(f.limit.value), max_tries: Number(f.max_tries.value),
+    wait_between_retries_sec: Number(f.wait.value),
     calendar: { timezone: f.tz.value, accept },
     gateways: [{ name: "main", pattern: "^(.*)$", dial_string: f.dial.value }],
   };
