@@ -49,20 +49,34 @@ fn bench(c: &mut Criterion) {
             rt.block_on(async {
                 let now = chrono::Utc::now();
                 let deliveries: Vec<DeliveryRecord> = (0..100)
-                    .map(|m| record(seq.fetch_add(1, Ordering::Relaxed), m, "http://127.0.0.1:9/h"))
+                    .map(|m| {
+                        record(
+                            seq.fetch_add(1, Ordering::Relaxed),
+                            m,
+                            "http://127.0.0.1:9/h",
+                        )
+                    })
                     .collect();
                 let group = EnqueueGroup {
                     marker: None,
                     deliveries,
                 };
-                assert_eq!(store.outbox_enqueue("cyc", &[group], now).await.unwrap(), 100);
+                assert_eq!(
+                    store.outbox_enqueue("cyc", &[group], now).await.unwrap(),
+                    100
+                );
                 let taken = store
                     .outbox_take("cyc", now, Duration::from_secs(30), 100)
                     .await
                     .unwrap();
                 assert_eq!(taken.len(), 100);
                 for rec in &taken {
-                    assert!(store.outbox_settle("cyc", rec, &Settle::Delivered, now).await.unwrap());
+                    assert!(
+                        store
+                            .outbox_settle("cyc", rec, &Settle::Delivered, now)
+                            .await
+                            .unwrap()
+                    );
                 }
             })
         })
@@ -95,9 +109,14 @@ fn bench(c: &mut Criterion) {
     let doc = json!({"config": {"id": "lat", "name": "lat", "gateways": [],
         "webhooks": [{"url": url, "events": ["attempt_end"], "secret": SECRET}]},
         "run": false, "updated_at": chrono::Utc::now(), "version": 1});
-    rt.block_on(store.put_campaign_doc("lat", &doc.to_string())).unwrap();
+    rt.block_on(store.put_campaign_doc("lat", &doc.to_string()))
+        .unwrap();
     let wake = Arc::new(Notify::new());
-    let delivery = rt.spawn(deliver(store.clone(), DeliveryConfig::default(), wake.clone()));
+    let delivery = rt.spawn(deliver(
+        store.clone(),
+        DeliveryConfig::default(),
+        wake.clone(),
+    ));
     // Let the task read the campaign's webhooks.
     std::thread::sleep(Duration::from_millis(1500));
     let mut one = |member: u64| -> Duration {
@@ -109,7 +128,10 @@ fn bench(c: &mut Criterion) {
                 marker: None,
                 deliveries: vec![rec],
             };
-            store.outbox_enqueue("lat", &[group], chrono::Utc::now()).await.unwrap();
+            store
+                .outbox_enqueue("lat", &[group], chrono::Utc::now())
+                .await
+                .unwrap();
             wake.notify_one();
             while let Some(got) = arrived.recv().await {
                 if got == key {

@@ -208,7 +208,10 @@ mod tests {
 
     #[test]
     fn only_plain_http_and_https_urls_pass() {
-        assert_eq!(check_url("https://crm.example.com/hooks/dialer?x=1"), Ok(()));
+        assert_eq!(
+            check_url("https://crm.example.com/hooks/dialer?x=1"),
+            Ok(())
+        );
         assert_eq!(check_url("http://127.0.0.1:9000/"), Ok(()));
         for bad in [
             "file:///etc/passwd",

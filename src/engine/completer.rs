@@ -93,7 +93,8 @@ async fn complete_group(
             .filter(|(_, o)| {
                 matches!(
                     o,
-                    Ok(crate::store::CompleteOutcome::Applied(_) | crate::store::CompleteOutcome::Duplicate)
+                    Ok(crate::store::CompleteOutcome::Applied(_)
+                        | crate::store::CompleteOutcome::Duplicate)
                 )
             })
             .map(|(c, _)| (c.result.attempt_id, c.result.member_id))

@@ -376,7 +376,7 @@ impl Running {
             tracing::error!(?exit, "fsdialer is going down");
             let _ = self.stop.send(());
             self.sync.abort();
-        self.webhooks.abort();
+            self.webhooks.abort();
             if let Some(s) = self.sim {
                 s.shutdown().await;
             }

@@ -47,7 +47,11 @@ impl Store {
                     .map_err(StoreError::redis("count_causes"))?;
                 let mut pipe = redis::pipe();
                 for c in causes {
-                    let c = if n < MAX_CAUSES { c.as_str() } else { OTHER_CAUSE };
+                    let c = if n < MAX_CAUSES {
+                        c.as_str()
+                    } else {
+                        OTHER_CAUSE
+                    };
                     pipe.hincr(&key, c, 1).ignore();
                 }
                 pipe.query_async::<()>(&mut r.connection())
@@ -84,9 +88,12 @@ mod tests {
     #[tokio::test]
     async fn causes_add_up_and_too_many_distinct_ones_go_to_other() {
         let s = Store::memory();
-        s.count_causes("c", &["USER_BUSY".into(), "USER_BUSY".into(), "NO_ANSWER".into()])
-            .await
-            .unwrap();
+        s.count_causes(
+            "c",
+            &["USER_BUSY".into(), "USER_BUSY".into(), "NO_ANSWER".into()],
+        )
+        .await
+        .unwrap();
         let got = s.cause_counts("c").await.unwrap();
         assert_eq!((got["USER_BUSY"], got["NO_ANSWER"]), (2, 1));
         let many: Vec<String> = (0..MAX_CAUSES + 5).map(|i| format!("C{i}")).collect();

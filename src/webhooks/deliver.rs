@@ -92,7 +92,10 @@ pub async fn post(
         .post(&rec.url)
         .timeout(Duration::from_millis(hook.timeout_ms))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature(&hook.secret, t, rec.body.as_bytes()))
+        .header(
+            SIGNATURE_HEADER,
+            signature(&hook.secret, t, rec.body.as_bytes()),
+        )
         .header(EVENT_HEADER, &rec.event)
         .header(IDEMPOTENCY_HEADER, &rec.event_id)
         .body(rec.body.clone())
@@ -132,20 +135,33 @@ async fn deliver_one(
         (Err(e), hook) => {
             rec.attempts += 1;
             let last = hook.as_ref().is_none_or(|h| rec.attempts >= h.max_attempts);
-            tracing::debug!(campaign, id = rec.id, attempts = rec.attempts, error = e,
-                took_ms = started.elapsed().as_millis() as u64, "webhook delivery failed");
+            tracing::debug!(
+                campaign,
+                id = rec.id,
+                attempts = rec.attempts,
+                error = e,
+                took_ms = started.elapsed().as_millis() as u64,
+                "webhook delivery failed"
+            );
             rec.last_error = Some(e);
             if last {
                 metrics::counter!("fsdialer_webhook_deliveries_total", "result" => "dead")
                     .increment(1);
-                tracing::warn!(campaign, id = rec.id, url = rec.url, attempts = rec.attempts,
+                tracing::warn!(
+                    campaign,
+                    id = rec.id,
+                    url = rec.url,
+                    attempts = rec.attempts,
                     error = rec.last_error.as_deref().unwrap_or_default(),
-                    "webhook event moved to the dead-letter list");
+                    "webhook event moved to the dead-letter list"
+                );
                 Settle::Dead
             } else {
                 metrics::counter!("fsdialer_webhook_deliveries_total", "result" => "retry")
                     .increment(1);
-                let h = hook.as_ref().unwrap_or_else(|| unreachable!("no hook is always last"));
+                let h = hook
+                    .as_ref()
+                    .unwrap_or_else(|| unreachable!("no hook is always last"));
                 let delay = retry_delay(h, rec.attempts, rand::random::<f64>());
                 Settle::RetryAt(now + chrono::Duration::from_std(delay).unwrap_or_default())
             }
@@ -156,7 +172,9 @@ async fn deliver_one(
 }
 
 /// The campaigns with webhooks, from the stored documents.
-async fn campaigns_with_hooks(store: &Store) -> Result<HashMap<String, Vec<WebhookConfig>>, StoreError> {
+async fn campaigns_with_hooks(
+    store: &Store,
+) -> Result<HashMap<String, Vec<WebhookConfig>>, StoreError> {
     let mut out = HashMap::new();
     for (id, text) in store.campaign_docs().await? {
         match serde_json::from_str::<CampaignDoc>(&text) {
@@ -164,7 +182,9 @@ async fn campaigns_with_hooks(store: &Store) -> Result<HashMap<String, Vec<Webho
                 out.insert(id, doc.config.webhooks);
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(campaign = id, error = %e, "unreadable campaign document: its webhooks wait"),
+            Err(e) => {
+                tracing::warn!(campaign = id, error = %e, "unreadable campaign document: its webhooks wait")
+            }
         }
     }
     Ok(out)
@@ -188,7 +208,9 @@ pub async fn run(store: Store, cfg: DeliveryConfig, wake: Arc<Notify>) {
         if swept.elapsed() >= cfg.sweep_every {
             swept = Instant::now();
             for (campaign, list) in &hooks {
-                if let Err(e) = sweep_markers(&store, campaign, list, Utc::now(), cfg.marker_grace).await {
+                if let Err(e) =
+                    sweep_markers(&store, campaign, list, Utc::now(), cfg.marker_grace).await
+                {
                     tracing::warn!(campaign, error = %e, "sweeping webhook markers failed");
                 }
             }

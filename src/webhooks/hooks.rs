@@ -63,7 +63,11 @@ pub async fn before_recovery(store: &Store, valid: &ValidCampaign, now: DateTime
 }
 
 /// Attempts whose completion is durable: their events go to the resolver.
-pub fn completed(tx: &mpsc::Sender<Job>, valid: &ValidCampaign, attempts: Vec<(AttemptId, MemberId)>) {
+pub fn completed(
+    tx: &mpsc::Sender<Job>,
+    valid: &ValidCampaign,
+    attempts: Vec<(AttemptId, MemberId)>,
+) {
     if let Some(hooks) = hooks_of(valid)
         && !attempts.is_empty()
     {

@@ -21,6 +21,7 @@
 //!    than 30 s: a completed attempt's events are queued from its record (the same bytes and key as the live
 //!    path would have made); an attempt still in a call keeps its marker (its completion or recovery resolves
 //!    it later); one that will never have a record (claim released, member deleted) is dropped.
+//!
 //! A member is always resolved as a whole, oldest attempt first, so an attempt left by a crash and the member's
 //! next attempt reach the outbox in order. Campaign state events are queued by the resolver as the engine makes
 //! the transition (like the history, a transition lost with the process before it is written is not sent).

@@ -37,7 +37,11 @@ pub enum VerifyError {
     #[error("malformed signature header (expected t=<unix>,v1=<hex>)")]
     Malformed,
     #[error("timestamp {t} is more than {tolerance_secs} s from now ({now})")]
-    Stale { t: i64, now: i64, tolerance_secs: i64 },
+    Stale {
+        t: i64,
+        now: i64,
+        tolerance_secs: i64,
+    },
     #[error("no v1 signature matches")]
     Mismatch,
 }
@@ -97,7 +101,13 @@ mod tests {
             "t=1700000000,v1=9f5e37cdc7ea587c7c02062d93283cad000d66a831b2a1676418696db47ed6c2"
         );
         assert_eq!(
-            verify("whsec_0123456789abcdef", &s, br#"{"a":1}"#, 1_700_000_100, 300),
+            verify(
+                "whsec_0123456789abcdef",
+                &s,
+                br#"{"a":1}"#,
+                1_700_000_100,
+                300
+            ),
             Ok(())
         );
     }

@@ -65,7 +65,12 @@ fn write_config(dir: &Path, redis: &str, sim: &str) -> std::path::PathBuf {
     write_node_config(dir, "lifecycle-node", redis, sim)
 }
 
-pub(crate) fn write_node_config(dir: &Path, node: &str, redis: &str, sim: &str) -> std::path::PathBuf {
+pub(crate) fn write_node_config(
+    dir: &Path,
+    node: &str,
+    redis: &str,
+    sim: &str,
+) -> std::path::PathBuf {
     let text = format!(
         r#"
 node_id = "{node}"

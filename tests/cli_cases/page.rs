@@ -144,13 +144,27 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     wait_text(&c, "login-title", 10, |t| t == "Log in").await;
     fill(&c, "login-key", ADMIN.0).await;
     fill(&c, "login-token", "wrong-token-0123456789").await;
-    c.find(Locator::Css("#login-form button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "login-error", 10, |t| !t.is_empty()).await;
     fill(&c, "login-token", ADMIN.1).await;
-    c.find(Locator::Css("#login-form button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "live", 10, |t| t == "live").await;
     let cookie_visible_to_scripts = c.execute("return document.cookie;", vec![]).await.unwrap();
-    assert_eq!(cookie_visible_to_scripts, json!(""), "the key is in HttpOnly cookies");
+    assert_eq!(
+        cookie_visible_to_scripts,
+        json!(""),
+        "the key is in HttpOnly cookies"
+    );
 
     // Create the campaign from the page.
     fill(&c, "c-id", CAMPAIGN).await;
@@ -158,7 +172,12 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     fill(&c, "c-limit", "4").await;
     fill(&c, "c-tries", "2").await;
     fill(&c, "c-wait", "1").await;
-    c.find(Locator::Css("#create-form button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#create-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "create-result", 10, |t| t.contains("created")).await;
     wait_text(&c, &format!("state-{CAMPAIGN}"), 5, |t| t == "idle").await;
 
@@ -171,18 +190,39 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         text.push_str(&format!("Member {i},{number}\n"));
     }
     std::fs::write(&csv, text).unwrap();
-    c.find(Locator::Id("u-campaign")).await.unwrap().select_by_value(CAMPAIGN).await.unwrap();
+    c.find(Locator::Id("u-campaign"))
+        .await
+        .unwrap()
+        .select_by_value(CAMPAIGN)
+        .await
+        .unwrap();
     c.find(Locator::Id("u-file"))
         .await
         .unwrap()
         .send_keys(csv.to_str().unwrap())
         .await
         .unwrap();
-    c.find(Locator::Id("u-run")).await.unwrap().click().await.unwrap();
-    c.find(Locator::Css("#upload-form button")).await.unwrap().click().await.unwrap();
-    wait_text(&c, "upload-result", 15, |t| t.contains(&format!("{N} added"))).await;
+    c.find(Locator::Id("u-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#upload-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "upload-result", 15, |t| {
+        t.contains(&format!("{N} added"))
+    })
+    .await;
     let progress = c
-        .execute("return document.getElementById('u-progress').value;", vec![])
+        .execute(
+            "return document.getElementById('u-progress').value;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(progress, json!(100));
@@ -220,12 +260,22 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         seen_calls.len() >= 3,
         "the calls counter changed live through several values: {seen_calls:?}"
     );
-    assert!(seen_hist.len() >= 3, "the histogram changed live: {seen_hist:?}");
+    assert!(
+        seen_hist.len() >= 3,
+        "the histogram changed live: {seen_hist:?}"
+    );
 
     // At the end the page shows what the API says (after one more tick).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let api = stats(&http, &base).await;
-    for (page_id, field) in [("ok", "ok"), ("retry", "retry"), ("error", "error"), ("minus", "minus"), ("calls", "calls"), ("ended", "ended")] {
+    for (page_id, field) in [
+        ("ok", "ok"),
+        ("retry", "retry"),
+        ("error", "error"),
+        ("minus", "minus"),
+        ("calls", "calls"),
+        ("ended", "ended"),
+    ] {
         assert_eq!(
             number_of(&c, &format!("{page_id}-{CAMPAIGN}")).await,
             api[field].as_u64(),
@@ -233,7 +283,11 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         );
     }
     let hist = histogram(&c).await;
-    assert_eq!(hist.get("NORMAL_CLEARING").and_then(Value::as_u64), api["ok"].as_u64(), "{hist:?} {api}");
+    assert_eq!(
+        hist.get("NORMAL_CLEARING").and_then(Value::as_u64),
+        api["ok"].as_u64(),
+        "{hist:?} {api}"
+    );
     assert_eq!(
         hist.values().filter_map(Value::as_u64).sum::<u64>(),
         api["calls"].as_u64().unwrap(),
@@ -242,11 +296,26 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     assert!(hist.contains_key("USER_BUSY"), "{hist:?}");
 
     // Member search and attempt history.
-    c.find(Locator::Id("s-campaign")).await.unwrap().select_by_value(CAMPAIGN).await.unwrap();
+    c.find(Locator::Id("s-campaign"))
+        .await
+        .unwrap()
+        .select_by_value(CAMPAIGN)
+        .await
+        .unwrap();
     fill(&c, "s-member", "1").await;
-    c.find(Locator::Css("#search-form button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#search-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "search-result", 10, |t| t.contains("Member 0")).await;
-    c.find(Locator::Css("#search-result button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#search-result button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "attempts", 10, |t| t.contains("USER_BUSY")).await;
 
     let png = c.screenshot().await.unwrap();

@@ -35,7 +35,11 @@ struct ReceiverState {
 
 /// The receiver: verifies the signature as a CRM would (with the crate's `verify`, and the HMAC recomputed here),
 /// answers 204 and records the delivery.
-async fn receive(State(st): State<Arc<ReceiverState>>, headers: HeaderMap, body: String) -> StatusCode {
+async fn receive(
+    State(st): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
     let delay = *st.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     let h = |n: &str| {
@@ -50,7 +54,10 @@ async fn receive(State(st): State<Arc<ReceiverState>>, headers: HeaderMap, body:
     let by_crate = sign::verify(SECRET, &sig, body.as_bytes(), now, 300);
     let by_hand = {
         use hmac::Mac;
-        let t = sig.split(',').find_map(|p| p.strip_prefix("t=")).unwrap_or("");
+        let t = sig
+            .split(',')
+            .find_map(|p| p.strip_prefix("t="))
+            .unwrap_or("");
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
         mac.update(format!("{t}.{body}").as_bytes());
         format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes())) == sig
@@ -130,7 +137,8 @@ async fn expected_member_events(store: &Store, campaign: &str, n: u64) -> HashMa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key_once_in_member_order() {
+async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key_once_in_member_order()
+ {
     let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open(&redis.url()).await.unwrap();
@@ -145,21 +153,44 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
     let (mut first, base) = spawn_run(&config);
     fsdialer::tls::install_crypto_provider();
     let http = reqwest::Client::new();
-    post(&http, format!("{base}/api/v2/dialer"), campaign_with_hook(CAMPAIGN, port, 1000)).await;
+    post(
+        &http,
+        format!("{base}/api/v2/dialer"),
+        campaign_with_hook(CAMPAIGN, port, 1000),
+    )
+    .await;
     // Answering members (one attempt, success) and busy ones (a retry, then MAX_TRY_COUNT).
     let members: Vec<Value> = (0..N)
-        .map(|i| member(&format!("m{i}"), if i % 3 == 0 { "busy" } else { "answer_5" }))
+        .map(|i| {
+            member(
+                &format!("m{i}"),
+                if i % 3 == 0 { "busy" } else { "answer_5" },
+            )
+        })
         .collect();
-    post(&http, format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"), json!(members)).await;
+    post(
+        &http,
+        format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"),
+        json!(members),
+    )
+    .await;
     wait_all_ended(&store, CAMPAIGN, N, 60).await;
     let want = expected_member_events(&store, CAMPAIGN, N).await;
-    assert_eq!(want.len() as u64, N + N + N / 3, "attempts and member ends: {want:?}");
+    assert_eq!(
+        want.len() as u64,
+        N + N + N / 3,
+        "attempts and member ends: {want:?}"
+    );
     let queued = eventually(10, || async {
         let c = store.outbox_counts(CAMPAIGN).await.ok()?;
         (c.queued >= want.len() as u64 && c.markers == 0).then_some(c)
     })
     .await;
-    assert!(queued.is_some(), "every event waits in the outbox: {:?}", store.outbox_counts(CAMPAIGN).await);
+    assert!(
+        queued.is_some(),
+        "every event waits in the outbox: {:?}",
+        store.outbox_counts(CAMPAIGN).await
+    );
 
     // The engine dies with all of it undelivered; the receiver comes up while no engine runs.
     signal(&first, "-KILL");
@@ -167,7 +198,10 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
     let st = Arc::new(ReceiverState::default());
     let (receiver, _) = start_receiver(st.clone(), port).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(st.accepted.lock().unwrap().is_empty(), "nothing is sent while no engine runs");
+    assert!(
+        st.accepted.lock().unwrap().is_empty(),
+        "nothing is sent while no engine runs"
+    );
 
     // The restarted engine delivers everything.
     let (mut second, _base) = spawn_run(&config);
@@ -178,7 +212,12 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
     })
     .await;
     let got = st.accepted.lock().unwrap().clone();
-    assert!(delivered.is_some(), "delivered {} of {}: {got:?}", got.len(), want.len());
+    assert!(
+        delivered.is_some(),
+        "delivered {} of {}: {got:?}",
+        got.len(),
+        want.len()
+    );
     // Let any late duplicate arrive before counting.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let got = st.accepted.lock().unwrap().clone();
@@ -187,7 +226,10 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
     for r in &got {
         assert!(seen.insert(r.key.clone()), "{} delivered twice", r.key);
         assert_eq!(r.body["id"], r.key, "the body names its key");
-        assert_eq!(r.body["type"], r.event, "X-Fsdialer-Event is the body's type");
+        assert_eq!(
+            r.body["type"], r.event,
+            "X-Fsdialer-Event is the body's type"
+        );
     }
     // Per member: attempts in order, the member's end last.
     for id in 1..=N {
@@ -197,16 +239,30 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
             .collect();
         let order: Vec<(String, u64)> = mine
             .iter()
-            .map(|r| (r.event.clone(), r.body["attempt_no"].as_u64().unwrap_or(u64::MAX)))
+            .map(|r| {
+                (
+                    r.event.clone(),
+                    r.body["attempt_no"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
             .collect();
         let mut sorted = order.clone();
         sorted.sort_by_key(|(e, no)| (e == "member_end", *no));
         assert_eq!(order, sorted, "member {id}'s events in order");
-        let last = mine.iter().rev().find(|r| r.event == "attempt_end").unwrap();
+        let last = mine
+            .iter()
+            .rev()
+            .find(|r| r.event == "attempt_end")
+            .unwrap();
         assert_eq!(last.body["is_last"], json!(true), "member {id}");
         let busy = (id - 1) % 3 == 0;
         let end = mine.iter().find(|r| r.event == "member_end").unwrap();
-        assert_eq!(end.body["success"], json!(!busy), "member {id}: {}", end.body);
+        assert_eq!(
+            end.body["success"],
+            json!(!busy),
+            "member {id}: {}",
+            end.body
+        );
         if !busy {
             assert_eq!(last.body["cause"], "NORMAL_CLEARING");
             assert_eq!(last.body["class"], "ok");
@@ -227,7 +283,8 @@ async fn a_receiver_down_and_an_engine_killed_lose_no_event_and_deliver_each_key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_and_replayed_through_the_api() {
+async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_and_replayed_through_the_api()
+ {
     let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open(&redis.url()).await.unwrap();
@@ -237,7 +294,10 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
     // A read-only key too.
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "role = \"admin\"\n",
-        &format!("role = \"admin\"\n[[api.keys]]\nid = \"{}\"\nsecret = \"{}\"\nrole = \"read-only\"\n", READER.0, READER.1),
+        &format!(
+            "role = \"admin\"\n[[api.keys]]\nid = \"{}\"\nsecret = \"{}\"\nrole = \"read-only\"\n",
+            READER.0, READER.1
+        ),
         1,
     );
     std::fs::write(&config, text).unwrap();
@@ -255,9 +315,16 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
     c["webhooks"][0]["max_attempts"] = json!(1);
     c["webhooks"][0]["events"] = json!(["attempt_end"]);
     post(&http, format!("{base}/api/v2/dialer"), c).await;
-    let members: Vec<Value> = (0..N).map(|i| member(&format!("m{i}"), "answer_5")).collect();
+    let members: Vec<Value> = (0..N)
+        .map(|i| member(&format!("m{i}"), "answer_5"))
+        .collect();
     let t = Instant::now();
-    post(&http, format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"), json!(members)).await;
+    post(
+        &http,
+        format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"),
+        json!(members),
+    )
+    .await;
     // 60 calls of 0.5 s at 30 at a time: about a second of dialling, while each delivery takes 2 s to time out.
     wait_all_ended(&store, CAMPAIGN, N, 20).await;
     let dialled_in = t.elapsed();
@@ -266,12 +333,17 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
         pending.queued > 0,
         "the campaign finished while deliveries were still waiting: {pending:?} after {dialled_in:?}"
     );
-    assert!(dialled_in < Duration::from_secs(10), "dialling took {dialled_in:?}");
+    assert!(
+        dialled_in < Duration::from_secs(10),
+        "dialling took {dialled_in:?}"
+    );
 
     // Every delivery times out once (max_attempts 1): all of them end as dead letters.
     let key = [("X-Key", ADMIN.0), ("X-Access-Token", ADMIN.1)];
     let get = |path: String| {
-        let rq = key.iter().fold(http.get(&path), |rq, (k, v)| rq.header(*k, *v));
+        let rq = key
+            .iter()
+            .fold(http.get(&path), |rq, (k, v)| rq.header(*k, *v));
         async move { rq.send().await.unwrap().json::<Value>().await.unwrap() }
     };
     let dead = eventually(60, || async {
@@ -280,10 +352,16 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
     })
     .await;
     assert!(dead.is_some(), "{:?}", store.outbox_counts(CAMPAIGN).await);
-    let page = get(format!("{base}/api/v2/dialer/{CAMPAIGN}/webhooks/dead?limit=5")).await;
+    let page = get(format!(
+        "{base}/api/v2/dialer/{CAMPAIGN}/webhooks/dead?limit=5"
+    ))
+    .await;
     assert_eq!(page["data"]["total"], json!(N), "{page}");
     let first = &page["data"]["items"][0];
-    assert!(first["last_error"].as_str().unwrap().contains("timeout"), "{first}");
+    assert!(
+        first["last_error"].as_str().unwrap().contains("timeout"),
+        "{first}"
+    );
     assert_eq!(first["attempts"], json!(1));
 
     // Read-only keys may read but not replay.
@@ -303,9 +381,12 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
     let before = st.accepted.lock().unwrap().len();
     let r = key
         .iter()
-        .fold(http.post(format!("{base}/api/v2/dialer/{CAMPAIGN}/webhooks/dead/replay")), |rq, (k, v)| {
-            rq.header(*k, *v)
-        })
+        .fold(
+            http.post(format!(
+                "{base}/api/v2/dialer/{CAMPAIGN}/webhooks/dead/replay"
+            )),
+            |rq, (k, v)| rq.header(*k, *v),
+        )
         .send()
         .await
         .unwrap();
@@ -334,7 +415,8 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
 }
 
 #[tokio::test]
-async fn an_attempt_completed_by_an_engine_that_died_before_queuing_its_events_is_queued_by_the_sweep() {
+async fn an_attempt_completed_by_an_engine_that_died_before_queuing_its_events_is_queued_by_the_sweep()
+ {
     use fsdialer::campaign::CauseClass;
     use fsdialer::campaign::schedule::Always;
     use fsdialer::store::{AttemptResult, QueuePolicy};
@@ -349,7 +431,15 @@ async fn an_attempt_completed_by_an_engine_that_died_before_queuing_its_events_i
     store.add("c", &[input], now).await.unwrap();
     let policy = QueuePolicy::default();
     let claim = store
-        .claim("c", &policy, &Always, now, 1, "dead-node", Duration::from_secs(30))
+        .claim(
+            "c",
+            &policy,
+            &Always,
+            now,
+            1,
+            "dead-node",
+            Duration::from_secs(30),
+        )
         .await
         .unwrap()
         .claims
@@ -369,18 +459,39 @@ async fn an_attempt_completed_by_an_engine_that_died_before_queuing_its_events_i
         .outbox_mark("c", &[(claim.attempt_id, claim.member_id)], now)
         .await
         .unwrap();
-    store.complete("c", &policy, &Always, &result, now).await.unwrap();
+    store
+        .complete("c", &policy, &Always, &result, now)
+        .await
+        .unwrap();
 
     let sweep = fsdialer::webhooks::resolve::sweep_markers;
     let grace = Duration::from_secs(30);
-    assert_eq!(sweep(&store, "c", &hooks, now, grace).await.unwrap(), 0, "a fresh marker is left to its engine");
+    assert_eq!(
+        sweep(&store, "c", &hooks, now, grace).await.unwrap(),
+        0,
+        "a fresh marker is left to its engine"
+    );
     let later = now + chrono::Duration::seconds(31);
-    assert_eq!(sweep(&store, "c", &hooks, later, grace).await.unwrap(), 2, "attempt_end and member_end");
-    assert_eq!(sweep(&store, "c", &hooks, later, grace).await.unwrap(), 0, "queued once");
-    let taken = store.outbox_take("c", later, Duration::from_secs(5), 10).await.unwrap();
+    assert_eq!(
+        sweep(&store, "c", &hooks, later, grace).await.unwrap(),
+        2,
+        "attempt_end and member_end"
+    );
+    assert_eq!(
+        sweep(&store, "c", &hooks, later, grace).await.unwrap(),
+        0,
+        "queued once"
+    );
+    let taken = store
+        .outbox_take("c", later, Duration::from_secs(5), 10)
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1, "one member: one chain head at a time");
     let body: Value = serde_json::from_str(&taken[0].body).unwrap();
-    assert_eq!(taken[0].event_id, format!("attempt_end:{}", claim.attempt_id));
+    assert_eq!(
+        taken[0].event_id,
+        format!("attempt_end:{}", claim.attempt_id)
+    );
     assert_eq!(body["talk_secs"], json!(42));
     assert_eq!(body["amd"]["result"], "HUMAN");
     assert_eq!(body["is_last"], json!(true));

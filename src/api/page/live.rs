@@ -60,7 +60,10 @@ impl Sampler {
     fn rates(&mut self, campaign: &str, now: Sample) -> (f64, f64) {
         let q = self.samples.entry(campaign.to_owned()).or_default();
         q.push_back(now);
-        while q.len() > 2 && q.front().is_some_and(|s| now.at.duration_since(s.at) > WINDOW) {
+        while q.len() > 2
+            && q.front()
+                .is_some_and(|s| now.at.duration_since(s.at) > WINDOW)
+        {
             q.pop_front();
         }
         let Some(first) = q.front().copied() else {
@@ -142,7 +145,7 @@ async fn campaign_view(
         "counters": {"ok": counts.ok, "retry": counts.retry, "error": counts.error, "minus": counts.minus,
                      "calls": counts.calls, "answered": counts.answered, "success": counts.success, "lost": counts.lost},
         "causes": causes,
-        "members": {"waiting": counts.waiting, "in_retry": Value::Null, "active": counts.active, "ended": counts.ended},
+        "members": {"waiting": counts.waiting, "active": counts.active, "ended": counts.ended},
         "eta_secs": eta,
         "gateways": gateways,
         "webhooks": webhooks,
@@ -189,9 +192,10 @@ pub async fn snapshot(st: &ApiState, sampler: &mut Sampler) -> Result<Value, Str
 pub async fn stream(State(st): State<Arc<ApiState>>) -> Response {
     if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
         OPEN.fetch_sub(1, Ordering::SeqCst);
-        return crate::api::error::ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!(
-            "{MAX_STREAMS} live streams are open already"
-        ))
+        return crate::api::error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already"),
+        )
         .into_response();
     }
     struct Tick {
@@ -226,7 +230,8 @@ pub async fn stream(State(st): State<Arc<ApiState>>) -> Response {
                 }
                 Err(e) => {
                     tracing::warn!(error = e, "live snapshot failed");
-                    t.last.get_or_insert_with(|| (String::new(), Instant::now()));
+                    t.last
+                        .get_or_insert_with(|| (String::new(), Instant::now()));
                     continue;
                 }
             };

@@ -86,7 +86,11 @@ fn cookie(name: &str, value: &str, secure: bool, max_age: Option<u32>) -> Header
 const LOGIN_SECS: u32 = 12 * 3600;
 
 /// `POST /page/login`: `{key, token}`.
-pub async fn login(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn login(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, st.config.max_body_bytes).await?;
     let v = parse_json(&bytes, st.config.http.max_json_depth)?;
     let field = |name: &str| {
@@ -96,12 +100,21 @@ pub async fn login(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: Bo
             .ok_or_else(|| ApiError::bad_request(format!("body: {name}: missing (a string)")))
     };
     let (key, token) = (field("key")?, field("token")?);
-    let caller = st.config.keys.check_caller(Some(key), Some(token), Role::ReadOnly)?;
+    let caller = st
+        .config
+        .keys
+        .check_caller(Some(key), Some(token), Role::ReadOnly)?;
     let secure = st.config.https;
     let mut r = ok(json!({"key": caller.key, "role": caller.role.as_str()})).into_response();
     let h = r.headers_mut();
-    h.append(header::SET_COOKIE, cookie(KEY_COOKIE, &cookie_value(key), secure, Some(LOGIN_SECS)));
-    h.append(header::SET_COOKIE, cookie(TOKEN_COOKIE, &cookie_value(token), secure, Some(LOGIN_SECS)));
+    h.append(
+        header::SET_COOKIE,
+        cookie(KEY_COOKIE, &cookie_value(key), secure, Some(LOGIN_SECS)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookie(TOKEN_COOKIE, &cookie_value(token), secure, Some(LOGIN_SECS)),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
@@ -112,7 +125,10 @@ pub async fn logout(State(st): State<Arc<ApiState>>) -> Response {
     let mut r = (StatusCode::OK, ok(json!({"logged_out": true}))).into_response();
     let h = r.headers_mut();
     h.append(header::SET_COOKIE, cookie(KEY_COOKIE, "", secure, Some(0)));
-    h.append(header::SET_COOKIE, cookie(TOKEN_COOKIE, "", secure, Some(0)));
+    h.append(
+        header::SET_COOKIE,
+        cookie(TOKEN_COOKIE, "", secure, Some(0)),
+    );
     r
 }
 
@@ -139,7 +155,13 @@ mod tests {
         );
         let c = cookie(TOKEN_COOKIE, "x", true, Some(60));
         let text = c.to_str().unwrap();
-        for part in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=60", "Path=/"] {
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Max-Age=60",
+            "Path=/",
+        ] {
             assert!(text.contains(part), "{text}");
         }
     }

@@ -38,13 +38,20 @@ pub async fn dead(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Res {
     st.registry.require(&id).await?;
-    Ok(ok(st.store.outbox_dead(&id, page.offset, page.limit).await?))
+    Ok(ok(st
+        .store
+        .outbox_dead(&id, page.offset, page.limit)
+        .await?))
 }
 
 /// `POST /api/v2/dialer/{id}/webhooks/dead/{did}/replay`
 pub async fn replay(State(st): St, ApiPath((id, did)): ApiPath<(String, String)>) -> Res {
     st.registry.require(&id).await?;
-    if !st.store.outbox_replay(&id, &did, chrono::Utc::now()).await? {
+    if !st
+        .store
+        .outbox_replay(&id, &did, chrono::Utc::now())
+        .await?
+    {
         return Err(ApiError::not_found(format!(
             "campaign {id}: no dead letter {did:?}"
         )));

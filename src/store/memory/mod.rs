@@ -572,6 +572,11 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(campaign);
+        self.outbox.forget(campaign);
+        self.causes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign);
         Ok(())
     }
 }

@@ -18,6 +18,11 @@ impl MemoryOutbox {
     pub(super) fn lock(&self) -> OutboxGuard<'_> {
         OutboxGuard(self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Drops a campaign's outbox (the campaign is deleted).
+    pub(crate) fn forget(&self, campaign: &str) {
+        self.lock().0.remove(campaign);
+    }
 }
 
 pub(super) struct OutboxGuard<'a>(MutexGuard<'a, HashMap<String, CampaignOutbox>>);

@@ -59,7 +59,9 @@ pub struct DeliveryRecord {
 impl DeliveryRecord {
     /// The chain the delivery belongs to: endpoint × member (or the campaign).
     pub fn chain(&self) -> String {
-        let member = self.member.map_or_else(|| "c".to_owned(), |m| m.to_string());
+        let member = self
+            .member
+            .map_or_else(|| "c".to_owned(), |m| m.to_string());
         format!("{}:{member}", endpoint_tag(&self.url))
     }
 }

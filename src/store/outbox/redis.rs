@@ -129,11 +129,7 @@ return 1
     )
 });
 
-fn invocation<'s>(
-    s: &'s Script,
-    campaign: &str,
-    now: i64,
-) -> redis::ScriptInvocation<'s> {
+fn invocation<'s>(s: &'s Script, campaign: &str, now: i64) -> redis::ScriptInvocation<'s> {
     let mut inv = s.prepare_invoke();
     for k in outbox_keys(campaign) {
         inv.key(k);
@@ -203,7 +199,12 @@ pub(super) async fn enqueue(
             let mut buried = rec.clone();
             buried.last_error = Some("outbox full".into());
             buried.dead_at_ms = Some(now);
-            d.push(serde_json::json!([rec.id, rec.chain(), to_json(rec)?, to_json(&buried)?]));
+            d.push(serde_json::json!([
+                rec.id,
+                rec.chain(),
+                to_json(rec)?,
+                to_json(&buried)?
+            ]));
         }
         let marker = g.marker.map(|m| m.to_string()).unwrap_or_default();
         arg.push(serde_json::json!({"m": marker, "d": d}));
@@ -222,10 +223,7 @@ pub(super) async fn markers(r: &RedisStore, campaign: &str) -> StoreResult<Vec<P
         .query_async(&mut r.connection())
         .await
         .map_err(StoreError::redis("outbox_markers"))?;
-    Ok(all
-        .iter()
-        .filter_map(|(a, v)| parse_marker(a, v))
-        .collect())
+    Ok(all.iter().filter_map(|(a, v)| parse_marker(a, v)).collect())
 }
 
 pub(super) async fn drop_marker(

@@ -40,9 +40,14 @@ async fn a_marker_lets_its_events_in_once_whoever_resolves_it() {
     let stale = s.outbox_stale_markers("c", t(1), 10).await.unwrap();
     assert_eq!(stale.len(), 1);
     assert_eq!((stale[0].attempt, stale[0].member), (a, MemberId(7)));
-    assert!(s.outbox_stale_markers("c", t(0), 10).await.unwrap().is_empty());
+    assert!(
+        s.outbox_stale_markers("c", t(0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let g = group(Some(a), &[rec("e1", Some(7)), rec("e2", Some(7))]);
-    assert_eq!(s.outbox_enqueue("c", &[g.clone()], t(1)).await.unwrap(), 2);
+    assert_eq!(s.outbox_enqueue("c", std::slice::from_ref(&g), t(1)).await.unwrap(), 2);
     assert_eq!(
         s.outbox_enqueue("c", &[g], t(2)).await.unwrap(),
         0,
@@ -63,7 +68,11 @@ async fn a_member_s_events_go_one_at_a_time_in_order_while_other_members_proceed
     let s = Store::memory();
     let groups = [group(
         None,
-        &[rec("m1-a", Some(1)), rec("m1-b", Some(1)), rec("m2-a", Some(2))],
+        &[
+            rec("m1-a", Some(1)),
+            rec("m1-b", Some(1)),
+            rec("m2-a", Some(2)),
+        ],
     )];
     s.outbox_enqueue("c", &groups, t(0)).await.unwrap();
     let first = s.outbox_take("c", t(0), LEASE, 10).await.unwrap();
@@ -71,7 +80,10 @@ async fn a_member_s_events_go_one_at_a_time_in_order_while_other_members_proceed
     ids.sort();
     assert_eq!(ids, ["m1-a", "m2-a"], "one head per member");
     assert!(
-        s.outbox_take("c", t(1), LEASE, 10).await.unwrap().is_empty(),
+        s.outbox_take("c", t(1), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "taken heads are leased"
     );
     let m1a = first.iter().find(|r| r.event_id == "m1-a").unwrap();
@@ -84,7 +96,10 @@ async fn a_member_s_events_go_one_at_a_time_in_order_while_other_members_proceed
             .unwrap()
     );
     assert!(
-        s.outbox_take("c", t(400), LEASE, 10).await.unwrap().is_empty(),
+        s.outbox_take("c", t(400), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "m1-b waits behind m1-a's back-off"
     );
     let again = s.outbox_take("c", t(500), LEASE, 10).await.unwrap();
@@ -108,13 +123,19 @@ async fn a_member_s_events_go_one_at_a_time_in_order_while_other_members_proceed
 #[tokio::test]
 async fn a_dead_letter_is_listed_and_replayed_with_its_tries_reset() {
     let s = Store::memory();
-    s.outbox_enqueue("c", &[group(None, &[rec("e1", None), rec("e2", None)])], t(0))
-        .await
-        .unwrap();
+    s.outbox_enqueue(
+        "c",
+        &[group(None, &[rec("e1", None), rec("e2", None)])],
+        t(0),
+    )
+    .await
+    .unwrap();
     let mut head = s.outbox_take("c", t(0), LEASE, 10).await.unwrap().remove(0);
     head.attempts = 3;
     head.last_error = Some("connection refused".into());
-    s.outbox_settle("c", &head, &Settle::Dead, t(5)).await.unwrap();
+    s.outbox_settle("c", &head, &Settle::Dead, t(5))
+        .await
+        .unwrap();
     let page = s.outbox_dead("c", 0, 10).await.unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items[0].dead_at_ms, Some(ms(t(5))));

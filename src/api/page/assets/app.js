@@ -115,7 +115,6 @@ function card(c) {
       fig(`calls-${id}`, "calls", fmt(c.counters.calls))),
     el("div", { class: "grid" },
       fig(`waiting-${id}`, "waiting", fmt(c.members.waiting)),
-      fig(`inretry-${id}`, "in retry", fmt(c.members.in_retry)),
       fig(`inflight-${id}`, "in a call", fmt(c.members.active)),
       fig(`ended-${id}`, "ended", fmt(c.members.ended)),
       wh),
@@ -193,7 +192,8 @@ $("#upload-form").addEventListener("submit", (e) => {
     let j = null; try { j = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
     const d = j && j.data;
     $("#upload-result").textContent = xhr.status === 200 && d
-      ? `Imported: ${d.added} added, ${d.updated} updated, ${d.refused} refused.`
+      ? `Imported: ${d.added} added, ${d.updated} updated, ${d.rejected} refused.` +
+        (d.errors || []).slice(0, 5).map((x) => ` Line ${x.line}: ${x.error}.`).join("")
       : `Refused: ${(j && j.info) || xhr.status}`;
   };
   xhr.onerror = () => { $("#upload-result").textContent = "Upload failed (connection)."; };
