@@ -47,7 +47,12 @@ async fn a_marker_lets_its_events_in_once_whoever_resolves_it() {
             .is_empty()
     );
     let g = group(Some(a), &[rec("e1", Some(7)), rec("e2", Some(7))]);
-    assert_eq!(s.outbox_enqueue("c", std::slice::from_ref(&g), t(1)).await.unwrap(), 2);
+    assert_eq!(
+        s.outbox_enqueue("c", std::slice::from_ref(&g), t(1))
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(
         s.outbox_enqueue("c", &[g], t(2)).await.unwrap(),
         0,
