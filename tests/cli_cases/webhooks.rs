@@ -376,6 +376,17 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // The secret is shown to admin keys only.
+    let seen_by = |key: (&'static str, &'static str)| {
+        let rq = http
+            .get(format!("{base}/api/v2/dialer/{CAMPAIGN}"))
+            .header("X-Key", key.0)
+            .header("X-Access-Token", key.1);
+        async move { rq.send().await.unwrap().json::<Value>().await.unwrap()["data"]["webhooks"][0]["secret"].clone() }
+    };
+    assert_eq!(seen_by(READER).await, json!("(hidden)"));
+    assert_eq!(seen_by(ADMIN).await, json!(SECRET));
+
     // The receiver is fast now: replaying every dead letter delivers each once.
     *st.delay.lock().unwrap() = Duration::ZERO;
     let before = st.accepted.lock().unwrap().len();
