@@ -9,6 +9,9 @@
 //!   `fsdialer import`).
 //! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
 //! - `routes::agents`: the agents (CRUD, status, accept/skip, the result callback), schemas in [`openapi_agents`].
+//! - `routes::webhooks`: a campaign's webhook outbox and dead letters (list, replay), schemas in
+//!   [`openapi_webhooks`].
+//! - [`page`]: the live operator page at `/` (embedded assets, cookie login, the server-sent-events stream).
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
 //! - [`error`] / [`reply`] / [`views`]: the answer shapes; [`spreadsheet`]: CSV cells safe for spreadsheets.
 //!
