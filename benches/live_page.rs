@@ -80,7 +80,9 @@ fn bench(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("live_page");
     g.sample_size(10);
-    g.bench_function("update", |b| b.iter_custom(|iters| (0..iters).map(|_| one()).sum()));
+    g.bench_function("update", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| one()).sum())
+    });
     g.finish();
     let mut samples: Vec<Duration> = (0..200).map(|_| one()).collect();
     samples.sort();

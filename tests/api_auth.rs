@@ -375,7 +375,10 @@ async fn the_page_login_sets_httponly_cookies_that_read_and_write_only_with_the_
         .collect();
     assert_eq!(cookies.len(), 2, "{cookies:?}");
     for c in &cookies {
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"), "{c}");
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
     }
     let jar: String = cookies
         .iter()

@@ -382,7 +382,10 @@ async fn a_slow_receiver_never_slows_the_dialling_and_dead_letters_are_listed_an
             .get(format!("{base}/api/v2/dialer/{CAMPAIGN}"))
             .header("X-Key", key.0)
             .header("X-Access-Token", key.1);
-        async move { rq.send().await.unwrap().json::<Value>().await.unwrap()["data"]["webhooks"][0]["secret"].clone() }
+        async move {
+            rq.send().await.unwrap().json::<Value>().await.unwrap()["data"]["webhooks"][0]["secret"]
+                .clone()
+        }
     };
     assert_eq!(seen_by(READER).await, json!("(hidden)"));
     assert_eq!(seen_by(ADMIN).await, json!(SECRET));
