@@ -91,6 +91,8 @@ pub struct ApiState {
     pub metrics: metrics::Metrics,
     /// The process drains (a signal came): not ready for new work.
     draining: std::sync::atomic::AtomicBool,
+    /// The operator page's live snapshots, computed once for every open page (`page::live`).
+    pub live: page::live::Hub,
 }
 
 impl ApiState {
@@ -101,6 +103,7 @@ impl ApiState {
             config,
             metrics: metrics::Metrics::install(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            live: page::live::Hub::default(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! The operator page's live stream: `GET /api/v2/live`, server-sent events, one `snapshot` event whenever the
 //! figures change (looked at every [`TICK`]; at least every [`KEEP_ALIVE`] anyway), so a page is never more than
 //! a tick behind the store. The key comes from the page's HttpOnly cookie (or the usual headers), never from the
-//! URL. At most [`MAX_STREAMS`] streams at once per process; each ends when its page goes away.
+//! URL. At most [`MAX_STREAMS`] streams at once per process; each ends when its page goes away. The figures are
+//! read once per tick for all open pages ([`Hub`]).
 //!
 //! A snapshot holds, per campaign: state, active calls against `limit`, calls per second against its `cps` cap
 //! (attempts completed over the last [`WINDOW`]), answer rate, the class counts, the hangup-cause histogram
@@ -21,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How often the figures are read.
 pub const TICK: Duration = Duration::from_millis(400);
@@ -188,6 +190,74 @@ pub async fn snapshot(st: &ApiState, sampler: &mut Sampler) -> Result<Value, Str
     }))
 }
 
+/// The snapshots every open page shares: one producer task reads the figures every [`TICK`] while at least one
+/// stream is open (and stops when the last one closes), so the store's load does not grow with the pages.
+#[derive(Debug)]
+pub struct Hub {
+    tx: watch::Sender<Option<Arc<str>>>,
+    /// A producer runs. Checked and changed under this lock by both the producer (when it stops for want of
+    /// streams) and a new stream (which starts one), so a stream is never left without a producer.
+    producing: std::sync::Mutex<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            tx: watch::Sender::new(None),
+            producing: std::sync::Mutex::new(false),
+        }
+    }
+}
+
+impl Hub {
+    fn subscribe(&self, st: &Arc<ApiState>) -> watch::Receiver<Option<Arc<str>>> {
+        let mut producing = self.producing.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        if !*producing {
+            *producing = true;
+            tokio::spawn(produce(Arc::downgrade(st)));
+        }
+        rx
+    }
+}
+
+/// Reads the figures every tick and publishes those that changed (or every [`KEEP_ALIVE`]), until no stream is
+/// left (or the API state is gone).
+async fn produce(st: std::sync::Weak<ApiState>) {
+    let mut sampler = Sampler::default();
+    let mut last: Option<(String, Instant)> = None;
+    loop {
+        let Some(state) = st.upgrade() else { return };
+        {
+            let mut producing = state
+                .live
+                .producing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if state.live.tx.receiver_count() == 0 {
+                *producing = false;
+                return;
+            }
+        }
+        match snapshot(&state, &mut sampler).await {
+            Ok(mut v) => {
+                let text = v.to_string();
+                let same = last
+                    .as_ref()
+                    .is_some_and(|(prev, at)| *prev == text && at.elapsed() < KEEP_ALIVE);
+                if !same {
+                    last = Some((text, Instant::now()));
+                    v["at"] = json!(chrono::Utc::now());
+                    state.live.tx.send_replace(Some(v.to_string().into()));
+                }
+            }
+            Err(e) => tracing::warn!(error = e, "live snapshot failed"),
+        }
+        drop(state);
+        tokio::time::sleep(TICK).await;
+    }
+}
+
 /// `GET /api/v2/live`
 pub async fn stream(State(st): State<Arc<ApiState>>) -> Response {
     if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
@@ -198,45 +268,18 @@ pub async fn stream(State(st): State<Arc<ApiState>>) -> Response {
         )
         .into_response();
     }
-    struct Tick {
-        st: Arc<ApiState>,
-        sampler: Sampler,
-        last: Option<(String, Instant)>,
-        _slot: Slot,
-    }
-    let start = Tick {
-        st,
-        sampler: Sampler::default(),
-        last: None,
-        _slot: Slot,
-    };
-    let events = futures::stream::unfold(start, |mut t| async move {
+    let slot = Slot;
+    let mut rx = st.live.subscribe(&st);
+    // The latest snapshot at once, if there is one.
+    rx.mark_changed();
+    let events = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
         loop {
-            if t.last.is_some() {
-                tokio::time::sleep(TICK).await;
+            rx.changed().await.ok()?;
+            let data = rx.borrow_and_update().clone();
+            if let Some(data) = data {
+                let event = Event::default().event("snapshot").data(&*data);
+                return Some((Ok::<_, std::convert::Infallible>(event), (rx, slot)));
             }
-            let data = match snapshot(&t.st, &mut t.sampler).await {
-                Ok(mut v) => {
-                    let changed_text = v.to_string();
-                    let same = t.last.as_ref().is_some_and(|(prev, at)| {
-                        *prev == changed_text && at.elapsed() < KEEP_ALIVE
-                    });
-                    if same {
-                        continue;
-                    }
-                    t.last = Some((changed_text, Instant::now()));
-                    v["at"] = json!(chrono::Utc::now());
-                    v.to_string()
-                }
-                Err(e) => {
-                    tracing::warn!(error = e, "live snapshot failed");
-                    t.last
-                        .get_or_insert_with(|| (String::new(), Instant::now()));
-                    continue;
-                }
-            };
-            let event = Event::default().event("snapshot").data(data);
-            return Some((Ok::<_, std::convert::Infallible>(event), t));
         }
     });
     Sse::new(events)
