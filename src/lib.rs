@@ -8,6 +8,8 @@
 //! - [`engine`]: the dialing state machine and the async shell that wires it to IO.
 //! - [`agents`]: the agents of preview and progressive campaigns: model, rules, strategies, figures.
 //! - [`api`]: the REST API (Webitel v3 compatible), CSV import, metrics.
+//! - [`load`]: `fsdialer load`: a load generator for FreeSWITCH deployments (the engine's originate, pacing and ESL
+//!   client; HDR latency figures; no store).
 //! - [`run`]: `fsdialer run`: the production configuration file and start-up.
 //! - [`logging`]: what logs may contain (no secrets; phone numbers masked unless allowed).
 //! - [`text`]: how input is quoted back in error messages (a short prefix only).
@@ -18,6 +20,7 @@ pub mod api;
 pub mod campaign;
 pub mod engine;
 pub mod esl;
+pub mod load;
 pub mod logging;
 pub mod run;
 pub mod sim;

@@ -22,6 +22,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated FreeSWITCH (an ESL server with a faithful call model).
     Sim(fsdialer::sim::cli::SimArgs),
+    /// Load-test FreeSWITCH: place calls at an exact rate and concurrency, hold them, report what the switch did.
+    Load(fsdialer::load::cli::LoadArgs),
     /// Serve the REST API with the engine: production from a configuration file, or the embedded default.
     Run(RunArgs),
     /// Import members from a CSV file straight into the store (SPEC §9).
@@ -69,6 +71,10 @@ struct DemoArgs {
     /// campaign's own mode.
     #[arg(long, value_parser = ["broadcast", "preview", "progressive"])]
     mode: Option<String>,
+    /// Answering-machine detection on (mod_amd on the simulated switch, whose `silent_*` callees are answering
+    /// machines; they get a voicemail message after the beep): the table splits answers by AMD result.
+    #[arg(long)]
+    amd: bool,
 }
 
 #[derive(clap::Args)]
@@ -168,6 +174,12 @@ fn sim(args: fsdialer::sim::cli::SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn load(args: fsdialer::load::cli::LoadArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(fsdialer::load::cli::run(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     use fsdialer::engine::demo;
     if args.timeout == Some(0) {
@@ -182,7 +194,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let agents = mode.is_some_and(|m| m.uses_agents());
     // Agent calls pass more round trips per call (reserve, the agent's leg, the join): a slower default speed
     // keeps the engine's real milliseconds from becoming seconds of a waiting callee's patience.
-    let asked = match (args.speed, agents && args.esl.is_none()) {
+    // So does AMD (the detector, beep detection, the voicemail drop): the same slower default.
+    let asked = match (args.speed, (agents || args.amd) && args.esl.is_none()) {
         (None, true) => Some(demo::agents::AGENT_SIM_SPEED),
         (asked, _) => asked,
     };
@@ -211,6 +224,11 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if !members_given {
             opts.members = root.join("fixtures/demo/members-agents.json");
         }
+    }
+    opts.amd = args.amd;
+    if args.amd && !agents {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        opts.scenario = Some(root.join(demo::amd::DEMO_AMD_SCENARIO));
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     let report = rt.block_on(fsdialer::engine::demo::run(
@@ -358,11 +376,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a progress line: per-attempt logs only when asked for with RUST_LOG.
     init_logging(match cli.command {
-        Command::Demo(_) | Command::Import(_) => "warn",
+        Command::Demo(_) | Command::Import(_) | Command::Load(_) => "warn",
         _ => "info",
     });
     let result = match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Load(args) => load(args),
         Command::Demo(args) => demo(args),
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),

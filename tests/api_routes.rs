@@ -830,3 +830,57 @@ async fn the_api_with_a_certificate_serves_https_to_clients_trusting_its_ca_and_
 
 #[path = "api_routes_cases/agents.rs"]
 mod agents;
+
+/// Answering-machine detection through the API: a campaign's `amd` section is validated with named errors; its
+/// answers are split by AMD result in `/stats` and `/metrics`, and the attempt export has the AMD columns.
+#[tokio::test]
+async fn amd_is_validated_and_its_results_show_in_stats_metrics_and_the_export() {
+    let api = start().await;
+    let mut bad = campaign("amd-bad");
+    bad["amd"] =
+        json!({"machine": "leave_message", "machine_message": "/a.wav!system", "greeting": 0});
+    let r = api.call("POST", "/api/v2/dialer", Some(bad)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("amd.machine_message"), "{}", r.text);
+    assert!(r.text.contains("amd.greeting"), "{}", r.text);
+
+    let id = "amd";
+    let mut body = campaign(id);
+    body["amd"] = json!({"module": "mod_amd"});
+    let c = api.call("POST", "/api/v2/dialer", Some(body)).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    let a = api
+        .call(
+            "POST",
+            &format!("/api/v2/dialer/{id}/members?autoRun=true"),
+            Some(member("Person", "answer_3")),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let stats = eventually(20, || async {
+        let c = api.get(&format!("/api/v2/dialer/{id}/stats")).await.json["data"].clone();
+        (c["ended"] == 1).then_some(c)
+    })
+    .await
+    .expect("the member ends");
+    // The built-in dialplan's callees are people: the simulated mod_amd says HUMAN.
+    assert_eq!(stats["amd"]["human"], 1, "{stats}");
+    assert_eq!(stats["amd"]["machine"], 0, "{stats}");
+    let m = api.raw("GET", "/metrics", Some(READER), None).await;
+    assert!(
+        m.text
+            .contains("fsdialer_amd_results_total{campaign=\"amd\",result=\"HUMAN\"} 1"),
+        "{}",
+        m.text
+    );
+    let exp = api
+        .get(&format!("/api/v2/dialer/{id}/attempts/export.csv"))
+        .await;
+    let mut rdr = csv::Reader::from_reader(exp.text.as_bytes());
+    let head = rdr.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).expect(name);
+    let row = rdr.records().next().unwrap().unwrap();
+    assert_eq!(&row[col("amd_result")], "HUMAN");
+    assert_eq!(&row[col("message_left")], "false");
+    api.shutdown().await;
+}

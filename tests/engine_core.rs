@@ -8,6 +8,8 @@
 
 #[path = "engine_core_cases/agents.rs"]
 mod agents;
+#[path = "engine_core_cases/amd.rs"]
+mod amd;
 mod core_support;
 #[path = "engine_core_cases/production.rs"]
 mod production;

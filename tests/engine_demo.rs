@@ -288,3 +288,40 @@ async fn preview_members_are_dialled_once_their_agent_accepts_through_the_inbox(
     }
     assert!(joined >= 50, "joined {joined}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_amd_splits_answers_by_result_and_leaves_messages_on_machines() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let opts = DemoOptions {
+        progress: false,
+        speed: 30.0,
+        timeout: Some(Duration::from_secs(240)),
+        amd: true,
+        scenario: Some(root.join(fsdialer::engine::demo::amd::DEMO_AMD_SCENARIO)),
+        ..DemoOptions::default()
+    };
+    let report = run(opts, fsdialer::engine::default_callflow())
+        .await
+        .expect("the demo runs");
+    assert_eq!(report.final_state, Some(CampaignState::Done));
+    assert_eq!(report.counters.ended, 1000, "every member ended");
+    let amd = report.amd.clone().expect("the AMD report");
+    // ~650 answering callees, 70 of them machines; the detector is right most of the time.
+    assert!(amd.human > 300, "{amd:?}");
+    assert!((40..=150).contains(&amd.machine), "{amd:?}");
+    assert!(amd.notsure > 0, "{amd:?}");
+    assert!(amd.messages_left >= 40, "{amd:?}");
+    assert!(amd.messages_left <= amd.machine + amd.notsure, "{amd:?}");
+    let table = report.table();
+    for line in ["HUMAN", "MACHINE", "NOTSURE", "messages left"] {
+        assert!(table.contains(line), "{line} missing from\n{table}");
+    }
+    // Answered attempts are all accounted for by AMD.
+    assert_eq!(
+        amd.human + amd.machine + amd.notsure + amd.undecided,
+        report.counters.answered,
+        "{amd:?} {:?}",
+        report.counters
+    );
+}

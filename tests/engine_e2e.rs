@@ -6,6 +6,8 @@
 //! Each test is bounded in real time and fails naming what it was waiting for. The tests of this binary run one at
 //! a time (see `engine_support::serial`).
 
+#[path = "engine_e2e_cases/amd.rs"]
+mod amd;
 mod engine_support;
 
 use std::collections::{BTreeMap, HashSet};

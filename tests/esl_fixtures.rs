@@ -283,3 +283,64 @@ fn re_encoding_captured_events_reproduces_freeswitch_bytes() {
         assert!(checked > 0, "{name}");
     }
 }
+
+/// The AMD modules' events (`amd_module_events.bin`, constructed: see `fixtures/esl/README.md`): the
+/// non-blocking mod_amd's `amd::info` has no Event-Name, Core-UUID or dates and must still parse and reach the
+/// engine as a decision, by its Event-Subclass and Unique-ID; so must mod_avmd's beep and the blocking amd's
+/// completion.
+#[test]
+fn amd_and_avmd_events_parse_and_route_by_subclass_and_unique_id() {
+    use fsdialer::engine::core::{AmdResult, Input};
+    use fsdialer::engine::shell::event_input;
+
+    let stream = Bytes::from(std::fs::read(fixture("amd_module_events.bin")).unwrap());
+    let frames = parse_all(&stream);
+    assert_eq!(frames.len(), 3);
+    let events: Vec<Event> = frames
+        .iter()
+        .map(|(offset, f)| {
+            assert_eq!(f.content_type(), ContentType::EventPlain, "@{offset}");
+            Event::from_frame(f).unwrap_or_else(|e| panic!("@{offset}: {e}"))
+        })
+        .collect();
+    let uuid: uuid::Uuid = "7f4de4bc-17d7-11ee-9c6a-0242ac120003".parse().unwrap();
+
+    let info = &events[0];
+    assert_eq!(info.name(), None, "a cloned event has no Event-Name");
+    assert_eq!(info.get("Core-UUID"), None);
+    assert_eq!(info.get("Event-Date-Timestamp"), None);
+    assert_eq!(info.subclass(), Some("amd::info"));
+    assert_eq!(
+        info.unique_id(),
+        Some("7f4de4bc-17d7-11ee-9c6a-0242ac120003")
+    );
+    assert_eq!(info.get("Channel-Name"), Some("loopback/vm_1-a"));
+    match event_input(info) {
+        Some(Input::AmdResult {
+            uuid: u,
+            result,
+            cause,
+        }) => {
+            assert_eq!(u, uuid);
+            assert_eq!(result, Some(AmdResult::Machine));
+            assert_eq!(cause.as_deref(), Some("LONGGREETING"));
+        }
+        other => panic!("amd::info routed as {other:?}"),
+    }
+
+    let beep = &events[1];
+    assert_eq!(beep.name(), Some("CUSTOM"));
+    assert_eq!(beep.subclass(), Some("avmd::beep"));
+    assert_eq!(beep.get("Beep-Status"), Some("DETECTED"));
+    assert!(matches!(event_input(beep), Some(Input::AvmdBeep { uuid: u }) if u == uuid));
+
+    let done = &events[2];
+    assert_eq!(done.get("Application"), Some("amd"));
+    match event_input(done) {
+        Some(Input::AmdResult { result, cause, .. }) => {
+            assert_eq!(result, Some(AmdResult::Human));
+            assert_eq!(cause.as_deref(), Some("HUMAN"));
+        }
+        other => panic!("the blocking amd's completion routed as {other:?}"),
+    }
+}

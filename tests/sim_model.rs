@@ -13,6 +13,8 @@ mod replay;
 
 #[path = "sim_cases/agents.rs"]
 mod agents;
+#[path = "sim_cases/amd.rs"]
+mod amd;
 
 const T0: u64 = 1_795_636_943_000_000;
 
@@ -787,4 +789,44 @@ fn replay_sofia_answer_leg_has_no_channel_uuid_and_learns_codecs_from_the_answer
     assert!(event_of(&r, uac, "CHANNEL_UUID").is_empty());
     let answer = event_of(&r, uac, "CHANNEL_ANSWER");
     assert_eq!(answer[0].get("Caller-Network-Addr"), Some("127.0.0.1"));
+}
+
+/// `sched_hangup +N <uuid>` (mod_commands) hangs the channel up N seconds later with ALLOTTED_TIMEOUT, or the
+/// cause given; an unknown channel is `-ERR No such channel!`. switchio ends its load-test calls this way.
+#[test]
+fn sched_hangup_hangs_the_channel_up_when_due() {
+    let mut sw = Switch::new(Config::default(), Scenario::builtin(), T0);
+    sw.bgapi(T0, "originate", "loopback/answer_600 &park()", "job-1", "");
+    sw.advance(T0 + 1_000_000);
+    let events = sw.take_events();
+    let uuid = events
+        .iter()
+        .find(|e| e.name() == Some("CHANNEL_PARK"))
+        .and_then(|e| e.unique_id())
+        .expect("the a-leg parks")
+        .to_string();
+    let arg = format!("+5 {uuid}");
+    assert_eq!(
+        sw.api(T0 + 1_000_000, "sched_hangup", &arg, 0).as_deref(),
+        Some("+OK\n")
+    );
+    assert_eq!(
+        sw.api(T0 + 1_000_000, "sched_hangup", "+5 no-such-uuid", 0)
+            .as_deref(),
+        Some("-ERR No such channel!\n")
+    );
+    sw.advance(T0 + 5_900_000);
+    assert!(
+        sw.take_events()
+            .iter()
+            .all(|e| e.name() != Some("CHANNEL_HANGUP")),
+        "not before it is due"
+    );
+    sw.advance(T0 + 6_000_000);
+    let hangup = sw
+        .take_events()
+        .into_iter()
+        .find(|e| e.name() == Some("CHANNEL_HANGUP") && e.unique_id() == Some(uuid.as_str()))
+        .expect("hung up when due");
+    assert_eq!(hangup.hangup_cause(), Some("ALLOTTED_TIMEOUT"));
 }

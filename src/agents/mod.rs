@@ -25,8 +25,9 @@ pub use message::{AgentMessage, AgentResult};
 pub use model::{Agent, AgentInvalid, AgentState, AgentStatus, TeamMembership};
 pub use record::AgentRecord;
 pub use reservation::{
-    CallRef, DeleteAgentOutcome, PutAgentOutcome, Release, ReleaseAgentOutcome, Reservation,
-    ReservationId, ReservationState, ReservationView, ReserveRequest, SetStatusOutcome,
+    AdoptedReservation, CallRef, DeleteAgentOutcome, PutAgentOutcome, Release, ReleaseAgentOutcome,
+    Reservation, ReservationId, ReservationState, ReservationView, ReserveRequest,
+    SetStatusOutcome,
 };
 pub use stats::AgentStats;
 pub use strategy::{Strategy, TeamRules};

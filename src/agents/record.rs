@@ -10,8 +10,8 @@
 
 use crate::agents::model::{Agent, AgentState, AgentStatus};
 use crate::agents::reservation::{
-    CallRef, Release, Reservation, ReservationId, ReservationState, ReservationView,
-    ReserveRequest, SetStatusOutcome,
+    AdoptedReservation, CallRef, Release, Reservation, ReservationId, ReservationState,
+    ReservationView, ReserveRequest, SetStatusOutcome,
 };
 use crate::agents::stats::AgentStats;
 use crate::agents::strategy::{Candidate, TeamRules};
@@ -47,6 +47,9 @@ pub struct Held {
     pub state: ReservationState,
     /// Taken while the agent was on demand (its one call): releasing it unused gives the agent back its status.
     pub on_demand: bool,
+    /// The agent's leg once it is called: a node that adopts the call after a restart finds it here.
+    #[serde(default)]
+    pub agent_leg: Option<uuid::Uuid>,
 }
 
 /// One agent as stored: configuration, status, state, reservations and figures.
@@ -225,6 +228,7 @@ impl AgentRecord {
                 lease_until: after(now, req.lease),
                 line,
                 state: ReservationState::Reserved,
+                agent_leg: None,
                 on_demand,
             })
         });
@@ -275,15 +279,48 @@ impl AgentRecord {
     }
 
     /// The agent's leg rings (or the preview is shown). `false`: no such reservation.
-    pub fn offering(&mut self, id: ReservationId, now: DateTime<Utc>) -> bool {
+    pub fn offering(&mut self, id: ReservationId, leg: uuid::Uuid, now: DateTime<Utc>) -> bool {
         self.settle(now);
         let Some(pos) = self.position(id) else {
             return false;
         };
         self.change(now, |r| {
-            r.reservations[pos].state = ReservationState::Offering
+            let held = &mut r.reservations[pos];
+            held.state = ReservationState::Offering;
+            held.agent_leg = Some(leg);
         });
         true
+    }
+
+    /// Hands this agent's reservations for `attempts` to `node` (it adopted those calls after a restart, or took
+    /// them over from a vanished node), with their lease extended to `until`; returns them.
+    pub fn adopt(
+        &mut self,
+        node: &str,
+        attempts: &[crate::store::AttemptId],
+        until: DateTime<Utc>,
+    ) -> Vec<AdoptedReservation> {
+        let mut adopted = Vec::new();
+        for h in self
+            .reservations
+            .iter_mut()
+            .filter(|h| attempts.contains(&h.attempt))
+        {
+            h.node = node.to_owned();
+            h.lease_until = h.lease_until.max(until);
+            adopted.push(AdoptedReservation {
+                attempt: h.attempt,
+                reservation: Reservation {
+                    id: h.id,
+                    agent: self.agent.id.clone(),
+                    dial_string: self.agent.dial_string.clone(),
+                    line: h.line,
+                },
+                state: h.state,
+                agent_leg: h.agent_leg,
+            });
+        }
+        adopted
     }
 
     /// The agent answered: the reservation is talking, its other reservations are released unused and returned

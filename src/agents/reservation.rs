@@ -67,6 +67,16 @@ pub struct CallRef {
     pub attempt: AttemptId,
 }
 
+/// A reservation handed to the node that adopted its call (see `Store::adopt_agent_reservations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedReservation {
+    pub attempt: AttemptId,
+    pub reservation: Reservation,
+    pub state: ReservationState,
+    /// The agent's leg, when it was called before the previous node stopped.
+    pub agent_leg: Option<Uuid>,
+}
+
 /// How a reservation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {

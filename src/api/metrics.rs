@@ -2,7 +2,9 @@
 //!
 //! The process installs one global `metrics` recorder (metrics-exporter-prometheus) the first time an API state is
 //! built; everything recorded anywhere in the process with the `metrics` macros shows up:
-//! - the engine: `fsdialer_originates_total{switch}`, `fsdialer_hangups_total{cause,class}`;
+//! - the engine: `fsdialer_originates_total{switch}`, `fsdialer_hangups_total{cause,class}`; answering-machine
+//!   detection: answers by result `fsdialer_amd_results_total{campaign,result}` (`HUMAN`, `MACHINE`, `NOTSURE`,
+//!   `NONE`), `fsdialer_amd_messages_left_total{campaign}` and the decision time `fsdialer_amd_decision_seconds`;
 //! - the ESL client: `fsdialer_esl_connected{server}`, `fsdialer_esl_events_pending{server}` (reader lag: events
 //!   read from the socket but not yet consumed), `fsdialer_esl_events_blocked_total`, `fsdialer_esl_reconnects_total`.
 //!

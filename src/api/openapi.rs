@@ -128,6 +128,7 @@ fn campaign_config() -> Value {
             "mode": {"enum": ["broadcast", "preview", "progressive"], "default": "broadcast",
                      "description": "broadcast: the callflow (or park) on answer; preview/progressive: joined to an agent of `agents.team`"},
             "agents": agent_settings(),
+            "amd": amd_settings(),
             "webhooks": super::openapi_webhooks::webhooks(),
         }),
         &["gateways"],
@@ -152,6 +153,33 @@ fn agent_settings() -> Value {
                     "abandon_message": {"type": "string", "description": "played to a member no agent took in time, then hung up"},
                     "abandoned_class": {"enum": ["ok", "retry", "error", "minus"], "default": "retry"},
                     "result_timeout_sec": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 60, "description": "how long the attempt waits for the agent's result callback"}
+                },
+                "additionalProperties": false})
+}
+
+/// A campaign's `amd` section (answering-machine detection, `campaign::amd`).
+fn amd_settings() -> Value {
+    let ms = |min: u32, max: u32, default: u32| json!({"type": "integer", "minimum": min, "maximum": max, "default": default});
+    json!({"type": ["object", "null"], "description": "answering-machine detection on answered calls (mod_amd; avmd for the beep)",
+                "properties": {
+                    "enabled": {"type": "boolean", "default": true},
+                    "module": {"enum": ["mod_amd", "mod_amd_nonblocking"], "default": "mod_amd",
+                               "description": "mod_amd: blocking `amd` app, result in amd_result/amd_cause; mod_amd_nonblocking: CUSTOM amd::info"},
+                    "silence_threshold": ms(1, 32767, 256),
+                    "maximum_word_length": ms(10, 60000, 5000),
+                    "maximum_number_of_words": ms(1, 100, 3),
+                    "between_words_silence": ms(10, 10000, 50),
+                    "min_word_length": ms(10, 10000, 100),
+                    "total_analysis_time": ms(500, 60000, 5000),
+                    "after_greeting_silence": ms(10, 10000, 800),
+                    "greeting": ms(10, 60000, 1500),
+                    "initial_silence": ms(10, 60000, 2500),
+                    "machine": {"enum": ["hangup", "leave_message"], "default": "hangup"},
+                    "machine_message": {"type": "string", "description": "leave_message: played after avmd's beep (or machine_message_after_sec without one), then hung up"},
+                    "machine_message_after_sec": ms(1, 600, 20),
+                    "notsure": {"enum": ["human", "machine"], "default": "human"},
+                    "machine_class": {"enum": ["ok", "retry", "error", "minus"], "default": "retry"},
+                    "message_left_class": {"enum": ["ok", "retry", "error", "minus"], "default": "ok"}
                 },
                 "additionalProperties": false})
 }
@@ -205,6 +233,8 @@ fn counters() -> Value {
             "ended_by_cause": {"type": "object", "additionalProperties": {"type": "integer"}},
             "calls": n, "answered": n, "success": n, "ok": n, "retry": n, "error": n, "minus": n, "lost": n,
             "state": n, "state_name": {"type": "string"}, "active_calls": n,
+            "amd": {"type": "object", "description": "this node's answers by AMD result since it started, and the voicemail messages it left",
+                    "properties": {"human": n, "machine": n, "notsure": n, "undecided": n, "messages_left": n}},
         }),
         &["waiting", "active", "ended", "calls"],
     )

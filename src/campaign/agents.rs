@@ -193,15 +193,15 @@ impl AgentSettings {
 }
 
 /// A file (or tone stream) FreeSWITCH plays: it goes into an API command line, so no spaces, quotes or control
-/// characters, and no `::`/`!` that would change what `uuid_broadcast` runs.
-fn check_media_path(path: &str) -> Result<(), String> {
+/// characters, no `::`/`!` that would change what `uuid_broadcast` runs, and no `$`, `{`, `}` that the
+/// application's variable expansion would evaluate (`${api(args)}` calls an api).
+pub(super) fn check_media_path(path: &str) -> Result<(), String> {
     if path.is_empty() || path.len() > 512 {
         return Err("must be 1 to 512 characters".into());
     }
-    if let Some(c) = path
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '!' | '`'))
-    {
+    if let Some(c) = path.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '!' | '`' | '$' | '{' | '}')
+    }) {
         return Err(format!("must not contain {c:?}"));
     }
     if path.contains("::") {

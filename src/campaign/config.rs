@@ -12,6 +12,7 @@
 //! ignored and the default used); load errors carry the field path too (`gateways[0].limit: invalid type ...`).
 
 use super::agents::{AgentSettings, DialMode};
+use super::amd::AmdSettings;
 use super::calendar::{Calendar, CalendarSchedule};
 use super::callflow::{Callflow, is_channel_var_name};
 use super::causes::{CauseClass, CauseLists, CauseTable, CauseTableError};
@@ -102,6 +103,9 @@ pub struct CampaignConfig {
     /// The agent team and its rules; required by the agent modes, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentSettings>,
+    /// Answering-machine detection on answered calls (see [`super::amd`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<AmdSettings>,
     /// Where each outcome is POSTed (see `crate::webhooks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookConfig>,
@@ -278,6 +282,9 @@ impl CampaignConfig {
                 "applies to the agent modes only (set mode to preview or progressive)",
             )),
             (false, None) => {}
+        }
+        if let Some(amd) = &self.amd {
+            errors.extend(amd.check());
         }
         if self.mode.uses_agents() && self.callflow.as_ref().is_some_and(|v| !v.is_null()) {
             errors.push(FieldError::new(
@@ -482,6 +489,11 @@ impl ValidCampaign {
             .agents
             .as_ref()
             .filter(|_| self.config.mode.uses_agents())
+    }
+
+    /// Answering-machine detection, when the campaign has it enabled.
+    pub fn amd(&self) -> Option<&AmdSettings> {
+        self.config.amd.as_ref().filter(|a| a.enabled)
     }
 
     /// The campaign's channel variables, as strings, in the order written.

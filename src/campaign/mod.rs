@@ -4,6 +4,7 @@
 //! the API and the config loader produce them.
 
 pub mod agents;
+pub mod amd;
 pub mod calendar;
 pub mod callflow;
 pub mod causes;

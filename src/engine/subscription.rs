@@ -13,6 +13,13 @@
 //!   DTMF (capture `dtmf_pagd`: a callflow's digits can only pass by name; DTMF of other channels is rare and the
 //!   engine routes by Unique-ID) and HEARTBEAT, the switch's sign of life and load (see
 //!   `esl::client::SwitchHealth`), subscribed beside the engine's [`SUBSCRIBED_EVENTS`].
+//! - `CUSTOM` with the subclasses of answering-machine detection ([`CUSTOM_SUBCLASSES`], subscribed last, since
+//!   FreeSWITCH reads every name after `CUSTOM` as a subclass): the non-blocking mod_amd's `amd::info` carries
+//!   the channel's data (it is cloned without `Event-Name`, but FreeSWITCH still dispatches it as CUSTOM and adds
+//!   the variables of a CUSTOM event), so the node filter passes it; mod_avmd's `avmd::beep` carries only
+//!   `Unique-ID` and its own headers, so it passes by `Event-Subclass` — for every channel of the switch; the engine
+//!   routes it by Unique-ID and ignores the others'. The blocking `amd`'s result comes with its
+//!   CHANNEL_EXECUTE_COMPLETE.
 //! - BACKGROUND_JOB (originate results) needs no entry here: the ESL client keeps its own
 //!   `filter Event-Name BACKGROUND_JOB` beside any filter, since `bgapi` depends on it.
 //!
@@ -27,6 +34,19 @@ pub const NODE_VARIABLE: &str = "dlr_node";
 
 /// Events subscribed beside the engine's own ([`SUBSCRIBED_EVENTS`]).
 pub const EXTRA_EVENTS: &[&str] = &["HEARTBEAT"];
+
+/// mod_amd's application (both variants name it so).
+pub const AMD_APP: &str = "amd";
+/// The non-blocking mod_amd's decision event.
+pub const AMD_INFO: &str = "amd::info";
+/// mod_avmd's beep event.
+pub const AVMD_BEEP: &str = "avmd::beep";
+/// mod_avmd's application that starts beep detection on the channel.
+pub const AVMD_START_APP: &str = "avmd_start";
+
+/// The CUSTOM subclasses subscribed, each with whether it carries the channel's variables (then the node filter
+/// passes it; otherwise a filter on its `Event-Subclass` does).
+pub const CUSTOM_SUBCLASSES: &[(&str, bool)] = &[(AMD_INFO, true), (AVMD_BEEP, false)];
 
 /// Events that carry the channel's variables (`switch_channel_event_set_extended_data` in FreeSWITCH 1.10, when
 /// `verbose-events` is off); any other subscribed event can only pass a filter by its name.
@@ -120,7 +140,7 @@ fn by_name(event: &str) -> Filter {
 /// What the engine on `node` subscribes to: the node filter, and a by-name filter for each subscribed event
 /// without channel variables (BACKGROUND_JOB aside: the client keeps that one).
 pub fn for_node(node: &str) -> Result<Subscription, InvalidNodeId> {
-    let events: Vec<&'static str> = SUBSCRIBED_EVENTS
+    let mut events: Vec<&'static str> = SUBSCRIBED_EVENTS
         .iter()
         .chain(EXTRA_EVENTS)
         .copied()
@@ -131,6 +151,18 @@ pub fn for_node(node: &str) -> Result<Subscription, InvalidNodeId> {
             .iter()
             .filter(|e| **e != "BACKGROUND_JOB" && !CARRY_VARIABLES.contains(e))
             .map(|e| by_name(e)),
+    );
+    // CUSTOM and its subclasses last: every name after CUSTOM is a subclass to FreeSWITCH.
+    events.push("CUSTOM");
+    events.extend(CUSTOM_SUBCLASSES.iter().map(|(s, _)| *s));
+    filters.extend(
+        CUSTOM_SUBCLASSES
+            .iter()
+            .filter(|(_, carries)| !carries)
+            .map(|(s, _)| Filter {
+                header: "Event-Subclass".into(),
+                value: (*s).into(),
+            }),
     );
     Ok(Subscription { events, filters })
 }
@@ -184,8 +216,13 @@ mod tests {
             [
                 "variable_dlr_node node-a",
                 "Event-Name DTMF",
-                "Event-Name HEARTBEAT"
+                "Event-Name HEARTBEAT",
+                "Event-Subclass avmd::beep"
             ]
+        );
+        assert_eq!(
+            s.events[s.events.len() - 3..],
+            ["CUSTOM", "amd::info", "avmd::beep"]
         );
         assert!(s.events.contains(&"HEARTBEAT") && s.events.contains(&"BACKGROUND_JOB"));
         assert_eq!(for_node("a b"), Err(InvalidNodeId("a b".into())));
@@ -213,12 +250,47 @@ mod tests {
             }
             Event::from_pairs(h, None)
         };
-        for name in &sub.events {
+        let subclasses: Vec<&str> = CUSTOM_SUBCLASSES.iter().map(|(s, _)| *s).collect();
+        for name in sub.events.iter().filter(|e| !subclasses.contains(e)) {
+            if *name == "CUSTOM" {
+                continue;
+            }
             assert!(
                 l.wants(&built(name, "node-a")),
                 "{name} of our channel is filtered out"
             );
         }
+        // The non-blocking mod_amd's decision: cloned without Event-Name, with the channel's variables.
+        let amd_info = |node: &str| {
+            Event::from_pairs(
+                [
+                    ("Event-Subclass", "amd::info"),
+                    ("Unique-ID", "u-1"),
+                    ("variable_dlr_node", node),
+                    ("variable_amd_result", "MACHINE"),
+                ],
+                None,
+            )
+        };
+        assert!(
+            l.wants(&amd_info("node-a")),
+            "amd::info of our channel is filtered out"
+        );
+        assert!(
+            !l.wants(&amd_info("node-b")),
+            "amd::info of node-b's channel passes"
+        );
+        // mod_avmd's beep: no channel variables at all.
+        let beep = Event::from_pairs(
+            [
+                ("Event-Name", "CUSTOM"),
+                ("Event-Subclass", "avmd::beep"),
+                ("Unique-ID", "u-1"),
+                ("Beep-Status", "DETECTED"),
+            ],
+            None,
+        );
+        assert!(l.wants(&beep), "avmd::beep is filtered out");
         for name in [
             "CHANNEL_ANSWER",
             "CHANNEL_HANGUP_COMPLETE",

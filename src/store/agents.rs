@@ -12,18 +12,20 @@
 //!
 //! The agent rules stay in Rust (one place for both backends); the price is two round trips per operation.
 
+use super::AttemptId;
 use super::Store;
 use super::error::{StoreError, StoreResult};
 use super::record::{check_campaign, check_node};
 use crate::agents::model::check_name;
 use crate::agents::strategy::pick;
 use crate::agents::{
-    Agent, AgentMessage, AgentRecord, AgentStatus, AgentView, DeleteAgentOutcome, PutAgentOutcome,
-    Release, ReleaseAgentOutcome, Reservation, ReservationId, ReserveRequest, SetStatusOutcome,
-    TeamRules,
+    AdoptedReservation, Agent, AgentMessage, AgentRecord, AgentStatus, AgentView,
+    DeleteAgentOutcome, PutAgentOutcome, Release, ReleaseAgentOutcome, Reservation, ReservationId,
+    ReserveRequest, SetStatusOutcome, TeamRules,
 };
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Most agents a store holds (checked before a create, outside its atomic write: concurrent creates may pass it
 /// by a few).
@@ -266,10 +268,41 @@ impl Store {
         .await
     }
 
-    /// The agent's leg rings (or the preview is shown). `false`: no such reservation.
-    pub async fn agent_offering(&self, id: ReservationId, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.with_reservation("agent_offering", id, false, |r| r.offering(id, now))
+    /// The agent's leg `leg` rings (or the preview is shown). `false`: no such reservation.
+    pub async fn agent_offering(
+        &self,
+        id: ReservationId,
+        leg: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.with_reservation("agent_offering", id, false, |r| r.offering(id, leg, now))
             .await
+    }
+
+    /// Hands the reservations serving `attempts` to `node` with a fresh lease and returns them: the node adopted
+    /// those calls (after its own restart, or from a vanished node) and follows them to their end, so their agents
+    /// stay held (talking, then wrap-up) instead of being released by lease expiry while still on the call.
+    /// Agents are few and adoption is rare, so this looks at every agent.
+    pub async fn adopt_agent_reservations(
+        &self,
+        node: &str,
+        attempts: &[AttemptId],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Vec<AdoptedReservation>> {
+        check_node(node)?;
+        let until = now + lease_of(lease)?;
+        if attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.agent_tx("adopt_agent_reservations", Scope::All, |slots| {
+            Ok(slots
+                .iter_mut()
+                .filter_map(|s| s.record.as_mut())
+                .flat_map(|r| r.adopt(node, attempts, until))
+                .collect())
+        })
+        .await
     }
 
     /// The agent answered: returns its other reservations, released unused by this call, whose member calls the

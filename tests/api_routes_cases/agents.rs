@@ -308,7 +308,12 @@ async fn offers_and_results_go_to_the_node_owning_the_call_and_show_the_member()
         409,
         "reserved"
     );
-    assert!(store.agent_offering(res.id, now).await.unwrap());
+    assert!(
+        store
+            .agent_offering(res.id, uuid::Uuid::new_v4(), now)
+            .await
+            .unwrap()
+    );
     let v = as_agent(&api, "GET", "/api/v2/agents/a1", None).await;
     assert_eq!(v.json["data"]["state"]["type"], "offering", "{}", v.text);
     let member = &v.json["data"]["member"];

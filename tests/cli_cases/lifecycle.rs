@@ -751,3 +751,111 @@ async fn redis_restarted_mid_campaign_loses_no_result_and_counts_no_try_twice() 
     assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
     assert_every_member_called_once_and_nothing_lost(&store, N).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_agent_calls_keeps_each_agent_on_its_call_and_records_it_as_the_agents()
+ {
+    let redis = fsdialer::store::local_redis::LocalRedis::start(Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Real time in the switch: members joined to agents talk 8 s, outliving the restart and the 5 s lease.
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sim/agents-restart.toml"
+    );
+    let (_sim, sim_addr) = spawn_sim_with("1", &["--scenario", scenario]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &redis.url(), &sim_addr);
+    let store = Store::open(&redis.url()).await.unwrap();
+    const N: usize = 6;
+    let now = chrono::Utc::now();
+    for i in 1..=N {
+        let agent = fsdialer::agents::Agent {
+            id: format!("agent_{i}"),
+            name: format!("Agent {i}"),
+            dial_string: format!("loopback/agent_{i}/default"),
+            teams: vec![fsdialer::agents::TeamMembership {
+                team: "sales".into(),
+                level: 1,
+            }],
+            lines: 1,
+            version: 0,
+        };
+        store.put_agent(&agent, Some(0), now).await.unwrap();
+        store
+            .set_agent_status(&agent.id, fsdialer::agents::AgentStatus::Ready, now)
+            .await
+            .unwrap();
+    }
+
+    let (first, base) = spawn_run(&config);
+    fsdialer::tls::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let mut c = campaign(CAMPAIGN);
+    c["limit"] = json!(N);
+    c["originate_timeout_sec"] = json!(30);
+    c["mode"] = json!("progressive");
+    c["agents"] = json!({"team": "sales", "result_timeout_sec": 0, "wrap_up_sec": 1});
+    post(&http, format!("{base}/api/v2/dialer"), c).await;
+    let members: Vec<serde_json::Value> = (0..N)
+        .map(|i| member(&format!("m{i}"), &format!("cust_{i}")))
+        .collect();
+    post(
+        &http,
+        format!("{base}/api/v2/dialer/{CAMPAIGN}/members?autoRun=true"),
+        json!(members),
+    )
+    .await;
+    // Every member joined to its agent (two loopback legs per member, two per agent).
+    let talking = eventually(20, || async {
+        let agents = store.agents(chrono::Utc::now()).await.ok()?;
+        let n = agents
+            .iter()
+            .filter(|a| a.state == fsdialer::agents::AgentState::Talking)
+            .count();
+        (n == N).then_some(())
+    })
+    .await;
+    assert!(talking.is_some(), "every agent talking before the kill");
+    signal(&first, "-KILL");
+    drop(first);
+    let (_second, _base) = spawn_run(&config);
+    // Past the old 5 s lease the agents are still on their calls: held by the new process, not freed (a freed
+    // agent would be offered the next member while it still talks).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let agents = store.agents(chrono::Utc::now()).await.unwrap();
+    let busy = agents
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.state,
+                fsdialer::agents::AgentState::Talking | fsdialer::agents::AgentState::WrapUp { .. }
+            ) || a.stats.calls == 1
+        })
+        .count();
+    assert_eq!(busy, N, "{agents:#?}");
+    let done = eventually(30, || async {
+        let c = store.counts(CAMPAIGN).await.ok()?;
+        (c.ended == N as u64).then_some(c)
+    })
+    .await;
+    assert!(done.is_some(), "{:?}", store.counts(CAMPAIGN).await);
+    assert_every_member_called_once_and_nothing_lost(&store, N).await;
+    // Each call is its agent's: released into wrap-up with its talk time (a reservation freed by lease expiry
+    // counts no call).
+    let agents = store.agents(chrono::Utc::now()).await.unwrap();
+    for a in &agents {
+        assert_eq!(a.stats.calls, 1, "{a:#?}");
+        assert!(a.reservations.is_empty(), "{a:#?}");
+    }
+    for id in 1..=N as u64 {
+        let log = store.attempts(CAMPAIGN, MemberId(id)).await.unwrap();
+        let note: serde_json::Value =
+            serde_json::from_str(log[0].note.as_deref().expect("agent note")).unwrap();
+        assert!(
+            note["agent_call"]["agent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("agent_")),
+            "{note}"
+        );
+    }
+}

@@ -79,12 +79,28 @@ impl Harness {
                     }),
                 })
             }
-            Action::AgentOffered { reservation } => {
+            Action::AgentOffered { reservation, leg } => {
                 self.store
-                    .agent_offering(reservation, self.now)
+                    .agent_offering(reservation, leg, self.now)
                     .await
                     .unwrap();
                 None
+            }
+            Action::AdoptAgents { attempts, .. } => {
+                let reservations = self
+                    .store
+                    .adopt_agent_reservations(
+                        "test-node",
+                        &attempts,
+                        self.now,
+                        std::time::Duration::from_secs(60),
+                    )
+                    .await
+                    .unwrap();
+                Some(Input::AgentsAdopted {
+                    attempts,
+                    reservations,
+                })
             }
             Action::AgentTalking { reservation, .. } => {
                 let siblings = self

@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 mod agents;
+mod amd;
 pub use agents::*;
+pub use amd::*;
 
 use chrono::{DateTime, Duration, Utc};
 use fsdialer::campaign::config::CampaignConfig;
@@ -162,6 +164,8 @@ pub struct Harness {
     pub answered_at: HashMap<Uuid, DateTime<Utc>>,
     pub gone: HashSet<Uuid>,
     pub bridged: HashMap<Uuid, Uuid>,
+    /// AMD actions and beeps (see `amd`).
+    pub amd: AmdLog,
 }
 
 impl Harness {
@@ -229,6 +233,7 @@ impl Harness {
             answered_at: HashMap::new(),
             gone: HashSet::new(),
             bridged: HashMap::new(),
+            amd: AmdLog::default(),
         };
         h.input(Input::Upsert(valid)).await;
         h.input(Input::SwitchUp(0)).await;
@@ -243,6 +248,7 @@ impl Harness {
 
     pub async fn input(&mut self, input: Input) {
         self.switch_sees(&input);
+        self.amd_sees(&input);
         let actions = self.core.handle(self.now, input);
         self.queue.extend(actions);
         self.drain().await;
@@ -367,6 +373,7 @@ impl Harness {
                 }
                 agent @ (Action::ReserveAgent { .. }
                 | Action::AgentOffered { .. }
+                | Action::AdoptAgents { .. }
                 | Action::AgentTalking { .. }
                 | Action::ReleaseAgent { .. }
                 | Action::OriginateAgent { .. }
@@ -375,6 +382,9 @@ impl Harness {
                 | Action::Abandon { .. }
                 | Action::StopMember { .. }
                 | Action::StickyAgent { .. }) => self.agent_action(agent).await,
+                amd @ (Action::StartAmd { .. }
+                | Action::StartBeepDetection { .. }
+                | Action::LeaveMessage { .. }) => self.amd_action(amd),
                 Action::Release {
                     attempt,
                     member,
@@ -434,7 +444,10 @@ impl Harness {
             talk_ms: u64::from(billsec) * 1000,
         };
         let mut ev: Vec<(DateTime<Utc>, Input)> = Vec::new();
-        if let Some(n) = number.strip_prefix("answer_") {
+        let amd_talk = number
+            .strip_prefix("amd_")
+            .and_then(|rest| rest.rsplit('_').next());
+        if let Some(n) = number.strip_prefix("answer_").or(amd_talk) {
             let talk: i64 = n.parse().unwrap();
             ev.push((at(1), Input::ChannelSeen { uuid }));
             ev.push((at(3), Input::Answered { uuid }));

@@ -497,3 +497,110 @@ async fn a_callback_goes_back_to_the_agent_that_scheduled_it() {
         "sticky to a1"
     );
 }
+
+/// A first process dials `number` to one member with agent `phone` for `secs` s and dies; a second one with the
+/// same node id starts over the same store, finds the call still up on switch 0 and adopts it. Returns the second
+/// and the attempt.
+async fn restarted_with_an_agent_call(
+    number: &str,
+    phone: &str,
+    secs: i64,
+) -> (Harness, fsdialer::store::AttemptId) {
+    let mut first = Harness::new(
+        progressive("abandon_message = \"/prompts/sorry.wav\""),
+        &[member("A", &[number])],
+    )
+    .await;
+    add_agent(&first.store, "a1", TEAM, phone, 1, first.now).await;
+    first.input(Input::Run(CAMPAIGN.into())).await;
+    first.run_for(secs).await;
+    let claims: Vec<_> = first
+        .core
+        .calls()
+        .values()
+        .map(|c| c.claim.clone())
+        .collect();
+    assert_eq!(claims.len(), 1);
+    let attempt = claims[0].attempt_id;
+    let member_answered_at = first.answered_at.get(&attempt).copied();
+    let mut second = Harness::with_store(
+        progressive("abandon_message = \"/prompts/sorry.wav\""),
+        first.store.clone(),
+        first.now,
+        CoreConfig::default(),
+    )
+    .await;
+    // The switch still has the member's channel, as the first process left it.
+    if let Some(t) = member_answered_at {
+        second.answered.insert(attempt);
+        second.answered_at.insert(attempt, t);
+    }
+    second.located = Some(0);
+    second
+        .input(Input::Adopt {
+            campaign: CAMPAIGN.into(),
+            claims,
+        })
+        .await;
+    (second, attempt)
+}
+
+#[tokio::test]
+async fn after_a_restart_a_call_whose_agent_was_talking_keeps_its_agent_until_it_ends() {
+    // Member answers at 3 s, the agent at 4 s: joined and talking when the first process dies at 10 s.
+    let (mut h, attempt) = restarted_with_an_agent_call("answer_100", "agentans_1", 10).await;
+    assert_eq!(h.core.active(CAMPAIGN), 1);
+    // Held by this node now: still talking long after the old lease would have run out, never offered again.
+    h.run_for(90).await;
+    assert_eq!(agent_state(&h, "a1").await.1, AgentState::Talking);
+    let v = h.store.agent("a1", h.now).await.unwrap().unwrap();
+    assert_eq!(v.reservations.len(), 1);
+    assert!(v.reservations[0].lease_until > h.now - Duration::seconds(40));
+    assert!(h.agent_releases.is_empty(), "{:?}", h.agent_releases);
+    // The call ends on the switch: the agent goes to wrap-up with the switch's talk time, the attempt is the
+    // agent's call.
+    h.input(Input::Hangup {
+        uuid: attempt,
+        cause: "NORMAL_CLEARING".into(),
+        answered: true,
+        billsec: 97,
+        talk_ms: 97_000,
+    })
+    .await;
+    h.run_for(1).await;
+    assert!(matches!(
+        h.agent_releases.as_slice(),
+        [AgentRelease::Finished { talk_ms: 97_000 }]
+    ));
+    let attempts = h.history(1).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].class, CauseClass::Ok);
+    assert_eq!(note_of(&attempts)["agent_call"]["agent"], "a1");
+    assert!(h.member(1).await.success);
+    let v = h.store.agent("a1", h.now).await.unwrap().unwrap();
+    assert_eq!(v.stats.calls, 1);
+    assert!(v.reservations.is_empty());
+    assert!(h.core.calls().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_restart_an_answered_member_not_yet_joined_hears_the_abandon_message_and_frees_the_agent()
+ {
+    // Member answers at 3 s; the agent's phone is still ringing when the first process dies at 5 s.
+    let (mut h, attempt) = restarted_with_an_agent_call("answer_100", "agentnoans", 5).await;
+    h.run_for(1).await;
+    // The agent is given back unused and its ringing leg hung up; the member hears the message.
+    assert_eq!(h.agent_releases, vec![AgentRelease::Unused]);
+    assert_eq!(agent_state(&h, "a1").await.1, AgentState::Idle);
+    assert_eq!(
+        h.abandons,
+        vec![(attempt, Some("/prompts/sorry.wav".to_owned()))]
+    );
+    h.run_for(10).await;
+    let attempts = h.history(1).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].cause, ABANDONED_CAUSE);
+    assert!(note_of(&attempts)["agent_call"]["abandoned"] == true);
+    assert!(h.kills >= 1, "the agent's ringing leg is hung up");
+    assert!(h.core.calls().is_empty());
+}

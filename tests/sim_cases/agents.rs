@@ -6,7 +6,7 @@ use fsdialer::esl::Event;
 use fsdialer::sim::model::{Config, Switch};
 use fsdialer::sim::scenario::Scenario;
 
-const T0: u64 = 1_795_636_943_000_000;
+pub(super) const T0: u64 = 1_795_636_943_000_000;
 const MEMBER: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const AGENT: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 
@@ -42,14 +42,14 @@ reject_cause = "USER_BUSY"
 "#;
 
 /// A switch on virtual time that keeps every event with the instant it fired.
-struct Bench {
-    sw: Switch,
-    now: u64,
-    events: Vec<(u64, Event)>,
+pub(super) struct Bench {
+    pub(super) sw: Switch,
+    pub(super) now: u64,
+    pub(super) events: Vec<(u64, Event)>,
 }
 
 impl Bench {
-    fn new(scenario: &str) -> Bench {
+    pub(super) fn new(scenario: &str) -> Bench {
         let sw = Switch::new(
             Config::default(),
             Scenario::from_toml(scenario).unwrap(),
@@ -62,14 +62,14 @@ impl Bench {
         }
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         let now = self.now;
         self.events
             .extend(self.sw.take_events().into_iter().map(|e| (now, e)));
     }
 
     /// Runs every timer up to `ms` after T0, events stamped with when they fired.
-    fn until(&mut self, ms: u64) {
+    pub(super) fn until(&mut self, ms: u64) {
         let end = T0 + ms * 1000;
         while let Some(d) = self.sw.next_deadline().filter(|d| *d <= end) {
             self.now = d.max(self.now);
@@ -81,21 +81,21 @@ impl Bench {
         self.collect();
     }
 
-    fn originate(&mut self, uuid: &str, vars: &str, dial: &str) {
+    pub(super) fn originate(&mut self, uuid: &str, vars: &str, dial: &str) {
         let arg = format!("{{origination_uuid={uuid}{vars}}}{dial} &park()");
         self.sw
             .bgapi(self.now, "originate", &arg, &format!("job-{uuid}"), "");
         self.collect();
     }
 
-    fn api(&mut self, cmd: &str, arg: &str) -> String {
+    pub(super) fn api(&mut self, cmd: &str, arg: &str) -> String {
         let r = self.sw.api(self.now, cmd, arg, 0).unwrap();
         self.collect();
         r
     }
 
     /// `NAME` or `NAME(detail)` of each event on `uuid` fired after index `from`.
-    fn trail(&self, uuid: &str, from: usize) -> Vec<String> {
+    pub(super) fn trail(&self, uuid: &str, from: usize) -> Vec<String> {
         self.events[from..]
             .iter()
             .map(|(_, e)| e)
@@ -116,7 +116,7 @@ impl Bench {
             .collect()
     }
 
-    fn last(&self, uuid: &str, name: &str) -> &Event {
+    pub(super) fn last(&self, uuid: &str, name: &str) -> &Event {
         self.events
             .iter()
             .rev()
@@ -125,7 +125,7 @@ impl Bench {
             .unwrap_or_else(|| panic!("no {name} on {uuid}"))
     }
 
-    fn job_body(&self, uuid: &str) -> String {
+    pub(super) fn job_body(&self, uuid: &str) -> String {
         let job = format!("job-{uuid}");
         self.events
             .iter()

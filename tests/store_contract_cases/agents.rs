@@ -83,7 +83,11 @@ async fn call(
         .await
         .unwrap()
         .expect("a free agent");
-    assert!(s.agent_offering(res.id, start).await.unwrap());
+    assert!(
+        s.agent_offering(res.id, Uuid::new_v4(), start)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.agent_talking(res.id, start).await.unwrap(), Some(vec![]));
     let end = start + CDuration::minutes(talk_min);
     let talk = Duration::from_secs(talk_min as u64 * 60);
@@ -332,7 +336,9 @@ pub async fn missed_offers_pause_the_agent_at_max_no_answer(s: &Store) {
         ..rules(Strategy::LongestIdle)
     };
     let res = reserve(s, &r, 1, t(9, 0)).await.unwrap();
-    s.agent_offering(res.id, t(9, 0)).await.unwrap();
+    s.agent_offering(res.id, Uuid::new_v4(), t(9, 0))
+        .await
+        .unwrap();
     s.release_agent(res.id, Release::Missed, &r, t(9, 1))
         .await
         .unwrap();
@@ -563,6 +569,95 @@ pub async fn expired_leases_of_a_dead_node_release_its_reservations(s: &Store) {
     assert_eq!(lost, vec![dead.id]);
 }
 
+pub async fn a_node_adopting_calls_takes_their_reservations_with_the_agent_leg_and_a_fresh_lease(
+    s: &Store,
+) {
+    let r = rules(Strategy::LongestIdle);
+    ready_agents(s, &[agent("a", 1, 1), agent("b", 1, 1)]).await;
+    let talking = reserve(s, &r, 1, t(9, 0)).await.unwrap();
+    let ringing = reserve(s, &r, 2, t(9, 0)).await.unwrap();
+    let (talking_leg, ringing_leg) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(
+        s.agent_offering(talking.id, talking_leg, t(9, 0))
+            .await
+            .unwrap()
+    );
+    s.agent_talking(talking.id, t(9, 0)).await.unwrap();
+    assert!(
+        s.agent_offering(ringing.id, ringing_leg, t(9, 0))
+            .await
+            .unwrap()
+    );
+    let attempt_of = |v: AgentView, id: ReservationId| {
+        v.reservations.iter().find(|h| h.id == id).unwrap().attempt
+    };
+    let talking_attempt = attempt_of(view(s, &talking.agent, t(9, 0)).await, talking.id);
+    let ringing_attempt = attempt_of(view(s, &ringing.agent, t(9, 0)).await, ringing.id);
+    // Another node adopts both calls after the first one died (50 s later, its leases nearly out).
+    let now = t(9, 0) + CDuration::seconds(50);
+    let mut adopted = s
+        .adopt_agent_reservations(
+            "node-b",
+            &[talking_attempt, ringing_attempt, Uuid::new_v4()],
+            now,
+            LEASE,
+        )
+        .await
+        .unwrap();
+    adopted.sort_by_key(|a| a.reservation.agent.clone());
+    assert_eq!(adopted.len(), 2, "{adopted:?}");
+    assert_eq!(
+        (adopted[0].attempt, adopted[0].state, adopted[0].agent_leg),
+        (
+            talking_attempt,
+            ReservationState::Talking,
+            Some(talking_leg)
+        )
+    );
+    assert_eq!(adopted[0].reservation.id, talking.id);
+    assert_eq!(
+        (adopted[1].attempt, adopted[1].state, adopted[1].agent_leg),
+        (
+            ringing_attempt,
+            ReservationState::Offering,
+            Some(ringing_leg)
+        )
+    );
+    // The lease runs from the adoption and belongs to the new node: no recovery frees the agents at the old
+    // lease's end, the old node no longer renews them, the new one does.
+    assert_eq!(
+        s.recover_agent_reservations(t(9, 0) + CDuration::seconds(61))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        view(s, &talking.agent, t(9, 1) + CDuration::seconds(1))
+            .await
+            .state,
+        AgentState::Talking
+    );
+    let ids = [talking.id, ringing.id];
+    assert_eq!(
+        s.renew_agent_reservations(NODE, &ids, now, LEASE)
+            .await
+            .unwrap(),
+        ids.to_vec()
+    );
+    assert!(
+        s.renew_agent_reservations("node-b", &ids, now, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.adopt_agent_reservations("node-b", &[], now, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn the_agent_inbox_is_bounded_and_taken_oldest_first(s: &Store) {
     let msg = |i: u32| AgentMessage::Skip {
         reservation: Uuid::from_u128(u128::from(i)),
@@ -619,5 +714,6 @@ contract!(
     logout_while_talking_applies_when_the_call_ends,
     on_demand_offers_one_call_then_pauses,
     expired_leases_of_a_dead_node_release_its_reservations,
+    a_node_adopting_calls_takes_their_reservations_with_the_agent_leg_and_a_fresh_lease,
     the_agent_inbox_is_bounded_and_taken_oldest_first,
 );

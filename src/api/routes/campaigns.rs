@@ -162,6 +162,8 @@ pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
     v["active_calls"] = json!(active);
     // Results the store kept refusing on this node (given up after bounded retries), with the reason.
     v["failed_results"] = json!(st.engine().failed_results(&id));
+    // Answers by AMD result and messages left, on this node since it started (campaigns with `amd`).
+    v["amd"] = json!(st.engine().amd_counts(&id).await?);
     Ok(ok(v))
 }
 

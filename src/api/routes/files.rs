@@ -405,6 +405,7 @@ pub async fn export_attempts(
         let head: Vec<String> = ATTEMPT_COLUMNS
             .iter()
             .chain(crate::engine::core::AGENT_EXPORT_COLUMNS.iter())
+            .chain(crate::engine::core::AMD_EXPORT_COLUMNS.iter())
             .map(|s| s.to_string())
             .collect();
         if !send(&mut tx, csv_chunk(&[head])).await {
@@ -458,6 +459,7 @@ pub async fn export_attempts(
                             a.completed_at.to_rfc3339(),
                         ];
                         row.extend(agent);
+                        row.extend(crate::engine::core::amd_export_cells(a.note.as_deref()));
                         rows.push(row);
                     }
                 }

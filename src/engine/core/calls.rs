@@ -106,6 +106,8 @@ pub struct Call {
     /// The wait before this member is called again, when the agent asked for a callback (`next_after_sec`)
     /// instead of the campaign's `wait_between_retries_sec`.
     pub retry_wait: Option<u64>,
+    /// Answering-machine detection on this call (`None`: its campaign has none, or it is not answered yet).
+    pub amd: Option<super::amd::AmdCall>,
 }
 
 impl Call {
@@ -123,18 +125,24 @@ impl Call {
         }
     }
 
-    /// The callflow's note, with the agent facts under `agent_call` for an agent call.
+    /// The callflow's note, with the agent facts under `agent_call` for an agent call and the AMD facts under
+    /// `amd` for a call that ran the detector.
     fn note_with_agent(&self) -> Option<String> {
-        let Some(a) = &self.agent else {
+        if self.agent.is_none() && self.amd.is_none() {
             return self.note.clone();
-        };
+        }
         let mut note = self
             .note
             .as_deref()
             .and_then(|n| serde_json::from_str::<serde_json::Value>(n).ok())
             .filter(serde_json::Value::is_object)
             .unwrap_or_else(|| serde_json::json!({}));
-        note["agent_call"] = a.note();
+        if let Some(a) = &self.agent {
+            note["agent_call"] = a.note();
+        }
+        if let Some(amd) = &self.amd {
+            note["amd"] = amd.note();
+        }
         Some(note.to_string())
     }
 }
@@ -181,6 +189,7 @@ impl Core {
                 adopted: false,
                 agent: None,
                 retry_wait: None,
+                amd: None,
             },
         );
         let deadline =
@@ -435,28 +444,12 @@ impl Core {
         }
         call.answered_at = Some(now);
         call.reconciling = false;
-        if call.agent.is_some() {
-            self.gateway_healthy(uuid);
-            self.agent_member_answered(now, uuid);
+        self.gateway_healthy(uuid);
+        // With AMD, the answer is live only once the detector says so (`amd`).
+        if self.amd_start(now, uuid) {
             return;
         }
-        let flow = call
-            .version
-            .callflow()
-            .is_some()
-            .then(|| (call.campaign.clone(), call.version.clone(), call.switch));
-        if let Some((campaign, version, Some(switch))) = flow {
-            call.callflow = CallflowState::Running;
-            self.out.push(Action::StartCallflow {
-                campaign,
-                version,
-                switch,
-                attempt: uuid,
-            });
-        }
-        self.gateway_healthy(uuid);
-        // An answered call may last long: look at it again after max_call if its end is not seen.
-        self.arm(uuid, now + dur(self.cfg.max_call));
+        self.answer_live(now, uuid);
     }
 
     pub(super) fn on_hangup(
@@ -501,6 +494,16 @@ impl Core {
         }
         let answered = answered || call.answered_at.is_some();
         let local = !answered && is_local_failure(call, &cause);
+        // Talk time excludes the AMD analysis (as Webitel v3): a machine's greeting is no conversation.
+        let analysis_ms = self.amd_hangup(uuid, at);
+        let Some(call) = self.calls.get_mut(&uuid) else {
+            return;
+        };
+        let talk_ms = talk_ms.saturating_sub(analysis_ms);
+        let billsec = match analysis_ms {
+            0 => billsec,
+            _ => u32::try_from(talk_ms / 1000).unwrap_or(u32::MAX),
+        };
         call.hangup = Some(HangupFacts {
             cause: cause.clone(),
             answered,
@@ -574,6 +577,9 @@ impl Core {
         let Some(call) = self.calls.get(&uuid) else {
             return CauseClass::Retry;
         };
+        if answered && let Some(class) = call.amd_class() {
+            return class;
+        }
         if answered && let CallflowState::Done(Some(success)) = call.callflow {
             return if success {
                 CauseClass::Ok
@@ -749,7 +755,7 @@ impl Core {
                 continue;
             };
             call.deadline = None;
-            if self.agent_deadline(now, a) {
+            if self.amd_deadline(now, a) || self.agent_deadline(now, a) {
                 continue;
             }
             let Some(call) = self.calls.get_mut(&a) else {

@@ -211,6 +211,7 @@ impl Core {
             c.removed = true;
             if c.active == 0 {
                 self.campaigns.remove(id);
+                self.amd_counts.remove(id);
             }
         }
     }
@@ -525,6 +526,7 @@ impl Core {
         self.state_input(now, id, StateInput::ActiveCalls(n));
         if forget {
             self.campaigns.remove(id);
+            self.amd_counts.remove(id);
         }
     }
 }

@@ -19,6 +19,7 @@
 
 mod adoption;
 mod agents;
+mod amd;
 mod calls;
 mod campaigns;
 mod routing;
@@ -40,6 +41,10 @@ pub use crate::engine::switch_info::SwitchLimits;
 pub use agents::{
     ABANDONED_CAUSE, AGENT_EXPORT_COLUMNS, AgentCall, AgentOutcome, AgentPhase, AgentRelease,
     AgentReservation, agent_export_cells, is_safe_dial_string,
+};
+pub use amd::{
+    AMD_EXPORT_COLUMNS, AmdCall, AmdCounts, AmdPhase, AmdResult, AnswerKind, ENGINE_TIMEOUT_CAUSE,
+    MACHINE_HANGUP_CAUSE, amd_export_cells,
 };
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
@@ -247,6 +252,11 @@ pub enum Input {
     AgentSiblings {
         reservations: Vec<Uuid>,
     },
+    /// The answer to [`Action::AdoptAgents`]: the reservations the store handed to this node.
+    AgentsAdopted {
+        attempts: Vec<AttemptId>,
+        reservations: Vec<crate::agents::AdoptedReservation>,
+    },
     /// A preview's decision by the agent.
     PreviewDecision {
         attempt: AttemptId,
@@ -264,6 +274,22 @@ pub enum Input {
     SwitchLimits {
         switch: usize,
         limits: SwitchLimits,
+    },
+    /// The AMD decision on a call: `amd_result` (`None`: no decision, e.g. `CANCEL`) and `amd_cause`, from the
+    /// blocking `amd`'s CHANNEL_EXECUTE_COMPLETE or the non-blocking variant's `CUSTOM amd::info`.
+    AmdResult {
+        uuid: Uuid,
+        result: Option<AmdResult>,
+        cause: Option<String>,
+    },
+    /// `CUSTOM avmd::beep` on a call: the voicemail's beep.
+    AvmdBeep {
+        uuid: Uuid,
+    },
+    /// A `playback` on a call completed with `Application-Response: FILE PLAYED` (the file played to its end).
+    PlaybackPlayed {
+        uuid: Uuid,
+        file: String,
     },
 }
 
@@ -348,8 +374,15 @@ pub enum Action {
         settings: crate::campaign::agents::AgentSettings,
         exclude: Vec<String>,
     },
-    /// The reserved agent's leg is being called (its state: offering).
-    AgentOffered { reservation: Uuid },
+    /// The reserved agent's leg `leg` is being called (its state: offering; the leg is kept with the reservation
+    /// so a node adopting the call after a restart finds it).
+    AgentOffered { reservation: Uuid, leg: Uuid },
+    /// Calls of an agent campaign were adopted: hand their reservations to this node (answer
+    /// [`Input::AgentsAdopted`]).
+    AdoptAgents {
+        campaign: String,
+        attempts: Vec<AttemptId>,
+    },
     /// The agent and the member are joined (its state: talking); the store releases the agent's other
     /// reservations and the shell reports them ([`Input::AgentSiblings`]).
     AgentTalking {
@@ -407,6 +440,20 @@ pub enum Action {
         campaign: String,
         member: crate::store::MemberId,
     },
+    /// Start answering-machine detection: `sendmsg <uuid>` execute `amd <args>`.
+    StartAmd {
+        switch: usize,
+        uuid: Uuid,
+        args: String,
+    },
+    /// Start beep detection on a machine: `sendmsg <uuid>` execute `avmd_start`.
+    StartBeepDetection { switch: usize, uuid: Uuid },
+    /// The voicemail drop: play `message` and hang up after it (`uuid_broadcast … playback!NORMAL_CLEARING::`).
+    LeaveMessage {
+        switch: usize,
+        uuid: Uuid,
+        message: String,
+    },
     /// A campaign state change, to record in its history.
     History {
         campaign: String,
@@ -437,6 +484,8 @@ pub struct Core {
     next_summary: DateTime<Utc>,
     /// When the core started (a switch never connected counts as down since then).
     started_at: DateTime<Utc>,
+    /// Per campaign: this node's answers by AMD result and messages left (forgotten with the campaign).
+    amd_counts: BTreeMap<String, AmdCounts>,
 }
 
 /// How often the attempt summary is logged.
@@ -476,6 +525,7 @@ impl Core {
             attempt_log: crate::engine::attempt_log::AttemptLog::new(Default::default(), now),
             next_summary: now + SUMMARY_EVERY,
             started_at: now,
+            amd_counts: BTreeMap::new(),
         }
     }
 
@@ -505,6 +555,11 @@ impl Core {
     /// Calls in flight on this node.
     pub fn calls(&self) -> &HashMap<AttemptId, Call> {
         &self.calls
+    }
+
+    /// This node's answers of a campaign by AMD result, and the messages it left.
+    pub fn amd_counts(&self, id: &str) -> AmdCounts {
+        self.amd_counts.get(id).copied().unwrap_or_default()
     }
 
     /// Calls in flight of one campaign.
@@ -603,6 +658,10 @@ impl Core {
             } => self.on_agent_reserved(now, attempt, reservation),
             Input::Bridged { attempt, ok } => self.on_bridged(now, attempt, ok),
             Input::AgentSiblings { reservations } => self.on_agent_siblings(reservations),
+            Input::AgentsAdopted {
+                attempts,
+                reservations,
+            } => self.on_agents_adopted(now, attempts, reservations),
             Input::PreviewDecision { attempt, accept } => {
                 self.on_preview_decision(now, attempt, accept)
             }
@@ -650,6 +709,13 @@ impl Core {
                 }
                 self.nodes = n.max(1);
             }
+            Input::AmdResult {
+                uuid,
+                result,
+                cause,
+            } => self.on_amd_result(now, uuid, result, cause),
+            Input::AvmdBeep { uuid } => self.on_avmd_beep(now, uuid),
+            Input::PlaybackPlayed { uuid, file } => self.on_playback_played(uuid, &file),
             Input::SwitchUp(i) => self.on_switch_up(now, i),
             Input::SwitchLimits { switch, limits } => self.on_switch_limits(switch, limits),
             Input::SwitchDown(i) => {

@@ -11,6 +11,7 @@
 //! unless a timeout is given; `fixtures/demo/members-small.json` is a sample small enough for real time.
 
 pub mod agents;
+pub mod amd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct DemoOptions {
     pub timeout: Option<Duration>,
     /// Join answered calls to [`agents::DEMO_AGENTS`] simulated agents in this mode (`None`: the campaign's own).
     pub mode: Option<crate::campaign::agents::DialMode>,
+    /// Answering-machine detection on (see [`amd`]).
+    pub amd: bool,
 }
 
 impl Default for DemoOptions {
@@ -59,6 +62,7 @@ impl Default for DemoOptions {
             progress: true,
             timeout: None,
             mode: None,
+            amd: false,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct DemoReport {
     pub store: Store,
     /// Agent modes: per-agent figures and the abandoned count.
     pub agents: Option<agents::AgentReport>,
+    /// With `--amd`: answers by AMD result and messages left.
+    pub amd: Option<amd::AmdReport>,
 }
 
 impl DemoReport {
@@ -191,6 +197,9 @@ impl DemoReport {
             self.attempts_per_sec(),
         );
         if let Some(a) = &self.agents {
+            s.push_str(&a.table());
+        }
+        if let Some(a) = &self.amd {
             s.push_str(&a.table());
         }
         s
@@ -230,6 +239,9 @@ pub async fn run(
     let agent_mode = opts.mode.filter(|m| m.uses_agents());
     if let Some(mode) = agent_mode {
         config = agents::agent_campaign(config, mode);
+    }
+    if opts.amd {
+        config = amd::amd_campaign(config);
     }
     let valid = Arc::new(
         config
@@ -387,6 +399,10 @@ pub async fn run(
         Some(_) => Some(agents::AgentReport::read(&store, &id, members.len(), clock.now()).await?),
         None => None,
     };
+    let amd_report = match opts.amd {
+        true => Some(amd::AmdReport::read(&store, &id, members.len()).await?),
+        false => None,
+    };
     engine.shutdown().await;
     if let Some(h) = sim_handle {
         h.shutdown().await;
@@ -399,6 +415,7 @@ pub async fn run(
         campaign: id,
         store,
         agents: agent_report,
+        amd: amd_report,
     })
 }
 

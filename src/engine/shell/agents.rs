@@ -165,11 +165,38 @@ impl Runner {
                         .await;
                 });
             }
-            Action::AgentOffered { reservation } => {
+            Action::AgentOffered { reservation, leg } => {
                 tokio::spawn(async move {
-                    if let Err(e) = store.agent_offering(reservation, clock.now()).await {
+                    if let Err(e) = store.agent_offering(reservation, leg, clock.now()).await {
                         tracing::warn!(%reservation, error = %e, "agent state (offering) not recorded");
                     }
+                });
+            }
+            Action::AdoptAgents { campaign, attempts } => {
+                tokio::spawn(async move {
+                    let reservations = match store
+                        .adopt_agent_reservations(&node, &attempts, clock.now(), lease)
+                        .await
+                    {
+                        Ok(list) => {
+                            let mut map = lock(&shared.reservations);
+                            for r in &list {
+                                map.insert(r.reservation.id, r.attempt);
+                            }
+                            list
+                        }
+                        Err(e) => {
+                            // The calls are still followed; their agents are freed by lease expiry.
+                            tracing::warn!(campaign, error = %e, "reservations of adopted calls not taken over");
+                            Vec::new()
+                        }
+                    };
+                    let _ = tx
+                        .send(Msg::Input(Input::AgentsAdopted {
+                            attempts,
+                            reservations,
+                        }))
+                        .await;
                 });
             }
             Action::AgentTalking {
@@ -306,23 +333,17 @@ impl Runner {
                     return;
                 };
                 tokio::spawn(async move {
-                    if let Some(path) = message {
-                        // FreeSWITCH's broadcast form `app!cause::arg` hangs the channel up after the app.
-                        let cmd =
-                            format!("uuid_broadcast {uuid} playback!NORMAL_CLEARING::{path} aleg");
-                        match client.api_text(&cmd).await {
-                            Ok(reply) if reply.trim_start().starts_with("+OK") => return,
-                            Ok(reply) => {
-                                tracing::warn!(%uuid, reply = reply.trim_end(), "abandon message refused; hanging up")
-                            }
-                            Err(e) => {
-                                tracing::warn!(%uuid, error = %e, "abandon message failed; hanging up")
-                            }
+                    match message {
+                        Some(path) => {
+                            super::amd::play_then_hang_up(&client, uuid, &path, "abandon message")
+                                .await
+                        }
+                        None => {
+                            let _ = client
+                                .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
+                                .await;
                         }
                     }
-                    let _ = client
-                        .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
-                        .await;
                 });
             }
             Action::StickyAgent {

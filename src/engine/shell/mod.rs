@@ -25,6 +25,7 @@ use crate::esl::client::{Client, SwitchHealth};
 use crate::store::{AttemptId, Store};
 
 mod agents;
+mod amd;
 mod runner;
 mod switch;
 mod tasks;
@@ -79,6 +80,8 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
 pub(super) enum Msg {
     Input(Input),
     State(String, oneshot::Sender<Option<(CampaignState, u32)>>),
+    /// This node's answers of a campaign by AMD result.
+    AmdCounts(String, oneshot::Sender<crate::engine::core::AmdCounts>),
     /// Answered once the core drained (no call left in flight).
     WhenDrained(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
@@ -203,6 +206,18 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::State(campaign.to_owned(), tx))
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+    /// This node's answers of a campaign by AMD result and the messages it left, since the node started.
+    pub async fn amd_counts(
+        &self,
+        campaign: &str,
+    ) -> Result<crate::engine::core::AmdCounts, EngineStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::AmdCounts(campaign.to_owned(), tx))
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)

@@ -126,6 +126,10 @@ impl Runner {
                 let _ = reply.send(self.core.state(&id).map(|s| (s, self.core.active(&id))));
                 true
             }
+            Msg::AmdCounts(id, reply) => {
+                let _ = reply.send(self.core.amd_counts(&id));
+                true
+            }
             Msg::WhenDrained(done) => {
                 self.drained.push(done);
                 true
@@ -213,6 +217,7 @@ impl Runner {
         match action {
             agent @ (Action::ReserveAgent { .. }
             | Action::AgentOffered { .. }
+            | Action::AdoptAgents { .. }
             | Action::AgentTalking { .. }
             | Action::ReleaseAgent { .. }
             | Action::OriginateAgent { .. }
@@ -221,6 +226,9 @@ impl Runner {
             | Action::Abandon { .. }
             | Action::StopMember { .. }
             | Action::StickyAgent { .. }) => self.execute_agent(agent),
+            amd @ (Action::StartAmd { .. }
+            | Action::StartBeepDetection { .. }
+            | Action::LeaveMessage { .. }) => self.execute_amd(amd),
             Action::Claim { campaign, max } => {
                 let Some(valid) = self.campaigns.get(&campaign).cloned() else {
                     return;

@@ -8,8 +8,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::*;
-use crate::engine::core::Input;
+use crate::engine::core::{AmdResult, Input};
 use crate::engine::subscription;
+use crate::engine::subscription::{AMD_APP, AMD_INFO, AVMD_BEEP};
 use crate::engine::switch_info::{self, SwitchLimits};
 use crate::esl::Event;
 use crate::esl::client::{Client, ClientConfig, ClientEvent, StallWatch};
@@ -67,6 +68,10 @@ pub async fn resolve_limits(sw: &SwitchEndpoint, client: &Client) -> SwitchLimit
 
 /// Maps a channel event to the core's input (None for events the core does not need).
 pub fn event_input(e: &Event) -> Option<Input> {
+    // Routed by subclass first: the non-blocking mod_amd's `amd::info` has no Event-Name.
+    if let Some(input) = amd_event_input(e) {
+        return Some(input);
+    }
     let name = e.name()?;
     if name == "BACKGROUND_JOB" {
         let job = e.job_uuid()?.parse().ok()?;
@@ -103,6 +108,40 @@ pub fn event_input(e: &Event) -> Option<Input> {
         }
         _ => None,
     }
+}
+
+/// The AMD and beep-detection events: `CUSTOM amd::info` (with or without `Event-Name`), the blocking `amd`'s
+/// CHANNEL_EXECUTE_COMPLETE once it set `amd_result`, `CUSTOM avmd::beep`, and a `playback` that completed
+/// `FILE PLAYED` (the voicemail message left).
+fn amd_event_input(e: &Event) -> Option<Input> {
+    let decision = match (e.subclass(), e.name()) {
+        (Some(AMD_INFO), _) => true,
+        (Some(AVMD_BEEP), _) => {
+            let uuid = e.unique_id()?.parse().ok()?;
+            return Some(Input::AvmdBeep { uuid });
+        }
+        (_, Some("CHANNEL_EXECUTE_COMPLETE")) => {
+            let app = e.get("Application").unwrap_or_default();
+            if app.eq_ignore_ascii_case("playback")
+                && e.get("Application-Response") == Some("FILE PLAYED")
+            {
+                let uuid = e.unique_id()?.parse().ok()?;
+                let file = e.get("Application-Data").unwrap_or_default().to_owned();
+                return Some(Input::PlaybackPlayed { uuid, file });
+            }
+            app.eq_ignore_ascii_case(AMD_APP) && e.variable("amd_result").is_some()
+        }
+        _ => false,
+    };
+    if !decision {
+        return None;
+    }
+    let uuid = e.unique_id()?.parse().ok()?;
+    Some(Input::AmdResult {
+        uuid,
+        result: e.variable("amd_result").and_then(AmdResult::parse),
+        cause: e.variable("amd_cause").map(str::to_owned),
+    })
 }
 
 pub(super) async fn switch_task(

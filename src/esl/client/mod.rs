@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod health;
 mod job;
+mod reader;
 mod reply;
 mod sendmsg;
 mod subscriptions;

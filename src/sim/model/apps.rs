@@ -235,6 +235,7 @@ impl Switch {
 
     /// What a channel's running application does when the channel hangs up.
     pub(super) fn teardown(&mut self, uuid: &str) {
+        self.amd_close(uuid);
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
@@ -376,6 +377,9 @@ impl Switch {
                 self.hangup(uuid, &cause);
             }
             "transfer" => self.transfer(uuid, arg, &au),
+            "amd" => self.amd_start(uuid, arg, &au),
+            "avmd_start" => self.avmd_start(uuid, &au),
+            "avmd_stop" => self.avmd_stop(uuid, &au),
             "bridge" => {
                 self.begin_app(uuid, "bridge", arg, &au, false);
                 if let Some(ch) = self.channels.get_mut(uuid) {
@@ -450,6 +454,7 @@ impl Switch {
         match app.as_str() {
             "play_and_get_digits" => self.digits_step(uuid),
             "playback" => self.finish_app(uuid, "FILE PLAYED"),
+            "amd" => self.amd_blocking_done(uuid),
             _ => self.finish_app(uuid, ""),
         }
     }
@@ -641,6 +646,9 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
             }
             None => "-ERR No such channel!\n".into(),
         },
+        // mod_commands' `sched_hangup [+]<time> <uuid> [<cause>]`: seconds from now with `+`, else an epoch second;
+        // the cause defaults to ALLOTTED_TIMEOUT. (switchio hangs its calls up with it.)
+        "sched_hangup" => sched_hangup(sw, &args),
         "uuid_getvar" => match (args.first().and_then(|u| sw.channels.get(*u)), args.get(1)) {
             (Some(ch), Some(v)) => ch
                 .vars
@@ -695,6 +703,33 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
         "show" => show(sw, &args),
         _ => format!("-ERR {cmd} Command not found!\n"),
     }
+}
+
+fn sched_hangup(sw: &mut Switch, args: &[&str]) -> String {
+    let (Some(when), Some(uuid)) = (args.first(), args.get(1)) else {
+        return "-USAGE: [+]<time> <uuid> [<cause>]\n".into();
+    };
+    let at_us = match when.strip_prefix('+') {
+        Some(secs) => sw.now + atoi(secs).max(0) as u64 * 1_000_000,
+        None => (atoi(when).max(0) as u64 * 1_000_000).max(sw.now),
+    };
+    if !sw.channels.contains_key(*uuid) {
+        return "-ERR No such channel!\n".into();
+    }
+    let cause = args
+        .get(2)
+        .and_then(|c| crate::sim::causes::str2cause(c))
+        .unwrap_or("ALLOTTED_TIMEOUT")
+        .to_string();
+    let after_ms = at_us.saturating_sub(sw.now) / 1000;
+    sw.schedule(
+        after_ms,
+        Timer::ScheduledHangup {
+            uuid: (*uuid).to_string(),
+            cause,
+        },
+    );
+    "+OK\n".into()
 }
 
 /// mod_commands' `CTL_SYNTAX` (signalwire/freeswitch master; 1.10.12's lacks `uuid_version`).

@@ -176,6 +176,12 @@ pub struct Channel {
     pub talk: Option<crate::sim::scenario::TalkPlan>,
     /// A member's leg (scenario `patience_ms`).
     pub patience: Option<Patience>,
+    /// Who answers (scenario `callee`): what `amd` and `avmd` find.
+    pub callee: crate::sim::scenario::CalleePlan,
+    /// The running `amd`'s decision, until it is reported.
+    pub amd_verdict: Option<crate::sim::scenario::Verdict>,
+    /// avmd listens on the channel.
+    pub avmd: bool,
     /// The headers of the `sendmsg` whose application runs now: FreeSWITCH fires them back as PRIVATE_COMMAND
     /// when the application returns.
     pub pending_private: Option<Vec<(String, String)>>,

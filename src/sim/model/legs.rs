@@ -146,6 +146,7 @@ impl Switch {
                 },
                 talk: None,
                 patience_ms: None,
+                callee: crate::sim::scenario::CalleePlan::default(),
             }
         } else {
             let since_start_ms = self.now.saturating_sub(self.started_us) / 1000;
@@ -258,6 +259,9 @@ impl Switch {
             queued: Default::default(),
             talk: None,
             patience: None,
+            callee: crate::sim::scenario::CalleePlan::default(),
+            amd_verdict: None,
+            avmd: false,
             pending_private: None,
             dialplan: None,
             digits: None,
@@ -316,6 +320,7 @@ impl Switch {
             b_chan = Some(b);
         }
         a.talk = plan.talk;
+        a.callee = plan.callee;
         a.patience = plan.patience_ms.map(|ms| Patience {
             ms,
             waiting_since: None,

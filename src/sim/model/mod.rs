@@ -13,8 +13,10 @@
 //! `dialplan` (transfer and the files playback finds), `digits` (play_and_get_digits), `apps` (applications and
 //! api replies), `channel` (one channel and its headers), `uuid_bridge` (joining two channels and the survivor of
 //! a bridge), `broadcast` (`uuid_broadcast`'s queued applications), `patience` (members who hang up while they
-//! wait in silence), `hash` (mod_hash's store and `api_hangup_hook`).
+//! wait in silence), `hash` (mod_hash's store and `api_hangup_hook`), `amd` (mod_amd's and mod_avmd's applications
+//! and events).
 
+mod amd;
 mod apps;
 mod broadcast;
 mod call;
@@ -108,6 +110,12 @@ enum Timer {
     Talk { agent: String, peer: String },
     /// A member has waited in silence as long as it will (stamped with when the silence began).
     Patience { uuid: String, since: u64 },
+    /// The non-blocking `amd` decides on this channel.
+    AmdDecision { uuid: String },
+    /// A machine's beep sounds on this channel.
+    Beep { uuid: String },
+    /// `sched_hangup` is due.
+    ScheduledHangup { uuid: String, cause: String },
 }
 
 /// The simulated switch.
@@ -217,6 +225,13 @@ impl Switch {
                 Timer::Drain { uuid } => self.drain_queue(&uuid),
                 Timer::Talk { agent, peer } => self.talk_over(&agent, &peer),
                 Timer::Patience { uuid, since } => self.patience_over(&uuid, since),
+                Timer::AmdDecision { uuid } => self.amd_decision(&uuid),
+                Timer::Beep { uuid } => self.beep(&uuid),
+                Timer::ScheduledHangup { uuid, cause } => {
+                    if self.channels.contains_key(&uuid) {
+                        self.hangup(&uuid, &cause);
+                    }
+                }
             }
         }
         self.set_now(now.max(self.now));

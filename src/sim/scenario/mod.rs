@@ -62,6 +62,7 @@
 //! ```
 
 mod agents;
+mod amd;
 
 use std::path::Path;
 
@@ -72,6 +73,7 @@ use serde::Deserialize;
 
 use agents::{AgentFile, AgentProfile};
 pub use agents::{Ender, HangupBy, TalkMillis, TalkPlan};
+pub use amd::{AmdVariant, Callee, CalleePlan, Detector, Verdict};
 
 /// What the callee does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +175,15 @@ struct RuleFile {
     /// The rule applies only until this many ms after the switch started (an outage window with `from_ms`).
     #[serde(default)]
     until_ms: Option<u64>,
+    /// Who answers: a person (default) or an answering machine (see [`amd`]).
+    #[serde(default)]
+    callee: Option<amd::CalleeKind>,
+    /// A machine's greeting before its beep, from the answer.
+    #[serde(default)]
+    greeting_ms: Option<Millis>,
+    /// What the detector reports on this rule's calls (HUMAN, MACHINE, NOTSURE), whatever its matrix says.
+    #[serde(default)]
+    amd_result: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +202,12 @@ struct ProfileFile {
     /// Answered and left parked in silence this long, the callee hangs up NORMAL_CLEARING.
     #[serde(default)]
     patience_ms: Option<Millis>,
+    /// The share of answered calls an answering machine takes (0..=1).
+    #[serde(default)]
+    machine_rate: Option<f64>,
+    /// A machine's greeting before its beep, from the answer.
+    #[serde(default)]
+    greeting_ms: Option<Millis>,
 }
 
 /// One application of an extension.
@@ -267,6 +284,9 @@ struct ScenarioFile {
     default: Option<ProfileFile>,
     #[serde(default, rename = "agent")]
     agents: Vec<AgentFile>,
+    /// The simulated mod_amd (see [`amd`]).
+    #[serde(default)]
+    amd: Option<amd::AmdFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +304,7 @@ pub struct Scenario {
     extensions: Vec<Extension>,
     profile: Option<ProfileFile>,
     agents: Vec<AgentProfile>,
+    detector: Detector,
     rng: StdRng,
 }
 
@@ -295,6 +316,8 @@ pub struct Plan {
     pub talk: Option<TalkPlan>,
     /// A member's leg: how long, answered and parked in silence, the callee waits before hanging up.
     pub patience_ms: Option<u64>,
+    /// Who answers (what `amd` and `avmd` find).
+    pub callee: CalleePlan,
 }
 
 impl Default for Scenario {
@@ -313,6 +336,7 @@ impl Scenario {
             extensions: builtin_extensions(),
             profile: None,
             agents: Vec::new(),
+            detector: Detector::default(),
             rng: StdRng::seed_from_u64(0),
         }
     }
@@ -348,6 +372,7 @@ impl Scenario {
             if let Some(c) = &spec.hangup_cause {
                 check_cause(&format!("rule {}", i + 1), c)?;
             }
+            amd::forced_result(&format!("rule {}", i + 1), spec.amd_result.as_deref())?;
             if let (Some(from), Some(until)) = (spec.from_ms, spec.until_ms)
                 && from >= until
             {
@@ -367,6 +392,14 @@ impl Scenario {
             }
             for c in p.causes.keys() {
                 check_cause("[default].causes", c)?;
+            }
+            if let Some(rate) = p.machine_rate
+                && !(0.0..=1.0).contains(&rate)
+            {
+                return Err(ScenarioError::Invalid {
+                    place: "[default]".into(),
+                    message: format!("machine_rate {rate} is not within 0..=1"),
+                });
             }
         }
         let missing_files = match &file.missing_files {
@@ -412,6 +445,7 @@ impl Scenario {
             extensions,
             profile: file.default,
             agents,
+            detector: Detector::from_file(file.amd.unwrap_or_default())?,
             rng: StdRng::seed_from_u64(file.seed.unwrap_or(0)),
         })
     }
@@ -442,6 +476,17 @@ impl Scenario {
                 .strip_prefix(prefix)
                 .and_then(|rest| rest.strip_prefix('/'))
                 .is_some_and(|rel| sounds.contains(rel))
+    }
+
+    /// Which mod_amd variant the switch has.
+    pub fn amd_variant(&self) -> AmdVariant {
+        self.detector.variant
+    }
+
+    /// The detector's report on `callee` (see [`amd`]).
+    pub fn amd_verdict(&mut self, callee: CalleePlan, total_analysis_ms: u64) -> Verdict {
+        self.detector
+            .judge(callee, total_analysis_ms, &mut self.rng)
     }
 
     /// The extension a transfer to `destination` in `context` runs, if any matches.
@@ -485,6 +530,7 @@ impl Scenario {
                 outcome,
                 talk,
                 patience_ms: None,
+                callee: CalleePlan::default(),
             };
         }
         self.member_plan(destination, since_start_ms)
@@ -500,20 +546,32 @@ impl Scenario {
                     && r.regex.is_match(destination)
             })
             .cloned();
-        let (outcome, patience) = if let Some(rule) = found {
+        let mut forced = None;
+        let (outcome, patience, callee) = if let Some(rule) = found {
+            let callee = (rule.spec.callee, None, rule.spec.greeting_ms);
+            forced = amd::forced_result("rule", rule.spec.amd_result.as_deref())
+                .ok()
+                .flatten();
             (
                 self.rule_outcome(&rule.spec, destination),
                 rule.spec.patience_ms,
+                callee,
             )
         } else if let Some(profile) = self.profile.clone() {
-            (self.profile_outcome(&profile), profile.patience_ms)
+            let callee = (None, profile.machine_rate, profile.greeting_ms);
+            (self.profile_outcome(&profile), profile.patience_ms, callee)
         } else {
-            (builtin_outcome(destination), None)
+            (builtin_outcome(destination), None, (None, None, None))
         };
+        let (kind, rate, greeting) = callee;
         Plan {
             outcome,
             talk: None,
             patience_ms: patience.map(|p| p.draw(&mut self.rng)),
+            callee: CalleePlan {
+                callee: amd::draw_callee(kind, rate, greeting, &mut self.rng),
+                forced,
+            },
         }
     }
 

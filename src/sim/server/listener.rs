@@ -193,7 +193,13 @@ impl Listener {
         if !self.authed || !self.events_on {
             return false;
         }
-        let name = event.name().unwrap_or("");
+        // FreeSWITCH dispatches on the event's id, not its headers: an event created as a clone
+        // (`SWITCH_EVENT_CLONE`, as the non-blocking mod_amd's `amd::info`) has no Event-Name and the id of CUSTOM.
+        let name = event.name().unwrap_or(if event.subclass().is_some() {
+            "CUSTOM"
+        } else {
+            ""
+        });
         let mut send = self.all || self.subscribed.contains(name);
         if name == "CUSTOM" && !self.all {
             send = event.subclass().is_some_and(|s| self.custom.contains(s));

@@ -190,13 +190,16 @@ impl Core {
         let job = Uuid::new_v4();
         a.leg = Some(AgentLeg {
             uuid: leg,
-            job,
+            job: Some(job),
             answered: false,
         });
         a.phase = AgentPhase::AgentRinging;
         a.facts.offered_at.get_or_insert(now);
         self.agent_legs.insert(leg, job, attempt);
-        self.out.push(Action::AgentOffered { reservation: r.id });
+        self.out.push(Action::AgentOffered {
+            reservation: r.id,
+            leg,
+        });
         self.out.push(Action::OriginateAgent {
             switch,
             attempt,

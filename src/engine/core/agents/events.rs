@@ -72,7 +72,7 @@ impl Core {
             .get(&attempt)
             .and_then(|c| c.agent.as_ref())
             .and_then(|a| a.leg.clone())
-            .filter(|l| l.job == job);
+            .filter(|l| l.job == Some(job));
         let Some(leg) = leg else {
             return true;
         };
@@ -103,7 +103,9 @@ impl Core {
         let Some(leg) = a.leg.as_ref().filter(|l| l.uuid == uuid).cloned() else {
             return true;
         };
-        self.agent_legs.jobs.remove(&leg.job);
+        if let Some(job) = leg.job {
+            self.agent_legs.jobs.remove(&job);
+        }
         match a.phase {
             // Joined: the member's own hangup follows and settles everything.
             AgentPhase::Bridged | AgentPhase::AwaitingResult | AgentPhase::Abandoning => {}
@@ -227,6 +229,7 @@ impl Core {
         let switch = call.switch;
         let answered = call.answered_at.is_some();
         let talk = call.hangup.as_ref().map_or(0, |h| h.talk_secs);
+        let switch_talk_ms = call.hangup.as_ref().map_or(0, |h| h.talk_ms);
         let Some(a) = call.agent.as_mut() else {
             return false;
         };
@@ -240,10 +243,10 @@ impl Core {
         let reservation = a.reservation.take();
         match a.phase {
             AgentPhase::Bridged => {
-                let talk_ms = a
-                    .facts
-                    .bridged_at
-                    .map_or(0, |t| (now - t).num_milliseconds().max(0) as u64);
+                // A call adopted after a restart has no join instant here: the switch's talk time stands in.
+                let talk_ms = a.facts.bridged_at.map_or(switch_talk_ms, |t| {
+                    (now - t).num_milliseconds().max(0) as u64
+                });
                 if let Some(r) = reservation {
                     self.release_agent(now, attempt, r, AgentRelease::Finished { talk_ms });
                 }
@@ -448,7 +451,9 @@ impl Core {
         };
         if let Some(leg) = a.leg.take() {
             let up = self.agent_legs.legs.remove(&leg.uuid).is_some();
-            self.agent_legs.jobs.remove(&leg.job);
+            if let Some(job) = leg.job {
+                self.agent_legs.jobs.remove(&job);
+            }
             if up && let Some(switch) = call.switch {
                 self.out.push(Action::Kill {
                     switch,

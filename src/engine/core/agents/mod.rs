@@ -99,7 +99,8 @@ pub enum AgentPhase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentLeg {
     pub uuid: Uuid,
-    pub job: Uuid,
+    /// The originate's background job (`None` for a leg adopted from a previous run: its job is long done).
+    pub job: Option<Uuid>,
     pub answered: bool,
 }
 
@@ -205,7 +206,9 @@ impl LegIndex {
         cause: &str,
     ) {
         self.legs.remove(&leg.uuid);
-        self.jobs.remove(&leg.job);
+        if let Some(job) = leg.job {
+            self.jobs.remove(&job);
+        }
         if let Some(switch) = switch {
             out.push(Action::Kill {
                 switch,
