@@ -28,3 +28,4 @@ pub mod sim;
 pub mod store;
 pub mod text;
 pub mod tls;
+pub mod webhooks;

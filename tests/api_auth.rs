@@ -43,9 +43,10 @@ async fn every_route_answers_401_without_valid_credentials_and_403_for_a_weak_ro
     for r in &routes {
         let path = concrete(r.path);
         let Some(required) = r.role else {
-            // Public routes answer without a key.
+            // Public routes answer without a key (the page's login: 400 for its missing body, never 401).
             let a = api.raw(r.method, &path, None, None).await;
-            assert_eq!(a.status, 200, "{} {}", r.method, r.path);
+            let expected = if r.body.is_some() { 400 } else { 200 };
+            assert_eq!(a.status, expected, "{} {}: {}", r.method, r.path, a.text);
             continue;
         };
         let none = api.raw(r.method, &path, None, None).await;
@@ -351,4 +352,67 @@ async fn secrets_never_reach_the_logs() {
     for secret in [token, ADMIN.1, "wrong-secret-1234"] {
         assert!(!text.contains(secret), "{secret} logged:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn the_page_login_sets_httponly_cookies_that_read_and_write_only_with_the_page_header() {
+    let api = start_with_auth_campaign().await;
+    let login = |token: &'static str| {
+        api.http
+            .post(api.url("/page/login"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"key": READER.0, "token": token}).to_string())
+            .send()
+    };
+    assert_eq!(login("0123456789abcdef-wrong").await.unwrap().status(), 401);
+    let ok = login(READER.1).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let cookies: Vec<String> = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    for c in &cookies {
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+    }
+    let jar: String = cookies
+        .iter()
+        .map(|c| c.split(';').next().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // A read with the cookies works at the key's role: read-only here.
+    let read = api
+        .http
+        .get(api.url("/api/v2/dialer/auth/stats"))
+        .header("Cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    // Writes with cookies need the page's header (CSRF), then the role decides.
+    let write = |page_header: bool| {
+        let mut rq = api
+            .http
+            .put(api.url("/api/v2/dialer/auth/members/reset"))
+            .header("Cookie", &jar);
+        if page_header {
+            rq = rq.header("X-Fsdialer-Page", "1");
+        }
+        rq.send()
+    };
+    let csrf = write(false).await.unwrap();
+    assert_eq!(csrf.status(), 403);
+    assert!(csrf.text().await.unwrap().contains("x-fsdialer-page"));
+    let role = write(true).await.unwrap();
+    assert_eq!(role.status(), 403, "a read-only key cannot reset members");
+    assert!(role.text().await.unwrap().contains("has role read-only"));
+    // The live stream needs a key too.
+    let live = api.http.get(api.url("/api/v2/live")).send().await.unwrap();
+    assert_eq!(live.status(), 401);
+    api.shutdown().await;
 }

@@ -308,3 +308,7 @@ async fn the_embedded_default_generates_an_admin_key_that_works() {
 }
 #[path = "cli_cases/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli_cases/page.rs"]
+mod page;
+#[path = "cli_cases/webhooks.rs"]
+mod webhooks;

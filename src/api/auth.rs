@@ -265,6 +265,34 @@ pub fn credentials(
     (key, token)
 }
 
+/// The cookie holding the key id of the operator page's login (`api::page`).
+pub const KEY_COOKIE: &str = "fsdialer_key";
+/// The cookie holding the access token of the operator page's login.
+pub const TOKEN_COOKIE: &str = "fsdialer_token";
+/// The header a write with cookie credentials must carry: a cross-site form or image cannot set it, and a
+/// cross-site script cannot send it without a CORS preflight this API never grants (the CSRF defence, on top
+/// of `SameSite=Strict`).
+pub const PAGE_HEADER: &str = "x-fsdialer-page";
+
+/// The operator page's credentials from the `Cookie` headers (percent-encoded values), if both are there.
+pub fn cookie_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let (mut key, mut token) = (None, None);
+    for v in headers.get_all(axum::http::header::COOKIE) {
+        let Ok(text) = v.to_str() else { continue };
+        for part in text.split(';') {
+            let Some((name, value)) = part.trim().split_once('=') else {
+                continue;
+            };
+            match name {
+                KEY_COOKIE => key = Some(percent_decode(value)),
+                TOKEN_COOKIE => token = Some(percent_decode(value)),
+                _ => {}
+            }
+        }
+    }
+    Some((key?, token?))
+}
+
 /// `a=1&b=x%20y` → pairs, percent- and plus-decoded (invalid escapes are kept as written).
 pub fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')

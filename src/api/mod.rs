@@ -9,6 +9,9 @@
 //!   `fsdialer import`).
 //! - [`campaigns`]: campaign documents in the store and this node's engine kept in step with them.
 //! - `routes::agents`: the agents (CRUD, status, accept/skip, the result callback), schemas in [`openapi_agents`].
+//! - `routes::webhooks`: a campaign's webhook outbox and dead letters (list, replay), schemas in
+//!   [`openapi_webhooks`].
+//! - [`page`]: the live operator page at `/` (embedded assets, cookie login, the server-sent-events stream).
 //! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
 //! - [`error`] / [`reply`] / [`views`]: the answer shapes; [`spreadsheet`]: CSV cells safe for spreadsheets.
 //!
@@ -24,6 +27,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod openapi_agents;
 pub mod openapi_dnc;
+pub mod openapi_webhooks;
+pub mod page;
 pub mod reply;
 pub mod routes;
 pub mod server;
@@ -60,6 +65,8 @@ pub struct ApiConfig {
     pub member_limits: MemberLimits,
     /// Connection and request limits (timeouts, concurrency, JSON depth).
     pub http: server::HttpLimits,
+    /// The API is served over HTTPS: the page's cookies are `Secure`.
+    pub https: bool,
 }
 
 impl ApiConfig {
@@ -72,6 +79,7 @@ impl ApiConfig {
             metrics_public: false,
             member_limits: MemberLimits::default(),
             http: server::HttpLimits::default(),
+            https: false,
         }
     }
 }
@@ -84,6 +92,8 @@ pub struct ApiState {
     pub metrics: metrics::Metrics,
     /// The process drains (a signal came): not ready for new work.
     draining: std::sync::atomic::AtomicBool,
+    /// The operator page's live snapshots, computed once for every open page (`page::live`).
+    pub live: page::live::Hub,
 }
 
 impl ApiState {
@@ -94,6 +104,7 @@ impl ApiState {
             config,
             metrics: metrics::Metrics::install(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            live: page::live::Hub::default(),
         })
     }
 

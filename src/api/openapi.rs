@@ -131,6 +131,7 @@ fn campaign_config() -> Value {
             "caller_id_pool": super::openapi_dnc::caller_id_pool(),
             "e164": super::openapi_dnc::e164_rule(),
             "amd": amd_settings(),
+            "webhooks": super::openapi_webhooks::webhooks(),
         }),
         &["gateways"],
     )
@@ -416,6 +417,7 @@ pub fn schemas() -> Map<String, Value> {
     );
     super::openapi_agents::add(&mut m);
     super::openapi_dnc::add(&mut m);
+    super::openapi_webhooks::add(&mut m);
     m
 }
 

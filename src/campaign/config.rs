@@ -21,6 +21,7 @@ use super::channel_vars::{MemberChannelVars, is_dialer_owned};
 use super::error::{FieldError, FieldErrors};
 use super::gateway::{Gateway, Gateways};
 use super::params::{LostAttempt, MemberOrder, NumberOrder};
+use super::webhook::{WebhookConfig, check_webhooks};
 use crate::dnc::E164Rule;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -115,6 +116,9 @@ pub struct CampaignConfig {
     /// Answering-machine detection on answered calls (see [`super::amd`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdSettings>,
+    /// Where each outcome is POSTed (see `crate::webhooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 fn is_broadcast(mode: &DialMode) -> bool {
@@ -313,6 +317,7 @@ impl CampaignConfig {
                 ),
             ));
         }
+        errors.extend(check_webhooks(&self.webhooks));
         let gateways = Gateways::compile(&self.gateways)
             .map_err(|e| errors.extend(e.under("gateways").0))
             .ok();

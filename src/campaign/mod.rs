@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod member;
 pub mod params;
 pub mod schedule;
+pub mod webhook;
 
 pub use calendar::{AcceptWindow, Calendar, CalendarSchedule, ExceptDate};
 pub use callflow::{Callflow, Expr, Step, Template};
@@ -26,3 +27,4 @@ pub use gateway::{Gateway, Gateways, Route, RouteError, ValidGateway};
 pub use member::{CommunicationInput, MemberInput};
 pub use params::{LostAttempt, MemberOrder, NumberOrder};
 pub use schedule::Schedule;
+pub use webhook::{WebhookConfig, WebhookEvent};

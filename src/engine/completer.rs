@@ -7,6 +7,8 @@
 //! `complete_many`: no timer, so an idle engine adds no delay and a busy one gets bigger batches.
 //! Each result's outcome goes back to the core as `Input::Completed`, as before; a failed batch fails each of its
 //! results, and the core sends them again (completion is idempotent).
+//! For a campaign with webhooks, the batch's write-ahead markers are written first and the completed attempts go
+//! to the webhook resolver after (`crate::webhooks`).
 
 use super::clock::Clock;
 use super::core::{Input, policy_of};
@@ -32,6 +34,7 @@ pub(super) async fn run(
     clock: Clock,
     mut rx: mpsc::UnboundedReceiver<Completion>,
     tx: mpsc::Sender<Msg>,
+    webhooks: mpsc::Sender<crate::webhooks::resolve::Job>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -54,7 +57,7 @@ pub(super) async fn run(
             }
         }
         for group in groups {
-            complete_group(&store, clock, group, &tx).await;
+            complete_group(&store, clock, group, &tx, &webhooks).await;
         }
     }
 }
@@ -64,10 +67,14 @@ async fn complete_group(
     clock: Clock,
     group: Vec<Completion>,
     tx: &mpsc::Sender<Msg>,
+    webhooks: &mpsc::Sender<crate::webhooks::resolve::Job>,
 ) {
     let valid = group[0].campaign.clone();
     let policy = policy_of(&valid);
     let results: Vec<AttemptResult> = group.iter().map(|c| c.result.clone()).collect();
+    // Webhooks: a marker before the completion, the events after it (see `crate::webhooks`).
+    let marked =
+        crate::webhooks::hooks::before_completion(store, &valid, &results, clock.now()).await;
     let outcomes = store
         .complete_many(valid.id(), &policy, valid.calendar(), &results, clock.now())
         .await;
@@ -79,15 +86,41 @@ async fn complete_group(
         }
         Err(e) => group.iter().map(|_| Err(e.to_string())).collect(),
     };
+    if marked {
+        let done: Vec<_> = group
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    Ok(crate::store::CompleteOutcome::Applied(_)
+                        | crate::store::CompleteOutcome::Duplicate)
+                )
+            })
+            .map(|(c, _)| (c.result.attempt_id, c.result.member_id))
+            .collect();
+        crate::webhooks::hooks::completed(webhooks, &valid, done);
+    }
     let slots: Vec<_> = group
         .iter()
         .filter_map(|c| c.gateway.clone().map(|g| (g, c.result.attempt_id)))
         .collect();
-    if !slots.is_empty() {
+    // The operator page's cause histogram (`store::causes`): applied results only.
+    let causes: Vec<String> = group
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Ok(crate::store::CompleteOutcome::Applied(_))))
+        .map(|(c, _)| c.result.cause.clone())
+        .collect();
+    if !slots.is_empty() || !causes.is_empty() {
         let store = store.clone();
+        let campaign = valid.id().to_owned();
         tokio::spawn(async move {
             for (gw, attempt) in slots {
                 let _ = store.release_gateway_slot(&gw, attempt).await;
+            }
+            if let Err(e) = store.count_causes(&campaign, &causes).await {
+                tracing::debug!(campaign, error = %e, "hangup causes not counted");
             }
         });
     }

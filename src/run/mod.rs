@@ -60,6 +60,8 @@ pub struct Running {
     sim: Option<sim::server::SimHandle>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     sync: tokio::task::JoinHandle<()>,
+    /// The webhook delivery task (`crate::webhooks::deliver`), supervised.
+    webhooks: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
     engine_join: tokio::task::JoinHandle<Result<(), shell::EngineFailure>>,
     drain_timeout: Duration,
@@ -221,6 +223,7 @@ pub async fn start(
         metrics_public: cfg.api.metrics_public,
         member_limits: cfg.api.member_limits(),
         http: cfg.api.http_limits(),
+        https: api_tls.is_some(),
     };
     let state = ApiState::new(store.clone(), engine.clone(), api_config);
     for c in campaigns {
@@ -267,6 +270,11 @@ pub async fn start(
         addr: cfg.api.listen.clone(),
         source,
     })?;
+    let webhooks = tokio::spawn(crate::webhooks::deliver::supervise(
+        store.clone(),
+        crate::webhooks::deliver::DeliveryConfig::default(),
+        engine.webhooks_queued(),
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let https = api_tls.is_some();
     let server = tokio::spawn(crate::api::serve(
@@ -287,6 +295,7 @@ pub async fn start(
         sim: sim_handle,
         server,
         sync,
+        webhooks,
         stop,
         engine_join,
         drain_timeout: Duration::from_secs(cfg.engine.drain_timeout_sec),
@@ -338,6 +347,7 @@ impl Running {
         let _ = self.stop.send(());
         let _ = self.server.await;
         self.sync.abort();
+        self.webhooks.abort();
         self.engine.shutdown().await;
         if let Some(s) = self.sim {
             s.shutdown().await;
@@ -366,6 +376,7 @@ impl Running {
             tracing::error!(?exit, "fsdialer is going down");
             let _ = self.stop.send(());
             self.sync.abort();
+            self.webhooks.abort();
             if let Some(s) = self.sim {
                 s.shutdown().await;
             }
@@ -397,6 +408,7 @@ impl Running {
         let _ = self.stop.send(());
         let _ = self.server.await;
         self.sync.abort();
+        self.webhooks.abort();
         self.engine.shutdown().await;
         if let Some(s) = self.sim {
             s.shutdown().await;

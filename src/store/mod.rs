@@ -44,6 +44,7 @@
 
 pub mod agents;
 pub mod caller_ids;
+mod causes;
 pub mod clock;
 mod compliance;
 pub mod dnc;
@@ -56,6 +57,7 @@ pub mod local_redis;
 mod memory;
 mod nodes;
 pub mod number_calls;
+pub mod outbox;
 mod outcome;
 mod record;
 pub mod redis;
@@ -64,6 +66,7 @@ mod sticky;
 mod types;
 
 pub use caller_ids::{CallerIdFigures, CallerIdTake};
+pub use causes::{MAX_CAUSES, OTHER_CAUSE};
 pub use compliance::COMPLIANCE_MAX_RANGE_DAYS;
 pub use dnc::{DncPage, DncSizes};
 pub use error::{StoreError, StoreResult};

@@ -194,7 +194,12 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let text = r.text().await.expect("body read");
+        // A live stream (server-sent events) never ends: its body is not read (dropping it closes the stream).
+        let text = if content_type.starts_with("text/event-stream") {
+            String::new()
+        } else {
+            r.text().await.expect("body read")
+        };
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,

@@ -32,7 +32,7 @@ fn address_in_first_line(child: &mut std::process::Child, marker: &str) -> Strin
 }
 
 /// A `fsdialer sim` process at `speed`.
-fn spawn_sim(speed: &str) -> (Child, String) {
+pub(crate) fn spawn_sim(speed: &str) -> (Child, String) {
     spawn_sim_with(speed, &[])
 }
 
@@ -65,7 +65,12 @@ fn write_config(dir: &Path, redis: &str, sim: &str) -> std::path::PathBuf {
     write_node_config(dir, "lifecycle-node", redis, sim)
 }
 
-fn write_node_config(dir: &Path, node: &str, redis: &str, sim: &str) -> std::path::PathBuf {
+pub(crate) fn write_node_config(
+    dir: &Path,
+    node: &str,
+    redis: &str,
+    sim: &str,
+) -> std::path::PathBuf {
     let text = format!(
         r#"
 node_id = "{node}"
@@ -96,7 +101,7 @@ sessions_per_call = 2
 }
 
 /// A `fsdialer run` process; returns it and its API base URL.
-fn spawn_run(config: &Path) -> (Child, String) {
+pub(crate) fn spawn_run(config: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
         .env_remove("FSDIALER_API_KEY")
@@ -110,7 +115,7 @@ fn spawn_run(config: &Path) -> (Child, String) {
     (Child(child), format!("http://{addr}"))
 }
 
-async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
+pub(crate) async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
     let r = http
         .post(url)
         .header("X-Key", ADMIN.0)
@@ -142,7 +147,7 @@ async fn start_campaign(base: &str, limit: u32, n: usize, number: &str) {
     .await;
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.0.id().to_string()])
         .status()
@@ -152,7 +157,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 /// Waits for the child to exit, at most `secs`; its exit code.
-fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
+pub(crate) fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(status) = child.0.try_wait().unwrap() {

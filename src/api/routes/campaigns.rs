@@ -5,7 +5,9 @@ use super::super::error::ApiError;
 use super::super::extract::{ApiPath, parse_json, read_body};
 use super::super::reply::ok;
 use super::super::views::{self, CAMPAIGN_VIEW_ONLY};
+use crate::api::auth::Caller;
 use crate::campaign::config::{CampaignConfig, new_campaign_id};
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -25,12 +27,25 @@ async fn view(
     Ok(views::campaign(doc, state, &missing))
 }
 
+/// Webhook secrets sign what the CRM trusts: only admin keys (which may change them) read them back; other keys
+/// see `"secret": "(hidden)"`.
+fn hide_secrets(mut v: Value, caller: &Caller) -> Value {
+    if caller.role < crate::api::auth::Role::Admin
+        && let Some(hooks) = v.get_mut("webhooks").and_then(Value::as_array_mut)
+    {
+        for h in hooks {
+            h["secret"] = json!("(hidden)");
+        }
+    }
+    v
+}
+
 /// `GET /api/v2/dialer`
-pub async fn list(State(st): St) -> Res {
+pub async fn list(State(st): St, Extension(caller): Extension<Caller>) -> Res {
     let docs = st.registry.list().await?;
     let mut out = Vec::with_capacity(docs.len());
     for d in &docs {
-        out.push(view(&st, d).await?);
+        out.push(hide_secrets(view(&st, d).await?, &caller));
     }
     Ok(ok(out))
 }
@@ -63,9 +78,13 @@ pub async fn create(State(st): St, headers: HeaderMap, body: Body) -> Res {
 }
 
 /// `GET /api/v2/dialer/{id}`
-pub async fn get(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
+pub async fn get(
+    State(st): St,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Res {
     let doc = st.registry.get(&id).await?;
-    Ok(ok(view(&st, &doc).await?))
+    Ok(ok(hide_secrets(view(&st, &doc).await?, &caller)))
 }
 
 /// `PUT /api/v2/dialer/{id}`: the fields given replace the campaign's (Webitel's partial update); the result is

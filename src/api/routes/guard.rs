@@ -10,7 +10,7 @@
 //!   two drifted apart) is refused with 403, never served.
 
 use super::Route;
-use crate::api::auth::{Caller, Keys, Role, credentials};
+use crate::api::auth::{Caller, Keys, PAGE_HEADER, Role, cookie_credentials, credentials};
 use crate::api::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
@@ -101,7 +101,20 @@ impl Guard {
 
     /// Checks the request's key against `access`; the caller, for keyed routes.
     fn check(&self, req: &Request, access: Access) -> Result<Option<Caller>, ApiError> {
-        let (key, token) = credentials(req.headers(), req.uri().query());
+        let (mut key, mut token) = credentials(req.headers(), req.uri().query());
+        if key.is_none()
+            && token.is_none()
+            && access != Access::Public
+            && let Some((k, t)) = cookie_credentials(req.headers())
+        {
+            let read = matches!(*req.method(), Method::GET | Method::HEAD);
+            if !read && !req.headers().contains_key(PAGE_HEADER) {
+                return Err(ApiError::forbidden(format!(
+                    "a write with the page's cookie needs the {PAGE_HEADER} header"
+                )));
+            }
+            (key, token) = (Some(k), Some(t));
+        }
         let (key, token) = (key.as_deref(), token.as_deref());
         match access {
             Access::Public => Ok(None),

@@ -13,8 +13,10 @@ pub mod files;
 pub mod guard;
 pub mod members;
 pub mod system;
+pub mod webhooks;
 
 use super::auth::Role;
+use super::page;
 use super::{ApiConfig, ApiState};
 use axum::Router;
 use axum::body::Body;
@@ -221,6 +223,28 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .query("format", "string", "json (default) or csv")
             .answer(JSON, "ComplianceAnswer")
             .errors(&[400, 404]),
+        Route::new("GET", "/api/v2/dialer/{id}/webhooks", "webhookCounts", get(webhooks::counts))
+            .summary("The campaign's webhook outbox: markers, events queued, dead letters")
+            .tag("webhooks")
+            .answer(JSON, "WebhookCounts"),
+        Route::new("GET", "/api/v2/dialer/{id}/webhooks/dead", "webhookDeadLetters", get(webhooks::dead))
+            .summary("Webhook events that failed max_attempts times, newest first")
+            .tag("webhooks")
+            .query("offset", "integer", "dead letters to skip (default 0)")
+            .query("limit", "integer", "page size (1 to 1000, default 100)")
+            .answer(JSON, "DeadLetters")
+            .errors(&[400, 404]),
+        Route::new("POST", "/api/v2/dialer/{id}/webhooks/dead/replay", "replayAllDeadLetters", post(webhooks::replay_all))
+            .summary("Queue every dead letter again, its tries reset")
+            .tag("webhooks")
+            .role(a)
+            .answer(JSON, "Replayed"),
+        Route::new("POST", "/api/v2/dialer/{id}/webhooks/dead/{did}/replay", "replayDeadLetter", post(webhooks::replay))
+            .summary("Queue one dead letter again, its tries reset")
+            .tag("webhooks")
+            .role(a)
+            .path_doc("did", "the dead letter's id")
+            .answer(JSON, "Replayed"),
         Route::new("POST", "/api/v2/dialer/{id}/members", "addMembers", post(members::add))
             .summary("Add one member or an array of members; every member is validated before anything is written")
             .tag("members")
@@ -447,6 +471,42 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .tag("dnc")
             .answer(CSV, "Csv")
             .errors(&[404]),
+        Route::new("GET", "/", "operatorPage", get(page::index))
+            .summary("The live operator page (HTML)")
+            .tag("page")
+            .role(None)
+            .answer("text/html", "Text")
+            .errors(&[]),
+        Route::new("GET", "/page/app.js", "operatorPageScript", get(page::app_js))
+            .summary("The operator page's script")
+            .tag("page")
+            .role(None)
+            .answer("text/javascript", "Text")
+            .errors(&[]),
+        Route::new("GET", "/page/app.css", "operatorPageStyle", get(page::app_css))
+            .summary("The operator page's style sheet")
+            .tag("page")
+            .role(None)
+            .answer("text/css", "Text")
+            .errors(&[]),
+        Route::new("POST", "/page/login", "pageLogin", post(page::login))
+            .summary("Log the page in: {key, token} of a key of role read-only or above; sets HttpOnly cookies")
+            .tag("page")
+            .role(None)
+            .body(JSON, "Any")
+            .answer(JSON, "Any")
+            .errors(&[400, 401, 403, 413]),
+        Route::new("POST", "/page/logout", "pageLogout", post(page::logout))
+            .summary("Log the page out (clears its cookies)")
+            .tag("page")
+            .role(None)
+            .answer(JSON, "Any")
+            .errors(&[]),
+        Route::new("GET", "/api/v2/live", "liveStream", get(page::live::stream))
+            .summary("Server-sent events: a `snapshot` of every campaign's live figures whenever they change")
+            .tag("page")
+            .answer("text/event-stream", "Text")
+            .errors(&[503]),
         Route::new("GET", "/healthz", "healthz", get(system::healthz))
             .summary("Liveness and store reachability")
             .tag("service")
@@ -483,7 +543,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
 /// Whether a route is one of the service routes (`/healthz`, `/metrics`, the OpenAPI document), which are not
 /// counted by the concurrency limit.
 pub fn is_service(r: &Route) -> bool {
-    r.tag == "service"
+    r.tag == "service" || r.tag == "page"
 }
 
 /// The API router, with the guard and the request limits of [`super::server`].

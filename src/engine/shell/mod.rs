@@ -163,6 +163,8 @@ pub struct EngineHandle {
     switch_names: Arc<Vec<String>>,
     switch_stall_warn: Duration,
     store: Store,
+    /// Rung when webhook events were queued (wakes the delivery task; see `crate::webhooks`).
+    webhooks_queued: Arc<tokio::sync::Notify>,
 }
 
 /// The engine stopped.
@@ -176,6 +178,11 @@ impl EngineHandle {
             .send(Msg::Input(input))
             .await
             .map_err(|_| EngineStopped)
+    }
+
+    /// Rung whenever this engine queued webhook events.
+    pub fn webhooks_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.webhooks_queued.clone()
     }
 
     /// Adds or replaces a campaign (it starts idle).
@@ -379,13 +386,22 @@ pub fn start(
         switch_names: Arc::new(cfg.switches.iter().map(|s| s.name.clone()).collect()),
         switch_stall_warn: cfg.switch_stall_warn,
         store: store.clone(),
+        webhooks_queued: Arc::new(tokio::sync::Notify::new()),
     };
+    let (webhooks, webhooks_rx) = mpsc::channel(crate::webhooks::resolve::RESOLVE_QUEUE);
+    let task = tasks.spawn(crate::webhooks::resolve::run(
+        store.clone(),
+        webhooks_rx,
+        handle.webhooks_queued(),
+    ));
+    names.insert(task.id(), "webhook resolver".into());
     let (completions, completions_rx) = mpsc::unbounded_channel();
     let task = tasks.spawn(completer::run(
         store.clone(),
         cfg.clock,
         completions_rx,
         tx.clone(),
+        webhooks.clone(),
     ));
     names.insert(task.id(), "completer".into());
     let task = tasks.spawn(announce_node(
@@ -422,6 +438,7 @@ pub fn start(
         completions,
         drained: Vec::new(),
         history: history_tx,
+        webhooks,
     };
     let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
     let task = tasks.spawn(async move {

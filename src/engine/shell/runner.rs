@@ -35,6 +35,8 @@ pub(super) struct Runner {
     pub(super) drained: Vec<oneshot::Sender<()>>,
     /// Campaign transitions on their way to the store, in order.
     pub(super) history: mpsc::Sender<(String, Transition)>,
+    /// Webhook events to queue (`crate::webhooks::resolve`).
+    pub(super) webhooks: mpsc::Sender<crate::webhooks::resolve::Job>,
 }
 
 impl Runner {
@@ -623,6 +625,7 @@ impl Runner {
                     .flatten()
                     .cloned()
                     .collect();
+                let webhooks = self.webhooks.clone();
                 tokio::spawn(async move {
                     // Calls of vanished nodes that are still up are taken over, never hung up: this node
                     // follows them to their real end. Only the rest count as lost.
@@ -641,11 +644,20 @@ impl Runner {
                         Err(e) => tracing::warn!(campaign, error = %e, "taking over calls failed"),
                     }
                     let policy = policy_of(&valid);
+                    let marked =
+                        crate::webhooks::hooks::before_recovery(&store, &valid, clock.now()).await;
                     match store
                         .recover_expired(&campaign, &policy, valid.calendar(), clock.now(), 1000)
                         .await
                     {
                         Ok(rec) if !rec.is_empty() => {
+                            if marked {
+                                crate::webhooks::hooks::completed(
+                                    &webhooks,
+                                    &valid,
+                                    rec.iter().map(|r| (r.attempt_id, r.member_id)).collect(),
+                                );
+                            }
                             tracing::info!(
                                 campaign,
                                 recovered = rec.len(),
@@ -664,6 +676,13 @@ impl Runner {
                 if transition.to == CampaignState::Running && transition.from != transition.to {
                     let all: Vec<usize> = (0..self.switch_names.len()).collect();
                     self.check_prompts(&campaign, &all);
+                }
+                if let Some(valid) = self.campaigns.get(&campaign) {
+                    crate::webhooks::hooks::state_changed(
+                        &self.webhooks,
+                        valid,
+                        transition.clone(),
+                    );
                 }
                 if let Err(e) = self.history.try_send((campaign, transition)) {
                     tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");

@@ -56,6 +56,10 @@ pub struct MemoryStore {
     pub(in crate::store) number_calls: Mutex<crate::store::number_calls::NumberBook>,
     /// The compliance record (see `store::compliance`).
     pub(in crate::store) compliance: Mutex<crate::store::compliance::ComplianceMap>,
+    /// The webhook outbox (see `store::outbox`).
+    pub(in crate::store) outbox: crate::store::outbox::MemoryOutbox,
+    /// Attempts per hangup cause (see `store::causes`).
+    pub(in crate::store) causes: Mutex<crate::store::causes::CauseMap>,
 }
 
 fn tz_points(
@@ -136,6 +140,8 @@ impl MemoryStore {
             dnc: Mutex::default(),
             number_calls: Mutex::default(),
             compliance: Mutex::new(Default::default()),
+            outbox: Default::default(),
+            causes: Mutex::default(),
         }
     }
 
@@ -588,6 +594,11 @@ impl MemoryStore {
         g.camps.remove(campaign);
         g.buckets.remove(&format!("c:{campaign}"));
         self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign);
+        self.outbox.forget(campaign);
+        self.causes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(campaign);
