@@ -4,10 +4,10 @@
 //! API, filled by the import command, run through the API and dialled to the end; the invariants are then checked
 //! from the raw data and the API's `/stats` is compared with the store.
 
-use super::Child;
 use super::api_support::*;
 use super::lifecycle::{
-    assert_campaign_called_once_each, signal, spawn_run, spawn_sim, wait_exit, write_node_config,
+    assert_campaign_called_once_each, post, signal, spawn_run, spawn_sim, wait_exit,
+    write_node_config,
 };
 use fsdialer::store::Store;
 use fsdialer::store::local_redis::{LocalCluster, LocalSentinel};
@@ -49,6 +49,7 @@ async fn call_text(http: &reqwest::Client, method: reqwest::Method, url: String)
     text
 }
 
+/// An API request with the admin key; its 200 answer as JSON.
 async fn call(http: &reqwest::Client, method: reqwest::Method, url: String) -> serde_json::Value {
     let text = call_text(http, method, url.clone()).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
@@ -61,20 +62,7 @@ async fn create_campaign(http: &reqwest::Client, base: &str, id: &str) {
     c["max_tries"] = json!(1);
     c["wait_between_retries_sec"] = json!(1);
     c["originate_timeout_sec"] = json!(60);
-    let r = http
-        .post(format!("{base}/api/v2/dialer"))
-        .header("X-Key", ADMIN.0)
-        .header("X-Access-Token", ADMIN.1)
-        .json(&c)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        200,
-        "create {id}: {}",
-        r.text().await.unwrap_or_default()
-    );
+    post(http, format!("{base}/api/v2/dialer"), c).await;
 }
 
 /// `fsdialer import --store <url> --campaign <id> <csv>`: every row added.
@@ -196,7 +184,6 @@ async fn engine_api_and_import_work_on(url: &str, label: &str) {
 
     signal(&run, "-TERM");
     assert_eq!(wait_exit(&mut run, 30), Some(0), "{label}: drained exit");
-    drop::<Child>(run);
     eprintln!("{label}: {:?}", started.elapsed());
 }
 

@@ -115,7 +115,7 @@ pub(super) fn spawn_run(config: &Path) -> (Child, String) {
     (Child(child), format!("http://{addr}"))
 }
 
-async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
+pub(super) async fn post(http: &reqwest::Client, url: String, body: serde_json::Value) {
     let r = http
         .post(url)
         .header("X-Key", ADMIN.0)
