@@ -306,6 +306,8 @@ async fn the_embedded_default_generates_an_admin_key_that_works() {
     );
     running.shutdown().await;
 }
+#[path = "cli_cases/ha_stores.rs"]
+mod ha_stores;
 #[path = "cli_cases/lifecycle.rs"]
 mod lifecycle;
 #[path = "cli_cases/page.rs"]

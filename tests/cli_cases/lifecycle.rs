@@ -8,7 +8,7 @@
 use super::Child;
 use super::api_support::*;
 use fsdialer::campaign::causes::CauseClass;
-use fsdialer::store::{AttemptRecord, MemberId, MemberState, Store};
+use fsdialer::store::{AttemptId, AttemptRecord, MemberId, MemberState, Store};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -195,30 +195,46 @@ async fn active(store: &Store) -> u64 {
 /// The invariants, from the raw data: every member ended once with success (these numbers always answer), one
 /// attempt each, no attempt id twice, nothing lost, counters equal to the attempt log.
 async fn assert_every_member_called_once_and_nothing_lost(store: &Store, n: usize) {
-    let counts = store.counts(CAMPAIGN).await.unwrap();
-    let mut ids = HashSet::new();
+    assert_campaign_called_once_each(store, CAMPAIGN, n, &mut HashSet::new()).await;
+}
+
+/// The invariants for `campaign` with members 1..=n: each ended once with success and a real outcome, one attempt
+/// each, no attempt id already in `attempt_ids` (shared across campaigns), nothing lost, counters equal to the
+/// attempt log.
+pub(super) async fn assert_campaign_called_once_each(
+    store: &Store,
+    campaign: &str,
+    n: usize,
+    attempt_ids: &mut HashSet<AttemptId>,
+) {
+    let counts = store.counts(campaign).await.unwrap();
     let mut attempts = 0u64;
     for id in 1..=n as u64 {
-        let m = store.get(CAMPAIGN, MemberId(id)).await.unwrap().unwrap();
-        assert_eq!(m.state, MemberState::Ended, "member {id}");
-        assert!(m.success, "member {id}: {:?}", m.end_cause);
-        let log = store.attempts(CAMPAIGN, MemberId(id)).await.unwrap();
-        assert_eq!(log.len(), 1, "member {id} was called once: {log:?}");
+        let m = store.get(campaign, MemberId(id)).await.unwrap().unwrap();
+        assert_eq!(m.state, MemberState::Ended, "{campaign} member {id}");
+        assert!(m.success, "{campaign} member {id}: {:?}", m.end_cause);
+        let log = store.attempts(campaign, MemberId(id)).await.unwrap();
+        assert_eq!(
+            log.len(),
+            1,
+            "{campaign} member {id} was called once: {log:?}"
+        );
         for a in &log {
             assert!(
-                ids.insert(a.attempt_id),
+                attempt_ids.insert(a.attempt_id),
                 "attempt id {} twice",
                 a.attempt_id
             );
-            assert_ne!(a.cause, "LOST_ATTEMPT", "member {id}");
-            assert!(a.talk_secs > 0, "member {id}: its real outcome");
+            assert_ne!(a.cause, "LOST_ATTEMPT", "{campaign} member {id}");
+            assert!(a.talk_secs > 0, "{campaign} member {id}: its real outcome");
         }
         attempts += log.len() as u64;
     }
-    assert_eq!(counts.lost, 0);
-    assert_eq!(counts.calls, attempts);
-    assert_eq!(counts.ok, attempts);
-    assert_eq!(counts.success, n as u64);
+    assert_eq!(counts.ended, n as u64, "{campaign}: {counts:?}");
+    assert_eq!(counts.lost, 0, "{campaign}: {counts:?}");
+    assert_eq!(counts.calls, attempts, "{campaign}: {counts:?}");
+    assert_eq!(counts.ok, attempts, "{campaign}: {counts:?}");
+    assert_eq!(counts.success, n as u64, "{campaign}: {counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
