@@ -47,6 +47,7 @@ pub mod caller_ids;
 pub mod clock;
 mod compliance;
 pub mod dnc;
+mod dnc_screen;
 mod docs;
 mod error;
 mod health;

@@ -11,7 +11,10 @@
 //!    number) and ends with `MAX_TRY_COUNT` when no try is left (per number with `tries_per_number`), else it is due
 //!    after `wait_between_retries`; `error` counts a try, marks the number done, ends with the cause when no number
 //!    is left (or `MAX_TRY_COUNT` when the member's tries are used up), else it is due at the calendar's next
-//!    opening; `minus` counts nothing and is due after the wait.
+//!    opening; `minus` counts nothing and is due after the wait. A `DNC` result (the number is on a do-not-call
+//!    list, found at claim before any call: `store::dnc_screen`) is an error that counts no try, on the member or
+//!    the number, and no call in the counters: the number is done, the member ends with `DNC` when no number is
+//!    left, else it is due at the calendar's next opening.
 //! 3. A member terminated through the API during the call ends with `MANAGER_REQUEST` unless the call succeeded.
 //! 4. An agent's follow-up (`Store::follow_up`): `reset_tries` sets the tries and every number's attempts back to 0
 //!    before step 2 counts this result; `next_at` replaces the instant a member not ended is due at.
@@ -176,6 +179,8 @@ pub fn decide(
     let mut tries = m.tries;
     let cause = result.cause;
     let max = policy.max_tries;
+    // A number found on a do-not-call list at claim: no call was placed, so no try counts.
+    let uncounted = cause == DNC;
     if m.follow_up.reset_tries {
         tries = 0;
         for n in &mut nums {
@@ -212,12 +217,14 @@ pub fn decide(
             }
         }
         CauseClass::Error => {
-            tries += 1;
-            nums[k].att += 1;
+            if !uncounted {
+                tries += 1;
+                nums[k].att += 1;
+            }
             nums[k].state = CommState::Done;
             if all_done(&nums) {
                 end = Some((cause, false));
-            } else if !policy.tries_per_number && tries >= max {
+            } else if !uncounted && !policy.tries_per_number && tries >= max {
                 end = Some((MAX_TRY_COUNT, false));
             } else {
                 due_at = Some(point.next_now);
@@ -248,11 +255,11 @@ pub fn decide(
             due_at.flatten().expect("a member not ended is due"),
         )),
     };
-    let mut counters: Vec<(String, i64)> = vec![
-        ("active".into(), -1),
-        ("calls".into(), 1),
-        (result.class.as_str().into(), 1),
-    ];
+    let mut counters: Vec<(String, i64)> =
+        vec![("active".into(), -1), (result.class.as_str().into(), 1)];
+    if !uncounted {
+        counters.push(("calls".into(), 1));
+    }
     if result.answered.is_some() {
         counters.push(("answered".into(), 1));
     }
@@ -413,6 +420,30 @@ mod tests {
         let d = run(in_call(&nums), "UNALLOCATED_NUMBER", CauseClass::Error, 5);
         assert_eq!(d.nums[0].state, CommState::Done);
         assert_eq!(d.next, Next::Due(2_000));
+    }
+
+    #[test]
+    fn a_dnc_hit_ends_the_number_counting_no_try_and_ends_a_member_with_no_number_left() {
+        let nums = [num(CommState::Idle, 1), num(CommState::Idle, 0)];
+        let mut m = in_call(&nums);
+        m.tries = 4;
+        // Under max_tries 5 a counted error would end the member with MAX_TRY_COUNT; a DNC hit counts nothing.
+        let d = run(m, DNC, CauseClass::Error, 5);
+        assert_eq!(d.next, Next::Due(2_000));
+        assert_eq!((d.tries, d.nums[0].att), (4, 1));
+        assert_eq!(
+            (d.nums[0].state, d.nums[0].cause.as_str()),
+            (CommState::Done, DNC)
+        );
+        assert_eq!((count(&d, "calls"), count(&d, "error")), (0, 1));
+        let m = InCall {
+            nums: &d.nums,
+            k: 1,
+            ..m
+        };
+        let d = run(m, DNC, CauseClass::Error, 5);
+        assert_eq!(d.next, ended(DNC, false));
+        assert_eq!((d.tries, count(&d, "end:DNC")), (4, 1));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub const NO_COMMUNICATIONS: &str = "NO_COMMUNICATIONS";
 pub const MAX_TRY_COUNT: &str = "MAX_TRY_COUNT";
 /// End cause of a member terminated through the API.
 pub const MANAGER_REQUEST: &str = "MANAGER_REQUEST";
+/// Cause of an attempt whose number is on a do-not-call list (found at claim, no call placed; class error,
+/// counting no try), and the end cause of a member left with no number by it.
+pub const DNC: &str = "DNC";
 
 /// Campaign parameters the store needs on every call; the engine builds it from the campaign config.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,8 +136,63 @@ async fn calls_per_number_count_the_day_and_keep_the_last_call(s: &Store) {
     assert!(s.record_number_call("38{0}", tomorrow).await.is_err());
 }
 
+/// Claims up to 5 members of `C` at `now` and screens them against the do-not-call lists (Kyiv numbers).
+async fn claim_screened(s: &Store, now: chrono::DateTime<chrono::Utc>) -> ClaimBatch {
+    let rule = E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    };
+    let batch = claim(s, &policy(), now, 5).await;
+    s.screen_dnc(C, &policy(), &Always, &rule, batch, now)
+        .await
+        .unwrap()
+}
+
+async fn a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call(s: &Store) {
+    let listed = add1(s, member("Ann", &["+380 50 123 4567", "+380 44 765 4321"])).await;
+    let free = add1(s, member("Bob", &["+380 67 000 1111"])).await;
+    // The campaign's list holds Ann's first number written another way.
+    s.dnc_add(
+        &DncList::Campaign(C.into()),
+        DncKind::Number,
+        &[intl("380501234567")],
+    )
+    .await
+    .unwrap();
+    let batch = claim_screened(s, t(9, 0)).await;
+    let called: Vec<MemberId> = batch.claims.iter().map(|c| c.member_id).collect();
+    assert_eq!(
+        called,
+        [free],
+        "only the member not on a list is handed out"
+    );
+    assert!(batch.ended.is_empty());
+    let ann = s.get(C, listed).await.unwrap().unwrap();
+    assert_eq!((ann.tries, ann.communications[0].attempts), (0, 0));
+    assert_eq!(ann.communications[0].state, CommState::Done);
+    assert_eq!(ann.communications[0].last_cause.as_deref(), Some(DNC));
+    assert_eq!(ann.state, MemberState::Waiting);
+    // Her other number is listed (globally, by prefix) while she is due: honoured at her next claim, which
+    // ends her with DNC, still without a try.
+    s.dnc_add(&DncList::Global, DncKind::Prefix, &[intl("38044")])
+        .await
+        .unwrap();
+    let batch = claim_screened(s, t(9, 1)).await;
+    assert!(batch.claims.is_empty());
+    assert_eq!(batch.ended, [(listed, DNC.to_string())]);
+    let ann = s.get(C, listed).await.unwrap().unwrap();
+    assert_eq!(
+        (ann.end_cause.as_deref(), ann.tries, ann.success),
+        (Some(DNC), 0, false)
+    );
+    let counts = s.counts(C).await.unwrap();
+    assert_eq!(counts.calls, 0, "no call was placed");
+    assert_eq!(counts.ended_by_cause.get(DNC), Some(&1));
+}
+
 contract!(
     dnc_lists_hold_numbers_and_prefixes_per_list,
+    a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call,
     dnc_pages_walk_every_entry_once,
     a_caller_id_daily_cap_is_never_passed_by_concurrent_takes,
     calls_per_number_count_the_day_and_keep_the_last_call,

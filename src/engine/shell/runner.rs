@@ -271,7 +271,24 @@ impl Runner {
                             )
                             .await
                         {
-                            Ok(batch) => Input::Claimed { campaign, batch },
+                            Ok(batch) => match store
+                                .screen_dnc(
+                                    &campaign,
+                                    &policy,
+                                    valid.calendar(),
+                                    &valid.e164(),
+                                    batch,
+                                    now,
+                                )
+                                .await
+                            {
+                                Ok(batch) => Input::Claimed { campaign, batch },
+                                // Fail closed: the claim-failure path releases what the claim took.
+                                Err(e) => Input::ClaimFailed {
+                                    campaign,
+                                    error: format!("do-not-call check: {e}"),
+                                },
+                            },
                             Err(e) => Input::ClaimFailed {
                                 campaign,
                                 error: e.to_string(),
