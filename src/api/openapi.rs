@@ -130,6 +130,7 @@ fn campaign_config() -> Value {
             "agents": agent_settings(),
             "caller_id_pool": super::openapi_dnc::caller_id_pool(),
             "e164": super::openapi_dnc::e164_rule(),
+            "retry_rules": super::openapi_dnc::retry_rules(),
             "amd": amd_settings(),
         }),
         &["gateways"],

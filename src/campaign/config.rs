@@ -112,6 +112,9 @@ pub struct CampaignConfig {
     /// [`crate::dnc::normalize`]); none: numbers are taken as international.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e164: Option<E164Rule>,
+    /// Recycle rules by cause, overriding `wait_between_retries_sec` (see [`super::retry_rules`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_rules: Vec<super::retry_rules::RetryRule>,
     /// Answering-machine detection on answered calls (see [`super::amd`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdSettings>,
@@ -322,6 +325,7 @@ impl CampaignConfig {
                 .ok()
                 .map(Arc::new)
         });
+        errors.extend(super::retry_rules::check(&self.retry_rules));
         if let Some(Err((field, message))) = self.e164.as_ref().map(E164Rule::check) {
             errors.push(FieldError::new(format!("e164.{field}"), message));
         }

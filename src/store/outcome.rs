@@ -15,6 +15,8 @@
 //!    list, found at claim before any call: `store::dnc_screen`) is an error that counts no try, on the member or
 //!    the number, and no call in the counters: the number is done, the member ends with `DNC` when no number is
 //!    left, else it is due at the calendar's next opening.
+//!    A recycle rule for the cause ([`retry_rule`], campaign `retry_rules`) replaces the wait (the caller
+//!    evaluates the calendar with [`QueuePolicy::wait_ms_for`]) and, with `max`, caps the tries counted for it.
 //! 3. A member terminated through the API during the call ends with `MANAGER_REQUEST` unless the call succeeded.
 //! 4. An agent's follow-up (`Store::follow_up`): `reset_tries` sets the tries and every number's attempts back to 0
 //!    before step 2 counts this result; `next_at` replaces the instant a member not ended is due at.
@@ -25,6 +27,7 @@ use super::record::{LogEntry, NumState};
 use super::rules::{self, TzPoint};
 use super::types::*;
 use crate::campaign::causes::CauseClass;
+use crate::campaign::retry_rules::RetryRule;
 use std::collections::BTreeMap;
 
 /// The member as its attempt found it: what the rules read.
@@ -160,6 +163,14 @@ pub struct NoSuchNumber {
     pub len: usize,
 }
 
+/// The campaign's recycle rule for `cause`: the first that lists it.
+pub fn retry_rule<'p>(policy: &'p QueuePolicy, cause: &str) -> Option<&'p RetryRule> {
+    policy
+        .retry_rules
+        .iter()
+        .find(|r| r.causes.iter().any(|c| c == cause))
+}
+
 /// Applies `result` to the member `m` (SPEC §4), `point` being the calendar for the member's timezone at `now`.
 pub fn decide(
     m: InCall<'_>,
@@ -178,7 +189,10 @@ pub fn decide(
     let mut nums = m.nums.to_vec();
     let mut tries = m.tries;
     let cause = result.cause;
-    let max = policy.max_tries;
+    let max = match retry_rule(policy, cause).and_then(|r| r.max) {
+        Some(rule_max) => rule_max.min(policy.max_tries),
+        None => policy.max_tries,
+    };
     // A number found on a do-not-call list at claim: no call was placed, so no try counts.
     let uncounted = cause == DNC;
     if m.follow_up.reset_tries {
@@ -444,6 +458,60 @@ mod tests {
         let d = run(m, DNC, CauseClass::Error, 5);
         assert_eq!(d.next, ended(DNC, false));
         assert_eq!((d.tries, count(&d, "end:DNC")), (4, 1));
+    }
+
+    #[test]
+    fn a_recycle_rule_caps_the_tries_counted_for_its_causes_and_sets_their_wait() {
+        let busy = RetryRule {
+            causes: vec!["USER_BUSY".into()],
+            after_sec: 300,
+            max: Some(2),
+        };
+        let p = QueuePolicy {
+            retry_rules: vec![busy],
+            ..policy(5)
+        };
+        assert_eq!(p.wait_ms_for("USER_BUSY"), 300_000);
+        assert_eq!(
+            p.wait_ms_for("NO_ANSWER"),
+            60_000,
+            "other causes keep the campaign's wait"
+        );
+        let nums = [num(CommState::Idle, 0)];
+        // The second counted try: a busy result ends the member, a no-answer one does not.
+        let busy = decide(
+            in_call(&nums),
+            finished("USER_BUSY", CauseClass::Retry),
+            &p,
+            POINT,
+            2_000,
+        );
+        assert_eq!(busy.unwrap().next, ended(MAX_TRY_COUNT, false));
+        let other = decide(
+            in_call(&nums),
+            finished("NO_ANSWER", CauseClass::Retry),
+            &p,
+            POINT,
+            2_000,
+        );
+        assert_eq!(other.unwrap().next, Next::Due(62_000));
+        // A rule's max never lifts max_tries.
+        let loose = QueuePolicy {
+            retry_rules: vec![RetryRule {
+                causes: vec!["USER_BUSY".into()],
+                after_sec: 300,
+                max: Some(50),
+            }],
+            ..policy(2)
+        };
+        let d = decide(
+            in_call(&nums),
+            finished("USER_BUSY", CauseClass::Retry),
+            &loose,
+            POINT,
+            2_000,
+        );
+        assert_eq!(d.unwrap().next, ended(MAX_TRY_COUNT, false));
     }
 
     #[test]

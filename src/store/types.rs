@@ -50,6 +50,8 @@ pub struct QueuePolicy {
     pub number_order: NumberOrder,
     pub tries_per_number: bool,
     pub lost_attempt: LostAttempt,
+    /// Recycle rules by cause (see `store::outcome::retry_rule`).
+    pub retry_rules: Vec<crate::campaign::retry_rules::RetryRule>,
 }
 
 impl Default for QueuePolicy {
@@ -62,6 +64,7 @@ impl Default for QueuePolicy {
             number_order: NumberOrder::default(),
             tries_per_number: false,
             lost_attempt: LostAttempt::default(),
+            retry_rules: Vec::new(),
         }
     }
 }
@@ -69,6 +72,12 @@ impl Default for QueuePolicy {
 impl QueuePolicy {
     pub(crate) fn wait_ms(&self) -> i64 {
         i64::from(self.wait_between_retries_sec) * 1000
+    }
+
+    /// The wait after a result with `cause`: its recycle rule's, else `wait_between_retries_sec`.
+    pub(crate) fn wait_ms_for(&self, cause: &str) -> i64 {
+        super::outcome::retry_rule(self, cause)
+            .map_or_else(|| self.wait_ms(), |r| i64::from(r.after_sec) * 1000)
     }
 }
 

@@ -190,8 +190,58 @@ async fn a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call(s: &Sto
     assert_eq!(counts.ended_by_cause.get(DNC), Some(&1));
 }
 
+async fn a_recycle_rule_sets_the_wait_and_caps_the_tries_of_its_causes(s: &Store) {
+    let p = QueuePolicy {
+        retry_rules: vec![fsdialer::campaign::retry_rules::RetryRule {
+            causes: vec!["USER_BUSY".into()],
+            after_sec: 300,
+            max: Some(2),
+        }],
+        ..policy()
+    };
+    let busy = add1(s, member("Ann", &["+380501234567"])).await;
+    let quiet = add1(s, member("Bob", &["+380671234567"])).await;
+    let batch = claim(s, &p, t(9, 0), 5).await;
+    let results: Vec<AttemptResult> = batch
+        .claims
+        .iter()
+        .map(|c| {
+            let cause = if c.member_id == busy {
+                "USER_BUSY"
+            } else {
+                "NO_ANSWER"
+            };
+            result(c, cause, CauseClass::Retry)
+        })
+        .collect();
+    let out = s
+        .complete_many(C, &p, &Always, &results, t(9, 0))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    let due = |m: Member| m.next_due;
+    assert_eq!(due(s.get(C, busy).await.unwrap().unwrap()), Some(t(9, 5)));
+    assert_eq!(due(s.get(C, quiet).await.unwrap().unwrap()), Some(t(9, 1)));
+    // The second busy try is the rule's last (max_tries is 5).
+    let batch = claim(s, &p, t(9, 5), 5).await;
+    let again: Vec<&Claim> = batch
+        .claims
+        .iter()
+        .filter(|c| c.member_id == busy)
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        complete(s, &p, again[0], "USER_BUSY", CauseClass::Retry, t(9, 5)).await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: MAX_TRY_COUNT.into(),
+            success: false
+        })
+    );
+}
+
 contract!(
     dnc_lists_hold_numbers_and_prefixes_per_list,
+    a_recycle_rule_sets_the_wait_and_caps_the_tries_of_its_causes,
     a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call,
     dnc_pages_walk_every_entry_once,
     a_caller_id_daily_cap_is_never_passed_by_concurrent_takes,
