@@ -57,6 +57,7 @@ pub mod local_redis;
 mod memory;
 mod nodes;
 pub mod number_calls;
+pub mod number_rules;
 mod outcome;
 mod record;
 pub mod redis;

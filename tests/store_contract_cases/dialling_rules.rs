@@ -277,6 +277,73 @@ async fn two_nodes_on_one_redis_share_the_caller_id_cap_and_the_number_counts() 
     assert_eq!(a.number_calls_today("380501234567", now).await.unwrap(), 2);
 }
 
+/// Two campaigns on two stores (two engine nodes) on one Redis call one number: the per-number gap and day cap
+/// hold across them; a claim that may not call now is given back uncounted, due when it may.
+#[tokio::test]
+async fn two_nodes_on_one_redis_share_the_per_number_cap_and_gap_across_campaigns() {
+    use fsdialer::store::number_rules::NumberRules;
+    let server = redis_server(false);
+    let a = Store::open(&server.url()).await.unwrap();
+    let b = Store::open(&server.url()).await.unwrap();
+    let rules = NumberRules {
+        max_calls_per_day: Some(2),
+        min_gap_sec: Some(3600),
+    };
+    let rule = E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    };
+    // The same number, written two ways, in two campaigns (and twice in the first).
+    let m1 = a
+        .add("ca", &[member("Ann", &["+380 50 123 4567"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let m2 = b
+        .add("cb", &[member("Ann", &["0501234567"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let m3 = a
+        .add("ca", &[member("Ann too", &["050-123-45-67"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let screened = |s: &Store, campaign: &'static str, at| {
+        let s = s.clone();
+        let rule = rule.clone();
+        async move {
+            let batch = s
+                .claim(campaign, &policy(), &Always, at, 1, NODE, LEASE)
+                .await
+                .unwrap();
+            s.screen_number_rules(campaign, rules, &rule, batch, at)
+                .await
+                .unwrap()
+                .claims
+                .iter()
+                .map(|c| c.member_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(screened(&a, "ca", t(9, 0)).await, [m1]);
+    // Node b, another campaign, 10 minutes later: inside the gap, given back until 10:00, no try counted.
+    assert!(screened(&b, "cb", t(9, 10)).await.is_empty());
+    let held = b.get("cb", m2).await.unwrap().unwrap();
+    assert_eq!((held.next_due, held.tries), (Some(t(10, 0)), 0));
+    assert_eq!(screened(&b, "cb", t(10, 0)).await, [m2]);
+    // Two calls today: the third waits for the next UTC day.
+    assert!(screened(&a, "ca", t(11, 30)).await.is_empty());
+    let held = a.get("ca", m3).await.unwrap().unwrap();
+    assert_eq!(held.next_due, Some(t(0, 0) + CDuration::days(1)));
+    assert_eq!(
+        a.number_calls_today("380501234567", t(12, 0))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
 /// A CSV of `rows` numbers made as it is read, in 64 KiB chunks: the file never exists whole.
 fn generated_csv(
     rows: u64,
