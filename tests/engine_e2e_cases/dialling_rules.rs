@@ -3,12 +3,10 @@
 //! member is called as usual.
 
 use super::engine_support::*;
-use std::time::Duration;
 
 use fsdialer::campaign::member::MemberInput;
 use fsdialer::dnc::{DncKind, DncList, E164Rule};
 use fsdialer::engine::clock::Clock;
-use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{MemberId, MemberState, Store};
 
 const SPEED: f64 = 20.0;
@@ -49,19 +47,7 @@ async fn a_number_on_a_dnc_list_is_not_called_and_counts_no_try() {
         member("Free", "answer_2"),
     ];
     store.add(&id, &members, clock.now()).await.unwrap();
-    let node = Node::start(
-        "node-1",
-        StoreSpec::Shared(store.clone()),
-        vec![endpoint("sim", sim.local_addr(), 20_000, 20_000)],
-        clock,
-        Duration::from_secs(60),
-    )
-    .await;
-    node.run_campaign(&campaign).await;
-    assert_eq!(
-        wait_finished(&[&node], &store, &id, Duration::from_secs(60)).await,
-        CampaignState::Done
-    );
+    let node = run_to_done(&store, sim.local_addr(), &campaign, clock).await;
     let listed = store.get(&id, MemberId(1)).await.unwrap().unwrap();
     assert_eq!(listed.state, MemberState::Ended);
     assert_eq!(
