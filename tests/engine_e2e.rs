@@ -8,6 +8,8 @@
 
 #[path = "engine_e2e_cases/amd.rs"]
 mod amd;
+#[path = "engine_e2e_cases/dialling_rules.rs"]
+mod dialling_rules;
 mod engine_support;
 
 use std::collections::{BTreeMap, HashSet};

@@ -200,6 +200,7 @@ async fn run(url: &str, setup: &Setup, ops: &[Op]) -> Result<(), String> {
         number_order: setup.number_order,
         tries_per_number: setup.tries_per_number,
         lost_attempt: setup.lost,
+        retry_rules: Vec::new(),
     };
     let nodes = ["node-a", "node-b"];
     for (step, op) in ops.iter().enumerate() {

@@ -39,6 +39,17 @@ pub fn caller_id_pool() -> Value {
     )
 }
 
+/// A campaign's recycle rules by cause (`campaign::retry_rules`).
+pub fn retry_rules() -> Value {
+    json!({"type": "array", "maxItems": 32, "default": [],
+        "description": "per cause, the wait before the next call instead of wait_between_retries_sec, and a cap on the member's counted tries (never above max_tries); the first rule listing a cause wins, a cause in one rule only",
+        "items": obj(json!({
+            "causes": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}},
+            "after_sec": {"type": "integer", "minimum": 0, "maximum": 2_592_000},
+            "max": {"type": "integer", "minimum": 1},
+        }), &["causes", "after_sec"])})
+}
+
 /// A campaign's number normalisation rule (`dnc::normalize`).
 pub fn e164_rule() -> Value {
     obj(

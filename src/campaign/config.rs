@@ -113,6 +113,15 @@ pub struct CampaignConfig {
     /// [`crate::dnc::normalize`]); none: numbers are taken as international.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e164: Option<E164Rule>,
+    /// Recycle rules by cause, overriding `wait_between_retries_sec` (see [`super::retry_rules`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_rules: Vec<super::retry_rules::RetryRule>,
+    /// At most this many calls to one number per UTC day, over every campaign (see `store::number_rules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_number_per_day: Option<u32>,
+    /// At least this long between two calls to one number, over every campaign (see `store::number_rules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_gap_same_number_sec: Option<u32>,
     /// Answering-machine detection on answered calls (see [`super::amd`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdSettings>,
@@ -327,6 +336,21 @@ impl CampaignConfig {
                 .ok()
                 .map(Arc::new)
         });
+        errors.extend(super::retry_rules::check(&self.retry_rules));
+        for (field, value) in [
+            (
+                "max_calls_per_number_per_day",
+                self.max_calls_per_number_per_day,
+            ),
+            ("min_gap_same_number_sec", self.min_gap_same_number_sec),
+        ] {
+            if value == Some(0) {
+                errors.push(FieldError::new(
+                    field,
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
+        }
         if let Some(Err((field, message))) = self.e164.as_ref().map(E164Rule::check) {
             errors.push(FieldError::new(format!("e164.{field}"), message));
         }
@@ -501,6 +525,14 @@ impl ValidCampaign {
     /// The campaign's caller-ID pool (a gateway's own pool comes first).
     pub fn caller_id_pool(&self) -> Option<&Arc<CallerIdPool>> {
         self.caller_ids.as_ref()
+    }
+
+    /// The campaign's per-number rules (`store::number_rules`).
+    pub fn number_rules(&self) -> crate::store::number_rules::NumberRules {
+        crate::store::number_rules::NumberRules {
+            max_calls_per_day: self.config.max_calls_per_number_per_day,
+            min_gap_sec: self.config.min_gap_same_number_sec,
+        }
     }
 
     /// How the campaign's numbers are normalised for the do-not-call lists.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gateway;
 pub mod member;
 pub mod params;
+pub mod retry_rules;
 pub mod schedule;
 pub mod webhook;
 

@@ -11,7 +11,12 @@
 //!    number) and ends with `MAX_TRY_COUNT` when no try is left (per number with `tries_per_number`), else it is due
 //!    after `wait_between_retries`; `error` counts a try, marks the number done, ends with the cause when no number
 //!    is left (or `MAX_TRY_COUNT` when the member's tries are used up), else it is due at the calendar's next
-//!    opening; `minus` counts nothing and is due after the wait.
+//!    opening; `minus` counts nothing and is due after the wait. A `DNC` result (the number is on a do-not-call
+//!    list, found at claim before any call: `store::dnc_screen`) is an error that counts no try, on the member or
+//!    the number, and no call in the counters: the number is done, the member ends with `DNC` when no number is
+//!    left, else it is due at the calendar's next opening.
+//!    A recycle rule for the cause ([`retry_rule`], campaign `retry_rules`) replaces the wait (the caller
+//!    evaluates the calendar with [`QueuePolicy::wait_ms_for`]) and, with `max`, caps the tries counted for it.
 //! 3. A member terminated through the API during the call ends with `MANAGER_REQUEST` unless the call succeeded.
 //! 4. An agent's follow-up (`Store::follow_up`): `reset_tries` sets the tries and every number's attempts back to 0
 //!    before step 2 counts this result; `next_at` replaces the instant a member not ended is due at.
@@ -22,6 +27,7 @@ use super::record::{LogEntry, NumState};
 use super::rules::{self, TzPoint};
 use super::types::*;
 use crate::campaign::causes::CauseClass;
+use crate::campaign::retry_rules::RetryRule;
 use std::collections::BTreeMap;
 
 /// The member as its attempt found it: what the rules read.
@@ -157,6 +163,14 @@ pub struct NoSuchNumber {
     pub len: usize,
 }
 
+/// The campaign's recycle rule for `cause`: the first that lists it.
+pub fn retry_rule<'p>(policy: &'p QueuePolicy, cause: &str) -> Option<&'p RetryRule> {
+    policy
+        .retry_rules
+        .iter()
+        .find(|r| r.causes.iter().any(|c| c == cause))
+}
+
 /// Applies `result` to the member `m` (SPEC §4), `point` being the calendar for the member's timezone at `now`.
 pub fn decide(
     m: InCall<'_>,
@@ -175,7 +189,12 @@ pub fn decide(
     let mut nums = m.nums.to_vec();
     let mut tries = m.tries;
     let cause = result.cause;
-    let max = policy.max_tries;
+    let max = match retry_rule(policy, cause).and_then(|r| r.max) {
+        Some(rule_max) => rule_max.min(policy.max_tries),
+        None => policy.max_tries,
+    };
+    // A number found on a do-not-call list at claim: no call was placed, so no try counts.
+    let uncounted = cause == DNC;
     if m.follow_up.reset_tries {
         tries = 0;
         for n in &mut nums {
@@ -212,12 +231,14 @@ pub fn decide(
             }
         }
         CauseClass::Error => {
-            tries += 1;
-            nums[k].att += 1;
+            if !uncounted {
+                tries += 1;
+                nums[k].att += 1;
+            }
             nums[k].state = CommState::Done;
             if all_done(&nums) {
                 end = Some((cause, false));
-            } else if !policy.tries_per_number && tries >= max {
+            } else if !uncounted && !policy.tries_per_number && tries >= max {
                 end = Some((MAX_TRY_COUNT, false));
             } else {
                 due_at = Some(point.next_now);
@@ -248,11 +269,11 @@ pub fn decide(
             due_at.flatten().expect("a member not ended is due"),
         )),
     };
-    let mut counters: Vec<(String, i64)> = vec![
-        ("active".into(), -1),
-        ("calls".into(), 1),
-        (result.class.as_str().into(), 1),
-    ];
+    let mut counters: Vec<(String, i64)> =
+        vec![("active".into(), -1), (result.class.as_str().into(), 1)];
+    if !uncounted {
+        counters.push(("calls".into(), 1));
+    }
     if result.answered.is_some() {
         counters.push(("answered".into(), 1));
     }
@@ -413,6 +434,84 @@ mod tests {
         let d = run(in_call(&nums), "UNALLOCATED_NUMBER", CauseClass::Error, 5);
         assert_eq!(d.nums[0].state, CommState::Done);
         assert_eq!(d.next, Next::Due(2_000));
+    }
+
+    #[test]
+    fn a_dnc_hit_ends_the_number_counting_no_try_and_ends_a_member_with_no_number_left() {
+        let nums = [num(CommState::Idle, 1), num(CommState::Idle, 0)];
+        let mut m = in_call(&nums);
+        m.tries = 4;
+        // Under max_tries 5 a counted error would end the member with MAX_TRY_COUNT; a DNC hit counts nothing.
+        let d = run(m, DNC, CauseClass::Error, 5);
+        assert_eq!(d.next, Next::Due(2_000));
+        assert_eq!((d.tries, d.nums[0].att), (4, 1));
+        assert_eq!(
+            (d.nums[0].state, d.nums[0].cause.as_str()),
+            (CommState::Done, DNC)
+        );
+        assert_eq!((count(&d, "calls"), count(&d, "error")), (0, 1));
+        let m = InCall {
+            nums: &d.nums,
+            k: 1,
+            ..m
+        };
+        let d = run(m, DNC, CauseClass::Error, 5);
+        assert_eq!(d.next, ended(DNC, false));
+        assert_eq!((d.tries, count(&d, "end:DNC")), (4, 1));
+    }
+
+    #[test]
+    fn a_recycle_rule_caps_the_tries_counted_for_its_causes_and_sets_their_wait() {
+        let busy = RetryRule {
+            causes: vec!["USER_BUSY".into()],
+            after_sec: 300,
+            max: Some(2),
+        };
+        let p = QueuePolicy {
+            retry_rules: vec![busy],
+            ..policy(5)
+        };
+        assert_eq!(p.wait_ms_for("USER_BUSY"), 300_000);
+        assert_eq!(
+            p.wait_ms_for("NO_ANSWER"),
+            60_000,
+            "other causes keep the campaign's wait"
+        );
+        let nums = [num(CommState::Idle, 0)];
+        // The second counted try: a busy result ends the member, a no-answer one does not.
+        let busy = decide(
+            in_call(&nums),
+            finished("USER_BUSY", CauseClass::Retry),
+            &p,
+            POINT,
+            2_000,
+        );
+        assert_eq!(busy.unwrap().next, ended(MAX_TRY_COUNT, false));
+        let other = decide(
+            in_call(&nums),
+            finished("NO_ANSWER", CauseClass::Retry),
+            &p,
+            POINT,
+            2_000,
+        );
+        assert_eq!(other.unwrap().next, Next::Due(62_000));
+        // A rule's max never lifts max_tries.
+        let loose = QueuePolicy {
+            retry_rules: vec![RetryRule {
+                causes: vec!["USER_BUSY".into()],
+                after_sec: 300,
+                max: Some(50),
+            }],
+            ..policy(2)
+        };
+        let d = decide(
+            in_call(&nums),
+            finished("USER_BUSY", CauseClass::Retry),
+            &loose,
+            POINT,
+            2_000,
+        );
+        assert_eq!(d.unwrap().next, ended(MAX_TRY_COUNT, false));
     }
 
     #[test]

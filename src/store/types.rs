@@ -35,6 +35,9 @@ pub const NO_COMMUNICATIONS: &str = "NO_COMMUNICATIONS";
 pub const MAX_TRY_COUNT: &str = "MAX_TRY_COUNT";
 /// End cause of a member terminated through the API.
 pub const MANAGER_REQUEST: &str = "MANAGER_REQUEST";
+/// Cause of an attempt whose number is on a do-not-call list (found at claim, no call placed; class error,
+/// counting no try), and the end cause of a member left with no number by it.
+pub const DNC: &str = "DNC";
 
 /// Campaign parameters the store needs on every call; the engine builds it from the campaign config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,8 @@ pub struct QueuePolicy {
     pub number_order: NumberOrder,
     pub tries_per_number: bool,
     pub lost_attempt: LostAttempt,
+    /// Recycle rules by cause (see `store::outcome::retry_rule`).
+    pub retry_rules: Vec<crate::campaign::retry_rules::RetryRule>,
 }
 
 impl Default for QueuePolicy {
@@ -59,6 +64,7 @@ impl Default for QueuePolicy {
             number_order: NumberOrder::default(),
             tries_per_number: false,
             lost_attempt: LostAttempt::default(),
+            retry_rules: Vec::new(),
         }
     }
 }
@@ -66,6 +72,12 @@ impl Default for QueuePolicy {
 impl QueuePolicy {
     pub(crate) fn wait_ms(&self) -> i64 {
         i64::from(self.wait_between_retries_sec) * 1000
+    }
+
+    /// The wait after a result with `cause`: its recycle rule's, else `wait_between_retries_sec`.
+    pub(crate) fn wait_ms_for(&self, cause: &str) -> i64 {
+        super::outcome::retry_rule(self, cause)
+            .map_or_else(|| self.wait_ms(), |r| i64::from(r.after_sec) * 1000)
     }
 }
 

@@ -4,13 +4,11 @@
 //! non-blocking variant's `amd::info` arrives without Event-Name and is routed by its subclass and Unique-ID.
 
 use super::engine_support::*;
-use std::time::Duration;
 
 use fsdialer::campaign::amd::{AmdModule, AmdSettings, MachineAction};
 use fsdialer::campaign::causes::CauseClass;
 use fsdialer::campaign::member::MemberInput;
 use fsdialer::engine::clock::Clock;
-use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{AttemptRecord, MemberId, Store};
 
 const SPEED: f64 = 20.0;
@@ -63,19 +61,7 @@ async fn run(module: AmdModule) -> Vec<AttemptRecord> {
         member("Short voicemail", "vm_short_1"),
     ];
     store.add(&id, &members, clock.now()).await.unwrap();
-    let node = Node::start(
-        "node-1",
-        StoreSpec::Shared(store.clone()),
-        vec![endpoint("sim", sim.local_addr(), 20_000, 20_000)],
-        clock,
-        Duration::from_secs(60),
-    )
-    .await;
-    node.run_campaign(&campaign).await;
-    assert_eq!(
-        wait_finished(&[&node], &store, &id, Duration::from_secs(60)).await,
-        CampaignState::Done
-    );
+    let node = run_to_done(&store, sim.local_addr(), &campaign, clock).await;
     let mut out = Vec::new();
     for i in 1..=members.len() as u64 {
         let mut a = store.attempts(&id, MemberId(i)).await.unwrap();

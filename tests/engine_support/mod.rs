@@ -227,6 +227,30 @@ impl Drop for Node {
     }
 }
 
+/// Runs `campaign` on one engine node (`node-1`, on `store`, with the simulated switch at `sim`) until it is
+/// done (panics after 60 s real time); returns the node, to stop.
+pub async fn run_to_done(
+    store: &Store,
+    sim: std::net::SocketAddr,
+    campaign: &Arc<ValidCampaign>,
+    clock: Clock,
+) -> Node {
+    let node = Node::start(
+        "node-1",
+        StoreSpec::Shared(store.clone()),
+        vec![endpoint("sim", sim, 20_000, 20_000)],
+        clock,
+        Duration::from_secs(60),
+    )
+    .await;
+    node.run_campaign(campaign).await;
+    assert_eq!(
+        wait_finished(&[&node], store, campaign.id(), Duration::from_secs(60)).await,
+        CampaignState::Done
+    );
+    node
+}
+
 /// Waits until every node reports the campaign in a final state (`Done`, `Expired`, `Stopped`) with no call in
 /// progress, or panics after `timeout` (real time) naming the states and the store's counters.
 pub async fn wait_finished(

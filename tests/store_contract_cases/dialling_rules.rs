@@ -136,8 +136,113 @@ async fn calls_per_number_count_the_day_and_keep_the_last_call(s: &Store) {
     assert!(s.record_number_call("38{0}", tomorrow).await.is_err());
 }
 
+/// Claims up to 5 members of `C` at `now` and screens them against the do-not-call lists (Kyiv numbers).
+async fn claim_screened(s: &Store, now: chrono::DateTime<chrono::Utc>) -> ClaimBatch {
+    let rule = E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    };
+    let batch = claim(s, &policy(), now, 5).await;
+    s.screen_dnc(C, &policy(), &Always, &rule, batch, now)
+        .await
+        .unwrap()
+}
+
+async fn a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call(s: &Store) {
+    let listed = add1(s, member("Ann", &["+380 50 123 4567", "+380 44 765 4321"])).await;
+    let free = add1(s, member("Bob", &["+380 67 000 1111"])).await;
+    // The campaign's list holds Ann's first number written another way.
+    s.dnc_add(
+        &DncList::Campaign(C.into()),
+        DncKind::Number,
+        &[intl("380501234567")],
+    )
+    .await
+    .unwrap();
+    let batch = claim_screened(s, t(9, 0)).await;
+    let called: Vec<MemberId> = batch.claims.iter().map(|c| c.member_id).collect();
+    assert_eq!(
+        called,
+        [free],
+        "only the member not on a list is handed out"
+    );
+    assert!(batch.ended.is_empty());
+    let ann = s.get(C, listed).await.unwrap().unwrap();
+    assert_eq!((ann.tries, ann.communications[0].attempts), (0, 0));
+    assert_eq!(ann.communications[0].state, CommState::Done);
+    assert_eq!(ann.communications[0].last_cause.as_deref(), Some(DNC));
+    assert_eq!(ann.state, MemberState::Waiting);
+    // Her other number is listed (globally, by prefix) while she is due: honoured at her next claim, which
+    // ends her with DNC, still without a try.
+    s.dnc_add(&DncList::Global, DncKind::Prefix, &[intl("38044")])
+        .await
+        .unwrap();
+    let batch = claim_screened(s, t(9, 1)).await;
+    assert!(batch.claims.is_empty());
+    assert_eq!(batch.ended, [(listed, DNC.to_string())]);
+    let ann = s.get(C, listed).await.unwrap().unwrap();
+    assert_eq!(
+        (ann.end_cause.as_deref(), ann.tries, ann.success),
+        (Some(DNC), 0, false)
+    );
+    let counts = s.counts(C).await.unwrap();
+    assert_eq!(counts.calls, 0, "no call was placed");
+    assert_eq!(counts.ended_by_cause.get(DNC), Some(&1));
+}
+
+async fn a_recycle_rule_sets_the_wait_and_caps_the_tries_of_its_causes(s: &Store) {
+    let p = QueuePolicy {
+        retry_rules: vec![fsdialer::campaign::retry_rules::RetryRule {
+            causes: vec!["USER_BUSY".into()],
+            after_sec: 300,
+            max: Some(2),
+        }],
+        ..policy()
+    };
+    let busy = add1(s, member("Ann", &["+380501234567"])).await;
+    let quiet = add1(s, member("Bob", &["+380671234567"])).await;
+    let batch = claim(s, &p, t(9, 0), 5).await;
+    let results: Vec<AttemptResult> = batch
+        .claims
+        .iter()
+        .map(|c| {
+            let cause = if c.member_id == busy {
+                "USER_BUSY"
+            } else {
+                "NO_ANSWER"
+            };
+            result(c, cause, CauseClass::Retry)
+        })
+        .collect();
+    let out = s
+        .complete_many(C, &p, &Always, &results, t(9, 0))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    let due = |m: Member| m.next_due;
+    assert_eq!(due(s.get(C, busy).await.unwrap().unwrap()), Some(t(9, 5)));
+    assert_eq!(due(s.get(C, quiet).await.unwrap().unwrap()), Some(t(9, 1)));
+    // The second busy try is the rule's last (max_tries is 5).
+    let batch = claim(s, &p, t(9, 5), 5).await;
+    let again: Vec<&Claim> = batch
+        .claims
+        .iter()
+        .filter(|c| c.member_id == busy)
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        complete(s, &p, again[0], "USER_BUSY", CauseClass::Retry, t(9, 5)).await,
+        CompleteOutcome::Applied(MemberFate::Ended {
+            cause: MAX_TRY_COUNT.into(),
+            success: false
+        })
+    );
+}
+
 contract!(
     dnc_lists_hold_numbers_and_prefixes_per_list,
+    a_recycle_rule_sets_the_wait_and_caps_the_tries_of_its_causes,
+    a_dnc_hit_at_claim_ends_the_number_uncounted_and_places_no_call,
     dnc_pages_walk_every_entry_once,
     a_caller_id_daily_cap_is_never_passed_by_concurrent_takes,
     calls_per_number_count_the_day_and_keep_the_last_call,
@@ -170,6 +275,73 @@ async fn two_nodes_on_one_redis_share_the_caller_id_cap_and_the_number_counts() 
     a.record_number_call("380501234567", now).await.unwrap();
     b.record_number_call("380501234567", now).await.unwrap();
     assert_eq!(a.number_calls_today("380501234567", now).await.unwrap(), 2);
+}
+
+/// Two campaigns on two stores (two engine nodes) on one Redis call one number: the per-number gap and day cap
+/// hold across them; a claim that may not call now is given back uncounted, due when it may.
+#[tokio::test]
+async fn two_nodes_on_one_redis_share_the_per_number_cap_and_gap_across_campaigns() {
+    use fsdialer::store::number_rules::NumberRules;
+    let server = redis_server(false);
+    let a = Store::open(&server.url()).await.unwrap();
+    let b = Store::open(&server.url()).await.unwrap();
+    let rules = NumberRules {
+        max_calls_per_day: Some(2),
+        min_gap_sec: Some(3600),
+    };
+    let rule = E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    };
+    // The same number, written two ways, in two campaigns (and twice in the first).
+    let m1 = a
+        .add("ca", &[member("Ann", &["+380 50 123 4567"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let m2 = b
+        .add("cb", &[member("Ann", &["0501234567"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let m3 = a
+        .add("ca", &[member("Ann too", &["050-123-45-67"])], t(8, 0))
+        .await
+        .unwrap()[0]
+        .id();
+    let screened = |s: &Store, campaign: &'static str, at| {
+        let s = s.clone();
+        let rule = rule.clone();
+        async move {
+            let batch = s
+                .claim(campaign, &policy(), &Always, at, 1, NODE, LEASE)
+                .await
+                .unwrap();
+            s.screen_number_rules(campaign, rules, &rule, batch, at)
+                .await
+                .unwrap()
+                .claims
+                .iter()
+                .map(|c| c.member_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(screened(&a, "ca", t(9, 0)).await, [m1]);
+    // Node b, another campaign, 10 minutes later: inside the gap, given back until 10:00, no try counted.
+    assert!(screened(&b, "cb", t(9, 10)).await.is_empty());
+    let held = b.get("cb", m2).await.unwrap().unwrap();
+    assert_eq!((held.next_due, held.tries), (Some(t(10, 0)), 0));
+    assert_eq!(screened(&b, "cb", t(10, 0)).await, [m2]);
+    // Two calls today: the third waits for the next UTC day.
+    assert!(screened(&a, "ca", t(11, 30)).await.is_empty());
+    let held = a.get("ca", m3).await.unwrap().unwrap();
+    assert_eq!(held.next_due, Some(t(0, 0) + CDuration::days(1)));
+    assert_eq!(
+        a.number_calls_today("380501234567", t(12, 0))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 /// A CSV of `rows` numbers made as it is read, in 64 KiB chunks: the file never exists whole.

@@ -541,6 +541,7 @@ pub fn policy_of(v: &ValidCampaign) -> QueuePolicy {
         number_order: c.number_order,
         tries_per_number: c.tries_per_number,
         lost_attempt: c.lost_attempt,
+        retry_rules: c.retry_rules.clone(),
     }
 }
 

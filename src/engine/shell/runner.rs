@@ -273,7 +273,16 @@ impl Runner {
                             )
                             .await
                         {
-                            Ok(batch) => Input::Claimed { campaign, batch },
+                            Ok(batch) => {
+                                match screen(&store, &campaign, &valid, &policy, batch, now).await {
+                                    Ok(batch) => Input::Claimed { campaign, batch },
+                                    // Fail closed: the claim-failure path releases what the claim took.
+                                    Err(e) => Input::ClaimFailed {
+                                        campaign,
+                                        error: format!("do-not-call / per-number check: {e}"),
+                                    },
+                                }
+                            }
                             Err(e) => Input::ClaimFailed {
                                 campaign,
                                 error: e.to_string(),
@@ -690,4 +699,23 @@ impl Runner {
             }
         }
     }
+}
+
+/// What a claim hands out after the do-not-call lists (`store::dnc_screen`) and the per-number rules
+/// (`store::number_rules`) took out what may not be called now.
+async fn screen(
+    store: &crate::store::Store,
+    campaign: &str,
+    valid: &crate::campaign::config::ValidCampaign,
+    policy: &crate::store::QueuePolicy,
+    batch: crate::store::ClaimBatch,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::store::StoreResult<crate::store::ClaimBatch> {
+    let rule = valid.e164();
+    let batch = store
+        .screen_dnc(campaign, policy, valid.calendar(), &rule, batch, now)
+        .await?;
+    store
+        .screen_number_rules(campaign, valid.number_rules(), &rule, batch, now)
+        .await
 }

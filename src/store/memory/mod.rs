@@ -344,7 +344,7 @@ impl MemoryStore {
         record::check_cause(&result.cause)?;
         let now = ms(now);
         self.with_existing(campaign, CompleteOutcome::NotCurrent, |c| {
-            let tz = tz_points(c, schedule, now, policy.wait_ms());
+            let tz = tz_points(c, schedule, now, policy.wait_ms_for(&result.cause));
             c.complete(policy, &tz, result, now)
         })
     }
@@ -365,10 +365,17 @@ impl MemoryStore {
             campaign,
             vec![CompleteOutcome::NotCurrent; results.len()],
             |c| {
-                let tz = tz_points(c, schedule, now, policy.wait_ms());
+                // The calendar per wait (a recycle rule's, or the campaign's), evaluated once per call.
+                let mut by_wait: HashMap<i64, HashMap<String, TzPoint>> = HashMap::new();
                 results
                     .iter()
-                    .map(|r| c.complete(policy, &tz, r, now))
+                    .map(|r| {
+                        let wait = policy.wait_ms_for(&r.cause);
+                        let tz = by_wait
+                            .entry(wait)
+                            .or_insert_with(|| tz_points(c, schedule, now, wait));
+                        c.complete(policy, tz, r, now)
+                    })
                     .collect()
             },
         )
@@ -411,7 +418,7 @@ impl MemoryStore {
     ) -> StoreResult<Vec<Recovered>> {
         let now = ms(now);
         self.with_existing(campaign, Vec::new(), |c| {
-            let tz = tz_points(c, schedule, now, policy.wait_ms());
+            let tz = tz_points(c, schedule, now, policy.wait_ms_for(LOST_ATTEMPT_CAUSE));
             c.recover(policy, &tz, now, max)
         })
     }

@@ -25,37 +25,42 @@ pub const MAX_ROUNDS: usize = 16;
 
 /// The calendar as the rules need it per member timezone (evaluated once per timezone and call).
 pub(super) enum Calendar<'a> {
-    /// The campaign's schedule at `now`, with the wait between retries.
+    /// The campaign's schedule at `now`; the wait after a result is the policy's for its cause.
     Open {
         schedule: &'a dyn Schedule,
         now: i64,
-        wait_ms: i64,
-        points: HashMap<String, TzPoint>,
+        policy: &'a QueuePolicy,
+        /// Per (timezone, wait in ms).
+        points: HashMap<(String, i64), TzPoint>,
     },
     /// No opening at all (a result that must end its member whatever the calendar says).
     Closed,
 }
 
 impl<'a> Calendar<'a> {
-    pub fn of(schedule: &'a dyn Schedule, now: i64, policy: &QueuePolicy) -> Calendar<'a> {
+    pub fn of(schedule: &'a dyn Schedule, now: i64, policy: &'a QueuePolicy) -> Calendar<'a> {
         Calendar::Open {
             schedule,
             now,
-            wait_ms: policy.wait_ms(),
+            policy,
             points: HashMap::new(),
         }
     }
 
-    fn point(&mut self, tz: &str) -> TzPoint {
+    /// The calendar for timezone `tz` after a result with `cause`.
+    fn point(&mut self, tz: &str, cause: &str) -> TzPoint {
         match self {
             Calendar::Open {
                 schedule,
                 now,
-                wait_ms,
+                policy,
                 points,
-            } => *points
-                .entry(tz.to_string())
-                .or_insert_with(|| rules::evaluate(*schedule, tz, *now, *wait_ms)),
+            } => {
+                let wait_ms = policy.wait_ms_for(cause);
+                *points
+                    .entry((tz.to_string(), wait_ms))
+                    .or_insert_with(|| rules::evaluate(*schedule, tz, *now, wait_ms))
+            }
             Calendar::Closed => TzPoint {
                 open: false,
                 next_now: None,
@@ -123,7 +128,7 @@ impl Batch {
         now: i64,
     ) -> Result<MemberFate, String> {
         let tz = super::packed::Record::parse(&snap.record)?.z.to_string();
-        let point = calendar.point(&tz);
+        let point = calendar.point(&tz, result.cause);
         let d = completion::decide(
             snap,
             result,
