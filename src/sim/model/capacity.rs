@@ -75,7 +75,9 @@ impl SessionLimits {
         if sec <= self.second {
             return;
         }
-        let ended = u32::try_from(i64::from(self.per_second) - self.left.max(0)).unwrap_or(0);
+        // Every request counts, the refused ones too (the core decrements its counter below 0): under a burst the
+        // figure passes the limit, as the real switch's "peak 115 ... out of max 30" does.
+        let ended = u32::try_from(i64::from(self.per_second) - self.left).unwrap_or(0);
         self.last = if sec == self.second + 1 { ended } else { 0 };
         if sec - self.window_start >= FIVE_MINUTES_SEC {
             self.window_start = sec;
@@ -114,7 +116,7 @@ impl SessionLimits {
         }
     }
 
-    /// Sessions started in the last whole second of the counter (`fsctl last_sps`).
+    /// Session requests (refused ones too) in the last whole second of the counter (`fsctl last_sps`).
     pub fn last_second(&self) -> u32 {
         self.last
     }
@@ -180,13 +182,23 @@ mod tests {
             (s.last_second, s.rate_peak, s.rate_peak_fivemin),
             (5, 20, 20)
         );
+        // Refused requests count too: 40 asked against 30 is 40.
+        for live in 0..40 {
+            let _ = l.request(live);
+        }
+        l.tick(3_000_000, 5);
+        let s = l.stats();
+        assert_eq!(
+            (s.last_second, s.rate_peak, s.rate_peak_fivemin),
+            (40, 40, 40)
+        );
         // A gap: the skipped seconds counted nothing.
         l.tick(10_000_000, 5);
         assert_eq!(l.stats().last_second, 0);
         // Five minutes on, the window starts again: the rate peak from 0, the session peak from those up.
         l.tick(301_000_000, 3);
         let s = l.stats();
-        assert_eq!((s.rate_peak, s.rate_peak_fivemin), (20, 0));
+        assert_eq!((s.rate_peak, s.rate_peak_fivemin), (40, 0));
         assert_eq!((s.sessions_peak, s.sessions_peak_fivemin), (20, 3));
     }
 }
