@@ -830,3 +830,102 @@ fn sched_hangup_hangs_the_channel_up_when_due() {
         .expect("hung up when due");
     assert_eq!(hangup.hangup_cause(), Some("ALLOTTED_TIMEOUT"));
 }
+
+/// The `status` line `N session(s) per Sec out of max M, peak P, last 5min F ` of the reply.
+fn status_rate_line(sw: &mut Switch, now: u64) -> String {
+    let status = sw.api(now, "status", "", 0).unwrap();
+    status
+        .lines()
+        .find(|l| l.contains("session(s) per Sec"))
+        .unwrap_or_else(|| panic!("no session rate line in {status:?}"))
+        .to_string()
+}
+
+#[test]
+fn status_reports_the_session_rate_its_peak_and_the_five_minute_figures_as_freeswitch_does() {
+    let mut sw = Switch::new(Config::default(), Scenario::builtin(), T0);
+    // 14 loopback calls in one second: 28 session requests against sessions-per-second 30 (all accepted).
+    for n in 0..14u64 {
+        sw.bgapi(
+            T0 + n * 10_000,
+            "originate",
+            "{dlr_node=load-1}loopback/answer_60/default &park",
+            &format!("job-{n}"),
+            "",
+        );
+    }
+    sw.advance(T0 + 1_000_000);
+    let line = status_rate_line(&mut sw, T0 + 1_000_000);
+    assert_eq!(
+        line, "28 session(s) per Sec out of max 30, peak 28, last 5min 28 ",
+        "the real switch: `28 session(s) per Sec out of max 30, peak 115, last 5min 28 `"
+    );
+    assert_eq!(
+        sw.api(T0 + 1_000_000, "fsctl", "last_sps", 0).as_deref(),
+        Some("+OK last sessions per second: 28\n")
+    );
+    // A quiet second: the rate falls to 0, the peaks stay.
+    sw.advance(T0 + 2_000_000);
+    let line = status_rate_line(&mut sw, T0 + 2_000_000);
+    assert_eq!(
+        line,
+        "0 session(s) per Sec out of max 30, peak 28, last 5min 28 "
+    );
+    let status = sw.api(T0 + 2_000_000, "status", "", 0).unwrap();
+    assert!(
+        status.contains("\n28 session(s) - peak 28, last 5min 28 \n"),
+        "{status}"
+    );
+    // Hung up, and five minutes on: the five-minute figures start again, the all-time peaks stay.
+    let reply = sw
+        .api(
+            T0 + 3_000_000,
+            "hupall",
+            "MANAGER_REQUEST dlr_node load-1",
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        reply,
+        "+OK hangup all channels matching [dlr_node]=[load-1] with cause: MANAGER_REQUEST\n"
+    );
+    sw.advance(T0 + 400_000_000);
+    let status = sw.api(T0 + 400_000_000, "status", "", 0).unwrap();
+    assert!(
+        status.contains("\n0 session(s) - peak 28, last 5min 0 \n")
+            && status.contains("\n0 session(s) per Sec out of max 30, peak 28, last 5min 0 \n"),
+        "{status}"
+    );
+}
+
+#[test]
+fn hupall_answers_in_mod_commands_words_with_and_without_a_variable_filter() {
+    let mut sw = Switch::new(Config::default(), Scenario::builtin(), T0);
+    sw.bgapi(
+        T0,
+        "originate",
+        "loopback/answer_60/default &park",
+        "job-1",
+        "",
+    );
+    assert_eq!(
+        sw.api(T0 + 500_000, "hupall", "NORMAL_CLEARING", 0)
+            .as_deref(),
+        Some("+OK hangup all channels with cause NORMAL_CLEARING\n")
+    );
+    assert_eq!(
+        sw.api(T0 + 600_000, "hupall", "", 0).as_deref(),
+        Some("+OK hangup all channels with cause MANAGER_REQUEST\n")
+    );
+    // A variable without a value is no filter (mod_commands drops it).
+    assert_eq!(
+        sw.api(T0 + 700_000, "hupall", "MANAGER_REQUEST dlr_node", 0)
+            .as_deref(),
+        Some("+OK hangup all channels with cause MANAGER_REQUEST\n")
+    );
+    assert_eq!(
+        sw.api(T0 + 800_000, "hupall", "USER_BUSY dlr_node x1", 0)
+            .as_deref(),
+        Some("+OK hangup all channels matching [dlr_node]=[x1] with cause: USER_BUSY\n")
+    );
+}

@@ -139,11 +139,17 @@ impl SessionWindow {
 
     /// When at least one start will be allowed.
     pub fn next_token_at(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
-        if self.available(now) > 0 {
+        self.next_room_at(1, now)
+    }
+
+    /// When at least `n` starts (at most the limit) will be allowed together: a call of `n` sessions.
+    pub fn next_room_at(&mut self, n: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+        let n = n.clamp(1, self.limit);
+        if self.available(now) >= n {
             return now;
         }
-        // Starts leave the window oldest first; the one that brings the count under the limit decides.
-        let mut over = self.in_window + 1 - self.limit;
+        // Starts leave the window oldest first; the one that brings the count to `limit - n` decides.
+        let mut over = self.in_window + n - self.limit;
         for &(at, n) in &self.recent {
             if n >= over {
                 return at + WINDOW;
@@ -160,6 +166,24 @@ mod tests {
 
     fn t(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn room_for_a_call_of_several_sessions_waits_until_that_many_left_the_window() {
+        let mut w = SessionWindow::for_switch(6); // 5 a second
+        w.take(2, t(0));
+        w.take(2, t(100));
+        assert_eq!(w.available(t(200)), 1);
+        assert_eq!(w.next_token_at(t(200)), t(200));
+        assert_eq!(w.next_room_at(2, t(200)), t(1000));
+        w.take(1, t(200));
+        assert_eq!(w.next_room_at(2, t(300)), t(1000));
+        assert_eq!(w.next_room_at(3, t(300)), t(1100));
+        assert_eq!(
+            w.next_room_at(9, t(300)),
+            t(1200),
+            "never more than the limit"
+        );
     }
 
     #[test]

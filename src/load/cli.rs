@@ -10,6 +10,27 @@ use super::numbers::DialTemplate;
 use super::options::{HoldTime, LoadPlan, StopAfter, SwitchAddr, parse_duration};
 use super::{LoadError, Report};
 
+/// `{n}` as clap's help shows it: clap replaces every literal `{n}` in help text with a line break, so the
+/// braces are kept apart by an SGR reset, which has no visible effect and is dropped when the help is not
+/// written to a terminal.
+macro_rules! placeholder_help {
+    () => {
+        "`{\x1b[0mn}`"
+    };
+}
+
+const DIAL_STRING_HELP: &str = concat!(
+    "What to call: a FreeSWITCH dial string where ",
+    placeholder_help!(),
+    " is each call's sequence number (from 1) or, with --numbers, the next line of the file."
+);
+
+const NUMBERS_HELP: &str = concat!(
+    "A file of numbers, one a line, taken in turn for ",
+    placeholder_help!(),
+    " (blank lines and `#` comments skipped; starts again at the first line after the last)."
+);
+
 /// Arguments of `fsdialer load`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(group(clap::ArgGroup::new("stop").required(true).args(["calls", "duration"])))]
@@ -21,9 +42,8 @@ pub struct LoadArgs {
     /// The switches' ESL password.
     #[arg(long, default_value = "ClueCon")]
     pub password: String,
-    /// What to call: a FreeSWITCH dial string where `{n}` is each call's sequence number (from 1) or, with
-    /// --numbers, the next line of the file.
-    #[arg(long, value_name = "DIAL_STRING")]
+    // What to call (the help is a constant: clap turns a literal `{n}` in help text into a line break).
+    #[arg(long, value_name = "DIAL_STRING", help = DIAL_STRING_HELP)]
     pub dial_string: String,
     /// Calls per second: never more than this many in any whole second.
     #[arg(long)]
@@ -51,13 +71,16 @@ pub struct LoadArgs {
     /// Hold times drawn per call: `lognormal:MEDIAN_SEC,SIGMA` (e.g. `lognormal:60,0.8`).
     #[arg(long, value_name = "DIST")]
     pub hold_dist: Option<String>,
-    /// A file of numbers, one a line, taken in turn for `{n}` (blank lines and `#` comments skipped; starts
-    /// again at the first line after the last).
-    #[arg(long, value_name = "FILE")]
+    // A file of numbers for `{n}` (help as a constant, as for --dial-string).
+    #[arg(long, value_name = "FILE", help = NUMBERS_HELP)]
     pub numbers: Option<PathBuf>,
     /// Write the final report as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// Sessions each call takes on the switch [default: 2 for a `loopback/` dial string (its -a and -b leg), 1
+    /// otherwise]: the switches' sessions-per-second and max-sessions are respected in sessions.
+    #[arg(long, value_name = "N")]
+    pub sessions_per_call: Option<u32>,
     /// Place calls above the switches' own `sessions-per-second` (they will refuse some).
     #[arg(long)]
     pub force: bool,
@@ -92,6 +115,7 @@ impl LoadArgs {
             Some(dist) => HoldTime::parse_dist(dist)?,
             None => HoldTime::Fixed(parse_duration("--hold", &self.hold)?),
         };
+        let dial = DialTemplate::parse(&self.dial_string)?;
         let plan = LoadPlan {
             switches: self
                 .esl
@@ -99,7 +123,10 @@ impl LoadArgs {
                 .map(|a| SwitchAddr::parse(a))
                 .collect::<Result<_, _>>()?,
             password: self.password.clone(),
-            dial: DialTemplate::parse(&self.dial_string)?,
+            sessions_per_call: self
+                .sessions_per_call
+                .unwrap_or_else(|| dial.sessions_per_call()),
+            dial,
             numbers: self.numbers.clone(),
             rate: self.rate,
             limit: self.limit,
@@ -154,4 +181,51 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     let report = super::run(plan, stop).await?;
     print!("{}", report.text());
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn plan_of(extra: &[&str]) -> Result<LoadPlan, LoadError> {
+        let mut args = vec!["load", "--esl", "127.0.0.1:8021", "--rate", "5"];
+        args.extend(["--limit", "5", "--calls", "5"]);
+        args.extend(extra);
+        Cli::try_parse_from(args).unwrap().load.plan()
+    }
+
+    #[test]
+    fn sessions_per_call_follow_the_dial_string_unless_given() {
+        let loopback = ["--dial-string", "loopback/{n}/default"];
+        assert_eq!(plan_of(&loopback).unwrap().sessions_per_call, 2);
+        let sofia = ["--dial-string", "sofia/gateway/gw1/{n}"];
+        assert_eq!(plan_of(&sofia).unwrap().sessions_per_call, 1);
+        let given = [&loopback[..], &["--sessions-per-call", "1"]].concat();
+        assert_eq!(plan_of(&given).unwrap().sessions_per_call, 1);
+        let zero = [&sofia[..], &["--sessions-per-call", "0"]].concat();
+        let e = plan_of(&zero).unwrap_err().to_string();
+        assert!(e.contains("--sessions-per-call"), "{e}");
+    }
+
+    #[test]
+    fn the_help_shows_the_placeholder_literally() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_help()
+            .to_string();
+        assert!(
+            help.contains("dial string where `{n}` is each call's sequence number"),
+            "{help}"
+        );
+        assert!(
+            help.contains("taken in turn for `{n}` (blank lines"),
+            "{help}"
+        );
+    }
 }

@@ -61,12 +61,18 @@ fn process_cpu() -> Duration {
     )
 }
 
+/// Calls a second one switch of `sessions-per-second = sps` lets through, each call taking `sessions_per_call`
+/// sessions: the engine's rule, FreeSWITCH lets `sps - 1` sessions through in each of its seconds
+/// ([`SessionWindow::for_switch`](crate::engine::pacing::SessionWindow::for_switch)).
+fn calls_per_switch_second(sps: u32, sessions_per_call: u32) -> u32 {
+    sps.saturating_sub(1).max(1) / sessions_per_call.max(1)
+}
+
 /// The rate the switches let through, in calls per real second (`None`: not limited by them).
-fn switch_rate(switch_sps: &[Option<u32>], speed: f64) -> Option<f64> {
+fn switch_rate(switch_sps: &[Option<u32>], sessions_per_call: u32, speed: f64) -> Option<f64> {
     let mut total = 0.0;
     for sps in switch_sps {
-        // The engine's rule: FreeSWITCH lets `sps - 1` through in each of its seconds.
-        total += f64::from((*sps)?.saturating_sub(1).max(1)) * speed;
+        total += f64::from(calls_per_switch_second((*sps)?, sessions_per_call)) * speed;
     }
     Some(total)
 }
@@ -214,17 +220,29 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
                         .into(),
                 });
             };
+            if calls_per_switch_second(limits.sessions_per_second, plan.sessions_per_call) == 0 {
+                return Err(LoadError::Switch {
+                    addr: s.addr.clone(),
+                    why: format!(
+                        "its sessions-per-second {} lets fewer sessions a second through than one call takes \
+                         ({}); give --force to place calls it will partly refuse",
+                        limits.sessions_per_second, plan.sessions_per_call
+                    ),
+                });
+            }
             sps.push(Some(limits.sessions_per_second));
         }
         sps
     };
-    let paced_rate = match switch_rate(&switch_sps, plan.speed) {
+    let spc = plan.sessions_per_call;
+    let paced_rate = match switch_rate(&switch_sps, spc, plan.speed) {
         Some(allowed) if allowed < plan.rate => {
             tracing::warn!(
                 asked = plan.rate,
                 allowed,
-                "the switches' sessions-per-second allow fewer calls per second than asked: pacing at what \
-                 they allow (--force to place above it)"
+                sessions_per_call = spc,
+                "the switches' sessions-per-second allow fewer calls per second than asked (counted in \
+                 sessions: {spc} a call): pacing at what they allow (--force to place above it)"
             );
             allowed
         }
@@ -234,13 +252,17 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
         .iter()
         .map(|s| s.limits.map(|l| l.max_sessions))
         .sum();
+    let limit_sessions = u64::from(plan.limit) * u64::from(spc);
     if let Some(max) = max_sessions
-        && plan.limit > max
+        && limit_sessions > u64::from(max)
     {
         tracing::warn!(
             limit = plan.limit,
+            sessions_per_call = spc,
             max_sessions = max,
-            "--limit is above the switches' max-sessions together: they will refuse calls beyond it"
+            "--limit calls of {spc} session(s) are {limit_sessions} sessions, above the switches' max-sessions \
+             together: they will refuse calls beyond {} at once",
+            max / spc
         );
     }
     let mut status_before = Vec::new();
@@ -269,6 +291,7 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
             plan.ramp_up,
             plan.speed,
             &switch_sps,
+            plan.sessions_per_call,
         ),
         slots: Arc::new(Semaphore::new(plan.limit as usize)),
         numbers,
@@ -361,6 +384,7 @@ pub async fn run(plan: LoadPlan, stop: CancellationToken) -> Result<Report, Load
         stopped_by,
         asked_rate: dialler.plan.rate,
         paced_rate,
+        sessions_per_call: dialler.plan.sessions_per_call,
         achieved_rate,
         most_placed_in_a_second: snapshot.seconds.iter().map(|s| s.placed).max().unwrap_or(0),
         limit: dialler.plan.limit,

@@ -14,6 +14,9 @@ use super::LoadError;
 /// The placeholder replaced by each call's number.
 pub const PLACEHOLDER: &str = "{n}";
 
+/// The endpoint whose calls take two sessions.
+const LOOPBACK: &str = "loopback/";
+
 /// A checked `--dial-string`, split around its `{n}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialTemplate {
@@ -50,6 +53,16 @@ impl DialTemplate {
     /// Whether the template uses `{n}` at all.
     pub fn has_placeholder(&self) -> bool {
         self.parts.len() > 1
+    }
+
+    /// Sessions one call of this dial string takes on the switch: 2 for `loopback/` (the endpoint creates an `-a`
+    /// and a `-b` leg, each a session counted by `sessions-per-second` and `max-sessions`), 1 for any other.
+    pub fn sessions_per_call(&self) -> u32 {
+        let start = self.parts.first().map(String::as_str).unwrap_or_default();
+        let loopback = start
+            .get(..LOOPBACK.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(LOOPBACK));
+        if loopback { 2 } else { 1 }
     }
 
     /// The dial string for one number (already checked by [`Numbers`]).
@@ -130,6 +143,16 @@ impl Numbers {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_loopback_call_takes_two_sessions_any_other_one() {
+        let spc = |d: &str| DialTemplate::parse(d).unwrap().sessions_per_call();
+        assert_eq!(spc("loopback/{n}/default"), 2);
+        assert_eq!(spc("Loopback/answer_60/default"), 2);
+        assert_eq!(spc("sofia/gateway/gw1/{n}"), 1);
+        assert_eq!(spc("user/loopback/{n}"), 1);
+        assert_eq!(spc("{n}"), 1);
+    }
 
     #[test]
     fn the_placeholder_takes_the_sequence_number_or_the_next_line_in_turn() {

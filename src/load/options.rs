@@ -132,6 +132,8 @@ pub struct LoadPlan {
     pub switches: Vec<SwitchAddr>,
     pub password: String,
     pub dial: DialTemplate,
+    /// Sessions each call takes on the switch (`--sessions-per-call`, else [`DialTemplate::sessions_per_call`]).
+    pub sessions_per_call: u32,
     /// `--numbers`: lines that `{n}` takes in turn (wrapping round); `None`: `{n}` is the call's sequence number.
     pub numbers: Option<PathBuf>,
     /// Calls per second asked for (at most this many in any whole second).
@@ -156,6 +158,9 @@ pub struct LoadPlan {
     /// Draw the live view (a progress bar and a line a second) on standard error.
     pub live: bool,
 }
+
+/// Most sessions a call may take (a loopback call takes 2; a few more for dial strings that fork).
+pub const MAX_SESSIONS_PER_CALL: u32 = 16;
 
 /// Highest rate accepted: far above what one ESL connection carries, low enough to keep arithmetic exact.
 pub const MAX_RATE: f64 = 100_000.0;
@@ -185,6 +190,15 @@ impl LoadPlan {
                 return option("--duration", "must be above 0 seconds".into());
             }
             _ => {}
+        }
+        if !(1..=MAX_SESSIONS_PER_CALL).contains(&self.sessions_per_call) {
+            return option(
+                "--sessions-per-call",
+                format!(
+                    "{} is not from 1 to {MAX_SESSIONS_PER_CALL}",
+                    self.sessions_per_call
+                ),
+            );
         }
         if !(self.speed.is_finite() && self.speed > 0.0) {
             return option("--speed", format!("{} is not above 0", self.speed));

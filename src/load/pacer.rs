@@ -9,7 +9,8 @@
 //! - **the asked rate**: never more than `ceil(rate)` calls in any one-second window of the wall clock (so in
 //!   any whole second), whatever the timer's jitter: [`crate::engine::pacing::SessionWindow`];
 //! - **each switch's own `sessions-per-second`** (unless `--force`): the engine's rule for a FreeSWITCH node
-//!   ([`SessionWindow::for_switch`]), on the switch's clock (real time × `--speed`).
+//!   ([`SessionWindow::for_switch`]), on the switch's clock (real time × `--speed`), counted in sessions: a call
+//!   goes only when the switch has room for all its sessions (2 for a loopback call), and takes them all.
 //!
 //! Pure: time comes in as an argument.
 
@@ -70,6 +71,8 @@ pub struct Pacer {
     asked: SessionWindow,
     switches: Vec<SwitchPace>,
     next_switch: usize,
+    /// Sessions each call takes from a switch's window.
+    sessions_per_call: u32,
 }
 
 /// Where the next call goes, and when.
@@ -82,7 +85,8 @@ pub enum Decision {
 }
 
 impl Pacer {
-    /// `switch_sps`: each switch's `sessions-per-second` to respect (`None`: not paced by it).
+    /// `switch_sps`: each switch's `sessions-per-second` to respect (`None`: not paced by it), each call taking
+    /// `sessions_per_call` of them.
     pub fn new(
         start: Instant,
         wall_start: DateTime<Utc>,
@@ -90,6 +94,7 @@ impl Pacer {
         ramp_up: Duration,
         speed: f64,
         switch_sps: &[Option<u32>],
+        sessions_per_call: u32,
     ) -> Pacer {
         Pacer {
             start,
@@ -106,6 +111,7 @@ impl Pacer {
                 })
                 .collect(),
             next_switch: 0,
+            sessions_per_call: sessions_per_call.max(1),
         }
     }
 
@@ -156,10 +162,10 @@ impl Pacer {
             let Some(window) = self.switches[index].window.as_mut() else {
                 return Decision::Place { switch: index };
             };
-            if window.available(clock) > 0 {
+            if window.available(clock) >= self.sessions_per_call.min(window.limit()) {
                 return Decision::Place { switch: index };
             }
-            let at = window.next_token_at(clock);
+            let at = window.next_room_at(self.sessions_per_call, clock);
             let at = self
                 .instant_of_switch_time(at)
                 .max(now + Duration::from_micros(1));
@@ -178,7 +184,7 @@ impl Pacer {
             .get_mut(switch)
             .and_then(|s| s.window.as_mut())
         {
-            window.take(1, clock);
+            window.take(self.sessions_per_call.min(window.limit()), clock);
         }
         self.next_switch = (switch + 1) % self.switches.len().max(1);
         let due = self.due();
@@ -232,7 +238,7 @@ mod tests {
     #[test]
     fn calls_are_spread_evenly_at_the_asked_rate() {
         let start = Instant::now();
-        let mut p = Pacer::new(start, Utc::now(), 10.0, Duration::ZERO, 1.0, &[None]);
+        let mut p = Pacer::new(start, Utc::now(), 10.0, Duration::ZERO, 1.0, &[None], 1);
         let placed = place_all(&mut p, start, 30);
         let times: Vec<Instant> = placed.iter().map(|x| x.0).collect();
         assert_eq!(most_in_any_second(&times, 1.0), 10);
@@ -264,6 +270,7 @@ mod tests {
             Duration::ZERO,
             1.0,
             &[Some(11), Some(11)],
+            1,
         );
         let placed = place_all(&mut p, start, 100);
         for switch in 0..2 {
@@ -278,9 +285,29 @@ mod tests {
     }
 
     #[test]
+    fn a_loopback_call_takes_two_of_the_switchs_sessions_per_second() {
+        let start = Instant::now();
+        // 20 calls asked against sessions-per-second 30: 29 sessions a second get through, 14 calls of two.
+        let mut p = Pacer::new(start, Utc::now(), 20.0, Duration::ZERO, 1.0, &[Some(30)], 2);
+        let placed = place_all(&mut p, start, 70);
+        let times: Vec<Instant> = placed.iter().map(|x| x.0).collect();
+        assert_eq!(most_in_any_second(&times, 1.0), 14);
+        let span = (times[69] - times[0]).as_secs_f64();
+        assert!(span >= 4.0, "14 calls a second, not 20: {span}");
+    }
+
+    #[test]
     fn a_sped_up_switch_counts_its_seconds_on_its_own_clock() {
         let start = Instant::now();
-        let mut p = Pacer::new(start, Utc::now(), 1000.0, Duration::ZERO, 10.0, &[Some(11)]);
+        let mut p = Pacer::new(
+            start,
+            Utc::now(),
+            1000.0,
+            Duration::ZERO,
+            10.0,
+            &[Some(11)],
+            1,
+        );
         let placed = place_all(&mut p, start, 200);
         let times: Vec<Instant> = placed.iter().map(|x| x.0).collect();
         assert!(
@@ -294,7 +321,7 @@ mod tests {
     #[test]
     fn a_timer_that_woke_a_little_late_catches_up_with_the_calls_due() {
         let start = Instant::now();
-        let mut p = Pacer::new(start, Utc::now(), 500.0, Duration::ZERO, 1.0, &[None]);
+        let mut p = Pacer::new(start, Utc::now(), 500.0, Duration::ZERO, 1.0, &[None], 1);
         // Woken 30 ms in: the 16 calls due by then (0, 2, …, 30 ms) go at once, the next is due at 32 ms.
         let late = start + Duration::from_millis(30);
         let mut placed = 0;
@@ -312,7 +339,7 @@ mod tests {
     #[test]
     fn a_run_that_fell_behind_does_not_catch_up_in_a_burst() {
         let start = Instant::now();
-        let mut p = Pacer::new(start, Utc::now(), 10.0, Duration::ZERO, 1.0, &[None]);
+        let mut p = Pacer::new(start, Utc::now(), 10.0, Duration::ZERO, 1.0, &[None], 1);
         place_all(&mut p, start, 5);
         // Every slot was busy for 3 s: the next call goes at once, the ones after it 100 ms apart again.
         let late = start + Duration::from_secs(3);

@@ -57,6 +57,8 @@ pub struct Report {
     pub asked_rate: f64,
     /// The rate calls were paced at: the asked one, or what the switches' `sessions-per-second` allow.
     pub paced_rate: f64,
+    /// Sessions each call took on the switch (2 for a loopback call): what its limits were counted in.
+    pub sessions_per_call: u32,
     /// Calls placed per second over the time spent placing them (first to last originate, ramp-up excluded).
     pub achieved_rate: f64,
     /// Most calls placed in one whole second of the run.
@@ -144,7 +146,10 @@ impl Report {
         line(
             &mut out,
             "rate asked / paced",
-            format!("{:.1}/s / {:.1}/s", self.asked_rate, self.paced_rate),
+            format!(
+                "{:.1}/s / {:.1}/s ({} session(s) a call)",
+                self.asked_rate, self.paced_rate, self.sessions_per_call
+            ),
         );
         line(
             &mut out,

@@ -571,7 +571,8 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
     match cmd.to_ascii_lowercase().as_str() {
         "status" => {
             let up = now.saturating_sub(sw.started_us);
-            let (n, total, peak) = sw.status_counts();
+            let (n, total) = sw.status_counts();
+            let rate = sw.limits.stats();
             let s = up / 1_000_000;
             format!(
                 "UP 0 years, {} days, {} hours, {} minutes, {} seconds, {} milliseconds, {} microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n{} session(s) per Sec out of max {}, peak {}, last 5min {} \n{} session(s) max\nmin idle cpu 0.00/100.00\nCurrent Stack Size/Max 240K/8192K\n",
@@ -583,12 +584,12 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
                 up % 1000,
                 total,
                 n,
-                peak,
-                peak,
-                0,
+                rate.sessions_peak,
+                rate.sessions_peak_fivemin,
+                rate.last_second,
                 sw.limits.per_second,
-                0,
-                0,
+                rate.rate_peak,
+                rate.rate_peak_fivemin,
                 sw.limits.max_sessions
             )
         }
@@ -698,10 +699,20 @@ pub(super) fn api_reply(sw: &mut Switch, cmd: &str, arg: &str) -> String {
             for u in targets {
                 sw.hangup(&u, &cause);
             }
-            "+OK hangup all channels with cause ".to_string() + &cause + "\n"
+            hupall_reply(&cause, var.zip(val))
         }
         "show" => show(sw, &args),
         _ => format!("-ERR {cmd} Command not found!\n"),
+    }
+}
+
+/// mod_commands' `hupall` reply: the filter named when a variable and a value were both given.
+fn hupall_reply(cause: &str, filter: Option<(&str, &str)>) -> String {
+    match filter {
+        Some((var, val)) => {
+            format!("+OK hangup all channels matching [{var}]=[{val}] with cause: {cause}\n")
+        }
+        None => format!("+OK hangup all channels with cause {cause}\n"),
     }
 }
 

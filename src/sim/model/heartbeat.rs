@@ -2,9 +2,9 @@
 //! (default 20; `send_heartbeat` in switch_core.c) and the scheduler then fires RE_SCHEDULE for the task. ESL
 //! clients use it as a sign of life and for the switch's load figures.
 //!
-//! Headers and their order follow the capture `fixtures/esl/realfs-2026-12/transfer_operator.recv.bin`. Figures
-//! the model does not track are given as its `status` reply gives them: the per-second peaks as 0, the five-minute
-//! session peak as the all-time peak, and `Idle-CPU` as 100 (a simulated call costs no CPU). The caller (the ESL
+//! Headers and their order follow the capture `fixtures/esl/realfs-2026-12/transfer_operator.recv.bin`. The rate
+//! and session peaks come from the core's counters (`capacity`), as `status` gives them; `Idle-CPU` is 100 (a
+//! simulated call costs no CPU). The caller (the ESL
 //! server) decides when a heartbeat is due.
 
 use super::Switch;
@@ -33,6 +33,7 @@ impl Switch {
         self.advance(now);
         let up = now.saturating_sub(self.started_us);
         let sps_now = self.limits.left_at(now);
+        let rate = self.limits.stats();
         let seq = self.next_seq();
         let headers = [
             ("Event-Info", "System Ready".to_owned()),
@@ -42,15 +43,21 @@ impl Switch {
             ("Session-Count", self.channels.len().to_string()),
             ("Max-Sessions", self.cfg.max_sessions.to_string()),
             ("Session-Per-Sec", sps_now.to_string()),
-            ("Session-Per-Sec-Last", "0".to_owned()),
-            ("Session-Per-Sec-Max", "0".to_owned()),
-            ("Session-Per-Sec-FiveMin", "0".to_owned()),
+            ("Session-Per-Sec-Last", rate.last_second.to_string()),
+            ("Session-Per-Sec-Max", rate.rate_peak.to_string()),
+            (
+                "Session-Per-Sec-FiveMin",
+                rate.rate_peak_fivemin.to_string(),
+            ),
             (
                 "Session-Since-Startup",
                 self.sessions_since_start.to_string(),
             ),
-            ("Session-Peak-Max", self.peak.to_string()),
-            ("Session-Peak-FiveMin", self.peak.to_string()),
+            ("Session-Peak-Max", rate.sessions_peak.to_string()),
+            (
+                "Session-Peak-FiveMin",
+                rate.sessions_peak_fivemin.to_string(),
+            ),
             ("Idle-CPU", format!("{:.6}", 100.0)),
         ];
         let refs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();

@@ -326,7 +326,7 @@ impl Switch {
             waiting_since: None,
         });
         self.channels.insert(uuid.clone(), a);
-        self.peak = self.peak.max(self.channels.len());
+        self.limits.note_sessions(self.channels.len());
         self.calls.insert(
             call_id,
             Call {
@@ -381,7 +381,7 @@ impl Switch {
         if let Some(b) = b_chan {
             let bu = b.uuid.clone();
             self.channels.insert(bu.clone(), b);
-            self.peak = self.peak.max(self.channels.len());
+            self.limits.note_sessions(self.channels.len());
             self.set_codecs(&bu);
         }
         if let Some(c) = self.channels.get_mut(&uuid) {

@@ -130,7 +130,6 @@ pub struct Switch {
     event_seq: u64,
     session_ids: u64,
     sessions_since_start: u64,
-    peak: usize,
     limits: SessionLimits,
     started_us: u64,
     now: u64,
@@ -165,7 +164,6 @@ impl Switch {
             event_seq: 1000,
             session_ids: 0,
             sessions_since_start: 0,
-            peak: 0,
             started_us: now,
             now,
             interest: Interest::All,
@@ -239,7 +237,7 @@ impl Switch {
 
     fn set_now(&mut self, now: u64) {
         self.now = now;
-        self.limits.tick(now);
+        self.limits.tick(now, self.channels.len());
     }
 
     fn schedule(&mut self, after_ms: u64, timer: Timer) {
@@ -441,8 +439,8 @@ impl Switch {
         apps::api_reply(self, cmd, arg)
     }
 
-    /// Number of live channels and the status counters (`status`, `show calls count`).
-    pub fn status_counts(&self) -> (usize, u64, usize) {
-        (self.channels.len(), self.sessions_since_start, self.peak)
+    /// Number of live channels and sessions since startup (`status`, `show calls count`).
+    pub fn status_counts(&self) -> (usize, u64) {
+        (self.channels.len(), self.sessions_since_start)
     }
 }
