@@ -271,8 +271,7 @@ fn webitel_and_vicidial_follow_their_published_rules() {
 #[test]
 fn a_thirty_day_rate_over_the_target_holds_the_loop_under_where_a_clean_record_leaves_it() {
     let s = PacingSettings::default();
-    let mut state = PacerState::new(&s);
-    let now = traffic(&mut state, &s, t0(), 600, 2, 0.3);
+    let (mut state, now) = warm_pacer(&s);
     let mut clean = state.clone();
     let agents = team(10, 40, 0);
     let mut over = inputs(agents, &[]);
@@ -322,8 +321,7 @@ fn a_thirty_day_rate_back_at_the_target_leaves_the_short_window_to_steer() {
     // After an early burst the record has come back down to the target: a clean short window may dial more
     // again (the loop used to read the record as its measure and stand still at the target).
     let s = PacingSettings::default();
-    let mut state = PacerState::new(&s);
-    let now = traffic(&mut state, &s, t0(), 600, 2, 0.3);
+    let (mut state, now) = warm_pacer(&s);
     let agents = team(10, 40, 0);
     let mut at_target = inputs(agents, &[]);
     at_target.abandon_30d_pct = Some(2.0);
@@ -334,4 +332,11 @@ fn a_thirty_day_rate_back_at_the_target_leaves_the_short_window_to_steer() {
         state.decide(&s, &at_target, t);
     }
     assert!(state.correction > 1.0, "{}", state.correction);
+}
+
+/// A pacer that has seen ten minutes of traffic: two dial outcomes a second, 30 % live answers, all connected.
+fn warm_pacer(s: &PacingSettings) -> (PacerState, DateTime<Utc>) {
+    let mut state = PacerState::new(s);
+    let now = traffic(&mut state, s, t0(), 600, 2, 0.3);
+    (state, now)
 }
