@@ -273,11 +273,12 @@ impl PacerState {
         wanted
     }
 
-    /// The closed loop: the correction of the target grows while the short window's rate is under the target
-    /// and shrinks while it is over, exponentially in time (`LOOP_RATE` per second at a 100 % error). The
-    /// window's rate is smoothed with `LOOP_PRIOR` live answers at the target, so a quiet start is not read as
-    /// a perfect record. The rolling 30-day rate, when over the target, counts as the measure instead: the target
-    /// caps the regulator's window too, and a small team's short window is too noisy to hold it alone.
+    /// The closed loop: the correction of the target grows while the short window's rate is under the loop's
+    /// aim and shrinks while it is over, exponentially in time (`LOOP_RATE` per second at an error of one
+    /// target). The window's rate is smoothed with `LOOP_PRIOR` live answers at the target, so a quiet start is
+    /// not read as a perfect record. The rolling 30-day rate sets the aim ([`loop_aim`]) rather than being steered
+    /// on: a record over the target makes the window aim under it by as much, so after an early burst the 30-day rate
+    /// settles back at the target instead of holding the loop far under it for hours.
     fn update_correction(
         &mut self,
         s: &PacingSettings,
@@ -294,12 +295,26 @@ impl PacerState {
         let target = s.target_abandon_pct / 100.0;
         let w = self.recent.total(now);
         let window = (w.abandoned as f64 + LOOP_PRIOR * target) / (w.live as f64 + LOOP_PRIOR);
-        let rate = abandon_30d_pct.map_or(window, |r| window.max(r / 100.0));
-        let error = ((target - rate) / target).clamp(-2.0, 1.0);
+        let aim = loop_aim(s, abandon_30d_pct);
+        let error = ((aim - window) / target).clamp(-2.0, 1.0);
         self.correction = (self.correction * (LOOP_RATE * dt * error).exp())
             .clamp(CORRECTION_MIN, CORRECTION_MAX);
     }
 }
+
+/// The abandonment rate (a fraction) the closed loop steers its short window to: the target, lowered by as much
+/// as the rolling 30-day rate is over it (`2·target − 30-day`), so the short windows make up for the record and
+/// the record settles at the target instead of far under it; never under `AIM_FLOOR` of the target. A record
+/// under the target leaves the aim at the target: a small team's record is too noisy to spend.
+pub fn loop_aim(s: &PacingSettings, abandon_30d_pct: Option<f64>) -> f64 {
+    let target = s.target_abandon_pct / 100.0;
+    abandon_30d_pct.map_or(target, |record| {
+        (2.0 * target - record / 100.0).clamp(target * AIM_FLOOR, target)
+    })
+}
+
+/// The share of the target the loop's aim may fall to while the 30-day record is over the target.
+const AIM_FLOOR: f64 = 0.25;
 
 /// Live answers at the target rate the closed loop's window starts with.
 const LOOP_PRIOR: f64 = 20.0;

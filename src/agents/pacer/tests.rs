@@ -269,19 +269,74 @@ fn webitel_and_vicidial_follow_their_published_rules() {
 }
 
 #[test]
-fn a_thirty_day_rate_over_the_target_holds_the_loop_back_even_when_the_short_window_is_clean() {
+fn a_thirty_day_rate_over_the_target_holds_the_loop_under_where_a_clean_record_leaves_it() {
     let s = PacingSettings::default();
-    let mut state = PacerState::new(&s);
-    let now = traffic(&mut state, &s, t0(), 600, 2, 0.3);
+    let (mut state, now) = warm_pacer(&s);
     let mut clean = state.clone();
     let agents = team(10, 40, 0);
     let mut over = inputs(agents, &[]);
     over.abandon_30d_pct = Some(2.8);
+    let mut clean_record = inputs(agents, &[]);
+    clean_record.abandon_30d_pct = Some(1.0);
     for i in 0..120 {
         let t = now + Duration::seconds(i);
         state.decide(&s, &over, t);
-        clean.decide(&s, &inputs(agents, &[]), t);
+        clean.decide(&s, &clean_record, t);
     }
-    assert!(state.correction < 1.0, "{}", state.correction);
-    assert!(clean.correction > 1.0, "{}", clean.correction);
+    assert!(
+        state.correction < clean.correction,
+        "over {}, clean {}",
+        state.correction,
+        clean.correction
+    );
+    let over_dials = state.decide(&s, &over, now + Duration::seconds(120)).dials;
+    let clean_dials = clean
+        .decide(&s, &clean_record, now + Duration::seconds(120))
+        .dials;
+    assert!(
+        over_dials < clean_dials,
+        "over {over_dials}, clean {clean_dials}"
+    );
+}
+
+#[test]
+fn the_loop_aims_under_the_target_by_as_much_as_the_thirty_day_record_is_over_it() {
+    let s = PacingSettings::default();
+    let aim = |r: Option<f64>| super::loop_aim(&s, r) * 100.0;
+    assert!((aim(None) - 2.0).abs() < 1e-9);
+    assert!(
+        (aim(Some(1.0)) - 2.0).abs() < 1e-9,
+        "a clean record is not spent"
+    );
+    assert!((aim(Some(2.5)) - 1.5).abs() < 1e-9);
+    assert!((aim(Some(2.9)) - 1.1).abs() < 1e-9);
+    assert!(
+        (aim(Some(3.8)) - 0.5).abs() < 1e-9,
+        "floored at a quarter of the target"
+    );
+}
+
+#[test]
+fn a_thirty_day_rate_back_at_the_target_leaves_the_short_window_to_steer() {
+    // After an early burst the record has come back down to the target: a clean short window may dial more
+    // again (the loop used to read the record as its measure and stand still at the target).
+    let s = PacingSettings::default();
+    let (mut state, now) = warm_pacer(&s);
+    let agents = team(10, 40, 0);
+    let mut at_target = inputs(agents, &[]);
+    at_target.abandon_30d_pct = Some(2.0);
+    for i in 0..120 {
+        let t = now + Duration::seconds(i);
+        state.record_dial(t, &s, DialOutcome::LiveAnswer { after_sec: 8.0 });
+        state.record_judged(t, false);
+        state.decide(&s, &at_target, t);
+    }
+    assert!(state.correction > 1.0, "{}", state.correction);
+}
+
+/// A pacer that has seen ten minutes of traffic: two dial outcomes a second, 30 % live answers, all connected.
+fn warm_pacer(s: &PacingSettings) -> (PacerState, DateTime<Utc>) {
+    let mut state = PacerState::new(s);
+    let now = traffic(&mut state, s, t0(), 600, 2, 0.3);
+    (state, now)
 }
