@@ -450,6 +450,9 @@ pub fn start(
     (handle, join)
 }
 
+/// How long a task that ended without a panic waits for the core's own stop before it counts as a failure.
+const ENDED_TASK_GRACE: Duration = Duration::from_secs(1);
+
 /// Waits for the engine's tasks: the first to end or panic before a shutdown is the engine's failure.
 async fn supervise(
     mut tasks: tokio::task::JoinSet<()>,
@@ -461,9 +464,19 @@ async fn supervise(
         _ = &mut stopped => None,
         joined = tasks.join_next_with_id() => joined,
     };
+    // A task that simply ended (its channel closed) may be the first to notice a shutdown the core is about to
+    // report: it is a failure only if the core does not stop within a moment. A panic is a failure at once.
+    let shutdown = match &joined {
+        None => true,
+        Some(Ok(_)) => matches!(
+            tokio::time::timeout(ENDED_TASK_GRACE, &mut stopped).await,
+            Ok(Ok(()))
+        ),
+        Some(Err(_)) => matches!(stopped.try_recv(), Ok(())),
+    };
     let failure = match joined {
+        _ if shutdown => None,
         None => None,
-        Some(_) if matches!(stopped.try_recv(), Ok(())) => None,
         Some(Ok((id, ()))) => Some(EngineFailure {
             task: names.get(&id).cloned().unwrap_or_default(),
             how: "ended".into(),
@@ -496,5 +509,48 @@ async fn supervise(
             );
             Err(f)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tasks as the supervisor sees them: one that ends at once, and the core, which reports its stop after
+    /// `core_stops_after` (never, with `None`).
+    async fn supervised(core_stops_after: Option<Duration>) -> Result<(), EngineFailure> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = HashMap::new();
+        let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
+        let task = tasks.spawn(async {});
+        names.insert(task.id(), "completer".to_owned());
+        let task = tasks.spawn(async move {
+            match core_stops_after {
+                Some(after) => {
+                    tokio::time::sleep(after).await;
+                    let _ = stopped_tx.send(());
+                }
+                None => {
+                    let _held = stopped_tx;
+                    std::future::pending::<()>().await;
+                }
+            }
+        });
+        names.insert(task.id(), "core".to_owned());
+        supervise(tasks, names, stopped_rx).await
+    }
+
+    #[tokio::test]
+    async fn a_task_ending_just_before_the_core_reports_its_stop_is_a_shutdown_not_a_failure() {
+        assert!(supervised(Some(Duration::from_millis(50))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_task_ending_while_the_core_runs_on_is_the_engines_failure() {
+        let failure = supervised(None).await.unwrap_err();
+        assert_eq!(
+            (failure.task.as_str(), failure.how.as_str()),
+            ("completer", "ended")
+        );
     }
 }
