@@ -31,6 +31,11 @@ pub const MAX_CALLER_ID_SERIES: usize = 1000;
 /// Most agents given their own series in `/metrics`.
 pub const MAX_AGENT_SERIES: usize = 500;
 
+/// How often the recorder's pending histogram samples are folded into their summaries. The recorder keeps every
+/// sample recorded since the last fold; without a scrape (or a Prometheus that stopped scraping) an agent campaign
+/// records one sample per call, so the fold must not wait for `/metrics`.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's Prometheus recorder (absent if another recorder was installed first).
@@ -44,7 +49,10 @@ impl Metrics {
     pub fn install() -> Metrics {
         let handle = HANDLE
             .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    spawn_upkeep(h.clone());
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
                     None
@@ -64,6 +72,23 @@ impl Metrics {
             }
             None => String::new(),
         }
+    }
+}
+
+/// Folds pending histogram samples every [`UPKEEP_EVERY`] for the life of the process. `install_recorder`, unlike
+/// the exporter's own listener, starts no such task; a plain thread because the recorder is process-wide and
+/// outlives any one runtime (tests build many).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms fold only at each scrape");
     }
 }
 

@@ -154,6 +154,10 @@ pub struct Harness {
     pub recovers: Vec<DateTime<Utc>>,
     /// The next this many claims are made in the store but their reply is lost (a timeout).
     pub lose_claim_replies: usize,
+    /// The next this many lists of held attempts (after a lost claim reply) fail, as with the store down.
+    pub fail_orphan_checks: usize,
+    /// Lists of held attempts asked for.
+    pub orphan_checks: usize,
     /// Agent side (see `agents`): reservations made, releases, agent legs dialled (leg, phone), preview offers,
     /// abandon messages (member, message).
     pub reservations: usize,
@@ -227,6 +231,8 @@ impl Harness {
             kills: 0,
             recovers: Vec::new(),
             lose_claim_replies: 0,
+            fail_orphan_checks: 0,
+            orphan_checks: 0,
             reservations: 0,
             agent_releases: Vec::new(),
             agent_legs_dialled: Vec::new(),
@@ -287,16 +293,22 @@ impl Harness {
                     }
                 }
                 Action::FindOrphans { campaign } => {
-                    let held = self
-                        .store
-                        .held_claims(
-                            &campaign,
-                            "test-node",
-                            std::time::Duration::from_secs(60),
-                            self.now,
-                        )
-                        .await
-                        .unwrap();
+                    self.orphan_checks += 1;
+                    let held = if self.fail_orphan_checks > 0 {
+                        self.fail_orphan_checks -= 1;
+                        Err("store unreachable".to_string())
+                    } else {
+                        Ok(self
+                            .store
+                            .held_claims(
+                                &campaign,
+                                "test-node",
+                                std::time::Duration::from_secs(60),
+                                self.now,
+                            )
+                            .await
+                            .unwrap())
+                    };
                     Some(Input::Orphans { campaign, held })
                 }
                 Action::Originate {

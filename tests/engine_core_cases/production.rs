@@ -724,6 +724,38 @@ async fn a_claim_whose_reply_was_lost_is_released_uncounted_instead_of_waiting_f
 }
 
 #[tokio::test]
+async fn a_lost_claim_reply_with_the_store_still_down_holds_claims_until_the_orphans_are_found_and_released()
+ {
+    let mut h = Harness::new(campaign(""), &members(3, "answer_20")).await;
+    h.lose_claim_replies = 1;
+    // The store is still down when the engine looks for what the lost reply claimed: twice it cannot say.
+    h.fail_orphan_checks = 2;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(2).await;
+    assert_eq!(h.releases, 0, "nothing known yet");
+    assert_eq!(
+        h.core.active(CAMPAIGN),
+        0,
+        "no claim while the orphans are unknown"
+    );
+    // Asked again (1 s, then 2 s later): found and released uncounted, never left to the 60 s lease.
+    h.run_for(5).await;
+    assert_eq!(h.orphan_checks, 3);
+    assert_eq!(h.releases, 3);
+    h.run_for(120).await;
+    for id in 1..=3 {
+        assert!(h.member(id).await.success, "member {id}");
+        let log = h.history(id).await;
+        assert_eq!(
+            log.len(),
+            1,
+            "member {id}: one attempt, nothing lost: {log:?}"
+        );
+    }
+    assert_eq!(h.store.counts(CAMPAIGN).await.unwrap().lost, 0);
+}
+
+#[tokio::test]
 async fn a_call_another_node_took_over_is_dropped_without_hanging_it_up() {
     let mut h = Harness::new(campaign(""), &members(2, "answer_100")).await;
     h.input(Input::Run(CAMPAIGN.into())).await;

@@ -27,6 +27,9 @@ use crate::store::{AttemptId, Claim, ClaimBatch, QueuePolicy};
 
 /// How often a sleeping campaign looks at its queue (members in other timezones may open earlier than the
 /// calendar's own).
+/// The longest wait between two reads of the attempts a node holds, after a lost claim reply, while the store fails.
+const ORPHAN_RETRY_MAX: ChronoDuration = ChronoDuration::seconds(30);
+
 const SLEEP_POLL: ChronoDuration = ChronoDuration::seconds(30);
 /// The shortest back-off after an empty claim.
 const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -49,6 +52,10 @@ pub(super) struct CampaignRun {
     pub pending_claim: Option<u32>,
     /// A claim's reply was lost: waiting for the list of attempts this node holds ([`Input::Orphans`]).
     pub orphan_check_pending: bool,
+    /// The list could not be read (the store still down): asked again at this instant, claims still held back.
+    pub orphan_retry_at: Option<DateTime<Utc>>,
+    /// Failed reads of the list in a row (the back-off doubles with each, up to [`ORPHAN_RETRY_MAX`]).
+    pub orphan_failures: u32,
     pub next_claim_at: DateTime<Utc>,
     pub idle_backoff: Duration,
     pub cps: Option<TokenBucket>,
@@ -85,6 +92,8 @@ impl CampaignRun {
             active: 0,
             pending_claim: None,
             orphan_check_pending: false,
+            orphan_retry_at: None,
+            orphan_failures: 0,
             next_claim_at: now,
             idle_backoff: IDLE_BACKOFF_MIN,
             cps: c.cps.map(|r| TokenBucket::new(r, r.max(1.0), now)),
@@ -284,6 +293,7 @@ impl Core {
                 self.state_input(now, id, StateInput::CalendarEnded);
             }
         }
+        self.poll_orphan_checks(now);
         if !self.draining {
             self.claims(now, &ids);
         }
@@ -485,15 +495,55 @@ impl Core {
         }
     }
 
-    pub(super) fn on_orphans(&mut self, now: DateTime<Utc>, id: &str, held: Vec<Claim>) {
+    /// The answer to a [`Action::FindOrphans`]. Until the list is read, the campaign claims nothing: an attempt the
+    /// lost reply claimed, left to its lease, would be recovered as a lost try and its member called again.
+    pub(super) fn on_orphans(
+        &mut self,
+        now: DateTime<Utc>,
+        id: &str,
+        held: Result<Vec<Claim>, String>,
+    ) {
+        let held = match held {
+            Ok(held) => held,
+            Err(error) => {
+                if let Some(c) = self.campaigns.get_mut(id) {
+                    c.orphan_failures += 1;
+                    let backoff = (ChronoDuration::seconds(1)
+                        * (1 << (c.orphan_failures - 1).min(5)))
+                    .min(ORPHAN_RETRY_MAX);
+                    c.orphan_retry_at = Some(now + backoff);
+                    tracing::warn!(
+                        campaign = id,
+                        error,
+                        failures = c.orphan_failures,
+                        "cannot list this node's attempts after a lost claim reply; asking again, claims held back"
+                    );
+                }
+                return;
+            }
+        };
         if let Some(c) = self.campaigns.get_mut(id) {
             c.orphan_check_pending = false;
+            c.orphan_retry_at = None;
+            c.orphan_failures = 0;
             c.next_claim_at = c.next_claim_at.min(now + ChronoDuration::seconds(1));
         }
         for claim in held {
             if !self.calls.contains_key(&claim.attempt_id) {
                 tracing::info!(campaign = id, attempt = %claim.attempt_id, "releasing a claim whose reply was lost");
                 self.release_claim(id, &claim, None);
+            }
+        }
+    }
+
+    /// Asks again for the lists that could not be read.
+    fn poll_orphan_checks(&mut self, now: DateTime<Utc>) {
+        for (id, c) in self.campaigns.iter_mut() {
+            if c.orphan_retry_at.is_some_and(|at| now >= at) {
+                c.orphan_retry_at = None;
+                self.out.push(Action::FindOrphans {
+                    campaign: id.clone(),
+                });
             }
         }
     }

@@ -156,10 +156,11 @@ pub enum Input {
         error: String,
     },
     /// The answer to [`Action::FindOrphans`]: every attempt this node holds in the campaign. Those it does not
-    /// track were claimed by a claim whose reply was lost: they are released, uncounted.
+    /// track were claimed by a claim whose reply was lost: they are released, uncounted. An error (the store still
+    /// unreachable) is asked again after a back-off; the campaign claims nothing meanwhile.
     Orphans {
         campaign: String,
-        held: Vec<Claim>,
+        held: Result<Vec<Claim>, String>,
     },
     /// [`Action::Originate`] could not be carried out. `sent` says whether the command may have reached the
     /// switch (connection lost after the write): then the call is reconciled, else the claim is released.
@@ -651,6 +652,9 @@ impl Core {
             }
             if c.active > 0 {
                 at(c.next_renew);
+            }
+            if let Some(retry) = c.orphan_retry_at {
+                at(retry);
             }
         }
         for s in &self.switches {

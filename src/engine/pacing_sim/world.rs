@@ -587,7 +587,7 @@ impl<'a> World<'a> {
             }),
             Action::FindOrphans { campaign } => self.inputs.push_back(Input::Orphans {
                 campaign,
-                held: Vec::new(),
+                held: Ok(Vec::new()),
             }),
             Action::Forget { attempt } => {
                 self.members.remove(&attempt);

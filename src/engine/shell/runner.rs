@@ -563,17 +563,10 @@ impl Runner {
             }
             Action::FindOrphans { campaign } => {
                 tokio::spawn(async move {
-                    let held = match store
+                    let held = store
                         .held_claims(&campaign, &node, lease, clock.now())
                         .await
-                    {
-                        Ok(held) => held,
-                        Err(e) => {
-                            // Left to their leases (recovered as lost_attempt): rare, and never a double call.
-                            tracing::warn!(campaign, error = %e, "cannot list this node's attempts");
-                            Vec::new()
-                        }
-                    };
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Msg::Input(Input::Orphans { campaign, held })).await;
                 });
             }
