@@ -23,6 +23,7 @@ mod amd;
 mod caller_ids;
 mod calls;
 mod campaigns;
+mod reconcile;
 mod routing;
 
 use chrono::{DateTime, Utc};

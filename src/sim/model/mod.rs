@@ -17,6 +17,7 @@
 //! and events).
 
 mod amd;
+mod api;
 mod apps;
 mod broadcast;
 mod call;
@@ -436,7 +437,7 @@ impl Switch {
     // ------------------------------------------------------------ api text
 
     fn api_reply(&mut self, cmd: &str, arg: &str) -> String {
-        apps::api_reply(self, cmd, arg)
+        api::api_reply(self, cmd, arg)
     }
 
     /// Number of live channels and sessions since startup (`status`, `show calls count`).
