@@ -75,7 +75,7 @@ pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
 pub use memory::MemoryStore;
-pub use number_calls::NumberCalls;
+pub use number_calls::{NumberCall, NumberCalls};
 pub use record::{MAX_ABS_PRIORITY, priority_in_range};
 pub use redis::RedisStore;
 pub use rules::{EXAMINE_EXTRA, PROMOTE_CAP};
