@@ -70,7 +70,7 @@ mod types;
 pub use caller_ids::{CallerIdFigures, CallerIdTake};
 pub use causes::{MAX_CAUSES, OTHER_CAUSE};
 pub use compliance::COMPLIANCE_MAX_RANGE_DAYS;
-pub use dnc::{DncPage, DncSizes};
+pub use dnc::{DncChange, DncPage, DncSizes};
 pub use error::{StoreError, StoreResult};
 pub use history::HISTORY_KEEP;
 pub use ids::AttemptIds;
