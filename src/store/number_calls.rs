@@ -89,13 +89,7 @@ fn key(number: &str) -> String {
 }
 
 fn check_number(number: &str) -> StoreResult<()> {
-    if number.is_empty() || number.len() > 64 || !crate::campaign::gateway::is_dial_safe(number) {
-        return Err(StoreError::InvalidArgument {
-            what: "number",
-            reason: format!("{number:?}: 1 to 64 ASCII letters, digits or + * # . - _"),
-        });
-    }
-    Ok(())
+    super::record::check_dial_number("number", number, 64)
 }
 
 fn calls_on(day: &str, stored_day: &str, count: u32, last_ms: i64) -> NumberCalls {
