@@ -12,9 +12,11 @@
 //! rules, so other campaigns' rules see it), under the number as the campaign's `e164` rule writes it; a number
 //! the rule cannot normalise is neither checked nor recorded. A claim the engine gives back later (no gateway
 //! room, caller IDs capped, the originate not sent) stays recorded: the count errs on the side of calling less.
-//! Undoing it would need the recorded instant carried through the engine to every release path, and restoring
-//! the number's last call safely against later calls; one extra call counted until the day ends (and one gap
-//! measured from a call not placed) is the price.
+//! It is left so on purpose: not every release means the number was not rung (an agent line cancelled when a
+//! sibling took the agent may have rung the callee), so an undo would have to be decided per release path, and
+//! would need the recorded instant carried through the engine and the number's last call restored safely against
+//! later calls. The price is one call too many counted until the day ends, and one gap measured from a call not
+//! placed.
 
 use super::number_calls::NumberCall;
 use super::{ClaimBatch, NumberCalls, Store, StoreResult};
