@@ -9,18 +9,21 @@
 use super::routes::{Location, Route};
 use serde_json::{Map, Value, json};
 
-fn obj(props: Value, required: &[&str]) -> Value {
+/// An object schema with its properties and required fields.
+pub(super) fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-fn ok_of(data: Value) -> Value {
+/// The schema of an `{"status": "OK", "data": ...}` answer.
+pub(super) fn ok_of(data: Value) -> Value {
     obj(
         json!({"status": {"const": "OK"}, "data": data}),
         &["status", "data"],
     )
 }
 
-fn r(name: &str) -> Value {
+/// A reference to a component schema.
+pub(super) fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 

@@ -1,22 +1,8 @@
 //! The OpenAPI schemas of the do-not-call routes and of caller-ID pools (issue 21; see [`super::openapi`], which
 //! adds them to the document).
 
+use super::openapi::{obj, ok_of, r};
 use serde_json::{Map, Value, json};
-
-fn obj(props: Value, required: &[&str]) -> Value {
-    json!({"type": "object", "properties": props, "required": required})
-}
-
-fn ok_of(data: Value) -> Value {
-    obj(
-        json!({"status": {"const": "OK"}, "data": data}),
-        &["status", "data"],
-    )
-}
-
-fn r(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
 
 /// A campaign's or a gateway's caller-ID pool (`campaign::caller_id`).
 pub fn caller_id_pool() -> Value {

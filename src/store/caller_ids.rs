@@ -100,13 +100,7 @@ fn stats_key(campaign: &str) -> String {
 }
 
 fn check_number(number: &str) -> StoreResult<()> {
-    if number.is_empty() || number.len() > 32 || !crate::campaign::gateway::is_dial_safe(number) {
-        return Err(StoreError::InvalidArgument {
-            what: "caller ID",
-            reason: format!("{number:?}: 1 to 32 ASCII letters, digits or + * # . - _"),
-        });
-    }
-    Ok(())
+    super::record::check_dial_number("caller ID", number, 32)
 }
 
 impl CallerIdBook {

@@ -27,6 +27,31 @@ pub(crate) struct DncBook {
     total: usize,
 }
 
+/// What [`Store::dnc_change`] does to a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DncChange {
+    Add,
+    Remove,
+}
+
+impl DncChange {
+    /// The Redis set command that makes the change.
+    fn command(self) -> &'static str {
+        match self {
+            DncChange::Add => "SADD",
+            DncChange::Remove => "SREM",
+        }
+    }
+
+    /// The store operation's name in errors.
+    fn op(self) -> &'static str {
+        match self {
+            DncChange::Add => "dnc_add",
+            DncChange::Remove => "dnc_remove",
+        }
+    }
+}
+
 /// A list's sizes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DncSizes {
@@ -65,22 +90,62 @@ fn digits(entries: &[NormalizedNumber]) -> Vec<&str> {
     entries.iter().map(NormalizedNumber::digits).collect()
 }
 
+/// The entry of `list` that holds a number.
+fn hit(list: &DncList, kind: DncKind, entry: &str) -> DncHit {
+    DncHit {
+        list: list.name(),
+        entry: entry.to_owned(),
+        kind: kind.as_str(),
+    }
+}
+
 impl DncBook {
+    /// Adds or removes `entries` (an add past [`MEMORY_CAP`] is refused whole); an emptied set is dropped.
+    fn change(
+        &mut self,
+        change: DncChange,
+        list: &DncList,
+        kind: DncKind,
+        entries: &[NormalizedNumber],
+    ) -> StoreResult<u64> {
+        if change == DncChange::Add && self.total + entries.len() > MEMORY_CAP {
+            return Err(StoreError::InvalidArgument {
+                what: "do-not-call list",
+                reason: format!(
+                    "the memory store keeps at most {MEMORY_CAP} entries over every list ({} held)",
+                    self.total
+                ),
+            });
+        }
+        let slot = (list.clone(), kind);
+        let set = self.lists.entry(slot.clone()).or_default();
+        let changed = entries
+            .iter()
+            .filter(|e| match change {
+                DncChange::Add => set.insert(e.digits().to_owned()),
+                DncChange::Remove => set.remove(e.digits()),
+            })
+            .count();
+        if set.is_empty() {
+            self.lists.remove(&slot);
+        }
+        match change {
+            DncChange::Add => self.total += changed,
+            DncChange::Remove => self.total -= changed,
+        }
+        Ok(changed as u64)
+    }
+
     /// The longest entry of `list` that holds `number`.
     fn lookup(&self, list: &DncList, number: &NormalizedNumber) -> Option<DncHit> {
-        let hit = |kind: DncKind, entry: &str| DncHit {
-            list: list.name(),
-            entry: entry.to_owned(),
-            kind: kind.as_str(),
-        };
         if let Some(set) = self.lists.get(&(list.clone(), DncKind::Number))
             && set.contains(number.digits())
         {
-            return Some(hit(DncKind::Number, number.digits()));
+            return Some(hit(list, DncKind::Number, number.digits()));
         }
         let prefixes = self.lists.get(&(list.clone(), DncKind::Prefix))?;
         let best = prefixes_of(number).rfind(|p| prefixes.contains(*p))?;
-        Some(hit(DncKind::Prefix, best))
+        Some(hit(list, DncKind::Prefix, best))
     }
 }
 
@@ -92,37 +157,7 @@ impl Store {
         kind: DncKind,
         entries: &[NormalizedNumber],
     ) -> StoreResult<u64> {
-        let key = key(list, kind)?;
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        match self {
-            Store::Memory(m) => {
-                let mut book = m.dnc.lock().unwrap_or_else(|p| p.into_inner());
-                if book.total + entries.len() > MEMORY_CAP {
-                    return Err(StoreError::InvalidArgument {
-                        what: "do-not-call list",
-                        reason: format!(
-                            "the memory store keeps at most {MEMORY_CAP} entries over every list ({} held)",
-                            book.total
-                        ),
-                    });
-                }
-                let set = book.lists.entry((list.clone(), kind)).or_default();
-                let added = entries
-                    .iter()
-                    .filter(|e| set.insert(e.digits().to_owned()))
-                    .count();
-                book.total += added;
-                Ok(added as u64)
-            }
-            Store::Redis(r) => redis::cmd("SADD")
-                .arg(key)
-                .arg(digits(entries))
-                .query_async(&mut r.connection())
-                .await
-                .map_err(StoreError::redis("dnc_add")),
-        }
+        self.dnc_change(DncChange::Add, list, kind, entries).await
     }
 
     /// Removes entries from a list; answers how many were there.
@@ -132,26 +167,34 @@ impl Store {
         kind: DncKind,
         entries: &[NormalizedNumber],
     ) -> StoreResult<u64> {
+        self.dnc_change(DncChange::Remove, list, kind, entries)
+            .await
+    }
+
+    /// Adds entries to a list or removes them; answers how many were changed (new, or there).
+    pub async fn dnc_change(
+        &self,
+        change: DncChange,
+        list: &DncList,
+        kind: DncKind,
+        entries: &[NormalizedNumber],
+    ) -> StoreResult<u64> {
         let key = key(list, kind)?;
         if entries.is_empty() {
             return Ok(0);
         }
         match self {
-            Store::Memory(m) => {
-                let mut book = m.dnc.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(set) = book.lists.get_mut(&(list.clone(), kind)) else {
-                    return Ok(0);
-                };
-                let removed = entries.iter().filter(|e| set.remove(e.digits())).count();
-                book.total -= removed;
-                Ok(removed as u64)
-            }
-            Store::Redis(r) => redis::cmd("SREM")
+            Store::Memory(m) => m
+                .dnc
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .change(change, list, kind, entries),
+            Store::Redis(r) => redis::cmd(change.command())
                 .arg(key)
                 .arg(digits(entries))
                 .query_async(&mut r.connection())
                 .await
-                .map_err(StoreError::redis("dnc_remove")),
+                .map_err(StoreError::redis(change.op())),
         }
     }
 
@@ -227,13 +270,8 @@ impl Store {
                     .query_async(&mut r.connection())
                     .await
                     .map_err(StoreError::redis("dnc_lookup"))?;
-                let hit = |kind: DncKind, entry: &str| DncHit {
-                    list: list.name(),
-                    entry: entry.to_owned(),
-                    kind: kind.as_str(),
-                };
                 if exact {
-                    return Ok(Some(hit(DncKind::Number, number.digits())));
+                    return Ok(Some(hit(list, DncKind::Number, number.digits())));
                 }
                 Ok(prefixes
                     .iter()
@@ -241,7 +279,7 @@ impl Store {
                     .filter(|(_, f)| *f)
                     .map(|(p, _)| *p)
                     .next_back()
-                    .map(|p| hit(DncKind::Prefix, p)))
+                    .map(|p| hit(list, DncKind::Prefix, p)))
             }
         }
     }

@@ -3,15 +3,22 @@
 //!
 //! Where: in the engine's claim task, right after the do-not-call screen (`store::dnc_screen`) and before the engine
 //! sees the claims ([`Store::screen_number_rules`]), so a number that may not be called now takes no switch
-//! session, gateway slot or caller ID. A claim whose number is over its day's cap, or inside the gap after its last
-//! call, is given back uncounted ([`Store::release`]) with the instant it may be called ([`not_before`]): the next
-//! UTC day for the cap (the counters' day), the last call plus the gap for the gap. Every claim kept is recorded
-//! as a call to its number (whatever the campaign's own rules, so other campaigns' rules see it), under the
-//! number as the campaign's `e164` rule writes it; a number the rule cannot normalise is neither checked nor
-//! recorded. The check and the record are two round trips: two nodes claiming the same number within them may
-//! both call it (the window is one claim's latency). A claim the engine gives back later (no gateway room) has
-//! been recorded: the count errs on the side of calling less.
+//! session, gateway slot or caller ID. Each claim's number is checked and recorded in one atomic store step
+//! ([`Store::call_number`]: one script on the number's own key in Redis, one lock in memory), so two nodes
+//! claiming the same number at once never both pass its cap or gap. A claim whose number is over its day's cap,
+//! or inside the gap after its last call, is not recorded and is given back uncounted ([`Store::release`]) with
+//! the instant it may be called ([`not_before`]): the next UTC day for the cap (the counters' day), the last call
+//! plus the gap for the gap. Every claim kept is recorded as a call to its number (whatever the campaign's own
+//! rules, so other campaigns' rules see it), under the number as the campaign's `e164` rule writes it; a number
+//! the rule cannot normalise is neither checked nor recorded. A claim the engine gives back later (no gateway
+//! room, caller IDs capped, the originate not sent) stays recorded: the count errs on the side of calling less.
+//! It is left so on purpose: not every release means the number was not rung (an agent line cancelled when a
+//! sibling took the agent may have rung the callee), so an undo would have to be decided per release path, and
+//! would need the recorded instant carried through the engine and the number's last call restored safely against
+//! later calls. The price is one call too many counted until the day ends, and one gap measured from a call not
+//! placed.
 
+use super::number_calls::NumberCall;
 use super::{ClaimBatch, NumberCalls, Store, StoreResult};
 use crate::dnc::E164Rule;
 use chrono::{DateTime, Duration, Utc};
@@ -25,7 +32,8 @@ pub struct NumberRules {
     pub min_gap_sec: Option<u32>,
 }
 
-/// When a number with `figures` may be called under `rules` if not now (`None`: now).
+/// When a number with `figures` may be called under `rules` if not now (`None`: now). The store's check-and-record
+/// script (`store::number_calls`) applies the same test.
 pub fn not_before(
     rules: NumberRules,
     figures: &NumberCalls,
@@ -53,8 +61,8 @@ pub fn not_before(
 
 impl Store {
     /// Gives back every claim of `batch` whose number may not be called now under `rules` (see the module doc),
-    /// and records a call for every claim kept. Claims are taken one by one, so two members sharing a number in
-    /// one batch count against each other.
+    /// and records a call for every claim kept, each in one step with its check. Claims are taken one by one, so
+    /// two members sharing a number in one batch count against each other.
     pub async fn screen_number_rules(
         &self,
         campaign: &str,
@@ -70,17 +78,20 @@ impl Store {
                 continue;
             };
             let number = number.digits();
-            if rules != NumberRules::default() {
-                let figures = self.number_calls(number, now).await?;
-                if let Some(at) = not_before(rules, &figures, now) {
-                    tracing::debug!(campaign, member = claim.member_id.0, number, %at, "per-number rule: called later");
-                    self.release(campaign, claim.member_id, claim.attempt_id, Some(at), now)
-                        .await?;
-                    continue;
+            match self.call_number(number, rules, now).await? {
+                NumberCall::Recorded(_) => kept.push(claim),
+                NumberCall::Refused { not_before, .. } => {
+                    tracing::debug!(campaign, member = claim.member_id.0, number, at = %not_before, "per-number rule: called later");
+                    self.release(
+                        campaign,
+                        claim.member_id,
+                        claim.attempt_id,
+                        Some(not_before),
+                        now,
+                    )
+                    .await?;
                 }
             }
-            self.record_number_call(number, now).await?;
-            kept.push(claim);
         }
         batch.claims = kept;
         Ok(batch)

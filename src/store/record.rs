@@ -361,6 +361,21 @@ pub fn check_cause(cause: &str) -> StoreResult<()> {
     }
 }
 
+/// Refuses a number (a caller ID, a callee) that is empty, longer than `max_len` bytes, or holds anything but
+/// ASCII letters, digits and `+ * # . - _` (what may reach a dial string or a key's hash tag).
+pub fn check_dial_number(what: &'static str, number: &str, max_len: usize) -> StoreResult<()> {
+    if number.is_empty()
+        || number.len() > max_len
+        || !crate::campaign::gateway::is_dial_safe(number)
+    {
+        return Err(StoreError::InvalidArgument {
+            what,
+            reason: format!("{number:?}: 1 to {max_len} ASCII letters, digits or + * # . - _"),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses a campaign name that cannot be part of a Redis key with a hash tag.
 pub fn check_campaign(name: &str) -> StoreResult<()> {
     let reason = if name.is_empty() {

@@ -120,6 +120,34 @@ async fn campaign_and_global_lists_are_added_checked_removed_and_need_a_writer()
         "{}",
         removed.text
     );
+    // The global list removes with its request's rule too; a campaign's list refuses a rule of its own.
+    let g_removed = api
+        .call(
+            "DELETE",
+            "/api/v2/dnc",
+            Some(json!({"numbers": ["0501234567"], "e164": {"country_code": "380"}})),
+        )
+        .await;
+    assert_eq!(
+        (
+            &g_removed.json["data"]["removed"],
+            &g_removed.json["data"]["sizes"]
+        ),
+        (
+            &json!({"numbers": 1, "prefixes": 0}),
+            &json!({"numbers": 0, "prefixes": 0})
+        ),
+        "{}",
+        g_removed.text
+    );
+    let ruled = api
+        .call(
+            "DELETE",
+            &format!("/api/v2/dialer/{C}/dnc"),
+            Some(json!({"numbers": ["0501234567"], "e164": {"country_code": "380"}})),
+        )
+        .await;
+    assert_eq!(ruled.status, 400, "{}", ruled.text);
     let unknown = api.get("/api/v2/dialer/nope/dnc").await;
     assert_eq!(unknown.status, 404);
     api.shutdown().await;

@@ -4,6 +4,14 @@
 use super::*;
 use fsdialer::dnc::{DncKind, DncList, E164Rule, NormalizedNumber};
 
+/// The normalisation rule of the Kyiv campaigns here: national numbers take country code 380.
+fn kyiv() -> E164Rule {
+    E164Rule {
+        country_code: Some("380".into()),
+        ..E164Rule::default()
+    }
+}
+
 fn intl(digits: &str) -> NormalizedNumber {
     E164Rule::default().normalize_prefix(digits).unwrap()
 }
@@ -138,10 +146,7 @@ async fn calls_per_number_count_the_day_and_keep_the_last_call(s: &Store) {
 
 /// Claims up to 5 members of `C` at `now` and screens them against the do-not-call lists (Kyiv numbers).
 async fn claim_screened(s: &Store, now: chrono::DateTime<chrono::Utc>) -> ClaimBatch {
-    let rule = E164Rule {
-        country_code: Some("380".into()),
-        ..E164Rule::default()
-    };
+    let rule = kyiv();
     let batch = claim(s, &policy(), now, 5).await;
     s.screen_dnc(C, &policy(), &Always, &rule, batch, now)
         .await
@@ -277,6 +282,29 @@ async fn two_nodes_on_one_redis_share_the_caller_id_cap_and_the_number_counts() 
     assert_eq!(a.number_calls_today("380501234567", now).await.unwrap(), 2);
 }
 
+/// Claims up to `n` members of `campaign` at `at` and screens them against the per-number `rules` (Kyiv numbers):
+/// the members the claim hands out to be called.
+async fn claimed_and_screened(
+    s: &Store,
+    campaign: &str,
+    rules: fsdialer::store::number_rules::NumberRules,
+    at: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> Vec<MemberId> {
+    let rule = kyiv();
+    let batch = s
+        .claim(campaign, &policy(), &Always, at, n, NODE, LEASE)
+        .await
+        .unwrap();
+    s.screen_number_rules(campaign, rules, &rule, batch, at)
+        .await
+        .unwrap()
+        .claims
+        .iter()
+        .map(|c| c.member_id)
+        .collect()
+}
+
 /// Two campaigns on two stores (two engine nodes) on one Redis call one number: the per-number gap and day cap
 /// hold across them; a claim that may not call now is given back uncounted, due when it may.
 #[tokio::test]
@@ -288,10 +316,6 @@ async fn two_nodes_on_one_redis_share_the_per_number_cap_and_gap_across_campaign
     let rules = NumberRules {
         max_calls_per_day: Some(2),
         min_gap_sec: Some(3600),
-    };
-    let rule = E164Rule {
-        country_code: Some("380".into()),
-        ..E164Rule::default()
     };
     // The same number, written two ways, in two campaigns (and twice in the first).
     let m1 = a
@@ -309,31 +333,28 @@ async fn two_nodes_on_one_redis_share_the_per_number_cap_and_gap_across_campaign
         .await
         .unwrap()[0]
         .id();
-    let screened = |s: &Store, campaign: &'static str, at| {
-        let s = s.clone();
-        let rule = rule.clone();
-        async move {
-            let batch = s
-                .claim(campaign, &policy(), &Always, at, 1, NODE, LEASE)
-                .await
-                .unwrap();
-            s.screen_number_rules(campaign, rules, &rule, batch, at)
-                .await
-                .unwrap()
-                .claims
-                .iter()
-                .map(|c| c.member_id)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(screened(&a, "ca", t(9, 0)).await, [m1]);
+    assert_eq!(
+        claimed_and_screened(&a, "ca", rules, t(9, 0), 1).await,
+        [m1]
+    );
     // Node b, another campaign, 10 minutes later: inside the gap, given back until 10:00, no try counted.
-    assert!(screened(&b, "cb", t(9, 10)).await.is_empty());
+    assert!(
+        claimed_and_screened(&b, "cb", rules, t(9, 10), 1)
+            .await
+            .is_empty()
+    );
     let held = b.get("cb", m2).await.unwrap().unwrap();
     assert_eq!((held.next_due, held.tries), (Some(t(10, 0)), 0));
-    assert_eq!(screened(&b, "cb", t(10, 0)).await, [m2]);
+    assert_eq!(
+        claimed_and_screened(&b, "cb", rules, t(10, 0), 1).await,
+        [m2]
+    );
     // Two calls today: the third waits for the next UTC day.
-    assert!(screened(&a, "ca", t(11, 30)).await.is_empty());
+    assert!(
+        claimed_and_screened(&a, "ca", rules, t(11, 30), 1)
+            .await
+            .is_empty()
+    );
     let held = a.get("ca", m3).await.unwrap().unwrap();
     assert_eq!(held.next_due, Some(t(0, 0) + CDuration::days(1)));
     assert_eq!(
@@ -364,10 +385,7 @@ fn generated_csv(
 
 async fn a_million_numbers_stream_into_a_list(s: &Store) {
     const ROWS: u64 = 1_000_000;
-    let rule = E164Rule {
-        country_code: Some("380".into()),
-        ..E164Rule::default()
-    };
+    let rule = kyiv();
     let list = DncList::Campaign(C.into());
     let report = fsdialer::dnc::load::import_stream(s, &list, rule, generated_csv(ROWS), u64::MAX)
         .await
@@ -392,4 +410,75 @@ async fn a_million_numbers_stream_into_a_memory_list() {
 async fn a_million_numbers_stream_into_a_redis_list() {
     let (s, _server) = redis_store(AttemptIds::Random).await;
     a_million_numbers_stream_into_a_list(&s).await;
+}
+
+/// Two nodes (two store handles) race for one number in many rounds, each node claiming two members of its own
+/// campaign that share the number, all at one instant: the check and the record are one step, so the day's cap is
+/// never passed and no two calls fall inside the gap, whatever the interleaving; a refused claim is not recorded.
+async fn the_cross_campaign_per_number_rules_hold_between_two_racing_nodes(a: &Store, b: &Store) {
+    use fsdialer::store::number_rules::NumberRules;
+    const ROUNDS: u64 = 30;
+    let cap = NumberRules {
+        max_calls_per_day: Some(2),
+        min_gap_sec: None,
+    };
+    let gap = NumberRules {
+        max_calls_per_day: None,
+        min_gap_sec: Some(600),
+    };
+    for round in 0..ROUNDS {
+        let (rules, allowed) = if round % 2 == 0 { (cap, 2) } else { (gap, 1) };
+        let national = format!("050{:07}", 1_000_000 + round);
+        let (ca, cb) = (format!("race-a{round}"), format!("race-b{round}"));
+        for (s, campaign) in [(a, &ca), (b, &cb)] {
+            let two = [
+                member("Ann", &[&national]),
+                member("Ann again", &[&national]),
+            ];
+            s.add(campaign, &two, t(8, 0)).await.unwrap();
+        }
+        let at = t(9, 0);
+        let (on_a, on_b) = tokio::join!(
+            claimed_and_screened(a, &ca, rules, at, 2),
+            claimed_and_screened(b, &cb, rules, at, 2)
+        );
+        let called = on_a.len() + on_b.len();
+        assert_eq!(
+            called, allowed,
+            "round {round} ({rules:?}): {called} calls to one number at one instant"
+        );
+        let recorded = a
+            .number_calls(&format!("380{}", &national[1..]), at)
+            .await
+            .unwrap()
+            .today;
+        assert_eq!(
+            recorded as usize, allowed,
+            "round {round}: refused claims are not recorded"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_campaign_per_number_rules_hold_between_two_racing_nodes_on_memory() {
+    let s = Store::memory();
+    the_cross_campaign_per_number_rules_hold_between_two_racing_nodes(&s, &s.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_campaign_per_number_rules_hold_between_two_racing_nodes_on_redis() {
+    let server = redis_server(false);
+    let a = Store::open(&server.url()).await.unwrap();
+    let b = Store::open(&server.url()).await.unwrap();
+    the_cross_campaign_per_number_rules_hold_between_two_racing_nodes(&a, &b).await;
+}
+
+/// The same race on a Redis Cluster: each number's record is one script on the number's own slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_campaign_per_number_rules_hold_between_two_racing_nodes_on_a_cluster() {
+    let cluster =
+        fsdialer::store::local_redis::LocalCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let a = Store::open(&cluster.url()).await.unwrap();
+    let b = Store::open(&cluster.url()).await.unwrap();
+    the_cross_campaign_per_number_rules_hold_between_two_racing_nodes(&a, &b).await;
 }

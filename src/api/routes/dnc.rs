@@ -15,10 +15,11 @@ use super::super::extract::{ApiPath, ApiQuery, parse_json, read_body};
 use super::super::reply::ok;
 use crate::dnc::load::{DncImportError, import_stream};
 use crate::dnc::{DncKind, DncList, E164Rule, NormalizedNumber};
+use crate::store::DncChange;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::SinkExt;
@@ -115,8 +116,45 @@ fn normalise(
     Ok([(DncKind::Number, numbers), (DncKind::Prefix, prefixes)])
 }
 
-/// Applies add (`true`) or remove to a list; answers the changed counts and the list's sizes.
-async fn change(st: &ApiState, list: DncList, rule: E164Rule, body: Entries, add: bool) -> Res {
+/// What a request's method does to a list: `POST` adds, `DELETE` removes (the routes take no other).
+fn change_of(method: &Method) -> Result<DncChange, ApiError> {
+    match *method {
+        Method::POST => Ok(DncChange::Add),
+        Method::DELETE => Ok(DncChange::Remove),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method}: a do-not-call list takes POST (add) or DELETE (remove)"),
+        )),
+    }
+}
+
+/// Adds a request's entries to a list or removes them: the global list (`campaign` none; the rule from the body)
+/// or a campaign's (its own rule; a rule in the body is refused). Answers the changed counts and the list's sizes.
+async fn change(
+    st: &ApiState,
+    method: &Method,
+    campaign: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Res {
+    let change = change_of(method)?;
+    let (list, rule, body) = match campaign {
+        None => {
+            let e = entries(st, headers, body).await?;
+            let rule = checked(e.e164.clone().unwrap_or_default())?;
+            (DncList::Global, rule, e)
+        }
+        Some(id) => {
+            let rule = campaign_rule(st, &id).await?;
+            let e = entries(st, headers, body).await?;
+            if e.e164.is_some() {
+                return Err(ApiError::bad_request(
+                    "body: e164: a campaign's list uses the campaign's own e164 rule",
+                ));
+            }
+            (DncList::Campaign(id), rule, e)
+        }
+    };
     let [(_, numbers), (_, prefixes)] = normalise(&body, &rule)?;
     let mut changed = [0u64; 2];
     for (slot, (kind, entries)) in [(DncKind::Number, numbers), (DncKind::Prefix, prefixes)]
@@ -124,14 +162,13 @@ async fn change(st: &ApiState, list: DncList, rule: E164Rule, body: Entries, add
         .enumerate()
     {
         for batch in entries.chunks(crate::dnc::load::BATCH) {
-            changed[slot] += if add {
-                st.store.dnc_add(&list, kind, batch).await?
-            } else {
-                st.store.dnc_remove(&list, kind, batch).await?
-            };
+            changed[slot] += st.store.dnc_change(change, &list, kind, batch).await?;
         }
     }
-    let verb = if add { "added" } else { "removed" };
+    let verb = match change {
+        DncChange::Add => "added",
+        DncChange::Remove => "removed",
+    };
     Ok(ok(json!({
         "list": list.name(),
         verb: {"numbers": changed[0], "prefixes": changed[1]},
@@ -145,56 +182,20 @@ async fn entries(st: &ApiState, headers: &HeaderMap, body: Body) -> Result<Entri
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("body: {e}")))
 }
 
-/// `POST /api/v2/dnc`
-pub async fn add_global(State(st): St, headers: HeaderMap, body: Body) -> Res {
-    let e = entries(&st, &headers, body).await?;
-    let rule = checked(e.e164.clone().unwrap_or_default())?;
-    change(&st, DncList::Global, rule, e, true).await
+/// `POST|DELETE /api/v2/dnc`
+pub async fn change_global(State(st): St, method: Method, headers: HeaderMap, body: Body) -> Res {
+    change(&st, &method, None, &headers, body).await
 }
 
-/// `DELETE /api/v2/dnc`
-pub async fn remove_global(State(st): St, headers: HeaderMap, body: Body) -> Res {
-    let e = entries(&st, &headers, body).await?;
-    let rule = checked(e.e164.clone().unwrap_or_default())?;
-    change(&st, DncList::Global, rule, e, false).await
-}
-
-async fn campaign_entries(
-    st: &ApiState,
-    id: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(E164Rule, Entries), ApiError> {
-    let rule = campaign_rule(st, id).await?;
-    let e = entries(st, headers, body).await?;
-    if e.e164.is_some() {
-        return Err(ApiError::bad_request(
-            "body: e164: a campaign's list uses the campaign's own e164 rule",
-        ));
-    }
-    Ok((rule, e))
-}
-
-/// `POST /api/v2/dialer/{id}/dnc`
-pub async fn add_campaign(
+/// `POST|DELETE /api/v2/dialer/{id}/dnc`
+pub async fn change_campaign(
     State(st): St,
+    method: Method,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Res {
-    let (rule, e) = campaign_entries(&st, &id, &headers, body).await?;
-    change(&st, DncList::Campaign(id), rule, e, true).await
-}
-
-/// `DELETE /api/v2/dialer/{id}/dnc`
-pub async fn remove_campaign(
-    State(st): St,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Res {
-    let (rule, e) = campaign_entries(&st, &id, &headers, body).await?;
-    change(&st, DncList::Campaign(id), rule, e, false).await
+    change(&st, &method, Some(id), &headers, body).await
 }
 
 /// `GET /api/v2/dnc/check/{number}?campaign&country_code&trunk_prefix&international_prefix`

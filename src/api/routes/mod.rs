@@ -396,14 +396,14 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .path_doc("id", "agent id")
             .answer(JSON, "OfferAnswer")
             .errors(&[404, 409, 503]),
-        Route::new("POST", DNC, "addGlobalDnc", post(dnc::add_global))
+        Route::new("POST", DNC, "addGlobalDnc", post(dnc::change_global))
             .summary("Add numbers and prefixes to the global do-not-call list")
             .tag("dnc")
             .role(w)
             .body(JSON, "DncEntries")
             .answer(JSON, "DncChangeAnswer")
             .errors(&[400, 413, 422, 503]),
-        Route::new("DELETE", DNC, "removeGlobalDnc", delete(dnc::remove_global))
+        Route::new("DELETE", DNC, "removeGlobalDnc", delete(dnc::change_global))
             .summary("Remove numbers and prefixes from the global do-not-call list")
             .tag("dnc")
             .role(w)
@@ -440,14 +440,14 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .tag("dnc")
             .answer(CSV, "Csv")
             .errors(&[]),
-        Route::new("POST", "/api/v2/dialer/{id}/dnc", "addCampaignDnc", post(dnc::add_campaign))
+        Route::new("POST", "/api/v2/dialer/{id}/dnc", "addCampaignDnc", post(dnc::change_campaign))
             .summary("Add numbers and prefixes to the campaign's do-not-call list")
             .tag("dnc")
             .role(w)
             .body(JSON, "DncEntries")
             .answer(JSON, "DncChangeAnswer")
             .errors(&[400, 404, 413, 422, 503]),
-        Route::new("DELETE", "/api/v2/dialer/{id}/dnc", "removeCampaignDnc", delete(dnc::remove_campaign))
+        Route::new("DELETE", "/api/v2/dialer/{id}/dnc", "removeCampaignDnc", delete(dnc::change_campaign))
             .summary("Remove numbers and prefixes from the campaign's do-not-call list")
             .tag("dnc")
             .role(w)
