@@ -795,3 +795,24 @@ async fn nodes_sharing_a_campaign_each_take_a_fair_share_of_its_limit() {
     h.run_for(5).await;
     assert_eq!(h.core.active(CAMPAIGN), 5);
 }
+
+#[tokio::test]
+async fn the_deadline_heap_follows_the_calls_in_flight_not_every_call_of_the_last_max_call() {
+    // Every call arms several deadlines (ringing, answered: `max_call` = 4 h, completing); an ended call's entries
+    // would stay until they came due, hours of calls at full rate.
+    const N: usize = 3000;
+    let mut h = Harness::new(
+        campaign("limit = 50\nmin_success_duration_sec = 1"),
+        &members(N, "answer_2"),
+    )
+    .await;
+    h.input(Input::Run(CAMPAIGN.into())).await;
+    h.run_for(600).await;
+    let c = h.store.counts(CAMPAIGN).await.unwrap();
+    assert_eq!(c.ended, N as u64, "{c:?}");
+    let entries = h.core.deadline_entries();
+    assert!(
+        entries <= 2 * 50 + 1024,
+        "{entries} deadline entries left after {N} calls with none in flight"
+    );
+}

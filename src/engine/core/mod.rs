@@ -526,6 +526,9 @@ pub struct Core {
 }
 
 /// How often the attempt summary is logged.
+/// Stale deadline entries tolerated beyond twice the calls in flight before the heap is rebuilt from the calls.
+const STALE_DEADLINES_KEPT: usize = 1024;
+
 const SUMMARY_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 fn dur(d: Duration) -> chrono::Duration {
@@ -789,11 +792,25 @@ impl Core {
         }
     }
 
-    /// Arms a call's deadline.
+    /// Arms a call's deadline. The heap keeps an entry per arming (a re-armed call's older entry, or an ended
+    /// call's, is skipped when it comes due); entries far outnumbering the calls are dropped at once, so the heap
+    /// follows the calls in flight instead of every call of the last `max_call` (hours of calls at full rate).
     fn arm(&mut self, attempt: AttemptId, at: DateTime<Utc>) {
         if let Some(call) = self.calls.get_mut(&attempt) {
             call.deadline = Some(at);
             self.deadlines.push(Reverse((at, attempt)));
+            if self.deadlines.len() > 2 * self.calls.len() + STALE_DEADLINES_KEPT {
+                self.deadlines = self
+                    .calls
+                    .iter()
+                    .filter_map(|(a, c)| c.deadline.map(|d| Reverse((d, *a))))
+                    .collect();
+            }
         }
+    }
+
+    /// Deadline entries held (armed ones and stale ones not yet dropped): bounded by the calls in flight.
+    pub fn deadline_entries(&self) -> usize {
+        self.deadlines.len()
     }
 }
