@@ -1,22 +1,8 @@
 //! The OpenAPI schemas of the agent routes (see [`super::openapi`], which adds them to the document), held to the
 //! Rust types by the tests below like the other schemas.
 
+use super::openapi::{obj, ok_of, r};
 use serde_json::{Map, Value, json};
-
-fn obj(props: Value, required: &[&str]) -> Value {
-    json!({"type": "object", "properties": props, "required": required})
-}
-
-fn ok_of(data: Value) -> Value {
-    obj(
-        json!({"status": {"const": "OK"}, "data": data}),
-        &["status", "data"],
-    )
-}
-
-fn r(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
 
 const INSTANT: &str = "date-time";
 
