@@ -141,6 +141,16 @@ async fn campaigns_are_created_read_changed_run_stopped_and_deleted() {
     let s = api.get(&format!("/api/v2/dialer/{id}/stats")).await;
     assert_eq!(s.status, 200);
     assert_eq!(s.json["data"]["waiting"], 0);
+    assert_eq!(s.json["data"]["in_retry"], 0);
+    // Each gateway: its load against its limit and, from this node's engine, its circuit breaker.
+    let gateways = s.json["data"]["gateways"].as_array().unwrap();
+    assert!(!gateways.is_empty(), "{}", s.text);
+    for g in gateways {
+        assert_eq!(g["in_use"], 0, "{g}");
+        assert_eq!(g["breaker"]["state"], "closed", "{g}");
+        assert_eq!(g["breaker"]["consecutive_failures"], 0, "{g}");
+        assert_eq!(g["breaker"]["paused_until"], Value::Null, "{g}");
+    }
     let stop = api
         .call("PUT", &format!("/api/v2/dialer/{id}/state/3"), None)
         .await;
@@ -241,6 +251,21 @@ async fn members_are_added_listed_paged_counted_read_changed_and_deleted() {
         ))
         .await;
     assert_eq!(waiting.json["data"].as_array().unwrap().len(), 5);
+    // Search by name: a substring, ASCII letters in any case.
+    let found = api
+        .get(&format!(
+            "/api/v2/dialer/{id}/members?name=%20m4%20&limit=10"
+        ))
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.json["data"].as_array().unwrap().len(), 1);
+    assert_eq!(found.json["data"][0]["name"], "M4");
+    assert_eq!(found.json["next"], Value::Null);
+    let two = api
+        .get(&format!("/api/v2/dialer/{id}/members?name=m&limit=2"))
+        .await;
+    assert_eq!(two.json["data"].as_array().unwrap().len(), 2);
+    assert_eq!(two.json["next"], 2);
 
     assert_eq!(
         api.get(&format!("/api/v2/dialer/{id}/members/count"))
@@ -360,12 +385,24 @@ async fn members_are_added_listed_paged_counted_read_changed_and_deleted() {
             "limit: \"x\" is not a non-negative integer",
         ),
         ("/members?page=0", "page: pages are numbered from 1"),
+        (
+            "/members?name=m&page=2",
+            "page: a search by name pages with after=<the previous answer's next>",
+        ),
     ];
     for (path, info) in cases {
         let r = api.get(&format!("/api/v2/dialer/{id}{path}")).await;
         assert_eq!(r.status, 400, "{path}: {}", r.text);
         assert_eq!(r.json["info"], info, "{path}");
     }
+    let long = api
+        .get(&format!(
+            "/api/v2/dialer/{id}/members?name={}",
+            "x".repeat(101)
+        ))
+        .await;
+    assert_eq!(long.status, 400, "{}", long.text);
+    assert_eq!(long.json["info"], "name: at most 100 characters");
     // Unknown campaign: 404.
     let r = api
         .call(

@@ -11,6 +11,8 @@ mod amd;
 #[path = "engine_e2e_cases/dialling_rules.rs"]
 mod dialling_rules;
 mod engine_support;
+#[path = "engine_e2e_cases/webhook_state.rs"]
+mod webhook_state;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

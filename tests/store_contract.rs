@@ -1888,3 +1888,6 @@ async fn a_node_whose_clock_is_ten_minutes_ahead_does_not_recover_a_live_peers_c
 
 #[path = "store_contract_cases/dialling_rules.rs"]
 mod dialling_rules;
+
+#[path = "store_contract_cases/page_figures.rs"]
+mod page_figures;

@@ -251,13 +251,22 @@ fn counters() -> Value {
     let n = json!({"type": "integer"});
     obj(
         json!({
-            "waiting": n, "active": n, "ended": n,
+            "waiting": n, "in_retry": {"type": "integer", "description": "of `waiting`, the members called before (due again after an attempt)"},
+            "active": n, "ended": n,
             "ended_by_cause": {"type": "object", "additionalProperties": {"type": "integer"}},
             "calls": n, "answered": n, "success": n, "ok": n, "retry": n, "error": n, "minus": n, "lost": n,
             "state": n, "state_name": {"type": "string"}, "active_calls": n,
             "caller_ids": super::openapi_dnc::caller_id_figures(),
             "amd": {"type": "object", "description": "this node's answers by AMD result since it started, and the voicemail messages it left",
                     "properties": {"human": n, "machine": n, "notsure": n, "undecided": n, "messages_left": n}},
+            "gateways": {"type": "array", "description": "each gateway: calls in progress on every node (`in_use`) against `limit`, `enabled`, and as this node sees it, its calls here (`active_here`) and its circuit breaker (`breaker`, null when the engine has not loaded the campaign)",
+                         "items": {"type": "object", "properties": {
+                             "name": {"type": "string"}, "limit": {"type": ["integer", "null"]}, "in_use": n,
+                             "enabled": {"type": "boolean"}, "active_here": {"type": ["integer", "null"]},
+                             "breaker": {"type": ["object", "null"], "properties": {
+                                 "state": {"enum": ["closed", "open", "half_open"]},
+                                 "paused_until": {"type": ["string", "null"], "format": INSTANT},
+                                 "consecutive_failures": n, "probe_in_flight": {"type": "boolean"}}}}}},
         }),
         &["waiting", "active", "ended", "calls"],
     )

@@ -53,6 +53,32 @@ pub fn campaign(
     v
 }
 
+/// Each gateway of a campaign: its calls in progress across all nodes (its shared slots, `in_use`) against its
+/// `limit`, `enabled`, and as this node's engine sees it, its calls here (`active_here`) and its circuit breaker
+/// (`breaker`: `state` closed / open / half_open, `paused_until`, `consecutive_failures`, `probe_in_flight`;
+/// null when the engine is not running or has not loaded the campaign). Each node keeps its own breakers (the
+/// failures its calls met), so another node's page may show another state for the same gateway.
+pub async fn gateways(
+    st: &super::ApiState,
+    doc: &CampaignDoc,
+) -> Result<Vec<Value>, crate::store::StoreError> {
+    let here = st.engine().gateways(doc.id()).await.unwrap_or_default();
+    let now = st.now();
+    let mut out = Vec::with_capacity(doc.config.gateways.len());
+    for g in &doc.config.gateways {
+        let mine = here.iter().find(|h| h.name == g.name);
+        out.push(json!({
+            "name": g.name,
+            "limit": g.limit,
+            "in_use": st.store.gateway_slots_in_use(&g.name, now).await?,
+            "enabled": g.enabled,
+            "active_here": mine.map(|h| h.active_here),
+            "breaker": mine.map(|h| h.breaker),
+        }));
+    }
+    Ok(out)
+}
+
 /// A member as stored, plus `_id` (its id as a string, as Webitel clients expect) and `dialer`; a number's kind
 /// is shown as `type`, the name it is given under.
 pub fn member(campaign: &str, m: &Member) -> Value {

@@ -105,22 +105,11 @@ async fn complete_group(
         .iter()
         .filter_map(|c| c.gateway.clone().map(|g| (g, c.result.attempt_id)))
         .collect();
-    // The operator page's cause histogram (`store::causes`): applied results only.
-    let causes: Vec<String> = group
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| matches!(o, Ok(crate::store::CompleteOutcome::Applied(_))))
-        .map(|(c, _)| c.result.cause.clone())
-        .collect();
-    if !slots.is_empty() || !causes.is_empty() {
+    if !slots.is_empty() {
         let store = store.clone();
-        let campaign = valid.id().to_owned();
         tokio::spawn(async move {
             for (gw, attempt) in slots {
                 let _ = store.release_gateway_slot(&gw, attempt).await;
-            }
-            if let Err(e) = store.count_causes(&campaign, &causes).await {
-                tracing::debug!(campaign, error = %e, "hangup causes not counted");
             }
         });
     }

@@ -1,77 +1,47 @@
-//! Attempts per hangup cause, per campaign: the histogram of the operator page. Counted after each applied
-//! completion (the engine's completer, every node), outside the completion scripts: a crash between a completion
-//! and its count can miss that one attempt, so this is a live figure, not an audit (the attempt log is).
+//! Attempts per hangup cause, per campaign: the histogram of the operator page. Counted by the very store step
+//! that applies each attempt's result (completion, recovery of an expired lease as `LOST_ATTEMPT`, a renewal that
+//! completes a terminated member's call), so it always equals a recount of the attempt log: a crash cannot fall
+//! between a result and its count.
 //!
-//! Redis keeps a hash `dlr:{campaign}:causes` (cause → count) under the campaign's hash tag; the memory backend a
-//! map. At most [`MAX_CAUSES`] causes per campaign; further ones count under [`OTHER_CAUSE`].
+//! How: what a result does is decided once (`outcome::decide`), and its counter changes include one field
+//! `cause:<CAUSE>` (+1). The memory backend sends such fields to its campaign's histogram under the same lock
+//! ([`count_cause`]); on Redis, `complete.lua`'s counter flush (`lua/prelude.lua`, `flush_cnt`) sends them to the
+//! hash `dlr:{campaign}:causes` (cause → count, a declared key of the campaign scripts) in the same script. At
+//! most [`MAX_CAUSES`] causes per campaign; further ones count under [`OTHER_CAUSE`] (the same rule in both).
 
 use super::error::{StoreError, StoreResult};
 use super::{Store, record, redis::keys};
 use std::collections::BTreeMap;
 
-/// Distinct causes counted per campaign.
+/// Distinct causes counted per campaign (the Lua side has the same number: `MAX_CAUSES` in `lua/prelude.lua`).
 pub const MAX_CAUSES: usize = 200;
 /// Where causes beyond [`MAX_CAUSES`] are counted.
 pub const OTHER_CAUSE: &str = "OTHER";
+/// The prefix of a decision's counter field that counts a hangup cause (`cause:USER_BUSY`).
+pub(crate) const CAUSE_FIELD: &str = "cause:";
 
-/// The memory backend's counts: campaign → cause → attempts.
-pub(crate) type CauseMap = std::collections::HashMap<String, BTreeMap<String, u64>>;
+/// The cause a decision's counter field counts, if it is a histogram field.
+pub(crate) fn histogram_cause(field: &str) -> Option<&str> {
+    field.strip_prefix(CAUSE_FIELD)
+}
+
+/// Adds `delta` attempts of `cause` to a histogram, with the [`MAX_CAUSES`] bound.
+pub(crate) fn count_cause(counts: &mut BTreeMap<String, u64>, cause: &str, delta: i64) {
+    let cause = if counts.contains_key(cause) || counts.len() < MAX_CAUSES {
+        cause
+    } else {
+        OTHER_CAUSE
+    };
+    let n = counts.entry(cause.to_owned()).or_default();
+    *n = n.saturating_add_signed(delta);
+}
 
 impl Store {
-    /// Counts one attempt per cause given.
-    pub async fn count_causes(&self, campaign: &str, causes: &[String]) -> StoreResult<()> {
-        record::check_campaign(campaign)?;
-        if causes.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Store::Memory(m) => {
-                let mut map = m.causes.lock().unwrap_or_else(|p| p.into_inner());
-                let counts = map.entry(campaign.to_owned()).or_default();
-                for c in causes {
-                    let c = if counts.contains_key(c) || counts.len() < MAX_CAUSES {
-                        c.as_str()
-                    } else {
-                        OTHER_CAUSE
-                    };
-                    *counts.entry(c.to_owned()).or_default() += 1;
-                }
-                Ok(())
-            }
-            Store::Redis(r) => {
-                let key = keys::campaign_key(campaign, "causes");
-                let n: usize = redis::cmd("HLEN")
-                    .arg(&key)
-                    .query_async(&mut r.connection())
-                    .await
-                    .map_err(StoreError::redis("count_causes"))?;
-                let mut pipe = redis::pipe();
-                for c in causes {
-                    let c = if n < MAX_CAUSES {
-                        c.as_str()
-                    } else {
-                        OTHER_CAUSE
-                    };
-                    pipe.hincr(&key, c, 1).ignore();
-                }
-                pipe.query_async::<()>(&mut r.connection())
-                    .await
-                    .map_err(StoreError::redis("count_causes"))
-            }
-        }
-    }
-
     /// Attempts per cause.
     pub async fn cause_counts(&self, campaign: &str) -> StoreResult<BTreeMap<String, u64>> {
         record::check_campaign(campaign)?;
         match self {
-            Store::Memory(m) => Ok(m
-                .causes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(campaign)
-                .cloned()
-                .unwrap_or_default()),
+            Store::Memory(m) => m.cause_counts(campaign),
             Store::Redis(r) => redis::cmd("HGETALL")
                 .arg(keys::campaign_key(campaign, "causes"))
                 .query_async(&mut r.connection())
@@ -85,22 +55,23 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn causes_add_up_and_too_many_distinct_ones_go_to_other() {
-        let s = Store::memory();
-        s.count_causes(
-            "c",
-            &["USER_BUSY".into(), "USER_BUSY".into(), "NO_ANSWER".into()],
-        )
-        .await
-        .unwrap();
-        let got = s.cause_counts("c").await.unwrap();
-        assert_eq!((got["USER_BUSY"], got["NO_ANSWER"]), (2, 1));
-        let many: Vec<String> = (0..MAX_CAUSES + 5).map(|i| format!("C{i}")).collect();
-        s.count_causes("d", &many).await.unwrap();
-        let got = s.cause_counts("d").await.unwrap();
-        assert_eq!(got.len(), MAX_CAUSES + 1);
-        assert_eq!(got[OTHER_CAUSE], 5);
-        assert!(s.cause_counts("none").await.unwrap().is_empty());
+    #[test]
+    fn causes_add_up_and_too_many_distinct_ones_go_to_other() {
+        let mut counts = BTreeMap::new();
+        for c in ["USER_BUSY", "USER_BUSY", "NO_ANSWER"] {
+            count_cause(&mut counts, c, 1);
+        }
+        assert_eq!((counts["USER_BUSY"], counts["NO_ANSWER"]), (2, 1));
+        let mut many = BTreeMap::new();
+        for i in 0..MAX_CAUSES + 5 {
+            count_cause(&mut many, &format!("C{i}"), 1);
+        }
+        // A cause counted before the bound keeps its own count.
+        count_cause(&mut many, "C0", 1);
+        assert_eq!(many.len(), MAX_CAUSES + 1);
+        assert_eq!(many[OTHER_CAUSE], 5);
+        assert_eq!(many["C0"], 2);
+        assert_eq!(histogram_cause("cause:USER_BUSY"), Some("USER_BUSY"));
+        assert_eq!(histogram_cause("end:USER_BUSY"), None);
     }
 }

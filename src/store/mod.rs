@@ -44,7 +44,7 @@
 
 pub mod agents;
 pub mod caller_ids;
-mod causes;
+pub(crate) mod causes;
 pub mod clock;
 mod compliance;
 pub mod dnc;

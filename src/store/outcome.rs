@@ -277,6 +277,8 @@ pub fn decide(
     if result.answered.is_some() {
         counters.push(("answered".into(), 1));
     }
+    // The hangup-cause histogram counts every attempt with a result, in this same step (`store::causes`).
+    counters.push((format!("{}{cause}", super::causes::CAUSE_FIELD), 1));
     // Every lost attempt counts in `lost`, however it was found (lease recovery, or an engine that settled it).
     if cause == LOST_ATTEMPT_CAUSE {
         counters.push(("lost".into(), 1));
@@ -291,7 +293,9 @@ pub fn decide(
             (Some(cause.clone()), u8::from(*success), None)
         }
         Next::Due(d) => {
+            // Waiting again after an attempt: in retry (until it is claimed, terminated, deleted).
             counters.push(("waiting".into(), 1));
+            counters.push(("in_retry".into(), 1));
             (None, 0, Some(*d))
         }
     };

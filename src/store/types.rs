@@ -359,6 +359,10 @@ pub enum FollowUpOutcome {
 pub struct Counters {
     /// Members waiting to be called.
     pub waiting: u64,
+    /// Of the members waiting, those that were called before (due again after an attempt: a retry, a failure
+    /// on one of their numbers, a gateway fault, an agent's callback, or a reset of an ended member). The rest
+    /// of `waiting` were never called. Counted by the same store operations that move members.
+    pub in_retry: u64,
     /// Members in a call.
     pub active: u64,
     /// Members ended.
@@ -384,6 +388,7 @@ impl Counters {
     pub fn add(&mut self, field: &str, delta: i64) {
         let slot = match field {
             "waiting" => &mut self.waiting,
+            "in_retry" => &mut self.in_retry,
             "active" => &mut self.active,
             "ended" => &mut self.ended,
             "calls" => &mut self.calls,
@@ -417,6 +422,22 @@ pub struct ListQuery {
     /// Only members with an id greater than this (the previous page's `next`).
     pub after: Option<MemberId>,
     pub limit: usize,
+    /// Only members whose name contains this, ASCII letters compared case-insensitively (other characters
+    /// exactly; both backends alike).
+    pub name: Option<String>,
+    /// Examine at most about this many member ids past `after` (in steps of `memory::SCAN_SPAN`), then answer
+    /// with what matched so far and `next`: bounds the work of a filter that matches few members.
+    pub max_examined: Option<u64>,
+}
+
+impl ListQuery {
+    /// Whether member `name` passes the name filter (see [`ListQuery::name`]; `list.lua` applies the same rule).
+    pub fn name_matches(&self, name: &str) -> bool {
+        self.name.as_ref().is_none_or(|needle| {
+            name.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        })
+    }
 }
 
 /// A page of members; `next` is the cursor for the following page, `None` at the end.

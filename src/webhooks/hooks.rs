@@ -1,5 +1,6 @@
 //! Where the engine touches webhooks: a marker before an attempt is completed (or recovered), a job for the
-//! resolver after. Each costs nothing for a campaign without webhooks, and none of them waits on a receiver: the
+//! resolver after. (A campaign state transition's events are written with its history entry, in one store step:
+//! `engine::shell::tasks::write_history`.) Each costs nothing for a campaign without webhooks, and none of them waits on a receiver: the
 //! store writes are one round trip per batch, and the resolver's queue is never waited on (when it is full, the
 //! markers' sweep queues those events a little later).
 
@@ -9,7 +10,8 @@ use crate::store::{AttemptId, AttemptResult, MemberId, Store};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-fn hooks_of(valid: &ValidCampaign) -> Option<std::sync::Arc<[crate::campaign::WebhookConfig]>> {
+/// The campaign's endpoints, `None` when it has none.
+pub fn hooks_of(valid: &ValidCampaign) -> Option<std::sync::Arc<[crate::campaign::WebhookConfig]>> {
     let hooks = &valid.config().webhooks;
     (!hooks.is_empty()).then(|| hooks.as_slice().into())
 }
@@ -77,24 +79,6 @@ pub fn completed(
                 campaign: valid.id().to_owned(),
                 hooks,
                 attempts,
-            },
-        );
-    }
-}
-
-/// A campaign state transition.
-pub fn state_changed(
-    tx: &mpsc::Sender<Job>,
-    valid: &ValidCampaign,
-    transition: crate::engine::state::Transition,
-) {
-    if let Some(hooks) = hooks_of(valid) {
-        send(
-            tx,
-            Job::State {
-                campaign: valid.id().to_owned(),
-                hooks,
-                transition,
             },
         );
     }

@@ -23,8 +23,10 @@
 //!    it later); one that will never have a record (claim released, member deleted) is dropped.
 //!
 //! A member is always resolved as a whole, oldest attempt first, so an attempt left by a crash and the member's
-//! next attempt reach the outbox in order. Campaign state events are queued by the resolver as the engine makes
-//! the transition (like the history, a transition lost with the process before it is written is not sent).
+//! next attempt reach the outbox in order. A campaign state transition's events are queued in the same store step
+//! as its history entry (`Store::push_history_with_events`: one script on Redis, one critical section in memory),
+//! so every transition the history shows has its events queued and none is queued without its entry; a transition
+//! the process made but had not written when it died is in neither (the restarted engine records its own).
 //!
 //! # Delivery
 //! The outbox (`store::outbox`, both backends, under the campaign's hash tag, bounded) keeps one chain per

@@ -6,7 +6,6 @@
 //! whichever resolver gets there first (an attempt whose marker is gone is skipped by the store).
 
 use crate::campaign::webhook::WebhookConfig;
-use crate::engine::state::Transition;
 use crate::store::{AttemptId, MemberId, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -29,12 +28,6 @@ pub enum Job {
         campaign: String,
         hooks: Arc<[WebhookConfig]>,
         attempts: Vec<(AttemptId, MemberId)>,
-    },
-    /// A campaign state transition.
-    State {
-        campaign: String,
-        hooks: Arc<[WebhookConfig]>,
-        transition: Transition,
     },
 }
 
@@ -126,23 +119,11 @@ async fn handle(store: &Store, job: Job, now: DateTime<Utc>) -> Result<usize, St
             }
             Ok(queued)
         }
-        Job::State {
-            campaign,
-            hooks,
-            transition,
-        } => {
-            let e = event::state_event(&campaign, &transition);
-            let group = crate::store::outbox::EnqueueGroup {
-                marker: None,
-                deliveries: e.deliveries(&hooks, now),
-            };
-            store.outbox_enqueue(&campaign, &[group], now).await
-        }
     }
 }
 
 /// The engine's resolver: queues the events of each job, waking the local delivery task. A job that fails is
-/// logged; its markers stay for the sweep (a state event is tried three times).
+/// logged; its markers stay for the sweep.
 pub async fn run(store: Store, mut rx: mpsc::Receiver<Job>, wake: Arc<Notify>) {
     while let Some(job) = rx.recv().await {
         for attempt in 0..3u32 {

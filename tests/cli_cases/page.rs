@@ -1,8 +1,9 @@
 //! The operator page in a real browser: headless Chromium (Debian's `chromium` + `chromium-driver`, installed by
 //! `scripts/test`) driven over WebDriver (fantoccini → chromedriver) against `fsdialer run` on Redis with a
 //! `fsdialer sim` switch. Logs in with an API key, creates a campaign from the page, uploads a CSV, runs it, and
-//! checks that the counters and the hangup-cause histogram change live and end equal to the API's figures. A
-//! screenshot of the final page is written to `target/operator-page.png`.
+//! checks that the counters, members in retry and the hangup-cause histogram change live and end equal to the API's
+//! figures, that the gateway's row shows its load and breaker state as the API does, and searches members by
+//! name. A screenshot of the final page is written to `target/operator-page.png`.
 
 use super::Child;
 use super::api_support::*;
@@ -239,11 +240,16 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     // The figures move while the campaign runs: several distinct values of `calls` before the end.
     let mut seen_calls = std::collections::BTreeSet::new();
     let mut seen_hist = std::collections::BTreeSet::new();
+    let mut most_in_retry = 0;
     let started = Instant::now();
     let ended_id = format!("ended-{CAMPAIGN}");
     loop {
         if let Some(n) = number_of(&c, &format!("calls-{CAMPAIGN}")).await {
             seen_calls.insert(n);
+        }
+        // Busy members wait 1 s between their two tries: in retry meanwhile.
+        if let Some(n) = number_of(&c, &format!("inretry-{CAMPAIGN}")).await {
+            most_in_retry = most_in_retry.max(n);
         }
         seen_hist.insert(serde_json::to_string(&histogram(&c).await).unwrap());
         if number_of(&c, &ended_id).await == Some(N) {
@@ -264,6 +270,10 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         seen_hist.len() >= 3,
         "the histogram changed live: {seen_hist:?}"
     );
+    assert!(
+        most_in_retry >= 1,
+        "busy members were shown in retry between their tries"
+    );
 
     // At the end the page shows what the API says (after one more tick).
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -275,6 +285,7 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         ("minus", "minus"),
         ("calls", "calls"),
         ("ended", "ended"),
+        ("inretry", "in_retry"),
     ] {
         assert_eq!(
             number_of(&c, &format!("{page_id}-{CAMPAIGN}")).await,
@@ -294,6 +305,19 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         "every attempt is in the histogram: {hist:?}"
     );
     assert!(hist.contains_key("USER_BUSY"), "{hist:?}");
+    // The gateway's row: its calls against its limit and its breaker's state, as the API tells them.
+    let gw = &api["gateways"][0];
+    assert_eq!(gw["name"], "main", "{api}");
+    assert_eq!(gw["breaker"]["state"], "closed", "{api}");
+    let row = c
+        .execute(
+            "const r = document.querySelector('#card-browser tr[data-gateway=\"main\"]'); \
+             return r ? [r.cells[1].textContent, r.querySelector('.gw-state').dataset.state] : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row, json!([format!("{} / ∞", gw["in_use"]), "closed"]));
 
     // Member search and attempt history.
     c.find(Locator::Id("s-campaign"))
@@ -317,6 +341,35 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         .await
         .unwrap();
     wait_text(&c, "attempts", 10, |t| t.contains("USER_BUSY")).await;
+    // Search by name, any case: "Member 1" and "Member 10" to "Member 15".
+    fill(&c, "s-member", "").await;
+    fill(&c, "s-name", "mEmBeR 1").await;
+    c.find(Locator::Css("#search-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "search-count", 10, |t| t == "7 found").await;
+    let names = c
+        .execute(
+            "return [...document.querySelectorAll('#search-result tbody tr')].map((r) => r.cells[1].textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        json!([
+            "Member 1",
+            "Member 10",
+            "Member 11",
+            "Member 12",
+            "Member 13",
+            "Member 14",
+            "Member 15"
+        ])
+    );
 
     let png = c.screenshot().await.unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/operator-page.png");

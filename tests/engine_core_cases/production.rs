@@ -5,7 +5,7 @@ use super::core_support::*;
 use chrono::Duration;
 use fsdialer::campaign::causes::CauseClass;
 use fsdialer::campaign::member::MemberInput;
-use fsdialer::engine::core::{CoreConfig, HangupRecord, Input, LOST_CAUSE};
+use fsdialer::engine::core::{BreakerState, CoreConfig, HangupRecord, Input, LOST_CAUSE};
 use fsdialer::engine::state::CampaignState;
 use fsdialer::store::{MemberId, MemberState};
 use uuid::Uuid;
@@ -196,6 +196,17 @@ async fn a_trunk_down_opens_the_breaker_costs_no_try_and_dialling_resumes_after(
         "{probes} calls after the breaker opened"
     );
     assert!(h.core.gateway_paused(CAMPAIGN, "loop", h.now));
+    // What the API and the operator page show of it: open until an instant, or half-open with its probe out.
+    let status = h.core.gateway_status(CAMPAIGN, h.now);
+    assert_eq!(status.len(), 1, "{status:?}");
+    let b = status[0].breaker;
+    assert_eq!(status[0].name, "loop");
+    assert!(b.consecutive_failures >= 3, "{b:?}");
+    match b.state {
+        BreakerState::Open => assert!(b.paused_until.is_some_and(|t| t > h.now), "{b:?}"),
+        BreakerState::HalfOpen => assert!(b.probe_in_flight, "{b:?}"),
+        BreakerState::Closed => panic!("a paused gateway shown closed: {b:?}"),
+    }
     for id in 1..=20 {
         let m = h.member(id).await;
         assert_eq!(m.tries, 0, "member {id}");
@@ -210,6 +221,11 @@ async fn a_trunk_down_opens_the_breaker_costs_no_try_and_dialling_resumes_after(
     // The trunk comes back: a probe closes the breaker and everyone is called.
     h.run_for(3600).await;
     assert!(!h.core.gateway_paused(CAMPAIGN, "loop", h.now));
+    let b = h.core.gateway_status(CAMPAIGN, h.now)[0].breaker;
+    assert_eq!(
+        (b.state, b.paused_until, b.consecutive_failures),
+        (BreakerState::Closed, None, 0)
+    );
     for id in 1..=20 {
         assert!(h.member(id).await.success, "member {id}");
     }

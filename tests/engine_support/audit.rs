@@ -143,6 +143,7 @@ pub async fn audit(store: &Store, campaign: &str, expected_members: usize, rules
     }
     let expected = Counters {
         waiting: 0,
+        in_retry: 0,
         active: 0,
         ended: histories.len() as u64,
         ended_by_cause,
@@ -162,6 +163,17 @@ pub async fn audit(store: &Store, campaign: &str, expected_members: usize, rules
     assert_eq!(
         counts, expected,
         "campaign counters differ from the sums over the attempt logs"
+    );
+    // The hangup-cause histogram is counted by the completions themselves: it equals a recount of the logs,
+    // lost attempts (LOST_ATTEMPT) included, whatever crashed when.
+    let mut causes = BTreeMap::new();
+    for a in &all {
+        *causes.entry(a.cause.clone()).or_insert(0u64) += 1;
+    }
+    assert_eq!(
+        store.cause_counts(campaign).await.expect("cause histogram"),
+        causes,
+        "the cause histogram differs from a recount of the attempt logs"
     );
     Audit { histories, counts }
 }

@@ -6,9 +6,10 @@
 //!
 //! A snapshot holds, per campaign: state, active calls against `limit`, calls per second against its `cps` cap
 //! (attempts completed over the last [`WINDOW`]), answer rate, the class counts, the hangup-cause histogram
-//! (`store::causes`), members waiting / in a call / ended, an ETA (members left over the rate members ended in the
-//! window), each gateway's calls in progress against its limit, the webhook outbox; and agents by state with the
-//! abandonment rate (`ABANDONED` attempts over answered calls of the agent campaigns) once agents exist.
+//! (`store::causes`), members waiting (of which in retry: called before, due again) / in a call / ended, an ETA
+//! (members left over the rate members ended in the window), each gateway's calls in progress against its limit
+//! with its circuit breaker as this node sees it (`api::views::gateways`), the webhook outbox; and agents by state
+//! with the abandonment rate (`ABANDONED` attempts over answered calls of the agent campaigns) once agents exist.
 
 use super::super::ApiState;
 use crate::api::campaigns::CampaignDoc;
@@ -106,7 +107,6 @@ async fn campaign_view(
         .ok()
         .flatten()
         .map_or(CampaignState::Idle, |(s, _)| s);
-    let now = chrono::Utc::now();
     let (cps, ended_per_sec) = sampler.rates(
         id,
         Sample {
@@ -119,15 +119,7 @@ async fn campaign_view(
     let eta = (left == 0)
         .then_some(0.0)
         .or_else(|| (ended_per_sec > 0.0).then(|| left as f64 / ended_per_sec));
-    let mut gateways = Vec::with_capacity(c.gateways.len());
-    for g in &c.gateways {
-        gateways.push(json!({
-            "name": g.name,
-            "limit": g.limit,
-            "in_use": st.store.gateway_slots_in_use(&g.name, now).await?,
-            "enabled": g.enabled,
-        }));
-    }
+    let gateways = crate::api::views::gateways(st, doc).await?;
     let webhooks = if c.webhooks.is_empty() {
         Value::Null
     } else {
@@ -147,7 +139,7 @@ async fn campaign_view(
         "counters": {"ok": counts.ok, "retry": counts.retry, "error": counts.error, "minus": counts.minus,
                      "calls": counts.calls, "answered": counts.answered, "success": counts.success, "lost": counts.lost},
         "causes": causes,
-        "members": {"waiting": counts.waiting, "active": counts.active, "ended": counts.ended},
+        "members": {"waiting": counts.waiting, "in_retry": counts.in_retry, "active": counts.active, "ended": counts.ended},
         "eta_secs": eta,
         "gateways": gateways,
         "webhooks": webhooks,

@@ -150,9 +150,10 @@ pub async fn set_state(State(st): St, ApiPath((id, state)): ApiPath<(String, Str
     Ok(ok(view(&st, &doc).await?))
 }
 
-/// `GET /api/v2/dialer/{id}/stats`: counters (SPEC §10) and the state on this node.
+/// `GET /api/v2/dialer/{id}/stats`: counters (SPEC §10), the state on this node, and each gateway's load and
+/// circuit breaker (`views::gateways`).
 pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
-    st.registry.require(&id).await?;
+    let doc = st.registry.get(&id).await?;
     let counters = st.store.counts(&id).await?;
     let state = st.engine().state(&id).await?;
     let mut v = serde_json::to_value(&counters).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -166,6 +167,7 @@ pub async fn stats(State(st): St, ApiPath(id): ApiPath<String>) -> Res {
     v["caller_ids"] = json!(st.store.caller_id_stats(&id).await?);
     // Answers by AMD result and messages left, on this node since it started (campaigns with `amd`).
     v["amd"] = json!(st.engine().amd_counts(&id).await?);
+    v["gateways"] = json!(views::gateways(&st, &doc).await?);
     Ok(ok(v))
 }
 

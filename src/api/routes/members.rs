@@ -120,6 +120,23 @@ pub struct ListParams {
     state: Option<String>,
     end_cause: Option<String>,
     after: Option<String>,
+    name: Option<String>,
+}
+
+/// Longest `name` a member search takes (characters).
+pub const MAX_NAME_QUERY: usize = 100;
+/// Member ids one search by name examines at most per request; when it stops there, `next` goes on.
+pub const NAME_SEARCH_SPAN: u64 = 100_000;
+
+/// The `name` filter: trimmed, 1 to [`MAX_NAME_QUERY`] characters; empty = no filter.
+fn parse_name(v: Option<&str>) -> Result<Option<String>, ApiError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(n) if n.chars().count() > MAX_NAME_QUERY => Err(ApiError::bad_request(format!(
+            "name: at most {MAX_NAME_QUERY} characters"
+        ))),
+        Some(n) => Ok(Some(n.to_owned())),
+    }
 }
 
 fn parse_state(v: Option<&str>) -> Result<Option<MemberState>, ApiError> {
@@ -135,8 +152,12 @@ fn parse_state(v: Option<&str>) -> Result<Option<MemberState>, ApiError> {
     }
 }
 
-/// `GET /api/v2/dialer/{id}/members?limit&page&sort&state&end_cause&after`: members in id order. `page` (from 1)
-/// skips `(page-1)*limit` matching members; `after` (the previous answer's `next`) is the cheap way to page.
+/// `GET /api/v2/dialer/{id}/members?limit&page&sort&state&end_cause&after&name`: members in id order. `page`
+/// (from 1) skips `(page-1)*limit` matching members; `after` (the previous answer's `next`) is the cheap way to
+/// page. `name` searches: members whose name contains it (ASCII letters case-insensitive), at most `limit`; one
+/// request examines at most [`NAME_SEARCH_SPAN`] member ids, so a search that matches few answers what it found
+/// with `next` (go on with `after=next`; `next` null: the whole campaign was searched). With `name`, page with
+/// `after`, not `page`.
 pub async fn list(
     State(st): St,
     ApiPath(id): ApiPath<String>,
@@ -177,7 +198,17 @@ pub async fn list(
         end_cause: q.end_cause.filter(|c| !c.is_empty()),
         after,
         limit,
+        name: parse_name(q.name.as_deref())?,
+        max_examined: None,
     };
+    if query.name.is_some() {
+        if page > 1 {
+            return Err(ApiError::bad_request(
+                "page: a search by name pages with after=<the previous answer's next>",
+            ));
+        }
+        query.max_examined = Some(NAME_SEARCH_SPAN);
+    }
     let mut skip = (page - 1).saturating_mul(limit);
     if skip > MAX_SKIP {
         return Err(ApiError::bad_request(format!(
@@ -201,7 +232,9 @@ pub async fn list(
         }
         match p.next {
             None => break None,
-            Some(n) if skip == 0 && out.len() >= limit => break Some(n),
+            Some(n) if skip == 0 && (out.len() >= limit || query.max_examined.is_some()) => {
+                break Some(n);
+            }
             Some(n) => query.after = Some(n),
         }
     };

@@ -262,6 +262,7 @@ pub fn table(cfg: &ApiConfig) -> Vec<Route> {
             .query("sort", "string", "only `id` (ascending) is supported")
             .query("state", "string", "waiting, active or ended")
             .query("end_cause", "string", "only members that ended with this cause")
+            .query("name", "string", "search: members whose name contains this (ASCII letters case-insensitive, at most 100 characters); one request examines at most 100000 member ids, then answers what it found with `next`; page with `after`")
             .answer(JSON, "MemberList")
             .errors(&[400, 404]),
         Route::new("GET", "/api/v2/dialer/{id}/members/count", "countMembers", get(members::count))

@@ -52,6 +52,7 @@ pub use caller_ids::CallerIdCount;
 pub use calls::{Call, CallflowState, Decided, HangupFacts};
 use campaigns::CampaignRun;
 use routing::SwitchState;
+pub use routing::{BreakerState, BreakerStatus, GatewayStatus};
 
 /// Cause of an attempt whose end was never seen and whose channel is gone (the store's, which counts it in
 /// `lost`).
@@ -623,6 +624,25 @@ impl Core {
             .get(id)
             .and_then(|c| c.gateways.get(gateway))
             .is_some_and(|g| !g.breaker.admits(now))
+    }
+
+    /// The campaign's gateways on this node (those it placed calls on, or whose breaker it keeps), by name: calls
+    /// in flight here and the breaker's state. Empty for a campaign the core does not know.
+    pub fn gateway_status(&self, id: &str, now: DateTime<Utc>) -> Vec<GatewayStatus> {
+        let Some(c) = self.campaigns.get(id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<GatewayStatus> = c
+            .gateways
+            .iter()
+            .map(|(name, g)| GatewayStatus {
+                name: name.clone(),
+                active_here: g.active,
+                breaker: g.breaker.status(now),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Draining and no call left in flight: the process may exit.

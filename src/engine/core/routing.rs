@@ -103,6 +103,52 @@ impl Breaker {
             self.probe = None;
         }
     }
+
+    /// What the breaker is doing now, for the API and the operator page.
+    pub fn status(&self, now: DateTime<Utc>) -> BreakerStatus {
+        let state = match self.open_until {
+            None => BreakerState::Closed,
+            Some(t) if t > now => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        };
+        BreakerStatus {
+            state,
+            paused_until: self.open_until.filter(|t| *t > now),
+            consecutive_failures: self.streak,
+            probe_in_flight: self.probe.is_some(),
+        }
+    }
+}
+
+/// A gateway breaker's state: closed (calls go), open (paused until its back-off ends), half-open (one probe
+/// call may go, or is in flight; its end decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// A gateway's circuit breaker as one node's core sees it (each node keeps its own: the failures it saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BreakerStatus {
+    pub state: BreakerState,
+    /// Open: no new call on the gateway before this instant.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Local failures (trunk or switch faults) in a row.
+    pub consecutive_failures: u32,
+    /// Half-open: its one probe call is in flight.
+    pub probe_in_flight: bool,
+}
+
+/// One gateway of a campaign on this node: its calls in flight here and its breaker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GatewayStatus {
+    pub name: String,
+    /// Calls in flight on it placed by this node.
+    pub active_here: u32,
+    pub breaker: BreakerStatus,
 }
 
 /// One gateway of a campaign on this node.
@@ -596,6 +642,35 @@ mod tests {
         assert!(b.healthy());
         assert!(b.admits(t(7)));
         assert_eq!(b.streak, 0);
+    }
+
+    #[test]
+    fn breaker_status_tells_closed_open_until_and_half_open_with_the_failure_streak() {
+        let mut b = Breaker::default();
+        let closed = BreakerStatus {
+            state: BreakerState::Closed,
+            paused_until: None,
+            consecutive_failures: 0,
+            probe_in_flight: false,
+        };
+        assert_eq!(b.status(t(0)), closed);
+        let (a1, a2, p) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        b.local_failure(t(0), a1, 2);
+        assert_eq!(b.status(t(0)).consecutive_failures, 1);
+        assert_eq!(b.status(t(0)).state, BreakerState::Closed);
+        b.local_failure(t(0), a2, 2);
+        let open = b.status(t(1));
+        assert_eq!(
+            (open.state, open.paused_until, open.consecutive_failures),
+            (BreakerState::Open, Some(t(2)), 2)
+        );
+        // Past the back-off: half-open, then its probe in flight.
+        assert_eq!(b.status(t(2)).state, BreakerState::HalfOpen);
+        assert_eq!(b.status(t(2)).paused_until, None);
+        b.placed(t(2), p);
+        assert!(b.status(t(2)).probe_in_flight);
+        b.healthy();
+        assert_eq!(b.status(t(3)), closed);
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
 pub(super) enum Msg {
     Input(Input),
     State(String, oneshot::Sender<Option<(CampaignState, u32)>>),
+    /// A campaign's gateways on this node: calls in flight and breaker state.
+    Gateways(
+        String,
+        oneshot::Sender<Vec<crate::engine::core::GatewayStatus>>,
+    ),
     /// This node's answers of a campaign by AMD result.
     AmdCounts(String, oneshot::Sender<crate::engine::core::AmdCounts>),
     /// Answered once the core drained (no call left in flight).
@@ -207,6 +212,20 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::State(campaign.to_owned(), tx))
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+    /// A campaign's gateways as this node's core sees them: its calls in flight on each and each circuit
+    /// breaker (closed, open until an instant, half-open), by name. Each node keeps its own breakers (the
+    /// failures it saw), so this is this node's truth.
+    pub async fn gateways(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<crate::engine::core::GatewayStatus>, EngineStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Gateways(campaign.to_owned(), tx))
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
@@ -413,7 +432,11 @@ pub fn start(
     ));
     names.insert(task.id(), "node registry".into());
     let (history_tx, history_rx) = mpsc::channel(HISTORY_QUEUE);
-    let task = tasks.spawn(write_history(store.clone(), history_rx));
+    let task = tasks.spawn(write_history(
+        store.clone(),
+        history_rx,
+        handle.webhooks_queued(),
+    ));
     names.insert(task.id(), "history".into());
     let task = tasks.spawn(agents::agent_loop(
         store.clone(),

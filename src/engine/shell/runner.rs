@@ -14,7 +14,6 @@ use crate::campaign::config::ValidCampaign;
 use crate::engine::clock::Clock;
 use crate::engine::completer::Completion;
 use crate::engine::core::{Action, Core, Input, policy_of};
-use crate::engine::state::Transition;
 use crate::engine::switch_info::{self};
 use crate::esl::client::{Client, ClientError};
 use crate::store::{AttemptId, Store};
@@ -34,7 +33,7 @@ pub(super) struct Runner {
     /// Waiting for the drain to end.
     pub(super) drained: Vec<oneshot::Sender<()>>,
     /// Campaign transitions on their way to the store, in order.
-    pub(super) history: mpsc::Sender<(String, Transition)>,
+    pub(super) history: mpsc::Sender<super::tasks::HistoryJob>,
     /// Webhook events to queue (`crate::webhooks::resolve`).
     pub(super) webhooks: mpsc::Sender<crate::webhooks::resolve::Job>,
 }
@@ -125,6 +124,10 @@ impl Runner {
             }
             Msg::State(id, reply) => {
                 let _ = reply.send(self.core.state(&id).map(|s| (s, self.core.active(&id))));
+                true
+            }
+            Msg::Gateways(id, reply) => {
+                let _ = reply.send(self.core.gateway_status(&id, self.clock.now()));
                 true
             }
             Msg::AmdCounts(id, reply) => {
@@ -679,14 +682,16 @@ impl Runner {
                     let all: Vec<usize> = (0..self.switch_names.len()).collect();
                     self.check_prompts(&campaign, &all);
                 }
-                if let Some(valid) = self.campaigns.get(&campaign) {
-                    crate::webhooks::hooks::state_changed(
-                        &self.webhooks,
-                        valid,
-                        transition.clone(),
-                    );
-                }
-                if let Err(e) = self.history.try_send((campaign, transition)) {
+                let hooks = self
+                    .campaigns
+                    .get(&campaign)
+                    .and_then(|valid| crate::webhooks::hooks::hooks_of(valid));
+                let job = super::tasks::HistoryJob {
+                    campaign,
+                    transition,
+                    hooks,
+                };
+                if let Err(e) = self.history.try_send(job) {
                     tracing::warn!(error = %e, "campaign history queue full: a transition is not recorded");
                 }
             }

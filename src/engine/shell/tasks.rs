@@ -40,17 +40,50 @@ pub(super) async fn announce_node(
     }
 }
 
-/// Writes campaign transitions to the store in the order they happened (retrying a failed write a few times).
-pub(super) async fn write_history(store: Store, mut rx: mpsc::Receiver<(String, Transition)>) {
-    while let Some((campaign, transition)) = rx.recv().await {
-        let Ok(entry) = serde_json::to_string(&transition) else {
+/// A campaign state transition to record, with the campaign's webhooks when it has any.
+pub(super) struct HistoryJob {
+    pub campaign: String,
+    pub transition: Transition,
+    pub hooks: Option<std::sync::Arc<[crate::campaign::WebhookConfig]>>,
+}
+
+/// Writes campaign transitions to the store in the order they happened (retrying a failed write a few times),
+/// each with its `campaign_state` webhook events in the same store step (`Store::push_history_with_events`): a
+/// transition in the history always has its events queued, whatever crashes when. `queued` is rung when events
+/// were queued (the delivery task).
+pub(super) async fn write_history(
+    store: Store,
+    mut rx: mpsc::Receiver<HistoryJob>,
+    queued: std::sync::Arc<tokio::sync::Notify>,
+) {
+    while let Some(job) = rx.recv().await {
+        let Ok(entry) = serde_json::to_string(&job.transition) else {
             continue;
         };
+        let now = chrono::Utc::now();
+        let group = job
+            .hooks
+            .as_deref()
+            .map(|hooks| crate::store::outbox::EnqueueGroup {
+                marker: None,
+                deliveries: crate::webhooks::event::state_event(&job.campaign, &job.transition)
+                    .deliveries(hooks, now),
+            });
+        let groups: &[_] = group.as_slice();
         for attempt in 0..5u32 {
-            match store.push_history(&campaign, &entry).await {
-                Ok(()) => break,
+            match store
+                .push_history_with_events(&job.campaign, &entry, groups, now)
+                .await
+            {
+                Ok(n) => {
+                    if n > 0 {
+                        queued.notify_one();
+                    }
+                    break;
+                }
                 Err(e) => {
-                    tracing::warn!(campaign, error = %e, attempt, "writing the campaign history failed");
+                    tracing::warn!(campaign = job.campaign, error = %e, attempt,
+                        "writing the campaign history (and its webhook events) failed");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
             }

@@ -5,6 +5,7 @@
 
 use crate::campaign::causes::CauseClass;
 use crate::campaign::params::MemberOrder;
+use crate::store::causes;
 use crate::store::outcome::{self, Finished, FollowUpMs, InCall, Next};
 use crate::store::record::{LogEntry, NumState, Prepared, StaticData};
 use crate::store::rules::{self, TzPoint};
@@ -110,6 +111,8 @@ pub(super) struct Camp {
     pub tzs: BTreeSet<String>,
     pub order: Option<MemberOrder>,
     pub cnt: Counters,
+    /// Attempts per hangup cause (`store::causes`), written by the same step as each attempt's result.
+    pub causes: BTreeMap<String, u64>,
 }
 
 impl Camp {
@@ -147,6 +150,23 @@ impl Camp {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Member `id` leaves the waiting members (claimed, ended or deleted while waiting): `waiting`, and
+    /// `in_retry` when it was called before.
+    fn leave_waiting(&mut self, id: u64) {
+        self.cnt.waiting -= 1;
+        if self.members.get(&id).is_some_and(|r| r.attempts > 0) {
+            self.cnt.in_retry -= 1;
+        }
+    }
+
+    /// Member `id` is waiting again (released, revived): `waiting`, and `in_retry` when it was called before.
+    fn enter_waiting(&mut self, id: u64) {
+        self.cnt.waiting += 1;
+        if self.members.get(&id).is_some_and(|r| r.attempts > 0) {
+            self.cnt.in_retry += 1;
         }
     }
 
@@ -330,7 +350,7 @@ impl Camp {
             let id = head.2;
             let rec = self.members.get(&id).expect("ready member exists");
             if rec.expire.is_some_and(|x| x <= now) {
-                self.cnt.waiting -= 1;
+                self.leave_waiting(id);
                 self.finish(id, MEMBER_EXPIRED, false);
                 ended.push((MemberId(id), MEMBER_EXPIRED.to_string()));
                 continue;
@@ -343,13 +363,13 @@ impl Camp {
             if !point.open {
                 match rules::reopen_at(&point, now) {
                     None => {
-                        self.cnt.waiting -= 1;
+                        self.leave_waiting(id);
                         self.finish(id, QUEUE_EXPIRE, false);
                         ended.push((MemberId(id), QUEUE_EXPIRE.to_string()));
                     }
                     // It would only be callable after it expires.
                     Some(at) if rec.expire.is_some_and(|x| x <= at) => {
-                        self.cnt.waiting -= 1;
+                        self.leave_waiting(id);
                         self.finish(id, MEMBER_EXPIRED, false);
                         ended.push((MemberId(id), MEMBER_EXPIRED.to_string()));
                     }
@@ -358,12 +378,13 @@ impl Camp {
                 continue;
             }
             let Some(k) = rules::choose_number(policy.number_order, &rec.nums, rec.last_idx) else {
-                self.cnt.waiting -= 1;
+                self.leave_waiting(id);
                 self.finish(id, NO_COMMUNICATIONS, false);
                 ended.push((MemberId(id), NO_COMMUNICATIONS.to_string()));
                 continue;
             };
             let attempt = ids[claimed.len()];
+            self.leave_waiting(id);
             let rec = self.members.get_mut(&id).expect("ready member exists");
             rec.st = St::Active;
             rec.attempts += 1;
@@ -384,7 +405,6 @@ impl Camp {
                     expiry,
                 },
             );
-            self.cnt.waiting -= 1;
             self.cnt.active += 1;
             claimed.push((id, attempt, k));
         }
@@ -430,7 +450,10 @@ impl Camp {
         rec.log.push(decision.log);
         self.drop_lease(&cur.attempt);
         for (field, delta) in &decision.counters {
-            self.cnt.add(field, *delta);
+            match causes::histogram_cause(field) {
+                Some(cause) => causes::count_cause(&mut self.causes, cause, *delta),
+                None => self.cnt.add(field, *delta),
+            }
         }
         match decision.next {
             Next::Ended { cause, success } => {
@@ -589,7 +612,7 @@ impl Camp {
         if q {
             self.finish(member, MANAGER_REQUEST, false);
         } else {
-            self.cnt.waiting += 1;
+            self.enter_waiting(member);
             self.schedule(member, due, now);
         }
         ReleaseOutcome::Released
@@ -607,7 +630,7 @@ impl Camp {
             }
             St::Ready | St::Waiting => {
                 self.unqueue(id);
-                self.cnt.waiting -= 1;
+                self.leave_waiting(id);
             }
         }
         let rec = self.members.remove(&id).expect("checked");
@@ -649,7 +672,7 @@ impl Camp {
             }
             St::Ready | St::Waiting => {
                 self.unqueue(id);
-                self.cnt.waiting -= 1;
+                self.leave_waiting(id);
                 self.finish(id, MANAGER_REQUEST, false);
                 TerminateOutcome::Terminated
             }
@@ -675,7 +698,7 @@ impl Camp {
                 n.att = 0;
             }
             self.bump_end(&cause, -1);
-            self.cnt.waiting += 1;
+            self.enter_waiting(*id);
             self.schedule(*id, now, now);
         }
         (ids.len() as u64, (hi < self.seq).then_some(hi))
@@ -698,6 +721,9 @@ impl Camp {
                 continue;
             }
             if q.end_cause.is_some() && q.end_cause != v.end_cause {
+                continue;
+            }
+            if !q.name_matches(&v.name) {
                 continue;
             }
             out.push(v);

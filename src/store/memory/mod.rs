@@ -58,8 +58,6 @@ pub struct MemoryStore {
     pub(in crate::store) compliance: Mutex<crate::store::compliance::ComplianceMap>,
     /// The webhook outbox (see `store::outbox`).
     pub(in crate::store) outbox: crate::store::outbox::MemoryOutbox,
-    /// Attempts per hangup cause (see `store::causes`).
-    pub(in crate::store) causes: Mutex<crate::store::causes::CauseMap>,
 }
 
 fn tz_points(
@@ -141,7 +139,6 @@ impl MemoryStore {
             number_calls: Mutex::default(),
             compliance: Mutex::new(Default::default()),
             outbox: Default::default(),
-            causes: Mutex::default(),
         }
     }
 
@@ -265,12 +262,18 @@ impl MemoryStore {
         }
     }
 
+    /// Attempts per hangup cause, counted by the completions themselves (see `store::causes`).
+    pub fn cause_counts(&self, campaign: &str) -> StoreResult<BTreeMap<String, u64>> {
+        self.with_existing(campaign, BTreeMap::new(), |c| c.causes.clone())
+    }
+
     pub fn counts(&self, campaign: &str) -> StoreResult<Counters> {
         self.with_existing(campaign, Counters::default(), |c| c.cnt.clone())
     }
 
     pub fn list(&self, campaign: &str, q: &ListQuery) -> StoreResult<ListPage> {
         let mut q = q.clone();
+        let start = q.after.map_or(0, |a| a.0);
         let mut members = Vec::new();
         loop {
             let (mut got, last, more) =
@@ -284,7 +287,7 @@ impl MemoryStore {
                 });
             }
             q.after = Some(MemberId(last));
-            if q.limit == 0 {
+            if q.limit == 0 || q.max_examined.is_some_and(|m| last - start >= m) {
                 return Ok(ListPage {
                     members,
                     next: q.after,
@@ -605,10 +608,6 @@ impl MemoryStore {
             .unwrap_or_else(|p| p.into_inner())
             .remove(campaign);
         self.outbox.forget(campaign);
-        self.causes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(campaign);
         Ok(())
     }
 }

@@ -172,6 +172,36 @@ impl Store {
         }
     }
 
+    /// Appends a campaign state transition's history entry (`store::history`) and queues its webhook events
+    /// (`campaign_state`, no marker) in **one** store step: one script on Redis, both locks held on the memory
+    /// store. So a transition in the history always has its events queued, whatever crashes when: there is no
+    /// moment where one is written and the other not. A resend of the same entry (equal to the latest: entries
+    /// carry their instant) writes neither again. Returns how many deliveries were queued.
+    pub async fn push_history_with_events(
+        &self,
+        campaign: &str,
+        entry: &str,
+        groups: &[EnqueueGroup],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        record::check_campaign(campaign)?;
+        match self {
+            Store::Memory(m) => {
+                // The history's lock, then the outbox's (the only place that holds both, so no other order).
+                let mut history = m.history.lock().unwrap_or_else(|p| p.into_inner());
+                let mut outbox = m.outbox.lock();
+                let list = history.entry(campaign.to_owned()).or_default();
+                if !super::history::push_bounded(list, entry) {
+                    return Ok(0);
+                }
+                Ok(outbox.enqueue(campaign, groups, ms(now)))
+            }
+            Store::Redis(r) => {
+                redis::transition(r, campaign, entry, super::HISTORY_KEEP, groups, ms(now)).await
+            }
+        }
+    }
+
     /// Markers written before `older_than` (at most `max`): attempts whose events a crash may have lost.
     pub async fn outbox_stale_markers(
         &self,

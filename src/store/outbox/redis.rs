@@ -47,6 +47,23 @@ local function push(id, chain, rec)
   redis.call('HSET', K_DLV, id, rec)
   if redis.call('RPUSH', qkey(chain), id) == 1 then redis.call('ZADD', K_DUE, NOW, chain) end
 end
+-- Queues each group's deliveries (groups_json: `[{m: marker or '', d: [[id, chain, record, record if buried]]}]`)
+-- unless its marker is gone or a delivery of the same id is waiting or dead; at most `cap` waiting, beyond which
+-- a delivery is buried. Returns how many were queued.
+local function enqueue_groups(cap, groups_json)
+  local queued = 0
+  for _, g in ipairs(cjson.decode(groups_json)) do
+    if g.m == '' or redis.call('HDEL', K_PEND, g.m) == 1 then
+      for _, d in ipairs(g.d) do
+        if redis.call('HEXISTS', K_DLV, d[1]) == 0 and redis.call('HEXISTS', K_DEAD, d[1]) == 0 then
+          if redis.call('HLEN', K_DLV) >= cap then bury(d[1], d[4])
+          else push(d[1], d[2], d[3]); queued = queued + 1 end
+        end
+      end
+    end
+  end
+  return queued
+end
 local function pop_head(chain)
   local q = qkey(chain)
   redis.call('LPOP', q)
@@ -59,22 +76,20 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV[4]: cap; ARGV[5]: JSON `[{m: marker or '', d: [[id, chain, record, record if buried]]}]`.
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| script("return enqueue_groups(tonumber(ARGV[4]), ARGV[5])"));
+
+/// A campaign state transition: its history entry and its events in one step. KEYS[6]: the history list;
+/// ARGV[4], ARGV[5]: as [`ENQUEUE`]; ARGV[6]: the entry; ARGV[7]: entries kept. An entry equal to the latest one
+/// is a resend of the same transition (entries carry their instant): neither is written again.
+static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local cap = tonumber(ARGV[4])
-local queued = 0
-for _, g in ipairs(cjson.decode(ARGV[5])) do
-  if g.m == '' or redis.call('HDEL', K_PEND, g.m) == 1 then
-    for _, d in ipairs(g.d) do
-      if redis.call('HEXISTS', K_DLV, d[1]) == 0 and redis.call('HEXISTS', K_DEAD, d[1]) == 0 then
-        if redis.call('HLEN', K_DLV) >= cap then bury(d[1], d[4])
-        else push(d[1], d[2], d[3]); queued = queued + 1 end
-      end
-    end
-  end
-end
-return queued
+local hist = KEYS[6]
+if redis.call('LINDEX', hist, -1) == ARGV[6] then return 0 end
+redis.call('RPUSH', hist, ARGV[6])
+redis.call('LTRIM', hist, -tonumber(ARGV[7]), -1)
+return enqueue_groups(tonumber(ARGV[4]), ARGV[5])
 ",
     )
 });
@@ -186,12 +201,8 @@ pub(super) async fn mark(
         .map_err(StoreError::redis("outbox_mark"))
 }
 
-pub(super) async fn enqueue(
-    r: &RedisStore,
-    campaign: &str,
-    groups: &[EnqueueGroup],
-    now: i64,
-) -> StoreResult<usize> {
+/// The `enqueue_groups` argument of a script: the groups as JSON, each delivery with its buried form.
+fn groups_json(groups: &[EnqueueGroup], now: i64) -> StoreResult<String> {
     let mut arg = Vec::with_capacity(groups.len());
     for g in groups {
         let mut d = Vec::with_capacity(g.deliveries.len());
@@ -209,12 +220,41 @@ pub(super) async fn enqueue(
         let marker = g.marker.map(|m| m.to_string()).unwrap_or_default();
         arg.push(serde_json::json!({"m": marker, "d": d}));
     }
+    Ok(serde_json::Value::Array(arg).to_string())
+}
+
+pub(super) async fn enqueue(
+    r: &RedisStore,
+    campaign: &str,
+    groups: &[EnqueueGroup],
+    now: i64,
+) -> StoreResult<usize> {
     invocation(&ENQUEUE, campaign, now)
         .arg(OUTBOX_CAP)
-        .arg(serde_json::Value::Array(arg).to_string())
+        .arg(groups_json(groups, now)?)
         .invoke_async(&mut r.connection())
         .await
         .map_err(StoreError::redis("outbox_enqueue"))
+}
+
+/// Appends a history entry (bounded to `keep`) and queues the groups, in one script.
+pub(super) async fn transition(
+    r: &RedisStore,
+    campaign: &str,
+    entry: &str,
+    keep: usize,
+    groups: &[EnqueueGroup],
+    now: i64,
+) -> StoreResult<usize> {
+    let mut inv = invocation(&TRANSITION, campaign, now);
+    inv.key(key(campaign, "history"))
+        .arg(OUTBOX_CAP)
+        .arg(groups_json(groups, now)?)
+        .arg(entry)
+        .arg(keep);
+    inv.invoke_async(&mut r.connection())
+        .await
+        .map_err(StoreError::redis("push_history"))
 }
 
 pub(super) async fn markers(r: &RedisStore, campaign: &str) -> StoreResult<Vec<PendingMarker>> {

@@ -10,8 +10,8 @@ pub fn campaign_prefix(campaign: &str) -> String {
 /// The keys every campaign script declares, after the prefix (`KEYS[2]`… in `lua/prelude.lua`, same order).
 /// Member records (`m:<id>`) are found while a script runs (in the ready and wait sets), so they cannot be
 /// declared; they carry the same hash tag, hence the same slot.
-pub const CAMPAIGN_SCRIPT_KEYS: [&str; 10] = [
-    "seq", "ready", "wait", "lease", "act", "ext", "tzs", "cnt", "meta", "log",
+pub const CAMPAIGN_SCRIPT_KEYS: [&str; 11] = [
+    "seq", "ready", "wait", "lease", "act", "ext", "tzs", "cnt", "meta", "log", "causes",
 ];
 
 /// `KEYS` of a campaign script: the prefix, then [`CAMPAIGN_SCRIPT_KEYS`].
@@ -23,7 +23,7 @@ pub fn campaign_script_keys(campaign: &str) -> impl Iterator<Item = String> + '_
     )
 }
 
-/// Where a writing script keeps its reply for a resend of the same call (`KEYS[12]`; `call` is unique per call,
+/// Where a writing script keeps its reply for a resend of the same call (`KEYS[13]`; `call` is unique per call,
 /// the same for its resends; see `memo_keep` in `lua/prelude.lua`).
 pub fn memo_key(campaign: &str, call: &uuid::Uuid) -> String {
     format!("dlr:{{{campaign}}}:memo:{call}")

@@ -303,7 +303,9 @@ impl RedisStore {
             Some(MemberState::Ended) => "ended",
         };
         let cause = q.end_cause.clone().unwrap_or_default();
+        let name = q.name.as_deref().unwrap_or_default().to_ascii_lowercase();
         let mut after = q.after.map_or(0, |a| a.0);
+        let start = after;
         let mut limit = q.limit;
         let mut members = Vec::new();
         loop {
@@ -314,6 +316,7 @@ impl RedisStore {
                 .arg(limit)
                 .arg(state)
                 .arg(&cause)
+                .arg(&name)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(StoreError::redis("list"))?;
@@ -338,7 +341,7 @@ impl RedisStore {
                 });
             }
             after = r.last;
-            if limit == 0 {
+            if limit == 0 || q.max_examined.is_some_and(|m| after - start >= m) {
                 return Ok(ListPage {
                     members,
                     next: Some(MemberId(after)),

@@ -15,7 +15,8 @@
 //! | `dlr:{C}:ext` | hash | external id → member id |
 //! | `dlr:{C}:seq` | string | last member id |
 //! | `dlr:{C}:tzs` | set | the timezones members use (`""` = the calendar's) |
-//! | `dlr:{C}:cnt` | hash | counters: `waiting active ended calls answered success ok retry error minus lost end:<CAUSE>` |
+//! | `dlr:{C}:cnt` | hash | counters: `waiting in_retry active ended calls answered success ok retry error minus lost end:<CAUSE>` |
+//! | `dlr:{C}:causes` | hash | attempts per hangup cause, written by the completion script (`store::causes`) |
 //! | `dlr:{C}:meta` | hash | `order`: the member order the ready zset is ranked by; `layout`: `2`, this member layout (a campaign with members and no mark was written by a build that kept members as hashes, and is refused) |
 //! | `dlr:{C}:cps` | hash | the campaign's calls-per-second bucket (`t` tokens, `ts` last ms) |
 //! | `dlr:{gw:G}:slots` / `:cps` | zset / hash | a gateway's slots (attempt → lease expiry) and bucket |

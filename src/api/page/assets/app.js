@@ -66,6 +66,21 @@ function fig(id, label, value, cls) {
   return el("div", { class: "fig " + (cls || "") }, el("b", { id, text: value }), label);
 }
 
+// A gateway's state: disabled, or its circuit breaker on this node (closed = calls go, open = paused, half_open
+// = one probe call decides), "unknown" while the engine has not loaded the campaign.
+function gatewayState(g) {
+  if (!g.enabled) return "disabled";
+  return g.breaker ? g.breaker.state : "unknown";
+}
+function gatewayText(g) {
+  const b = g.breaker;
+  const st = gatewayState(g);
+  if (st === "open") return `paused until ${new Date(b.paused_until).toLocaleTimeString()} (${b.consecutive_failures} failures in a row)`;
+  if (st === "half_open") return b.probe_in_flight ? "probing (one test call)" : "ready to probe";
+  if (st === "closed") return b.consecutive_failures > 0 ? `in use (${b.consecutive_failures} failures in a row)` : "in use";
+  return st;
+}
+
 function card(c) {
   const id = c.id;
   const running = c.state === "running" || c.state === "sleeping";
@@ -89,8 +104,9 @@ function card(c) {
   const t = el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "gateway" }), el("th", { text: "calls / limit" }), el("th", { text: "state" }))));
   const tb = el("tbody");
   for (const g of c.gateways) {
-    tb.append(el("tr", {}, el("td", { text: g.name }), el("td", { text: `${g.in_use} / ${g.limit === null ? "∞" : g.limit}` }),
-      el("td", { text: g.enabled ? "in use" : "disabled" })));
+    tb.append(el("tr", { "data-gateway": g.name }, el("td", { text: g.name }),
+      el("td", { text: `${g.in_use} / ${g.limit === null ? "∞" : g.limit}` }),
+      el("td", { class: "gw-state", "data-state": gatewayState(g), text: gatewayText(g) })));
   }
   t.append(tb); gws.append(t);
   const activeMeter = el("meter", { min: "0", max: String(c.limit), value: String(c.active), "aria-label": "active calls against the limit" });
@@ -114,7 +130,8 @@ function card(c) {
       fig(`minus-${id}`, "minus", fmt(c.counters.minus), "minus"),
       fig(`calls-${id}`, "calls", fmt(c.counters.calls))),
     el("div", { class: "grid" },
-      fig(`waiting-${id}`, "waiting", fmt(c.members.waiting)),
+      fig(`waiting-${id}`, "waiting (not called yet)", fmt(c.members.waiting - c.members.in_retry)),
+      fig(`inretry-${id}`, "in retry (due again)", fmt(c.members.in_retry), "retry"),
       fig(`inflight-${id}`, "in a call", fmt(c.members.active)),
       fig(`ended-${id}`, "ended", fmt(c.members.ended)),
       wh),
@@ -206,6 +223,7 @@ $("#search-form").addEventListener("submit", async (e) => {
   const id = encodeURIComponent($("#s-campaign").value);
   const mid = $("#s-member").value;
   const out = $("#search-result");
+  delete out.dataset.more;
   $("#attempts").replaceChildren();
   let members = [];
   if (mid) {
@@ -214,8 +232,14 @@ $("#search-form").addEventListener("submit", async (e) => {
     members = [r.json.data];
   } else {
     const st = $("#s-state").value;
-    const r = await api("GET", `${API}/${id}/members?limit=50${st ? "&state=" + st : ""}`);
-    members = (r.json && r.json.data && (r.json.data.items || r.json.data)) || [];
+    const name = $("#s-name").value.trim();
+    const q = new URLSearchParams({ limit: "50" });
+    if (st) q.set("state", st);
+    if (name) q.set("name", name);
+    const r = await api("GET", `${API}/${id}/members?${q}`);
+    if (r.status !== 200) { out.textContent = (r.json && r.json.info) || "search refused"; return; }
+    members = (r.json && r.json.data) || [];
+    if (name && r.json.next !== null && members.length < 50) out.dataset.more = "1";
   }
   const rows = members.map((m) => {
     const b = el("button", { type: "button", class: "secondary", text: "Attempts" });
@@ -223,7 +247,8 @@ $("#search-form").addEventListener("submit", async (e) => {
     return el("tr", {}, el("td", { text: String(m.id || m._id) }), el("td", { text: m.name }),
       el("td", { text: m.state || "" }), el("td", { text: m.end_cause || "" }), el("td", {}, b));
   });
-  out.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...["id", "name", "state", "end cause", ""].map((h) => el("th", { text: h })))),
+  const note = out.dataset.more ? el("p", { text: "The search stopped after 100,000 members: narrow the name, or go on through the API (after = its next)." }) : null;
+  out.replaceChildren(...[el("p", { id: "search-count", text: `${members.length} found` }), note].filter(Boolean), el("table", {}, el("thead", {}, el("tr", {}, ...["id", "name", "state", "end cause", ""].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...rows)));
 });
 

@@ -64,7 +64,8 @@ local free = pol.l - redis.call('ZCOUNT', K_LEASE, '(' .. fint(now), '+inf')
 local want = math.min(max_n, free, #ARGV - 6)
 -- (Tables are appended to with explicit counts: `#t` is a search in Lua 5.1.)
 local claims, ended, nended = {}, {}, 0
-local leases, acts, got = {}, {}, 0
+-- `retried`: members taken that were called before (they leave `in_retry` as well as `waiting`).
+local leases, acts, got, retried = {}, {}, 0, 0
 local examined = 0
 local expiry = fint(now + lease)
 local a_tail, act_tail = '|' .. fint(now) .. '|' .. node, '|' .. node
@@ -83,6 +84,7 @@ local function set_aside(hid, rec, cause, at)
   local m = parse_rec(id, rec)
   if cause then
     cnt('waiting', -1)
+    if called_before(m.b) then cnt('in_retry', -1) end
     finish(m, cause, false)
     nended = nended + 1
     ended[nended] = { id, cause }
@@ -170,6 +172,7 @@ while got < want and examined < want + EXAMINE_EXTRA do
             new = sub(rec, 1, pb - 1) .. nb .. '|a' .. sub(rec, pe + 2, eol - 1) .. attempt .. '|' .. kstr .. a_tail
               .. sub(rec, eol)
             got = got + 1
+            if called_before(b) then retried = retried + 1 end
             leases[2 * got - 1] = expiry
             leases[2 * got] = attempt
             acts[2 * got - 1] = attempt
@@ -190,6 +193,7 @@ if got > 0 then
   redis.call('ZADD', K_LEASE, unpack(leases))
   redis.call('HSET', K_ACT, unpack(acts))
   cnt('waiting', -got)
+  cnt('in_retry', -retried)
   cnt('active', got)
 end
 flush()

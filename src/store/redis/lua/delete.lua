@@ -10,6 +10,7 @@ if m.s == 'e' then
 else
   unqueue(id, m.s, m.w)
   cnt('waiting', -1)
+  if called_before(m.b) then cnt('in_retry', -1) end
 end
 local e = ext_of(m)
 if e ~= '' then redis.call('HDEL', K_EXT, e) end

@@ -1,5 +1,5 @@
 -- Shared helpers of the member-store scripts. KEYS[1] is the campaign prefix `dlr:{<campaign>}:`: every key
--- a script touches starts with it, so all of them live in the campaign's hash slot (Redis Cluster). KEYS[2..11]
+-- a script touches starts with it, so all of them live in the campaign's hash slot (Redis Cluster). KEYS[2..12]
 -- declare the campaign's fixed keys (redis/keys.rs CAMPAIGN_SCRIPT_KEYS, same order); member records are found
 -- while the script runs and share the hash tag. The queue rules here (ready order, number choice) mirror
 -- store/rules.rs and store/memory/campaign.rs; keep them in step. What a result does to its member (SPEC §4) is not
@@ -7,15 +7,17 @@
 -- and the layout table in redis/mod.rs.
 local P = KEYS[1]
 local NOW = ARGV[1]
-if (#KEYS ~= 11 and #KEYS ~= 12) or KEYS[2] ~= P .. 'seq' or KEYS[11] ~= P .. 'log' then
+if (#KEYS ~= 12 and #KEYS ~= 13) or KEYS[2] ~= P .. 'seq' or KEYS[12] ~= P .. 'causes' then
   error('campaign script called without its declared keys')
 end
 local K_SEQ, K_READY, K_WAIT = KEYS[2], KEYS[3], KEYS[4]
 local K_LEASE, K_ACT, K_EXT = KEYS[5], KEYS[6], KEYS[7]
 local K_TZS, K_CNT, K_META, K_LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
--- The call's reply kept for a resend (KEYS[12], `memo:<call id>`, see redis/keys.rs memo_key): a client that lost
+-- The hangup-cause histogram (store/causes.rs): cause → attempts, at most MAX_CAUSES causes, then OTHER.
+local K_CAUSES, MAX_CAUSES = KEYS[12], 200
+-- The call's reply kept for a resend (KEYS[13], `memo:<call id>`, see redis/keys.rs memo_key): a client that lost
 -- the reply with its connection and sends the same call again gets the first run's reply instead of a second run.
-local K_MEMO = KEYS[12]
+local K_MEMO = KEYS[13]
 local MEMO_MS = 120000
 local function memo_replay()
   if K_MEMO == nil then return nil end
@@ -160,12 +162,26 @@ local function choose(order, nums, last)
   return nil
 end
 
--- Counter deltas are gathered and written once per script run (flush).
+-- Counter deltas are gathered and written once per script run (flush). A field `cause:<CAUSE>` (a result's
+-- hangup cause, decided in store/outcome.rs) goes to the histogram K_CAUSES instead, bounded as
+-- store/causes.rs count_cause bounds it.
 local CNT = {}
 local function cnt(field, delta) CNT[field] = (CNT[field] or 0) + delta end
 local function flush_cnt()
   for k, v in pairs(CNT) do
-    if v ~= 0 then redis.call('HINCRBY', K_CNT, k, v) end
+    if v ~= 0 then
+      if string.sub(k, 1, 6) == 'cause:' then
+        local c = string.sub(k, 7)
+        if redis.call('HEXISTS', K_CAUSES, c) == 0 and redis.call('HLEN', K_CAUSES) >= MAX_CAUSES then c = 'OTHER' end
+        redis.call('HINCRBY', K_CAUSES, c, v)
+      elseif k == 'in_retry' then
+        -- Never below zero: members waiting after an attempt since before this counter existed leave it without
+        -- having entered it; once they were called again it is exact.
+        if redis.call('HINCRBY', K_CNT, k, v) < 0 then redis.call('HSET', K_CNT, k, 0) end
+      else
+        redis.call('HINCRBY', K_CNT, k, v)
+      end
+    end
   end
   CNT = {}
 end
@@ -228,6 +244,10 @@ local function unqueue(id, s, w)
     redis.call('ZREM', K_WAIT, idt(id))
   end
 end
+
+-- Whether a member with attempts count `b` (the record's field) was called before: a waiting one is in retry
+-- (the `in_retry` counter; `b` is '' before the first claim, '0' after a claim released uncounted).
+local function called_before(b) return b ~= '' and b ~= '0' end
 
 -- Ends a member (the caller already took it off its state gauge, and saves `m`).
 local function finish(m, cause, success)

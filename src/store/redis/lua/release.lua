@@ -13,6 +13,7 @@ if m.q == '1' then
   finish(m, 'MANAGER_REQUEST', false)
 else
   cnt('waiting', 1)
+  if n > 0 then cnt('in_retry', 1) end
   schedule(m, id, due, now, stored_order())
 end
 save(id, m)

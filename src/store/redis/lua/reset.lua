@@ -16,6 +16,7 @@ for id = after + 1, hi do
     cnt('ended', -1)
     cnt('end:' .. m.y, -1)
     cnt('waiting', 1)
+    if called_before(m.b) then cnt('in_retry', 1) end
     m.y, m.t, m.q, m.u, m.h = '', '', '', pack_nums(nums), ''
     schedule(m, id, now, now, order)
     save(id, m)

@@ -14,6 +14,7 @@ if m.s == 'a' then
 end
 unqueue(id, m.s, m.w)
 cnt('waiting', -1)
+if called_before(m.b) then cnt('in_retry', -1) end
 finish(m, 'MANAGER_REQUEST', false)
 save(id, m)
 flush()
