@@ -1,7 +1,9 @@
 //! fsdialer's own policy: dial so that the live answers to come match the agents free when they come.
 //!
 //! Over the horizon of one time-to-answer, the agents free are today's free agents plus those expected to finish
-//! their call and wrap-up (or just their wrap-up) by then, each with probability `1 − e^(−h/mean)`; the live
+//! their call and wrap-up (or just their wrap-up) by then ([`agents_free_at`]): a talking agent by how long it has
+//! talked, from the lognormal fitted to the talk times ([`chance_free_within`]), a wrapping one with
+//! `1 − e^(−h/wrap)`; the live
 //! answers to come are the callers already waiting, the calls still ringing (each with its probability of still
 //! being answered by a person, given how long it has rung) and `n·p` from `n` new calls. Both are sums of
 //! independent trials, so their difference is taken as normal, and the expected overflow `E[(answers − free)+]`

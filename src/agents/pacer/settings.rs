@@ -52,7 +52,7 @@ fn default_min_agents_for_predictive() -> u32 {
     5
 }
 fn default_half_life_sec() -> f64 {
-    20.0
+    40.0
 }
 fn default_durations_half_life_sec() -> f64 {
     600.0
