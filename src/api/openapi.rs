@@ -170,7 +170,8 @@ fn agent_settings() -> Value {
                             "max_abandon_pct": {"type": "number", "minimum": 0.1, "maximum": 10, "default": 3.0, "description": "the rolling 30-day rate at or over this dials 1:1"},
                             "max_lines_per_agent": {"type": "number", "minimum": 1, "maximum": 10, "default": 3.0},
                             "min_agents_for_predictive": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 5},
-                            "half_life_sec": {"type": "number", "minimum": 1, "maximum": 3600, "default": 20.0, "description": "of the model's exponentially weighted means"},
+                            "half_life_sec": {"type": "number", "minimum": 1, "maximum": 3600, "default": 40.0, "description": "of the model's answer probabilities (live, machine)"},
+                            "durations_half_life_sec": {"type": "number", "minimum": 1, "maximum": 86400, "default": 600.0, "description": "of the model's durations: time to answer, talk (mean and lognormal shape), wrap-up"},
                             "warmup_answers": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 20, "description": "live answers before the model is trusted (1:1 until then)"},
                             "window_sec": {"type": "integer", "minimum": 10, "maximum": 86400, "default": 300, "description": "the closed loop's rolling window"},
                             "policy": {"enum": ["fsdialer", "webitel", "vicidial", "progressive"], "default": "fsdialer", "description": "the anchors' controllers are for comparison (pacing-sim)"}

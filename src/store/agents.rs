@@ -151,12 +151,13 @@ impl Store {
         Ok(v)
     }
 
-    /// A team's agents by what they can do for a predictive campaign now (free, busy, in wrap-up).
+    /// A team's agents by what they can do for a predictive campaign now (free, busy, in wrap-up), with the instant
+    /// each talking agent began to talk.
     pub async fn team_counts(
         &self,
         team: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<crate::agents::pacer::AgentCounts> {
+    ) -> StoreResult<crate::agents::pacer::TeamSnapshot> {
         check_name("team", team)?;
         let views = self
             .agent_tx("team_counts", Scope::Team(team), |slots| {
@@ -166,7 +167,7 @@ impl Store {
                     .collect::<Vec<_>>())
             })
             .await?;
-        Ok(crate::agents::pacer::AgentCounts::of_team(&views))
+        Ok(crate::agents::pacer::TeamSnapshot::of_team(&views))
     }
 
     /// How many agents the store holds.

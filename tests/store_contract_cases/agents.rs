@@ -702,7 +702,65 @@ pub async fn the_agent_inbox_is_bounded_and_taken_oldest_first(s: &Store) {
     );
 }
 
+/// The pacer's view of a team: free, busy (reserved, offered or talking) and in wrap-up, with the instant each
+/// talking agent began to talk (its `state_since`), so the pacer can tell a call just begun from one near its end.
+pub async fn the_team_snapshot_gives_each_talking_agent_its_talk_start(s: &Store) {
+    ready_agents(
+        s,
+        &[
+            agent("a", 1, 1),
+            agent("b", 1, 1),
+            agent("c", 1, 1),
+            agent("d", 1, 1),
+        ],
+    )
+    .await;
+    let r = TeamRules {
+        wrap_up: Duration::from_secs(600),
+        ..rules(Strategy::LongestIdle)
+    };
+    // "a" talks from 9:02, "b" from 9:04 (offered at 9:03), "c" is reserved, "d" idle.
+    let talk = |id: Uuid, offered: chrono::DateTime<chrono::Utc>, talking| async move {
+        assert!(s.agent_offering(id, Uuid::new_v4(), offered).await.unwrap());
+        assert!(s.agent_talking(id, talking).await.unwrap().is_some());
+    };
+    let first = reserve(s, &r, 1, t(9, 1)).await.unwrap();
+    talk(first.id, t(9, 1), t(9, 2)).await;
+    let second = reserve(s, &r, 2, t(9, 3)).await.unwrap();
+    talk(second.id, t(9, 3), t(9, 4)).await;
+    reserve(s, &r, 3, t(9, 5)).await.unwrap();
+    let team = s.team_counts(TEAM, t(9, 6)).await.unwrap();
+    assert_eq!(
+        (team.counts.free, team.counts.busy, team.counts.wrapping),
+        (1, 3, 0)
+    );
+    let mut started = team.talk_started.clone();
+    started.sort();
+    assert_eq!(started, vec![t(9, 2), t(9, 4)]);
+    let mut ages = team.talk_ages_sec(t(9, 6));
+    ages.sort_by(f64::total_cmp);
+    assert_eq!(ages, vec![120.0, 240.0]);
+    // A finished call leaves wrap-up, with no talk start.
+    s.release_agent(
+        first.id,
+        Release::Finished {
+            talk: Duration::from_secs(300),
+        },
+        &r,
+        t(9, 7),
+    )
+    .await
+    .unwrap();
+    let team = s.team_counts(TEAM, t(9, 8)).await.unwrap();
+    assert_eq!(
+        (team.counts.free, team.counts.busy, team.counts.wrapping),
+        (1, 2, 1)
+    );
+    assert_eq!(team.talk_started, vec![t(9, 4)]);
+}
+
 contract!(
+    the_team_snapshot_gives_each_talking_agent_its_talk_start,
     agents_are_created_replaced_by_version_and_deleted_when_free,
     concurrent_nodes_never_reserve_an_agent_beyond_its_lines,
     each_strategy_picks_its_agent_among_the_highest_level,

@@ -30,14 +30,14 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
-pub use model::{DialOutcome, Estimates, TrafficModel};
+pub use model::{DialOutcome, Estimates, LogNormalFit, TrafficModel};
 pub use settings::{PacingPolicy, PacingSettings};
 pub use window::{OutcomeCounts, RollingCounts};
 
 /// The FTC/Ofcom limit: a live answer not joined to an agent within this many milliseconds is abandoned.
 pub const CONNECT_LIMIT_MS: u64 = 2000;
 
-/// The campaign's team as the store sees it now.
+/// The campaign's team as the store sees it now: how many agents are free, busy and in wrap-up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentCounts {
     /// Ready and idle: can take a call now.
@@ -53,14 +53,26 @@ impl AgentCounts {
     pub fn ready(&self) -> u32 {
         self.free + self.busy + self.wrapping
     }
+}
 
+/// The team as the pacer needs it: the counts, and when each talking agent's call began, so the pacer can tell
+/// an agent one minute into a call from one who has just started (talk times are far from memoryless).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamSnapshot {
+    pub counts: AgentCounts,
+    /// The instant each busy agent who is talking began to (its `state_since`); one per talking agent, so at
+    /// most `counts.busy` (the team's size bounds it). Busy agents not talking yet (reserved, offered) have none.
+    pub talk_started: Vec<DateTime<Utc>>,
+}
+
+impl TeamSnapshot {
     /// Counts a team's agents: those whose status is `ready` or `on_demand` (and will stay so after their call),
     /// by state; paused, logged-out and missed agents (passed over for now) do not count.
     pub fn of_team<'a>(
         views: impl IntoIterator<Item = &'a crate::agents::AgentView>,
-    ) -> AgentCounts {
+    ) -> TeamSnapshot {
         use crate::agents::{AgentState, AgentStatus};
-        let mut c = AgentCounts::default();
+        let mut t = TeamSnapshot::default();
         for v in views {
             let working = matches!(v.status, AgentStatus::Ready | AgentStatus::OnDemand);
             let staying = v
@@ -71,13 +83,25 @@ impl AgentCounts {
                 continue;
             }
             match v.state {
-                AgentState::Idle => c.free += 1,
-                AgentState::Reserved | AgentState::Offering | AgentState::Talking => c.busy += 1,
-                AgentState::WrapUp { .. } => c.wrapping += 1,
+                AgentState::Idle => t.counts.free += 1,
+                AgentState::Reserved | AgentState::Offering => t.counts.busy += 1,
+                AgentState::Talking => {
+                    t.counts.busy += 1;
+                    t.talk_started.push(v.state_since);
+                }
+                AgentState::WrapUp { .. } => t.counts.wrapping += 1,
                 AgentState::Missed { .. } => {}
             }
         }
-        c
+        t
+    }
+
+    /// Seconds each talking agent has talked at `now` (never negative).
+    pub fn talk_ages_sec(&self, now: DateTime<Utc>) -> Vec<f64> {
+        self.talk_started
+            .iter()
+            .map(|since| (now - *since).num_milliseconds().max(0) as f64 / 1000.0)
+            .collect()
     }
 }
 
@@ -85,6 +109,9 @@ impl AgentCounts {
 #[derive(Debug, Clone, Copy)]
 pub struct PacerInputs<'a> {
     pub agents: AgentCounts,
+    /// Seconds each talking agent has talked (at most `agents.busy` of them; the other busy agents have not
+    /// started talking yet).
+    pub talk_ages_sec: &'a [f64],
     /// Seconds each member call still ringing has rung.
     pub ringing_ages_sec: &'a [f64],
     /// Live callers answered and waiting for an agent.
@@ -142,6 +169,8 @@ pub struct PacerState {
     pub corrected_at: Option<DateTime<Utc>>,
     pub webitel: baselines::WebitelState,
     pub vicidial: baselines::VicidialState,
+    /// The chance that a talking agent is free within the horizon, by talk age (the policy's working memory).
+    pub chances: predict::ChanceTable,
 }
 
 impl PacerState {
@@ -155,6 +184,7 @@ impl PacerState {
             corrected_at: None,
             webitel: baselines::WebitelState::default(),
             vicidial: baselines::VicidialState::default(),
+            chances: predict::ChanceTable::default(),
         }
     }
 
@@ -169,7 +199,8 @@ impl PacerState {
 
     /// A member call's ringing ended.
     pub fn record_dial(&mut self, now: DateTime<Utc>, s: &PacingSettings, outcome: DialOutcome) {
-        self.model.observe_dial(now, outcome, s.half_life_sec);
+        self.model
+            .observe_dial(now, outcome, s.half_life_sec, s.durations_half_life_sec);
         let machine = u64::from(matches!(outcome, DialOutcome::MachineAnswer { .. }));
         self.count(
             now,
@@ -195,12 +226,14 @@ impl PacerState {
 
     /// A joined call ended after `secs` of talk.
     pub fn record_talk(&mut self, now: DateTime<Utc>, s: &PacingSettings, secs: f64) {
-        self.model.observe_talk(now, secs, s.half_life_sec);
+        self.model
+            .observe_talk(now, secs, s.durations_half_life_sec);
     }
 
     /// An agent's wrap-up lasted `secs`.
     pub fn record_wrap(&mut self, now: DateTime<Utc>, s: &PacingSettings, secs: f64) {
-        self.model.observe_wrap(now, secs, s.half_life_sec);
+        self.model
+            .observe_wrap(now, secs, s.durations_half_life_sec);
     }
 
     /// How many member calls to place now. Deterministic in its inputs, the state and `now`; it moves the

@@ -1,7 +1,12 @@
 //! The online traffic model a predictive pacer decides with: the probability that a dialled call is answered by
 //! a live person (and by a machine), the time to answer, talk time and wrap-up time, each an exponentially
-//! weighted mean whose half-life is measured in time (`half_life_sec`), so the model follows a change of traffic
-//! at the same speed whether calls are many or few.
+//! weighted mean whose half-life is measured in time, so the model follows a change of traffic at the same speed
+//! whether calls are many or few. The answer probabilities follow `half_life_sec` (short: the pacer must react to
+//! a change of answer rate within seconds); the durations follow `durations_half_life_sec` (long: a mean of a few
+//! dozen calls swings by a fifth, and the pacer would chase that noise).
+//!
+//! Talk time also has a shape: a lognormal fitted online to the logarithms of the talk times (their weighted mean
+//! and spread), so the pacer can ask how likely an agent who has talked for a while is to finish soon.
 //!
 //! The model is a plain value: the engine (or the pacing simulator) feeds it what its calls did, and the pacer
 //! reads it. Nothing here reads a clock.
@@ -48,6 +53,18 @@ fn decay(dt: f64, half_life_sec: f64) -> f64 {
     (-dt / half_life_sec * std::f64::consts::LN_2).exp()
 }
 
+/// A lognormal distribution of talk seconds: `ln(talk)` is normal with this mean and standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogNormalFit {
+    pub mu: f64,
+    pub sigma: f64,
+}
+
+/// Talk times seen before the lognormal fit is trusted (its spread needs a few).
+pub const MIN_TALKS_FOR_SHAPE: u64 = 10;
+/// The spread the fit is never narrower than: a spread of nearly nothing would make a talk time a certainty.
+const MIN_LOG_SIGMA: f64 = 0.1;
+
 /// How a dialled member call ended its ringing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DialOutcome {
@@ -72,6 +89,8 @@ pub struct Estimates {
     pub talk_sec: Option<f64>,
     /// Mean wrap-up seconds after a call (`None`: none seen yet).
     pub wrap_sec: Option<f64>,
+    /// The talk times' lognormal shape (`None` until [`MIN_TALKS_FOR_SHAPE`] calls ended).
+    pub talk_shape: Option<LogNormalFit>,
 }
 
 /// The traffic model of one campaign.
@@ -82,6 +101,11 @@ pub struct TrafficModel {
     time_to_answer: DecayingMean,
     talk: DecayingMean,
     wrap: DecayingMean,
+    /// `ln(talk)` and its square.
+    log_talk: DecayingMean,
+    log_talk_sq: DecayingMean,
+    /// Talk times seen since the campaign started.
+    pub talks_seen: u64,
     /// Live answers seen since the campaign started (the warm-up counts them).
     pub live_answers_seen: u64,
     /// Dial outcomes seen since the campaign started.
@@ -90,7 +114,15 @@ pub struct TrafficModel {
 
 impl TrafficModel {
     /// A member call's ringing ended.
-    pub fn observe_dial(&mut self, now: DateTime<Utc>, outcome: DialOutcome, half_life_sec: f64) {
+    /// A member call's ringing ended: the answer probabilities follow `half_life_sec`, the time to answer
+    /// `durations_half_life_sec`.
+    pub fn observe_dial(
+        &mut self,
+        now: DateTime<Utc>,
+        outcome: DialOutcome,
+        half_life_sec: f64,
+        durations_half_life_sec: f64,
+    ) {
         let (live, machine, after) = match outcome {
             DialOutcome::LiveAnswer { after_sec } => (1.0, 0.0, Some(after_sec)),
             DialOutcome::MachineAnswer { after_sec } => (0.0, 1.0, Some(after_sec)),
@@ -99,7 +131,8 @@ impl TrafficModel {
         self.live.observe(now, live, half_life_sec);
         self.machine.observe(now, machine, half_life_sec);
         if let Some(a) = after {
-            self.time_to_answer.observe(now, a.max(0.0), half_life_sec);
+            self.time_to_answer
+                .observe(now, a.max(0.0), durations_half_life_sec);
         }
         self.outcomes_seen += 1;
         if live > 0.0 {
@@ -109,7 +142,15 @@ impl TrafficModel {
 
     /// A joined call ended after `secs` of talk.
     pub fn observe_talk(&mut self, now: DateTime<Utc>, secs: f64, half_life_sec: f64) {
+        if !secs.is_finite() {
+            return;
+        }
         self.talk.observe(now, secs.max(0.0), half_life_sec);
+        // A call of under a second is taken as one second: the logarithm needs a positive time.
+        let ln = secs.max(1.0).ln();
+        self.log_talk.observe(now, ln, half_life_sec);
+        self.log_talk_sq.observe(now, ln * ln, half_life_sec);
+        self.talks_seen += 1;
     }
 
     /// An agent's wrap-up after a call lasted `secs`.
@@ -125,6 +166,20 @@ impl TrafficModel {
             time_to_answer_sec: self.time_to_answer.mean()?,
             talk_sec: self.talk.mean(),
             wrap_sec: self.wrap.mean(),
+            talk_shape: self.talk_shape(),
+        })
+    }
+
+    /// The lognormal fitted to the talk times, once enough were seen.
+    fn talk_shape(&self) -> Option<LogNormalFit> {
+        if self.talks_seen < MIN_TALKS_FOR_SHAPE {
+            return None;
+        }
+        let mu = self.log_talk.mean()?;
+        let variance = self.log_talk_sq.mean()? - mu * mu;
+        Some(LogNormalFit {
+            mu,
+            sigma: variance.max(0.0).sqrt().max(MIN_LOG_SIGMA),
         })
     }
 }
@@ -148,15 +203,37 @@ mod tests {
     fn the_model_separates_live_and_machine_answers() {
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let mut m = TrafficModel::default();
-        m.observe_dial(t0, DialOutcome::LiveAnswer { after_sec: 6.0 }, 60.0);
-        m.observe_dial(t0, DialOutcome::MachineAnswer { after_sec: 10.0 }, 60.0);
-        m.observe_dial(t0, DialOutcome::NotAnswered, 60.0);
-        m.observe_dial(t0, DialOutcome::NotAnswered, 60.0);
+        m.observe_dial(t0, DialOutcome::LiveAnswer { after_sec: 6.0 }, 60.0, 60.0);
+        m.observe_dial(
+            t0,
+            DialOutcome::MachineAnswer { after_sec: 10.0 },
+            60.0,
+            60.0,
+        );
+        m.observe_dial(t0, DialOutcome::NotAnswered, 60.0, 60.0);
+        m.observe_dial(t0, DialOutcome::NotAnswered, 60.0, 60.0);
         let e = m.estimates().unwrap();
         assert!((e.live_prob - 0.25).abs() < 1e-9);
         assert!((e.machine_prob - 0.25).abs() < 1e-9);
         assert!((e.time_to_answer_sec - 8.0).abs() < 1e-9);
         assert_eq!(m.live_answers_seen, 1);
         assert_eq!(e.talk_sec, None);
+        assert_eq!(e.talk_shape, None);
+    }
+
+    #[test]
+    fn the_talk_shape_is_the_lognormal_of_the_talk_times_once_enough_calls_ended() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut m = TrafficModel::default();
+        m.observe_dial(t0, DialOutcome::LiveAnswer { after_sec: 8.0 }, 20.0, 600.0);
+        // Talk times e^4 and e^5 in turn: ln-mean 4.5, ln-sd 0.5.
+        for i in 0..MIN_TALKS_FOR_SHAPE {
+            let ln = if i % 2 == 0 { 4.0 } else { 5.0 };
+            assert_eq!(m.estimates().unwrap().talk_shape, None, "{i} calls");
+            m.observe_talk(t0, f64::exp(ln), 600.0);
+        }
+        let fit = m.estimates().unwrap().talk_shape.expect("ten calls ended");
+        assert!((fit.mu - 4.5).abs() < 1e-9, "{fit:?}");
+        assert!((fit.sigma - 0.5).abs() < 1e-6, "{fit:?}");
     }
 }

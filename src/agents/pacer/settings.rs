@@ -52,7 +52,10 @@ fn default_min_agents_for_predictive() -> u32 {
     5
 }
 fn default_half_life_sec() -> f64 {
-    20.0
+    40.0
+}
+fn default_durations_half_life_sec() -> f64 {
+    600.0
 }
 fn default_warmup_answers() -> u32 {
     20
@@ -77,9 +80,13 @@ pub struct PacingSettings {
     /// With fewer ready agents (free, talking or in wrap-up) the campaign dials one call per free agent.
     #[serde(default = "default_min_agents_for_predictive")]
     pub min_agents_for_predictive: u32,
-    /// Half-life, in seconds, of the model's exponentially weighted means.
+    /// Half-life, in seconds, of the model's answer probabilities (live, machine).
     #[serde(default = "default_half_life_sec")]
     pub half_life_sec: f64,
+    /// Half-life, in seconds, of the model's durations: time to answer, talk (its mean and lognormal shape),
+    /// wrap-up.
+    #[serde(default = "default_durations_half_life_sec")]
+    pub durations_half_life_sec: f64,
     /// Live answers seen before the model is trusted (one call per free agent until then).
     #[serde(default = "default_warmup_answers")]
     pub warmup_answers: u32,
@@ -98,6 +105,7 @@ impl Default for PacingSettings {
             max_lines_per_agent: default_max_lines_per_agent(),
             min_agents_for_predictive: default_min_agents_for_predictive(),
             half_life_sec: default_half_life_sec(),
+            durations_half_life_sec: default_durations_half_life_sec(),
             warmup_answers: default_warmup_answers(),
             window_sec: default_window_sec(),
             policy: PacingPolicy::default(),
@@ -110,11 +118,17 @@ impl PacingSettings {
     pub fn check(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let at = |f: &str| format!("{prefix}.{f}");
-        let floats: [(&str, f64, f64, f64); 4] = [
+        let floats: [(&str, f64, f64, f64); 5] = [
             ("target_abandon_pct", self.target_abandon_pct, 0.1, 10.0),
             ("max_abandon_pct", self.max_abandon_pct, 0.1, 10.0),
             ("max_lines_per_agent", self.max_lines_per_agent, 1.0, 10.0),
             ("half_life_sec", self.half_life_sec, 1.0, 3600.0),
+            (
+                "durations_half_life_sec",
+                self.durations_half_life_sec,
+                1.0,
+                86_400.0,
+            ),
         ];
         for (name, value, min, max) in floats {
             if !value.is_finite() || !(min..=max).contains(&value) {

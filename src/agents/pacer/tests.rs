@@ -20,6 +20,7 @@ fn team(free: u32, busy: u32, wrapping: u32) -> AgentCounts {
 fn inputs(agents: AgentCounts, ringing: &[f64]) -> PacerInputs<'_> {
     PacerInputs {
         agents,
+        talk_ages_sec: &[],
         ringing_ages_sec: ringing,
         waiting: 0,
         abandon_30d_pct: None,
@@ -332,6 +333,42 @@ fn a_thirty_day_rate_back_at_the_target_leaves_the_short_window_to_steer() {
         state.decide(&s, &at_target, t);
     }
     assert!(state.correction > 1.0, "{}", state.correction);
+}
+
+#[test]
+fn agents_near_the_end_of_their_calls_are_counted_on_more_than_agents_just_begun() {
+    let s = PacingSettings::default();
+    let (mut state, now) = warm_pacer(&s);
+    // Talk times spread around 90 s (60 and 135 in turn, ln-sd 0.41), so the model has a lognormal shape to go by
+    // (the warm-up's calls all lasted 90 s and still weigh in).
+    for i in 0..1000 {
+        state.record_talk(now, &s, if i % 2 == 0 { 60.0 } else { 135.0 });
+    }
+    let shape = state
+        .model
+        .estimates()
+        .unwrap()
+        .talk_shape
+        .expect("calls ended");
+    assert!(shape.sigma > 0.3 && shape.sigma < 0.41, "{shape:?}");
+    let agents = team(5, 45, 0);
+    let just_begun = [2.0; 45];
+    let near_the_end = [130.0; 45];
+    let mut fresh = inputs(agents, &[]);
+    fresh.talk_ages_sec = &just_begun;
+    let mut ending = inputs(agents, &[]);
+    ending.talk_ages_sec = &near_the_end;
+    let fresh_dials = state.clone().decide(&s, &fresh, now).dials;
+    let ending_dials = state.clone().decide(&s, &ending, now).dials;
+    assert!(
+        ending_dials > fresh_dials + 5,
+        "45 agents 130 s into their calls: {ending_dials}; 2 s into them: {fresh_dials}"
+    );
+    // The agents' ages are what tells them apart: the expected free agents differ by the conditional chances.
+    let free_fresh = predict::agents_free_at(&mut state, &fresh, 9.0).mean;
+    let free_ending = predict::agents_free_at(&mut state, &ending, 9.0).mean;
+    assert!(free_fresh < 5.1, "{free_fresh}");
+    assert!(free_ending > 8.0, "{free_ending}");
 }
 
 /// A pacer that has seen ten minutes of traffic: two dial outcomes a second, 30 % live answers, all connected.

@@ -171,7 +171,7 @@ pub enum Input {
     /// campaign's rolling 30-day abandonment rate from its compliance record (`None`: no live answer recorded).
     AgentCounts {
         campaign: String,
-        counts: Option<crate::agents::pacer::AgentCounts>,
+        counts: Option<crate::agents::pacer::TeamSnapshot>,
         abandon_30d_pct: Option<f64>,
     },
     /// A preview's decision by the agent.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::metrics::{Metrics, Totals};
 use super::profile::Profile;
 use crate::agents::compliance::DayCounts;
-use crate::agents::pacer::{AgentCounts, PacingPolicy};
+use crate::agents::pacer::{PacingPolicy, TeamSnapshot};
 use crate::campaign::config::{CampaignConfig, ValidCampaign};
 use crate::engine::core::{
     Action, AgentOutcome, AgentRelease, AgentReservation, Core, CoreConfig, Input, SwitchConfig,
@@ -399,16 +399,21 @@ impl<'a> World<'a> {
         }
     }
 
-    fn counts(&self) -> AgentCounts {
-        let mut c = AgentCounts::default();
+    /// The team as the store would report it: the counts, and when each talking agent began to talk.
+    fn counts(&self) -> TeamSnapshot {
+        let mut t = TeamSnapshot::default();
         for a in &self.agents {
-            match a {
-                AgentState::Free { .. } => c.free += 1,
-                AgentState::Reserved | AgentState::Talking { .. } => c.busy += 1,
-                AgentState::Wrapping { .. } => c.wrapping += 1,
+            match *a {
+                AgentState::Free { .. } => t.counts.free += 1,
+                AgentState::Reserved => t.counts.busy += 1,
+                AgentState::Talking { since } => {
+                    t.counts.busy += 1;
+                    t.talk_started.push(since);
+                }
+                AgentState::Wrapping { .. } => t.counts.wrapping += 1,
             }
         }
-        c
+        t
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {

@@ -2,7 +2,8 @@
 //! their agent at answer time and are abandoned 2 s after the answer without one, and every call's outcome
 //! feeds the pacer's model and the compliance record.
 //!
-//! Before each claim the core asks the store for the team's agents ([`Action::CountAgents`], answered with
+//! Before each claim the core asks the store for the team's agents (how many free, busy, in wrap-up, and since when
+//! each talking agent talks) ([`Action::CountAgents`], answered with
 //! [`Input::AgentCounts`](crate::engine::core::Input::AgentCounts), which also carries the campaign's rolling
 //! 30-day abandonment rate), counts its own member calls still ringing and its answered members waiting, and asks
 //! the pacer ([`PacerState::decide`]). The pacer's model learns from each call: its ringing's end (live or
@@ -14,7 +15,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use super::*;
 use crate::agents::compliance::{self, AnswerKind};
 use crate::agents::pacer::{
-    AgentCounts, CONNECT_LIMIT_MS, Decision, DialOutcome, PacerInputs, PacerState, PacingSettings,
+    CONNECT_LIMIT_MS, Decision, DialOutcome, PacerInputs, PacerState, PacingSettings, TeamSnapshot,
 };
 use crate::engine::core::{Action, Core};
 
@@ -32,7 +33,7 @@ pub struct PacerRun {
     pub team: String,
     pub state: PacerState,
     /// The team as the store last counted it, and when.
-    pub counts: Option<(AgentCounts, DateTime<Utc>)>,
+    pub counts: Option<(TeamSnapshot, DateTime<Utc>)>,
     /// A count was asked for and not answered yet.
     pub counting: bool,
     pub abandon_30d_pct: Option<f64>,
@@ -112,8 +113,11 @@ impl Core {
         let Some(p) = c.pacer.as_mut() else {
             return PacedRoom::Dials(0);
         };
-        let fresh = p.counts.filter(|(_, at)| now - *at <= COUNTS_FRESH);
-        let Some((agents, _)) = fresh else {
+        let fresh = p
+            .counts
+            .as_ref()
+            .filter(|(_, at)| now - *at <= COUNTS_FRESH);
+        let Some((team, _)) = fresh else {
             if !p.counting {
                 p.counting = true;
                 self.out.push(Action::CountAgents {
@@ -123,8 +127,10 @@ impl Core {
             }
             return PacedRoom::Counting;
         };
+        let talk_ages_sec = team.talk_ages_sec(now);
         let inputs = PacerInputs {
-            agents,
+            agents: team.counts,
+            talk_ages_sec: &talk_ages_sec,
             ringing_ages_sec: &ringing,
             waiting,
             abandon_30d_pct: p.abandon_30d_pct,
@@ -142,7 +148,7 @@ impl Core {
         &mut self,
         now: DateTime<Utc>,
         id: &str,
-        counts: Option<AgentCounts>,
+        counts: Option<TeamSnapshot>,
         abandon_30d_pct: Option<f64>,
     ) {
         let Some(c) = self.campaigns.get_mut(id) else {
