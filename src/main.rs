@@ -71,8 +71,8 @@ struct DemoArgs {
     /// Dialling mode: `broadcast` (the campaign's callflow), or `progressive` / `preview` / `predictive` to join
     /// answered calls to 10 simulated agents (preview: a simulated desk accepts every member shown; predictive:
     /// more calls than free agents, as the pacer predicts); the agent modes default to
-    /// fixtures/demo/members-agents.json (200 members), fixtures/sim/demo-agents.toml and speed 30. Default: the
-    /// campaign's own mode.
+    /// fixtures/demo/members-agents.json (200 members), fixtures/sim/demo-agents.toml (predictive:
+    /// demo-predictive.toml, whose agent phones auto-answer) and speed 30. Default: the campaign's own mode.
     #[arg(long, value_parser = ["broadcast", "preview", "progressive", "predictive"])]
     mode: Option<String>,
     /// Answering-machine detection on (mod_amd on the simulated switch, whose `silent_*` callees are answering
@@ -224,7 +224,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.mode = mode;
     if agents {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        opts.scenario = Some(root.join("fixtures/sim/demo-agents.toml"));
+        // Predictive dialing joins an answered member to an agent within 2 s: its agents' phones auto-answer.
+        let scenario = if mode == Some(fsdialer::campaign::agents::DialMode::Predictive) {
+            "fixtures/sim/demo-predictive.toml"
+        } else {
+            "fixtures/sim/demo-agents.toml"
+        };
+        opts.scenario = Some(root.join(scenario));
         if !members_given {
             opts.members = root.join("fixtures/demo/members-agents.json");
         }
