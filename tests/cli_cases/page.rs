@@ -97,6 +97,15 @@ async fn click_id(c: &Client, id: &str) {
     assert_eq!(clicked, json!(true), "#{id} clickable");
 }
 
+async fn click_css(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 async fn fill(c: &Client, id: &str, value: &str) {
     let e = c.find(Locator::Id(id)).await.unwrap();
     e.clear().await.unwrap();
@@ -145,20 +154,10 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     wait_text(&c, "login-title", 10, |t| t == "Log in").await;
     fill(&c, "login-key", ADMIN.0).await;
     fill(&c, "login-token", "wrong-token-0123456789").await;
-    c.find(Locator::Css("#login-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#login-form button").await;
     wait_text(&c, "login-error", 10, |t| !t.is_empty()).await;
     fill(&c, "login-token", ADMIN.1).await;
-    c.find(Locator::Css("#login-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#login-form button").await;
     wait_text(&c, "live", 10, |t| t == "live").await;
     let cookie_visible_to_scripts = c.execute("return document.cookie;", vec![]).await.unwrap();
     assert_eq!(
@@ -173,21 +172,16 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     fill(&c, "c-limit", "4").await;
     fill(&c, "c-tries", "2").await;
     fill(&c, "c-wait", "1").await;
-    c.find(Locator::Css("#create-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#create-form button").await;
     wait_text(&c, "create-result", 10, |t| t.contains("created")).await;
     wait_text(&c, &format!("state-{CAMPAIGN}"), 5, |t| t == "idle").await;
 
-    // Upload a CSV and run: answering members (2 s calls at ×10: 20 s) and busy ones.
+    // Upload a CSV and run: answering members (4 s calls: 40 s at ×10, so the page is sampled through several waves) and busy ones.
     let csv = dir.path().join("members.csv");
     let mut text = String::from("name,number_1\n");
     const N: u64 = 16;
     for i in 0..N {
-        let number = if i % 4 == 0 { "busy" } else { "answer_20" };
+        let number = if i % 4 == 0 { "busy" } else { "answer_40" };
         text.push_str(&format!("Member {i},{number}\n"));
     }
     std::fs::write(&csv, text).unwrap();
@@ -203,18 +197,8 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         .send_keys(csv.to_str().unwrap())
         .await
         .unwrap();
-    c.find(Locator::Id("u-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("#upload-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#u-run").await;
+    click_css(&c, "#upload-form button").await;
     wait_text(&c, "upload-result", 15, |t| {
         t.contains(&format!("{N} added"))
     })
@@ -327,29 +311,14 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         .await
         .unwrap();
     fill(&c, "s-member", "1").await;
-    c.find(Locator::Css("#search-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#search-form button").await;
     wait_text(&c, "search-result", 10, |t| t.contains("Member 0")).await;
-    c.find(Locator::Css("#search-result button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#search-result button").await;
     wait_text(&c, "attempts", 10, |t| t.contains("USER_BUSY")).await;
     // Search by name, any case: "Member 1" and "Member 10" to "Member 15".
     fill(&c, "s-member", "").await;
     fill(&c, "s-name", "mEmBeR 1").await;
-    c.find(Locator::Css("#search-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(&c, "#search-form button").await;
     wait_text(&c, "search-count", 10, |t| t == "7 found").await;
     let names = c
         .execute(

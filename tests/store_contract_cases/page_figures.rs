@@ -62,51 +62,15 @@ async fn members_in_retry_are_counted_by_every_step_that_moves_them(s: &Store) {
     };
     let now = t(10, 1);
     // A retry, a minus, an error with a number left: each is due again, in retry. A success ends.
-    complete(
-        s,
-        &p,
-        &by_member(ids[0]),
-        "NO_ANSWER",
-        CauseClass::Retry,
-        now,
-    )
-    .await;
-    complete(
-        s,
-        &p,
-        &by_member(ids[1]),
-        "NORMAL_TEMPORARY_FAILURE",
-        CauseClass::Minus,
-        now,
-    )
-    .await;
-    complete(
-        s,
-        &p,
-        &by_member(ids[2]),
-        "UNALLOCATED_NUMBER",
-        CauseClass::Error,
-        now,
-    )
-    .await;
-    complete(
-        s,
-        &p,
-        &by_member(ids[3]),
-        "NORMAL_CLEARING",
-        CauseClass::Ok,
-        now,
-    )
-    .await;
-    complete(
-        s,
-        &p,
-        &by_member(ids[5]),
-        "USER_BUSY",
-        CauseClass::Retry,
-        now,
-    )
-    .await;
+    for (i, cause, class) in [
+        (0, "NO_ANSWER", CauseClass::Retry),
+        (1, "NORMAL_TEMPORARY_FAILURE", CauseClass::Minus),
+        (2, "UNALLOCATED_NUMBER", CauseClass::Error),
+        (3, "NORMAL_CLEARING", CauseClass::Ok),
+        (5, "USER_BUSY", CauseClass::Retry),
+    ] {
+        complete(s, &p, &by_member(ids[i]), cause, class, now).await;
+    }
     // A claim released uncounted is waiting again, but was never called.
     let r = by_member(ids[4]);
     s.release(C, r.member_id, r.attempt_id, None, now)
