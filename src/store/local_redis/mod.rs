@@ -262,6 +262,11 @@ impl LocalRedis {
         self.port
     }
 
+    /// The server's log so far (empty if it cannot be read): what a failed test shows of what the server did.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
     /// Whether the process is running (not killed).
     pub fn running(&self) -> bool {
         self.child.is_some()
@@ -289,12 +294,22 @@ impl LocalRedis {
 
     /// Starts the server again as a replica of the server on `master_port`: how a failed master without
     /// persistence must come back, never as an empty master that clients (or a Sentinel with stale news) could
-    /// take for the real one and whose emptiness a resync would spread.
+    /// take for the real one and whose emptiness a resync would spread. It comes back with `replica-priority 0`:
+    /// it holds nothing until its first sync is done, and a second fail-over onto it (the new master stalled for
+    /// a Sentinel's `down-after` on a loaded machine) would make the empty copy the master and resync the data
+    /// away; a Sentinel never promotes a replica of priority 0.
     pub fn restart_as_replica_of(&mut self, master_port: u16) -> Result<(), LocalRedisError> {
-        if let Some(i) = self.role.args.iter().position(|a| a == "--replicaof") {
-            self.role.args.drain(i..(i + 3).min(self.role.args.len()));
+        for flag in ["--replicaof", "--replica-priority"] {
+            if let Some(i) = self.role.args.iter().position(|a| a == flag) {
+                let width = if flag == "--replicaof" { 3 } else { 2 };
+                self.role
+                    .args
+                    .drain(i..(i + width).min(self.role.args.len()));
+            }
         }
         self.role.args.extend([
+            "--replica-priority".to_string(),
+            "0".to_string(),
             "--replicaof".to_string(),
             "127.0.0.1".to_string(),
             master_port.to_string(),

@@ -173,3 +173,32 @@ impl LocalSentinel {
         Ok(port)
     }
 }
+
+/// A test that fails with a Sentinel set-up running shows what the servers did (fail-overs, promotions,
+/// replicas' syncs): the last lines of each server's log, on the test's captured output.
+impl Drop for LocalSentinel {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let servers = self
+            .data
+            .iter()
+            .map(|n| ("data", n))
+            .chain(self.sentinels.iter().map(|n| ("sentinel", n)));
+        for (what, node) in servers {
+            let log = node.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN)..];
+            eprintln!(
+                "--- {what} server on port {} (last {} lines of its log):\n{}",
+                node.port(),
+                tail.len(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+/// How many lines of each server's log a failed test shows.
+const LOG_LINES_SHOWN: usize = 40;
