@@ -5,8 +5,9 @@
 //! a change of answer rate within seconds); the durations follow `durations_half_life_sec` (long: a mean of a few
 //! dozen calls swings by a fifth, and the pacer would chase that noise).
 //!
-//! Talk time also has a shape: a lognormal fitted online to the logarithms of the talk times (their weighted mean
-//! and spread), so the pacer can ask how likely an agent who has talked for a while is to finish soon.
+//! Talk time and the time to answer also have a shape: a lognormal fitted online to the logarithms of the times
+//! (their weighted mean and spread, [`LogNormalTracker`]), so the pacer can ask how likely an agent who has talked
+//! for a while is to finish soon, and when the answers of the calls ringing (and of the calls it would place) come.
 //!
 //! The model is a plain value: the engine (or the pacing simulator) feeds it what its calls did, and the pacer
 //! reads it. Nothing here reads a clock.
@@ -60,10 +61,60 @@ pub struct LogNormalFit {
     pub sigma: f64,
 }
 
-/// Talk times seen before the lognormal fit is trusted (its spread needs a few).
-pub const MIN_TALKS_FOR_SHAPE: u64 = 10;
-/// The spread the fit is never narrower than: a spread of nearly nothing would make a talk time a certainty.
+impl LogNormalFit {
+    /// `P(X ≤ t)`.
+    pub fn cdf(&self, t: f64) -> f64 {
+        if t <= 0.0 {
+            return 0.0;
+        }
+        super::predict::normal_cdf((t.ln() - self.mu) / self.sigma)
+    }
+
+    /// The time under which a share `Φ(z)` of the times fall.
+    pub fn quantile_at_z(&self, z: f64) -> f64 {
+        (self.mu + z * self.sigma).exp()
+    }
+}
+
+/// Times seen before a lognormal fit is trusted (its spread needs a few).
+pub const MIN_TIMES_FOR_SHAPE: u64 = 10;
+/// The spread a fit is never narrower than: a spread of nearly nothing would make a time a certainty.
 const MIN_LOG_SIGMA: f64 = 0.1;
+
+/// A lognormal fitted online to times: the exponentially weighted mean of their logarithms and of its square.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LogNormalTracker {
+    log: DecayingMean,
+    log_sq: DecayingMean,
+    /// Times seen since the campaign started.
+    pub seen: u64,
+}
+
+impl LogNormalTracker {
+    /// Adds a time (a time under a second is taken as one second: the logarithm needs a positive time).
+    pub fn observe(&mut self, now: DateTime<Utc>, secs: f64, half_life_sec: f64) {
+        if !secs.is_finite() {
+            return;
+        }
+        let ln = secs.max(1.0).ln();
+        self.log.observe(now, ln, half_life_sec);
+        self.log_sq.observe(now, ln * ln, half_life_sec);
+        self.seen += 1;
+    }
+
+    /// The fit, once [`MIN_TIMES_FOR_SHAPE`] times were seen.
+    pub fn fit(&self) -> Option<LogNormalFit> {
+        if self.seen < MIN_TIMES_FOR_SHAPE {
+            return None;
+        }
+        let mu = self.log.mean()?;
+        let variance = self.log_sq.mean()? - mu * mu;
+        Some(LogNormalFit {
+            mu,
+            sigma: variance.max(0.0).sqrt().max(MIN_LOG_SIGMA),
+        })
+    }
+}
 
 /// How a dialled member call ended its ringing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,8 +140,10 @@ pub struct Estimates {
     pub talk_sec: Option<f64>,
     /// Mean wrap-up seconds after a call (`None`: none seen yet).
     pub wrap_sec: Option<f64>,
-    /// The talk times' lognormal shape (`None` until [`MIN_TALKS_FOR_SHAPE`] calls ended).
+    /// The talk times' lognormal shape (`None` until [`MIN_TIMES_FOR_SHAPE`] calls ended).
     pub talk_shape: Option<LogNormalFit>,
+    /// The answered calls' times to answer, as a lognormal (`None` until [`MIN_TIMES_FOR_SHAPE`] answers).
+    pub answer_shape: Option<LogNormalFit>,
 }
 
 /// The traffic model of one campaign.
@@ -101,11 +154,10 @@ pub struct TrafficModel {
     time_to_answer: DecayingMean,
     talk: DecayingMean,
     wrap: DecayingMean,
-    /// `ln(talk)` and its square.
-    log_talk: DecayingMean,
-    log_talk_sq: DecayingMean,
-    /// Talk times seen since the campaign started.
-    pub talks_seen: u64,
+    /// The talk times' shape.
+    talk_shape: LogNormalTracker,
+    /// The times to answer's shape.
+    answer_shape: LogNormalTracker,
     /// Live answers seen since the campaign started (the warm-up counts them).
     pub live_answers_seen: u64,
     /// Dial outcomes seen since the campaign started.
@@ -113,7 +165,6 @@ pub struct TrafficModel {
 }
 
 impl TrafficModel {
-    /// A member call's ringing ended.
     /// A member call's ringing ended: the answer probabilities follow `half_life_sec`, the time to answer
     /// `durations_half_life_sec`.
     pub fn observe_dial(
@@ -133,6 +184,8 @@ impl TrafficModel {
         if let Some(a) = after {
             self.time_to_answer
                 .observe(now, a.max(0.0), durations_half_life_sec);
+            self.answer_shape
+                .observe(now, a.max(0.0), durations_half_life_sec);
         }
         self.outcomes_seen += 1;
         if live > 0.0 {
@@ -146,11 +199,7 @@ impl TrafficModel {
             return;
         }
         self.talk.observe(now, secs.max(0.0), half_life_sec);
-        // A call of under a second is taken as one second: the logarithm needs a positive time.
-        let ln = secs.max(1.0).ln();
-        self.log_talk.observe(now, ln, half_life_sec);
-        self.log_talk_sq.observe(now, ln * ln, half_life_sec);
-        self.talks_seen += 1;
+        self.talk_shape.observe(now, secs, half_life_sec);
     }
 
     /// An agent's wrap-up after a call lasted `secs`.
@@ -166,20 +215,8 @@ impl TrafficModel {
             time_to_answer_sec: self.time_to_answer.mean()?,
             talk_sec: self.talk.mean(),
             wrap_sec: self.wrap.mean(),
-            talk_shape: self.talk_shape(),
-        })
-    }
-
-    /// The lognormal fitted to the talk times, once enough were seen.
-    fn talk_shape(&self) -> Option<LogNormalFit> {
-        if self.talks_seen < MIN_TALKS_FOR_SHAPE {
-            return None;
-        }
-        let mu = self.log_talk.mean()?;
-        let variance = self.log_talk_sq.mean()? - mu * mu;
-        Some(LogNormalFit {
-            mu,
-            sigma: variance.max(0.0).sqrt().max(MIN_LOG_SIGMA),
+            talk_shape: self.talk_shape.fit(),
+            answer_shape: self.answer_shape.fit(),
         })
     }
 }
@@ -227,7 +264,7 @@ mod tests {
         let mut m = TrafficModel::default();
         m.observe_dial(t0, DialOutcome::LiveAnswer { after_sec: 8.0 }, 20.0, 600.0);
         // Talk times e^4 and e^5 in turn: ln-mean 4.5, ln-sd 0.5.
-        for i in 0..MIN_TALKS_FOR_SHAPE {
+        for i in 0..MIN_TIMES_FOR_SHAPE {
             let ln = if i % 2 == 0 { 4.0 } else { 5.0 };
             assert_eq!(m.estimates().unwrap().talk_shape, None, "{i} calls");
             m.observe_talk(t0, f64::exp(ln), 600.0);

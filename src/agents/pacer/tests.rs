@@ -203,8 +203,12 @@ fn the_closed_loop_dials_less_while_the_short_window_is_over_the_target() {
         calm.record_judged(t, false);
         calm.decide(&s, &inputs(agents, &[]), t);
     }
-    assert!(hot.correction < 0.6, "{}", hot.correction);
-    assert!(calm.correction > 1.0, "{}", calm.correction);
+    assert!(
+        hot.correction < 0.6 * CORRECTION_START,
+        "{}",
+        hot.correction
+    );
+    assert!(calm.correction > CORRECTION_START, "{}", calm.correction);
     let hot_dials = hot.decide(&s, &inputs(agents, &[]), t).dials;
     let calm_dials = calm.decide(&s, &inputs(agents, &[]), t).dials;
     assert!(
@@ -279,7 +283,7 @@ fn a_thirty_day_rate_over_the_target_holds_the_loop_under_where_a_clean_record_l
     over.abandon_30d_pct = Some(2.8);
     let mut clean_record = inputs(agents, &[]);
     clean_record.abandon_30d_pct = Some(1.0);
-    for i in 0..120 {
+    for i in 0..600 {
         let t = now + Duration::seconds(i);
         state.decide(&s, &over, t);
         clean.decide(&s, &clean_record, t);
@@ -290,9 +294,9 @@ fn a_thirty_day_rate_over_the_target_holds_the_loop_under_where_a_clean_record_l
         state.correction,
         clean.correction
     );
-    let over_dials = state.decide(&s, &over, now + Duration::seconds(120)).dials;
+    let over_dials = state.decide(&s, &over, now + Duration::seconds(600)).dials;
     let clean_dials = clean
-        .decide(&s, &clean_record, now + Duration::seconds(120))
+        .decide(&s, &clean_record, now + Duration::seconds(600))
         .dials;
     assert!(
         over_dials < clean_dials,
@@ -332,7 +336,7 @@ fn a_thirty_day_rate_back_at_the_target_leaves_the_short_window_to_steer() {
         state.record_judged(t, false);
         state.decide(&s, &at_target, t);
     }
-    assert!(state.correction > 1.0, "{}", state.correction);
+    assert!(state.correction > CORRECTION_START, "{}", state.correction);
 }
 
 #[test]
@@ -351,6 +355,8 @@ fn agents_near_the_end_of_their_calls_are_counted_on_more_than_agents_just_begun
         .talk_shape
         .expect("calls ended");
     assert!(shape.sigma > 0.3 && shape.sigma < 0.41, "{shape:?}");
+    // The model alone: the loop's correction at 1.
+    state.correction = 1.0;
     let agents = team(5, 45, 0);
     let just_begun = [2.0; 45];
     let near_the_end = [130.0; 45];
@@ -365,8 +371,11 @@ fn agents_near_the_end_of_their_calls_are_counted_on_more_than_agents_just_begun
         "45 agents 130 s into their calls: {ending_dials}; 2 s into them: {fresh_dials}"
     );
     // The agents' ages are what tells them apart: the expected free agents differ by the conditional chances.
-    let free_fresh = predict::agents_free_at(&mut state, &fresh, 9.0).mean;
-    let free_ending = predict::agents_free_at(&mut state, &ending, 9.0).mean;
+    let horizons = predict::Horizons {
+        sec: [8.0; predict::HORIZONS],
+    };
+    let free_fresh = predict::agents_free_by(&mut state, &fresh, &horizons)[0].mean;
+    let free_ending = predict::agents_free_by(&mut state, &ending, &horizons)[0].mean;
     assert!(free_fresh < 5.1, "{free_fresh}");
     assert!(free_ending > 8.0, "{free_ending}");
 }
@@ -375,5 +384,66 @@ fn agents_near_the_end_of_their_calls_are_counted_on_more_than_agents_just_begun
 fn warm_pacer(s: &PacingSettings) -> (PacerState, DateTime<Utc>) {
     let mut state = PacerState::new(s);
     let now = traffic(&mut state, s, t0(), 600, 2, 0.3);
+    (state, now)
+}
+
+#[test]
+fn calls_ringing_past_the_usual_time_to_answer_count_for_few_answers() {
+    let s = PacingSettings::default();
+    let (state, now) = warm_pacer(&s);
+    // Every answer of the warm-up came after 8 s: a call ringing 7.5 s is about to be answered (30 % of them by
+    // a person), one ringing 20 s will most likely ring out.
+    let agents = team(10, 40, 0);
+    let about_to_answer = [7.5; 20];
+    let past_it = [20.0; 20];
+    let near = state
+        .clone()
+        .decide(&s, &inputs(agents, &about_to_answer), now)
+        .dials;
+    let late = state
+        .clone()
+        .decide(&s, &inputs(agents, &past_it), now)
+        .dials;
+    assert!(
+        late >= near + 10,
+        "20 calls ringing 20 s: {late} more; 20 calls ringing 7.5 s: {near} more"
+    );
+}
+
+#[test]
+fn answers_due_later_meet_the_agents_who_come_free_by_then() {
+    let s = PacingSettings::default();
+    // The same traffic, answered after 8 s or after 24 s: with 20 agents in wrap-up (mean 10 s), more of them are
+    // free when the later answers come, so the pacer dials more for the same team.
+    let quick = traffic_answered_after(&s, 8.0);
+    let slow = traffic_answered_after(&s, 24.0);
+    let agents = team(2, 28, 20);
+    let dials = |(state, now): (PacerState, DateTime<Utc>)| {
+        let mut state = state;
+        state.correction = 1.0;
+        state.decide(&s, &inputs(agents, &[]), now).dials
+    };
+    let (quick, slow) = (dials(quick), dials(slow));
+    assert!(
+        slow > quick + 5,
+        "answers after 24 s: {slow} dials; after 8 s: {quick}"
+    );
+}
+
+/// Ten minutes of two dial outcomes a second, 30 % live answers after `after_sec`, 90 s talks, 10 s wrap-ups.
+fn traffic_answered_after(s: &PacingSettings, after_sec: f64) -> (PacerState, DateTime<Utc>) {
+    let mut state = PacerState::new(s);
+    let mut now = t0();
+    for step in 0..1200u32 {
+        now = t0() + Duration::milliseconds(i64::from(step) * 500);
+        if step % 10 < 3 {
+            state.record_dial(now, s, DialOutcome::LiveAnswer { after_sec });
+            state.record_judged(now, false);
+            state.record_talk(now, s, 90.0);
+            state.record_wrap(now, s, 10.0);
+        } else {
+            state.record_dial(now, s, DialOutcome::NotAnswered);
+        }
+    }
     (state, now)
 }

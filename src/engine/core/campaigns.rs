@@ -404,7 +404,8 @@ impl Core {
                 {
                     next = next.min(b.next_token_at(now));
                 }
-                c.next_claim_at = next;
+                // A predictive campaign's pacer may have set a later time itself.
+                c.next_claim_at = c.next_claim_at.max(next);
                 continue;
             }
             left -= max;
