@@ -15,7 +15,7 @@
 //! dials the largest `n` whose share stays at the target times the closed loop's correction
 //! ([`PacerState::correction`]), which calibrates the model's normal tail to the abandonment it measures.
 
-use super::{LogNormalFit, PacerInputs, PacerState, PacingSettings};
+use super::{Estimates, LogNormalFit, PacerInputs, PacerState, PacingSettings};
 
 /// The live probability below which the model is not trusted to multiply calls (1:1 instead).
 const MIN_LIVE_PROB: f64 = 0.01;
@@ -79,7 +79,7 @@ pub fn dials(s: &PacingSettings, state: &mut PacerState, inputs: &PacerInputs<'_
         }
     });
     let horizons = Horizons::of(answer);
-    let free = agents_free_by(state, inputs, &horizons);
+    let free = agents_free_by(state, &e, inputs, &horizons);
     let cdf = &mut state.answer_cdf;
     cdf.follow(answer, horizons.sec[HORIZONS - 1]);
     // Live answers due by each horizon from the calls in flight, and all of theirs to come.
@@ -100,7 +100,7 @@ pub fn dials(s: &PacingSettings, state: &mut PacerState, inputs: &PacerInputs<'_
         }
     }
     // A new call's chance of a live answer by each horizon.
-    let new_by: [f64; HORIZONS] = std::array::from_fn(|k| p * answer.cdf(horizons.sec[k]));
+    let new_by: [f64; HORIZONS] = horizons.sec.map(|h| p * cdf.at(h));
     let target = s.target_abandon_pct / 100.0 * state.correction;
     let share = |n: u32| {
         let n = f64::from(n);
@@ -154,6 +154,7 @@ pub type FreeAgents = Trials;
 /// per agent-hour at the same abandonment: the loop acts on the target share alone.)
 pub fn agents_free_by(
     state: &mut PacerState,
+    e: &Estimates,
     inputs: &PacerInputs<'_>,
     horizons: &Horizons,
 ) -> [FreeAgents; HORIZONS] {
@@ -162,9 +163,6 @@ pub fn agents_free_by(
         mean: f64::from(a.free),
         variance: 0.0,
     }; HORIZONS];
-    let Some(e) = state.model.estimates() else {
-        return free;
-    };
     let wrap = e.wrap_sec.unwrap_or(0.0);
     let busy = usize::try_from(a.busy).unwrap_or(usize::MAX);
     let talking = &inputs.talk_ages_sec[..inputs.talk_ages_sec.len().min(busy)];
@@ -259,15 +257,14 @@ const CDF_POINTS: usize = 512;
 pub struct AnswerCdf {
     basis: Option<(LogNormalFit, f64)>,
     step_sec: f64,
-    values: Vec<f64>,
+    values: Vec<[f64; 1]>,
 }
 
 impl AnswerCdf {
     /// Computes the grid again if the shape moved beyond the tolerance or the horizon outgrew the grid.
     pub fn follow(&mut self, shape: LogNormalFit, longest_horizon_sec: f64) {
         if let Some((b, longest)) = self.basis
-            && (b.mu - shape.mu).abs() <= TABLE_TOLERANCE
-            && (b.sigma.max(0.01).ln() - shape.sigma.max(0.01).ln()).abs() <= TABLE_TOLERANCE
+            && shape_close(b, shape)
             && longest_horizon_sec <= longest
         {
             return;
@@ -277,7 +274,7 @@ impl AnswerCdf {
         self.step_sec = span / (CDF_POINTS - 1) as f64;
         self.values.clear();
         self.values
-            .extend((0..CDF_POINTS).map(|i| shape.cdf(i as f64 * self.step_sec)));
+            .extend((0..CDF_POINTS).map(|i| [shape.cdf(i as f64 * self.step_sec)]));
         self.basis = Some((shape, longest));
     }
 
@@ -286,18 +283,32 @@ impl AnswerCdf {
         if t <= 0.0 || self.step_sec <= 0.0 {
             return 0.0;
         }
-        lerp(&self.values, t / self.step_sec)
+        lerp(&self.values, t / self.step_sec)[0]
     }
 }
 
-/// The value at a fractional index of a grid, by linear interpolation (the last value beyond it, 0 if empty).
-fn lerp(values: &[f64], at: f64) -> f64 {
+/// The values at a fractional index of a grid of rows of `N`, by linear interpolation (the last row beyond
+/// it, zeros if empty).
+fn lerp<const N: usize>(rows: &[[f64; N]], at: f64) -> [f64; N] {
     // `at` is positive (callers pass a positive time over a positive step): truncation is the floor.
     let i = at as usize;
-    match (values.get(i), values.get(i + 1)) {
-        (Some(a), Some(b)) => a + (b - a) * (at - i as f64),
-        _ => values.last().copied().unwrap_or(0.0),
+    match (rows.get(i), rows.get(i + 1)) {
+        (Some(a), Some(b)) => {
+            let f = at - i as f64;
+            std::array::from_fn(|k| a[k] + (b[k] - a[k]) * f)
+        }
+        _ => rows.last().copied().unwrap_or([0.0; N]),
     }
+}
+
+/// How far apart two sizes are in log units (≈ relative), sizes under 0.01 taken as 0.01.
+fn log_gap(a: f64, b: f64) -> f64 {
+    (a.max(0.01).ln() - b.max(0.01).ln()).abs()
+}
+
+/// Whether two fits are within [`TABLE_TOLERANCE`] of each other (a table computed for one serves the other).
+fn shape_close(a: LogNormalFit, b: LogNormalFit) -> bool {
+    (a.mu - b.mu).abs() <= TABLE_TOLERANCE && log_gap(a.sigma, b.sigma) <= TABLE_TOLERANCE
 }
 
 /// Points of a [`ChanceTable`]: it spans the talk ages up to the tail's cap, so its step is the cap over this.
@@ -331,9 +342,7 @@ struct TableBasis {
 
 impl TableBasis {
     fn close_to(&self, other: &TableBasis) -> bool {
-        let log_gap = |a: f64, b: f64| (a.max(0.01).ln() - b.max(0.01).ln()).abs();
-        (self.shape.mu - other.shape.mu).abs() <= TABLE_TOLERANCE
-            && log_gap(self.shape.sigma, other.shape.sigma) <= TABLE_TOLERANCE
+        shape_close(self.shape, other.shape)
             && log_gap(self.wrap_sec, other.wrap_sec) <= TABLE_TOLERANCE
             && self
                 .within_sec
@@ -373,16 +382,7 @@ impl ChanceTable {
         if self.step_sec <= 0.0 || age_sec <= 0.0 {
             return *first;
         }
-        let at = age_sec / self.step_sec;
-        // `at` is positive: truncation is the floor.
-        let i = at as usize;
-        match (self.chances.get(i), self.chances.get(i + 1)) {
-            (Some(a), Some(b)) => {
-                let f = at - i as f64;
-                std::array::from_fn(|k| a[k] + (b[k] - a[k]) * f)
-            }
-            _ => self.chances.last().copied().unwrap_or([0.0; HORIZONS]),
-        }
+        lerp(&self.chances, age_sec / self.step_sec)
     }
 }
 

@@ -374,8 +374,9 @@ fn agents_near_the_end_of_their_calls_are_counted_on_more_than_agents_just_begun
     let horizons = predict::Horizons {
         sec: [8.0; predict::HORIZONS],
     };
-    let free_fresh = predict::agents_free_by(&mut state, &fresh, &horizons)[0].mean;
-    let free_ending = predict::agents_free_by(&mut state, &ending, &horizons)[0].mean;
+    let e = state.model.estimates().unwrap();
+    let free_fresh = predict::agents_free_by(&mut state, &e, &fresh, &horizons)[0].mean;
+    let free_ending = predict::agents_free_by(&mut state, &e, &ending, &horizons)[0].mean;
     assert!(free_fresh < 5.1, "{free_fresh}");
     assert!(free_ending > 8.0, "{free_ending}");
 }
