@@ -228,6 +228,9 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
     let started = Instant::now();
     let ended_id = format!("ended-{CAMPAIGN}");
     loop {
+        // `ended` is read before the other figures: once it shows the end, the figures read after it are the
+        // final ones (one snapshot updates them all), so the last value of `calls` is never missed.
+        let ended_all = number_of(&c, &ended_id).await == Some(N);
         if let Some(n) = number_of(&c, &format!("calls-{CAMPAIGN}")).await {
             seen_calls.insert(n);
         }
@@ -236,7 +239,7 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
             most_in_retry = most_in_retry.max(n);
         }
         seen_hist.insert(serde_json::to_string(&histogram(&c).await).unwrap());
-        if number_of(&c, &ended_id).await == Some(N) {
+        if ended_all {
             break;
         }
         assert!(
@@ -246,6 +249,7 @@ async fn the_operator_page_logs_in_creates_uploads_runs_and_shows_live_figures_e
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+    eprintln!("calls seen live on the page: {seen_calls:?}");
     assert!(
         seen_calls.len() >= 3,
         "the calls counter changed live through several values: {seen_calls:?}"
